@@ -1,0 +1,123 @@
+//! Engine throughput with all shipped rules: in wasm, and the same rules
+//! compiled natively through the SDK, side by side in one run; plus how long
+//! a rule takes to compile and to instantiate.
+//!
+//! Run: `cargo bench -p weir --bench engine`. Method and figures are in
+//! BENCHMARKS.md.
+//!
+//! Each iteration decides a batch of demo transactions (one thread) from a
+//! fresh, empty account state, so every iteration does the same work:
+//! - `decide`: the engine alone (transactions already parsed);
+//! - `parse+decide`: from the embedded source's JSON lines, as the
+//!   pipeline does (without the sink and store).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use weir::events::{InputPosition, TransactionRecorded, parse_transaction};
+use weir::manifest::RuleSpec;
+use weir::rules::{SHIPPED, load_shipped};
+use weir::state::AccountState;
+
+const BATCH: usize = 2_000;
+
+fn native_rules() -> Vec<LoadedRule> {
+    let natives: HashMap<&str, weir_sdk::NativeRule> = HashMap::from([
+        ("large-amount", large_amount::RULE),
+        ("velocity", velocity::RULE),
+        ("card-testing", card_testing::RULE),
+        ("new-country", new_country::RULE),
+        ("merchant-block", merchant_block::RULE),
+    ]);
+    SHIPPED
+        .iter()
+        .map(|r| {
+            let spec = RuleSpec::parse(r.manifest).expect("shipped manifests parse");
+            let hash = weir::engine::content_hash(r.component, r.manifest);
+            Engine::native(spec, natives[r.name], &hash)
+        })
+        .collect()
+}
+
+fn workload() -> (Vec<String>, Vec<TransactionRecorded>) {
+    let stream = weir::demo::generate(BATCH, 200, 42);
+    let lines: Vec<String> =
+        stream.lines.into_iter().filter(|l| parse_transaction(l.as_bytes(), 1 << 20).is_ok()).take(BATCH).collect();
+    let txs = lines.iter().map(|l| parse_transaction(l.as_bytes(), 1 << 20).expect("filtered")).collect();
+    (lines, txs)
+}
+
+fn position(i: usize) -> InputPosition {
+    InputPosition { topic: "bench".to_owned(), partition: 0, offset: i as i64 }
+}
+
+fn throughput(c: &mut Criterion) {
+    let engine = Engine::new().expect("engine");
+    let (lines, txs) = workload();
+    let sets = [
+        ("wasm", RuleSet::new(load_shipped(&engine).expect("shipped rules load")).expect("set")),
+        ("native", RuleSet::new(native_rules()).expect("set")),
+    ];
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(txs.len() as u64));
+    group.sample_size(30);
+    for (name, set) in &sets {
+        let mut evaluator = Evaluator::new(set, Policy::default());
+        group.bench_function(format!("decide/{name}"), |b| {
+            b.iter_batched_ref(
+                HashMap::<String, AccountState>::new,
+                |accounts| {
+                    for (i, tx) in txs.iter().enumerate() {
+                        let account = accounts.entry(tx.account_id.clone()).or_default();
+                        black_box(evaluator.decide(tx, account, position(i)));
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function(format!("parse+decide/{name}"), |b| {
+            b.iter_batched_ref(
+                HashMap::<String, AccountState>::new,
+                |accounts| {
+                    for (i, line) in lines.iter().enumerate() {
+                        let tx = parse_transaction(line.as_bytes(), 1 << 20).expect("valid");
+                        let account = accounts.entry(tx.account_id.clone()).or_default();
+                        black_box(serde_json::to_vec(&evaluator.decide(&tx, account, position(i))).expect("json"));
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn compile_and_instantiate(c: &mut Criterion) {
+    let engine = Engine::new().expect("engine");
+    let mut group = c.benchmark_group("rule");
+    group.sample_size(10);
+    for rule in SHIPPED {
+        let spec = RuleSpec::parse(rule.manifest).expect("manifest");
+        group.bench_function(format!("compile/{}", rule.name), |b| {
+            b.iter(|| engine.load(spec.clone(), rule.component, rule.manifest).expect("loads"))
+        });
+    }
+    let velocity = SHIPPED.iter().find(|r| r.name == "velocity").expect("velocity ships");
+    let loaded =
+        engine.load(RuleSpec::parse(velocity.manifest).expect("manifest"), velocity.component, velocity.manifest);
+    let set = RuleSet::new(vec![loaded.expect("loads")]).expect("set");
+    let (_, txs) = workload();
+    group.bench_function("instantiate+first-decision/velocity", |b| {
+        b.iter(|| {
+            // A new evaluator instantiates the rule on its first decision.
+            let mut evaluator = Evaluator::new(&set, Policy::default());
+            black_box(evaluator.decide(&txs[0], &mut AccountState::default(), position(0)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, throughput, compile_and_instantiate);
+criterion_main!(benches);

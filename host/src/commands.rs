@@ -1,0 +1,351 @@
+//! The `weir` subcommands: arguments and what each prints.
+//!
+//! The binary (`main.rs`) only parses and dispatches; the work is in the
+//! library modules, and this module turns it into terminal output.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::engine::{Engine, Evaluator, LoadedRule, RuleSet};
+use crate::events::{DecisionEvent, DecisionType};
+use crate::manifest::RuleSpec;
+use crate::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
+use crate::sandbox::{CaseFile, describe, run_cases};
+use crate::{demo, rules, scaffold};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to write the input, decisions, dead letters, state and rule packages.
+    #[arg(long, default_value = "weir-demo")]
+    pub out: PathBuf,
+    /// How many ordinary transactions to generate (the story's scenes come on top).
+    #[arg(long, default_value_t = 20_000)]
+    pub transactions: usize,
+    /// How many ordinary customer accounts.
+    #[arg(long, default_value_t = 2_000)]
+    pub accounts: usize,
+    /// Seed of the generator: the same seed gives the same stream.
+    #[arg(long, default_value_t = 1029)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (TOML); see `weir.example.toml`. WEIR_* variables override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// JSON-lines input: a file, or `-` for stdin.
+    #[arg(long, short, default_value = "-")]
+    pub input: String,
+    /// Directory of rule packages (overrides `rules.dir`).
+    #[arg(long, short)]
+    pub rules: Option<PathBuf>,
+    /// Output directory (overrides `embedded.output`).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Records per atomic batch (overrides `embedded.batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The rule's name and id: lowercase letters, digits and dashes.
+    pub name: String,
+    /// The directory to create the rule crate in.
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    /// The weir SDK to depend on (defaults to the one this weir was built with).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// The rule component (.wasm).
+    pub module: PathBuf,
+    /// The sandbox cases (TOML).
+    pub cases: PathBuf,
+    /// The rule's manifest. Default: the package manifest next to the module
+    /// (`<id>.toml`), else `rule.toml` next to the cases.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let paths = OutputPaths::in_dir(out);
+    // A demo starts afresh: remove only the files an earlier demo wrote.
+    for old in [&paths.decisions, &paths.dead_letters, &paths.state] {
+        if old.exists() {
+            std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+    }
+    let stream = demo::generate(args.transactions, args.accounts, args.seed);
+    let input_path = out.join("transactions.jsonl");
+    let mut input = std::io::BufWriter::new(
+        File::create(&input_path).with_context(|| format!("cannot write {}", input_path.display()))?,
+    );
+    for line in &stream.lines {
+        writeln!(input, "{line}")?;
+    }
+    input.flush()?;
+    drop(input);
+    let rules_dir = out.join("rules");
+    rules::export_shipped(&rules_dir).with_context(|| format!("cannot write {}", rules_dir.display()))?;
+
+    let engine = Engine::new()?;
+    let loaded = rules::load_shipped(&engine).map_err(anyhow::Error::msg)?;
+    let set = RuleSet::new(loaded)?;
+    let mut evaluator = Evaluator::new(&set, Config::default().policy);
+    let opts = PipelineOptions { input_name: "transactions.jsonl".to_owned(), ..PipelineOptions::default() };
+    let reader = BufReader::new(File::open(&input_path)?);
+    let bar = progress(stream.lines.len() as u64);
+    let summary = run_embedded(reader, &mut evaluator, &paths, &opts, |s| bar.set_position(s.records))?;
+    bar.finish_and_clear();
+
+    println!(
+        "weir demo: {} transactions through {} shipped rules, embedded (no broker)\n",
+        summary.records,
+        set.rules().len()
+    );
+    print_summary(&summary, &set);
+    let decided = read_decisions(&paths.decisions)?;
+    println!("\nThe story");
+    for (scene, tx_id) in &stream.story {
+        match decided.get(tx_id.as_str()) {
+            Some(d) => {
+                let why = d.reason.as_deref().map(|r| format!("\n      {r}")).unwrap_or_default();
+                println!("  {scene}\n    → {}{why}", d.event_type.as_str());
+            }
+            None => println!("  {scene}\n    → no decision found (this is a bug)"),
+        }
+    }
+    println!("\nWritten to {}:", out.display());
+    println!("  transactions.jsonl   the generated input");
+    println!("  decisions.jsonl      one decision per transaction, with every rule's verdict");
+    println!("  dead-letters.jsonl   malformed records, with the reason");
+    println!("  state.redb           per-account rule state (embedded store)");
+    println!("  rules/               the shipped rule packages (manifest + component)");
+    println!(
+        "\nNext: edit a manifest in {0}/rules and rerun with\n  weir run --rules {0}/rules --input {0}/transactions.jsonl --output {0}/rerun",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = &args.rules {
+        config.rules.dir = dir.clone();
+    }
+    if let Some(out) = &args.output {
+        config.embedded.output = out.clone();
+    }
+    if let Some(n) = args.batch_size {
+        config.embedded.batch_size = n;
+    }
+    config.validate()?;
+    let engine = Engine::new()?;
+    let (loaded, refused) = rules::load_dir(&engine, &config.rules.dir)
+        .with_context(|| format!("cannot read the rules directory {}", config.rules.dir.display()))?;
+    for r in &refused {
+        eprintln!("refused {}: {}", r.path.display(), r.reason);
+    }
+    if loaded.is_empty() {
+        bail!("no rule could be loaded from {}", config.rules.dir.display());
+    }
+    let set = RuleSet::new(loaded)?;
+    let mut evaluator = Evaluator::new(&set, config.policy.clone());
+    let paths = OutputPaths::in_dir(&config.embedded.output);
+    let mut opts = PipelineOptions {
+        batch_size: config.embedded.batch_size,
+        max_event_bytes: config.embedded.max_event_bytes,
+        ..PipelineOptions::default()
+    };
+    let summary = if args.input == "-" {
+        run_embedded(std::io::stdin().lock(), &mut evaluator, &paths, &opts, |_| {})?
+    } else {
+        let path = Path::new(&args.input);
+        let file = File::open(path).with_context(|| format!("cannot open the input {}", path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        opts.input_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let bar = progress(size);
+        let counted = CountingReader { inner: file, bar: bar.clone() };
+        let summary = run_embedded(BufReader::with_capacity(1 << 16, counted), &mut evaluator, &paths, &opts, |_| {})?;
+        bar.finish_and_clear();
+        summary
+    };
+    print_summary(&summary, &set);
+    println!("\nDecisions: {}\nDead letters: {}", paths.decisions.display(), paths.dead_letters.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Counts bytes read for the progress bar.
+struct CountingReader {
+    inner: File,
+    bar: ProgressBar,
+}
+
+impl std::io::Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+fn progress(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn print_summary(summary: &Summary, set: &RuleSet) {
+    println!("Decisions");
+    for t in DecisionType::ALL {
+        println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
+    }
+    println!("  {:<22} {:>9}   (malformed input, written with the reason)", "dead-lettered", summary.dead_letters);
+    if summary.duplicates > 0 {
+        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", summary.duplicates);
+    }
+    println!(
+        "\n  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+        "rule", "version", "mode", "invocations", "hits", "errors", "avg fuel"
+    );
+    let versions: HashMap<&str, &LoadedRule> = set.rules().iter().map(|r| (r.spec.id.as_str(), &**r)).collect();
+    for (id, s) in &summary.rules {
+        let rule = versions.get(id.as_str());
+        println!(
+            "  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+            id,
+            rule.map(|r| r.spec.version_label.as_str()).unwrap_or("?"),
+            rule.map(|r| format!("{:?}", r.spec.mode).to_lowercase()).unwrap_or_default(),
+            s.invocations,
+            s.hits,
+            s.errors,
+            s.fuel.checked_div(s.invocations).unwrap_or(0)
+        );
+    }
+    let secs = summary.elapsed.as_secs_f64();
+    println!(
+        "\nThroughput: {:.0} records/s ({} records in {:.2} s, one thread, rules in wasm, batches committed durably)",
+        summary.records as f64 / secs.max(1e-9),
+        summary.records,
+        secs
+    );
+}
+
+fn read_decisions(path: &Path) -> anyhow::Result<HashMap<String, DecisionEvent>> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut map = HashMap::new();
+    for line in BufReader::new(file).lines() {
+        let d: DecisionEvent = serde_json::from_str(&line?)?;
+        map.insert(d.transaction_id.clone(), d);
+    }
+    Ok(map)
+}
+
+pub fn rule_new(args: &NewArgs) -> anyhow::Result<ExitCode> {
+    let sdk = args.sdk.clone().unwrap_or_else(|| PathBuf::from(scaffold::SDK_PATH));
+    let dir = scaffold::new_rule(&args.path, &args.name, &sdk)?;
+    println!("Created the rule crate {}", dir.display());
+    println!("\nNext:");
+    println!("  cd {}", dir.display());
+    println!("  cargo test                      # the rule's unit tests, natively");
+    println!("  weir rule build                 # → target/weir/{0}.toml + {0}.wasm", args.name);
+    println!("  weir rule test target/weir/{}.wasm cases.toml   # the cases, in the sandbox", args.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rule_build(dir: &Path) -> anyhow::Result<ExitCode> {
+    let package = scaffold::build_rule(dir)?;
+    println!("Built the rule package {}", package.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rule_test(args: &TestArgs) -> anyhow::Result<ExitCode> {
+    let manifest_path = match &args.manifest {
+        Some(p) => p.clone(),
+        None => find_manifest(&args.module, &args.cases)?,
+    };
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read the manifest {}", manifest_path.display()))?;
+    let spec = RuleSpec::parse(&manifest_text).with_context(|| format!("rule manifest {}", manifest_path.display()))?;
+    let component =
+        std::fs::read(&args.module).with_context(|| format!("cannot read the component {}", args.module.display()))?;
+    let cases_text =
+        std::fs::read_to_string(&args.cases).with_context(|| format!("cannot read {}", args.cases.display()))?;
+    let file: CaseFile =
+        toml::from_str(&cases_text).with_context(|| format!("sandbox cases {}", args.cases.display()))?;
+    if file.cases.is_empty() {
+        bail!("{} has no [[case]]", args.cases.display());
+    }
+    let engine = Engine::new()?;
+    let reports = run_cases(&engine, &component, &manifest_text, &spec, &file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.module.display()))?;
+    println!("{} {} ({} cases, in the sandbox)", spec.id, spec.version_label, reports.len());
+    let mut failed = 0;
+    for r in &reports {
+        match &r.failure {
+            None => println!("  ok    {} — {}", r.name, describe(&r.result)),
+            Some(why) => {
+                failed += 1;
+                println!("  FAIL  {} — {why}", r.name);
+            }
+        }
+    }
+    println!("{} passed, {} failed", reports.len() - failed, failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn find_manifest(module: &Path, cases: &Path) -> anyhow::Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let (Some(dir), Some(stem)) = (module.parent(), module.file_stem().and_then(|s| s.to_str())) {
+        candidates.push(dir.join(format!("{stem}.toml")));
+        candidates.push(dir.join(format!("{}.toml", stem.replace('_', "-"))));
+    }
+    if let Some(dir) = cases.parent() {
+        candidates.push(dir.join("rule.toml"));
+    }
+    candidates.into_iter().find(|p| p.is_file()).with_context(|| {
+        format!("no manifest found next to {} or {}; pass --manifest", module.display(), cases.display())
+    })
+}
+
+pub fn rules_check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new()?;
+    let (loaded, refused) =
+        rules::load_dir(&engine, dir).with_context(|| format!("cannot read the rules directory {}", dir.display()))?;
+    for r in &loaded {
+        println!(
+            "  loaded   {:<16} {:<8} {:<8} {}",
+            r.spec.id,
+            r.spec.version_label,
+            format!("{:?}", r.spec.mode).to_lowercase(),
+            r.hash
+        );
+    }
+    for r in &refused {
+        println!("  REFUSED  {}: {}", r.path.display(), r.reason);
+    }
+    println!("{} loaded, {} refused", loaded.len(), refused.len());
+    Ok(if refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

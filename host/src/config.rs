@@ -1,0 +1,174 @@
+//! `weir.toml`: the host's configuration, with environment overrides.
+//!
+//! ```toml
+//! [rules]
+//! dir = "rules"              # rule packages (manifest + component)
+//!
+//! [policy]
+//! suspect_score = 50         # total score that suspects fraud
+//! lock_score = 150           # total score that locks (unset: scores never lock)
+//!
+//! [embedded]
+//! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
+//! batch_size = 1000          # records per atomic batch
+//! max_event_bytes = 1048576  # larger records are dead-lettered
+//! ```
+//!
+//! Every key is optional. Environment variables override the file:
+//! `WEIR_RULES_DIR`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
+//! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`; command-line flags override
+//! both. Unknown keys are errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::Policy;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub rules: RulesConfig,
+    pub policy: Policy,
+    pub embedded: EmbeddedConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Directory of rule packages.
+    pub dir: PathBuf,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig { dir: PathBuf::from("rules") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// Output directory: decisions, dead letters and the state store.
+    pub output: PathBuf,
+    /// Records per atomic batch.
+    pub batch_size: usize,
+    /// Records larger than this are dead-lettered.
+    pub max_event_bytes: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            output: PathBuf::from("weir-out"),
+            batch_size: 1000,
+            max_event_bytes: crate::events::MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// A configuration problem, naming the file or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env { var: &'static str, value: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|var| std::env::var(var).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies `WEIR_*` overrides from `lookup`.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
+            value.parse().map_err(|_| ConfigError::Env { var, value, message: "expected a whole number".to_owned() })
+        }
+        if let Some(v) = lookup("WEIR_RULES_DIR") {
+            self.rules.dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("WEIR_OUTPUT") {
+            self.embedded.output = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("WEIR_SUSPECT_SCORE") {
+            self.policy.suspect_score = number("WEIR_SUSPECT_SCORE", v)?;
+        }
+        if let Some(v) = lookup("WEIR_LOCK_SCORE") {
+            self.policy.lock_score = Some(number("WEIR_LOCK_SCORE", v)?);
+        }
+        if let Some(v) = lookup("WEIR_BATCH_SIZE") {
+            self.embedded.batch_size = number("WEIR_BATCH_SIZE", v)?;
+        }
+        if let Some(v) = lookup("WEIR_MAX_EVENT_BYTES") {
+            self.embedded.max_event_bytes = number("WEIR_MAX_EVENT_BYTES", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.embedded.batch_size == 0 {
+            return Err(ConfigError::Invalid("`embedded.batch_size` must be at least 1".to_owned()));
+        }
+        if self.embedded.max_event_bytes < 256 {
+            return Err(ConfigError::Invalid("`embedded.max_event_bytes` must be at least 256".to_owned()));
+        }
+        if let Some(lock) = self.policy.lock_score
+            && lock < self.policy.suspect_score
+        {
+            return Err(ConfigError::Invalid(format!(
+                "`policy.lock_score` ({lock}) is below `policy.suspect_score` ({})",
+                self.policy.suspect_score
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let mut c = Config::parse("[policy]\nsuspect_score = 70\n[rules]\ndir = 'r'\n").unwrap();
+        assert_eq!(c.policy.suspect_score, 70);
+        c.apply_env(|v| (v == "WEIR_SUSPECT_SCORE").then(|| "80".to_owned())).unwrap();
+        assert_eq!(c.policy.suspect_score, 80);
+        assert_eq!(c.rules.dir, PathBuf::from("r"));
+        let err = c.apply_env(|v| (v == "WEIR_BATCH_SIZE").then(|| "many".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("WEIR_BATCH_SIZE"));
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let example = Config::parse(include_str!("../../weir.example.toml")).unwrap();
+        assert_eq!(example, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[policy]\nsuspect = 70\n").unwrap_err();
+        assert!(err.contains("suspect"), "{err}");
+    }
+}

@@ -1,0 +1,454 @@
+//! The engine: runs every rule on a transaction and combines their
+//! verdicts into exactly one decision.
+//!
+//! - [`Engine`] compiles rule packages ([`LoadedRule`]) — wasm components in
+//!   the sandbox ([`wasm`]), or natively compiled rules for benchmarks.
+//! - [`RuleSet`] is an immutable, ordered set of loaded rules: one version
+//!   of each rule id. Swapping rules means building a new set.
+//! - [`Evaluator`] owns one instance per rule and decides transactions, one
+//!   at a time, against the account's [`AccountState`]. It is not shared
+//!   between threads; each worker has its own.
+//! - [`policy`] turns verdicts into the decision type.
+//!
+//! A rule's failure (trap, fuel, memory, stack, returned error) costs only
+//! that rule's verdict: it is recorded in the decision with the failure
+//! policy applied, its state changes are discarded, and its instance is
+//! recreated for the next transaction.
+
+pub mod policy;
+pub mod wasm;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use weir_sdk::state::{History, RuleState};
+use weir_sdk::{AccountHost, Context, LogLevel, NativeRule, Params};
+
+use crate::events::{
+    DecisionEvent, EngineInfo, Evidence, FailurePolicy, InputPosition, RuleMode, RuleOutcome, RuleResult,
+    TransactionRecorded, decision_event_id,
+};
+use crate::manifest::RuleSpec;
+use crate::state::{AccountState, Lock};
+pub use policy::Policy;
+
+/// Why a rule package was refused. The running rules are unaffected.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file ({len} bytes, no `\\0asm` header)")]
+    NotWasm { len: usize },
+    #[error(
+        "a core WebAssembly module, not a component: build the rule for the `wasm32-wasip2` target (`weir rule build`)"
+    )]
+    CoreModule,
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error("built for rule contract weir:rule@{found}; this host supports weir:rule@{supported} (same major version)")]
+    IncompatibleContract { found: String, supported: &'static str },
+    #[error("the component does not export `weir:rule/evaluator`, so it is not a weir rule (it exports: {exports:?})")]
+    NotARule { exports: Vec<String> },
+    #[error("the component imports `{0}`, which weir does not provide to rules")]
+    UnsupportedImport(String),
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+    #[error("the wasm engine could not start: {0}")]
+    Engine(String),
+    #[error("two rules have the id `{0}`")]
+    DuplicateId(String),
+}
+
+/// Why one evaluation of one rule failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    #[error("ran out of fuel after {limit} units")]
+    OutOfFuel { limit: u64 },
+    #[error("exceeded its memory limit of {limit_mib} MiB")]
+    MemoryLimit { limit_mib: usize },
+    #[error("overflowed its stack")]
+    StackOverflow,
+    #[error("trapped: {trap}{}", panic.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    Trap { trap: String, panic: Option<String> },
+    #[error("returned an error: {0}")]
+    Returned(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// The content hash that identifies a rule version: `sha256:<hex>` of the
+/// component bytes and the manifest text together, so a parameter change is
+/// a new version too.
+pub fn content_hash(component: &[u8], manifest: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((component.len() as u64).to_le_bytes());
+    h.update(component);
+    h.update(manifest.as_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+enum Code {
+    Wasm(wasm::Compiled),
+    Native { rule: NativeRule, params: Params },
+}
+
+/// One version of one rule, compiled and ready to run.
+pub struct LoadedRule {
+    pub spec: RuleSpec,
+    /// Content hash (see [`content_hash`]).
+    pub hash: String,
+    code: Code,
+}
+
+impl LoadedRule {
+    pub fn is_wasm(&self) -> bool {
+        matches!(self.code, Code::Wasm(_))
+    }
+}
+
+/// Compiles rule packages.
+pub struct Engine {
+    sandbox: wasm::Sandbox,
+}
+
+impl Engine {
+    pub fn new() -> Result<Engine, LoadError> {
+        Ok(Engine { sandbox: wasm::Sandbox::new()? })
+    }
+
+    /// Compiles and checks a component for `spec`. `manifest` is the
+    /// manifest's text, part of the version hash.
+    pub fn load(&self, spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+        let compiled = self.sandbox.compile(&spec, component)?;
+        // Instantiate once now, so a rule that cannot start is refused at load.
+        compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
+        Ok(LoadedRule { hash: content_hash(component, manifest), code: Code::Wasm(compiled), spec })
+    }
+
+    /// A natively compiled rule (benchmarks and tests of the engine itself).
+    pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
+        let params = Params::new(spec.params.clone());
+        LoadedRule { hash: version_hash.to_owned(), code: Code::Native { rule, params }, spec }
+    }
+}
+
+/// An ordered set of rules, one version per id.
+#[derive(Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<Arc<LoadedRule>>,
+}
+
+impl RuleSet {
+    pub fn new(mut rules: Vec<LoadedRule>) -> Result<RuleSet, LoadError> {
+        rules.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        if let Some(w) = rules.windows(2).find(|w| w[0].spec.id == w[1].spec.id) {
+            return Err(LoadError::DuplicateId(w[0].spec.id.clone()));
+        }
+        Ok(RuleSet { rules: rules.into_iter().map(Arc::new).collect() })
+    }
+
+    pub fn rules(&self) -> &[Arc<LoadedRule>] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// The account state and event time one rule evaluation runs against.
+///
+/// The rule's own state is moved in and out (no copy); the first write of an
+/// evaluation takes a backup, so a failed evaluation leaves the state as it
+/// was.
+#[derive(Default)]
+pub(crate) struct CallCtx {
+    state: RuleState,
+    backup: Option<RuleState>,
+    history: History,
+    now_ms: i64,
+    transaction_id: Arc<str>,
+}
+
+impl CallCtx {
+    fn state(&self) -> &RuleState {
+        &self.state
+    }
+
+    fn state_mut(&mut self) -> &mut RuleState {
+        if self.backup.is_none() {
+            self.backup = Some(self.state.clone());
+        }
+        &mut self.state
+    }
+
+    /// Window queries may shorten a series' retention, which is a write.
+    fn state_for_query(&mut self) -> &mut RuleState {
+        self.state_mut()
+    }
+
+    /// The rule state to keep: the new one on success, the old one on failure.
+    fn finish(&mut self, ok: bool) -> RuleState {
+        let backup = self.backup.take();
+        let state = std::mem::take(&mut self.state);
+        match (ok, backup) {
+            (false, Some(old)) => old,
+            _ => state,
+        }
+    }
+}
+
+impl AccountHost for CallCtx {
+    fn get(&self, key: &str) -> Option<String> {
+        self.state.get(key).map(str::to_owned)
+    }
+    fn set(&mut self, key: &str, value: &str) {
+        self.state_mut().set(key, value)
+    }
+    fn remove(&mut self, key: &str) {
+        self.state_mut().remove(key)
+    }
+    fn window_add(&mut self, name: &str, value: i64) {
+        let now = self.now_ms;
+        self.state_mut().window_add(now, name, value)
+    }
+    fn window_sum(&mut self, name: &str, window_ms: u64) -> i64 {
+        let now = self.now_ms;
+        self.state_for_query().window_sum(now, name, window_ms)
+    }
+    fn window_count(&mut self, name: &str, window_ms: u64) -> u32 {
+        let now = self.now_ms;
+        self.state_for_query().window_count(now, name, window_ms)
+    }
+    fn history(&self, limit: u32) -> Vec<weir_sdk::PastTransaction> {
+        self.history.recent(limit).cloned().collect()
+    }
+    fn log(&mut self, level: LogLevel, message: &str) {
+        let tx = &*self.transaction_id;
+        match level {
+            LogLevel::Debug => tracing::debug!(transaction_id = tx, "{message}"),
+            LogLevel::Info => tracing::info!(transaction_id = tx, "{message}"),
+            LogLevel::Warn => tracing::warn!(transaction_id = tx, "{message}"),
+        }
+    }
+}
+
+/// Counters per rule, for summaries and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    pub invocations: u64,
+    /// Verdicts other than pass.
+    pub hits: u64,
+    pub errors: u64,
+    pub fuel: u64,
+}
+
+struct Slot {
+    rule: Arc<LoadedRule>,
+    instance: Option<wasm::Instance>,
+    stats: RuleStats,
+}
+
+/// Decides transactions with one rule set. One per worker thread.
+pub struct Evaluator {
+    slots: Vec<Slot>,
+    policy: Policy,
+}
+
+impl Evaluator {
+    pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
+        let slots = rules.rules().iter().map(|r| Slot { rule: r.clone(), instance: None, stats: RuleStats::default() });
+        Evaluator { slots: slots.collect(), policy }
+    }
+
+    /// Per-rule counters since this evaluator started: (rule id, stats).
+    pub fn stats(&self) -> impl Iterator<Item = (&str, &RuleStats)> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &s.stats))
+    }
+
+    /// Runs every rule on `tx` and returns its one decision. Updates the
+    /// account's state (rule state, history, lock) in place.
+    pub fn decide(
+        &mut self,
+        tx: &TransactionRecorded,
+        account: &mut AccountState,
+        input: InputPosition,
+    ) -> DecisionEvent {
+        let now_ms = tx.occurred_at_ms();
+        let mut call = CallCtx {
+            history: std::mem::take(&mut account.history),
+            now_ms,
+            transaction_id: tx.transaction_id.as_str().into(),
+            ..CallCtx::default()
+        };
+        // Each representation is built once per transaction, if needed.
+        let mut wit_tx = None;
+        let mut sdk_tx = None;
+        let mut results = Vec::with_capacity(self.slots.len());
+        for slot in &mut self.slots {
+            let rule = &*slot.rule;
+            let slot_state = account.rules.get_mut(&rule.spec.id);
+            call.state = slot_state.map(std::mem::take).unwrap_or_default();
+            let outcome = match &rule.code {
+                Code::Wasm(compiled) => {
+                    let wit_tx = wit_tx.get_or_insert_with(|| wasm::transaction_to_wit(tx));
+                    evaluate_wasm(compiled, &mut slot.instance, wit_tx, &mut call)
+                }
+                Code::Native { rule: native, params } => {
+                    let sdk_tx = sdk_tx.get_or_insert_with(|| tx.to_rule_transaction());
+                    let mut ctx = Context::native(&mut call, params, now_ms);
+                    (
+                        (native.evaluate)(sdk_tx, &mut ctx)
+                            .map(Verdict::from_sdk)
+                            .map_err(|e| RuleError::Returned(e.message().to_owned())),
+                        0,
+                    )
+                }
+            };
+            let (verdict, fuel) = outcome;
+            let state = call.finish(verdict.is_ok());
+            match account.rules.get_mut(&rule.spec.id) {
+                Some(slot_state) => *slot_state = state,
+                None if !state.is_empty() => {
+                    account.rules.insert(rule.spec.id.clone(), state);
+                }
+                None => {}
+            }
+            slot.stats.invocations += 1;
+            slot.stats.fuel += fuel;
+            if let Err(e) = &verdict {
+                slot.stats.errors += 1;
+                tracing::warn!(rule = %rule.spec.id, version = %rule.spec.version_label, transaction_id = %tx.transaction_id, "rule {e}; failure policy {:?} applied", rule.spec.failure);
+            } else if verdict.as_ref().is_ok_and(|v| v.outcome != RuleOutcome::Pass) {
+                slot.stats.hits += 1;
+            }
+            results.push(rule_result(rule, verdict));
+        }
+        account.history = std::mem::take(&mut call.history);
+        account.history.push(tx.to_past());
+
+        let combined = self.policy.combine(&results, account.lock.as_ref());
+        if combined.event_type == crate::events::DecisionType::AccountLocked {
+            account.lock = Some(Lock {
+                transaction_id: tx.transaction_id.clone(),
+                occurred_at_ms: now_ms,
+                reason: combined.reason.clone().unwrap_or_default(),
+            });
+        }
+        DecisionEvent {
+            event_id: decision_event_id(&tx.event_id),
+            event_type: combined.event_type,
+            schema_version: crate::events::DECISION_SCHEMA_VERSION,
+            occurred_at: tx.occurred_at,
+            causation_id: tx.event_id.clone(),
+            transaction_id: tx.transaction_id.clone(),
+            account_id: tx.account_id.clone(),
+            amount: tx.amount.clone(),
+            merchant_id: tx.merchant.id.clone(),
+            score: combined.score,
+            reason: combined.reason,
+            rules: results,
+            engine: EngineInfo::current(),
+            input,
+        }
+    }
+}
+
+fn evaluate_wasm(
+    compiled: &wasm::Compiled,
+    instance: &mut Option<wasm::Instance>,
+    tx: &wasm::wit::Transaction,
+    call: &mut CallCtx,
+) -> (Result<Verdict, RuleError>, u64) {
+    let live = match instance {
+        Some(live) => live,
+        None => match compiled.instantiate() {
+            Ok(fresh) => instance.insert(fresh),
+            Err(e) => return (Err(e), 0),
+        },
+    };
+    let (result, fuel) = live.evaluate(tx, call, compiled.fuel());
+    if result.as_ref().is_err_and(|e| !matches!(e, RuleError::Returned(_))) {
+        // A trapped instance is poisoned: start the next evaluation afresh.
+        *instance = None;
+    }
+    (result.map(Verdict::from_wit), fuel)
+}
+
+/// A verdict in the host's terms, from either backend.
+struct Verdict {
+    outcome: RuleOutcome,
+    score: u32,
+    reason_code: String,
+    message: String,
+    evidence: Vec<Evidence>,
+}
+
+impl Verdict {
+    fn from_wit(v: wasm::wit::Verdict) -> Verdict {
+        let (outcome, score) = match v.outcome {
+            wasm::wit::Outcome::Pass => (RuleOutcome::Pass, 0),
+            wasm::wit::Outcome::Score(p) => (RuleOutcome::Score, p),
+            wasm::wit::Outcome::Suspect => (RuleOutcome::Suspect, 0),
+            wasm::wit::Outcome::Lock => (RuleOutcome::Lock, 0),
+        };
+        let evidence = v.evidence.into_iter().map(|e| Evidence { name: e.name, value: e.value }).collect();
+        Verdict { outcome, score, reason_code: v.reason_code, message: v.message, evidence }
+    }
+
+    fn from_sdk(v: weir_sdk::Verdict) -> Verdict {
+        let (outcome, score) = match v.outcome {
+            weir_sdk::Outcome::Pass => (RuleOutcome::Pass, 0),
+            weir_sdk::Outcome::Score(p) => (RuleOutcome::Score, p),
+            weir_sdk::Outcome::Suspect => (RuleOutcome::Suspect, 0),
+            weir_sdk::Outcome::Lock => (RuleOutcome::Lock, 0),
+        };
+        let evidence = v.evidence.into_iter().map(|e| Evidence { name: e.name, value: e.value }).collect();
+        Verdict { outcome, score, reason_code: v.reason_code, message: v.message, evidence }
+    }
+}
+
+fn rule_result(rule: &LoadedRule, verdict: Result<Verdict, RuleError>) -> RuleResult {
+    let base = RuleResult {
+        rule_id: rule.spec.id.clone(),
+        rule_version: rule.hash.clone(),
+        version_label: rule.spec.version_label.clone(),
+        mode: rule.spec.mode,
+        outcome: RuleOutcome::Pass,
+        score: 0,
+        reason_code: String::new(),
+        message: String::new(),
+        evidence: Vec::new(),
+        error: None,
+        failure_policy: None,
+    };
+    match verdict {
+        Ok(v) => RuleResult {
+            outcome: v.outcome,
+            score: v.score,
+            reason_code: v.reason_code,
+            message: v.message,
+            evidence: v.evidence,
+            ..base
+        },
+        Err(e) => RuleResult {
+            outcome: RuleOutcome::Error,
+            reason_code: match rule.spec.failure {
+                FailurePolicy::FailOpen => String::new(),
+                FailurePolicy::FailClosed => "RULE_FAILED".to_owned(),
+            },
+            error: Some(e.to_string()),
+            failure_policy: Some(rule.spec.failure),
+            ..base
+        },
+    }
+}
+
+/// Whether a result counts towards the decision.
+pub(crate) fn enforced(r: &RuleResult) -> bool {
+    r.mode == RuleMode::Enforce
+}

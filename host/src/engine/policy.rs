@@ -1,0 +1,164 @@
+//! The decision policy: how rule verdicts become one decision.
+//!
+//! Only enforced rules count; shadow rules are recorded, never decide.
+//! In order:
+//!
+//! 1. any enforced `lock` verdict, or a total score at or above
+//!    `lock_score` (when set) → `AccountLocked`;
+//! 2. any enforced `suspect` verdict, a fail-closed rule that failed, or a
+//!    total score at or above `suspect_score` → `FraudSuspected`;
+//! 3. otherwise → `TransactionVerified`.
+//!
+//! An account that weir already locked is not locked again: a lock on a
+//! locked account becomes `FraudSuspected` with reason `ACCOUNT_ALREADY_LOCKED`,
+//! so downstream systems see one `AccountLocked` per lock.
+
+use serde::{Deserialize, Serialize};
+
+use super::enforced;
+use crate::events::{DecisionType, FailurePolicy, RuleOutcome, RuleResult};
+use crate::state::Lock;
+
+/// Thresholds of the decision policy (the `[policy]` table of weir.toml).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// A total score of enforced rules at or above this suspects fraud.
+    pub suspect_score: u32,
+    /// A total score at or above this locks the account; unset: scores never lock.
+    pub lock_score: Option<u32>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { suspect_score: 50, lock_score: None }
+    }
+}
+
+/// The policy's answer for one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combined {
+    pub event_type: DecisionType,
+    pub score: u32,
+    pub reason: Option<String>,
+}
+
+impl Policy {
+    pub fn combine(&self, results: &[RuleResult], existing_lock: Option<&Lock>) -> Combined {
+        let enforced: Vec<&RuleResult> = results.iter().filter(|r| enforced(r)).collect();
+        let score = enforced.iter().map(|r| r.score).fold(0u32, u32::saturating_add);
+        let describe = |r: &RuleResult| {
+            if r.outcome == RuleOutcome::Error {
+                format!("{}: rule failed ({})", r.rule_id, r.error.as_deref().unwrap_or("unknown error"))
+            } else {
+                format!("{}: {} {}", r.rule_id, r.reason_code, r.message).trim_end().to_owned()
+            }
+        };
+        let locks: Vec<String> =
+            enforced.iter().filter(|r| r.outcome == RuleOutcome::Lock).map(|r| describe(r)).collect();
+        let score_locks = self.lock_score.is_some_and(|t| score >= t);
+        if !locks.is_empty() || score_locks {
+            let mut reasons = locks;
+            if score_locks {
+                reasons.push(format!("risk score {score} reached the lock threshold {}", self.lock_score.unwrap_or(0)));
+            }
+            if let Some(lock) = existing_lock {
+                reasons.insert(
+                    0,
+                    format!("ACCOUNT_ALREADY_LOCKED: locked by transaction {} ({})", lock.transaction_id, lock.reason),
+                );
+                return Combined { event_type: DecisionType::FraudSuspected, score, reason: Some(reasons.join("; ")) };
+            }
+            return Combined { event_type: DecisionType::AccountLocked, score, reason: Some(reasons.join("; ")) };
+        }
+        let mut suspects: Vec<String> = enforced
+            .iter()
+            .filter(|r| {
+                r.outcome == RuleOutcome::Suspect
+                    || (r.outcome == RuleOutcome::Error && r.failure_policy == Some(FailurePolicy::FailClosed))
+            })
+            .map(|r| describe(r))
+            .collect();
+        if score >= self.suspect_score {
+            suspects.push(format!("risk score {score} reached the suspect threshold {}", self.suspect_score));
+        }
+        if !suspects.is_empty() {
+            return Combined { event_type: DecisionType::FraudSuspected, score, reason: Some(suspects.join("; ")) };
+        }
+        Combined { event_type: DecisionType::TransactionVerified, score, reason: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::RuleMode;
+
+    fn result(id: &str, mode: RuleMode, outcome: RuleOutcome, score: u32) -> RuleResult {
+        RuleResult {
+            rule_id: id.into(),
+            rule_version: "sha256:00".into(),
+            version_label: "1".into(),
+            mode,
+            outcome,
+            score,
+            reason_code: "CODE".into(),
+            message: "msg".into(),
+            evidence: vec![],
+            error: (outcome == RuleOutcome::Error).then(|| "ran out of fuel after 10 units".into()),
+            failure_policy: None,
+        }
+    }
+
+    #[test]
+    fn lock_beats_suspect_and_shadow_never_decides() {
+        let p = Policy::default();
+        let r = [
+            result("a", RuleMode::Enforce, RuleOutcome::Suspect, 0),
+            result("b", RuleMode::Enforce, RuleOutcome::Lock, 0),
+        ];
+        assert_eq!(p.combine(&r, None).event_type, DecisionType::AccountLocked);
+        let r = [result("b", RuleMode::Shadow, RuleOutcome::Lock, 0)];
+        assert_eq!(p.combine(&r, None).event_type, DecisionType::TransactionVerified);
+    }
+
+    #[test]
+    fn scores_add_up_to_the_thresholds() {
+        let p = Policy { suspect_score: 50, lock_score: Some(100) };
+        let r = [
+            result("a", RuleMode::Enforce, RuleOutcome::Score, 30),
+            result("b", RuleMode::Enforce, RuleOutcome::Score, 19),
+        ];
+        assert_eq!(p.combine(&r, None).event_type, DecisionType::TransactionVerified);
+        let r = [
+            result("a", RuleMode::Enforce, RuleOutcome::Score, 30),
+            result("b", RuleMode::Enforce, RuleOutcome::Score, 20),
+        ];
+        let c = p.combine(&r, None);
+        assert_eq!((c.event_type, c.score), (DecisionType::FraudSuspected, 50));
+        let r = [result("a", RuleMode::Enforce, RuleOutcome::Score, 100)];
+        assert_eq!(p.combine(&r, None).event_type, DecisionType::AccountLocked);
+    }
+
+    #[test]
+    fn failure_policy_decides_what_an_error_counts_as() {
+        let p = Policy::default();
+        let mut open = result("a", RuleMode::Enforce, RuleOutcome::Error, 0);
+        open.failure_policy = Some(FailurePolicy::FailOpen);
+        assert_eq!(p.combine(&[open.clone()], None).event_type, DecisionType::TransactionVerified);
+        let mut closed = open;
+        closed.failure_policy = Some(FailurePolicy::FailClosed);
+        let c = p.combine(&[closed], None);
+        assert_eq!(c.event_type, DecisionType::FraudSuspected);
+        assert!(c.reason.unwrap().contains("ran out of fuel"));
+    }
+
+    #[test]
+    fn a_locked_account_is_not_locked_twice() {
+        let lock = Lock { transaction_id: "tx-1".into(), occurred_at_ms: 0, reason: "card testing".into() };
+        let r = [result("b", RuleMode::Enforce, RuleOutcome::Lock, 0)];
+        let c = Policy::default().combine(&r, Some(&lock));
+        assert_eq!(c.event_type, DecisionType::FraudSuspected);
+        assert!(c.reason.unwrap().starts_with("ACCOUNT_ALREADY_LOCKED"));
+    }
+}

@@ -1,0 +1,574 @@
+//! The wire types of weir's four events and of its dead-letter record.
+//!
+//! This module owns:
+//!
+//! - [`TransactionRecorded`], the input contract other teams produce (its v1 shape is fixed by
+//!   DESIGN.md), with tolerant parsing and validation in [`parse_transaction`]: unknown fields
+//!   are ignored, and anything else that is wrong becomes an [`InvalidEvent`] whose text goes to
+//!   the dead-letter record;
+//! - [`DecisionEvent`], one type for the three decisions (`TransactionVerified`,
+//!   `FraudSuspected`, `AccountLocked`), discriminated by [`DecisionType`], with the per-rule
+//!   explanation in [`RuleResult`];
+//! - deterministic decision ids ([`decision_event_id`]): replaying an input yields the same id,
+//!   so downstream consumers can deduplicate;
+//! - [`DeadLetter`], what is written for a record that cannot be processed.
+//!
+//! The JSON Schemas in `schemas/` describe the same shapes for downstream teams; the `events`
+//! integration tests check that schemas and types agree in both directions.
+//!
+//! Times are written as RFC 3339 in UTC with exactly three fractional digits
+//! (`2026-11-28T19:42:07.512Z`); any RFC 3339 offset is accepted on input and normalized to UTC.
+//! Event time has millisecond resolution: finer digits are truncated when an event is read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use weir_sdk::{Channel, Money};
+
+/// The default limit on the size of one input record's value, in bytes.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// The `event_type` of the input event.
+pub const TRANSACTION_RECORDED: &str = "TransactionRecorded";
+
+/// The `schema_version` weir writes on its decision events.
+pub const DECISION_SCHEMA_VERSION: u32 = 1;
+
+/// The longest identifier (`event_id`, `transaction_id`, `account_id`, `merchant.id`), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// `TransactionRecorded`, the input contract: the v1 wire shape exactly as DESIGN.md fixes it.
+/// Version 2 and later may only add optional fields, which a v1 reader ignores.
+///
+/// Adding a field here means adding it to `schemas/transaction-recorded.v1.schema.json` (the
+/// tests compare them) and to `offending_fields`, which names the field in error messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRecorded {
+    pub event_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// Event time, the only clock rules see. Any RFC 3339 offset is accepted; it is held in UTC,
+    /// truncated to milliseconds, and written back as RFC 3339 UTC with milliseconds.
+    #[serde(with = "rfc3339_utc_millis")]
+    pub occurred_at: OffsetDateTime,
+    pub transaction_id: String,
+    /// The Kafka key.
+    pub account_id: String,
+    #[serde(deserialize_with = "object")]
+    pub amount: Money,
+    #[serde(deserialize_with = "object")]
+    pub merchant: Merchant,
+    pub channel: Channel,
+    /// String-to-string map for fields added after version 1.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Where the money went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ISO 18245 merchant category code: four digits, e.g. "7922" for ticket agencies.
+    pub category_code: String,
+    /// ISO 3166-1 alpha-2, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl TransactionRecorded {
+    /// Event time in milliseconds since the Unix epoch.
+    pub fn occurred_at_ms(&self) -> i64 {
+        self.occurred_at.unix_timestamp() * 1000 + i64::from(self.occurred_at.millisecond())
+    }
+
+    /// The SDK's view of it (for native rules and the test harness). Attributes come in key order.
+    pub fn to_rule_transaction(&self) -> weir_sdk::Transaction {
+        weir_sdk::Transaction {
+            event_id: self.event_id.clone(),
+            transaction_id: self.transaction_id.clone(),
+            account_id: self.account_id.clone(),
+            amount: self.amount.clone(),
+            merchant: weir_sdk::Merchant {
+                id: self.merchant.id.clone(),
+                name: self.merchant.name.clone(),
+                category_code: self.merchant.category_code.clone(),
+                country: self.merchant.country.clone(),
+            },
+            channel: self.channel,
+            occurred_at_ms: self.occurred_at_ms(),
+            attributes: self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
+    /// What the account's history keeps of it.
+    pub fn to_past(&self) -> weir_sdk::PastTransaction {
+        weir_sdk::PastTransaction {
+            transaction_id: self.transaction_id.clone(),
+            amount: self.amount.clone(),
+            merchant_id: self.merchant.id.clone(),
+            category_code: self.merchant.category_code.clone(),
+            country: self.merchant.country.clone(),
+            channel: self.channel,
+            occurred_at_ms: self.occurred_at_ms(),
+        }
+    }
+
+    /// Checks what serde cannot: the rules of DESIGN.md on values.
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        if self.event_type != TRANSACTION_RECORDED {
+            return Err(InvalidEvent::WrongType(self.event_type.clone()));
+        }
+        if self.schema_version < 1 {
+            return Err(invalid("schema_version", "must be 1 or greater"));
+        }
+        check_id("event_id", &self.event_id)?;
+        check_id("transaction_id", &self.transaction_id)?;
+        check_id("account_id", &self.account_id)?;
+        if self.amount.minor_units < 0 {
+            return Err(invalid(
+                "amount.minor_units",
+                format!("must not be negative, got {}", self.amount.minor_units),
+            ));
+        }
+        if !is_ascii_code(&self.amount.currency, 3, |b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "amount.currency",
+                format!("must be an ISO 4217 code of 3 uppercase letters, got {:?}", self.amount.currency),
+            ));
+        }
+        check_id("merchant.id", &self.merchant.id)?;
+        if !is_ascii_code(&self.merchant.category_code, 4, |b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "merchant.category_code",
+                format!("must be an ISO 18245 MCC of 4 digits, got {:?}", self.merchant.category_code),
+            ));
+        }
+        if let Some(country) = &self.merchant.country
+            && !is_ascii_code(country, 2, |b| b.is_ascii_uppercase())
+        {
+            return Err(invalid(
+                "merchant.country",
+                format!("must be an ISO 3166-1 alpha-2 code of 2 uppercase letters, got {country:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why an input record is not a valid [`TransactionRecorded`]; the text goes to the dead-letter
+/// record, so it names the field at fault.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum InvalidEvent {
+    #[error("payload of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    /// Not JSON, or JSON of the wrong shape: serde's text (which gives line and column), plus the
+    /// offending field paths when they can be found.
+    #[error("payload is not valid JSON for TransactionRecorded: {0}")]
+    Malformed(String),
+    #[error("event_type is `{0}`, expected `TransactionRecorded`")]
+    WrongType(String),
+    #[error("field `{field}`: {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidEvent {
+    InvalidEvent::Invalid { field, problem: problem.into() }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else if value.len() > MAX_ID_BYTES {
+        Err(invalid(field, format!("is {} bytes long, the limit is {MAX_ID_BYTES}", value.len())))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_ascii_code(value: &str, len: usize, allowed: fn(&u8) -> bool) -> bool {
+    value.len() == len && value.as_bytes().iter().all(allowed)
+}
+
+/// Parses and validates one record value (at most `limit` bytes; [`MAX_EVENT_BYTES`] is the
+/// default). Tolerant: unknown fields, at the top level and inside objects, are ignored.
+pub fn parse_transaction(payload: &[u8], limit: usize) -> Result<TransactionRecorded, InvalidEvent> {
+    if payload.len() > limit {
+        return Err(InvalidEvent::TooLarge { size: payload.len(), limit });
+    }
+    if payload.is_empty() {
+        return Err(InvalidEvent::Malformed("the payload is empty".to_owned()));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+    match object::<_, TransactionRecorded>(&mut deserializer).and_then(|event| deserializer.end().map(|()| event)) {
+        Ok(event) => {
+            event.validate()?;
+            Ok(event)
+        }
+        Err(error) => Err(explain_malformed(payload, &error)),
+    }
+}
+
+/// Deserializes `T` from a JSON object only. Serde's derived structs also accept an array of
+/// the field values in order; the contract (and its schema) says object, so the parser does too.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
+    struct ObjectOnly<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectOnly(PhantomData))
+}
+
+/// Turns a serde error into the most useful [`InvalidEvent`]: a record of another type is
+/// [`InvalidEvent::WrongType`] (whatever its shape); otherwise serde's message, followed by the
+/// paths of the fields that do not deserialize, since serde's type errors only give a position.
+/// Runs only on the error path, so parsing the payload a second time costs nothing in the
+/// normal case.
+fn explain_malformed(payload: &[u8], error: &serde_json::Error) -> InvalidEvent {
+    let mut text = error.to_string();
+    if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(payload) {
+        if let Some(Value::String(event_type)) = top.get("event_type")
+            && event_type != TRANSACTION_RECORDED
+        {
+            return InvalidEvent::WrongType(event_type.clone());
+        }
+        let fields = offending_fields(&top);
+        if !fields.is_empty() {
+            let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+            text.push_str(&format!(
+                " (offending field{}: {})",
+                if list.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ));
+        }
+    }
+    InvalidEvent::Malformed(text)
+}
+
+/// The paths of the fields of `top` that do not deserialize into [`TransactionRecorded`]'s
+/// fields, in struct order.
+fn offending_fields(top: &Map<String, Value>) -> Vec<String> {
+    let mut bad = Vec::new();
+    field::<String>(top, "", "event_id", true, &mut bad);
+    field::<String>(top, "", "event_type", true, &mut bad);
+    field::<u32>(top, "", "schema_version", true, &mut bad);
+    match top.get("occurred_at") {
+        None => bad.push("occurred_at".to_owned()),
+        Some(v) => {
+            if rfc3339_utc_millis::deserialize(v).is_err() {
+                bad.push("occurred_at".to_owned());
+            }
+        }
+    }
+    field::<String>(top, "", "transaction_id", true, &mut bad);
+    field::<String>(top, "", "account_id", true, &mut bad);
+    match top.get("amount") {
+        None => bad.push("amount".to_owned()),
+        Some(Value::Object(amount)) => {
+            field::<i64>(amount, "amount.", "minor_units", true, &mut bad);
+            field::<String>(amount, "amount.", "currency", true, &mut bad);
+        }
+        Some(_) => bad.push("amount".to_owned()),
+    }
+    match top.get("merchant") {
+        None => bad.push("merchant".to_owned()),
+        Some(Value::Object(merchant)) => {
+            field::<String>(merchant, "merchant.", "id", true, &mut bad);
+            field::<Option<String>>(merchant, "merchant.", "name", false, &mut bad);
+            field::<String>(merchant, "merchant.", "category_code", true, &mut bad);
+            field::<Option<String>>(merchant, "merchant.", "country", false, &mut bad);
+        }
+        Some(_) => bad.push("merchant".to_owned()),
+    }
+    field::<Channel>(top, "", "channel", true, &mut bad);
+    match top.get("attributes") {
+        None => {}
+        Some(Value::Object(attributes)) => {
+            for (key, value) in attributes {
+                if !value.is_string() {
+                    bad.push(format!("attributes.{key}"));
+                }
+            }
+        }
+        Some(_) => bad.push("attributes".to_owned()),
+    }
+    bad
+}
+
+fn field<T: DeserializeOwned>(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+    required: bool,
+    bad: &mut Vec<String>,
+) {
+    let ok = match obj.get(key) {
+        None => !required,
+        Some(value) => T::deserialize(value).is_ok(),
+    };
+    if !ok {
+        bad.push(format!("{prefix}{key}"));
+    }
+}
+
+/// The three decisions; each input transaction yields exactly one. Serialized as these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum DecisionType {
+    TransactionVerified,
+    FraudSuspected,
+    AccountLocked,
+}
+
+impl DecisionType {
+    pub const ALL: [DecisionType; 3] =
+        [DecisionType::TransactionVerified, DecisionType::FraudSuspected, DecisionType::AccountLocked];
+
+    /// The wire name, as in `event_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionType::TransactionVerified => "TransactionVerified",
+            DecisionType::FraudSuspected => "FraudSuspected",
+            DecisionType::AccountLocked => "AccountLocked",
+        }
+    }
+}
+
+/// A decision: `TransactionVerified`, `FraudSuspected` or `AccountLocked`, by `event_type`.
+/// Everything in it is derived from the input and the rules, never from the wall clock, so a
+/// replay with the same rule versions writes the same event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionEvent {
+    /// Deterministic: [`decision_event_id`] of `causation_id`.
+    pub event_id: uuid::Uuid,
+    pub event_type: DecisionType,
+    /// [`DECISION_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The input's event time.
+    #[serde(with = "rfc3339_utc_millis")]
+    pub occurred_at: OffsetDateTime,
+    /// The input's `event_id`.
+    pub causation_id: String,
+    pub transaction_id: String,
+    pub account_id: String,
+    pub amount: Money,
+    pub merchant_id: String,
+    /// Sum of the score points of enforced rules.
+    pub score: u32,
+    /// Why: for `AccountLocked` the lock reason (required by DESIGN.md), for `FraudSuspected` a
+    /// summary; absent for `TransactionVerified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every rule that took part, enforced and shadow, in rule-id order.
+    pub rules: Vec<RuleResult>,
+    pub engine: EngineInfo,
+    pub input: InputPosition,
+}
+
+/// One rule's part in a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleResult {
+    pub rule_id: String,
+    /// Content hash of the rule package (component and manifest), `sha256:<64 lowercase hex digits>`.
+    pub rule_version: String,
+    /// The version label from the rule's manifest.
+    pub version_label: String,
+    pub mode: RuleMode,
+    pub outcome: RuleOutcome,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub score: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason_code: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    /// For outcome = error: what went wrong (trap, out of fuel, memory limit, rule error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For outcome = error: the failure policy that was applied. Only set on error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Whether a rule's verdict counts (`enforce`) or is only recorded (`shadow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMode {
+    Enforce,
+    Shadow,
+}
+
+/// What a rule concluded, or `error` when it could not conclude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleOutcome {
+    Pass,
+    Score,
+    Suspect,
+    Lock,
+    Error,
+}
+
+/// What a rule error does to the decision: `fail-open` (as if the rule passed) or `fail-closed`
+/// (as if it suspected the transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    #[default]
+    FailOpen,
+    FailClosed,
+}
+
+/// A name/value pair that explains a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub name: String,
+    pub value: String,
+}
+
+/// Which engine wrote a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl EngineInfo {
+    /// This build: `weir` and the crate version.
+    pub fn current() -> Self {
+        EngineInfo { name: "weir".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() }
+    }
+}
+
+/// Where an input record was read. On Kafka: topic, partition, offset. In embedded mode: the
+/// input file's name, partition 0, and the 1-based line number as offset.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The namespace of decision event ids (UUID v5). Fixed forever: changing it would change the
+/// id of every decision, and downstream consumers deduplicate by id.
+pub const DECISION_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x3d1f_5a0c_8e47_4b9a_a6c2_91e0_d4b7_5f28);
+
+/// The id of the decision caused by the input event `causation_id`: UUID v5 of it in
+/// [`DECISION_ID_NAMESPACE`]. The same input always yields the same id, so a replayed or
+/// re-processed transaction can be recognized downstream.
+pub fn decision_event_id(causation_id: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&DECISION_ID_NAMESPACE, causation_id.as_bytes())
+}
+
+/// A record that could not be processed, as written to the dead-letter destination. Nothing of
+/// the original is lost: its bytes are in `payload` when they are UTF-8, in `payload_base64`
+/// otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub reason: String,
+    pub input: InputPosition,
+    /// The original payload, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// The original payload, base64 (standard alphabet, padded), when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+}
+
+impl DeadLetter {
+    pub fn new(reason: String, input: InputPosition, payload: &[u8]) -> Self {
+        let (payload, payload_base64) = match std::str::from_utf8(payload) {
+            Ok(text) => (Some(text.to_owned()), None),
+            Err(_) => (None, Some(base64(payload))),
+        };
+        DeadLetter { reason, input, payload, payload_base64 }
+    }
+}
+
+/// Standard base64 (RFC 4648 section 4), padded.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Serde for event times: RFC 3339 with any offset in, RFC 3339 UTC with exactly three fractional
+/// digits out (`2026-11-28T19:42:07.512Z`). Values are truncated to the millisecond on input and
+/// must fall within the years 0000 to 9999 in UTC, so every value read can be written back.
+pub mod rfc3339_utc_millis {
+    use std::fmt;
+
+    use serde::{Deserializer, Serializer, de};
+    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, UtcOffset};
+
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+    /// `value` in UTC, truncated to the millisecond; `None` outside the years 0000 to 9999 in
+    /// UTC, which RFC 3339 cannot write.
+    pub fn normalize(value: OffsetDateTime) -> Option<OffsetDateTime> {
+        let utc = value.checked_to_offset(UtcOffset::UTC).filter(|utc| (0..=9999).contains(&utc.year()))?;
+        utc.replace_millisecond(utc.millisecond()).ok()
+    }
+
+    const OUT_OF_RANGE: &str = "is outside the years 0000 to 9999 in UTC";
+
+    pub fn serialize<S: Serializer>(value: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let utc = normalize(*value).ok_or_else(|| S::Error::custom(format!("event time {value} {OUT_OF_RANGE}")))?;
+        let text = utc.format(FORMAT).map_err(S::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
+        deserializer.deserialize_str(Visitor)
+    }
+
+    struct Visitor;
+
+    impl de::Visitor<'_> for Visitor {
+        type Value = OffsetDateTime;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 date-time such as \"2026-11-28T19:42:07.512Z\"")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<OffsetDateTime, E> {
+            let parsed = OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|e| E::custom(format!("invalid RFC 3339 date-time {text:?}: {e}")))?;
+            normalize(parsed).ok_or_else(|| E::custom(format!("date-time {text:?} {OUT_OF_RANGE}")))
+        }
+    }
+}

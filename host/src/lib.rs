@@ -1,0 +1,31 @@
+//! weir: a fraud-rule host. It reads `TransactionRecorded` events, runs
+//! sandboxed WebAssembly rules on each, and writes exactly one decision per
+//! transaction — `TransactionVerified`, `FraudSuspected` or `AccountLocked`.
+//!
+//! Layout (see ARCHITECTURE.md for the whole map):
+//! - [`events`]: wire types of the input, decision and dead-letter events.
+//! - [`manifest`]: rule manifests (`rule.toml`), parsed strictly.
+//! - [`engine`]: the wasm sandbox, the rule set, the evaluator and the
+//!   decision policy. Only `engine` knows wasmtime.
+//! - [`state`]: per-account state (rule state, history, lock).
+//! - [`store`]: the embedded, persistent state store (redb).
+//! - [`pipeline`]: source → engine → sink, in batches that commit atomically.
+//! - [`rules`]: loading rule packages from a directory, and the shipped rules.
+//! - [`sandbox`]: sandbox test cases (`weir rule test`).
+//! - [`scaffold`]: `weir rule new` and `weir rule build`.
+//! - [`demo`]: the synthetic stream of `weir demo`.
+//! - [`config`]: `weir.toml` with environment overrides.
+//! - [`commands`]: the `weir` subcommands and what they print.
+
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod events;
+pub mod manifest;
+pub mod pipeline;
+pub mod rules;
+pub mod sandbox;
+pub mod scaffold;
+pub mod state;
+pub mod store;

@@ -1,0 +1,249 @@
+//! Rule manifests: the TOML file that travels with a rule's component.
+//!
+//! ```toml
+//! [rule]
+//! id = "velocity"
+//! version = "1.0.0"          # a label for people; decisions carry the content hash
+//! description = "Too many transactions in an hour."
+//! mode = "enforce"           # or "shadow": evaluated and recorded, never decides
+//! failure = "fail-open"      # or "fail-closed": an error counts as a suspect verdict
+//!
+//! [limits]
+//! fuel = 2000000             # wasm fuel per evaluation
+//! memory_mib = 16            # linear memory cap
+//!
+//! [params]                   # handed to the rule; tables flatten to dotted names
+//! window_secs = 3600
+//! ```
+//!
+//! Parsing is strict (unknown keys are errors that name the key and file);
+//! [`RawManifest`] is the file as written, [`RuleSpec`] the validated form
+//! the engine uses.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use weir_sdk::ParamValue;
+
+use crate::events::{FailurePolicy, RuleMode};
+
+/// Default fuel per evaluation: ample for the shipped rules (which use
+/// well under 100 000), small enough that a loop is stopped in milliseconds.
+pub const DEFAULT_FUEL: u64 = 5_000_000;
+/// Default linear-memory cap per rule instance.
+pub const DEFAULT_MEMORY_MIB: u32 = 32;
+/// The largest limits a manifest may ask for.
+pub const MAX_FUEL: u64 = 1_000_000_000;
+pub const MAX_MEMORY_MIB: u32 = 1024;
+
+/// The manifest file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    pub rule: RawRule,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Stable identifier: lowercase letters, digits and dashes.
+    pub id: String,
+    /// A label for people, e.g. "1.2.0".
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub mode: Option<RuleMode>,
+    #[serde(default)]
+    pub failure: FailurePolicy,
+    /// The component file, relative to the manifest. Defaults to `<id>.wasm`.
+    #[serde(default)]
+    pub component: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<u32>,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    pub id: String,
+    pub version_label: String,
+    pub description: String,
+    pub mode: RuleMode,
+    pub failure: FailurePolicy,
+    /// The component's file name, relative to the manifest.
+    pub component: String,
+    pub fuel: u64,
+    pub memory_mib: u32,
+    /// Flattened parameters, sorted by name.
+    pub params: Vec<(String, ParamValue)>,
+}
+
+/// What is wrong with a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{0}")]
+    Toml(String),
+    #[error("`rule.id` = {0:?}: use 1-64 lowercase letters, digits and dashes, starting with a letter")]
+    BadId(String),
+    #[error("`rule.version` must not be empty")]
+    EmptyVersion,
+    #[error("`limits.fuel` = {0}: must be between 1 and {MAX_FUEL}")]
+    BadFuel(u64),
+    #[error("`limits.memory_mib` = {0}: must be between 1 and {MAX_MEMORY_MIB}")]
+    BadMemory(u32),
+    #[error("`params.{name}`: {problem}")]
+    BadParam { name: String, problem: String },
+}
+
+impl RuleSpec {
+    /// Parses and validates manifest text.
+    pub fn parse(text: &str) -> Result<RuleSpec, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Toml(e.to_string()))?;
+        RuleSpec::validate(raw)
+    }
+
+    /// Reads a manifest file; errors name the file.
+    pub fn load(path: &Path) -> anyhow::Result<RuleSpec> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read rule manifest {}: {e}", path.display()))?;
+        RuleSpec::parse(&text).map_err(|e| anyhow::anyhow!("rule manifest {}: {e}", path.display()))
+    }
+
+    pub fn validate(raw: RawManifest) -> Result<RuleSpec, ManifestError> {
+        let id = raw.rule.id;
+        let id_ok = (1..=64).contains(&id.len())
+            && id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(ManifestError::BadId(id));
+        }
+        if raw.rule.version.trim().is_empty() {
+            return Err(ManifestError::EmptyVersion);
+        }
+        let fuel = raw.limits.fuel.unwrap_or(DEFAULT_FUEL);
+        if fuel == 0 || fuel > MAX_FUEL {
+            return Err(ManifestError::BadFuel(fuel));
+        }
+        let memory_mib = raw.limits.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
+        if memory_mib == 0 || memory_mib > MAX_MEMORY_MIB {
+            return Err(ManifestError::BadMemory(memory_mib));
+        }
+        let mut params = Vec::new();
+        flatten_params("", &raw.params, &mut params)?;
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(RuleSpec {
+            component: raw.rule.component.unwrap_or_else(|| format!("{id}.wasm")),
+            id,
+            version_label: raw.rule.version,
+            description: raw.rule.description,
+            mode: raw.rule.mode.unwrap_or(RuleMode::Enforce),
+            failure: raw.rule.failure,
+            fuel,
+            memory_mib,
+            params,
+        })
+    }
+
+    /// Overrides parameters (e.g. from a sandbox case file).
+    pub fn with_params(mut self, overrides: &toml::Table) -> Result<RuleSpec, ManifestError> {
+        let mut extra = Vec::new();
+        flatten_params("", overrides, &mut extra)?;
+        for (name, value) in extra {
+            match self.params.binary_search_by(|(k, _)| k.cmp(&name)) {
+                Ok(i) => self.params[i].1 = value,
+                Err(i) => self.params.insert(i, (name, value)),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Turns a TOML table into dotted-name parameters.
+fn flatten_params(prefix: &str, table: &toml::Table, out: &mut Vec<(String, ParamValue)>) -> Result<(), ManifestError> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let bad = |problem: &str| ManifestError::BadParam { name: name.clone(), problem: problem.to_owned() };
+        let value = match value {
+            toml::Value::Integer(i) => ParamValue::Integer(*i),
+            toml::Value::Float(f) => ParamValue::Float(*f),
+            toml::Value::Boolean(b) => ParamValue::Boolean(*b),
+            toml::Value::String(s) => ParamValue::Text(s.clone()),
+            toml::Value::Array(items) => ParamValue::TextList(
+                items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        toml::Value::Integer(i) => Ok(i.to_string()),
+                        _ => Err(bad("lists may hold only strings or integers")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            toml::Value::Table(t) => {
+                flatten_params(&name, t, out)?;
+                continue;
+            }
+            toml::Value::Datetime(_) => return Err(bad("dates are not supported; use a string")),
+        };
+        out.push((name, value));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_manifest_and_flattens_tables() {
+        let spec = RuleSpec::parse(
+            r#"
+            [rule]
+            id = "large-amount"
+            version = "2.1.0"
+            mode = "shadow"
+            failure = "fail-closed"
+            [limits]
+            fuel = 1000
+            [params]
+            blocked = ["7995", "m-1"]
+            [params.suspect_over]
+            EUR = 500000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(spec.mode, RuleMode::Shadow);
+        assert_eq!(spec.failure, FailurePolicy::FailClosed);
+        assert_eq!(spec.fuel, 1000);
+        assert_eq!(spec.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(spec.component, "large-amount.wasm");
+        assert_eq!(
+            spec.params,
+            vec![
+                ("blocked".to_owned(), ParamValue::TextList(vec!["7995".into(), "m-1".into()])),
+                ("suspect_over.EUR".to_owned(), ParamValue::Integer(500000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values_naming_them() {
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\nfule=3\n").unwrap_err();
+        assert!(err.to_string().contains("fule"), "{err}");
+        let err = RuleSpec::parse("[rule]\nid='Bad Id'\nversion='1'\n").unwrap_err();
+        assert!(err.to_string().contains("rule.id"), "{err}");
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nfuel=0\n").unwrap_err();
+        assert!(err.to_string().contains("limits.fuel"), "{err}");
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\nmode='loud'\n").unwrap_err();
+        assert!(err.to_string().contains("loud"), "{err}");
+    }
+}

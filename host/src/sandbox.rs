@@ -1,0 +1,220 @@
+//! Sandbox test cases: run a rule component on described transactions in
+//! the production sandbox and compare its verdicts with expectations.
+//!
+//! `weir rule test MODULE.wasm CASES.toml` runs a case file:
+//!
+//! ```toml
+//! [params]                       # overrides the manifest's, for every case
+//! max_count = 3
+//!
+//! [[case]]
+//! name = "fourth purchase within the hour is suspected"
+//! params = { window_secs = 3600 }        # per-case overrides
+//! state = { countries = "DE,NL" }        # the rule's stored values before the case
+//! prior = [{ amount = 1000 }, { amount = 1000, after_secs = 60 }]
+//! transaction = { amount = 1000, after_secs = 180 }
+//! [case.expect]
+//! outcome = "suspect"                    # pass | score | suspect | lock | error
+//! reason_code = "VELOCITY_COUNT"         # optional
+//! score = 30                             # optional
+//! evidence = { count = "4" }             # optional, a subset
+//! error = "fuel"                         # optional, for outcome = "error": a substring
+//! ```
+//!
+//! Transactions default to the concert-ticket purchase from the story;
+//! prior transactions run through the rule first, building its state as
+//! production would.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use crate::events::{InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
+use crate::manifest::RuleSpec;
+use crate::state::AccountState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    #[serde(default)]
+    pub params: toml::Table,
+    #[serde(default, rename = "case")]
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub params: toml::Table,
+    #[serde(default)]
+    pub state: BTreeMap<String, String>,
+    #[serde(default)]
+    pub prior: Vec<CaseTx>,
+    #[serde(default)]
+    pub transaction: CaseTx,
+    pub expect: Expect,
+}
+
+/// A transaction described by what differs from the story's purchase.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseTx {
+    pub id: Option<String>,
+    pub account: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub merchant: Option<String>,
+    pub category: Option<String>,
+    pub country: Option<String>,
+    pub channel: Option<weir_sdk::Channel>,
+    pub after_secs: Option<i64>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub outcome: RuleOutcome,
+    pub reason_code: Option<String>,
+    pub score: Option<u32>,
+    #[serde(default)]
+    pub evidence: BTreeMap<String, String>,
+    /// For `outcome = "error"`: a substring of the error.
+    pub error: Option<String>,
+}
+
+impl CaseTx {
+    /// The full event, defaults from the story's concert-ticket purchase.
+    pub fn to_event(&self, default_id: &str) -> TransactionRecorded {
+        let id = self.id.clone().unwrap_or_else(|| default_id.to_owned());
+        let ms = weir_sdk::testing::BASE_TIME_MS + self.after_secs.unwrap_or(0) * 1000;
+        let occurred_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let merchant_id = self.merchant.clone().unwrap_or_else(|| "m-ticketsrus".to_owned());
+        TransactionRecorded {
+            event_id: format!("evt-{id}"),
+            event_type: "TransactionRecorded".to_owned(),
+            schema_version: 1,
+            occurred_at,
+            account_id: self.account.clone().unwrap_or_else(|| "acct-1029".to_owned()),
+            amount: weir_sdk::Money {
+                minor_units: self.amount.unwrap_or(18_900),
+                currency: self.currency.clone().unwrap_or_else(|| "EUR".to_owned()),
+            },
+            merchant: Merchant {
+                name: (merchant_id == "m-ticketsrus").then(|| "Tickets R Us".to_owned()),
+                id: merchant_id,
+                category_code: self.category.clone().unwrap_or_else(|| "7922".to_owned()),
+                country: Some(self.country.clone().unwrap_or_else(|| "NL".to_owned())),
+            },
+            channel: self.channel.unwrap_or(weir_sdk::Channel::Ecommerce),
+            attributes: self.attributes.clone(),
+            transaction_id: id,
+        }
+    }
+}
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    pub name: String,
+    /// `None` if the case passed, else what differed.
+    pub failure: Option<String>,
+    pub result: RuleResult,
+}
+
+/// Runs every case of `file` against `rule` (compiled for `base`).
+pub fn run_cases(
+    engine: &Engine,
+    component: &[u8],
+    manifest_text: &str,
+    base: &RuleSpec,
+    file: &CaseFile,
+) -> Result<Vec<CaseReport>, String> {
+    let file_spec = base.clone().with_params(&file.params).map_err(|e| format!("[params]: {e}"))?;
+    let mut reports = Vec::new();
+    for case in &file.cases {
+        let spec = file_spec.clone().with_params(&case.params).map_err(|e| format!("case {:?}: {e}", case.name))?;
+        let rule: LoadedRule = engine
+            .load(spec.clone(), component, manifest_text)
+            .map_err(|e| format!("the component was refused: {e}"))?;
+        let set = RuleSet::new(vec![rule]).map_err(|e| e.to_string())?;
+        let mut evaluator = Evaluator::new(&set, Policy::default());
+        let mut account = AccountState::default();
+        if !case.state.is_empty() {
+            let state = account.rules.entry(spec.id.clone()).or_default();
+            for (k, v) in &case.state {
+                state.set(k, v);
+            }
+        }
+        let position = |offset| InputPosition { topic: "cases".to_owned(), partition: 0, offset };
+        for (i, prior) in case.prior.iter().enumerate() {
+            let tx = prior.to_event(&format!("prior-{}", i + 1));
+            evaluator.decide(&tx, &mut account, position(i as i64));
+        }
+        let tx = case.transaction.to_event("tx-000184467");
+        let decision = evaluator.decide(&tx, &mut account, position(case.prior.len() as i64));
+        let result = decision.rules.into_iter().next().ok_or("the rule produced no result")?;
+        reports.push(CaseReport { name: case.name.clone(), failure: compare(&case.expect, &result), result });
+    }
+    Ok(reports)
+}
+
+/// What differs between `expect` and `got`, if anything.
+fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
+    let mut problems = Vec::new();
+    if got.outcome != expect.outcome {
+        problems.push(format!("expected outcome {:?}, got {:?}", expect.outcome, got.outcome));
+    }
+    if let Some(code) = &expect.reason_code
+        && &got.reason_code != code
+    {
+        problems.push(format!("expected reason_code {code:?}, got {:?}", got.reason_code));
+    }
+    if let Some(score) = expect.score
+        && got.score != score
+    {
+        problems.push(format!("expected score {score}, got {}", got.score));
+    }
+    for (name, value) in &expect.evidence {
+        match got.evidence.iter().find(|e| &e.name == name) {
+            Some(e) if &e.value == value => {}
+            Some(e) => problems.push(format!("expected evidence {name} = {value:?}, got {:?}", e.value)),
+            None => problems.push(format!("expected evidence {name} = {value:?}, but the verdict has none")),
+        }
+    }
+    if let Some(fragment) = &expect.error {
+        let error = got.error.as_deref().unwrap_or("");
+        if !error.contains(fragment.as_str()) {
+            problems.push(format!("expected an error containing {fragment:?}, got {error:?}"));
+        }
+    }
+    if got.outcome == RuleOutcome::Error && expect.outcome != RuleOutcome::Error {
+        problems.push(format!("the rule failed: {}", got.error.as_deref().unwrap_or("unknown error")));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// One line describing what the rule returned.
+pub fn describe(r: &RuleResult) -> String {
+    let mut s = format!("{:?}", r.outcome).to_lowercase();
+    if r.score > 0 {
+        let _ = write!(s, " {}", r.score);
+    }
+    if !r.reason_code.is_empty() {
+        let _ = write!(s, " {}", r.reason_code);
+    }
+    if !r.evidence.is_empty() {
+        let ev: Vec<String> = r.evidence.iter().map(|e| format!("{}={}", e.name, e.value)).collect();
+        let _ = write!(s, " [{}]", ev.join(", "));
+    }
+    if let Some(e) = &r.error {
+        let _ = write!(s, " ({e})");
+    }
+    s
+}

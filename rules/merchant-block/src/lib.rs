@@ -1,0 +1,138 @@
+//! Merchant block: transactions at merchants or merchant categories the bank
+//! has blocked.
+//!
+//! Catches payments to merchants known to be fraudulent (a fake web shop, a
+//! compromised terminal) and to categories the bank or customer does not
+//! allow, e.g. MCC 7995 (betting and casino gambling).
+//!
+//! How: the merchant id and the ISO 18245 category code are looked up, by
+//! exact match, in lists from the manifest. The lists are read in place,
+//! without copying, and no account state is touched.
+//!
+//! Parameters:
+//! - `blocked_merchants` (list of strings, default empty): merchant ids.
+//! - `blocked_categories` (list of strings, default empty): category codes.
+//! - `action` (`"suspect"` or `"lock"`, default `"suspect"`): what a match
+//!   does.
+//!
+//! Returns: `Verdict::suspect` or `Verdict::lock` (per `action`) with reason
+//! `BLOCKED_MERCHANT` (checked first) and evidence `merchant`, or reason
+//! `BLOCKED_CATEGORY` and evidence `category`; both add `merchant`. Otherwise
+//! pass.
+
+use weir_sdk::prelude::*;
+use weir_sdk::{ParamValue, Params};
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    let params = ctx.params();
+    let merchants = list(params, "blocked_merchants")?;
+    let categories = list(params, "blocked_categories")?;
+    let lock = match params.get("action") {
+        None => false,
+        Some(ParamValue::Text(action)) if action == "suspect" => false,
+        Some(ParamValue::Text(action)) if action == "lock" => true,
+        Some(_) => return Err(Error::msg("parameter `action`: expected \"suspect\" or \"lock\"")),
+    };
+    let verdict = |reason_code, message: &str| {
+        if lock { Verdict::lock(reason_code, message) } else { Verdict::suspect(reason_code, message) }
+    };
+
+    let merchant = &tx.merchant;
+    if merchants.contains(&merchant.id) {
+        return Ok(verdict("BLOCKED_MERCHANT", "merchant is on the block list").with("merchant", &merchant.id));
+    }
+    if categories.contains(&merchant.category_code) {
+        return Ok(verdict("BLOCKED_CATEGORY", "merchant category is blocked")
+            .with("category", &merchant.category_code)
+            .with("merchant", &merchant.id));
+    }
+    Ok(Verdict::pass())
+}
+
+/// The list parameter `name`, borrowed; empty when absent.
+fn list<'p>(params: &'p Params, name: &str) -> Result<&'p [String], Error> {
+    match params.get(name) {
+        None => Ok(&[]),
+        Some(ParamValue::TextList(list)) => Ok(list),
+        Some(_) => Err(Error::msg(format!("parameter `{name}`: expected a list of strings"))),
+    }
+}
+
+weir_sdk::rule!(evaluate);
+
+#[cfg(test)]
+mod tests {
+    use super::RULE;
+    use weir_sdk::Outcome;
+    use weir_sdk::testing::{Harness, tx};
+
+    fn harness() -> Harness {
+        Harness::new(RULE)
+            .param("blocked_merchants", ["m-fakeshop", "m-skimmed-pos"])
+            .param("blocked_categories", ["7995"])
+    }
+
+    #[test]
+    fn suspects_a_blocked_merchant() {
+        let v = harness().run(&tx().merchant("m-fakeshop", "5732").build()).unwrap();
+        assert_eq!(v.outcome, Outcome::Suspect);
+        assert_eq!(v.reason_code, "BLOCKED_MERCHANT");
+        assert_eq!(v.evidence("merchant"), Some("m-fakeshop"));
+        assert_eq!(v.evidence("category"), None);
+    }
+
+    #[test]
+    fn suspects_a_blocked_category() {
+        let v = harness().run(&tx().merchant("m-casino", "7995").build()).unwrap();
+        assert_eq!(v.outcome, Outcome::Suspect);
+        assert_eq!(v.reason_code, "BLOCKED_CATEGORY");
+        assert_eq!(v.evidence("category"), Some("7995"));
+        assert_eq!(v.evidence("merchant"), Some("m-casino"));
+    }
+
+    #[test]
+    fn the_merchant_is_checked_before_the_category() {
+        let v = harness().run(&tx().merchant("m-skimmed-pos", "7995").build()).unwrap();
+        assert_eq!(v.reason_code, "BLOCKED_MERCHANT");
+    }
+
+    #[test]
+    fn everything_else_passes() {
+        let mut h = harness();
+        // The story's concert tickets.
+        assert!(h.run(&tx().build()).unwrap().is_pass());
+        // Exact matches only: no prefixes, no case folding.
+        assert!(h.run(&tx().merchant("m-fakeshop2", "799").build()).unwrap().is_pass());
+        assert!(h.run(&tx().merchant("M-FAKESHOP", "79950").build()).unwrap().is_pass());
+    }
+
+    #[test]
+    fn no_lists_means_nothing_is_blocked() {
+        assert!(Harness::new(RULE).run(&tx().merchant("m-fakeshop", "7995").build()).unwrap().is_pass());
+    }
+
+    #[test]
+    fn action_lock_locks() {
+        let mut h = harness().param("action", "lock");
+        assert_eq!(h.run(&tx().merchant("m-fakeshop", "5732").build()).unwrap().outcome, Outcome::Lock);
+        let v = h.run(&tx().merchant("m-casino", "7995").build()).unwrap();
+        assert_eq!(v.outcome, Outcome::Lock);
+        assert_eq!(v.reason_code, "BLOCKED_CATEGORY");
+        assert_eq!(
+            harness().param("action", "suspect").run(&tx().merchant("m-casino", "7995").build()).unwrap().outcome,
+            Outcome::Suspect
+        );
+    }
+
+    #[test]
+    fn bad_parameters_name_the_parameter() {
+        let err = harness().param("action", "block").run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "parameter `action`: expected \"suspect\" or \"lock\"");
+        let err = harness().param("action", true).run(&tx().build()).unwrap_err();
+        assert!(err.message().contains("`action`"));
+        let err = harness().param("blocked_merchants", "m-fakeshop").run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "parameter `blocked_merchants`: expected a list of strings");
+        let err = harness().param("blocked_categories", 7995).run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "parameter `blocked_categories`: expected a list of strings");
+    }
+}

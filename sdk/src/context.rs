@@ -1,0 +1,219 @@
+//! [`Context`]: what a rule can ask of the host while it decides.
+//!
+//! The account's state (small key/values, event-time windows, recent
+//! history), the rule's parameters and the log. In wasm every call goes
+//! through the contract's imports; natively the context wraps an
+//! [`AccountHost`] — an in-memory one in [`crate::testing`], or the weir
+//! host's own state in its benchmarks.
+
+use std::time::Duration;
+
+use crate::params::{FromParam, ParamError, Params};
+use crate::types::PastTransaction;
+
+/// A log line's importance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// The account state and log a native rule runs against.
+///
+/// Window operations are measured against the current transaction's event
+/// time, which the implementation knows.
+#[cfg(not(target_family = "wasm"))]
+pub trait AccountHost {
+    fn get(&self, key: &str) -> Option<String>;
+    fn set(&mut self, key: &str, value: &str);
+    fn remove(&mut self, key: &str);
+    fn window_add(&mut self, name: &str, value: i64);
+    fn window_sum(&mut self, name: &str, window_ms: u64) -> i64;
+    fn window_count(&mut self, name: &str, window_ms: u64) -> u32;
+    fn history(&self, limit: u32) -> Vec<PastTransaction>;
+    fn log(&mut self, level: LogLevel, message: &str);
+}
+
+/// The rule's view of the host for one transaction.
+pub struct Context<'a> {
+    #[cfg(not(target_family = "wasm"))]
+    host: &'a mut dyn AccountHost,
+    #[cfg(not(target_family = "wasm"))]
+    params: &'a Params,
+    #[cfg(target_family = "wasm")]
+    _host: std::marker::PhantomData<&'a mut ()>,
+    now_ms: i64,
+}
+
+#[cfg(not(target_family = "wasm"))]
+impl<'a> Context<'a> {
+    /// A context over a native account host, at event time `now_ms`.
+    pub fn native(host: &'a mut dyn AccountHost, params: &'a Params, now_ms: i64) -> Self {
+        Context { host, params, now_ms }
+    }
+}
+
+#[cfg(target_family = "wasm")]
+impl Context<'_> {
+    pub(crate) fn wasm(now_ms: i64) -> Self {
+        Context { _host: std::marker::PhantomData, now_ms }
+    }
+}
+
+#[cfg(target_family = "wasm")]
+mod imports {
+    use crate::bindings::weir::rule::{account, log, params, types as wit};
+    use crate::params::{ParamValue, Params};
+    use std::sync::OnceLock;
+
+    pub use account::{get, remove, set, window_add, window_count, window_sum};
+
+    pub fn history(limit: u32) -> Vec<crate::PastTransaction> {
+        account::history(limit).into_iter().map(Into::into).collect()
+    }
+
+    pub fn log(level: crate::context::LogLevel, message: &str) {
+        let level = match level {
+            crate::context::LogLevel::Debug => wit::LogLevel::Debug,
+            crate::context::LogLevel::Info => wit::LogLevel::Info,
+            crate::context::LogLevel::Warn => wit::LogLevel::Warn,
+        };
+        log::log(level, message);
+    }
+
+    /// Parameters are constant for an instance, so they are fetched once.
+    pub fn params() -> &'static Params {
+        static PARAMS: OnceLock<Params> = OnceLock::new();
+        PARAMS.get_or_init(|| {
+            Params::new(
+                params::all()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let value = match value {
+                            wit::ParamValue::Integer(i) => ParamValue::Integer(i),
+                            wit::ParamValue::Float(f) => ParamValue::Float(f),
+                            wit::ParamValue::Boolean(b) => ParamValue::Boolean(b),
+                            wit::ParamValue::Text(s) => ParamValue::Text(s),
+                            wit::ParamValue::TextList(l) => ParamValue::TextList(l),
+                        };
+                        (name, value)
+                    })
+                    .collect(),
+            )
+        })
+    }
+}
+
+fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Context<'_> {
+    /// The current transaction's event time, in ms since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// All of this rule version's parameters.
+    pub fn params(&self) -> &Params {
+        #[cfg(target_family = "wasm")]
+        return imports::params();
+        #[cfg(not(target_family = "wasm"))]
+        return self.params;
+    }
+
+    /// The parameter `name`, which must be present and of type `T`.
+    pub fn param<T: FromParam>(&self, name: &str) -> Result<T, ParamError> {
+        self.params()
+            .typed(name)?
+            .ok_or_else(|| ParamError { name: name.to_owned(), detail: "missing from the manifest".to_owned() })
+    }
+
+    /// The parameter `name` if present (it must then be of type `T`).
+    pub fn param_opt<T: FromParam>(&self, name: &str) -> Result<Option<T>, ParamError> {
+        self.params().typed(name)
+    }
+
+    /// The parameter `name` if present (it must then be of type `T`), else `default`.
+    pub fn param_or<T: FromParam>(&self, name: &str, default: T) -> Result<T, ParamError> {
+        Ok(self.params().typed(name)?.unwrap_or(default))
+    }
+
+    /// A value this rule stored for the account.
+    pub fn get(&self, key: &str) -> Option<String> {
+        #[cfg(target_family = "wasm")]
+        return imports::get(key);
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.get(key);
+    }
+
+    /// Stores a value for the account; committed with the decision.
+    pub fn set(&mut self, key: &str, value: impl ToString) {
+        let value = value.to_string();
+        #[cfg(target_family = "wasm")]
+        imports::set(key, &value);
+        #[cfg(not(target_family = "wasm"))]
+        self.host.set(key, &value);
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        #[cfg(target_family = "wasm")]
+        imports::remove(key);
+        #[cfg(not(target_family = "wasm"))]
+        self.host.remove(key);
+    }
+
+    /// Adds `value` to the series `name` at this transaction's event time.
+    pub fn window_add(&mut self, name: &str, value: i64) {
+        #[cfg(target_family = "wasm")]
+        imports::window_add(name, value);
+        #[cfg(not(target_family = "wasm"))]
+        self.host.window_add(name, value);
+    }
+
+    /// Sum of the series `name` over the last `window` of event time.
+    ///
+    /// The series keeps points for the longest window it is queried with.
+    pub fn window_sum(&mut self, name: &str, window: Duration) -> i64 {
+        #[cfg(target_family = "wasm")]
+        return imports::window_sum(name, window_ms(window));
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.window_sum(name, window_ms(window));
+    }
+
+    /// Number of additions to the series `name` over the last `window`.
+    pub fn window_count(&mut self, name: &str, window: Duration) -> u32 {
+        #[cfg(target_family = "wasm")]
+        return imports::window_count(name, window_ms(window));
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.window_count(name, window_ms(window));
+    }
+
+    /// Up to `limit` earlier transactions of this account, newest first.
+    pub fn history(&self, limit: u32) -> Vec<PastTransaction> {
+        #[cfg(target_family = "wasm")]
+        return imports::history(limit);
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.history(limit);
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        #[cfg(target_family = "wasm")]
+        imports::log(level, message);
+        #[cfg(not(target_family = "wasm"))]
+        self.host.log(level, message);
+    }
+
+    pub fn debug(&mut self, message: &str) {
+        self.log(LogLevel::Debug, message)
+    }
+
+    pub fn info(&mut self, message: &str) {
+        self.log(LogLevel::Info, message)
+    }
+
+    pub fn warn(&mut self, message: &str) {
+        self.log(LogLevel::Warn, message)
+    }
+}

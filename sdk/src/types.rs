@@ -1,0 +1,262 @@
+//! The values a rule reads and returns: the transaction, its account's past
+//! transactions, and the verdict. Plain Rust types, the same natively and in
+//! wasm; on wasm they are moved to and from the contract's generated types.
+
+use std::fmt;
+
+/// How the customer paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Channel {
+    CardPresent,
+    Ecommerce,
+    Transfer,
+    Atm,
+}
+
+impl Channel {
+    /// The wire name, as in `TransactionRecorded.channel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::CardPresent => "card_present",
+            Channel::Ecommerce => "ecommerce",
+            Channel::Transfer => "transfer",
+            Channel::Atm => "atm",
+        }
+    }
+}
+
+/// Integer minor units (cents for EUR) and an ISO 4217 currency code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Money {
+    pub minor_units: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: String,
+    pub name: Option<String>,
+    /// ISO 18245 merchant category code, e.g. "7922" for ticket agencies.
+    pub category_code: String,
+    /// ISO 3166-1 alpha-2, when known.
+    pub country: Option<String>,
+}
+
+/// One `TransactionRecorded` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub event_id: String,
+    pub transaction_id: String,
+    pub account_id: String,
+    pub amount: Money,
+    pub merchant: Merchant,
+    pub channel: Channel,
+    /// Event time in milliseconds since the Unix epoch (UTC). Rules have no
+    /// other clock.
+    pub occurred_at_ms: i64,
+    /// Fields added to the event after version 1, by name.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Transaction {
+    /// The attribute `name`, if the event carries it.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An earlier transaction of the same account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PastTransaction {
+    pub transaction_id: String,
+    pub amount: Money,
+    pub merchant_id: String,
+    pub category_code: String,
+    pub country: Option<String>,
+    pub channel: Channel,
+    pub occurred_at_ms: i64,
+}
+
+impl From<&Transaction> for PastTransaction {
+    fn from(tx: &Transaction) -> Self {
+        PastTransaction {
+            transaction_id: tx.transaction_id.clone(),
+            amount: tx.amount.clone(),
+            merchant_id: tx.merchant.id.clone(),
+            category_code: tx.merchant.category_code.clone(),
+            country: tx.merchant.country.clone(),
+            channel: tx.channel,
+            occurred_at_ms: tx.occurred_at_ms,
+        }
+    }
+}
+
+/// What a rule concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// Adds points to the transaction's risk score.
+    Score(u32),
+    Suspect,
+    Lock,
+}
+
+/// A name/value pair that explains a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub name: String,
+    pub value: String,
+}
+
+/// A rule's verdict: an outcome, a reason code, a message and evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub reason_code: String,
+    pub message: String,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Verdict {
+    /// Nothing suspicious.
+    pub fn pass() -> Self {
+        Self::new(Outcome::Pass, "", "")
+    }
+
+    /// Adds `points` to the risk score.
+    pub fn score(points: u32, reason_code: &str, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Score(points), reason_code, message)
+    }
+
+    /// The customer should confirm this transaction.
+    pub fn suspect(reason_code: &str, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Suspect, reason_code, message)
+    }
+
+    /// The account must be locked.
+    pub fn lock(reason_code: &str, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Lock, reason_code, message)
+    }
+
+    fn new(outcome: Outcome, reason_code: &str, message: impl Into<String>) -> Self {
+        Verdict { outcome, reason_code: reason_code.to_owned(), message: message.into(), evidence: Vec::new() }
+    }
+
+    /// Adds a piece of evidence.
+    pub fn with(mut self, name: &str, value: impl fmt::Display) -> Self {
+        self.evidence.push(Evidence { name: name.to_owned(), value: value.to_string() });
+        self
+    }
+
+    /// The evidence named `name`, if present.
+    pub fn evidence(&self, name: &str) -> Option<&str> {
+        self.evidence.iter().find(|e| e.name == name).map(|e| e.value.as_str())
+    }
+
+    pub fn is_pass(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+}
+
+/// A rule's error: the message reaches the decision and the host's log. Any
+/// displayable error converts into it, so `?` works in a rule.
+pub struct Error(String);
+
+impl Error {
+    pub fn msg(message: impl Into<String>) -> Self {
+        Error(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<E: fmt::Display> From<E> for Error {
+    fn from(e: E) -> Self {
+        Error(e.to_string())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(target_family = "wasm")]
+mod wasm {
+    use super::*;
+    use crate::bindings::weir::rule::types as wit;
+
+    impl From<wit::Channel> for Channel {
+        fn from(c: wit::Channel) -> Self {
+            match c {
+                wit::Channel::CardPresent => Channel::CardPresent,
+                wit::Channel::Ecommerce => Channel::Ecommerce,
+                wit::Channel::Transfer => Channel::Transfer,
+                wit::Channel::Atm => Channel::Atm,
+            }
+        }
+    }
+
+    impl From<wit::Money> for Money {
+        fn from(m: wit::Money) -> Self {
+            Money { minor_units: m.minor_units, currency: m.currency }
+        }
+    }
+
+    impl From<wit::Transaction> for Transaction {
+        fn from(t: wit::Transaction) -> Self {
+            Transaction {
+                event_id: t.event_id,
+                transaction_id: t.transaction_id,
+                account_id: t.account_id,
+                amount: t.amount.into(),
+                merchant: Merchant {
+                    id: t.merchant.id,
+                    name: t.merchant.name,
+                    category_code: t.merchant.category_code,
+                    country: t.merchant.country,
+                },
+                channel: t.channel.into(),
+                occurred_at_ms: t.occurred_at_ms,
+                attributes: t.attributes,
+            }
+        }
+    }
+
+    impl From<wit::PastTransaction> for PastTransaction {
+        fn from(p: wit::PastTransaction) -> Self {
+            PastTransaction {
+                transaction_id: p.transaction_id,
+                amount: p.amount.into(),
+                merchant_id: p.merchant_id,
+                category_code: p.category_code,
+                country: p.country,
+                channel: p.channel.into(),
+                occurred_at_ms: p.occurred_at_ms,
+            }
+        }
+    }
+
+    impl From<Verdict> for wit::Verdict {
+        fn from(v: Verdict) -> Self {
+            wit::Verdict {
+                outcome: match v.outcome {
+                    Outcome::Pass => wit::Outcome::Pass,
+                    Outcome::Score(p) => wit::Outcome::Score(p),
+                    Outcome::Suspect => wit::Outcome::Suspect,
+                    Outcome::Lock => wit::Outcome::Lock,
+                },
+                reason_code: v.reason_code,
+                message: v.message,
+                evidence: v.evidence.into_iter().map(|e| wit::Evidence { name: e.name, value: e.value }).collect(),
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The `weir` binary, as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::{guest_path, tempdir};
+
+fn weir(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(cwd).output().expect("weir runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn help_explains_every_command() {
+    let dir = tempdir();
+    let o = weir(&["--help"], dir.path());
+    assert!(o.status.success());
+    let text = stdout(&o);
+    for cmd in ["demo", "run", "rule", "rules"] {
+        assert!(text.contains(&format!("  {cmd} ")), "--help lists {cmd}:\n{text}");
+    }
+    let o = weir(&["rule", "test", "--help"], dir.path());
+    assert!(stdout(&o).contains("production sandbox"));
+}
+
+#[test]
+fn demo_runs_with_nothing_set_up_and_reports() {
+    let dir = tempdir();
+    let o = weir(&["demo", "--out", "out", "--transactions", "3000"], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    for expected in
+        ["TransactionVerified", "FraudSuspected", "AccountLocked", "dead-lettered", "The story", "Throughput"]
+    {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(text.contains("acct-1029 buys concert tickets, EUR 189.00\n    → TransactionVerified"), "{text}");
+    let out = dir.path().join("out");
+    let decisions = std::fs::read_to_string(out.join("decisions.jsonl")).unwrap();
+    let inputs = std::fs::read_to_string(out.join("transactions.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(out.join("dead-letters.jsonl")).unwrap();
+    assert_eq!(decisions.lines().count() + dead.lines().count(), inputs.lines().count());
+    assert!(out.join("state.redb").is_file());
+    assert!(out.join("rules/velocity.toml").is_file() && out.join("rules/velocity.wasm").is_file());
+
+    // The exported packages run with `weir run`, and a second demo starts afresh.
+    let o =
+        weir(&["run", "--rules", "out/rules", "--input", "out/transactions.jsonl", "--output", "rerun"], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rerun = std::fs::read_to_string(dir.path().join("rerun/decisions.jsonl")).unwrap();
+    assert_eq!(rerun.lines().count(), decisions.lines().count());
+    let o = weir(&["demo", "--out", "out", "--transactions", "3000"], dir.path());
+    assert!(o.status.success());
+    assert_eq!(std::fs::read_to_string(out.join("decisions.jsonl")).unwrap(), decisions);
+}
+
+#[test]
+fn rules_reports_refused_packages_and_run_uses_the_rest() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let velocity = std::fs::read(guest_path("velocity")).unwrap();
+    std::fs::write(rules.join("velocity.wasm"), &velocity).unwrap();
+    std::fs::write(rules.join("velocity.toml"), std::fs::read(repo_root().join("rules/velocity/rule.toml")).unwrap())
+        .unwrap();
+    std::fs::write(rules.join("broken.wasm"), &velocity[..velocity.len() / 3]).unwrap();
+    std::fs::write(rules.join("broken.toml"), "[rule]\nid = \"broken\"\nversion = \"1\"\n").unwrap();
+    std::fs::write(rules.join("typo.toml"), "[rule]\nid = \"typo\"\nversion = \"1\"\nmdoe = \"shadow\"\n").unwrap();
+
+    let o = weir(&["rules", "rules"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("loaded   velocity"), "{text}");
+    assert!(text.contains("broken.toml") && text.contains("does not compile"), "{text}");
+    assert!(text.contains("typo.toml") && text.contains("mdoe"), "{text}");
+    assert!(text.contains("1 loaded, 2 refused"), "{text}");
+
+    let input = "{\"event_id\":\"e-1\",\"event_type\":\"TransactionRecorded\",\"schema_version\":1,\"occurred_at\":\"2026-11-28T19:42:07.512Z\",\"transaction_id\":\"tx-1\",\"account_id\":\"acct-1\",\"amount\":{\"minor_units\":18900,\"currency\":\"EUR\"},\"merchant\":{\"id\":\"m-1\",\"category_code\":\"7922\"},\"channel\":\"ecommerce\"}\n";
+    std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
+    let o = weir(&["run", "--rules", "rules", "--input", "in.jsonl", "--output", "out"], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused"));
+    let decisions = std::fs::read_to_string(dir.path().join("out/decisions.jsonl")).unwrap();
+    assert_eq!(decisions.lines().count(), 1);
+    assert!(decisions.contains("\"rule_id\":\"velocity\""));
+}
+
+#[test]
+fn rule_test_reports_each_case_and_fails_on_a_wrong_expectation() {
+    let dir = tempdir();
+    let module = guest_path("velocity");
+    let manifest = repo_root().join("rules/velocity/rule.toml");
+    let good = repo_root().join("rules/velocity/cases.toml");
+    let o = weir(&["rule", "test", module.to_str().unwrap(), good.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains(" 0 failed"));
+
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, "[[case]]\nname = \"a single purchase locks\"\n[case.expect]\noutcome = \"lock\"\n")
+        .unwrap();
+    let o = weir(
+        &["rule", "test", module.to_str().unwrap(), wrong.to_str().unwrap(), "--manifest", manifest.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("FAIL  a single purchase locks — expected outcome Lock, got Pass"), "{text}");
+    assert!(text.contains("0 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn scaffolded_rule_builds_and_passes_its_tests_as_is() {
+    let dir = tempdir();
+    let o = weir(&["rule", "new", "night-owl", "--path", "."], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let crate_dir = dir.path().join("night-owl");
+    // Share one target directory between runs so the SDK builds once.
+    let target = repo_root().join("target/scaffold-test");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let test = Command::new(&cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "cargo test in the new crate:\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(String::from_utf8_lossy(&test.stdout).contains("2 passed"));
+
+    let mut build = Command::new(env!("CARGO_BIN_EXE_weir"));
+    let build = build.args(["rule", "build", "night-owl"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target);
+    let o = build.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let package = crate_dir.join("target/weir");
+    assert!(package.join("night-owl.toml").is_file() && package.join("night-owl.wasm").is_file());
+
+    let o = weir(&["rule", "test", "night-owl/target/weir/night-owl.wasm", "night-owl/cases.toml"], dir.path());
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("3 passed, 0 failed"), "{}", stdout(&o));
+}

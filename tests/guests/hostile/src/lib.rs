@@ -1,0 +1,60 @@
+//! A rule that misbehaves on purpose, for the sandbox tests.
+//!
+//! The `behaviour` parameter picks what it does: `loop` spins forever,
+//! `alloc` allocates without bound, `stack` recurses without bound, `panic`
+//! panics, `panic-on:<transaction id>` panics on that transaction only,
+//! `error` returns an error, `lock` locks, anything else passes.
+//! Every behaviour first writes `touched` to the account state, so tests can
+//! check that a failed evaluation leaves no state behind.
+
+use std::hint::black_box;
+use weir_sdk::prelude::*;
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    let behaviour: String = ctx.param_or("behaviour", String::from("pass"))?;
+    ctx.set("touched", &tx.transaction_id);
+    match behaviour.as_str() {
+        "loop" => {
+            let mut i: u64 = 0;
+            loop {
+                i = black_box(i.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            // Reserve without touching, so memory runs out before fuel does.
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(black_box(Vec::with_capacity(1 << 20)));
+            }
+        }
+        "stack" => Ok(Verdict::score(recurse(black_box(1)) as u32, "DEEP", "unreachable")),
+        "panic" => panic!("hostile rule panicked on {}", tx.transaction_id),
+        "error" => Err(Error::msg("hostile rule gave up")),
+        "lock" => Ok(Verdict::lock("HOSTILE_LOCK", "locked by the hostile rule")),
+        b if b.strip_prefix("panic-on:") == Some(tx.transaction_id.as_str()) => {
+            panic!("hostile rule panicked on {}", tx.transaction_id)
+        }
+        _ => Ok(Verdict::pass()),
+    }
+}
+
+// Recursing without end is the point.
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    recurse(black_box(n).wrapping_add(1)).wrapping_mul(black_box(3))
+}
+
+weir_sdk::rule!(evaluate);
+
+#[cfg(test)]
+mod tests {
+    use super::RULE;
+    use weir_sdk::testing::{Harness, tx};
+
+    #[test]
+    fn passes_by_default_and_errors_on_request() {
+        assert!(Harness::new(RULE).run(&tx().build()).unwrap().is_pass());
+        let err = Harness::new(RULE).param("behaviour", "error").run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "hostile rule gave up");
+    }
+}

@@ -1,0 +1,19 @@
+//! weir's integration tests: one binary, one module per capability.
+//!
+//! - `events`: the JSON Schemas match the Rust event types; old fixtures parse.
+//! - `sandbox`: hostile and broken rules cost only their own verdict;
+//!   components for another contract, core modules and garbage are refused.
+//! - `pipeline`: the embedded pipeline — dead letters, atomic batches,
+//!   reruns, restarts and replays decide each transaction exactly once.
+//! - `shipped`: the shipped rules pass their sandbox cases, agree between
+//!   wasm and native builds, and tell the demo's story.
+//! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules.
+//!
+//! `util` gives each test its own temporary directory and the built guests.
+
+mod cli;
+mod events;
+mod pipeline;
+mod sandbox;
+mod shipped;
+mod util;

@@ -1,0 +1,148 @@
+//! The sandbox: a hostile or broken rule costs only its own verdict, and a
+//! component that is not a rule for this contract is refused with a reason.
+
+use weir::engine::{Engine, LoadError, RuleError};
+use weir::events::{DecisionType, FailurePolicy, RuleOutcome};
+use weir::manifest::RuleSpec;
+use weir::state::AccountState;
+
+use crate::util::{evaluator, guest, hostile, position, tx};
+
+fn error_of(behaviour: &str) -> String {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile(&engine, "hostile", behaviour, "")]);
+    let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    assert_eq!(d.rules[0].outcome, RuleOutcome::Error, "{behaviour}: {:?}", d.rules[0]);
+    d.rules[0].error.clone().unwrap()
+}
+
+#[test]
+fn endless_loop_runs_out_of_fuel() {
+    assert_eq!(error_of("loop"), RuleError::OutOfFuel { limit: 2_000_000 }.to_string());
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    assert_eq!(error_of("alloc"), RuleError::MemoryLimit { limit_mib: 8 }.to_string());
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack() {
+    assert_eq!(error_of("stack"), RuleError::StackOverflow.to_string());
+}
+
+#[test]
+fn panic_is_a_trap_that_carries_the_panic_message() {
+    let err = error_of("panic");
+    assert!(err.starts_with("trapped:"), "{err}");
+    assert!(err.contains("hostile rule panicked on tx-1"), "{err}");
+}
+
+#[test]
+fn returned_error_is_recorded_as_is() {
+    assert_eq!(error_of("error"), "returned an error: hostile rule gave up");
+}
+
+#[test]
+fn failing_rule_costs_only_its_own_verdict() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![
+        hostile(&engine, "a-looper", "loop", ""),
+        hostile(&engine, "b-locker", "lock", ""),
+        hostile(&engine, "c-hog", "alloc", ""),
+    ]);
+    let mut account = AccountState::default();
+    for i in 0..3 {
+        let d = ev.decide(&tx(&format!("tx-{i}"), i), &mut account, position(i));
+        let outcomes: Vec<_> = d.rules.iter().map(|r| (r.rule_id.as_str(), r.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [("a-looper", RuleOutcome::Error), ("b-locker", RuleOutcome::Lock), ("c-hog", RuleOutcome::Error)]
+        );
+        let expected = if i == 0 { DecisionType::AccountLocked } else { DecisionType::FraudSuspected };
+        assert_eq!(d.event_type, expected, "one AccountLocked per lock; later locks are suspicions");
+    }
+    let stats: Vec<_> = ev.stats().map(|(id, s)| (id.to_owned(), s.invocations, s.errors)).collect();
+    assert_eq!(stats, [("a-looper".into(), 3, 3), ("b-locker".into(), 3, 0), ("c-hog".into(), 3, 3)]);
+}
+
+#[test]
+fn failed_evaluation_leaves_no_state_behind() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile(&engine, "hostile", "panic", ""), hostile(&engine, "writer", "pass", "")]);
+    let mut account = AccountState::default();
+    ev.decide(&tx("tx-1", 0), &mut account, position(1));
+    assert!(!account.rules.contains_key("hostile"), "the panicking rule's write was rolled back");
+    assert_eq!(account.rules["writer"].get("touched"), Some("tx-1"));
+    assert_eq!(account.history.len(), 1);
+}
+
+#[test]
+fn trapped_instance_is_recreated_and_works_again() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile(&engine, "hostile", "panic-on:tx-1", "")]);
+    let mut account = AccountState::default();
+    let outcomes: Vec<_> =
+        (0..4).map(|i| ev.decide(&tx(&format!("tx-{i}"), i), &mut account, position(i)).rules[0].outcome).collect();
+    assert_eq!(outcomes, [RuleOutcome::Pass, RuleOutcome::Error, RuleOutcome::Pass, RuleOutcome::Pass]);
+    // The instance that trapped was replaced: its successor kept working and
+    // wrote its state for the later transactions.
+    assert_eq!(account.rules["hostile"].get("touched"), Some("tx-3"));
+}
+
+#[test]
+fn failure_policy_decides_what_a_failure_counts_as() {
+    let engine = Engine::new().unwrap();
+    let mut open = evaluator(vec![hostile(&engine, "hostile", "loop", "failure = \"fail-open\"")]);
+    let d = open.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    assert_eq!(d.event_type, DecisionType::TransactionVerified);
+    assert_eq!(d.rules[0].failure_policy, Some(FailurePolicy::FailOpen));
+
+    let mut closed = evaluator(vec![hostile(&engine, "hostile", "loop", "failure = \"fail-closed\"")]);
+    let d = closed.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    assert_eq!(d.event_type, DecisionType::FraudSuspected);
+    assert_eq!(d.rules[0].failure_policy, Some(FailurePolicy::FailClosed));
+    assert!(d.reason.unwrap().contains("ran out of fuel"));
+}
+
+#[test]
+fn shadow_rule_is_recorded_but_never_decides() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile(&engine, "hostile", "lock", "mode = \"shadow\"")]);
+    let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    assert_eq!(d.rules[0].outcome, RuleOutcome::Lock);
+    assert_eq!(d.event_type, DecisionType::TransactionVerified);
+}
+
+fn refusal(bytes: &[u8]) -> LoadError {
+    let engine = Engine::new().unwrap();
+    let manifest = "[rule]\nid = \"x\"\nversion = \"1\"\n";
+    match engine.load(RuleSpec::parse(manifest).unwrap(), bytes, manifest) {
+        Ok(_) => panic!("the component was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn component_for_another_contract_version_is_refused_naming_it() {
+    let err = refusal(&guest("future-contract"));
+    assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("weir:rule@2.0.0") && text.contains("weir:rule@1.0.0"), "{text}");
+}
+
+#[test]
+fn core_module_is_refused_as_not_a_component() {
+    // The smallest valid core module: magic and version 1.
+    let err = refusal(b"\0asm\x01\0\0\0");
+    assert!(matches!(err, LoadError::CoreModule));
+    assert!(err.to_string().contains("wasm32-wasip2"));
+}
+
+#[test]
+fn garbage_and_truncated_files_are_refused() {
+    assert!(matches!(refusal(b"this is not wasm at all"), LoadError::NotWasm { .. }));
+    let full = guest("velocity");
+    let err = refusal(&full[..full.len() / 2]);
+    assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
+}

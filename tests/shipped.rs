@@ -1,0 +1,123 @@
+//! The shipped rules: their sandbox cases pass, the wasm and native builds
+//! agree on every verdict, and the demo stream tells the story.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use weir::demo;
+use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use weir::events::{DecisionEvent, DecisionType};
+use weir::manifest::RuleSpec;
+use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
+use weir::rules::{SHIPPED, load_shipped};
+use weir::sandbox::{CaseFile, run_cases};
+use weir::state::AccountState;
+
+use crate::util::{position, tempdir};
+
+#[test]
+fn every_shipped_rule_passes_its_sandbox_cases() {
+    let engine = Engine::new().unwrap();
+    assert!(SHIPPED.len() >= 5, "at least five shipped rules");
+    for rule in SHIPPED {
+        let spec = RuleSpec::parse(rule.manifest).unwrap();
+        let cases: CaseFile = toml::from_str(rule.cases).unwrap();
+        assert!(cases.cases.len() >= 3, "{} has too few cases", rule.name);
+        assert!(
+            cases.cases.iter().any(|c| c.expect.outcome != weir::events::RuleOutcome::Pass),
+            "{} has no case that fires",
+            rule.name
+        );
+        let reports = run_cases(&engine, rule.component, rule.manifest, &spec, &cases).unwrap();
+        for r in reports {
+            assert!(r.failure.is_none(), "{} / {}: {}", rule.name, r.name, r.failure.unwrap());
+        }
+    }
+}
+
+fn native_rules() -> Vec<LoadedRule> {
+    let natives: HashMap<&str, weir_sdk::NativeRule> = HashMap::from([
+        ("large-amount", large_amount::RULE),
+        ("velocity", velocity::RULE),
+        ("card-testing", card_testing::RULE),
+        ("new-country", new_country::RULE),
+        ("merchant-block", merchant_block::RULE),
+    ]);
+    SHIPPED
+        .iter()
+        .map(|r| {
+            let spec = RuleSpec::parse(r.manifest).unwrap();
+            let hash = weir::engine::content_hash(r.component, r.manifest);
+            Engine::native(spec, natives[r.name], &hash)
+        })
+        .collect()
+}
+
+#[test]
+fn wasm_and_native_builds_give_identical_decisions() {
+    let engine = Engine::new().unwrap();
+    let mut wasm = Evaluator::new(&RuleSet::new(load_shipped(&engine).unwrap()).unwrap(), Policy::default());
+    let mut native = Evaluator::new(&RuleSet::new(native_rules()).unwrap(), Policy::default());
+    let stream = demo::generate(4000, 200, 11);
+    let (mut a, mut b) = (HashMap::<String, AccountState>::new(), HashMap::<String, AccountState>::new());
+    let mut fired = 0;
+    for (i, line) in stream.lines.iter().enumerate() {
+        let Ok(tx) = weir::events::parse_transaction(line.as_bytes(), 1 << 20) else { continue };
+        let dw = wasm.decide(&tx, a.entry(tx.account_id.clone()).or_default(), position(i as i64));
+        let dn = native.decide(&tx, b.entry(tx.account_id.clone()).or_default(), position(i as i64));
+        assert_eq!(dw, dn, "line {i}");
+        fired += usize::from(dw.event_type != DecisionType::TransactionVerified);
+    }
+    assert!(fired > 5, "the stream exercises the rules ({fired} non-verified decisions)");
+    assert_eq!(a, b, "the account state is identical too");
+}
+
+#[test]
+fn demo_stream_tells_the_story() {
+    let engine = Engine::new().unwrap();
+    let mut ev = Evaluator::new(&RuleSet::new(load_shipped(&engine).unwrap()).unwrap(), Policy::default());
+    let stream = demo::generate(5000, 500, 1029);
+    let dir = tempdir();
+    let input = stream.lines.join("\n");
+    let summary = run_embedded(
+        Cursor::new(input.into_bytes()),
+        &mut ev,
+        &OutputPaths::in_dir(dir.path()),
+        &PipelineOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.dead_letters, 3, "the three malformed records");
+    let text = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
+    let by_tx: HashMap<String, DecisionEvent> = text
+        .lines()
+        .map(|l| serde_json::from_str::<DecisionEvent>(l).unwrap())
+        .map(|d| (d.transaction_id.clone(), d))
+        .collect();
+    let outcome = |scene: usize| {
+        let (_, tx) = &stream.story[scene];
+        by_tx[tx].event_type
+    };
+    use DecisionType::*;
+    let expected = [
+        TransactionVerified,
+        AccountLocked,
+        FraudSuspected,
+        FraudSuspected,
+        FraudSuspected,
+        FraudSuspected,
+        FraudSuspected,
+    ];
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(outcome(i), *want, "scene {i}: {}", stream.story[i].0);
+    }
+    let lock = &by_tx[&stream.story[1].1];
+    assert!(lock.rules.iter().any(|r| r.rule_id == "card-testing" && r.reason_code == "CARD_TESTING"));
+    assert!(lock.reason.as_deref().unwrap().contains("card-testing"));
+    let concert = &by_tx["tx-000184467"];
+    assert_eq!(concert.causation_id, "7f0c2a8e-1b7d-4c39-9d3e-2f1a9b6c0d41");
+    assert_eq!(concert.rules.len(), SHIPPED.len(), "every rule took part and is named");
+    assert!(concert.rules.iter().all(|r| r.rule_version.starts_with("sha256:")));
+    let locks = by_tx.values().filter(|d| d.event_type == AccountLocked).count();
+    assert!(locks >= 1 && (locks as u64) < summary.decided() / 50, "locks are rare: {locks}");
+}

@@ -1,0 +1,64 @@
+//! Test helpers: built guest components, manifests, transactions, and a
+//! fresh temporary directory per test.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use weir::events::{InputPosition, TransactionRecorded};
+use weir::manifest::RuleSpec;
+use weir::sandbox::CaseTx;
+
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// The bytes of a guest component built by host/build.rs (a shipped rule or
+/// a test guest), by package name.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = GUESTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| PathBuf::from(p))
+        .unwrap_or_else(|| panic!("no guest named {name}"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+pub fn guest_path(name: &str) -> PathBuf {
+    GUESTS.iter().find(|(n, _)| *n == name).map(|(_, p)| PathBuf::from(p)).expect("known guest")
+}
+
+/// A manifest for the hostile test rule with the given behaviour.
+pub fn hostile_manifest(id: &str, behaviour: &str, extra: &str) -> String {
+    format!(
+        "[rule]\nid = \"{id}\"\nversion = \"1\"\n{extra}\n[limits]\nfuel = 2000000\nmemory_mib = 8\n[params]\nbehaviour = \"{behaviour}\"\n"
+    )
+}
+
+/// Loads the hostile guest under `id` with `behaviour`.
+pub fn hostile(engine: &Engine, id: &str, behaviour: &str, extra: &str) -> LoadedRule {
+    let manifest = hostile_manifest(id, behaviour, extra);
+    engine.load(RuleSpec::parse(&manifest).unwrap(), &guest("hostile"), &manifest).unwrap()
+}
+
+pub fn evaluator(rules: Vec<LoadedRule>) -> Evaluator {
+    Evaluator::new(&RuleSet::new(rules).unwrap(), Policy::default())
+}
+
+/// A transaction: the story's purchase, with id `id` and `after_secs`.
+pub fn tx(id: &str, after_secs: i64) -> TransactionRecorded {
+    CaseTx { after_secs: Some(after_secs), ..CaseTx::default() }.to_event(id)
+}
+
+pub fn position(offset: i64) -> InputPosition {
+    InputPosition { topic: "test".to_owned(), partition: 0, offset }
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("weir-test-").tempdir().expect("temp dir")
+}
+
+/// One JSON line per transaction.
+pub fn jsonl(txs: &[TransactionRecorded]) -> String {
+    txs.iter().map(|t| serde_json::to_string(t).unwrap() + "\n").collect()
+}
