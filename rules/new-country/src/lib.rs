@@ -19,8 +19,9 @@
 //!    in the key `countries`, a sorted comma-separated list of at most 32
 //!    codes (e.g. "DE,NL"), merged with the countries in the history it read
 //!    (so accounts older than the rule start with a baseline). A country
-//!    missing from that set scores, unless the account has no earlier
-//!    transaction at all: an account's first transaction passes. The country
+//!    missing from that set scores, unless the set is empty: the first
+//!    card-present or ATM transaction of an account passes, whatever online
+//!    purchases came before it. The country
 //!    is then added; once 32 are known, further new ones keep scoring but are
 //!    not stored. The key is written only when the set changes.
 //!
@@ -89,7 +90,8 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         changed |= insert(&mut known, c);
     }
     let is_new = known.binary_search(&here).is_err();
-    let had_history = !history.is_empty() || !known.is_empty();
+    // Only a card that has been used somewhere can be used somewhere new.
+    let had_history = !known.is_empty();
 
     let verdict = match travel {
         Some(travel) => travel,
@@ -230,15 +232,14 @@ mod tests {
     }
 
     #[test]
-    fn ecommerce_is_ignored_but_counts_as_account_history() {
+    fn ecommerce_says_nothing_about_where_the_card_is() {
         let mut h = Harness::new(RULE);
         // An online shop in the US says nothing about where the card is.
         assert!(h.run(&tx().country("US").build()).unwrap().is_pass());
         assert_eq!(countries(&h), None);
-        // The account has history now, so its first card-present country is new.
-        let v = h.run(&shop("NL", 60).build()).unwrap();
-        assert_eq!(v.outcome, Outcome::Score(30));
-        assert_eq!(v.evidence("known_countries"), Some(""));
+        // So the first card-present country is the card's first, not a new one.
+        assert!(h.run(&shop("NL", 60).build()).unwrap().is_pass());
+        assert_eq!(countries(&h).as_deref(), Some("NL"));
         // The travel check looks past online transactions to the last card-present one.
         assert!(h.run(&tx().country("US").after_secs(120).build()).unwrap().is_pass());
         let v = h.run(&shop("DE", 180).build()).unwrap();
