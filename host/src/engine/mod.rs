@@ -129,6 +129,16 @@ impl Engine {
         Ok(LoadedRule { hash: content_hash(component, manifest), code: Code::Wasm(compiled), spec })
     }
 
+    /// The same rule code with another manifest (parameters, limits, mode):
+    /// no recompilation. `manifest` is the new manifest's text.
+    pub fn reconfigure(&self, rule: &LoadedRule, spec: RuleSpec, manifest: &str, component: &[u8]) -> LoadedRule {
+        let code = match &rule.code {
+            Code::Wasm(compiled) => Code::Wasm(compiled.with_spec(&spec)),
+            Code::Native { rule, .. } => Code::Native { rule: *rule, params: Params::new(spec.params.clone()) },
+        };
+        LoadedRule { hash: content_hash(component, manifest), code, spec }
+    }
+
     /// A natively compiled rule (benchmarks and tests of the engine itself).
     pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
         let params = Params::new(spec.params.clone());

@@ -138,13 +138,7 @@ impl Sandbox {
         self.check_contract(&component)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e}")))?;
         let pre = RulePre::new(pre).map_err(|e| LoadError::Link(format!("{e}")))?;
-        Ok(Compiled {
-            pre,
-            params: spec.params.iter().map(|(k, v)| (k.clone(), to_wit_param(v))).collect(),
-            fuel: spec.fuel,
-            memory_bytes: spec.memory_mib as usize * 1024 * 1024,
-            rule_id: spec.id.as_str().into(),
-        })
+        Ok(Compiled { pre, params: Arc::from([]), fuel: 0, memory_bytes: 0, rule_id: Arc::from("") }.with_spec(spec))
     }
 
     /// Refuses a component built for another contract version, or one that
@@ -217,6 +211,18 @@ fn to_wit_param(v: &ParamValue) -> wit::ParamValue {
 }
 
 impl Compiled {
+    /// The same compiled component with another manifest's limits and
+    /// parameters: no recompilation.
+    pub(crate) fn with_spec(&self, spec: &RuleSpec) -> Compiled {
+        Compiled {
+            pre: self.pre.clone(),
+            params: spec.params.iter().map(|(k, v)| (k.clone(), to_wit_param(v))).collect(),
+            fuel: spec.fuel,
+            memory_bytes: spec.memory_mib as usize * 1024 * 1024,
+            rule_id: spec.id.as_str().into(),
+        }
+    }
+
     /// A fresh instance in its own store.
     pub fn instantiate(&self) -> Result<Instance, RuleError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
