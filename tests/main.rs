@@ -8,11 +8,14 @@
 //! - `shipped`: the shipped rules pass their sandbox cases, agree between
 //!   wasm and native builds, and tell the demo's story.
 //! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules.
+//! - `kafka`: `weir run` on a real broker — exactly once across crashes,
+//!   rebalances and a broker outage; dead letters; state follows the account.
 //!
 //! `util` gives each test its own temporary directory and the built guests.
 
 mod cli;
 mod events;
+mod kafka;
 mod pipeline;
 mod sandbox;
 mod shipped;

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -166,6 +168,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let set = RuleSet::new(loaded)?;
     let mut evaluator = Evaluator::new(&set, config.policy.clone());
+    if let Some(kafka) = &config.kafka {
+        if args.input != "-" || args.output.is_some() {
+            bail!("--input and --output are for the embedded pipeline; on Kafka weir reads `{}`", kafka.topics.input);
+        }
+        return run_kafka(kafka, &mut evaluator, &set);
+    }
     let paths = OutputPaths::in_dir(&config.embedded.output);
     let mut opts = PipelineOptions {
         batch_size: config.embedded.batch_size,
@@ -187,6 +195,34 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     print_summary(&summary, &set);
     println!("\nDecisions: {}\nDead letters: {}", paths.decisions.display(), paths.dead_letters.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_kafka(kafka: &crate::kafka::KafkaConfig, evaluator: &mut Evaluator, set: &RuleSet) -> anyhow::Result<ExitCode> {
+    // The first SIGTERM or Ctrl-C finishes the open batch and leaves the
+    // group; a second one exits at once.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))?;
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
+    }
+    eprintln!(
+        "weir: {} rules, consuming {} as {} in group {} (Ctrl-C to stop)",
+        set.rules().len(),
+        kafka.topics.input,
+        kafka.transactional_id(),
+        kafka.group_id
+    );
+    let summary = crate::kafka::run(kafka, evaluator, &shutdown)?;
+    println!("Decisions");
+    for t in DecisionType::ALL {
+        println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
+    }
+    println!("  {:<22} {:>9}", "dead-lettered", summary.dead_letters);
+    println!(
+        "Transactions: {} committed, {} aborted and retried",
+        summary.transactions_committed, summary.transactions_aborted
+    );
     Ok(ExitCode::SUCCESS)
 }
 

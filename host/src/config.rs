@@ -12,12 +12,22 @@
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
 //! batch_size = 1000          # records per atomic batch
 //! max_event_bytes = 1048576  # larger records are dead-lettered
+//!
+//! [kafka]                    # present: weir runs on Kafka instead of embedded
+//! bootstrap_servers = "127.0.0.1:9092"
+//! group_id = "weir"
+//! instance_id = "weir-1"     # stable per instance: its transactional id
+//! [kafka.client]             # any librdkafka property, passed through
+//! "security.protocol" = "SASL_SSL"
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
 //! `WEIR_RULES_DIR`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
-//! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`; command-line flags override
-//! both. Unknown keys are errors that name the key.
+//! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
+//! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
+//! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
+//! command-line flags override both. Unknown keys are errors that name the
+//! key.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +41,8 @@ pub struct Config {
     pub rules: RulesConfig,
     pub policy: Policy,
     pub embedded: EmbeddedConfig,
+    /// Kafka mode; absent: the embedded pipeline.
+    pub kafka: Option<crate::kafka::KafkaConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -123,6 +135,20 @@ impl Config {
         if let Some(v) = lookup("WEIR_MAX_EVENT_BYTES") {
             self.embedded.max_event_bytes = number("WEIR_MAX_EVENT_BYTES", v)?;
         }
+        if let Some(v) = lookup("WEIR_KAFKA_BOOTSTRAP") {
+            self.kafka.get_or_insert_with(Default::default).bootstrap_servers = v;
+        }
+        if let Some(kafka) = &mut self.kafka {
+            if let Some(v) = lookup("WEIR_KAFKA_GROUP_ID") {
+                kafka.group_id = v;
+            }
+            if let Some(v) = lookup("WEIR_KAFKA_INSTANCE_ID") {
+                kafka.instance_id = Some(v);
+            }
+            if let Some(v) = lookup("WEIR_KAFKA_INPUT_TOPIC") {
+                kafka.topics.input = v;
+            }
+        }
         Ok(())
     }
 
@@ -132,6 +158,9 @@ impl Config {
         }
         if self.embedded.max_event_bytes < 256 {
             return Err(ConfigError::Invalid("`embedded.max_event_bytes` must be at least 256".to_owned()));
+        }
+        if let Some(kafka) = &self.kafka {
+            kafka.validate().map_err(ConfigError::Invalid)?;
         }
         if let Some(lock) = self.policy.lock_score
             && lock < self.policy.suspect_score

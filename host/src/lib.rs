@@ -10,6 +10,8 @@
 //! - [`state`]: per-account state (rule state, history, lock).
 //! - [`store`]: the embedded, persistent state store (redb).
 //! - [`pipeline`]: source → engine → sink, in batches that commit atomically.
+//! - [`kafka`]: the same on Apache Kafka, exactly once, with state on a
+//!   changelog topic. Only `kafka` knows rdkafka.
 //! - [`rules`]: loading rule packages from a directory, and the shipped rules.
 //! - [`sandbox`]: sandbox test cases (`weir rule test`).
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod events;
+pub mod kafka;
 pub mod manifest;
 pub mod pipeline;
 pub mod rules;

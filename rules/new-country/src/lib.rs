@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(countries(&h), None);
         // So the first card-present country is the card's first, not a new one.
         assert!(h.run(&shop("NL", 60).build()).unwrap().is_pass());
-        assert_eq!(countries(&h).as_deref(), Some("NL"));
+        assert_eq!(countries(&h), Some("NL"));
         // The travel check looks past online transactions to the last card-present one.
         assert!(h.run(&tx().country("US").after_secs(120).build()).unwrap().is_pass());
         let v = h.run(&shop("DE", 180).build()).unwrap();
