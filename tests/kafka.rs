@@ -4,7 +4,6 @@
 //! a child process, so it can be killed with SIGKILL like a real crash.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,11 +15,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::{DecisionEvent, DecisionType};
-use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
 
-use crate::util::tempdir;
+use crate::util::{decide_embedded, tempdir};
 
 /// Serializes the broker-restart test against the others.
 static BROKER_LOCK: RwLock<()> = RwLock::new(());
@@ -230,23 +227,7 @@ fn read_committed(topics: &[String], expected: usize, timeout: Duration) -> Vec<
 
 /// The decisions of an uninterrupted embedded run over the same input.
 fn embedded_reference(lines: &[String]) -> HashMap<String, DecisionEvent> {
-    let engine = Engine::new().unwrap();
-    let mut ev = Evaluator::new(&RuleSet::new(weir::rules::load_shipped(&engine).unwrap()).unwrap(), Policy::default());
-    let dir = tempdir();
-    let input = lines.join("\n");
-    run_embedded(
-        Cursor::new(input.into_bytes()),
-        &mut ev,
-        &OutputPaths::in_dir(dir.path()),
-        &PipelineOptions::default(),
-        |_| {},
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<DecisionEvent>(l).unwrap())
-        .map(|d| (d.transaction_id.clone(), d))
-        .collect()
+    decide_embedded(lines).1
 }
 
 /// Asserts one decision per transaction, equal to the reference's in

@@ -11,11 +11,13 @@
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
 //!   rebalances and a broker outage; dead letters; state follows the account.
 //!
-//! `util` gives each test its own temporary directory and the built guests.
+//! `util` gives each test its own temporary directory and the built guests;
+//! `native_rules` the shipped rules compiled natively.
 
 mod cli;
 mod events;
 mod kafka;
+mod native_rules;
 mod pipeline;
 mod sandbox;
 mod shipped;

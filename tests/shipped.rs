@@ -2,18 +2,17 @@
 //! agree on every verdict, and the demo stream tells the story.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 
 use weir::demo;
-use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
-use weir::events::{DecisionEvent, DecisionType};
+use weir::engine::{Engine, Evaluator, Policy, RuleSet};
+use weir::events::DecisionType;
 use weir::manifest::RuleSpec;
-use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
 use weir::rules::{SHIPPED, load_shipped};
 use weir::sandbox::{CaseFile, run_cases};
 use weir::state::AccountState;
 
-use crate::util::{position, tempdir};
+use crate::native_rules::native_rules;
+use crate::util::{decide_embedded, position};
 
 #[test]
 fn every_shipped_rule_passes_its_sandbox_cases() {
@@ -33,24 +32,6 @@ fn every_shipped_rule_passes_its_sandbox_cases() {
             assert!(r.failure.is_none(), "{} / {}: {}", rule.name, r.name, r.failure.unwrap());
         }
     }
-}
-
-fn native_rules() -> Vec<LoadedRule> {
-    let natives: HashMap<&str, weir_sdk::NativeRule> = HashMap::from([
-        ("large-amount", large_amount::RULE),
-        ("velocity", velocity::RULE),
-        ("card-testing", card_testing::RULE),
-        ("new-country", new_country::RULE),
-        ("merchant-block", merchant_block::RULE),
-    ]);
-    SHIPPED
-        .iter()
-        .map(|r| {
-            let spec = RuleSpec::parse(r.manifest).unwrap();
-            let hash = weir::engine::content_hash(r.component, r.manifest);
-            Engine::native(spec, natives[r.name], &hash)
-        })
-        .collect()
 }
 
 #[test]
@@ -74,26 +55,9 @@ fn wasm_and_native_builds_give_identical_decisions() {
 
 #[test]
 fn demo_stream_tells_the_story() {
-    let engine = Engine::new().unwrap();
-    let mut ev = Evaluator::new(&RuleSet::new(load_shipped(&engine).unwrap()).unwrap(), Policy::default());
     let stream = demo::generate(5000, 500, 1029);
-    let dir = tempdir();
-    let input = stream.lines.join("\n");
-    let summary = run_embedded(
-        Cursor::new(input.into_bytes()),
-        &mut ev,
-        &OutputPaths::in_dir(dir.path()),
-        &PipelineOptions::default(),
-        |_| {},
-    )
-    .unwrap();
+    let (summary, by_tx) = decide_embedded(&stream.lines);
     assert_eq!(summary.dead_letters, 3, "the three malformed records");
-    let text = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
-    let by_tx: HashMap<String, DecisionEvent> = text
-        .lines()
-        .map(|l| serde_json::from_str::<DecisionEvent>(l).unwrap())
-        .map(|d| (d.transaction_id.clone(), d))
-        .collect();
     let outcome = |scene: usize| {
         let (_, tx) = &stream.story[scene];
         by_tx[tx].event_type

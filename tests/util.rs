@@ -5,9 +5,13 @@
 
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+use std::io::Cursor;
+
 use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
-use weir::events::{InputPosition, TransactionRecorded};
+use weir::events::{DecisionEvent, InputPosition, TransactionRecorded};
 use weir::manifest::RuleSpec;
+use weir::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
 use weir::sandbox::CaseTx;
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -61,4 +65,23 @@ pub fn tempdir() -> tempfile::TempDir {
 /// One JSON line per transaction.
 pub fn jsonl(txs: &[TransactionRecorded]) -> String {
     txs.iter().map(|t| serde_json::to_string(t).unwrap() + "\n").collect()
+}
+
+/// Runs `lines` through the shipped rules in a fresh embedded pipeline:
+/// the summary and the decisions by transaction id.
+pub fn decide_embedded(lines: &[String]) -> (Summary, HashMap<String, DecisionEvent>) {
+    let engine = Engine::new().unwrap();
+    let mut ev = Evaluator::new(&RuleSet::new(weir::rules::load_shipped(&engine).unwrap()).unwrap(), Policy::default());
+    let dir = tempdir();
+    let input = lines.join("\n");
+    let out = OutputPaths::in_dir(dir.path());
+    let summary =
+        run_embedded(Cursor::new(input.into_bytes()), &mut ev, &out, &PipelineOptions::default(), |_| {}).unwrap();
+    let text = std::fs::read_to_string(&out.decisions).unwrap();
+    let decisions = text
+        .lines()
+        .map(|l| serde_json::from_str::<DecisionEvent>(l).unwrap())
+        .map(|d| (d.transaction_id.clone(), d))
+        .collect();
+    (summary, decisions)
 }

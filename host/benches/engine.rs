@@ -15,31 +15,16 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::{InputPosition, TransactionRecorded, parse_transaction};
 use weir::manifest::RuleSpec;
 use weir::rules::{SHIPPED, load_shipped};
 use weir::state::AccountState;
 
-const BATCH: usize = 2_000;
+#[path = "../../tests/native_rules.rs"]
+mod native_rules;
 
-fn native_rules() -> Vec<LoadedRule> {
-    let natives: HashMap<&str, weir_sdk::NativeRule> = HashMap::from([
-        ("large-amount", large_amount::RULE),
-        ("velocity", velocity::RULE),
-        ("card-testing", card_testing::RULE),
-        ("new-country", new_country::RULE),
-        ("merchant-block", merchant_block::RULE),
-    ]);
-    SHIPPED
-        .iter()
-        .map(|r| {
-            let spec = RuleSpec::parse(r.manifest).expect("shipped manifests parse");
-            let hash = weir::engine::content_hash(r.component, r.manifest);
-            Engine::native(spec, natives[r.name], &hash)
-        })
-        .collect()
-}
+const BATCH: usize = 2_000;
 
 fn workload() -> (Vec<String>, Vec<TransactionRecorded>) {
     let stream = weir::demo::generate(BATCH, 200, 42);
@@ -58,7 +43,7 @@ fn throughput(c: &mut Criterion) {
     let (lines, txs) = workload();
     let sets = [
         ("wasm", RuleSet::new(load_shipped(&engine).expect("shipped rules load")).expect("set")),
-        ("native", RuleSet::new(native_rules()).expect("set")),
+        ("native", RuleSet::new(native_rules::native_rules()).expect("set")),
     ];
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(txs.len() as u64));

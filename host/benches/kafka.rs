@@ -1,0 +1,1009 @@
+//! weir on Apache Kafka, end to end: throughput and produce-to-decision
+//! latency with exactly-once on, against a plain consume→produce passthrough
+//! of the same records (a minimal rdkafka loop, no processing) as the
+//! reference, all in one run against one broker.
+//!
+//! Run: `cargo bench -p weir --bench kafka`
+//!
+//! Environment:
+//! - `WEIR_BENCH_KAFKA_BOOTSTRAP`: use this broker. Unset, the bench runs
+//!   `bash scripts/kafka.sh start` (a no-op when the project's broker is up)
+//!   and uses `bash scripts/kafka.sh bootstrap`. It never stops the broker.
+//! - `WEIR_BENCH_N`: records per step (default 50 000).
+//! - `WEIR_BENCH_RATE`: the latency runs' rate in transactions/s (default 5 000).
+//! - `WEIR_BENCH_LATENCY_BATCH_MS`: weir's `batch_max_ms` for the latency
+//!   runs, comma separated, one run each (default `20,50`).
+//! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
+//!
+//! Method. The input is `weir::demo::generate(N, 2000, 42)` (N ordinary
+//! transactions over 2 000 accounts plus the demo's scenes and three
+//! malformed records), keyed by account id (`unparseable` for a record that
+//! is not JSON). Every step has fresh topics (4 partitions, replication 1)
+//! and its own consumer group:
+//!
+//! 1. Passthrough, plain: the records are pre-produced to an input topic;
+//!    then a `BaseConsumer` (`read_committed`, from the earliest offset)
+//!    feeds a `ThreadedProducer` (idempotent, not transactional,
+//!    `linger.ms=5`) that copies key and payload to an output topic, until
+//!    all N are acknowledged. This is the reference.
+//! 2. Passthrough, transactional: the same loop batched like weir (up to 500
+//!    records or 100 ms per Kafka transaction, offsets committed with
+//!    `send_offsets_to_transaction`): what exactly-once costs by itself.
+//! 3. weir throughput: the records are pre-produced, then the release `weir`
+//!    binary (`weir run --config`, the shipped rules, `batch_max_records =
+//!    500`, `batch_max_ms = 100`, weir's default) is spawned; the clock runs
+//!    from spawn until every decision (N minus the dead letters) is visible
+//!    to a `read_committed` reader of the three decision topics.
+//! 4. weir latency: a fresh topic set and a running weir (`batch_max_records
+//!    = 500`, `batch_max_ms` = 20, then 50); records are produced at a fixed
+//!    rate (5 000/s, in small bursts every ~1 ms on a monotonic schedule,
+//!    `linger.ms=5`), the first second of them as an unmeasured warm-up, then
+//!    N measured. A reader thread (`read_committed`, `fetch.wait.max.ms=10` so
+//!    its own long poll adds nothing) takes the `transaction_id` from each
+//!    decision and records arrival minus send time in an HDR histogram (µs).
+//!    The send time is the actual `send` call; the pacer's worst lag behind
+//!    its schedule is reported, so coordinated omission would show.
+//!    `batch_max_ms = 20` bounds how long a record waits for its batch to
+//!    close (at 5 000/s a batch closes by time at ~100 records, well under
+//!    500); 50 shows the trade: fewer, larger transactions, longer waits.
+//!
+//! Rates: "overall" is the records over the time from start (subscribe or
+//! spawn, so including weir's start-up: compiling the rules, joining the
+//! group) to the last one; "first→last" excludes start-up; "steady" is the
+//! middle 80 % of the records over the time between the 10 % and the 90 %
+//! marks. A record counts when it is acknowledged (plain passthrough), its
+//! transaction is committed (transactional passthrough) or its decision is
+//! read (weir). Peak RSS is the weir process's `VmHWM` from /proc, read
+//! before it is stopped with SIGTERM.
+//!
+//! The broker runs on the same machine as the bench, weir and the reader;
+//! on a 2-core machine they all share the two cores.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Deserialize;
+
+const PARTITIONS: i32 = 4;
+const ACCOUNTS: usize = 2_000;
+const SEED: u64 = 42;
+/// Records per Kafka transaction, in weir and the transactional passthrough.
+const BATCH_RECORDS: usize = 500;
+/// weir's default `batch_max_ms`, for the throughput runs.
+const THROUGHPUT_BATCH_MS: u64 = 100;
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest any throughput step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn main() {
+    let n: usize = env_or("WEIR_BENCH_N", 50_000);
+    let rate: u64 = env_or("WEIR_BENCH_RATE", 5_000);
+    let batch_ms: Vec<u64> = std::env::var("WEIR_BENCH_LATENCY_BATCH_MS")
+        .unwrap_or_else(|_| "20,50".to_owned())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("WEIR_BENCH_LATENCY_BATCH_MS: {s:?} is not a number")))
+        .collect();
+    assert!(n >= 1_000, "WEIR_BENCH_N must be at least 1000");
+    assert!(rate > 0, "WEIR_BENCH_RATE must be positive");
+    let load_before = read("/proc/loadavg");
+    let bench = Bench::new();
+    eprintln!("weir kafka bench: broker {}, N = {n}, latency rate {rate}/s, batch_max_ms {batch_ms:?}", bench.broker);
+
+    let recs = records(n);
+    let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
+    let dead = recs.len() - expected;
+
+    eprintln!("[1/4] passthrough, plain");
+    let plain = passthrough(&bench, &recs, false);
+    eprintln!("      {}", plain.line());
+    eprintln!("[2/4] passthrough, transactional");
+    let txn = passthrough(&bench, &recs, true);
+    eprintln!("      {}", txn.line());
+    eprintln!("[3/4] weir throughput");
+    let (weir, weir_hwm) = weir_throughput(&bench, &recs, expected);
+    eprintln!("      {}  (peak RSS {})", weir.line(), mib(weir_hwm));
+    let warm = rate as usize; // one second
+    let lat_recs = records(n + warm);
+    let mut latencies = Vec::new();
+    for (i, ms) in batch_ms.iter().enumerate() {
+        eprintln!("[4/4] weir latency at {rate}/s, batch_max_ms = {ms} ({}/{})", i + 1, batch_ms.len());
+        let l = latency(&bench, &lat_recs, warm, rate, *ms);
+        eprintln!("      {}", l.line());
+        latencies.push(l);
+    }
+    let load_after = read("/proc/loadavg");
+    bench.delete_topics();
+
+    // The report.
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let mem_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let host = bench.broker.split(':').next().unwrap_or("");
+    let local = host.starts_with("127.") || host == "localhost" || host == "[::1]";
+    println!();
+    println!("weir on Kafka, end to end (cargo bench -p weir --bench kafka)");
+    println!("machine:  {nproc} CPUs ({cpu}), {:.1} GiB RAM", mem_kb as f64 / 1024.0 / 1024.0);
+    println!(
+        "broker:   {} — {}{}",
+        bench.broker,
+        if bench.project_broker { "the project's broker (scripts/kafka.sh), " } else { "WEIR_BENCH_KAFKA_BOOTSTRAP, " },
+        if local { "on this same machine, sharing its CPUs" } else { "on another host" }
+    );
+    println!("load:     {} before, {} after (1/5/15 min)", loadavg(&load_before), loadavg(&load_after));
+    println!(
+        "input:    {} records ({expected} transactions + {dead} malformed → dead letters), {ACCOUNTS} accounts, {PARTITIONS} partitions",
+        recs.len()
+    );
+    println!();
+    let w = 46;
+    println!("{:<w$} {:>13} {:>13} {:>13} {:>9}", "throughput (records/s)", "overall", "first→last", "steady", "start-up");
+    for r in [&plain, &txn, &weir] {
+        println!(
+            "{:<w$} {:>13} {:>13} {:>13} {:>8.2}s",
+            r.name,
+            thousands(r.overall_rate()),
+            thousands(r.first_to_last_rate()),
+            thousands(r.steady_rate()),
+            secs(r.done_ns[0])
+        );
+    }
+    let ratio = |f: fn(&Run) -> f64, reference: &Run| f(&weir) / f(reference);
+    for reference in [&plain, &txn] {
+        println!(
+            "{:<w$} {:>12.2}x {:>12.2}x {:>12.2}x",
+            format!("  weir ÷ {}", reference.short),
+            ratio(Run::overall_rate, reference),
+            ratio(Run::first_to_last_rate, reference),
+            ratio(Run::steady_rate, reference),
+        );
+    }
+    let steady_ratio = ratio(Run::steady_rate, &plain);
+    println!(
+        "{:<w$} {}",
+        "  target ≥ 0.6x plain passthrough (steady)",
+        verdict(steady_ratio >= 0.6, &format!("{steady_ratio:.2}x ({:+.0} %)", (steady_ratio / 0.6 - 1.0) * 100.0))
+    );
+    println!("{:<w$} {}", "  txn passthrough: offsets+commit per txn", txn.note);
+    println!(
+        "{:<w$} {}",
+        "  weir peak RSS (VmHWM), throughput run",
+        verdict(weir_hwm < 200 * 1024, &format!("{} (target < 200 MiB)", mib(weir_hwm)))
+    );
+    println!();
+    println!(
+        "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>10}",
+        "latency, produce→decision (ms)", "p50", "p90", "p99", "p99.9", "max", "rate/s", "pacer lag", "peak RSS"
+    );
+    for l in &latencies {
+        let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "{:<w$} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {:>9} {:>7.1}ms {:>10}",
+            format!("weir @{rate}/s, batch 500 rec / {} ms", l.batch_ms),
+            q(&l.e2e, 0.5),
+            q(&l.e2e, 0.9),
+            q(&l.e2e, 0.99),
+            q(&l.e2e, 0.999),
+            l.e2e.max() as f64 / 1000.0,
+            thousands(l.achieved_rate),
+            l.max_lag_ns as f64 / 1e6,
+            mib(l.hwm_kb),
+        );
+        println!(
+            "{:<w$} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            "  of which produce→ack (generator side)",
+            q(&l.ack, 0.5),
+            q(&l.ack, 0.9),
+            q(&l.ack, 0.99),
+            q(&l.ack, 0.999),
+            l.ack.max() as f64 / 1000.0,
+        );
+        let p99 = q(&l.e2e, 0.99);
+        println!(
+            "{:<w$} {}",
+            "  target p99 ≤ 50 ms; RSS < 200 MiB",
+            verdict(
+                p99 <= 50.0 && l.hwm_kb < 200 * 1024,
+                &format!(
+                    "p99 {p99:.1} ms ({:+.0} %), {} decisions measured, {} duplicates",
+                    (p99 / 50.0 - 1.0) * 100.0,
+                    l.e2e.len(),
+                    l.duplicates
+                )
+            )
+        );
+    }
+}
+
+// ---------------------------------------------------------------- set-up
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the host crate is inside the workspace").to_path_buf()
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// One input record.
+struct Rec {
+    key: String,
+    payload: String,
+    /// The transaction id if weir decides the record (not a dead letter).
+    tx_id: Option<String>,
+}
+
+fn records(n: usize) -> Vec<Rec> {
+    weir::demo::generate(n, ACCOUNTS, SEED)
+        .lines
+        .into_iter()
+        .map(|line| {
+            let key = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v.get("account_id").and_then(|a| a.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "unparseable".to_owned());
+            let tx_id = weir::events::parse_transaction(line.as_bytes(), weir::events::MAX_EVENT_BYTES)
+                .ok()
+                .map(|t| t.transaction_id);
+            Rec { key, payload: line, tx_id }
+        })
+        .collect()
+}
+
+/// The broker, the working directory (rules, configs, logs) and the topics
+/// this run made.
+struct Bench {
+    broker: String,
+    project_broker: bool,
+    dir: tempfile::TempDir,
+    run: String,
+    topics: Mutex<Vec<String>>,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let (broker, project_broker) = match std::env::var("WEIR_BENCH_KAFKA_BOOTSTRAP") {
+            Ok(b) => (b, false),
+            Err(_) => {
+                let script = repo().join("scripts/kafka.sh");
+                let status = Command::new("bash").arg(&script).arg("start").status().expect("running scripts/kafka.sh");
+                assert!(status.success(), "`bash scripts/kafka.sh start` failed ({status})");
+                let out = Command::new("bash").arg(&script).arg("bootstrap").output().expect("scripts/kafka.sh");
+                (String::from_utf8_lossy(&out.stdout).trim().to_owned(), true)
+            }
+        };
+        assert!(!broker.is_empty(), "no bootstrap address");
+        let dir = tempfile::Builder::new().prefix("weir-bench-kafka-").tempdir().expect("a temporary directory");
+        weir::rules::export_shipped(&dir.path().join("rules")).expect("exporting the shipped rules");
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let run = format!("{}-{secs}", std::process::id());
+        Bench { broker, project_broker, dir, run, topics: Mutex::new(Vec::new()) }
+    }
+
+    fn prefix(&self, step: &str) -> String {
+        format!("weir-bench-{}-{step}", self.run)
+    }
+
+    fn remember(&self, topics: &[&str]) {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).extend(topics.iter().map(|t| (*t).to_owned()));
+    }
+
+    fn admin(&self) -> AdminClient<DefaultClientContext> {
+        ClientConfig::new().set("bootstrap.servers", &self.broker).create().expect("an admin client")
+    }
+
+    fn create_topics(&self, names: &[&str]) {
+        self.remember(names);
+        let topics: Vec<NewTopic> =
+            names.iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures_executor::block_on(self.admin().create_topics(&topics, &opts))
+            .unwrap_or_else(|e| panic!("creating topics {names:?}: {e}"));
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => panic!("creating topic {t}: {code}"),
+            }
+        }
+    }
+
+    fn delete_topics(&self) {
+        let topics = std::mem::take(&mut *self.topics.lock().unwrap_or_else(|e| e.into_inner()));
+        if topics.is_empty() || std::env::var("WEIR_BENCH_KEEP_TOPICS").is_ok_and(|v| v == "1") {
+            return;
+        }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        match futures_executor::block_on(self.admin().delete_topics(&names, &opts)) {
+            Ok(results) => {
+                for r in results {
+                    if let Err((t, code)) = r {
+                        eprintln!("deleting topic {t}: {code}");
+                    }
+                }
+            }
+            Err(e) => eprintln!("deleting the bench's topics: {e}"),
+        }
+    }
+
+    /// A producer configured like weir's: idempotent, `linger.ms=5`, queues
+    /// bounded like weir's.
+    fn producer(&self, acks: &Arc<Acks>, extra: &[(&str, &str)]) -> ThreadedProducer<AckContext> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.broker)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("queue.buffering.max.messages", "100000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create_with_context(AckContext(acks.clone())).expect("a producer")
+    }
+
+    /// A group member configured like weir's consumer.
+    fn consumer(&self, group: &str, auto_commit: bool) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.broker)
+            .set("group.id", group)
+            .set("enable.auto.commit", auto_commit.to_string())
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("queued.max.messages.kbytes", "16384")
+            .create()
+            .expect("a consumer")
+    }
+
+    /// A `read_committed` reader of every partition of `topics` from the
+    /// beginning.
+    fn reader(&self, topics: &[String]) -> BaseConsumer {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.broker)
+            .set("group.id", format!("{}-reader", self.prefix("r")))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("a reader");
+        let mut tpl = TopicPartitionList::new();
+        for t in topics {
+            for p in 0..PARTITIONS {
+                tpl.add_partition_offset(t, p, Offset::Beginning).expect("a partition offset");
+            }
+        }
+        consumer.assign(&tpl).expect("assigning the decision topics");
+        consumer
+    }
+
+    /// Produces the records to `topic` and waits until all are acknowledged.
+    fn preproduce(&self, topic: &str, recs: &[Rec]) {
+        let acks = Acks::new(Instant::now(), 0);
+        let producer = self.producer(&acks, &[]);
+        for r in recs {
+            send(&producer, topic, r.key.as_bytes(), r.payload.as_bytes(), usize::MAX);
+        }
+        producer.flush(Duration::from_secs(120)).unwrap_or_else(|e| panic!("pre-producing to {topic}: {e}"));
+        acks.check(recs.len(), &format!("pre-producing to {topic}"));
+    }
+}
+
+/// Delivery reports: counts, the first error, and when each record was
+/// acknowledged (ns after `base`, for records sent with an index).
+struct Acks {
+    base: Instant,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    at_ns: Vec<AtomicU64>,
+}
+
+impl Acks {
+    fn new(base: Instant, slots: usize) -> Arc<Acks> {
+        Arc::new(Acks {
+            base,
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            at_ns: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    fn check(&self, expected: usize, what: &str) {
+        let failed = self.failed.load(Ordering::SeqCst);
+        if failed > 0 {
+            let first = self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            panic!("{what}: {failed} records were not delivered; the first error: {}", first.unwrap_or_default());
+        }
+        let ok = self.ok.load(Ordering::SeqCst);
+        assert_eq!(ok, expected as u64, "{what}: records acknowledged");
+    }
+}
+
+struct AckContext(Arc<Acks>);
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        match result {
+            Ok(_) => {
+                self.0.ok.fetch_add(1, Ordering::SeqCst);
+                if let Some(slot) = self.0.at_ns.get(index) {
+                    slot.store(ns_since(self.0.base), Ordering::SeqCst);
+                }
+            }
+            Err((e, _)) => {
+                self.0.failed.fetch_add(1, Ordering::SeqCst);
+                self.0.first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+fn ns_since(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+/// Sends a record, waiting while the producer's queue is full.
+fn send(producer: &ThreadedProducer<AckContext>, topic: &str, key: &[u8], payload: &[u8], index: usize) {
+    let mut record = BaseRecord::with_opaque_to(topic, index).key(key).payload(payload);
+    let started = Instant::now();
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                assert!(started.elapsed() < Duration::from_secs(60), "producing to {topic}: queue full for 60 s");
+                std::thread::sleep(Duration::from_millis(1));
+                record = r;
+            }
+            Err((e, _)) => panic!("producing to {topic}: {e}"),
+        }
+    }
+}
+
+// ------------------------------------------------------------ throughput
+
+/// One throughput measurement: when each record was done, in ns after the
+/// start, sorted.
+struct Run {
+    name: String,
+    short: &'static str,
+    done_ns: Vec<u64>,
+    note: String,
+}
+
+impl Run {
+    fn new(name: String, short: &'static str, mut done_ns: Vec<u64>, note: String) -> Run {
+        assert!(done_ns.len() >= 10, "{name}: too few records measured");
+        done_ns.sort_unstable();
+        Run { name, short, done_ns, note }
+    }
+
+    fn overall_rate(&self) -> f64 {
+        self.done_ns.len() as f64 / secs(*self.done_ns.last().expect("not empty")).max(1e-9)
+    }
+
+    fn first_to_last_rate(&self) -> f64 {
+        let d = &self.done_ns;
+        (d.len() - 1) as f64 / secs(d[d.len() - 1] - d[0]).max(1e-9)
+    }
+
+    fn steady_rate(&self) -> f64 {
+        let d = &self.done_ns;
+        let (a, z) = (d.len() / 10, d.len() * 9 / 10);
+        (z - a) as f64 / secs(d[z] - d[a]).max(1e-9)
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} records: {} overall ({:.2} s), {} first→last, {} steady (records/s)",
+            self.done_ns.len(),
+            thousands(self.overall_rate()),
+            secs(*self.done_ns.last().expect("not empty")),
+            thousands(self.first_to_last_rate()),
+            thousands(self.steady_rate())
+        )
+    }
+}
+
+/// The reference: consume → produce with no processing; plain or in
+/// transactions of up to 500 records / 100 ms, as weir batches.
+fn passthrough(bench: &Bench, recs: &[Rec], transactional: bool) -> Run {
+    let step = if transactional { "ptxn" } else { "plain" };
+    let prefix = bench.prefix(step);
+    let (input, output) = (format!("{prefix}.in"), format!("{prefix}.out"));
+    bench.create_topics(&[&input, &output]);
+    bench.preproduce(&input, recs);
+
+    let total = recs.len();
+    let start = Instant::now();
+    let acks = Acks::new(start, total);
+    let txn_id = format!("{prefix}-txn");
+    let extra: &[(&str, &str)] =
+        if transactional { &[("transactional.id", &txn_id), ("transaction.timeout.ms", "10000")] } else { &[] };
+    let producer = bench.producer(&acks, extra);
+    let consumer = bench.consumer(&format!("{prefix}-group"), !transactional);
+    consumer.subscribe(&[&input]).expect("subscribing");
+    let deadline = start + STEP_TIMEOUT;
+    let timed_out = |done: usize| {
+        assert!(Instant::now() < deadline, "{step} passthrough: only {done} of {total} records after {STEP_TIMEOUT:?}")
+    };
+
+    if !transactional {
+        let mut forwarded = 0;
+        while forwarded < total {
+            timed_out(forwarded);
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    send(&producer, &output, m.key().unwrap_or_default(), m.payload().unwrap_or_default(), forwarded);
+                    forwarded += 1;
+                }
+                Some(Err(e)) => panic!("plain passthrough: consumer: {e}"),
+            }
+        }
+        producer.flush(Duration::from_secs(60)).expect("flushing the passthrough producer");
+        acks.check(total, "plain passthrough");
+        let done = acks.at_ns.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+        return Run::new("passthrough, plain (idempotent, linger 5 ms)".to_owned(), "plain", done, String::new());
+    }
+
+    producer.init_transactions(TXN_TIMEOUT).expect("registering the transactional producer");
+    let mut done = Vec::with_capacity(total);
+    let mut commit_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("a histogram");
+    let mut batch: Vec<(i32, i64, Vec<u8>, Vec<u8>)> = Vec::with_capacity(BATCH_RECORDS);
+    while done.len() < total {
+        timed_out(done.len());
+        batch.clear();
+        let batch_deadline = Instant::now() + Duration::from_millis(THROUGHPUT_BATCH_MS);
+        while batch.len() < BATCH_RECORDS {
+            let left = batch_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                None => break,
+                Some(Ok(m)) => batch.push((
+                    m.partition(),
+                    m.offset(),
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                )),
+                Some(Err(e)) => panic!("transactional passthrough: consumer: {e}"),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        producer.begin_transaction().expect("begin_transaction");
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for (i, (partition, offset, key, payload)) in batch.iter().enumerate() {
+            send(&producer, &output, key, payload, done.len() + i);
+            next.insert(*partition, offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (p, o) in &next {
+            offsets.add_partition_offset(&input, *p, Offset::Offset(*o)).expect("an offset");
+        }
+        let c0 = Instant::now();
+        let metadata = consumer.group_metadata().expect("the group's metadata");
+        producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT).expect("send_offsets_to_transaction");
+        producer.commit_transaction(TXN_TIMEOUT).expect("commit_transaction");
+        commit_us.saturating_record(c0.elapsed().as_micros() as u64);
+        let at = ns_since(start);
+        done.extend(std::iter::repeat_n(at, batch.len()));
+    }
+    acks.check(total, "transactional passthrough");
+    let note = format!(
+        "{} transactions, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        commit_us.len(),
+        commit_us.value_at_quantile(0.5) as f64 / 1000.0,
+        commit_us.value_at_quantile(0.99) as f64 / 1000.0,
+        commit_us.max() as f64 / 1000.0
+    );
+    Run::new(
+        format!("passthrough, transactional ({BATCH_RECORDS} rec / {THROUGHPUT_BATCH_MS} ms)"),
+        "txn passthrough",
+        done,
+        note,
+    )
+}
+
+/// weir from spawn until every decision is readable; (the run, peak RSS kB).
+fn weir_throughput(bench: &Bench, recs: &[Rec], expected: usize) -> (Run, u64) {
+    let mut weir = WeirProcess::prepare(bench, "tput", THROUGHPUT_BATCH_MS);
+    bench.preproduce(&weir.kafka.topics.input, recs);
+    let reader = bench.reader(&weir.decision_topics());
+    let start = Instant::now();
+    weir.spawn();
+    let mut done = Vec::with_capacity(expected);
+    let mut checked = Instant::now();
+    while done.len() < expected {
+        if start.elapsed() > STEP_TIMEOUT {
+            panic!("weir decided only {} of {expected} transactions in {STEP_TIMEOUT:?}", done.len());
+        }
+        match reader.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(_)) => done.push(ns_since(start)),
+            Some(Err(e)) => panic!("reading decisions: {e}"),
+        }
+        if checked.elapsed() > Duration::from_millis(500) {
+            weir.check_alive();
+            checked = Instant::now();
+        }
+    }
+    let hwm = weir.vm_hwm_kb();
+    // Exactly once: nothing more arrives.
+    let extra_until = Instant::now() + Duration::from_secs(1);
+    let mut extra = 0;
+    while Instant::now() < extra_until {
+        if let Some(Ok(_)) = reader.poll(Duration::from_millis(100)) {
+            extra += 1;
+        }
+    }
+    assert_eq!(extra, 0, "weir published {extra} decisions more than the {expected} transactions");
+    weir.terminate();
+    (
+        Run::new(
+            format!("weir, exactly-once ({BATCH_RECORDS} rec / {THROUGHPUT_BATCH_MS} ms)"),
+            "weir",
+            done,
+            String::new(),
+        ),
+        hwm,
+    )
+}
+
+// --------------------------------------------------------------- latency
+
+struct Latency {
+    batch_ms: u64,
+    /// Produce → decision read, µs, for the measured records.
+    e2e: Histogram<u64>,
+    /// Produce → acknowledged by the broker, µs.
+    ack: Histogram<u64>,
+    achieved_rate: f64,
+    max_lag_ns: u64,
+    duplicates: u64,
+    hwm_kb: u64,
+}
+
+impl Latency {
+    fn line(&self) -> String {
+        let q = |q: f64| self.e2e.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{} decisions: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} records/s; peak RSS {}",
+            self.e2e.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            self.e2e.max() as f64 / 1000.0,
+            thousands(self.achieved_rate),
+            mib(self.hwm_kb)
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionTx {
+    transaction_id: String,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("a histogram")
+}
+
+/// Produces `recs` at `rate`/s to a running weir; the first `warm` are not
+/// measured.
+fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64, batch_ms: u64) -> Latency {
+    let mut weir = WeirProcess::prepare(bench, &format!("lat{batch_ms}"), batch_ms);
+    let n = recs.len();
+    let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
+    let index: HashMap<String, usize> =
+        recs.iter().enumerate().filter_map(|(i, r)| r.tx_id.clone().map(|t| (t, i))).collect();
+    assert_eq!(index.len(), expected, "transaction ids are unique");
+    let base = Instant::now();
+    let sent_ns: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+
+    // The reader thread.
+    let reader = bench.reader(&weir.decision_topics());
+    let reader_timeout = Duration::from_secs(n as u64 / rate + 240);
+    let sent = sent_ns.clone();
+    let reading = std::thread::spawn(move || {
+        let mut hist = histogram();
+        let mut seen = vec![false; n];
+        let (mut count, mut duplicates) = (0, 0u64);
+        while count < expected {
+            assert!(base.elapsed() < reader_timeout, "latency reader: only {count} of {expected} decisions read");
+            match reader.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    let arrived = ns_since(base);
+                    let d: DecisionTx = serde_json::from_slice(m.payload().unwrap_or_default())
+                        .unwrap_or_else(|e| panic!("a decision without transaction_id: {e}"));
+                    let i = *index.get(&d.transaction_id).unwrap_or_else(|| panic!("unknown {}", d.transaction_id));
+                    if std::mem::replace(&mut seen[i], true) {
+                        duplicates += 1;
+                        continue;
+                    }
+                    count += 1;
+                    let at = sent[i].load(Ordering::SeqCst);
+                    assert!(at > 0, "{} decided before it was sent", d.transaction_id);
+                    if i >= warm {
+                        hist.saturating_record(arrived.saturating_sub(at) / 1000);
+                    }
+                }
+                Some(Err(e)) => panic!("latency reader: {e}"),
+            }
+        }
+        (hist, duplicates)
+    });
+
+    weir.spawn();
+    weir.wait_for_log("partitions assigned", Duration::from_secs(120));
+    let acks = Acks::new(base, n);
+    let producer = bench.producer(&acks, &[]);
+    let input = weir.kafka.topics.input.clone();
+    let period_ns = 1_000_000_000 / rate;
+    let t0 = Instant::now();
+    let mut i = 0;
+    let mut max_lag_ns = 0;
+    while i < n {
+        let due = ((t0.elapsed().as_nanos() as u64 / period_ns) as usize + 1).min(n);
+        while i < due {
+            sent_ns[i].store(ns_since(base), Ordering::SeqCst);
+            send(&producer, &input, recs[i].key.as_bytes(), recs[i].payload.as_bytes(), i);
+            i += 1;
+        }
+        let lag = (t0.elapsed().as_nanos() as u64).saturating_sub((i as u64 - 1) * period_ns);
+        if i > warm {
+            max_lag_ns = max_lag_ns.max(lag);
+        }
+        if i % (rate as usize) == 0 {
+            weir.check_alive();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.flush(Duration::from_secs(60)).expect("flushing the load generator");
+    acks.check(n, "the load generator");
+    let window = sent_ns[n - 1].load(Ordering::SeqCst) - sent_ns[warm].load(Ordering::SeqCst);
+    let achieved_rate = (n - 1 - warm) as f64 / secs(window).max(1e-9);
+    let mut ack = histogram();
+    for j in warm..n {
+        let (s, a) = (sent_ns[j].load(Ordering::SeqCst), acks.at_ns[j].load(Ordering::SeqCst));
+        ack.saturating_record(a.saturating_sub(s) / 1000);
+    }
+
+    // Wait for the reader, checking on weir.
+    while !reading.is_finished() {
+        weir.check_alive();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (e2e, duplicates) = reading.join().unwrap_or_else(|_| panic!("the latency reader failed (see above)"));
+    let hwm_kb = weir.vm_hwm_kb();
+    weir.terminate();
+    Latency { batch_ms, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb }
+}
+
+// ------------------------------------------------------------ weir itself
+
+/// A `weir run` child process with its own topics, config and log.
+struct WeirProcess {
+    name: String,
+    config: PathBuf,
+    log: PathBuf,
+    kafka: weir::kafka::KafkaConfig,
+    child: Option<Child>,
+}
+
+impl WeirProcess {
+    /// Writes weir.toml (like tests/kafka.rs) and creates weir's topics.
+    fn prepare(bench: &Bench, step: &str, batch_ms: u64) -> WeirProcess {
+        let p = bench.prefix(step);
+        let text = format!(
+            r#"[rules]
+dir = "{rules}"
+
+[kafka]
+bootstrap_servers = "{broker}"
+group_id = "{p}-group"
+instance_id = "bench"
+partitions = {PARTITIONS}
+batch_max_records = {BATCH_RECORDS}
+batch_max_ms = {batch_ms}
+
+[kafka.topics]
+input = "{p}.in"
+transaction_verified = "{p}.verified"
+fraud_suspected = "{p}.suspected"
+account_locked = "{p}.locked"
+dead_letters = "{p}.dead"
+changelog = "{p}.state"
+"#,
+            rules = bench.dir.path().join("rules").display(),
+            broker = bench.broker,
+        );
+        let config = bench.dir.path().join(format!("{step}.toml"));
+        std::fs::write(&config, &text).expect("writing weir.toml");
+        let kafka = weir::config::Config::parse(&text).expect("the bench's weir.toml parses").kafka.expect("[kafka]");
+        let t = &kafka.topics;
+        bench.remember(&[
+            &t.input,
+            &t.transaction_verified,
+            &t.fraud_suspected,
+            &t.account_locked,
+            &t.dead_letters,
+            &t.changelog,
+        ]);
+        weir::kafka::create_topics(&kafka).unwrap_or_else(|e| panic!("creating {p}.*: {e}"));
+        let log = bench.dir.path().join(format!("{step}.log"));
+        WeirProcess { name: step.to_owned(), config, log, kafka, child: None }
+    }
+
+    fn decision_topics(&self) -> Vec<String> {
+        let t = &self.kafka.topics;
+        vec![t.transaction_verified.clone(), t.fraud_suspected.clone(), t.account_locked.clone()]
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).expect("weir's log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("WEIR_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("WEIR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawning weir");
+        self.child = Some(child);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("weir is running").id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("rule loaded")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn check_alive(&mut self) {
+        let child = self.child.as_mut().expect("weir was started");
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = self.log_tail();
+            self.child = None;
+            panic!("weir ({}) exited early with {status}; its log ends:\n{tail}", self.name);
+        }
+    }
+
+    fn wait_for_log(&mut self, what: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains(what) {
+            self.check_alive();
+            assert!(started.elapsed() < timeout, "weir ({}): no {what:?} in its log after {timeout:?}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Peak resident set size, kB.
+    fn vm_hwm_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/<weir>/status");
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// SIGTERM, then waits up to 60 s for a clean exit; returns its stdout.
+    fn terminate(&mut self) -> String {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let mut child = self.child.take().expect("weir is running");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for weir") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("weir ({}) did not exit within 60 s of SIGTERM; its log ends:\n{}", self.name, self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = String::new();
+        if let Some(mut s) = child.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        assert!(status.success(), "weir ({}) exited with {status}: {out}\n{}", self.name, self.log_tail());
+        out
+    }
+}
+
+impl Drop for WeirProcess {
+    /// Never leaves a weir behind; a failed step shows weir's log.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- weir ({}) log, last 40 lines\n{}", self.name, self.log_tail());
+        }
+    }
+}
+
+// ------------------------------------------------------------- formatting
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn mib(kb: u64) -> String {
+    format!("{:.0} MiB", kb as f64 / 1024.0)
+}
+
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn loadavg(text: &str) -> String {
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn verdict(ok: bool, what: &str) -> String {
+    format!("{} {what}", if ok { "MET   " } else { "MISSED" })
+}
