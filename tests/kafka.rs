@@ -45,6 +45,26 @@ fn broker() -> &'static str {
     })
 }
 
+/// A running `weir run`, killed if the test ends without stopping it.
+struct Instance(Child);
+
+impl Instance {
+    /// SIGKILL: a crash, leaving an open transaction behind.
+    fn crash(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// One test's topics, group and working directory.
 struct Setup {
     prefix: String,
@@ -96,20 +116,21 @@ changelog = "{p}.state"
         path
     }
 
-    fn start(&self, instance: &str) -> Child {
+    fn start(&self, instance: &str) -> Instance {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("{instance}.log")))
             .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_weir"))
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["run", "--config"])
             .arg(self.config(instance))
             .env("WEIR_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap();
+        Instance(child)
     }
 
     fn log(&self, instance: &str) -> String {
@@ -260,7 +281,8 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// Stops weir with SIGTERM; returns its stdout. Panics unless it exits cleanly.
-fn terminate(child: &mut Child) -> String {
+fn terminate(instance: &mut Instance) -> String {
+    let child = &mut instance.0;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     let mut out = String::new();
@@ -303,8 +325,7 @@ fn kill_nine_mid_stream_and_restart_keeps_decisions_exact() {
         wait_for("decisions before the crash", Duration::from_secs(90), || {
             setup.decisions(target, Duration::from_millis(1500)).len() >= target
         });
-        weir.kill().unwrap(); // SIGKILL: no shutdown, an open transaction left behind
-        weir.wait().unwrap();
+        weir.crash();
     }
     let mut weir = setup.start("a");
     let got = setup.decisions(reference.len(), Duration::from_secs(120));
@@ -330,8 +351,7 @@ fn survivor_takes_over_the_partitions_with_their_state() {
     wait_for("the group to rebalance over both instances", Duration::from_secs(90), || {
         setup.log("b").contains("partitions assigned") && setup.log("a").matches("partitions assigned").count() >= 2
     });
-    a.kill().unwrap();
-    a.wait().unwrap();
+    a.crash();
     // The second half spans every partition: the survivor can only decide
     // it by taking over the dead instance's partitions and their state.
     setup.produce(second);

@@ -160,7 +160,10 @@ fn main() {
     );
     println!();
     let w = 46;
-    println!("{:<w$} {:>13} {:>13} {:>13} {:>9}", "throughput (records/s)", "overall", "first→last", "steady", "start-up");
+    println!(
+        "{:<w$} {:>13} {:>13} {:>13} {:>9}",
+        "throughput (records/s)", "overall", "first→last", "steady", "start-up"
+    );
     for r in [&plain, &txn, &weir] {
         println!(
             "{:<w$} {:>13} {:>13} {:>13} {:>8.2}s",
@@ -554,7 +557,7 @@ fn passthrough(bench: &Bench, recs: &[Rec], transactional: bool) -> Run {
     let acks = Acks::new(start, total);
     let txn_id = format!("{prefix}-txn");
     let extra: &[(&str, &str)] =
-        if transactional { &[("transactional.id", &txn_id), ("transaction.timeout.ms", "10000")] } else { &[] };
+        if transactional { &[("transactional.id", txn_id.as_str()), ("transaction.timeout.ms", "10000")] } else { &[] };
     let producer = bench.producer(&acks, extra);
     let consumer = bench.consumer(&format!("{prefix}-group"), !transactional);
     consumer.subscribe(&[&input]).expect("subscribing");
@@ -782,6 +785,7 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64, batch_ms: u64) -
     let t0 = Instant::now();
     let mut i = 0;
     let mut max_lag_ns = 0;
+    let mut checked = Instant::now();
     while i < n {
         let due = ((t0.elapsed().as_nanos() as u64 / period_ns) as usize + 1).min(n);
         while i < due {
@@ -793,8 +797,9 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64, batch_ms: u64) -
         if i > warm {
             max_lag_ns = max_lag_ns.max(lag);
         }
-        if i % (rate as usize) == 0 {
+        if checked.elapsed() > Duration::from_millis(500) {
             weir.check_alive();
+            checked = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
