@@ -311,6 +311,11 @@ fn transactional_producer(config: &KafkaConfig) -> Result<ThreadedProducer<Defau
         .set("transactional.id", config.transactional_id())
         .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
         .set("linger.ms", "5")
+        // After a commit the coordinator answers CONCURRENT_TRANSACTIONS
+        // until its markers are written; librdkafka's default 100 ms backoff
+        // would then stall every transaction by 100 ms.
+        .set("retry.backoff.ms", "10")
+        .set("retry.backoff.max.ms", "100")
         .set("queue.buffering.max.kbytes", "65536")
         .set("queue.buffering.max.messages", "100000")
         .create()?;
@@ -499,6 +504,13 @@ impl Worker<'_> {
         }
         let metadata = self.consumer.group_metadata().ok_or(KafkaError::NoMessageReceived)?;
         self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+        // rust-rdkafka's commit flushes first, and its flush sleeps a whole
+        // 100 ms whenever a record is still in flight: wait for the
+        // deliveries here, in small steps, instead.
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         loop {
             match self.producer.commit_transaction(TXN_TIMEOUT) {
                 Ok(()) => break,
