@@ -244,6 +244,8 @@ struct Record {
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long restoring a partition's state may wait for the broker.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Runs weir on Kafka until `shutdown` is set; then finishes the open
 /// batch, commits it, and leaves the group.
@@ -580,15 +582,23 @@ impl Worker<'_> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Beginning).map_err(|e| err(e.to_string()))?;
         self.restorer.assign(&tpl).map_err(|e| err(e.to_string()))?;
-        let (low, high) = self
-            .restorer
-            .fetch_watermarks(topic, partition, Duration::from_secs(30))
-            .map_err(|e| err(e.to_string()))?;
+        // The broker may be away or electing a leader: wait for it.
+        let (low, high) = loop {
+            match self.restorer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                Ok(w) => break w,
+                Err(e) if started.elapsed() < RESTORE_PATIENCE => {
+                    tracing::warn!(partition, "reading the changelog's end will be retried: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(err(e.to_string())),
+            }
+        };
         let mut accounts = HashMap::new();
         if high > low {
             loop {
-                if started.elapsed() > Duration::from_secs(120) {
-                    return Err(err(format!("not finished after 120 s (high watermark {high})")));
+                if started.elapsed() > RESTORE_PATIENCE {
+                    let waited = RESTORE_PATIENCE.as_secs();
+                    return Err(err(format!("not finished after {waited} s (high watermark {high})")));
                 }
                 match self.restorer.poll(Duration::from_millis(500)) {
                     Some(Ok(m)) => {
