@@ -303,20 +303,16 @@ fn classify(err: wasmtime::Error, store: &Store<RuleHost>, fuel: u64) -> RuleErr
             Trap::StackOverflow => RuleError::StackOverflow,
             _ if host.limiter.refused => RuleError::MemoryLimit { limit_mib: host.limiter.max_bytes / (1024 * 1024) },
             Trap::MemoryOutOfBounds if panic.is_none() => RuleError::Trap {
-                trap: other_trap_text(trap),
+                trap: trap.to_string(),
                 panic: Some("in a Rust rule this is usually deep recursion overflowing the stack".to_owned()),
             },
-            other => RuleError::Trap { trap: other_trap_text(other), panic },
+            other => RuleError::Trap { trap: other.to_string(), panic },
         };
     }
     if host.limiter.refused {
         return RuleError::MemoryLimit { limit_mib: host.limiter.max_bytes / (1024 * 1024) };
     }
     RuleError::Trap { trap: err.to_string(), panic }
-}
-
-fn other_trap_text(trap: &Trap) -> String {
-    trap.to_string()
 }
 
 impl self::weir::rule::types::Host for RuleHost {}
