@@ -386,3 +386,64 @@ fn broker_outage_mid_run_loses_nothing() {
     terminate(&mut weir);
     assert_exactly_once_and_equal(&got, &reference);
 }
+
+#[test]
+fn hot_deploy_on_kafka_under_a_continuous_stream() {
+    use crate::deploy::{assert_decisions, decidable, deploy_steps, feed, free_addr, initial_rules};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("deploy");
+    let rules = setup.dir.path().join("rules");
+    std::fs::remove_dir_all(&rules).unwrap();
+    initial_rules(&rules);
+    weir::kafka::create_topics(&setup.kafka_config()).unwrap();
+    let addr = free_addr();
+    let config = setup.config("a");
+    let log = std::fs::File::create(setup.dir.path().join("a.log")).unwrap();
+    let mut weir = Instance(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("WEIR_LOG", "info")
+            .env("WEIR_STATUS_LISTEN", &addr)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let lines = weir::demo::generate(20_000, 400, 23).lines;
+    let expected = decidable(&lines);
+    let go = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let go = go.clone();
+        let input = setup.topic("in");
+        std::thread::spawn(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", broker())
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .create()
+                .unwrap();
+            feed(lines, 2500, 13_000, go, |part| {
+                for line in part {
+                    let key = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v["account_id"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    producer.send(BaseRecord::to(&input).key(&key).payload(line)).unwrap();
+                }
+                producer.poll(Duration::ZERO);
+            });
+            producer.flush(Duration::from_secs(30)).unwrap();
+        })
+    };
+    let deployed = deploy_steps(&rules, &addr, setup.dir.path());
+    go.store(true, std::sync::atomic::Ordering::Release);
+    feeder.join().unwrap();
+    let got = setup.decisions(expected.len(), Duration::from_secs(120));
+    terminate(&mut weir);
+    assert_decisions(&got, &expected, &deployed);
+    assert!(setup.log("a").contains("rules swapped"), "swaps are logged with their partition offsets");
+}

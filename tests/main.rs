@@ -11,10 +11,14 @@
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
 //!   rebalances and a broker outage; dead letters; state follows the account.
 //!
+//! - `deploy`: hot deploy under a continuous stream — new versions, bad
+//!   packages, retirement, shadow rules; embedded here, Kafka in `kafka`.
+//!
 //! `util` gives each test its own temporary directory and the built guests;
 //! `native_rules` the shipped rules compiled natively.
 
 mod cli;
+mod deploy;
 mod events;
 mod kafka;
 mod native_rules;

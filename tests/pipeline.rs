@@ -20,7 +20,12 @@ fn shipped_evaluator() -> Evaluator {
 }
 
 fn run(input: &[u8], out: &Path, batch_size: usize) -> Result<Summary, PipelineError> {
-    let opts = PipelineOptions { batch_size, max_event_bytes: 4096, input_name: "input.jsonl".to_owned() };
+    let opts = PipelineOptions {
+        batch_size,
+        max_event_bytes: 4096,
+        input_name: "input.jsonl".to_owned(),
+        ..PipelineOptions::default()
+    };
     run_embedded(Cursor::new(input.to_vec()), &mut shipped_evaluator(), &OutputPaths::in_dir(out), &opts, |_| {})
 }
 

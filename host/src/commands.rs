@@ -18,9 +18,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::engine::{Engine, Evaluator, LoadedRule, RuleSet};
 use crate::events::{DecisionEvent, DecisionType};
+use crate::live::LiveRules;
 use crate::manifest::RuleSpec;
 use crate::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
+use crate::rules::PackageFiles;
 use crate::sandbox::{CaseFile, describe, run_cases};
+use crate::status::{Hooks, Metrics};
 use crate::{demo, rules, scaffold};
 
 #[derive(Args, Debug)]
@@ -157,27 +160,29 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         config.embedded.batch_size = n;
     }
     config.validate()?;
-    let engine = Engine::new()?;
-    let (loaded, refused) = rules::load_dir(&engine, &config.rules.dir)
-        .with_context(|| format!("cannot read the rules directory {}", config.rules.dir.display()))?;
-    for r in &refused {
+    let live = LiveRules::start(&config.rules.dir, config.rules.validator()?)?;
+    for r in live.refused() {
         eprintln!("refused {}: {}", r.path.display(), r.reason);
     }
-    if loaded.is_empty() {
-        bail!("no rule could be loaded from {}", config.rules.dir.display());
+    let mut evaluator = Evaluator::new(&live.current().set, config.policy.clone());
+    // Hot deploy: the watch lasts until the run ends.
+    let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
+    let metrics = Arc::new(Metrics::default());
+    if let Some(listen) = &config.status.listen {
+        crate::status::serve(listen, Some(live.clone()), metrics.clone())?;
     }
-    let set = RuleSet::new(loaded)?;
-    let mut evaluator = Evaluator::new(&set, config.policy.clone());
+    let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
     if let Some(kafka) = &config.kafka {
         if args.input != "-" || args.output.is_some() {
             bail!("--input and --output are for the embedded pipeline; on Kafka weir reads `{}`", kafka.topics.input);
         }
-        return run_kafka(kafka, &mut evaluator, &set);
+        return run_kafka(kafka, &mut evaluator, &live, &hooks);
     }
     let paths = OutputPaths::in_dir(&config.embedded.output);
     let mut opts = PipelineOptions {
         batch_size: config.embedded.batch_size,
         max_event_bytes: config.embedded.max_event_bytes,
+        hooks,
         ..PipelineOptions::default()
     };
     let summary = if args.input == "-" {
@@ -193,12 +198,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
         summary
     };
-    print_summary(&summary, &set);
+    print_summary(&summary, &live.current().set);
     println!("\nDecisions: {}\nDead letters: {}", paths.decisions.display(), paths.dead_letters.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_kafka(kafka: &crate::kafka::KafkaConfig, evaluator: &mut Evaluator, set: &RuleSet) -> anyhow::Result<ExitCode> {
+fn run_kafka(
+    kafka: &crate::kafka::KafkaConfig,
+    evaluator: &mut Evaluator,
+    live: &LiveRules,
+    hooks: &Hooks,
+) -> anyhow::Result<ExitCode> {
     // The first SIGTERM or Ctrl-C finishes the open batch and leaves the
     // group; a second one exits at once.
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -208,12 +218,12 @@ fn run_kafka(kafka: &crate::kafka::KafkaConfig, evaluator: &mut Evaluator, set: 
     }
     eprintln!(
         "weir: {} rules, consuming {} as {} in group {} (Ctrl-C to stop)",
-        set.rules().len(),
+        live.current().set.rules().len(),
         kafka.topics.input,
         kafka.transactional_id(),
         kafka.group_id
     );
-    let summary = crate::kafka::run(kafka, evaluator, &shutdown)?;
+    let summary = crate::kafka::run(kafka, evaluator, &shutdown, hooks)?;
     println!("Decisions");
     for t in DecisionType::ALL {
         println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
@@ -366,10 +376,12 @@ fn find_manifest(module: &Path, cases: &Path) -> anyhow::Result<PathBuf> {
     })
 }
 
-pub fn rules_check(dir: &Path) -> anyhow::Result<ExitCode> {
-    let engine = Engine::new()?;
-    let (loaded, refused) =
-        rules::load_dir(&engine, dir).with_context(|| format!("cannot read the rules directory {}", dir.display()))?;
+pub fn rules_check(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(config)?;
+    config.rules.dir = dir.to_owned();
+    let validator = config.rules.validator()?;
+    let (loaded, refused) = rules::load_dir(&validator, dir)
+        .with_context(|| format!("cannot read the rules directory {}", dir.display()))?;
     for r in &loaded {
         println!(
             "  loaded   {:<16} {:<8} {:<8} {}",
@@ -384,4 +396,211 @@ pub fn rules_check(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     println!("{} loaded, {} refused", loaded.len(), refused.len());
     Ok(if refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The package: its manifest (`target/weir/<id>.toml` after `weir rule
+    /// build`), or a directory holding exactly one package.
+    pub package: PathBuf,
+    /// The rules directory a running weir watches (default: `rules.dir` of the config).
+    #[arg(long, short)]
+    pub rules: Option<PathBuf>,
+    /// Deploy with this mode instead of the manifest's: `shadow` to try a
+    /// rule on live traffic, `enforce` to promote it.
+    #[arg(long, value_parser = ["shadow", "enforce"])]
+    pub mode: Option<String>,
+    /// Configuration file (for the rules directory, compile cache and trusted keys).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Validates a package like a running weir would, then installs it into the
+/// rules directory atomically (the running weir picks it up).
+pub fn rule_deploy(args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    let dir = args.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
+    // The compile cache is the directory's: a deploy compiles the package
+    // into it, so the running weir swaps without compiling.
+    config.rules.dir = dir.clone();
+    if !dir.is_dir() {
+        bail!("the rules directory {} does not exist", dir.display());
+    }
+    let manifest_path = package_manifest(&args.package)?;
+    let mut package =
+        PackageFiles::read(&manifest_path).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    if let Some(mode) = &args.mode {
+        let mut doc: toml_edit::DocumentMut =
+            package.manifest.parse().with_context(|| format!("{}", manifest_path.display()))?;
+        doc["rule"]["mode"] = toml_edit::value(mode.as_str());
+        package.manifest = doc.to_string();
+        package.spec = RuleSpec::parse(&package.manifest)?;
+        package.hash = crate::engine::content_hash(&package.component, &package.manifest);
+        if package.signature.is_some() {
+            eprintln!(
+                "note: the signature was made for the manifest as it was; with --mode the package needs signing again"
+            );
+            package.signature = None;
+        }
+    }
+    let validator = config.rules.validator()?;
+    let rule = validator.validate(&package).map_err(|e| anyhow::anyhow!("refused {}: {e}", manifest_path.display()))?;
+    let previous = PackageFiles::read(&dir.join(format!("{}.toml", rule.spec.id))).ok();
+    if previous.as_ref().is_some_and(|p| p.hash == package.hash) {
+        println!(
+            "{} {} ({}) is already deployed in {}",
+            rule.spec.id,
+            rule.spec.version_label,
+            rule.hash,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(previous) = &previous {
+        rules::archive(previous, &dir)
+            .with_context(|| format!("cannot archive the running package in {}", dir.display()))?;
+    }
+    let installed =
+        rules::install(&PackageFiles { manifest_path: dir.join(format!("{}.toml", rule.spec.id)), ..package }, &dir)
+            .with_context(|| format!("cannot write to {}", dir.display()))?;
+    let mode = format!("{:?}", rule.spec.mode).to_lowercase();
+    match previous {
+        Some(p) => println!(
+            "Deployed {} {} ({mode}, {}) to {}, replacing {} ({}).",
+            rule.spec.id,
+            rule.spec.version_label,
+            rule.hash,
+            installed.display(),
+            p.spec.version_label,
+            p.hash
+        ),
+        None => println!(
+            "Deployed {} {} ({mode}, {}) to {}.",
+            rule.spec.id,
+            rule.spec.version_label,
+            rule.hash,
+            installed.display()
+        ),
+    }
+    println!(
+        "A running weir watching {} swaps to it between two batches; `weir rule rollback {}` undoes it.",
+        dir.display(),
+        rule.spec.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The manifest of a package given as a manifest or a directory with one.
+fn package_manifest(path: &Path) -> anyhow::Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let found = rules::manifests(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{} holds no package manifest (<id>.toml)", path.display()),
+        many => bail!("{} holds {} packages; name the manifest to deploy", path.display(), many.len()),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RetireArgs {
+    /// The rule id.
+    pub id: String,
+    /// The rules directory (default: `rules.dir` of the config).
+    #[arg(long, short)]
+    pub rules: Option<PathBuf>,
+    /// Configuration file.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Redeploys the version that ran before the current one.
+pub fn rule_rollback(args: &RetireArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    let dir = args.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
+    config.rules.dir = dir.clone();
+    let manifest = dir.join(format!("{}.toml", args.id));
+    let current = PackageFiles::read(&manifest).ok();
+    let Some(previous) = rules::archived(&dir, &args.id, current.as_ref().map(|c| c.hash.as_str()))? else {
+        bail!("no earlier version of `{}` is archived in {}", args.id, dir.display());
+    };
+    let validator = config.rules.validator()?;
+    validator
+        .validate(&previous)
+        .map_err(|e| anyhow::anyhow!("the archived version {} is refused: {e}", previous.hash))?;
+    if let Some(current) = &current {
+        rules::archive(current, &dir)?;
+    }
+    rules::install(&PackageFiles { manifest_path: manifest.clone(), ..previous.clone() }, &dir)?;
+    println!(
+        "Rolled back {} to {} ({}){}.",
+        args.id,
+        previous.spec.version_label,
+        previous.hash,
+        current.map(|c| format!(", replacing {} ({})", c.spec.version_label, c.hash)).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes a rule's package: a running weir retires the rule.
+pub fn rule_retire(args: &RetireArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let dir = args.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
+    let manifest = dir.join(format!("{}.toml", args.id));
+    let current =
+        PackageFiles::read(&manifest).map_err(|e| anyhow::anyhow!("no deployed package for `{}`: {e}", args.id))?;
+    rules::archive(&current, &dir)?;
+    std::fs::remove_file(&manifest).with_context(|| format!("cannot remove {}", manifest.display()))?;
+    for extra in [rules::sibling(&manifest, ".cases.toml"), rules::sibling(&manifest, ".sig")] {
+        if extra.exists() {
+            std::fs::remove_file(&extra).with_context(|| format!("cannot remove {}", extra.display()))?;
+        }
+    }
+    println!(
+        "Retired {} {} ({}); `weir rule rollback {}` brings it back.",
+        args.id, current.spec.version_label, current.hash, args.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The package manifest to sign (the signature covers it and its component).
+    pub manifest: PathBuf,
+    /// The secret key file written by `weir rule keygen`.
+    #[arg(long, short)]
+    pub key: PathBuf,
+}
+
+pub fn rule_sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let package =
+        PackageFiles::read(&args.manifest).map_err(|e| anyhow::anyhow!("{}: {e}", args.manifest.display()))?;
+    let secret =
+        std::fs::read_to_string(&args.key).with_context(|| format!("cannot read the key {}", args.key.display()))?;
+    let signature = rules::sign(&package.hash, &secret).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let path = rules::sibling(&args.manifest, ".sig");
+    std::fs::write(&path, format!("{signature}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("Signed {} {} ({}) → {}", package.spec.id, package.spec.version_label, package.hash, path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rule_keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    let (secret, public) = rules::generate_key();
+    if out.exists() {
+        bail!("{} exists; not overwriting a key", out.display());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(out).with_context(|| format!("cannot write {}", out.display()))?;
+    writeln!(file, "{secret}")?;
+    println!(
+        "Secret key written to {} (keep it private; sign with `weir rule sign MANIFEST --key {}`).",
+        out.display(),
+        out.display()
+    );
+    println!("Public key, for `rules.trusted_keys`:\n  {public}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,13 @@
 //! ```toml
 //! [rules]
 //! dir = "rules"              # rule packages (manifest + component)
+//! watch = true               # hot deploy: swap rules while running
+//! cache_dir = "rules/.weir-cache"  # compiled components, kept across restarts
+//! require_signed = false     # true: packages need an ed25519 signature
+//! trusted_keys = []          # hex public keys (`weir rule keygen`)
+//!
+//! [status]
+//! listen = "127.0.0.1:9464"  # /health, /status, /metrics; unset: off
 //!
 //! [policy]
 //! suspect_score = 50         # total score that suspects fraud
@@ -22,7 +29,7 @@
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
-//! `WEIR_RULES_DIR`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
+//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
 //! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
 //! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
 //! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
@@ -41,6 +48,7 @@ pub struct Config {
     pub rules: RulesConfig,
     pub policy: Policy,
     pub embedded: EmbeddedConfig,
+    pub status: StatusConfig,
     /// Kafka mode; absent: the embedded pipeline.
     pub kafka: Option<crate::kafka::KafkaConfig>,
 }
@@ -50,12 +58,58 @@ pub struct Config {
 pub struct RulesConfig {
     /// Directory of rule packages.
     pub dir: PathBuf,
+    /// Watch the directory and swap rules while running (hot deploy).
+    pub watch: bool,
+    /// Where compiled components are kept between runs; default
+    /// `<dir>/.weir-cache`. An empty path turns the disk cache off.
+    pub cache_dir: Option<PathBuf>,
+    /// Refuse packages without a valid signature by one of `trusted_keys`.
+    pub require_signed: bool,
+    /// Hex-encoded ed25519 public keys (`weir rule keygen` makes a pair).
+    pub trusted_keys: Vec<String>,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig { dir: PathBuf::from("rules") }
+        RulesConfig {
+            dir: PathBuf::from("rules"),
+            watch: true,
+            cache_dir: None,
+            require_signed: false,
+            trusted_keys: Vec::new(),
+        }
     }
+}
+
+impl RulesConfig {
+    /// The compile cache directory, if on.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        match &self.cache_dir {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => Some(self.dir.join(".weir-cache")),
+        }
+    }
+
+    /// The validator these settings ask for: an engine with the compile
+    /// cache, and the trusted keys.
+    pub fn validator(&self) -> anyhow::Result<crate::rules::Validator> {
+        let mut engine = crate::engine::Engine::new()?;
+        if let Some(dir) = self.cache_dir() {
+            engine = engine.with_cache_dir(dir);
+        }
+        let trust = crate::rules::Trust::new(self.require_signed, &self.trusted_keys).map_err(anyhow::Error::msg)?;
+        Ok(crate::rules::Validator::new(engine, trust))
+    }
+}
+
+/// The status endpoint (see [`crate::status`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Address to serve `/health`, `/status` and `/metrics` on, e.g.
+    /// `127.0.0.1:9464`; unset: no endpoint.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -119,6 +173,22 @@ impl Config {
         }
         if let Some(v) = lookup("WEIR_RULES_DIR") {
             self.rules.dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("WEIR_RULES_WATCH") {
+            self.rules.watch = match v.as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "WEIR_RULES_WATCH",
+                        value: v,
+                        message: "expected true or false".to_owned(),
+                    });
+                }
+            };
+        }
+        if let Some(v) = lookup("WEIR_STATUS_LISTEN") {
+            self.status.listen = Some(v);
         }
         if let Some(v) = lookup("WEIR_OUTPUT") {
             self.embedded.output = PathBuf::from(v);

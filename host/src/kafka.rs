@@ -41,6 +41,7 @@ use serde::Deserialize;
 use crate::engine::Evaluator;
 use crate::events::{DecisionType, InputPosition, parse_transaction};
 use crate::state::AccountState;
+use crate::status::Hooks;
 
 /// The `[kafka]` table of weir.toml.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -249,10 +250,15 @@ const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Runs weir on Kafka until `shutdown` is set; then finishes the open
 /// batch, commits it, and leaves the group.
+///
+/// Between two batches (two Kafka transactions) the evaluator swaps to the
+/// newest rule set `hooks` has; the log and the status name the partition
+/// offsets from which the new rules decide.
 pub fn run(
     config: &KafkaConfig,
     evaluator: &mut Evaluator,
     shutdown: &AtomicBool,
+    hooks: &Hooks,
 ) -> Result<KafkaSummary, KafkaRunError> {
     if config.create_topics {
         create_topics(config)?;
@@ -290,12 +296,19 @@ pub fn run(
         summary: KafkaSummary::default(),
         renewals: Vec::new(),
     };
+    let mut generation = 0;
     while !shutdown.load(Ordering::Relaxed) {
         let batch = worker.poll_batch(shutdown);
         if batch.is_empty() {
             continue;
         }
+        if let Some(adopted) = hooks.adopt(&mut generation, evaluator) {
+            hooks.took_effect(&adopted, worker.positions(&batch));
+        }
         worker.decide_batch(batch, evaluator)?;
+        let s = &worker.summary;
+        let records = s.decisions.values().sum::<u64>() + s.dead_letters;
+        hooks.record_batch(records, &s.decisions, s.dead_letters, evaluator);
     }
     tracing::info!(committed = worker.summary.transactions_committed, "weir is leaving the group");
     worker.consumer.unsubscribe();
@@ -400,6 +413,42 @@ impl Worker<'_> {
             batch.retain(|r| assigned.contains(&r.partition));
         }
         batch
+    }
+
+    /// Where `batch` starts on each assigned partition: its first offset
+    /// there, or the consumer's position for partitions it has none of.
+    fn positions(&self, batch: &[Record]) -> String {
+        let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+        for r in batch {
+            first.entry(r.partition).and_modify(|o| *o = (*o).min(r.offset)).or_insert(r.offset);
+        }
+        let known = |tpl: Option<TopicPartitionList>| -> Vec<(i32, i64)> {
+            tpl.map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        for (p, o) in known(self.consumer.position().ok()) {
+            first.entry(p).or_insert(o);
+        }
+        // A partition not fetched from yet starts at its committed offset
+        // (or, with none, at its beginning).
+        let assigned: BTreeSet<i32> = self.assigned().into_iter().collect();
+        if assigned.iter().any(|p| !first.contains_key(p)) {
+            for (p, o) in known(self.consumer.committed(Duration::from_secs(10)).ok()) {
+                first.entry(p).or_insert(o);
+            }
+        }
+        let input = &self.config.topics.input;
+        let mut parts: Vec<String> = first.iter().map(|(p, o)| format!("{input}[{p}]@{o}")).collect();
+        parts.extend(assigned.iter().filter(|p| !first.contains_key(p)).map(|p| format!("{input}[{p}]@start")));
+        parts.join(", ")
     }
 
     fn assigned(&self) -> HashSet<i32> {

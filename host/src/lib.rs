@@ -12,7 +12,11 @@
 //! - [`pipeline`]: source → engine → sink, in batches that commit atomically.
 //! - [`kafka`]: the same on Apache Kafka, exactly once, with state on a
 //!   changelog topic. Only `kafka` knows rdkafka.
-//! - [`rules`]: loading rule packages from a directory, and the shipped rules.
+//! - [`rules`]: rule packages (validation, signatures, self-tests,
+//!   atomic install), and the shipped rules.
+//! - [`live`]: hot deploy — the watched rules directory and the rule set
+//!   the pipelines swap to between batches.
+//! - [`status`]: the status endpoint (`/health`, `/status`, `/metrics`).
 //! - [`sandbox`]: sandbox test cases (`weir rule test`).
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
 //! - [`demo`]: the synthetic stream of `weir demo`.
@@ -25,10 +29,12 @@ pub mod demo;
 pub mod engine;
 pub mod events;
 pub mod kafka;
+pub mod live;
 pub mod manifest;
 pub mod pipeline;
 pub mod rules;
 pub mod sandbox;
 pub mod scaffold;
 pub mod state;
+pub mod status;
 pub mod store;

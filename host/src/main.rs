@@ -37,14 +37,22 @@ enum Command {
     /// directory. Batches commit atomically; a rerun never decides a
     /// transaction twice.
     Run(commands::RunArgs),
-    /// Write, build and test a rule.
+    /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(RuleCommand),
     /// Check the rule packages in a directory: which load, which are refused and why.
+    ///
+    /// Runs the same validation as a running weir does before a package
+    /// goes live: manifest, signature (if required), compile, contract
+    /// version, self-test cases. For what a running weir has active and
+    /// refused, see its status endpoint (`/status`).
     Rules {
         /// The rules directory.
         #[arg(default_value = "rules")]
         dir: PathBuf,
+        /// Configuration file (trusted keys, compile cache).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -62,6 +70,26 @@ enum RuleCommand {
     ///
     /// Reports each case; exits non-zero if any case fails or the rule errs.
     Test(commands::TestArgs),
+    /// Deploy a package into the rules directory: validated first, then
+    /// copied atomically; a running weir swaps to it without a restart.
+    ///
+    /// The package's manifest, component, self-test cases (`<id>.cases.toml`)
+    /// and signature (`<id>.sig`) are written under hidden names and renamed
+    /// into place, the manifest last. The replaced version is archived for
+    /// `weir rule rollback`.
+    Deploy(commands::DeployArgs),
+    /// Redeploy the version of a rule that ran before the current one.
+    Rollback(commands::RetireArgs),
+    /// Remove a rule's package: a running weir stops running the rule.
+    Retire(commands::RetireArgs),
+    /// Sign a package (ed25519) for hosts with `rules.require_signed = true`.
+    Sign(commands::SignArgs),
+    /// Make a signing key pair: the secret key to a file, the public key printed.
+    Keygen {
+        /// Where to write the secret key (created with mode 0600).
+        #[arg(long, short, default_value = "weir-signing.key")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,7 +109,12 @@ fn main() -> ExitCode {
         Command::Rule(RuleCommand::New(args)) => commands::rule_new(&args),
         Command::Rule(RuleCommand::Build { dir }) => commands::rule_build(&dir),
         Command::Rule(RuleCommand::Test(args)) => commands::rule_test(&args),
-        Command::Rules { dir } => commands::rules_check(&dir),
+        Command::Rule(RuleCommand::Deploy(args)) => commands::rule_deploy(&args),
+        Command::Rule(RuleCommand::Rollback(args)) => commands::rule_rollback(&args),
+        Command::Rule(RuleCommand::Retire(args)) => commands::rule_retire(&args),
+        Command::Rule(RuleCommand::Sign(args)) => commands::rule_sign(&args),
+        Command::Rule(RuleCommand::Keygen { out }) => commands::rule_keygen(&out),
+        Command::Rules { dir, config } => commands::rules_check(&dir, config.as_deref()),
     };
     match result {
         Ok(code) => code,

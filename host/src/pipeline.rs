@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{Evaluator, RuleStats};
 use crate::events::{DeadLetter, DecisionType, InputPosition, parse_transaction};
 use crate::state::AccountState;
+use crate::status::Hooks;
 use crate::store::{BatchCommit, SinkOffsets, StateStore};
 
 /// File names inside the output directory.
@@ -36,6 +37,8 @@ pub struct PipelineOptions {
     pub max_event_bytes: usize,
     /// Name recorded as the input "topic" in decisions and dead letters.
     pub input_name: String,
+    /// Live rules to swap to between batches, and counters to report.
+    pub hooks: Hooks,
 }
 
 impl Default for PipelineOptions {
@@ -44,6 +47,7 @@ impl Default for PipelineOptions {
             batch_size: 1000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
             input_name: "stdin".to_owned(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -172,7 +176,13 @@ pub fn run_embedded(
     let mut line = Vec::new();
     let mut line_no: i64 = 0;
     let mut eof = false;
+    let mut generation = 0;
     while !eof {
+        // Rule swaps happen here, between two batches: a batch runs on one
+        // rule set from its first record to its commit.
+        if let Some(adopted) = opts.hooks.adopt(&mut generation, evaluator) {
+            opts.hooks.took_effect(&adopted, format!("{} after line {line_no}", opts.input_name));
+        }
         let reader = store.reader()?;
         let mut dirty: HashSet<String> = HashSet::new();
         let mut decided: Vec<String> = Vec::new();
@@ -231,6 +241,7 @@ pub fn run_embedded(
             offsets,
         };
         store.commit(&commit)?;
+        opts.hooks.record_batch(summary.records, &summary.decisions, summary.dead_letters, evaluator);
         if accounts.len() > ACCOUNT_CACHE_LIMIT {
             accounts.clear();
         }

@@ -18,7 +18,10 @@
 pub mod policy;
 pub mod wasm;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use weir_sdk::state::{History, RuleState};
@@ -101,6 +104,8 @@ pub struct LoadedRule {
     pub spec: RuleSpec,
     /// Content hash (see [`content_hash`]).
     pub hash: String,
+    /// How its code was obtained (compiled now, or cached).
+    pub compilation: Compilation,
     code: Code,
 }
 
@@ -110,23 +115,91 @@ impl LoadedRule {
     }
 }
 
-/// Compiles rule packages.
+/// Compiles rule packages, and keeps what it compiled.
+///
+/// Compiled components are cached by the SHA-256 of the component bytes: in
+/// memory for the life of the engine (a rollback or a manifest-only change
+/// such as promoting a shadow rule compiles nothing), and, with
+/// [`Engine::with_cache_dir`], on disk, so a restart does not recompile.
 pub struct Engine {
     sandbox: wasm::Sandbox,
+    components: Mutex<HashMap<String, wasmtime::component::Component>>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// How a rule's code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compilation {
+    /// Compiled now, taking this long.
+    Fresh(Duration),
+    /// Compiled earlier by this engine.
+    Memory,
+    /// Read from the on-disk cache, taking this long.
+    Disk(Duration),
+    /// Not wasm (a native rule).
+    Native,
+}
+
+impl std::fmt::Display for Compilation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compilation::Fresh(d) => write!(f, "compiled in {} ms", d.as_millis()),
+            Compilation::Memory => f.write_str("already compiled"),
+            Compilation::Disk(d) => write!(f, "read from the compile cache in {} ms", d.as_millis()),
+            Compilation::Native => f.write_str("native"),
+        }
+    }
 }
 
 impl Engine {
     pub fn new() -> Result<Engine, LoadError> {
-        Ok(Engine { sandbox: wasm::Sandbox::new()? })
+        Ok(Engine { sandbox: wasm::Sandbox::new()?, components: Mutex::default(), cache_dir: None })
+    }
+
+    /// Also keeps compiled components in `dir` (created if missing).
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Engine {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), "the compile cache is off: cannot create its directory: {e}");
+            return self;
+        }
+        self.cache_dir = Some(dir);
+        self
     }
 
     /// Compiles and checks a component for `spec`. `manifest` is the
     /// manifest's text, part of the version hash.
     pub fn load(&self, spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
-        let compiled = self.sandbox.compile(&spec, component)?;
+        let (code, compilation) = self.component(component)?;
+        let compiled = self.sandbox.prepare(&spec, &code)?;
         // Instantiate once now, so a rule that cannot start is refused at load.
         compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
-        Ok(LoadedRule { hash: content_hash(component, manifest), code: Code::Wasm(compiled), spec })
+        Ok(LoadedRule { hash: content_hash(component, manifest), code: Code::Wasm(compiled), spec, compilation })
+    }
+
+    /// The compiled component for `bytes`: from memory, from the disk
+    /// cache, or compiled now (and then cached).
+    fn component(&self, bytes: &[u8]) -> Result<(wasmtime::component::Component, Compilation), LoadError> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if let Some(c) = self.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok((c.clone(), Compilation::Memory));
+        }
+        let started = Instant::now();
+        let file = self.cache_dir.as_ref().map(|d| d.join(format!("{digest}.cwasm")));
+        let (component, compilation) = match file.as_deref().and_then(|f| self.sandbox.load_compiled(f)) {
+            Some(c) => (c, Compilation::Disk(started.elapsed())),
+            None => {
+                let c = self.sandbox.compile(bytes)?;
+                let took = started.elapsed();
+                if let Some(file) = &file {
+                    if let Err(e) = write_atomically(file, &c) {
+                        tracing::warn!(file = %file.display(), "cannot write to the compile cache: {e}");
+                    }
+                }
+                (c, Compilation::Fresh(took))
+            }
+        };
+        self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
+        Ok((component, compilation))
     }
 
     /// The same rule code with another manifest (parameters, limits, mode):
@@ -136,14 +209,28 @@ impl Engine {
             Code::Wasm(compiled) => Code::Wasm(compiled.with_spec(&spec)),
             Code::Native { rule, .. } => Code::Native { rule: *rule, params: Params::new(spec.params.clone()) },
         };
-        LoadedRule { hash: content_hash(component, manifest), code, spec }
+        LoadedRule { hash: content_hash(component, manifest), code, spec, compilation: Compilation::Memory }
     }
 
     /// A natively compiled rule (benchmarks and tests of the engine itself).
     pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
         let params = Params::new(spec.params.clone());
-        LoadedRule { hash: version_hash.to_owned(), code: Code::Native { rule, params }, spec }
+        LoadedRule {
+            hash: version_hash.to_owned(),
+            code: Code::Native { rule, params },
+            spec,
+            compilation: Compilation::Native,
+        }
     }
+}
+
+/// Writes a serialized component next to `file` and renames it into place,
+/// so a reader never sees half a file.
+fn write_atomically(file: &Path, component: &wasmtime::component::Component) -> std::io::Result<()> {
+    let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
 }
 
 /// An ordered set of rules, one version per id.
@@ -153,12 +240,17 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    pub fn new(mut rules: Vec<LoadedRule>) -> Result<RuleSet, LoadError> {
+    pub fn new(rules: Vec<LoadedRule>) -> Result<RuleSet, LoadError> {
+        RuleSet::from_shared(rules.into_iter().map(Arc::new).collect())
+    }
+
+    /// A set of rules that other sets may share (one compiled copy each).
+    pub fn from_shared(mut rules: Vec<Arc<LoadedRule>>) -> Result<RuleSet, LoadError> {
         rules.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
         if let Some(w) = rules.windows(2).find(|w| w[0].spec.id == w[1].spec.id) {
             return Err(LoadError::DuplicateId(w[0].spec.id.clone()));
         }
-        Ok(RuleSet { rules: rules.into_iter().map(Arc::new).collect() })
+        Ok(RuleSet { rules })
     }
 
     pub fn rules(&self) -> &[Arc<LoadedRule>] {
@@ -248,7 +340,7 @@ impl AccountHost for CallCtx {
 }
 
 /// Counters per rule, for summaries and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RuleStats {
     pub invocations: u64,
     /// Verdicts other than pass.
@@ -273,6 +365,27 @@ impl Evaluator {
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
         let slots = rules.rules().iter().map(|r| Slot { rule: r.clone(), instance: None, stats: RuleStats::default() });
         Evaluator { slots: slots.collect(), policy }
+    }
+
+    /// Switches to another rule set between two transactions. Rules whose
+    /// version (content hash) is unchanged keep their live instance; every
+    /// rule id keeps its counters. What the set no longer has is retired.
+    pub fn swap(&mut self, rules: &RuleSet) {
+        let mut old: HashMap<String, Slot> = self.slots.drain(..).map(|s| (s.rule.spec.id.clone(), s)).collect();
+        self.slots = rules
+            .rules()
+            .iter()
+            .map(|r| match old.remove(&r.spec.id) {
+                Some(slot) if slot.rule.hash == r.hash => Slot { rule: r.clone(), ..slot },
+                Some(slot) => Slot { rule: r.clone(), instance: None, stats: slot.stats },
+                None => Slot { rule: r.clone(), instance: None, stats: RuleStats::default() },
+            })
+            .collect();
+    }
+
+    /// The rule versions this evaluator runs: (id, content hash).
+    pub fn versions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), s.rule.hash.as_str()))
     }
 
     /// Per-rule counters since this evaluator started: (rule id, stats).

@@ -123,6 +123,9 @@ impl Sandbox {
         config.consume_fuel(true);
         config.max_wasm_stack(MAX_WASM_STACK);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // A rule is compiled while transactions flow (hot deploy): on one
+        // thread, so the pipeline keeps the other cores.
+        config.parallel_compilation(false);
         let engine = wasmtime::Engine::new(&config).map_err(|e| LoadError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
@@ -132,11 +135,29 @@ impl Sandbox {
     }
 
     /// Compiles a component and checks it against the contract.
-    pub fn compile(&self, spec: &RuleSpec, bytes: &[u8]) -> Result<Compiled, LoadError> {
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
         check_binary_kind(bytes)?;
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:?}")))?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         self.check_contract(&component)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e}")))?;
+        Ok(component)
+    }
+
+    /// A component compiled earlier by [`Sandbox::compile`] and saved with
+    /// [`Component::serialize`]; `None` if the file is missing or was made
+    /// by another wasmtime or configuration (then it is compiled afresh).
+    pub fn load_compiled(&self, path: &std::path::Path) -> Option<Component> {
+        // SAFETY: the cache directory is the host's own: it holds only
+        // artifacts this host serialized, named by the component's digest.
+        // wasmtime checks the engine version and configuration on load.
+        let component = unsafe { Component::deserialize_file(&self.engine, path) }.ok()?;
+        self.check_contract(&component).ok()?;
+        Some(component)
+    }
+
+    /// Links a checked component and applies a manifest's limits and
+    /// parameters.
+    pub fn prepare(&self, spec: &RuleSpec, component: &Component) -> Result<Compiled, LoadError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| LoadError::Link(format!("{e}")))?;
         let pre = RulePre::new(pre).map_err(|e| LoadError::Link(format!("{e}")))?;
         Ok(Compiled { pre, params: Arc::from([]), fuel: 0, memory_bytes: 0, rule_id: Arc::from("") }.with_spec(spec))
     }

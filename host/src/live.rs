@@ -1,0 +1,399 @@
+//! Hot deploy: the rules directory, watched, and the rule set the pipelines
+//! run, swapped between batches.
+//!
+//! [`LiveRules`] owns the directory's state: which package is active for
+//! each manifest, which packages were refused and why, and the current
+//! [`Generation`] (an immutable [`RuleSet`] with a number). A watcher
+//! thread ([`LiveRules::watch`], the `notify` crate, debounced) rescans the
+//! directory after every change; a rescan validates each new or changed
+//! package off the hot path ([`crate::rules::Validator`]) and, when the set
+//! of active versions changed, publishes a new generation. A refused
+//! package never replaces the running version.
+//!
+//! The pipelines call [`LiveRules::adopt`] between two batches: if a newer
+//! generation exists, the evaluator swaps to it in one step, before the
+//! first record of the next batch. A batch therefore runs on exactly one
+//! generation, and every decision names the content hash of every rule
+//! that took part. The pipeline then reports where the swap took effect
+//! ([`LiveRules::took_effect`]: input line, or Kafka partition offsets),
+//! which is logged and kept for the status endpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify_debouncer_mini::notify::RecursiveMode;
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use serde::Serialize;
+
+use crate::engine::{Evaluator, LoadedRule, RuleSet};
+use crate::events::RuleMode;
+use crate::rules::{PackageFiles, Validator, manifests};
+
+/// How long the directory must be quiet before it is rescanned: a copy in
+/// progress keeps writing, so it is not read half-way.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How many swaps and refusals the status keeps.
+const KEPT: usize = 100;
+
+/// One published rule set.
+pub struct Generation {
+    /// 1 for the rules weir started with, then one more per change.
+    pub number: u64,
+    pub set: RuleSet,
+    /// What changed from the previous generation.
+    pub changes: Vec<Change>,
+    /// When the directory change was noticed (the start of the rescan).
+    pub noticed: Instant,
+}
+
+/// One rule version, as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    pub rule_id: String,
+    pub version_label: String,
+    pub hash: String,
+    pub mode: RuleMode,
+}
+
+impl Version {
+    fn of(rule: &LoadedRule) -> Version {
+        Version {
+            rule_id: rule.spec.id.clone(),
+            version_label: rule.spec.version_label.clone(),
+            hash: rule.hash.clone(),
+            mode: rule.spec.mode,
+        }
+    }
+}
+
+/// What one generation changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    Added { to: Version },
+    Replaced { from: Version, to: Version },
+    Removed { from: Version },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |v: &Version| format!("{} {} ({:?}, {})", v.rule_id, v.version_label, v.mode, short_hash(&v.hash));
+        match self {
+            Change::Added { to } => write!(f, "added {}", short(to)),
+            Change::Replaced { from, to } => write!(f, "replaced {} by {}", short(from), short(to)),
+            Change::Removed { from } => write!(f, "removed {}", short(from)),
+        }
+    }
+}
+
+fn short_hash(hash: &str) -> &str {
+    hash.get(..19).unwrap_or(hash)
+}
+
+/// A package that was refused while weir ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub path: PathBuf,
+    /// The version it would have been, when the files could be read.
+    pub hash: Option<String>,
+    pub reason: String,
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+}
+
+/// A published generation and where it took effect.
+#[derive(Debug, Clone, Serialize)]
+pub struct Swap {
+    pub generation: u64,
+    pub changes: Vec<Change>,
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    /// Where the pipeline first used it (e.g. `line 1201` or
+    /// `transactions[0]@1182, transactions[1]@977`); empty until then.
+    pub took_effect: String,
+    /// From the directory change to the rule set being published.
+    pub validate_ms: f64,
+}
+
+/// What `/status` shows about rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesStatus {
+    pub dir: PathBuf,
+    pub generation: u64,
+    pub active: Vec<Version>,
+    /// Packages in the directory that are refused now (the previous
+    /// version of their rule, if any, keeps running).
+    pub refused: Vec<Refusal>,
+    /// Recent swaps, oldest first.
+    pub swaps: Vec<Swap>,
+    /// Every refusal since start, newest last (at most 100 kept).
+    pub refusals: Vec<Refusal>,
+    pub swaps_total: u64,
+    pub refusals_total: u64,
+}
+
+struct State {
+    current: Arc<Generation>,
+    /// The active package of each manifest path.
+    active: BTreeMap<PathBuf, Arc<LoadedRule>>,
+    /// Refused packages still in the directory, by manifest path.
+    refused: BTreeMap<PathBuf, Refusal>,
+    swaps: Vec<Swap>,
+    refusals: Vec<Refusal>,
+    swaps_total: u64,
+    refusals_total: u64,
+}
+
+/// The rules directory and the generation the pipelines run.
+pub struct LiveRules {
+    dir: PathBuf,
+    validator: Validator,
+    generation: AtomicU64,
+    state: Mutex<State>,
+    /// Serializes rescans (the watcher's and explicit ones).
+    scanning: Mutex<()>,
+}
+
+impl LiveRules {
+    /// Loads the directory as generation 1. Refused packages are reported
+    /// (and kept in the status); it is an error if no rule loads.
+    pub fn start(dir: &Path, validator: Validator) -> anyhow::Result<Arc<LiveRules>> {
+        let empty =
+            Arc::new(Generation { number: 0, set: RuleSet::default(), changes: vec![], noticed: Instant::now() });
+        let live = Arc::new(LiveRules {
+            dir: dir.to_owned(),
+            validator,
+            generation: AtomicU64::new(0),
+            state: Mutex::new(State {
+                current: empty,
+                active: BTreeMap::new(),
+                refused: BTreeMap::new(),
+                swaps: Vec::new(),
+                refusals: Vec::new(),
+                swaps_total: 0,
+                refusals_total: 0,
+            }),
+            scanning: Mutex::new(()),
+        });
+        live.rescan().map_err(|e| anyhow::anyhow!("cannot read the rules directory {}: {e}", dir.display()))?;
+        if live.current().set.is_empty() {
+            anyhow::bail!("no rule could be loaded from {}", dir.display());
+        }
+        Ok(live)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest published generation.
+    pub fn current(&self) -> Arc<Generation> {
+        self.lock().current.clone()
+    }
+
+    /// The currently refused packages.
+    pub fn refused(&self) -> Vec<Refusal> {
+        self.lock().refused.values().cloned().collect()
+    }
+
+    /// Between two batches: if a generation newer than `*running` exists,
+    /// swaps `evaluator` to it and returns it. The caller reports where it
+    /// took effect with [`LiveRules::took_effect`].
+    pub fn adopt(&self, running: &mut u64, evaluator: &mut Evaluator) -> Option<Arc<Generation>> {
+        if self.generation.load(Ordering::Acquire) == *running {
+            return None;
+        }
+        let generation = self.current();
+        evaluator.swap(&generation.set);
+        *running = generation.number;
+        Some(generation)
+    }
+
+    /// Records and logs where a generation was first used.
+    pub fn took_effect(&self, generation: &Generation, position: String) {
+        let elapsed = generation.noticed.elapsed();
+        let changes: Vec<String> = generation.changes.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            generation = generation.number,
+            took_effect = %position,
+            since_change_ms = elapsed.as_millis() as u64,
+            "rules swapped: {}",
+            changes.join("; ")
+        );
+        let mut state = self.lock();
+        if let Some(swap) = state.swaps.iter_mut().rev().find(|s| s.generation == generation.number) {
+            if swap.took_effect.is_empty() {
+                swap.took_effect = position;
+            } else {
+                // Kafka reports once per batch that ran it first on a partition set.
+                swap.took_effect.push_str(", ");
+                swap.took_effect.push_str(&position);
+            }
+        }
+    }
+
+    /// The status endpoint's view.
+    pub fn status(&self) -> RulesStatus {
+        let state = self.lock();
+        RulesStatus {
+            dir: self.dir.clone(),
+            generation: state.current.number,
+            active: state.current.set.rules().iter().map(|r| Version::of(r)).collect(),
+            refused: state.refused.values().cloned().collect(),
+            swaps: state.swaps.clone(),
+            refusals: state.refusals.clone(),
+            swaps_total: state.swaps_total,
+            refusals_total: state.refusals_total,
+        }
+    }
+
+    /// Reads the directory again: validates new and changed packages,
+    /// retires removed ones, and publishes a new generation if the active
+    /// versions changed. Returns the new generation's number, if any.
+    pub fn rescan(&self) -> std::io::Result<Option<u64>> {
+        let _scan = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
+        let noticed = Instant::now();
+        let paths = manifests(&self.dir)?;
+        let (mut active, mut refused) = {
+            let state = self.lock();
+            (state.active.clone(), state.refused.clone())
+        };
+        let mut new_refusals = Vec::new();
+        active.retain(|path, _| paths.contains(path));
+        refused.retain(|path, _| paths.contains(path));
+        for path in &paths {
+            let package = match PackageFiles::read(path) {
+                Ok(p) => p,
+                Err(reason) => {
+                    refuse(&mut refused, &mut new_refusals, path, None, reason);
+                    continue;
+                }
+            };
+            if active.get(path).is_some_and(|r| r.hash == package.hash) {
+                refused.remove(path);
+                continue;
+            }
+            if refused.get(path).is_some_and(|r| r.hash.as_deref() == Some(package.hash.as_str())) {
+                continue; // the same refused content: already reported
+            }
+            let taken = active.iter().find(|(p, r)| *p != path && r.spec.id == package.spec.id).map(|(p, _)| p.clone());
+            if let Some(other) = taken {
+                let reason = format!("the package {} already has the rule id `{}`", other.display(), package.spec.id);
+                refuse(&mut refused, &mut new_refusals, path, Some(package.hash), reason);
+                continue;
+            }
+            match self.validator.validate(&package) {
+                Ok(rule) => {
+                    tracing::info!(rule = %rule.spec.id, version = %rule.spec.version_label, hash = %rule.hash, mode = ?rule.spec.mode, path = %path.display(), "rule package accepted ({})", rule.compilation);
+                    refused.remove(path);
+                    active.insert(path.clone(), Arc::new(rule));
+                }
+                Err(reason) => refuse(&mut refused, &mut new_refusals, path, Some(package.hash), reason),
+            }
+        }
+
+        let mut state = self.lock();
+        state.refusals_total += new_refusals.len() as u64;
+        state.refusals.extend(new_refusals);
+        let excess = state.refusals.len().saturating_sub(KEPT);
+        state.refusals.drain(..excess);
+        state.refused = refused;
+        let changes = diff(state.current.set.rules(), &active);
+        state.active = active;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let set = RuleSet::from_shared(state.active.values().cloned().collect())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let number = state.current.number + 1;
+        state.swaps.push(Swap {
+            generation: number,
+            changes: changes.clone(),
+            at: unix_now(),
+            took_effect: String::new(),
+            validate_ms: noticed.elapsed().as_secs_f64() * 1000.0,
+        });
+        let excess = state.swaps.len().saturating_sub(KEPT);
+        state.swaps.drain(..excess);
+        state.swaps_total += 1;
+        if number > 1 {
+            let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+            tracing::info!(generation = number, "rules changed: {}", text.join("; "));
+        }
+        state.current = Arc::new(Generation { number, set, changes, noticed });
+        self.generation.store(number, Ordering::Release);
+        Ok(Some(number))
+    }
+
+    /// Watches the directory; every change (debounced) triggers a rescan.
+    /// The watch lasts as long as the returned handle.
+    pub fn watch(self: &Arc<Self>) -> anyhow::Result<Watch> {
+        let live = Arc::clone(self);
+        let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
+            Ok(events) if events.is_empty() => {}
+            Ok(_) => {
+                if let Err(e) = live.rescan() {
+                    tracing::error!(dir = %live.dir.display(), "cannot rescan the rules directory: {e}");
+                }
+            }
+            Err(e) => tracing::error!(dir = %live.dir.display(), "watching the rules directory: {e}"),
+        })?;
+        debouncer.watcher().watch(&self.dir, RecursiveMode::NonRecursive)?;
+        tracing::info!(dir = %self.dir.display(), "watching the rules directory for packages");
+        Ok(Watch { _debouncer: debouncer })
+    }
+}
+
+/// Keeps the rules directory watched while alive.
+pub struct Watch {
+    _debouncer: Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+}
+
+fn refuse(
+    refused: &mut BTreeMap<PathBuf, Refusal>,
+    log: &mut Vec<Refusal>,
+    path: &Path,
+    hash: Option<String>,
+    reason: String,
+) {
+    if refused.get(path).is_some_and(|r| r.reason == reason && r.hash == hash) {
+        return;
+    }
+    tracing::error!(path = %path.display(), "rule package refused, the running version stays: {reason}");
+    let refusal = Refusal { path: path.to_owned(), hash, reason, at: unix_now() };
+    refused.insert(path.to_owned(), refusal.clone());
+    log.push(refusal);
+}
+
+/// What changed between the running set and the new active packages.
+fn diff(running: &[Arc<LoadedRule>], active: &BTreeMap<PathBuf, Arc<LoadedRule>>) -> Vec<Change> {
+    let before: BTreeMap<&str, &LoadedRule> = running.iter().map(|r| (r.spec.id.as_str(), &**r)).collect();
+    let after: BTreeMap<&str, &LoadedRule> = active.values().map(|r| (r.spec.id.as_str(), &**r)).collect();
+    let mut changes = Vec::new();
+    for (id, new) in &after {
+        match before.get(id) {
+            None => changes.push(Change::Added { to: Version::of(new) }),
+            Some(old) if old.hash != new.hash => {
+                changes.push(Change::Replaced { from: Version::of(old), to: Version::of(new) })
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, old) in &before {
+        if !after.contains_key(id) {
+            changes.push(Change::Removed { from: Version::of(old) });
+        }
+    }
+    changes
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

@@ -1,0 +1,333 @@
+//! Hot deploy under a continuous stream: a new version of a rule goes live
+//! between two batches, bad packages are refused while the running version
+//! stays, a removed rule is retired, a shadow rule never decides — and
+//! every transaction gets exactly one decision throughout.
+//!
+//! The scenario ([`deploy_steps`]) is the same for the embedded pipeline
+//! (here) and for Kafka (`kafka::hot_deploy_on_kafka_*`): it works on the
+//! rules directory a running `weir run` watches, and follows the host
+//! through its status endpoint.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir::events::{DecisionEvent, DecisionType, RuleMode, RuleOutcome};
+
+use crate::util::{guest, tempdir};
+
+/// The rule that gets a new version, the one retired, and the shadow rule.
+pub const UPDATED: &str = "velocity";
+pub const RETIRED: &str = "card-testing";
+pub const SHADOW: &str = "big-spender-trial";
+
+/// A free local port for a status endpoint.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+/// `GET path` on the status endpoint, as JSON; `None` while it is not up.
+pub fn get(addr: &str, path: &str) -> Option<Value> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let body = response.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
+fn wait_status(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = get(addr, "/status")
+            && done(&status)
+        {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}: {:#?}",
+            get(addr, "/status")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn active_label(status: &Value, id: &str) -> Option<String> {
+    status["rules"]["active"].as_array()?.iter().find(|v| v["rule_id"] == id).map(|v| v["version_label"].to_string())
+}
+
+fn refused_reason(status: &Value, file: &str, hash: &str) -> Option<String> {
+    status["rules"]["refused"]
+        .as_array()?
+        .iter()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(file)) && r["hash"] == hash)
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The rules directory at start: the shipped rules, plus a shadow copy of
+/// large-amount with a low threshold, so it suspects often.
+pub fn initial_rules(dir: &Path) {
+    weir::rules::export_shipped(dir).unwrap();
+    std::fs::remove_file(dir.join("merchant-block.toml")).unwrap();
+    let manifest = format!(
+        "[rule]\nid = \"{SHADOW}\"\nversion = \"0.1.0\"\nmode = \"shadow\"\ncomponent = \"large-amount.wasm\"\n\n[params.suspect_over]\nEUR = 5000\nUSD = 5000\nGBP = 5000\n"
+    );
+    std::fs::write(dir.join(format!("{SHADOW}.toml")), manifest).unwrap();
+}
+
+fn velocity_manifest(version: &str, max_count: u32) -> String {
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/velocity/rule.toml")).unwrap();
+    shipped
+        .replace("version = \"1.0.0\"", &format!("version = \"{version}\""))
+        .replace("max_count = 10", &format!("max_count = {max_count}"))
+}
+
+/// What the scenario did, for the assertions on the decisions.
+pub struct Deployed {
+    pub v1: String,
+    pub v2: String,
+    /// Generation that made v2 active, and the one that retired [`RETIRED`].
+    pub v2_generation: u64,
+    pub retired_generation: u64,
+    /// Hashes of the refused packages.
+    pub refused: Vec<String>,
+    pub status: Value,
+}
+
+/// Runs the deploy steps against a running weir watching `rules` with its
+/// status endpoint on `addr`. `work` is scratch space.
+pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
+    let status = wait_status(addr, "traffic decided by the first rules", |s| {
+        s["pipeline"]["records"].as_u64().unwrap_or(0) >= 1000
+    });
+    let v1 = status["rules"]["active"].as_array().unwrap().iter().find(|v| v["rule_id"] == UPDATED).unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 1. v2 of velocity, through `weir rule deploy`.
+    let package = work.join("velocity-v2");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("velocity.toml"), velocity_manifest("2.0.0", 4)).unwrap();
+    std::fs::write(package.join("velocity.wasm"), guest("velocity")).unwrap();
+    std::fs::copy(rules.join("velocity.cases.toml"), package.join("velocity.cases.toml")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["rule", "deploy"])
+        .arg(&package)
+        .arg("--rules")
+        .arg(rules)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "deploy: {}", String::from_utf8_lossy(&out.stderr));
+    let v2 = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash;
+    let status = wait_status(addr, "v2 in effect", |s| {
+        active_label(s, UPDATED).as_deref() == Some("\"2.0.0\"")
+            && s["rules"]["swaps"].as_array().unwrap().last().unwrap()["took_effect"] != ""
+    });
+    let v2_generation = status["rules"]["generation"].as_u64().unwrap();
+
+    // 2. Bad packages, each a plain copy over velocity's files.
+    let future = guest("future-contract");
+    let real = guest("velocity");
+    let mut refused = Vec::new();
+    let bad: [(&str, Vec<u8>, Option<&str>, &str); 4] = [
+        ("3.0.0-broken", [b"\0asm\x0d\0\x01\0".as_slice(), &[0xff; 600]].concat(), None, "does not compile"),
+        ("4.0.0-future", future, None, "weir:rule@2.0.0"),
+        ("5.0.0-truncated", real[..real.len() / 2].to_vec(), None, "does not compile"),
+        (
+            "6.0.0-failing-self-test",
+            real.clone(),
+            Some("[[case]]\nname = \"one purchase is suspected\"\n[case.expect]\noutcome = \"suspect\"\n"),
+            "self-test cases",
+        ),
+    ];
+    for (version, component, cases, reason) in bad {
+        if let Some(cases) = cases {
+            std::fs::write(rules.join("velocity.cases.toml"), cases).unwrap();
+        }
+        std::fs::write(rules.join("velocity.wasm"), &component).unwrap();
+        let manifest = velocity_manifest(version, 4);
+        std::fs::write(rules.join("velocity.toml"), &manifest).unwrap();
+        let hash = weir::engine::content_hash(&component, &manifest);
+        let status =
+            wait_status(addr, &format!("{version} refused"), |s| refused_reason(s, "velocity.toml", &hash).is_some());
+        let why = refused_reason(&status, "velocity.toml", &hash).unwrap();
+        assert!(why.contains(reason), "{version} refused for {why:?}, expected {reason:?}");
+        assert_eq!(active_label(&status, UPDATED).as_deref(), Some("\"2.0.0\""), "v2 keeps running after {version}");
+        refused.push(hash);
+    }
+
+    // 3. Retire a rule.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["rule", "retire", RETIRED, "--rules"])
+        .arg(rules)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "retire: {}", String::from_utf8_lossy(&out.stderr));
+    let status = wait_status(addr, "the retirement in effect", |s| {
+        active_label(s, RETIRED).is_none()
+            && s["rules"]["swaps"].as_array().unwrap().last().unwrap()["took_effect"] != ""
+    });
+    let retired_generation = status["rules"]["generation"].as_u64().unwrap();
+    assert_eq!(retired_generation, v2_generation + 1, "refused packages published no rule set");
+    Deployed { v1, v2, v2_generation, retired_generation, refused, status }
+}
+
+/// Where generation `g` took effect: (input partition → first offset).
+/// Embedded: `NAME after line N` is partition 0 from offset N + 1.
+pub fn cutover(status: &Value, g: u64) -> BTreeMap<i32, i64> {
+    let swap = status["rules"]["swaps"].as_array().unwrap().iter().find(|s| s["generation"] == g).unwrap();
+    let text = swap["took_effect"].as_str().unwrap();
+    if let Some((_, line)) = text.rsplit_once(" after line ") {
+        return BTreeMap::from([(0, line.parse::<i64>().unwrap() + 1)]);
+    }
+    text.split(", ")
+        .map(|part| {
+            let (topic_partition, offset) = part.rsplit_once('@').unwrap();
+            let partition = topic_partition.rsplit_once('[').unwrap().1.trim_end_matches(']');
+            // `@start`: the partition's beginning, 0 for the test's fresh topics.
+            (partition.parse().unwrap(), if offset == "start" { 0 } else { offset.parse().unwrap() })
+        })
+        .collect()
+}
+
+/// Asserts the decisions of the scenario: one per transaction, versions
+/// switched exactly at the cutovers, no refused version ever ran, the
+/// retired rule stopped, the shadow rule never decided.
+pub fn assert_decisions(decisions: &[DecisionEvent], expected: &HashSet<String>, deployed: &Deployed) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for d in decisions {
+        *counts.entry(&d.transaction_id).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "decided more than once: {twice:?}");
+    let decided: HashSet<String> = counts.keys().map(|k| k.to_string()).collect();
+    assert_eq!(&decided, expected, "every transaction decided, none invented");
+
+    let v2_from = cutover(&deployed.status, deployed.v2_generation);
+    let retired_from = cutover(&deployed.status, deployed.retired_generation);
+    let after = |from: &BTreeMap<i32, i64>, d: &DecisionEvent| d.input.offset >= from[&d.input.partition];
+    let (mut v1_seen, mut v2_seen, mut shadow_only_hits) = (0, 0, 0);
+    for d in decisions {
+        let version = |id: &str| d.rules.iter().find(|r| r.rule_id == id).map(|r| r.rule_version.as_str());
+        let velocity = version(UPDATED).unwrap_or_else(|| panic!("{} has no {UPDATED} result", d.transaction_id));
+        if after(&v2_from, d) {
+            assert_eq!(velocity, deployed.v2, "{} at {:?} is after the cutover", d.transaction_id, d.input);
+            v2_seen += 1;
+        } else {
+            assert_eq!(velocity, deployed.v1, "{} at {:?} is before the cutover", d.transaction_id, d.input);
+            v1_seen += 1;
+        }
+        assert_eq!(
+            version(RETIRED).is_none(),
+            after(&retired_from, d),
+            "{} at {:?}: {RETIRED} runs exactly until it is retired",
+            d.transaction_id,
+            d.input
+        );
+        for r in &d.rules {
+            assert!(!deployed.refused.contains(&r.rule_version), "a refused package ran: {}", r.rule_version);
+        }
+        let shadow = d.rules.iter().find(|r| r.rule_id == SHADOW).expect("the shadow rule's verdict is recorded");
+        assert_eq!(shadow.mode, RuleMode::Shadow);
+        let enforced_pass =
+            d.rules.iter().filter(|r| r.mode == RuleMode::Enforce).all(|r| r.outcome == RuleOutcome::Pass);
+        if enforced_pass && shadow.outcome != RuleOutcome::Pass {
+            assert_eq!(d.event_type, DecisionType::TransactionVerified, "the shadow rule decided {}", d.transaction_id);
+            assert!(d.reason.is_none(), "the shadow rule gave the reason of {}", d.transaction_id);
+            shadow_only_hits += 1;
+        }
+    }
+    eprintln!(
+        "{} decisions: {v1_seen} by v1, {v2_seen} by v2; shadow-only hits {shadow_only_hits}; cutovers {v2_from:?} / {retired_from:?}",
+        decisions.len()
+    );
+    assert!(v1_seen > 500 && v2_seen > 500, "both versions decided traffic: v1 {v1_seen}, v2 {v2_seen}");
+    assert!(shadow_only_hits > 100, "the shadow rule hit where no enforced rule did: {shadow_only_hits}");
+}
+
+/// The transaction ids in `lines` that weir decides (the well-formed ones).
+pub fn decidable(lines: &[String]) -> HashSet<String> {
+    lines
+        .iter()
+        .filter_map(|l| weir::events::parse_transaction(l.as_bytes(), weir::events::MAX_EVENT_BYTES).ok())
+        .map(|t| t.transaction_id)
+        .collect()
+}
+
+/// Feeds `lines` at about `per_sec`, pausing at `pause_at` until `go` is set.
+pub fn feed(
+    lines: Vec<String>,
+    per_sec: usize,
+    pause_at: usize,
+    go: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut send: impl FnMut(&[String]),
+) {
+    let chunk = (per_sec / 20).max(1);
+    for (i, part) in lines.chunks(chunk).enumerate() {
+        if i * chunk >= pause_at {
+            while !go.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        send(part);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hot_deploy_embedded_under_a_continuous_stream() {
+    let dir = tempdir();
+    let rules: PathBuf = dir.path().join("rules");
+    initial_rules(&rules);
+    let addr = free_addr();
+    let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--input", "-", "--batch-size", "100", "--rules"])
+        .arg(&rules)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .env("WEIR_STATUS_LISTEN", &addr)
+        .env("WEIR_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let lines = weir::demo::generate(30_000, 400, 21).lines;
+    let expected = decidable(&lines);
+    let go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = {
+        let go = go.clone();
+        std::thread::spawn(move || {
+            feed(lines, 4000, 20_000, go, |part| {
+                for l in part {
+                    writeln!(stdin, "{l}").unwrap();
+                }
+                stdin.flush().unwrap();
+            })
+        })
+    };
+    let deployed = deploy_steps(&rules, &addr, dir.path());
+    go.store(true, std::sync::atomic::Ordering::Release);
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("weir.log")).unwrap();
+    assert!(out.status.success(), "weir run failed: {}\n{log}", String::from_utf8_lossy(&out.stdout));
+    let refusals = log.lines().filter(|l| l.contains("rule package refused") && l.contains("velocity.toml")).count();
+    assert!(refusals >= deployed.refused.len(), "each refusal is logged with the package and reason:\n{log}");
+    assert!(log.contains("rules swapped"), "swaps are logged with where they took effect");
+    let text = std::fs::read_to_string(dir.path().join("out/decisions.jsonl")).unwrap();
+    let decisions: Vec<DecisionEvent> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_decisions(&decisions, &expected, &deployed);
+    assert!(deployed.status["rules"]["refusals_total"].as_u64() >= Some(4), "{:#}", deployed.status);
+}
