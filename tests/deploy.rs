@@ -331,3 +331,130 @@ fn hot_deploy_embedded_under_a_continuous_stream() {
     assert_decisions(&decisions, &expected, &deployed);
     assert!(deployed.status["rules"]["refusals_total"].as_u64() >= Some(4), "{:#}", deployed.status);
 }
+
+fn weir(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(cwd).output().expect("weir runs")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A package directory holding velocity with `max_count`, its cases and component.
+fn velocity_package(dir: &Path, version: &str, max_count: u32) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("velocity.toml"), velocity_manifest(version, max_count)).unwrap();
+    std::fs::write(dir.join("velocity.wasm"), guest("velocity")).unwrap();
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/velocity/cases.toml");
+    std::fs::copy(cases, dir.join("velocity.cases.toml")).unwrap();
+    dir.to_owned()
+}
+
+#[test]
+fn deploy_promote_rollback_and_retire_from_the_command_line() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let v1 = velocity_package(&dir.path().join("v1"), "1.0.0", 10);
+    let v2 = velocity_package(&dir.path().join("v2"), "2.0.0", 6);
+
+    let o = weir(&["rule", "deploy", v1.to_str().unwrap(), "--rules", "rules", "--mode", "shadow"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let deployed = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
+    assert_eq!(deployed.spec.mode, RuleMode::Shadow, "--mode shadow rewrote the manifest");
+    assert!(deployed.manifest.contains("# Suspect when more transactions"), "the manifest keeps its comments");
+    assert!(rules.join("velocity.cases.toml").is_file(), "the self-test cases travel with the package");
+    let compiled = std::fs::read_dir(rules.join(".weir-cache")).unwrap().count();
+    assert_eq!(compiled, 1, "deploy compiled the component into the directory's cache");
+
+    // Promote: the same package, enforced.
+    let o = weir(&["rule", "deploy", "rules/velocity.toml", "--rules", "rules", "--mode", "enforce"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let promoted = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
+    assert_eq!(promoted.spec.mode, RuleMode::Enforce);
+    assert_ne!(promoted.hash, deployed.hash, "a mode change is a new version");
+
+    let o = weir(&["rule", "deploy", v2.to_str().unwrap(), "--rules", "rules"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("replacing 1.0.0"), "{}", text(&o));
+    let o = weir(&["rule", "deploy", v2.to_str().unwrap(), "--rules", "rules"], dir.path());
+    assert!(text(&o).contains("already deployed"), "{}", text(&o));
+
+    // Rollback brings back the promoted v1, exactly.
+    let o = weir(&["rule", "rollback", "velocity", "--rules", "rules"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+
+    // A package whose self-tests fail is refused and changes nothing.
+    let bad = velocity_package(&dir.path().join("bad"), "3.0.0", 10);
+    std::fs::write(
+        bad.join("velocity.cases.toml"),
+        "[[case]]\nname = \"one purchase is suspected\"\n[case.expect]\noutcome = \"suspect\"\n",
+    )
+    .unwrap();
+    let o = weir(&["rule", "deploy", bad.to_str().unwrap(), "--rules", "rules"], dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("self-test cases") && text(&o).contains("one purchase is suspected"), "{}", text(&o));
+    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+
+    let o = weir(&["rule", "retire", "velocity", "--rules", "rules"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!rules.join("velocity.toml").exists() && !rules.join("velocity.cases.toml").exists());
+    let o = weir(&["rule", "rollback", "velocity", "--rules", "rules"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+}
+
+#[test]
+fn signed_packages_are_required_when_configured() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    velocity_package(&rules, "1.0.0", 10);
+    let o = weir(&["rule", "keygen", "--out", "team.key"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let public = text(&o).lines().last().unwrap().trim().to_owned();
+    assert_eq!(public.len(), 64, "{}", text(&o));
+    let config = format!("[rules]\nrequire_signed = true\ntrusted_keys = [\"{public}\"]\n");
+    std::fs::write(dir.path().join("weir.toml"), config).unwrap();
+
+    let o = weir(&["rules", "rules", "--config", "weir.toml"], dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("unsigned, and signatures are required"), "{}", text(&o));
+
+    let o = weir(&["rule", "sign", "rules/velocity.toml", "--key", "team.key"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = weir(&["rules", "rules", "--config", "weir.toml"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Changing the manifest after signing breaks the signature.
+    let manifest = std::fs::read_to_string(rules.join("velocity.toml")).unwrap();
+    std::fs::write(rules.join("velocity.toml"), manifest.replace("max_count = 10", "max_count = 1000")).unwrap();
+    let o = weir(&["rules", "rules", "--config", "weir.toml"], dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("does not verify with any trusted key"), "{}", text(&o));
+}
+
+#[test]
+fn compiled_components_are_reused_across_engines_through_the_disk_cache() {
+    use weir::engine::{Compilation, Engine};
+    let dir = tempdir();
+    let spec = |m: &str| weir::manifest::RuleSpec::parse(m).unwrap();
+    let manifest = velocity_manifest("1.0.0", 10);
+    let first = Engine::new().unwrap().with_cache_dir(dir.path().join("cache"));
+    let rule = first.load(spec(&manifest), &guest("velocity"), &manifest).unwrap();
+    assert!(matches!(rule.compilation, Compilation::Fresh(_)), "{:?}", rule.compilation);
+    let again = first.load(spec(&manifest), &guest("velocity"), &manifest).unwrap();
+    assert_eq!(again.compilation, Compilation::Memory);
+    // A restart: a new engine finds the compiled component on disk.
+    let restarted = Engine::new().unwrap().with_cache_dir(dir.path().join("cache"));
+    let other = velocity_manifest("2.0.0", 4);
+    let rule = restarted.load(spec(&other), &guest("velocity"), &other).unwrap();
+    assert!(matches!(rule.compilation, Compilation::Disk(_)), "{:?}", rule.compilation);
+    // A damaged cache file is not trusted blindly: the component is compiled again.
+    for f in std::fs::read_dir(dir.path().join("cache")).unwrap() {
+        std::fs::write(f.unwrap().path(), b"not a compiled component").unwrap();
+    }
+    let fresh = Engine::new().unwrap().with_cache_dir(dir.path().join("cache"));
+    let rule = fresh.load(spec(&manifest), &guest("velocity"), &manifest).unwrap();
+    assert!(matches!(rule.compilation, Compilation::Fresh(_)), "{:?}", rule.compilation);
+}

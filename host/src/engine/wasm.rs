@@ -146,10 +146,14 @@ impl Sandbox {
     /// [`Component::serialize`]; `None` if the file is missing or was made
     /// by another wasmtime or configuration (then it is compiled afresh).
     pub fn load_compiled(&self, path: &std::path::Path) -> Option<Component> {
+        // Read into memory rather than mapped: a file changed on disk later
+        // cannot pull code from under a running rule.
+        let bytes = std::fs::read(path).ok()?;
         // SAFETY: the cache directory is the host's own: it holds only
-        // artifacts this host serialized, named by the component's digest.
-        // wasmtime checks the engine version and configuration on load.
-        let component = unsafe { Component::deserialize_file(&self.engine, path) }.ok()?;
+        // artifacts weir serialized, named by the component's digest, and
+        // written by rename. wasmtime checks the header, its version and
+        // the engine configuration before using them.
+        let component = unsafe { Component::deserialize(&self.engine, bytes) }.ok()?;
         self.check_contract(&component).ok()?;
         Some(component)
     }
