@@ -316,8 +316,9 @@ pub fn rule_new(args: &NewArgs) -> anyhow::Result<ExitCode> {
     println!("\nNext:");
     println!("  cd {}", dir.display());
     println!("  cargo test                      # the rule's unit tests, natively");
-    println!("  weir rule build                 # → target/weir/{0}.toml + {0}.wasm", args.name);
+    println!("  weir rule build                 # → target/weir/{0}.toml + {0}.wasm + {0}.cases.toml", args.name);
     println!("  weir rule test target/weir/{}.wasm cases.toml   # the cases, in the sandbox", args.name);
+    println!("  weir rule deploy target/weir --rules RULES_DIR --mode shadow   # live, without a restart");
     Ok(ExitCode::SUCCESS)
 }
 

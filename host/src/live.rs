@@ -220,13 +220,24 @@ impl LiveRules {
     pub fn took_effect(&self, generation: &Generation, position: String) {
         let elapsed = generation.noticed.elapsed();
         let changes: Vec<String> = generation.changes.iter().map(ToString::to_string).collect();
-        tracing::info!(
-            generation = generation.number,
-            took_effect = %position,
-            since_change_ms = elapsed.as_millis() as u64,
-            "rules swapped: {}",
-            changes.join("; ")
-        );
+        if generation.number == 1 {
+            let rules: Vec<String> = generation
+                .set
+                .rules()
+                .iter()
+                .map(|r| Version::of(r))
+                .map(|v| format!("{} {} ({:?}, {})", v.rule_id, v.version_label, v.mode, short_hash(&v.hash)))
+                .collect();
+            tracing::info!(generation = 1, from = %position, "rules in effect: {}", rules.join("; "));
+        } else {
+            tracing::info!(
+                generation = generation.number,
+                took_effect = %position,
+                since_change_ms = elapsed.as_millis() as u64,
+                "rules swapped: {}",
+                changes.join("; ")
+            );
+        }
         let mut state = self.lock();
         if let Some(swap) = state.swaps.iter_mut().rev().find(|s| s.generation == generation.number) {
             if swap.took_effect.is_empty() {

@@ -170,8 +170,8 @@ transaction = { amount = 18900, after_secs = 18000 }
 outcome = "suspect"
 "#;
 
-/// Builds the rule crate in `dir` for wasm and writes the package to
-/// `dir/target/weir/`. Returns the manifest path of the package.
+/// Builds the rule crate in `dir` for wasm and writes the package
+/// (manifest, component, self-test cases) to `dir/target/weir/`. Returns the manifest path of the package.
 pub fn build_rule(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest_path = dir.join("rule.toml");
     let spec = crate::manifest::RuleSpec::load(&manifest_path)?;
@@ -191,6 +191,13 @@ pub fn build_rule(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let component = out.join(&spec.component);
     std::fs::copy(&wasm, &component).with_context(|| format!("cannot copy {}", wasm.display()))?;
+    // The sandbox cases travel with the package: a running weir runs them
+    // as self-tests before the package goes live.
+    let cases = dir.join("cases.toml");
+    if cases.is_file() {
+        let target = out.join(format!("{}.cases.toml", spec.id));
+        std::fs::copy(&cases, &target).with_context(|| format!("cannot copy {}", cases.display()))?;
+    }
     let package = out.join(format!("{}.toml", spec.id));
     std::fs::copy(&manifest_path, &package).with_context(|| format!("cannot copy {}", manifest_path.display()))?;
     Ok(package)
