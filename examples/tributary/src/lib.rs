@@ -84,8 +84,11 @@ impl Kafka {
 /// broker acknowledged.
 #[derive(Default)]
 pub(crate) struct Deliveries {
-    reports: std::sync::Mutex<Vec<(i64, Result<(i32, i64), String>)>>,
+    reports: std::sync::Mutex<Vec<(i64, Delivery)>>,
 }
+
+/// Where the broker put a record (partition, offset), or why it did not.
+pub(crate) type Delivery = Result<(i32, i64), String>;
 
 impl rdkafka::ClientContext for Deliveries {}
 
@@ -104,7 +107,7 @@ impl rdkafka::producer::ProducerContext for Deliveries {
 
 impl Deliveries {
     /// The reports received since the last call.
-    pub(crate) fn take(&self) -> Vec<(i64, Result<(i32, i64), String>)> {
+    pub(crate) fn take(&self) -> Vec<(i64, Delivery)> {
         std::mem::take(&mut *self.reports.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
