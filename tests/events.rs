@@ -275,7 +275,7 @@ fn design_example_has_the_exact_expected_values() {
 #[test]
 fn design_example_converts_to_the_sdk_view() {
     let event = design_example();
-    let tx = event.to_rule_transaction();
+    let tx = event.to_rule_transaction(HostFacts::default());
     assert_eq!(tx.event_id, event.event_id);
     assert_eq!(tx.transaction_id, "tx-000184467");
     assert_eq!(tx.account_id, "acct-1029");
@@ -295,7 +295,7 @@ fn design_example_converts_to_the_sdk_view() {
     let mut value: Value = serde_json::from_slice(&design_example_bytes()).expect("JSON");
     value["attributes"] = json!({ "zeta": "1", "alpha": "2", "mid": "3" });
     let reordered = parse(value.to_string().as_bytes()).expect("parses");
-    let attributes = reordered.to_rule_transaction().attributes;
+    let attributes = reordered.to_rule_transaction(HostFacts::default()).attributes;
     let names: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["alpha", "mid", "zeta"]);
 }
@@ -325,15 +325,216 @@ fn unknown_fields_are_ignored_at_the_top_level_and_inside_objects() {
     assert!(written["merchant"].get("acquirer").is_none());
 }
 
+fn v2_fixture(file: &str) -> (String, Vec<u8>) {
+    fixtures("v2").into_iter().find(|(n, _)| n.ends_with(file)).unwrap_or_else(|| panic!("no v2 fixture {file}"))
+}
+
 #[test]
-fn a_v2_event_with_a_device_object_parses_as_v1() {
-    let (name, bytes) = fixtures("v2").into_iter().find(|(n, _)| n.ends_with("device-fingerprint.json")).unwrap();
+fn a_v2_event_carries_its_device_fingerprint_to_rules() {
+    let (name, bytes) = v2_fixture("device-fingerprint.json");
+    let event = parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(event.schema_version, 2);
+    assert_eq!(event.device_fingerprint.as_deref(), Some("fp-9d4c2a7e61b03f58"));
+    assert_eq!(to_value(&event)["device_fingerprint"], "fp-9d4c2a7e61b03f58", "written back");
+    let tx = event.to_rule_transaction(HostFacts::default());
+    assert_eq!(tx.device_fingerprint(), Some("fp-9d4c2a7e61b03f58"));
+    assert_eq!(tx.attribute("card_last4"), Some("4242"), "the producer's attributes are kept");
+    assert!(!tx.merchant_confirmed_by_customer());
+    // A v1 event has none, and writes none.
+    let v1 = design_example();
+    assert_eq!(v1.device_fingerprint, None);
+    assert!(to_value(&v1).get("device_fingerprint").is_none());
+    assert_eq!(v1.to_rule_transaction(HostFacts::default()).device_fingerprint(), None);
+}
+
+#[test]
+fn a_v2_event_with_an_unknown_device_object_parses() {
+    let (name, bytes) = v2_fixture("unknown-device-object.json");
     let raw: Value = serde_json::from_slice(&bytes).expect("JSON");
-    assert_eq!(raw["device"]["fingerprint"], "fp-9d4c2a7e61b03f58", "{name} carries the v2 field");
+    assert_eq!(raw["device"]["fingerprint"], "fp-9d4c2a7e61b03f58", "{name} carries a field weir does not know");
     let event = parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(event.schema_version, 2);
     assert_eq!(event.transaction_id, "tx-000290001");
+    assert_eq!(event.device_fingerprint, None, "only the top-level device_fingerprint is the v2 field");
     assert!(to_value(&event).get("device").is_none());
+}
+
+#[test]
+fn reserved_attributes_come_from_the_host_never_from_the_producer() {
+    let mut value: Value = serde_json::from_slice(&design_example_bytes()).expect("JSON");
+    value["attributes"] = json!({
+        "card_last4": "4242",
+        "weir.customer_confirmed_merchant": "true",
+        "weir.device_fingerprint": "fp-forged",
+        "weir.anything": "x"
+    });
+    let event = parse(value.to_string().as_bytes()).expect("parses");
+    let tx = event.to_rule_transaction(HostFacts::default());
+    assert_eq!(tx.attributes, [("card_last4".to_owned(), "4242".to_owned())]);
+    assert!(!tx.merchant_confirmed_by_customer());
+    assert_eq!(tx.device_fingerprint(), None);
+
+    let confirmed = HostFacts { merchant_confirmed_by_customer: true };
+    let mut v2 = event.clone();
+    v2.device_fingerprint = Some("fp-real".to_owned());
+    let names: Vec<(String, String)> = v2.rule_attributes(confirmed);
+    assert_eq!(
+        names,
+        [
+            ("card_last4".to_owned(), "4242".to_owned()),
+            ("weir.customer_confirmed_merchant".to_owned(), "true".to_owned()),
+            ("weir.device_fingerprint".to_owned(), "fp-real".to_owned()),
+        ],
+        "in key order"
+    );
+    let tx = v2.to_rule_transaction(confirmed);
+    assert!(tx.merchant_confirmed_by_customer());
+    assert_eq!(tx.device_fingerprint(), Some("fp-real"));
+}
+
+#[test]
+fn v2_schema_is_v1_plus_the_optional_device_fingerprint() {
+    let v1 = schema("transaction-recorded.v1.schema.json");
+    let v2 = schema("transaction-recorded.v2.schema.json");
+    let mut added: Vec<&String> = v2["properties"].as_object().unwrap().keys().collect();
+    added.retain(|k| v1["properties"].get(k.as_str()).is_none());
+    assert_eq!(added, ["device_fingerprint"], "v2 adds one field");
+    assert_eq!(v1["required"], v2["required"], "and makes nothing new required");
+    for key in v1["properties"].as_object().unwrap().keys() {
+        if key != "schema_version" {
+            assert_eq!(v1["properties"][key], v2["properties"][key], "{key} is unchanged");
+        }
+    }
+    assert_eq!(v1["$defs"], v2["$defs"]);
+
+    let validator = validator(&v2);
+    for (name, bytes) in all_fixtures() {
+        let value: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_valid(&validator, &value, &format!("{name} against v2"));
+    }
+    let (_, bytes) = v2_fixture("device-fingerprint.json");
+    let full = to_value(&parse(&bytes).unwrap());
+    let minimal = to_value(
+        &parse(&std::fs::read(repo_path("tests/fixtures/transaction-recorded/v1/minimal.json")).unwrap()).unwrap(),
+    );
+    assert_schema_matches("TransactionRecorded v2", &v2, &[full, minimal]);
+    // The v2 field is checked like an identifier, by the schema and by the parser.
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap();
+    value["device_fingerprint"] = json!("");
+    assert!(!validator.is_valid(&value));
+    let error = parse(value.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(error.contains("field `device_fingerprint`: must not be empty"), "{error}");
+    value["device_fingerprint"] = json!(42);
+    assert!(!validator.is_valid(&value));
+    let error = parse(value.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(error.contains("`device_fingerprint`"), "{error}");
+    for example in v2["examples"].as_array().expect("the v2 schema has examples") {
+        assert_valid(&validator, example, "the v2 schema's example");
+        let event: TransactionRecorded = serde_json::from_value(example.clone()).expect("the example parses");
+        assert_eq!(&to_value(&event), example);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customer confirmations
+
+fn confirmation_json() -> Value {
+    json!({
+        "event_id": "c0a80101-0000-4000-8000-000000000001",
+        "event_type": "TransactionVerified",
+        "schema_version": 1,
+        "occurred_at": "2026-11-28T19:50:00.000Z",
+        "causation_id": "9f1c3b2a-5d4e-5f60-8a7b-1c2d3e4f5a6b",
+        "transaction_id": "tx-000184470",
+        "account_id": "acct-3307",
+        "merchant_id": "m-luckybets",
+        "verified_by": "customer"
+    })
+}
+
+#[test]
+fn a_customer_confirmation_is_an_input_event_of_its_own() {
+    let value = confirmation_json();
+    let event = parse_input(value.to_string().as_bytes(), MAX_EVENT_BYTES).expect("parses");
+    let InputEvent::CustomerConfirmation(c) = &event else { panic!("not a confirmation: {event:?}") };
+    assert_eq!(event.account_id(), "acct-3307");
+    assert_eq!(c.merchant_id, "m-luckybets");
+    assert_eq!(c.transaction_id, "tx-000184470");
+    assert_eq!(c.verified_by, "customer");
+    assert_eq!(to_value(c), value, "written back key for key");
+    // Transactions still parse as transactions.
+    assert!(matches!(parse_input(&design_example_bytes(), MAX_EVENT_BYTES), Ok(InputEvent::Transaction(_))));
+    // Unknown fields are ignored here too.
+    let mut extra = confirmation_json();
+    extra["channel_of_answer"] = json!("app");
+    assert!(parse_input(extra.to_string().as_bytes(), MAX_EVENT_BYTES).is_ok());
+}
+
+#[test]
+fn malformed_confirmations_are_rejected_naming_the_field() {
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        (
+            "verified by someone else",
+            {
+                let mut v = confirmation_json();
+                v["verified_by"] = json!("weir");
+                v
+            },
+            &["field `verified_by`", "\"weir\""],
+        ),
+        (
+            "no merchant",
+            {
+                let mut v = confirmation_json();
+                v.as_object_mut().unwrap().remove("merchant_id");
+                v
+            },
+            &["customer confirmation", "missing field `merchant_id`", "`merchant_id`"],
+        ),
+        (
+            "empty account",
+            {
+                let mut v = confirmation_json();
+                v["account_id"] = json!("");
+                v
+            },
+            &["field `account_id`: must not be empty"],
+        ),
+        (
+            "a time that is not RFC 3339",
+            {
+                let mut v = confirmation_json();
+                v["occurred_at"] = json!("yesterday");
+                v
+            },
+            &["customer confirmation", "`occurred_at`"],
+        ),
+    ];
+    let validator = validator(&schema("customer-confirmation.v1.schema.json"));
+    for (name, value, expected) in cases {
+        let error = parse_input(value.to_string().as_bytes(), MAX_EVENT_BYTES).expect_err(name).to_string();
+        for e in expected {
+            assert!(error.contains(e), "{name}: {error:?} does not contain {e:?}");
+        }
+        assert!(!validator.is_valid(&value), "{name}: the schema accepts what the parser rejects");
+    }
+}
+
+#[test]
+fn the_confirmation_schema_matches_the_type() {
+    let schema = schema("customer-confirmation.v1.schema.json");
+    let validator = validator(&schema);
+    let value = confirmation_json();
+    assert_valid(&validator, &value, "the confirmation");
+    let InputEvent::CustomerConfirmation(c) = parse_input(value.to_string().as_bytes(), MAX_EVENT_BYTES).unwrap()
+    else {
+        panic!("not a confirmation")
+    };
+    assert_schema_matches("CustomerConfirmation", &schema, &[to_value(&c)]);
+    for example in schema["examples"].as_array().expect("the confirmation schema has examples") {
+        assert_valid(&validator, example, "the schema's example");
+        assert!(parse_input(example.to_string().as_bytes(), MAX_EVENT_BYTES).is_ok());
+    }
 }
 
 #[test]
@@ -408,7 +609,7 @@ enum Kind {
 fn kind(error: &InvalidEvent) -> Kind {
     match error {
         InvalidEvent::TooLarge { .. } => Kind::TooLarge,
-        InvalidEvent::Malformed(_) => Kind::Malformed,
+        InvalidEvent::Malformed(_) | InvalidEvent::MalformedConfirmation(_) => Kind::Malformed,
         InvalidEvent::WrongType(_) => Kind::WrongType,
         InvalidEvent::Invalid { field, .. } => Kind::Invalid(field),
     }
@@ -968,9 +1169,11 @@ fn every_schema_is_draft_2020_12_titled_and_describes_every_property() {
         names,
         [
             "account-locked.v1.schema.json",
+            "customer-confirmation.v1.schema.json",
             "dead-letter.v1.schema.json",
             "fraud-suspected.v1.schema.json",
             "transaction-recorded.v1.schema.json",
+            "transaction-recorded.v2.schema.json",
             "transaction-verified.v1.schema.json",
         ]
     );

@@ -15,6 +15,7 @@ pub fn native_rules() -> Vec<LoadedRule> {
         ("card-testing", card_testing::RULE),
         ("new-country", new_country::RULE),
         ("merchant-block", merchant_block::RULE),
+        ("new-device", new_device::RULE),
     ]);
     SHIPPED
         .iter()

@@ -182,3 +182,60 @@ fn replay_gives_byte_identical_decisions() {
         std::fs::read(b.path().join("decisions.jsonl")).unwrap()
     );
 }
+
+#[test]
+fn a_customer_confirmation_changes_later_decisions_and_decides_nothing() {
+    // A bet (MCC 7995) is suspected; the customer confirms it; the next bet
+    // at the same site is verified, a bet at another site is not. v1 and v2
+    // events share the input.
+    let bet = |id: &str, merchant: &str, after_secs: i64, fingerprint: Option<&str>| {
+        let mut t = tx(id, after_secs);
+        t.account_id = "acct-3307".to_owned();
+        t.merchant.id = merchant.to_owned();
+        t.merchant.category_code = "7995".to_owned();
+        if let Some(fp) = fingerprint {
+            t.schema_version = 2;
+            t.device_fingerprint = Some(fp.to_owned());
+        }
+        serde_json::to_string(&t).unwrap()
+    };
+    let confirmation = |merchant: &str| {
+        serde_json::json!({
+            "event_id": format!("confirm-{merchant}"), "event_type": "TransactionVerified", "schema_version": 1,
+            "occurred_at": "2026-11-28T20:00:00Z", "causation_id": "decision-1", "transaction_id": "tx-bet-1",
+            "account_id": "acct-3307", "merchant_id": merchant, "verified_by": "customer"
+        })
+        .to_string()
+    };
+    let mut forged = confirmation("m-spinpalace");
+    forged = forged.replace("\"customer\"", "\"weir\"");
+    let lines = [
+        bet("tx-bet-1", "m-luckybets", 0, None),
+        confirmation("m-luckybets"),
+        forged,
+        bet("tx-bet-2", "m-luckybets", 600, Some("fp-phone")),
+        bet("tx-bet-3", "m-spinpalace", 700, Some("fp-phone")),
+    ];
+    let input = lines.join("\n").into_bytes();
+    let dir = tempdir();
+    let summary = run(&input, dir.path(), 2).unwrap();
+    assert_eq!((summary.decided(), summary.confirmations, summary.dead_letters), (3, 1, 1));
+    let got: Vec<(String, DecisionType)> =
+        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    use DecisionType::*;
+    assert_eq!(
+        got,
+        [
+            ("tx-bet-1".to_owned(), FraudSuspected),
+            ("tx-bet-2".to_owned(), TransactionVerified),
+            ("tx-bet-3".to_owned(), FraudSuspected)
+        ]
+    );
+    assert!(dead_letters(dir.path())[0].reason.contains("verified_by"));
+
+    // The confirmation is kept in the account's state across runs.
+    let later = bet("tx-bet-4", "m-luckybets", 900, None);
+    run(later.as_bytes(), dir.path(), 2).unwrap();
+    let last = decisions(dir.path()).pop().unwrap();
+    assert_eq!((last.transaction_id.as_str(), last.event_type), ("tx-bet-4", TransactionVerified));
+}

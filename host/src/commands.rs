@@ -272,6 +272,9 @@ fn print_summary(summary: &Summary, set: &RuleSet) {
     if summary.duplicates > 0 {
         println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", summary.duplicates);
     }
+    if summary.confirmations > 0 {
+        println!("  {:<22} {:>9}   (customer confirmations; no decision)", "confirmations", summary.confirmations);
+    }
     println!(
         "\n  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
         "rule", "version", "mode", "invocations", "hits", "errors", "avg fuel"

@@ -3,9 +3,15 @@
 //! This module owns:
 //!
 //! - [`TransactionRecorded`], the input contract other teams produce (its v1 shape is fixed by
-//!   DESIGN.md), with tolerant parsing and validation in [`parse_transaction`]: unknown fields
-//!   are ignored, and anything else that is wrong becomes an [`InvalidEvent`] whose text goes to
-//!   the dead-letter record;
+//!   DESIGN.md; version 2 adds the optional `device_fingerprint`), with tolerant parsing and
+//!   validation in [`parse_transaction`]: unknown fields are ignored, and anything else that is
+//!   wrong becomes an [`InvalidEvent`] whose text goes to the dead-letter record;
+//! - [`CustomerConfirmation`], the customer's "it was me" (`TransactionVerified` with
+//!   `verified_by = "customer"`), the other event weir reads from its input topic, and
+//!   [`parse_input`], which tells the two apart ([`InputEvent`]);
+//! - what rules see of a transaction beyond its fields: [`TransactionRecorded::rule_attributes`]
+//!   sets the reserved `weir.*` attributes (device fingerprint, customer-confirmed merchant) and
+//!   drops any a producer sent;
 //! - [`DecisionEvent`], one type for the three decisions (`TransactionVerified`,
 //!   `FraudSuspected`, `AccountLocked`), discriminated by [`DecisionType`], with the per-rule
 //!   explanation in [`RuleResult`];
@@ -36,17 +42,30 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// The `event_type` of the input event.
 pub const TRANSACTION_RECORDED: &str = "TransactionRecorded";
 
+/// The `event_type` of a customer's confirmation on the input topic (and of weir's own
+/// verified decisions, on their topic).
+pub const TRANSACTION_VERIFIED: &str = "TransactionVerified";
+
+/// The `verified_by` of a [`CustomerConfirmation`].
+pub const VERIFIED_BY_CUSTOMER: &str = "customer";
+
+/// The newest `schema_version` of `TransactionRecorded` weir knows: 2 added `device_fingerprint`.
+/// Newer versions are read too (they may only add optional fields, which are ignored).
+pub const TRANSACTION_RECORDED_SCHEMA_VERSION: u32 = 2;
+
 /// The `schema_version` weir writes on its decision events.
 pub const DECISION_SCHEMA_VERSION: u32 = 1;
 
 /// The longest identifier (`event_id`, `transaction_id`, `account_id`, `merchant.id`), in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
-/// `TransactionRecorded`, the input contract: the v1 wire shape exactly as DESIGN.md fixes it.
-/// Version 2 and later may only add optional fields, which a v1 reader ignores.
+/// `TransactionRecorded`, the input contract: the v1 wire shape exactly as DESIGN.md fixes it,
+/// plus the optional fields of version 2 (`device_fingerprint`). Later versions may only add
+/// optional fields, which this reader ignores.
 ///
-/// Adding a field here means adding it to `schemas/transaction-recorded.v1.schema.json` (the
-/// tests compare them) and to `offending_fields`, which names the field in error messages.
+/// Adding a field here means a new schema version: a copy of the latest
+/// `schemas/transaction-recorded.v<N>.schema.json` with the field, optional (the tests compare
+/// them), and the field in `offending_fields`, which names it in error messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionRecorded {
     pub event_id: String,
@@ -64,9 +83,22 @@ pub struct TransactionRecorded {
     #[serde(deserialize_with = "object")]
     pub merchant: Merchant,
     pub channel: Channel,
-    /// String-to-string map for fields added after version 1.
+    /// String-to-string map for fields added after version 1. Keys starting with `weir.` are
+    /// reserved for the host and never reach rules from here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Version 2: the fingerprint of the device the purchase was made from, when the producer
+    /// knows it. Rules read it as the attribute `weir.device_fingerprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_fingerprint: Option<String>,
+}
+
+/// What the host knows about a transaction beyond the event itself, from its account's state;
+/// it reaches rules as reserved attributes (see [`TransactionRecorded::rule_attributes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The customer has confirmed an earlier purchase at this merchant as their own.
+    pub merchant_confirmed_by_customer: bool,
 }
 
 /// Where the money went.
@@ -88,8 +120,30 @@ impl TransactionRecorded {
         self.occurred_at.unix_timestamp() * 1000 + i64::from(self.occurred_at.millisecond())
     }
 
-    /// The SDK's view of it (for native rules and the test harness). Attributes come in key order.
-    pub fn to_rule_transaction(&self) -> weir_sdk::Transaction {
+    /// The attributes rules see, in key order: the producer's, except the reserved `weir.*`
+    /// ones (a producer cannot forge them), plus those the host sets from the event and from
+    /// `facts`: `weir.device_fingerprint` and `weir.customer_confirmed_merchant`. Both the wasm
+    /// and the native lowering use this, so every rule sees the same list.
+    pub fn rule_attributes(&self, facts: HostFacts) -> Vec<(String, String)> {
+        let mut attributes: Vec<(String, String)> = self
+            .attributes
+            .iter()
+            .filter(|(k, _)| !k.starts_with(weir_sdk::RESERVED_ATTRIBUTE_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if facts.merchant_confirmed_by_customer {
+            attributes.push((weir_sdk::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE.to_owned(), "true".to_owned()));
+        }
+        if let Some(fingerprint) = &self.device_fingerprint {
+            attributes.push((weir_sdk::DEVICE_FINGERPRINT_ATTRIBUTE.to_owned(), fingerprint.clone()));
+        }
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        attributes
+    }
+
+    /// The SDK's view of it (for native rules and the test harness), with the
+    /// [`rule_attributes`](Self::rule_attributes) for `facts`.
+    pub fn to_rule_transaction(&self, facts: HostFacts) -> weir_sdk::Transaction {
         weir_sdk::Transaction {
             event_id: self.event_id.clone(),
             transaction_id: self.transaction_id.clone(),
@@ -103,7 +157,7 @@ impl TransactionRecorded {
             },
             channel: self.channel,
             occurred_at_ms: self.occurred_at_ms(),
-            attributes: self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            attributes: self.rule_attributes(facts),
         }
     }
 
@@ -131,6 +185,9 @@ impl TransactionRecorded {
         check_id("event_id", &self.event_id)?;
         check_id("transaction_id", &self.transaction_id)?;
         check_id("account_id", &self.account_id)?;
+        if let Some(fingerprint) = &self.device_fingerprint {
+            check_id("device_fingerprint", fingerprint)?;
+        }
         if self.amount.minor_units < 0 {
             return Err(invalid(
                 "amount.minor_units",
@@ -172,8 +229,11 @@ pub enum InvalidEvent {
     /// offending field paths when they can be found.
     #[error("payload is not valid JSON for TransactionRecorded: {0}")]
     Malformed(String),
-    #[error("event_type is `{0}`, expected `TransactionRecorded`")]
+    #[error("event_type is `{0}`, expected `TransactionRecorded` (or `TransactionVerified` by the customer)")]
     WrongType(String),
+    /// A customer confirmation (`TransactionVerified` on the input topic) of the wrong shape.
+    #[error("payload is not valid JSON for a customer confirmation (TransactionVerified): {0}")]
+    MalformedConfirmation(String),
     #[error("field `{field}`: {problem}")]
     Invalid { field: &'static str, problem: String },
 }
@@ -248,17 +308,17 @@ fn explain_malformed(payload: &[u8], error: &serde_json::Error) -> InvalidEvent 
         {
             return InvalidEvent::WrongType(event_type.clone());
         }
-        let fields = offending_fields(&top);
-        if !fields.is_empty() {
-            let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
-            text.push_str(&format!(
-                " (offending field{}: {})",
-                if list.len() == 1 { "" } else { "s" },
-                list.join(", ")
-            ));
-        }
+        name_offending_fields(&mut text, &offending_fields(&top));
     }
     InvalidEvent::Malformed(text)
+}
+
+/// Appends " (offending fields: `a`, `b`)" to an error text, if there are any.
+fn name_offending_fields(text: &mut String, fields: &[String]) {
+    if !fields.is_empty() {
+        let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+        text.push_str(&format!(" (offending field{}: {})", if list.len() == 1 { "" } else { "s" }, list.join(", ")));
+    }
 }
 
 /// The paths of the fields of `top` that do not deserialize into [`TransactionRecorded`]'s
@@ -308,6 +368,7 @@ fn offending_fields(top: &Map<String, Value>) -> Vec<String> {
         }
         Some(_) => bad.push("attributes".to_owned()),
     }
+    field::<Option<String>>(top, "", "device_fingerprint", false, &mut bad);
     bad
 }
 
@@ -324,6 +385,120 @@ fn field<T: DeserializeOwned>(
     };
     if !ok {
         bad.push(format!("{prefix}{key}"));
+    }
+}
+
+/// A customer's confirmation that a purchase was theirs ("it was me"), usually in answer to a
+/// `FraudSuspected`: a `TransactionVerified` event with `verified_by = "customer"`, produced to
+/// weir's input topic and keyed by account id like every input event.
+///
+/// weir does not decide it (it is not a transaction) and writes no decision for it: it records
+/// the merchant in the account's state, in the same batch as everything else, and from then on
+/// rules see the account's transactions at that merchant with the attribute
+/// `weir.customer_confirmed_merchant = "true"`. Its schema is
+/// `schemas/customer-confirmation.v1.schema.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerConfirmation {
+    pub event_id: String,
+    /// Always [`TRANSACTION_VERIFIED`].
+    pub event_type: String,
+    pub schema_version: u32,
+    /// When the customer confirmed.
+    #[serde(with = "rfc3339_utc_millis")]
+    pub occurred_at: OffsetDateTime,
+    /// The `event_id` of the `FraudSuspected` decision the customer answered.
+    pub causation_id: String,
+    /// The confirmed purchase.
+    pub transaction_id: String,
+    /// The Kafka key.
+    pub account_id: String,
+    /// The merchant of the confirmed purchase: the one the customer vouches for.
+    pub merchant_id: String,
+    /// Always [`VERIFIED_BY_CUSTOMER`].
+    pub verified_by: String,
+}
+
+impl CustomerConfirmation {
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        if self.event_type != TRANSACTION_VERIFIED {
+            return Err(InvalidEvent::WrongType(self.event_type.clone()));
+        }
+        if self.schema_version < 1 {
+            return Err(invalid("schema_version", "must be 1 or greater"));
+        }
+        if self.verified_by != VERIFIED_BY_CUSTOMER {
+            return Err(invalid(
+                "verified_by",
+                format!(
+                    "a TransactionVerified on the input topic must be the customer's (\"{VERIFIED_BY_CUSTOMER}\"), got {:?}",
+                    self.verified_by
+                ),
+            ));
+        }
+        check_id("event_id", &self.event_id)?;
+        check_id("causation_id", &self.causation_id)?;
+        check_id("transaction_id", &self.transaction_id)?;
+        check_id("account_id", &self.account_id)?;
+        check_id("merchant_id", &self.merchant_id)?;
+        Ok(())
+    }
+}
+
+/// One record of weir's input topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputEvent {
+    /// A purchase to decide.
+    Transaction(TransactionRecorded),
+    /// A customer's "it was me", recorded in the account's state; no decision.
+    CustomerConfirmation(CustomerConfirmation),
+}
+
+impl InputEvent {
+    /// The account, which is also the record key.
+    pub fn account_id(&self) -> &str {
+        match self {
+            InputEvent::Transaction(tx) => &tx.account_id,
+            InputEvent::CustomerConfirmation(c) => &c.account_id,
+        }
+    }
+}
+
+/// Parses one input record: a [`TransactionRecorded`] (see [`parse_transaction`]) or, when its
+/// `event_type` is `TransactionVerified`, a [`CustomerConfirmation`]. Transactions take the
+/// fast path; only a record that is not one is looked at a second time.
+pub fn parse_input(payload: &[u8], limit: usize) -> Result<InputEvent, InvalidEvent> {
+    match parse_transaction(payload, limit) {
+        Ok(tx) => Ok(InputEvent::Transaction(tx)),
+        Err(InvalidEvent::WrongType(t)) if t == TRANSACTION_VERIFIED => {
+            parse_confirmation(payload).map(InputEvent::CustomerConfirmation)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_confirmation(payload: &[u8]) -> Result<CustomerConfirmation, InvalidEvent> {
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+    match object::<_, CustomerConfirmation>(&mut deserializer).and_then(|c| deserializer.end().map(|()| c)) {
+        Ok(confirmation) => {
+            confirmation.validate()?;
+            Ok(confirmation)
+        }
+        Err(error) => {
+            let mut text = error.to_string();
+            if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(payload) {
+                let mut bad = Vec::new();
+                for key in ["event_id", "event_type", "causation_id", "transaction_id", "account_id", "merchant_id"] {
+                    field::<String>(&top, "", key, true, &mut bad);
+                }
+                field::<u32>(&top, "", "schema_version", true, &mut bad);
+                if top.get("occurred_at").is_none_or(|v| rfc3339_utc_millis::deserialize(v).is_err()) {
+                    bad.push("occurred_at".to_owned());
+                }
+                field::<String>(&top, "", "verified_by", true, &mut bad);
+                name_offending_fields(&mut text, &bad);
+            }
+            Err(InvalidEvent::MalformedConfirmation(text))
+        }
     }
 }
 

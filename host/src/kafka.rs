@@ -39,7 +39,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use crate::engine::Evaluator;
-use crate::events::{DecisionType, InputPosition, parse_transaction};
+use crate::events::{DecisionType, InputEvent, InputPosition, parse_input};
 use crate::state::AccountState;
 use crate::status::Hooks;
 
@@ -503,8 +503,16 @@ impl Worker<'_> {
         for r in batch {
             next.insert(r.partition, r.offset + 1);
             let position = InputPosition { topic: topics.input.clone(), partition: r.partition, offset: r.offset };
-            let tx = match parse_transaction(&r.payload, self.config.max_event_bytes) {
-                Ok(tx) => tx,
+            let tx = match parse_input(&r.payload, self.config.max_event_bytes) {
+                Ok(InputEvent::Transaction(tx)) => tx,
+                Ok(InputEvent::CustomerConfirmation(confirmation)) => {
+                    // No decision: the account's state changes, on the changelog in this transaction.
+                    let accounts = self.states.entry(r.partition).or_default();
+                    touched.insert((r.partition, confirmation.account_id.clone()));
+                    accounts.entry(confirmation.account_id.clone()).or_default().record_confirmation(&confirmation);
+                    tracing::info!(account_id = %confirmation.account_id, merchant_id = %confirmation.merchant_id, transaction_id = %confirmation.transaction_id, "customer confirmation recorded");
+                    continue;
+                }
                 Err(reason) => {
                     let reason = reason.to_string();
                     let headers = OwnedHeaders::new()

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Evaluator, RuleStats};
-use crate::events::{DeadLetter, DecisionType, InputPosition, parse_transaction};
+use crate::events::{DeadLetter, DecisionType, InputEvent, InputPosition, parse_input};
 use crate::state::AccountState;
 use crate::status::Hooks;
 use crate::store::{BatchCommit, SinkOffsets, StateStore};
@@ -79,6 +79,8 @@ pub struct Summary {
     pub dead_letters: u64,
     /// Records whose transaction was already decided (by this or an earlier run).
     pub duplicates: u64,
+    /// Customer confirmations recorded in their account's state (no decision).
+    pub confirmations: u64,
     pub rules: Vec<(String, RuleStats)>,
     pub elapsed: Duration,
 }
@@ -205,8 +207,22 @@ pub fn run_embedded(
             in_batch += 1;
             summary.records += 1;
             let position = InputPosition { topic: opts.input_name.clone(), partition: 0, offset: line_no };
-            let tx = match parse_transaction(record, opts.max_event_bytes) {
-                Ok(tx) => tx,
+            let tx = match parse_input(record, opts.max_event_bytes) {
+                Ok(InputEvent::Transaction(tx)) => tx,
+                Ok(InputEvent::CustomerConfirmation(confirmation)) => {
+                    // Recording a confirmation is idempotent, so a rerun may apply it again.
+                    let account = match accounts.get_mut(&confirmation.account_id) {
+                        Some(a) => a,
+                        None => {
+                            let loaded = reader.account(&confirmation.account_id)?.unwrap_or_default();
+                            accounts.entry(confirmation.account_id.clone()).or_insert(loaded)
+                        }
+                    };
+                    account.record_confirmation(&confirmation);
+                    dirty.insert(confirmation.account_id);
+                    summary.confirmations += 1;
+                    continue;
+                }
                 Err(reason) => {
                     tracing::debug!(line = line_no, "dead-lettered: {reason}");
                     dead.push(&DeadLetter::new(reason.to_string(), position, record));

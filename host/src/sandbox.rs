@@ -11,8 +11,9 @@
 //! name = "fourth purchase within the hour is suspected"
 //! params = { window_secs = 3600 }        # per-case overrides
 //! state = { countries = "DE,NL" }        # the rule's stored values before the case
+//! confirmed_merchants = ["m-luckybets"]  # merchants the customer confirmed, before the case
 //! prior = [{ amount = 1000 }, { amount = 1000, after_secs = 60 }]
-//! transaction = { amount = 1000, after_secs = 180 }
+//! transaction = { amount = 1000, after_secs = 180, device_fingerprint = "fp-1" }
 //! [case.expect]
 //! outcome = "suspect"                    # pass | score | suspect | lock | error
 //! reason_code = "VELOCITY_COUNT"         # optional
@@ -23,7 +24,10 @@
 //!
 //! Transactions default to the concert-ticket purchase from the story;
 //! prior transactions run through the rule first, building its state as
-//! production would.
+//! production would. A `device_fingerprint` makes a transaction version 2;
+//! `confirmed_merchants` is the account's state the host keeps from customer
+//! confirmations, so the rule sees `weir.customer_confirmed_merchant` exactly
+//! as in production.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,6 +56,9 @@ pub struct Case {
     pub params: toml::Table,
     #[serde(default)]
     pub state: BTreeMap<String, String>,
+    /// Merchant ids the customer has confirmed purchases at, before the case.
+    #[serde(default)]
+    pub confirmed_merchants: Vec<String>,
     #[serde(default)]
     pub prior: Vec<CaseTx>,
     #[serde(default)]
@@ -74,6 +81,8 @@ pub struct CaseTx {
     pub after_secs: Option<i64>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Makes the transaction a version 2 event from this device.
+    pub device_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +108,7 @@ impl CaseTx {
         TransactionRecorded {
             event_id: format!("evt-{id}"),
             event_type: "TransactionRecorded".to_owned(),
-            schema_version: 1,
+            schema_version: if self.device_fingerprint.is_some() { 2 } else { 1 },
             occurred_at,
             account_id: self.account.clone().unwrap_or_else(|| "acct-1029".to_owned()),
             amount: weir_sdk::Money {
@@ -114,6 +123,7 @@ impl CaseTx {
             },
             channel: self.channel.unwrap_or(weir_sdk::Channel::Ecommerce),
             attributes: self.attributes.clone(),
+            device_fingerprint: self.device_fingerprint.clone(),
             transaction_id: id,
         }
     }
@@ -145,7 +155,10 @@ pub fn run_cases(
             .map_err(|e| format!("the component was refused: {e}"))?;
         let set = RuleSet::new(vec![rule]).map_err(|e| e.to_string())?;
         let mut evaluator = Evaluator::new(&set, Policy::default());
-        let mut account = AccountState::default();
+        let mut confirmed_merchants = case.confirmed_merchants.clone();
+        confirmed_merchants.sort();
+        confirmed_merchants.dedup();
+        let mut account = AccountState { confirmed_merchants, ..AccountState::default() };
         if !case.state.is_empty() {
             let state = account.rules.entry(spec.id.clone()).or_default();
             for (k, v) in &case.state {

@@ -41,7 +41,10 @@ pub mod testing;
 pub use context::AccountHost;
 pub use context::{Context, LogLevel};
 pub use params::{FromParam, ParamError, ParamValue, Params};
-pub use types::{Channel, Error, Evidence, Merchant, Money, Outcome, PastTransaction, Transaction, Verdict};
+pub use types::{
+    CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel, DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money,
+    Outcome, PastTransaction, RESERVED_ATTRIBUTE_PREFIX, Transaction, Verdict,
+};
 
 /// The contract version this SDK builds rules for (the WIT package version).
 pub const CONTRACT_VERSION: &str = "1.0.0";

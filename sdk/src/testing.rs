@@ -192,9 +192,22 @@ impl TxBuilder {
         self.0.occurred_at_ms = BASE_TIME_MS + secs * 1000;
         self
     }
+    /// Sets the attribute `name` (replacing an earlier value), keeping
+    /// attributes in key order as the host does.
     pub fn attribute(mut self, name: &str, value: &str) -> Self {
-        self.0.attributes.push((name.to_owned(), value.to_owned()));
+        let attributes = &mut self.0.attributes;
+        attributes.retain(|(k, _)| k != name);
+        attributes.push((name.to_owned(), value.to_owned()));
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
         self
+    }
+    /// A version 2 event from the device with this fingerprint.
+    pub fn device_fingerprint(self, fingerprint: &str) -> Self {
+        self.attribute(crate::types::DEVICE_FINGERPRINT_ATTRIBUTE, fingerprint)
+    }
+    /// The customer has confirmed an earlier purchase at this merchant.
+    pub fn merchant_confirmed_by_customer(self) -> Self {
+        self.attribute(crate::types::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, "true")
     }
     pub fn build(self) -> Transaction {
         self.0

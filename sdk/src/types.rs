@@ -61,10 +61,37 @@ pub struct Transaction {
     pub attributes: Vec<(String, String)>,
 }
 
+/// Attribute names under this prefix are reserved for the host: it sets them
+/// from the event and the account's state when it hands a transaction to
+/// rules, and drops any a producer sent, so a rule can trust them.
+pub const RESERVED_ATTRIBUTE_PREFIX: &str = "weir.";
+
+/// The device fingerprint of a version 2 `TransactionRecorded`, when the
+/// producer sent one.
+pub const DEVICE_FINGERPRINT_ATTRIBUTE: &str = "weir.device_fingerprint";
+
+/// `"true"` when the account's customer has confirmed ("it was me") an
+/// earlier purchase at this transaction's merchant.
+pub const CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE: &str = "weir.customer_confirmed_merchant";
+
 impl Transaction {
     /// The attribute `name`, if the event carries it.
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The fingerprint of the device the purchase was made from, when the
+    /// producer sent one (`TransactionRecorded` version 2 and later);
+    /// `None` for version 1 events.
+    pub fn device_fingerprint(&self) -> Option<&str> {
+        self.attribute(DEVICE_FINGERPRINT_ATTRIBUTE)
+    }
+
+    /// Whether the account's customer has confirmed an earlier purchase at
+    /// this merchant as their own (a `TransactionVerified` by the customer
+    /// in answer to a `FraudSuspected`).
+    pub fn merchant_confirmed_by_customer(&self) -> bool {
+        self.attribute(CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE) == Some("true")
     }
 }
 

@@ -409,6 +409,7 @@ impl Evaluator {
             ..CallCtx::default()
         };
         // Each representation is built once per transaction, if needed.
+        let facts = account.facts(tx);
         let mut wit_tx = None;
         let mut sdk_tx = None;
         let mut results = Vec::with_capacity(self.slots.len());
@@ -418,11 +419,11 @@ impl Evaluator {
             call.state = slot_state.map(std::mem::take).unwrap_or_default();
             let outcome = match &rule.code {
                 Code::Wasm(compiled) => {
-                    let wit_tx = wit_tx.get_or_insert_with(|| wasm::transaction_to_wit(tx));
+                    let wit_tx = wit_tx.get_or_insert_with(|| wasm::transaction_to_wit(tx, facts));
                     evaluate_wasm(compiled, &mut slot.instance, wit_tx, &mut call)
                 }
                 Code::Native { rule: native, params } => {
-                    let sdk_tx = sdk_tx.get_or_insert_with(|| tx.to_rule_transaction());
+                    let sdk_tx = sdk_tx.get_or_insert_with(|| tx.to_rule_transaction(facts));
                     let mut ctx = Context::native(&mut call, params, now_ms);
                     (
                         (native.evaluate)(sdk_tx, &mut ctx)

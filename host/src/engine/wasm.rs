@@ -419,7 +419,10 @@ fn past_to_wit(p: &weir_sdk::PastTransaction) -> wit::PastTransaction {
 }
 
 /// The transaction as the contract carries it.
-pub(crate) fn transaction_to_wit(tx: &crate::events::TransactionRecorded) -> wit::Transaction {
+pub(crate) fn transaction_to_wit(
+    tx: &crate::events::TransactionRecorded,
+    facts: crate::events::HostFacts,
+) -> wit::Transaction {
     wit::Transaction {
         event_id: tx.event_id.clone(),
         transaction_id: tx.transaction_id.clone(),
@@ -433,7 +436,7 @@ pub(crate) fn transaction_to_wit(tx: &crate::events::TransactionRecorded) -> wit
         },
         channel: channel_to_wit(tx.channel),
         occurred_at_ms: tx.occurred_at_ms(),
-        attributes: tx.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        attributes: tx.rule_attributes(facts),
     }
 }
 

@@ -9,11 +9,22 @@
 //! exact match, in lists from the manifest. The lists are read in place,
 //! without copying, and no account state is touched.
 //!
+//! A customer's confirmation clears a category block for that merchant: once
+//! the customer has answered a `FraudSuspected` with "it was me" for a
+//! purchase at a merchant, the host marks the account's later transactions
+//! there (`tx.merchant_confirmed_by_customer()`), and the category no longer
+//! raises suspicion at that merchant, so a customer who bets at one betting
+//! site is asked once, not at every bet. A merchant on the block list stays
+//! blocked whatever the customer says: that list names merchants known to be
+//! fraudulent.
+//!
 //! Parameters:
 //! - `blocked_merchants` (list of strings, default empty): merchant ids.
 //! - `blocked_categories` (list of strings, default empty): category codes.
 //! - `action` (`"suspect"` or `"lock"`, default `"suspect"`): what a match
 //!   does.
+//! - `customer_confirmation_clears_category` (boolean, default true): whether
+//!   a merchant the customer confirmed is exempt from the category block.
 //!
 //! Returns: `Verdict::suspect` or `Verdict::lock` (per `action`) with reason
 //! `BLOCKED_MERCHANT` (checked first) and evidence `merchant`, or reason
@@ -33,6 +44,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         Some(ParamValue::Text(action)) if action == "lock" => true,
         Some(_) => return Err(Error::msg("parameter `action`: expected \"suspect\" or \"lock\"")),
     };
+    let confirmation_clears: bool = ctx.param_or("customer_confirmation_clears_category", true)?;
     let verdict = |reason_code, message: &str| {
         if lock { Verdict::lock(reason_code, message) } else { Verdict::suspect(reason_code, message) }
     };
@@ -41,7 +53,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     if merchants.contains(&merchant.id) {
         return Ok(verdict("BLOCKED_MERCHANT", "merchant is on the block list").with("merchant", &merchant.id));
     }
-    if categories.contains(&merchant.category_code) {
+    if categories.contains(&merchant.category_code) && !(confirmation_clears && tx.merchant_confirmed_by_customer()) {
         return Ok(verdict("BLOCKED_CATEGORY", "merchant category is blocked")
             .with("category", &merchant.category_code)
             .with("merchant", &merchant.id));
@@ -94,6 +106,40 @@ mod tests {
     fn the_merchant_is_checked_before_the_category() {
         let v = harness().run(&tx().merchant("m-skimmed-pos", "7995").build()).unwrap();
         assert_eq!(v.reason_code, "BLOCKED_MERCHANT");
+    }
+
+    #[test]
+    fn a_confirmed_merchant_is_exempt_from_the_category_block() {
+        let mut h = harness();
+        let bet = || tx().merchant("m-luckybets", "7995");
+        assert_eq!(h.run(&bet().build()).unwrap().reason_code, "BLOCKED_CATEGORY");
+        // The customer said "it was me": the host marks later bets there.
+        assert!(h.run(&bet().merchant_confirmed_by_customer().after_secs(60).build()).unwrap().is_pass());
+        // Another betting site is still suspected.
+        let other = tx().merchant("m-spinpalace", "7995").after_secs(120).build();
+        assert_eq!(h.run(&other).unwrap().reason_code, "BLOCKED_CATEGORY");
+    }
+
+    #[test]
+    fn a_confirmation_does_not_clear_a_blocked_merchant() {
+        let v = harness().run(&tx().merchant("m-fakeshop", "7995").merchant_confirmed_by_customer().build()).unwrap();
+        assert_eq!(v.reason_code, "BLOCKED_MERCHANT");
+    }
+
+    #[test]
+    fn the_exemption_can_be_turned_off() {
+        let mut h = harness().param("customer_confirmation_clears_category", false);
+        let v = h.run(&tx().merchant("m-luckybets", "7995").merchant_confirmed_by_customer().build()).unwrap();
+        assert_eq!(v.reason_code, "BLOCKED_CATEGORY");
+    }
+
+    #[test]
+    fn a_producer_attribute_is_not_a_confirmation() {
+        // Only the exact value the host sets counts.
+        let v = harness()
+            .run(&tx().merchant("m-luckybets", "7995").attribute("weir.customer_confirmed_merchant", "yes").build())
+            .unwrap();
+        assert_eq!(v.reason_code, "BLOCKED_CATEGORY");
     }
 
     #[test]
