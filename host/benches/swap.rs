@@ -90,6 +90,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
+/// Makes the package of one swap, from the round's tag.
+type MakePackage<'a> = Box<dyn Fn(u32) -> PackageFiles + 'a>;
+
 struct Timeline {
     /// (when a batch committed, records so far)
     batches: Vec<(Instant, u64)>,
@@ -153,7 +156,7 @@ fn main() {
 
     std::thread::sleep(Duration::from_secs(5));
     let steady_end = Instant::now();
-    let plan: Vec<(&str, Box<dyn Fn(u32) -> PackageFiles>)> = vec![
+    let plan: Vec<(&str, MakePackage)> = vec![
         (
             "params",
             Box::new(|i| {

@@ -190,10 +190,10 @@ impl Engine {
             None => {
                 let c = self.sandbox.compile(bytes)?;
                 let took = started.elapsed();
-                if let Some(file) = &file {
-                    if let Err(e) = write_atomically(file, &c) {
-                        tracing::warn!(file = %file.display(), "cannot write to the compile cache: {e}");
-                    }
+                if let Some(file) = &file
+                    && let Err(e) = write_atomically(file, &c)
+                {
+                    tracing::warn!(file = %file.display(), "cannot write to the compile cache: {e}");
                 }
                 (c, Compilation::Fresh(took))
             }
