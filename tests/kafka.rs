@@ -297,7 +297,16 @@ fn terminate(instance: &mut Instance) -> String {
 fn every_transaction_is_decided_exactly_once_and_bad_records_are_dead_lettered() {
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new("once");
-    let lines = stream(1500, 3);
+    let mut lines = stream(1500, 3);
+    // Some events published twice upstream, as an outbox relay that died
+    // before marking them sent would: still one decision each.
+    let republished: Vec<String> = lines
+        .iter()
+        .filter(|l| weir::events::parse_transaction(l.as_bytes(), weir::events::MAX_EVENT_BYTES).is_ok())
+        .step_by(50)
+        .cloned()
+        .collect();
+    lines.extend(republished);
     setup.produce(&lines);
     let reference = embedded_reference(&lines);
     let mut weir = setup.start("a");
@@ -309,6 +318,7 @@ fn every_transaction_is_decided_exactly_once_and_bad_records_are_dead_lettered()
     assert!(dead.iter().any(|(reason, _)| reason.contains("minor_units")), "{dead:?}");
     assert!(dead.iter().all(|(reason, payload)| !reason.is_empty() && !payload.is_empty()));
     assert!(out.contains("Transactions:"), "{out}");
+    assert!(out.contains("duplicates"), "the republished events were recognized: {out}");
     assert!(setup.log("a").contains("weir is leaving the group"), "graceful shutdown leaves the group");
 }
 

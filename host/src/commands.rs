@@ -229,6 +229,9 @@ fn run_kafka(
         println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
     }
     println!("  {:<22} {:>9}", "dead-lettered", summary.dead_letters);
+    if summary.duplicates > 0 {
+        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", summary.duplicates);
+    }
     println!(
         "Transactions: {} committed, {} aborted and retried",
         summary.transactions_committed, summary.transactions_aborted

@@ -206,6 +206,9 @@ pub struct KafkaSummary {
     pub dead_letters: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
+    /// Transactions skipped because the account's recent history shows them
+    /// decided already (an event published twice upstream).
+    pub duplicates: u64,
 }
 
 /// Rebalance events, recorded by the consumer's callbacks.
@@ -472,6 +475,7 @@ impl Worker<'_> {
                     *self.summary.decisions.entry(t).or_default() += n;
                 }
                 self.summary.dead_letters += counts.1;
+                self.summary.duplicates += counts.2;
                 Ok(())
             }
             Err(e) => {
@@ -488,16 +492,17 @@ impl Worker<'_> {
     }
 
     /// Decides `batch` and commits decisions, dead letters, state and offsets
-    /// in one transaction: (decisions by type, dead letters).
+    /// in one transaction: (decisions by type, dead letters, duplicates).
     fn transact(
         &mut self,
         batch: &[Record],
         evaluator: &mut Evaluator,
-    ) -> Result<(BTreeMap<DecisionType, u64>, u64), KafkaError> {
+    ) -> Result<(BTreeMap<DecisionType, u64>, u64, u64), KafkaError> {
         let topics = &self.config.topics;
         self.producer.begin_transaction()?;
         let mut decided: BTreeMap<DecisionType, u64> = BTreeMap::new();
         let mut dead = 0;
+        let mut duplicates = 0;
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut touched: BTreeSet<(i32, String)> = BTreeSet::new();
         for r in batch {
@@ -531,8 +536,16 @@ impl Worker<'_> {
                 }
             };
             let accounts = self.states.entry(r.partition).or_default();
-            touched.insert((r.partition, tx.account_id.clone()));
             let account = accounts.entry(tx.account_id.clone()).or_default();
+            // An event published twice upstream (e.g. by an outbox relay that
+            // died before marking it sent) is recognized by its transaction
+            // id among the account's recent transactions: one decision only.
+            if account.history.recent(u32::MAX).any(|p| p.transaction_id == tx.transaction_id) {
+                tracing::info!(transaction_id = %tx.transaction_id, partition = r.partition, offset = r.offset, "already decided; skipped");
+                duplicates += 1;
+                continue;
+            }
+            touched.insert((r.partition, tx.account_id.clone()));
             let decision = evaluator.decide(&tx, account, position);
             let json = serde_json::to_vec(&decision).expect("decisions always serialize");
             let id = decision.event_id.to_string();
@@ -579,7 +592,7 @@ impl Worker<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Ok((decided, dead))
+        Ok((decided, dead, duplicates))
     }
 
     /// Aborts the open transaction (retrying while the broker is away) and
