@@ -140,9 +140,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  decisions.jsonl      one decision per transaction, with every rule's verdict");
     println!("  dead-letters.jsonl   malformed records, with the reason");
     println!("  state.redb           per-account rule state (embedded store)");
-    println!("  rules/               the shipped rule packages (manifest + component)");
+    println!("  rules/               the shipped rule packages (manifest, component, self-test cases)");
     println!(
-        "\nNext: edit a manifest in {0}/rules and rerun with\n  weir run --rules {0}/rules --input {0}/transactions.jsonl --output {0}/rerun",
+        "\nNext: edit a manifest in {0}/rules and rerun with\n  weir run --rules {0}/rules --input {0}/transactions.jsonl --output {0}/rerun\n\
+         While it runs, a changed package goes live between two batches (see `weir rule deploy --help`).",
         out.display()
     );
     Ok(ExitCode::SUCCESS)
