@@ -800,6 +800,33 @@ pub fn weir_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// The `weir` binary for a test run: `WEIR_BIN` if set; else the binary
+/// `cargo test --workspace` builds for the host's integration tests. The
+/// same cargo command is run with `--no-run` (a no-op inside a workspace
+/// test run): a plain `cargo build -p weir` would resolve dependency
+/// features differently and rebuild much of the dependency tree.
+pub fn weir_binary_for_tests() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("WEIR_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("the executable has a directory")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build.current_dir(repo_root()).args(["test", "--quiet", "--workspace", "--no-run"]);
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.status().context("running cargo to build weir (or set WEIR_BIN)")?;
+    ensure!(status.success(), "building weir failed");
+    let bin = dir.join("weir");
+    ensure!(bin.exists(), "{} does not exist after the build (set WEIR_BIN)", bin.display());
+    Ok(bin)
+}
+
 /// A topic prefix no earlier run used.
 pub fn fresh_prefix() -> String {
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);

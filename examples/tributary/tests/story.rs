@@ -8,7 +8,7 @@ use tributary::story;
 #[test]
 fn the_tributary_story_runs_end_to_end() {
     let bootstrap = story::broker().expect("a broker");
-    let weir = story::weir_binary().expect("the weir binary");
+    let weir = story::weir_binary_for_tests().expect("the weir binary");
     let dir = tempfile::Builder::new().prefix("tributary-test-").tempdir().unwrap();
     let opts = story::Options { bootstrap, weir, work_dir: dir.path().to_owned(), prefix: story::fresh_prefix() };
     let mut narration = Vec::new();
