@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use notify_debouncer_mini::notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify_debouncer_mini::{DebounceEventResult, DebouncedEventKind, Debouncer, new_debouncer};
 use serde::Serialize;
 
 use crate::engine::{Evaluator, LoadedRule, RuleSet};
@@ -269,6 +269,17 @@ impl LiveRules {
     /// retires removed ones, and publishes a new generation if the active
     /// versions changed. Returns the new generation's number, if any.
     pub fn rescan(&self) -> std::io::Result<Option<u64>> {
+        self.scan(false)
+    }
+
+    /// A rescan after a change: a package one of whose files changed within
+    /// the debounce is left as it was for now (another file of it may still
+    /// be on its way); the watcher rescans once that file is quiet.
+    pub fn rescan_settled(&self) -> std::io::Result<Option<u64>> {
+        self.scan(true)
+    }
+
+    fn scan(&self, settled_only: bool) -> std::io::Result<Option<u64>> {
         let _scan = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
         let noticed = Instant::now();
         let paths = manifests(&self.dir)?;
@@ -293,6 +304,10 @@ impl LiveRules {
             }
             if refused.get(path).is_some_and(|r| r.hash.as_deref() == Some(package.hash.as_str())) {
                 continue; // the same refused content: already reported
+            }
+            if settled_only && package.changed_within(DEBOUNCE) {
+                tracing::debug!(path = %path.display(), "a file of this package changed just now; waiting for it to settle");
+                continue;
             }
             let taken = active.iter().find(|(p, r)| *p != path && r.spec.id == package.spec.id).map(|(p, _)| p.clone());
             if let Some(other) = taken {
@@ -348,9 +363,11 @@ impl LiveRules {
     pub fn watch(self: &Arc<Self>) -> anyhow::Result<Watch> {
         let live = Arc::clone(self);
         let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
-            Ok(events) if events.is_empty() => {}
+            // `AnyContinuous` means a file is still being written: wait
+            // until some file has been quiet for the whole debounce.
+            Ok(events) if !events.iter().any(|e| e.kind == DebouncedEventKind::Any) => {}
             Ok(_) => {
-                if let Err(e) = live.rescan() {
+                if let Err(e) = live.rescan_settled() {
                     tracing::error!(dir = %live.dir.display(), "cannot rescan the rules directory: {e}");
                 }
             }

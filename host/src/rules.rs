@@ -150,6 +150,19 @@ impl PackageFiles {
     }
 }
 
+impl PackageFiles {
+    /// Whether any of the package's files was modified within `window`.
+    pub fn changed_within(&self, window: std::time::Duration) -> bool {
+        let mut paths = vec![self.manifest_path.clone(), self.component_path.clone()];
+        paths.extend(self.cases.as_ref().map(|(p, _)| p.clone()));
+        paths.push(sibling(&self.manifest_path, ".sig"));
+        paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .any(|modified| modified.elapsed().map(|age| age < window).unwrap_or(true))
+    }
+}
+
 /// Validates packages and compiles them with one engine.
 pub struct Validator {
     pub engine: Engine,
@@ -271,33 +284,40 @@ pub fn export_shipped(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Copies a package into a rules directory so that a watcher never sees
-/// half of it: each file is written under a hidden name and renamed into
-/// place, the component and cases first and the manifest last. Returns the
-/// manifest's path in `dir`.
+/// half of it: every file is first written and synced under a hidden name,
+/// then all are renamed into place back to back — the component, cases and
+/// signature first, the manifest last — so the directory goes from the old
+/// package to the new one within microseconds, far inside the watcher's
+/// debounce. Returns the manifest's path in `dir`.
 pub fn install(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
-    let name = |p: &Path| p.file_name().map(|n| n.to_owned()).unwrap_or_default();
-    let put = |target: PathBuf, bytes: &[u8]| -> std::io::Result<()> {
-        let staged = dir.join(format!(".{}.deploy-{}", name(&target).to_string_lossy(), std::process::id()));
-        std::fs::write(&staged, bytes)?;
-        std::fs::File::open(&staged)?.sync_all()?;
-        std::fs::rename(&staged, &target)
-    };
-    let manifest_name = name(&package.manifest_path);
-    let target = dir.join(&manifest_name);
-    put(dir.join(&package.spec.component), &package.component)?;
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = dir.join(name(&package.manifest_path));
+    let mut files: Vec<(PathBuf, &[u8])> = vec![(dir.join(&package.spec.component), &package.component)];
+    let mut stale = Vec::new();
     let cases_target = sibling(&target, ".cases.toml");
     match &package.cases {
-        Some((_, text)) => put(cases_target, text.as_bytes())?,
-        None if cases_target.exists() => std::fs::remove_file(cases_target)?,
-        None => {}
+        Some((_, text)) => files.push((cases_target, text.as_bytes())),
+        None => stale.push(cases_target),
     }
     let sig_target = sibling(&target, ".sig");
     match &package.signature {
-        Some(sig) => put(sig_target, sig.as_bytes())?,
-        None if sig_target.exists() => std::fs::remove_file(sig_target)?,
-        None => {}
+        Some(sig) => files.push((sig_target, sig.as_bytes())),
+        None => stale.push(sig_target),
     }
-    put(target.clone(), package.manifest.as_bytes())?;
+    files.push((target.clone(), package.manifest.as_bytes()));
+    let mut staged = Vec::with_capacity(files.len());
+    for (final_path, bytes) in &files {
+        let hidden = dir.join(format!(".{}.deploy-{}", name(final_path), std::process::id()));
+        std::fs::write(&hidden, bytes)?;
+        std::fs::File::open(&hidden)?.sync_all()?;
+        staged.push((hidden, final_path));
+    }
+    for path in stale.iter().filter(|p| p.exists()) {
+        std::fs::remove_file(path)?;
+    }
+    for (hidden, final_path) in staged {
+        std::fs::rename(hidden, final_path)?;
+    }
     Ok(target)
 }
 
