@@ -284,7 +284,18 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn terminate(instance: &mut Instance) -> String {
     let child = &mut instance.0;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if asked.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weir did not stop within 90 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut out = String::new();
     if let Some(mut s) = child.stdout.take() {
         std::io::Read::read_to_string(&mut s, &mut out).unwrap();

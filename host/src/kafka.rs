@@ -248,6 +248,10 @@ struct Record {
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt to abort a transaction waits, and how many are made
+/// before the producer is replaced.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
+const ABORT_ATTEMPTS: u32 = 3;
 /// How long restoring a partition's state may wait for the broker.
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -598,15 +602,26 @@ impl Worker<'_> {
     /// Aborts the open transaction (retrying while the broker is away) and
     /// seeks the batch's partitions back to their committed offsets.
     fn abort_and_rewind(&mut self, batch: &[Record]) -> Result<(), KafkaRunError> {
+        let mut timeouts = 0;
         loop {
-            match self.producer.abort_transaction(TXN_TIMEOUT) {
+            match self.producer.abort_transaction(ABORT_TIMEOUT) {
                 Ok(()) => break,
                 Err(KafkaError::Transaction(e)) if e.is_fatal() => {
                     // A new producer's registration aborts the open transaction.
                     self.renew_producer()?;
                     break;
                 }
+                Err(e) if timeouts + 1 >= ABORT_ATTEMPTS => {
+                    // After a broker restart librdkafka can keep a request to
+                    // the transaction coordinator queued on a connection that
+                    // never comes back. A new producer connects afresh, and
+                    // registering it aborts the open transaction.
+                    tracing::warn!(transactional_id = %self.config.transactional_id(), "the abort did not reach the transaction coordinator ({e}); a new producer takes over the transactional id");
+                    self.producer = transactional_producer(self.config)?;
+                    break;
+                }
                 Err(e) => {
+                    timeouts += 1;
                     tracing::warn!("abort of the transaction will be retried: {e}");
                     std::thread::sleep(Duration::from_millis(500));
                 }
