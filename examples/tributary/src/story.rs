@@ -779,25 +779,7 @@ pub fn broker() -> anyhow::Result<String> {
 /// The `weir` binary: `WEIR_BIN` if set; else, under cargo, `cargo build
 /// -p weir` is run (a no-op when it is up to date) and its binary used.
 pub fn weir_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("WEIR_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("the executable has a directory")?.to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build.current_dir(repo_root()).args(["build", "--quiet", "-p", "weir", "--bin", "weir"]);
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().context("running cargo to build weir (or set WEIR_BIN)")?;
-    ensure!(status.success(), "building weir failed");
-    let bin = dir.join("weir");
-    ensure!(bin.exists(), "{} does not exist after the build (set WEIR_BIN)", bin.display());
-    Ok(bin)
+    built_weir(&["build", "--quiet", "-p", "weir", "--bin", "weir"])
 }
 
 /// The `weir` binary for a test run: `WEIR_BIN` if set; else the binary
@@ -806,6 +788,12 @@ pub fn weir_binary() -> anyhow::Result<PathBuf> {
 /// test run): a plain `cargo build -p weir` would resolve dependency
 /// features differently and rebuild much of the dependency tree.
 pub fn weir_binary_for_tests() -> anyhow::Result<PathBuf> {
+    built_weir(&["test", "--quiet", "--workspace", "--no-run"])
+}
+
+/// `WEIR_BIN`, or the `weir` next to this executable after running cargo
+/// with `args` (in the same profile).
+fn built_weir(args: &[&str]) -> anyhow::Result<PathBuf> {
     if let Ok(bin) = std::env::var("WEIR_BIN") {
         return Ok(PathBuf::from(bin));
     }
@@ -816,7 +804,7 @@ pub fn weir_binary_for_tests() -> anyhow::Result<PathBuf> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
-    build.current_dir(repo_root()).args(["test", "--quiet", "--workspace", "--no-run"]);
+    build.current_dir(repo_root()).args(args);
     if dir.ends_with("release") {
         build.arg("--release");
     }
