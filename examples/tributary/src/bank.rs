@@ -199,6 +199,11 @@ impl Bank {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get(0))?)
     }
 
+    /// Every event ever written to the outbox, published or not.
+    pub fn outbox_len(&self) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
+    }
+
     /// (transaction id, status) of every purchase, in the order they were made.
     pub fn purchases(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut stmt = self.conn.prepare("SELECT transaction_id, status FROM purchases ORDER BY rowid")?;
