@@ -6,12 +6,25 @@
 //! The build fails if a shipped rule has no native unit test (`#[test]` in
 //! its sources) or no sandbox cases (`cases.toml` with at least one
 //! `[[case]]`), or no manifest (`rule.toml`).
+//!
+//! When the toolchain lacks the `wasm32-wasip2` target (rustup does not add
+//! `rust-toolchain.toml`'s targets to a toolchain installed earlier), it is
+//! added with rustup first, or the build stops with the command to run.
+//!
+//! It also embeds the SDK's sources (`sdk/Cargo.toml`, `sdk/src`, `sdk/wit`)
+//! in the binary, so `weir rule new` can give a rule crate its own copy of
+//! the SDK, wherever weir was built.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
-const WASM_TARGET: &str = "wasm32-wasip2";
+#[path = "src/toolchain.rs"]
+#[allow(dead_code)]
+mod toolchain;
+
+use toolchain::WASM_TARGET;
+
 const PROFILE: &str = "rule";
 
 fn main() {
@@ -33,6 +46,27 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("wasm-rules"));
     let packages: Vec<String> = rules.iter().chain(&guests).map(|dir| package_name(dir)).collect();
+
+    let (rustc, rustup) = toolchain::tools();
+    match toolchain::ensure_wasm_target(&rustc, &rustup, &root) {
+        Ok(toolchain::WasmTarget::Present) => {}
+        Ok(toolchain::WasmTarget::Added { toolchain }) => {
+            println!(
+                "cargo:warning=added the {WASM_TARGET} target (rules are built for it) to the {toolchain} toolchain with rustup"
+            );
+            // cargo shows a build script's warnings again on every build
+            // until the script runs again: make the next build run it once
+            // more (the target is then present, and nothing is said).
+            let marker = out_dir.join("wasm-target-added");
+            let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+            if fs::write(&marker, "").is_ok()
+                && fs::File::options().write(true).open(&marker).and_then(|f| f.set_modified(later)).is_ok()
+            {
+                println!("cargo:rerun-if-changed={}", marker.display());
+            }
+        }
+        Err(sentence) => panic!("{sentence}"),
+    }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
@@ -86,6 +120,43 @@ fn main() {
     }
     paths.push_str("];\n");
     write_if_changed(&out_dir.join("guests.rs"), &paths);
+
+    write_if_changed(&out_dir.join("sdk_files.rs"), &sdk_files(&root.join("sdk")));
+}
+
+/// `SDK_FILES`: every file a rule crate needs of the SDK, by its path
+/// inside the SDK, with its text.
+fn sdk_files(sdk: &Path) -> String {
+    let mut files = vec![sdk.join("Cargo.toml")];
+    for dir in ["src", "wit"] {
+        files.extend(walk_all(&sdk.join(dir)));
+    }
+    files.sort();
+    let mut out = String::from(
+        "/// The SDK's sources, embedded by host/build.rs: (path inside the SDK, text).\npub const SDK_FILES: &[(&str, &str)] = &[\n",
+    );
+    for file in &files {
+        let relative = file.strip_prefix(sdk).expect("under the SDK").to_string_lossy().replace('\\', "/");
+        out.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", file.display().to_string()));
+    }
+    out.push_str("];\n");
+    out
+}
+
+/// Every file under `dir`, recursively.
+fn walk_all(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files.extend(walk_all(&p));
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
 }
 
 /// Crate directories directly under `dir`, sorted.
@@ -119,26 +190,13 @@ fn check_rule_has_tests(dir: &Path) {
             dir.join("cases.toml").display()
         );
     }
-    let has_unit_test =
-        walk(&dir.join("src")).iter().any(|f| fs::read_to_string(f).is_ok_and(|s| s.contains("#[test]")));
+    let has_unit_test = walk_all(&dir.join("src"))
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "rs"))
+        .any(|f| fs::read_to_string(f).is_ok_and(|s| s.contains("#[test]")));
     if !has_unit_test {
         panic!("shipped rule `{name}` has no native unit test: add a #[test] under {}", dir.join("src").display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                files.extend(walk(&p));
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
-    files
 }
 
 fn write_if_changed(path: &Path, contents: &str) {

@@ -115,32 +115,75 @@ fn rule_test_reports_each_case_and_fails_on_a_wrong_expectation() {
     assert!(text.contains("0 passed, 1 failed"), "{text}");
 }
 
+/// The README's walkthrough block, exactly as written, as a new user runs
+/// it: `weir` on the PATH (a copy of the binary outside the source tree), in
+/// an empty directory, with nothing of weir's source tree referenced by the
+/// rule crate it makes.
 #[test]
-fn scaffolded_rule_builds_and_passes_its_tests_as_is() {
+fn readme_walkthrough_runs_verbatim() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let marker = "run verbatim by the test cli::readme_walkthrough_runs_verbatim";
+    let after = &readme[readme.find(marker).expect("the README marks its walkthrough")..];
+    let block = after.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("a sh block");
+    assert!(block.contains("weir rule new night-owl") && block.contains("weir run"), "{block}");
+
     let dir = tempdir();
-    let o = weir(&["rule", "new", "night-owl", "--path", "."], dir.path());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let crate_dir = dir.path().join("night-owl");
-    // Share one target directory between runs so the SDK builds once.
-    let target = repo_root().join("target/scaffold-test");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let test = Command::new(&cargo)
-        .args(["test", "--quiet"])
-        .current_dir(&crate_dir)
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_weir"), bin.join("weir")).unwrap();
+    let work = dir.path().join("fraud-rules");
+    std::fs::create_dir(&work).unwrap();
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut path = vec![bin.clone()];
+    path.extend(cargo.parent().map(Path::to_path_buf));
+    path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    // Builds share one target directory across runs, so the SDK's
+    // dependencies compile once per machine rather than once per run.
+    let target = repo_root().join("target/readme-walkthrough");
+    let o = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .current_dir(&work)
+        .env("PATH", std::env::join_paths(path).unwrap())
         .env("CARGO_TARGET_DIR", &target)
+        .env_remove("CARGO_MANIFEST_DIR")
         .output()
         .unwrap();
-    assert!(test.status.success(), "cargo test in the new crate:\n{}", String::from_utf8_lossy(&test.stderr));
-    assert!(String::from_utf8_lossy(&test.stdout).contains("2 passed"));
+    let (out, err) = (stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "the walkthrough failed:\n{out}\n{err}");
 
-    let mut build = Command::new(env!("CARGO_BIN_EXE_weir"));
-    let build = build.args(["rule", "build", "night-owl"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target);
-    let o = build.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let package = crate_dir.join("target/weir");
-    assert!(package.join("night-owl.toml").is_file() && package.join("night-owl.wasm").is_file());
+    // cargo test: the scaffold's two unit tests; weir rule test: its three cases.
+    assert!(out.contains("2 passed"), "{out}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+    assert!(out.contains("Deployed night-owl 0.1.0 (shadow"), "{out}");
+    // The run decided the demo's traffic with night-owl beside the shipped rules.
+    let decisions = std::fs::read_to_string(work.join("night-owl-out/decisions.jsonl")).unwrap();
+    let inputs = std::fs::read_to_string(work.join("weir-demo/transactions.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(work.join("night-owl-out/dead-letters.jsonl")).unwrap();
+    assert_eq!(decisions.lines().count() + dead.lines().count(), inputs.lines().count());
+    let first: serde_json::Value = serde_json::from_str(decisions.lines().next().unwrap()).unwrap();
+    let rules: Vec<&str> = first["rules"].as_array().unwrap().iter().map(|r| r["rule_id"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"night-owl") && rules.contains(&"velocity"), "{rules:?}");
+    assert!(out.contains("night-owl"), "the run summary lists the new rule:\n{out}");
 
-    let o = weir(&["rule", "test", "night-owl/target/weir/night-owl.wasm", "night-owl/cases.toml"], dir.path());
-    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
-    assert!(stdout(&o).contains("3 passed, 0 failed"), "{}", stdout(&o));
+    // The crate stands on its own: nothing in it points into weir's source tree.
+    let crate_dir = work.join("night-owl");
+    let root = repo_root().canonicalize().unwrap().display().to_string();
+    for file in files(&crate_dir) {
+        if file.starts_with(crate_dir.join("target")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(!text.contains(&root), "{} refers to weir's source tree ({root})", file.display());
+    }
+    assert!(crate_dir.join("weir-sdk/wit/rule.wit").is_file());
+}
+
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(files(&path)) } else { out.push(path) }
+    }
+    out
 }

@@ -7,7 +7,8 @@
 //!   reruns, restarts and replays decide each transaction exactly once.
 //! - `shipped`: the shipped rules pass their sandbox cases, agree between
 //!   wasm and native builds, and tell the demo's story.
-//! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules.
+//! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules; the
+//!   README's walkthrough, run verbatim outside the source tree.
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
 //!   rebalances and a broker outage; dead letters; state follows the account.
 //!

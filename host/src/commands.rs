@@ -68,7 +68,10 @@ pub struct NewArgs {
     /// The directory to create the rule crate in.
     #[arg(long, default_value = ".")]
     pub path: PathBuf,
-    /// The weir SDK to depend on (defaults to the one this weir was built with).
+    /// Depend on the weir SDK at this path instead of a copy inside the
+    /// crate (for work on the SDK itself). By default the crate gets its own
+    /// copy (`weir-sdk/`) of the SDK this weir was built with, so it builds
+    /// anywhere, without weir's source tree.
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
@@ -317,9 +320,11 @@ fn read_decisions(path: &Path) -> anyhow::Result<HashMap<String, DecisionEvent>>
 }
 
 pub fn rule_new(args: &NewArgs) -> anyhow::Result<ExitCode> {
-    let sdk = args.sdk.clone().unwrap_or_else(|| PathBuf::from(scaffold::SDK_PATH));
-    let dir = scaffold::new_rule(&args.path, &args.name, &sdk)?;
+    let dir = scaffold::new_rule(&args.path, &args.name, args.sdk.as_deref())?;
     println!("Created the rule crate {}", dir.display());
+    if args.sdk.is_none() {
+        println!("  with its own copy of the weir SDK {} in {}/", env!("CARGO_PKG_VERSION"), scaffold::SDK_DIR);
+    }
     println!("\nNext:");
     println!("  cd {}", dir.display());
     println!("  cargo test                      # the rule's unit tests, natively");

@@ -19,6 +19,8 @@
 //! - [`status`]: the status endpoint (`/health`, `/status`, `/metrics`).
 //! - [`sandbox`]: sandbox test cases (`weir rule test`).
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
+//! - [`toolchain`]: the `wasm32-wasip2` target, added to the toolchain when
+//!   it is missing (also used by host/build.rs).
 //! - [`demo`]: the synthetic stream of `weir demo`.
 //! - [`config`]: `weir.toml` with environment overrides.
 //! - [`commands`]: the `weir` subcommands and what they print.
@@ -38,3 +40,4 @@ pub mod scaffold;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod toolchain;

@@ -1,19 +1,26 @@
 //! `weir rule new` and `weir rule build`: a rule author's first steps.
 //!
-//! `new` writes a standalone rule crate (its own workspace) that depends on
-//! the SDK, with a working rule, a native unit test, a manifest and sandbox
-//! cases — it builds and passes `cargo test` and `weir rule test` as is.
-//! `build` compiles a rule crate for `wasm32-wasip2` and lays out a
-//! deployable package (`<id>.toml` + `<id>.wasm`) in `target/weir/`.
+//! `new` writes a standalone rule crate (its own workspace) with a working
+//! rule, a native unit test, a manifest and sandbox cases — it builds and
+//! passes `cargo test` and `weir rule test` as is. The crate gets its own
+//! copy of the SDK (`weir-sdk/`, the sources this weir was built with,
+//! embedded in the binary), so it builds wherever it is moved and whether
+//! or not weir's source tree is still around.
+//! `build` compiles a rule crate for `wasm32-wasip2` (adding the target to
+//! the toolchain if it is missing) and lays out a deployable package
+//! (`<id>.toml` + `<id>.wasm` + `<id>.cases.toml`) in `target/weir/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-/// Where the SDK was when this weir was built; rule crates made by
-/// `weir rule new` depend on it by path unless told otherwise.
-pub const SDK_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
+use crate::toolchain::{self, WASM_TARGET, WasmTarget};
+
+include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
+
+/// The directory, inside a new rule crate, that holds its copy of the SDK.
+pub const SDK_DIR: &str = "weir-sdk";
 
 /// Checks a rule name: lowercase letters, digits and dashes.
 pub fn check_name(name: &str) -> anyhow::Result<()> {
@@ -29,29 +36,46 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a new rule crate `dir/name`. Returns its path.
-pub fn new_rule(parent: &Path, name: &str, sdk: &Path) -> anyhow::Result<PathBuf> {
+/// Writes a new rule crate `parent/name`. Returns its path.
+///
+/// With `sdk`, the crate depends on the SDK at that path (for work on the
+/// SDK itself); without, it gets its own copy in `weir-sdk/`.
+pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
     check_name(name)?;
     let dir = parent.join(name);
     if dir.exists() {
         bail!("{} already exists; choose another name or remove it", dir.display());
     }
-    let sdk = sdk.canonicalize().with_context(|| format!("the weir SDK is not at {}", sdk.display()))?;
+    let sdk_dependency = match sdk {
+        Some(sdk) => sdk
+            .canonicalize()
+            .with_context(|| format!("the weir SDK is not at {}", sdk.display()))?
+            .display()
+            .to_string(),
+        None => SDK_DIR.to_owned(),
+    };
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &sdk)),
-        ("src/lib.rs", LIB_RS.replace("{name}", name)),
-        ("rule.toml", RULE_TOML.replace("{name}", name)),
-        ("cases.toml", CASES_TOML.to_owned()),
-        (".gitignore", "/target\n".to_owned()),
+    let mut files = vec![
+        ("Cargo.toml".to_owned(), cargo_toml(name, &sdk_dependency)),
+        ("src/lib.rs".to_owned(), LIB_RS.replace("{name}", name)),
+        ("rule.toml".to_owned(), RULE_TOML.replace("{name}", name)),
+        ("cases.toml".to_owned(), CASES_TOML.to_owned()),
+        (".gitignore".to_owned(), "/target\n".to_owned()),
     ];
+    if sdk.is_none() {
+        files.extend(SDK_FILES.iter().map(|(path, text)| (format!("{SDK_DIR}/{path}"), (*text).to_owned())));
+    }
     for (file, text) in files {
-        std::fs::write(dir.join(file), text).with_context(|| format!("cannot write {}", dir.join(file).display()))?;
+        let path = dir.join(&file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(dir)
 }
 
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str, sdk: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -63,9 +87,10 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
+# The weir SDK, copied into the crate by `weir rule new` (`weir-sdk/`).
 weir-sdk = {{ path = {sdk:?} }}
 
-# A standalone workspace: the rule builds on its own.
+# A standalone workspace: the rule builds on its own, wherever it is.
 [workspace]
 
 [profile.release]
@@ -74,8 +99,7 @@ lto = true
 codegen-units = 1
 panic = "abort"
 strip = true
-"#,
-        sdk = sdk.display().to_string()
+"#
     )
 }
 
@@ -175,18 +199,26 @@ outcome = "suspect"
 pub fn build_rule(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest_path = dir.join("rule.toml");
     let spec = crate::manifest::RuleSpec::load(&manifest_path)?;
+    // The toolchain that builds the crate is the one `rustc` resolves to there.
+    let (rustc, rustup) = toolchain::tools();
+    match toolchain::ensure_wasm_target(&rustc, &rustup, dir).map_err(anyhow::Error::msg)? {
+        WasmTarget::Present => {}
+        WasmTarget::Added { toolchain } => {
+            eprintln!("Added the {WASM_TARGET} target to the {toolchain} toolchain (rules are built for it).");
+        }
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
         .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(["build", "--release", "--target", WASM_TARGET])
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!("cargo build for wasm32-wasip2 failed in {}", dir.display());
+        bail!("cargo build for {WASM_TARGET} failed in {}", dir.display());
     }
     let crate_name = package_name(dir)?;
     let target_dir = target_dir(dir)?;
-    let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", crate_name.replace('-', "_")));
+    let wasm = target_dir.join(WASM_TARGET).join("release").join(format!("{}.wasm", crate_name.replace('-', "_")));
     let out = dir.join("target/weir");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let component = out.join(&spec.component);
@@ -222,4 +254,25 @@ fn target_dir(dir: &Path) -> anyhow::Result<PathBuf> {
         return Ok(if t.is_absolute() { t } else { dir.join(t) });
     }
     Ok(dir.join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_sdk_is_the_one_this_weir_was_built_with() {
+        let paths: Vec<&str> = SDK_FILES.iter().map(|(p, _)| *p).collect();
+        for needed in ["Cargo.toml", "src/lib.rs", "src/context.rs", "wit/rule.wit"] {
+            assert!(paths.contains(&needed), "{needed} is embedded: {paths:?}");
+        }
+        let (_, manifest) = SDK_FILES.iter().find(|(p, _)| *p == "Cargo.toml").unwrap();
+        assert!(
+            manifest.contains(&format!("\nversion = \"{}\"\n", env!("CARGO_PKG_VERSION"))),
+            "sdk/Cargo.toml has the workspace's version:\n{manifest}"
+        );
+        assert!(!manifest.contains(".workspace = true"), "a rule crate has no weir workspace to inherit from");
+        let (_, wit) = SDK_FILES.iter().find(|(p, _)| *p == "wit/rule.wit").unwrap();
+        assert!(wit.contains(&format!("package weir:rule@{};", weir_sdk::CONTRACT_VERSION)));
+    }
 }
