@@ -142,9 +142,9 @@ fn schema_file(decision: DecisionType) -> &'static str {
 fn rule(id: &str, mode: RuleMode, outcome: RuleOutcome) -> RuleResult {
     let digit = char::from(b'a' + (id.len() % 6) as u8);
     RuleResult {
-        rule_id: id.to_owned(),
-        rule_version: format!("sha256:{}", digit.to_string().repeat(64)),
-        version_label: "1.0.0".to_owned(),
+        rule_id: id.into(),
+        rule_version: format!("sha256:{}", digit.to_string().repeat(64)).into(),
+        version_label: "1.0.0".into(),
         mode,
         outcome,
         score: 0,
@@ -390,6 +390,29 @@ fn reserved_attributes_come_from_the_host_never_from_the_producer() {
     let tx = v2.to_rule_transaction(confirmed);
     assert!(tx.merchant_confirmed_by_customer());
     assert_eq!(tx.device_fingerprint(), Some("fp-real"));
+}
+
+/// Rules built for `weir:rule@2` get the transaction in the wire encoding;
+/// decoded, it is exactly what the record form and native rules get,
+/// reserved attributes and their order included — also for producer
+/// attributes that sort after `weir.`.
+#[test]
+fn the_wire_encoding_gives_rules_the_same_transaction() {
+    let mut value: Value = serde_json::from_slice(&design_example_bytes()).expect("JSON");
+    value["attributes"] = json!({ "a": "1", "weir.forged": "x", "zeta": "2", "card_last4": "4242" });
+    let event = parse(value.to_string().as_bytes()).expect("parses");
+    let mut v2 = event.clone();
+    v2.device_fingerprint = Some("fp-real".to_owned());
+    v2.merchant.name = None;
+    for tx in [&event, &v2] {
+        for confirmed in [false, true] {
+            let facts = HostFacts { merchant_confirmed_by_customer: confirmed };
+            let mut bytes = Vec::new();
+            tx.encode_for_rules(facts, &mut bytes);
+            let decoded = weir_sdk::wire::decode_transaction(&bytes).expect("decodes");
+            assert_eq!(decoded, tx.to_rule_transaction(facts), "confirmed: {confirmed}");
+        }
+    }
 }
 
 #[test]

@@ -128,7 +128,49 @@ fn component_for_another_contract_version_is_refused_naming_it() {
     let err = refusal(&guest("future-contract"));
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("weir:rule@2.0.0") && text.contains("weir:rule@1.0.0"), "{text}");
+    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.0.0"), "{text}");
+    assert!(text.contains("rebuild the rule"), "{text}");
+}
+
+/// A rule built for `weir:rule@1.0.0` — the first SDK's contract, where the
+/// transaction crosses as a record of strings — runs unchanged beside rules
+/// built for the current contract, with the same state, history, verdict
+/// and failure semantics.
+#[test]
+fn rules_built_for_the_first_contract_still_run() {
+    let engine = Engine::new().unwrap();
+    let manifest = "[rule]\nid = \"legacy\"\nversion = \"1\"\n[params]\nburst = 3\n";
+    let legacy = engine.load(RuleSpec::parse(manifest).unwrap(), &guest("legacy-v1"), manifest).unwrap();
+    let mut ev = evaluator(vec![legacy, hostile(&engine, "writer", "pass", "")]);
+    let mut account = AccountState::default();
+    let mut decide = |id: &str, secs: i64, attribute: Option<&str>| {
+        let mut t = tx(id, secs);
+        if let Some(name) = attribute {
+            t.attributes.insert(name.to_owned(), "1".to_owned());
+        }
+        ev.decide(&t, &mut account, position(secs)).rules
+    };
+    assert_eq!(decide("tx-1", 0, None)[0].outcome, RuleOutcome::Pass);
+    assert_eq!(decide("tx-2", 60, None)[0].outcome, RuleOutcome::Pass);
+    let third = decide("tx-3", 120, None);
+    assert_eq!((third[0].rule_id.as_str(), third[0].outcome), ("legacy", RuleOutcome::Suspect));
+    assert_eq!(third[0].reason_code, "LEGACY_BURST");
+    assert_eq!(third[0].message, "3 transactions within an hour");
+    let evidence: Vec<(&str, &str)> = third[0].evidence.iter().map(|e| (e.name.as_str(), e.value.as_str())).collect();
+    assert_eq!(evidence, [("count", "3"), ("history", "2"), ("previous", "tx-2")]);
+    assert_eq!((third[1].rule_id.as_str(), third[1].outcome), ("writer", RuleOutcome::Pass));
+
+    // A returned error and a trap cost the legacy rule its verdict and keep
+    // none of its writes; the next transaction sees the state of tx-3.
+    let failed = decide("tx-4", 180, Some("legacy.fail"));
+    assert_eq!(failed[0].error.as_deref(), Some("returned an error: asked to fail on tx-4"));
+    let trapped = decide("tx-5", 240, Some("legacy.trap"));
+    assert!(trapped[0].error.as_deref().unwrap().starts_with("trapped:"), "{:?}", trapped[0]);
+    let after = decide("tx-6", 300, None);
+    let previous = after[0].evidence.iter().find(|e| e.name == "previous").map(|e| e.value.as_str());
+    assert_eq!((after[0].outcome, previous), (RuleOutcome::Suspect, Some("tx-3")));
+    let count = after[0].evidence.iter().find(|e| e.name == "count").map(|e| e.value.as_str());
+    assert_eq!(count, Some("4"), "tx-4 and tx-5 added nothing to the series");
 }
 
 #[test]

@@ -195,7 +195,7 @@ fn main() {
             let deadline = Instant::now() + Duration::from_secs(10);
             let generation = loop {
                 let current = live.current();
-                if current.set.rules().iter().any(|r| r.hash == package.hash) {
+                if current.set.rules().iter().any(|r| *r.hash == *package.hash) {
                     break current.number;
                 }
                 assert!(Instant::now() < deadline, "{kind} was never published");

@@ -29,6 +29,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -139,6 +140,43 @@ impl TransactionRecorded {
         }
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
         attributes
+    }
+
+    /// Appends the wire encoding rules of contract `weir:rule@2` read
+    /// (`weir_sdk::wire`) to `out`: the event's fields and the same attribute
+    /// list as [`rule_attributes`](Self::rule_attributes), without copying
+    /// any string but into `out`.
+    pub fn encode_for_rules(&self, facts: HostFacts, out: &mut Vec<u8>) {
+        let fields = weir_sdk::wire::TransactionFields {
+            event_id: &self.event_id,
+            transaction_id: &self.transaction_id,
+            account_id: &self.account_id,
+            minor_units: self.amount.minor_units,
+            currency: &self.amount.currency,
+            merchant_id: &self.merchant.id,
+            merchant_name: self.merchant.name.as_deref(),
+            category_code: &self.merchant.category_code,
+            country: self.merchant.country.as_deref(),
+            channel: self.channel,
+            occurred_at_ms: self.occurred_at_ms(),
+        };
+        // Both lists are sorted by name; merged, they give rule_attributes' order.
+        let producer = self
+            .attributes
+            .iter()
+            .filter(|(k, _)| !k.starts_with(weir_sdk::RESERVED_ATTRIBUTE_PREFIX))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let confirmed =
+            facts.merchant_confirmed_by_customer.then_some((weir_sdk::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, "true"));
+        let fingerprint = self.device_fingerprint.as_deref().map(|f| (weir_sdk::DEVICE_FINGERPRINT_ATTRIBUTE, f));
+        let mut reserved = confirmed.into_iter().chain(fingerprint).peekable();
+        let mut producer = producer.peekable();
+        let merged = std::iter::from_fn(move || match (producer.peek(), reserved.peek()) {
+            (Some(p), Some(r)) if r.0 < p.0 => reserved.next(),
+            (Some(_), _) => producer.next(),
+            (None, _) => reserved.next(),
+        });
+        weir_sdk::wire::encode_transaction(out, &fields, merged);
     }
 
     /// The SDK's view of it (for native rules and the test harness), with the
@@ -558,11 +596,13 @@ pub struct DecisionEvent {
 /// One rule's part in a decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleResult {
-    pub rule_id: String,
+    /// Shared with the rule's other results (as are `rule_version` and
+    /// `version_label`): a decision copies no rule's names.
+    pub rule_id: SharedStr,
     /// Content hash of the rule package (component and manifest), `sha256:<64 lowercase hex digits>`.
-    pub rule_version: String,
+    pub rule_version: SharedStr,
     /// The version label from the rule's manifest.
-    pub version_label: String,
+    pub version_label: SharedStr,
     pub mode: RuleMode,
     pub outcome: RuleOutcome,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -579,6 +619,96 @@ pub struct RuleResult {
     /// For outcome = error: the failure policy that was applied. Only set on error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_policy: Option<FailurePolicy>,
+}
+
+/// An immutable string shared by reference count: cloning it copies a
+/// pointer. Serialized as a plain JSON string; compares with `str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        SharedStr(s.into())
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr(s.into())
+    }
+}
+
+impl From<Arc<str>> for SharedStr {
+    fn from(s: Arc<str>) -> Self {
+        SharedStr(s)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        &*self.0 == other.as_str()
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SharedStr::from)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -63,7 +63,7 @@ impl Version {
         Version {
             rule_id: rule.spec.id.clone(),
             version_label: rule.spec.version_label.clone(),
-            hash: rule.hash.clone(),
+            hash: rule.hash.to_string(),
             mode: rule.spec.mode,
         }
     }
@@ -298,7 +298,7 @@ impl LiveRules {
                     continue;
                 }
             };
-            if active.get(path).is_some_and(|r| r.hash == package.hash) {
+            if active.get(path).is_some_and(|r| *r.hash == *package.hash) {
                 refused.remove(path);
                 continue;
             }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::params::{FromParam, ParamError, Params};
 use crate::types::PastTransaction;
+use crate::wire::HistoryView;
 
 /// A log line's importance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,11 @@ pub trait AccountHost {
     fn window_sum(&mut self, name: &str, window_ms: u64) -> i64;
     fn window_count(&mut self, name: &str, window_ms: u64) -> u32;
     fn history(&self, limit: u32) -> Vec<PastTransaction>;
+    /// The same, in the wire encoding (`crate::wire`), appended to `out`.
+    fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
+        let history = self.history(limit);
+        crate::wire::encode_history(out, history.iter());
+    }
     fn log(&mut self, level: LogLevel, message: &str);
 }
 
@@ -67,11 +73,7 @@ mod imports {
     use crate::params::{ParamValue, Params};
     use std::sync::OnceLock;
 
-    pub use account::{get, remove, set, window_add, window_count, window_sum};
-
-    pub fn history(limit: u32) -> Vec<crate::PastTransaction> {
-        account::history(limit).into_iter().map(Into::into).collect()
-    }
+    pub use account::{get, history, remove, set, window_add, window_count, window_sum};
 
     pub fn log(level: crate::context::LogLevel, message: &str) {
         let level = match level {
@@ -191,11 +193,43 @@ impl Context<'_> {
     }
 
     /// Up to `limit` earlier transactions of this account, newest first.
+    ///
+    /// Each entry is copied into owned strings; [`Context::recent`] reads
+    /// the same entries without allocating.
     pub fn history(&self, limit: u32) -> Vec<PastTransaction> {
+        self.recent(limit).iter().map(|p| p.to_owned()).collect()
+    }
+
+    /// Up to `limit` earlier transactions of this account, newest first,
+    /// read in place: iterating allocates nothing, so a rule pays for the
+    /// entries it looks at and not for copies of them.
+    ///
+    /// ```
+    /// use weir_sdk::prelude::*;
+    /// use weir_sdk::testing::{tx, Harness};
+    ///
+    /// /// Scores a purchase when most of the last eight were made abroad.
+    /// fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    ///     let recent = ctx.recent(8);
+    ///     let abroad = recent.iter().filter(|p| p.country.is_some_and(|c| c != "NL")).count();
+    ///     Ok(if abroad * 2 > recent.len() { Verdict::score(10, "ABROAD", "mostly abroad") } else { Verdict::pass() })
+    /// }
+    ///
+    /// let mut h = Harness::new(weir_sdk::NativeRule::new(evaluate));
+    /// assert!(h.run(&tx().country("DE").build()).unwrap().is_pass(), "no history yet");
+    /// assert_eq!(h.run(&tx().after_secs(60).build()).unwrap().reason_code, "ABROAD");
+    /// ```
+    pub fn recent(&self, limit: u32) -> HistoryView {
         #[cfg(target_family = "wasm")]
-        return imports::history(limit);
+        let bytes = imports::history(limit);
         #[cfg(not(target_family = "wasm"))]
-        return self.host.history(limit);
+        let bytes = {
+            let mut out = Vec::new();
+            self.host.history_encoded(limit, &mut out);
+            out
+        };
+        // The host wrote it; an unreadable history reads as empty.
+        HistoryView::new(bytes).unwrap_or_default()
     }
 
     pub fn log(&mut self, level: LogLevel, message: &str) {

@@ -26,13 +26,16 @@
 //!
 //! Layout: `types` holds the transaction and verdict types, `context` the
 //! host-facing [`Context`], `params` typed parameters, `state` the account
-//! state model (windows, key/values, history) that the native harness and
-//! the weir host share, `testing` the native harness and event builders.
+//! state model (windows, key/values, history, the journal that undoes a
+//! failed evaluation) that the native harness and the weir host share,
+//! `wire` the encoding in which transactions and histories cross the
+//! contract, `testing` the native harness and event builders.
 
 mod context;
 mod params;
 pub mod state;
 mod types;
+pub mod wire;
 
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
@@ -47,7 +50,7 @@ pub use types::{
 };
 
 /// The contract version this SDK builds rules for (the WIT package version).
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "2.0.0";
 
 /// The signature of a rule: one function from a transaction and its account
 /// context to a verdict.
@@ -86,13 +89,45 @@ pub mod bindings {
 #[cfg(target_family = "wasm")]
 #[doc(hidden)]
 pub mod __private {
-    use crate::bindings::weir::rule::types as wit;
+    use crate::bindings::weir::rule::{types as wit, verdict};
+    use std::cell::RefCell;
 
-    /// Runs `f` on a transaction handed over by the host.
-    pub fn run(tx: wit::Transaction, f: crate::RuleFn) -> Result<wit::Verdict, String> {
-        let tx = crate::Transaction::from(tx);
-        let mut ctx = crate::Context::wasm(tx.occurred_at_ms);
-        f(&tx, &mut ctx).map(Into::into).map_err(|e| e.message().to_owned())
+    thread_local! {
+        /// The transaction being decided, decoded in place call after call:
+        /// once its strings have grown, a call allocates nothing for it.
+        static TX: RefCell<crate::Transaction> = RefCell::new(crate::wire::empty_transaction());
+    }
+
+    /// Runs `f` on a transaction handed over by the host (wire-encoded),
+    /// hands the explanation of a verdict to the host, and returns its outcome.
+    pub fn run(bytes: Vec<u8>, f: crate::RuleFn) -> Result<wit::Outcome, ()> {
+        TX.with_borrow_mut(|tx| {
+            if let Err(e) = crate::wire::decode_transaction_into(&bytes, tx) {
+                verdict::fail(&e.to_string());
+                return Err(());
+            }
+            drop(bytes);
+            let mut ctx = crate::Context::wasm(tx.occurred_at_ms);
+            match f(tx, &mut ctx) {
+                Ok(v) => {
+                    if !(v.reason_code.is_empty() && v.message.is_empty() && v.evidence.is_empty()) {
+                        let evidence: Vec<wit::Evidence> =
+                            v.evidence.into_iter().map(|e| wit::Evidence { name: e.name, value: e.value }).collect();
+                        verdict::explain(&v.reason_code, &v.message, &evidence);
+                    }
+                    Ok(match v.outcome {
+                        crate::Outcome::Pass => wit::Outcome::Pass,
+                        crate::Outcome::Score(p) => wit::Outcome::Score(p),
+                        crate::Outcome::Suspect => wit::Outcome::Suspect,
+                        crate::Outcome::Lock => wit::Outcome::Lock,
+                    })
+                }
+                Err(e) => {
+                    verdict::fail(e.message());
+                    Err(())
+                }
+            }
+        })
     }
 }
 
@@ -109,7 +144,7 @@ macro_rules! rule {
             use $crate::bindings::weir::rule::types as wit;
             struct WeirRule;
             impl $crate::bindings::exports::weir::rule::evaluator::Guest for WeirRule {
-                fn evaluate(tx: wit::Transaction) -> ::core::result::Result<wit::Verdict, ::std::string::String> {
+                fn evaluate(tx: ::std::vec::Vec<u8>) -> ::core::result::Result<wit::Outcome, ()> {
                     $crate::__private::run(tx, $evaluate)
                 }
             }

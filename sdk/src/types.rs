@@ -1,6 +1,8 @@
 //! The values a rule reads and returns: the transaction, its account's past
 //! transactions, and the verdict. Plain Rust types, the same natively and in
-//! wasm; on wasm they are moved to and from the contract's generated types.
+//! wasm; on wasm the transaction and history arrive in the wire encoding
+//! (`crate::wire`) and the verdict leaves through the contract's `verdict`
+//! interface.
 
 use std::fmt;
 
@@ -212,78 +214,5 @@ impl<E: fmt::Display> From<E> for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-#[cfg(target_family = "wasm")]
-mod wasm {
-    use super::*;
-    use crate::bindings::weir::rule::types as wit;
-
-    impl From<wit::Channel> for Channel {
-        fn from(c: wit::Channel) -> Self {
-            match c {
-                wit::Channel::CardPresent => Channel::CardPresent,
-                wit::Channel::Ecommerce => Channel::Ecommerce,
-                wit::Channel::Transfer => Channel::Transfer,
-                wit::Channel::Atm => Channel::Atm,
-            }
-        }
-    }
-
-    impl From<wit::Money> for Money {
-        fn from(m: wit::Money) -> Self {
-            Money { minor_units: m.minor_units, currency: m.currency }
-        }
-    }
-
-    impl From<wit::Transaction> for Transaction {
-        fn from(t: wit::Transaction) -> Self {
-            Transaction {
-                event_id: t.event_id,
-                transaction_id: t.transaction_id,
-                account_id: t.account_id,
-                amount: t.amount.into(),
-                merchant: Merchant {
-                    id: t.merchant.id,
-                    name: t.merchant.name,
-                    category_code: t.merchant.category_code,
-                    country: t.merchant.country,
-                },
-                channel: t.channel.into(),
-                occurred_at_ms: t.occurred_at_ms,
-                attributes: t.attributes,
-            }
-        }
-    }
-
-    impl From<wit::PastTransaction> for PastTransaction {
-        fn from(p: wit::PastTransaction) -> Self {
-            PastTransaction {
-                transaction_id: p.transaction_id,
-                amount: p.amount.into(),
-                merchant_id: p.merchant_id,
-                category_code: p.category_code,
-                country: p.country,
-                channel: p.channel.into(),
-                occurred_at_ms: p.occurred_at_ms,
-            }
-        }
-    }
-
-    impl From<Verdict> for wit::Verdict {
-        fn from(v: Verdict) -> Self {
-            wit::Verdict {
-                outcome: match v.outcome {
-                    Outcome::Pass => wit::Outcome::Pass,
-                    Outcome::Score(p) => wit::Outcome::Score(p),
-                    Outcome::Suspect => wit::Outcome::Suspect,
-                    Outcome::Lock => wit::Outcome::Lock,
-                },
-                reason_code: v.reason_code,
-                message: v.message,
-                evidence: v.evidence.into_iter().map(|e| wit::Evidence { name: e.name, value: e.value }).collect(),
-            }
-        }
     }
 }

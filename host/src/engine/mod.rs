@@ -24,12 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use weir_sdk::state::{History, RuleState};
+use weir_sdk::state::{History, Journal, RuleState};
 use weir_sdk::{AccountHost, Context, LogLevel, NativeRule, Params};
 
 use crate::events::{
-    DecisionEvent, EngineInfo, Evidence, FailurePolicy, InputPosition, RuleMode, RuleOutcome, RuleResult,
-    TransactionRecorded, decision_event_id,
+    DecisionEvent, EngineInfo, Evidence, FailurePolicy, HostFacts, InputPosition, RuleMode, RuleOutcome, RuleResult,
+    SharedStr, TransactionRecorded, decision_event_id,
 };
 use crate::manifest::RuleSpec;
 use crate::state::{AccountState, Lock};
@@ -46,7 +46,9 @@ pub enum LoadError {
     CoreModule,
     #[error("the component does not compile: {0}")]
     Compile(String),
-    #[error("built for rule contract weir:rule@{found}; this host supports weir:rule@{supported} (same major version)")]
+    #[error(
+        "built for rule contract weir:rule@{found}; this host runs weir:rule@{supported} (and weir:rule@1.0.0, for rules built with the first SDK): rebuild the rule with this weir's SDK"
+    )]
     IncompatibleContract { found: String, supported: &'static str },
     #[error("the component does not export `weir:rule/evaluator`, so it is not a weir rule (it exports: {exports:?})")]
     NotARule { exports: Vec<String> },
@@ -103,7 +105,11 @@ enum Code {
 pub struct LoadedRule {
     pub spec: RuleSpec,
     /// Content hash (see [`content_hash`]).
-    pub hash: String,
+    pub hash: SharedStr,
+    /// `spec.id` and `spec.version_label`, shared by every decision's
+    /// result for this rule.
+    id: SharedStr,
+    label: SharedStr,
     /// How its code was obtained (compiled now, or cached).
     pub compilation: Compilation,
     code: Code,
@@ -112,6 +118,11 @@ pub struct LoadedRule {
 impl LoadedRule {
     pub fn is_wasm(&self) -> bool {
         matches!(self.code, Code::Wasm(_))
+    }
+
+    fn new(spec: RuleSpec, hash: String, compilation: Compilation, code: Code) -> LoadedRule {
+        let (id, label) = (spec.id.as_str().into(), spec.version_label.as_str().into());
+        LoadedRule { spec, hash: hash.into(), id, label, compilation, code }
     }
 }
 
@@ -173,7 +184,7 @@ impl Engine {
         let compiled = self.sandbox.prepare(&spec, &code)?;
         // Instantiate once now, so a rule that cannot start is refused at load.
         compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
-        Ok(LoadedRule { hash: content_hash(component, manifest), code: Code::Wasm(compiled), spec, compilation })
+        Ok(LoadedRule::new(spec, content_hash(component, manifest), compilation, Code::Wasm(compiled)))
     }
 
     /// The compiled component for `bytes`: from memory, from the disk
@@ -209,18 +220,13 @@ impl Engine {
             Code::Wasm(compiled) => Code::Wasm(compiled.with_spec(&spec)),
             Code::Native { rule, .. } => Code::Native { rule: *rule, params: Params::new(spec.params.clone()) },
         };
-        LoadedRule { hash: content_hash(component, manifest), code, spec, compilation: Compilation::Memory }
+        LoadedRule::new(spec, content_hash(component, manifest), Compilation::Memory, code)
     }
 
     /// A natively compiled rule (benchmarks and tests of the engine itself).
     pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
         let params = Params::new(spec.params.clone());
-        LoadedRule {
-            hash: version_hash.to_owned(),
-            code: Code::Native { rule, params },
-            spec,
-            compilation: Compilation::Native,
-        }
+        LoadedRule::new(spec, version_hash.to_owned(), Compilation::Native, Code::Native { rule, params })
     }
 }
 
@@ -264,73 +270,85 @@ impl RuleSet {
 
 /// The account state and event time one rule evaluation runs against.
 ///
-/// The rule's own state is moved in and out (no copy); the first write of an
-/// evaluation takes a backup, so a failed evaluation leaves the state as it
-/// was.
+/// The rule's own state is moved in and out (no copy); its writes are
+/// recorded in a journal, so a failed evaluation is undone at the cost of
+/// what it wrote.
 #[derive(Default)]
 pub(crate) struct CallCtx {
     state: RuleState,
-    backup: Option<RuleState>,
+    journal: Journal,
     history: History,
     now_ms: i64,
-    transaction_id: Arc<str>,
+    /// For log lines; a buffer reused from transaction to transaction.
+    transaction_id: String,
 }
 
 impl CallCtx {
-    fn state(&self) -> &RuleState {
-        &self.state
+    fn get(&self, key: &str) -> Option<String> {
+        self.state.get(key).map(str::to_owned)
     }
 
-    fn state_mut(&mut self) -> &mut RuleState {
-        if self.backup.is_none() {
-            self.backup = Some(self.state.clone());
-        }
-        &mut self.state
+    fn set(&mut self, key: &str, value: &str) {
+        self.state.journaled(&mut self.journal).set(key, value)
     }
 
-    /// Window queries may shorten a series' retention, which is a write.
-    fn state_for_query(&mut self) -> &mut RuleState {
-        self.state_mut()
+    fn remove(&mut self, key: &str) {
+        self.state.journaled(&mut self.journal).remove(key)
     }
 
-    /// The rule state to keep: the new one on success, the old one on failure.
+    fn window_add(&mut self, name: &str, value: i64) {
+        let now = self.now_ms;
+        self.state.journaled(&mut self.journal).window_add(now, name, value)
+    }
+
+    /// Window queries may lengthen a series' retention, which is a write.
+    fn window_sum(&mut self, name: &str, window_ms: u64) -> i64 {
+        let now = self.now_ms;
+        self.state.journaled(&mut self.journal).window_sum(now, name, window_ms)
+    }
+
+    fn window_count(&mut self, name: &str, window_ms: u64) -> u32 {
+        let now = self.now_ms;
+        self.state.journaled(&mut self.journal).window_count(now, name, window_ms)
+    }
+
+    /// The rule state to keep: as written on success, as it was on failure.
     fn finish(&mut self, ok: bool) -> RuleState {
-        let backup = self.backup.take();
-        let state = std::mem::take(&mut self.state);
-        match (ok, backup) {
-            (false, Some(old)) => old,
-            _ => state,
+        if !ok {
+            self.state.undo(&mut self.journal);
         }
+        self.journal.clear();
+        std::mem::take(&mut self.state)
     }
 }
 
 impl AccountHost for CallCtx {
     fn get(&self, key: &str) -> Option<String> {
-        self.state.get(key).map(str::to_owned)
+        CallCtx::get(self, key)
     }
     fn set(&mut self, key: &str, value: &str) {
-        self.state_mut().set(key, value)
+        CallCtx::set(self, key, value)
     }
     fn remove(&mut self, key: &str) {
-        self.state_mut().remove(key)
+        CallCtx::remove(self, key)
     }
     fn window_add(&mut self, name: &str, value: i64) {
-        let now = self.now_ms;
-        self.state_mut().window_add(now, name, value)
+        CallCtx::window_add(self, name, value)
     }
     fn window_sum(&mut self, name: &str, window_ms: u64) -> i64 {
-        let now = self.now_ms;
-        self.state_for_query().window_sum(now, name, window_ms)
+        CallCtx::window_sum(self, name, window_ms)
     }
     fn window_count(&mut self, name: &str, window_ms: u64) -> u32 {
-        let now = self.now_ms;
-        self.state_for_query().window_count(now, name, window_ms)
+        CallCtx::window_count(self, name, window_ms)
     }
     fn history(&self, limit: u32) -> Vec<weir_sdk::PastTransaction> {
         self.history.recent(limit).cloned().collect()
     }
+    fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
+        weir_sdk::wire::encode_history(out, self.history.recent(limit))
+    }
     fn log(&mut self, level: LogLevel, message: &str) {
-        let tx = &*self.transaction_id;
+        let tx = self.transaction_id.as_str();
         match level {
             LogLevel::Debug => tracing::debug!(transaction_id = tx, "{message}"),
             LogLevel::Info => tracing::info!(transaction_id = tx, "{message}"),
@@ -359,12 +377,46 @@ struct Slot {
 pub struct Evaluator {
     slots: Vec<Slot>,
     policy: Policy,
+    /// Reused from transaction to transaction, so deciding allocates
+    /// nothing for them once they have grown.
+    call: CallCtx,
+    inputs: Inputs,
+}
+
+/// The transaction in each form a rule may take it, built at most once per
+/// transaction, and only if a rule needs that form.
+#[derive(Default)]
+struct Inputs {
+    /// `weir:rule@2`: the wire encoding.
+    encoded: Vec<u8>,
+    encoded_ready: bool,
+    /// `weir:rule@1.0.0`: the contract's record.
+    record: Option<wasm::wit::Transaction>,
+    /// Native rules: the SDK's type.
+    sdk: Option<weir_sdk::Transaction>,
+}
+
+impl Inputs {
+    fn clear(&mut self) {
+        self.encoded.clear();
+        self.encoded_ready = false;
+        self.record = None;
+        self.sdk = None;
+    }
+
+    fn encoded(&mut self, tx: &TransactionRecorded, facts: HostFacts) -> &[u8] {
+        if !self.encoded_ready {
+            tx.encode_for_rules(facts, &mut self.encoded);
+            self.encoded_ready = true;
+        }
+        &self.encoded
+    }
 }
 
 impl Evaluator {
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
         let slots = rules.rules().iter().map(|r| Slot { rule: r.clone(), instance: None, stats: RuleStats::default() });
-        Evaluator { slots: slots.collect(), policy }
+        Evaluator { slots: slots.collect(), policy, call: CallCtx::default(), inputs: Inputs::default() }
     }
 
     /// Switches to another rule set between two transactions. Rules whose
@@ -385,7 +437,7 @@ impl Evaluator {
 
     /// The rule versions this evaluator runs: (id, content hash).
     pub fn versions(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), s.rule.hash.as_str()))
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &*s.rule.hash))
     }
 
     /// Per-rule counters since this evaluator started: (rule id, stats).
@@ -402,40 +454,31 @@ impl Evaluator {
         input: InputPosition,
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
-        let mut call = CallCtx {
-            history: std::mem::take(&mut account.history),
-            now_ms,
-            transaction_id: tx.transaction_id.as_str().into(),
-            ..CallCtx::default()
-        };
-        // Each representation is built once per transaction, if needed.
+        let Evaluator { slots, policy, call, inputs } = self;
+        call.history = std::mem::take(&mut account.history);
+        call.now_ms = now_ms;
+        call.transaction_id.clear();
+        call.transaction_id.push_str(&tx.transaction_id);
+        inputs.clear();
         let facts = account.facts(tx);
-        let mut wit_tx = None;
-        let mut sdk_tx = None;
-        let mut results = Vec::with_capacity(self.slots.len());
-        for slot in &mut self.slots {
+        let mut results = Vec::with_capacity(slots.len());
+        for slot in slots.iter_mut() {
             let rule = &*slot.rule;
-            let slot_state = account.rules.get_mut(&rule.spec.id);
-            call.state = slot_state.map(std::mem::take).unwrap_or_default();
-            let outcome = match &rule.code {
-                Code::Wasm(compiled) => {
-                    let wit_tx = wit_tx.get_or_insert_with(|| wasm::transaction_to_wit(tx, facts));
-                    evaluate_wasm(compiled, &mut slot.instance, wit_tx, &mut call)
-                }
+            let mut slot_state = account.rules.get_mut(&rule.spec.id);
+            call.state = slot_state.as_deref_mut().map(std::mem::take).unwrap_or_default();
+            let (verdict, fuel) = match &rule.code {
+                Code::Wasm(compiled) => evaluate_wasm(compiled, &mut slot.instance, tx, facts, inputs, call),
                 Code::Native { rule: native, params } => {
-                    let sdk_tx = sdk_tx.get_or_insert_with(|| tx.to_rule_transaction(facts));
-                    let mut ctx = Context::native(&mut call, params, now_ms);
-                    (
-                        (native.evaluate)(sdk_tx, &mut ctx)
-                            .map(Verdict::from_sdk)
-                            .map_err(|e| RuleError::Returned(e.message().to_owned())),
-                        0,
-                    )
+                    let sdk_tx = inputs.sdk.get_or_insert_with(|| tx.to_rule_transaction(facts));
+                    let mut ctx = Context::native(call, params, now_ms);
+                    let verdict = (native.evaluate)(sdk_tx, &mut ctx)
+                        .map(Verdict::from_sdk)
+                        .map_err(|e| RuleError::Returned(e.message().to_owned()));
+                    (verdict, 0)
                 }
             };
-            let (verdict, fuel) = outcome;
             let state = call.finish(verdict.is_ok());
-            match account.rules.get_mut(&rule.spec.id) {
+            match slot_state {
                 Some(slot_state) => *slot_state = state,
                 None if !state.is_empty() => {
                     account.rules.insert(rule.spec.id.clone(), state);
@@ -455,7 +498,7 @@ impl Evaluator {
         account.history = std::mem::take(&mut call.history);
         account.history.push(tx.to_past());
 
-        let combined = self.policy.combine(&results, account.lock.as_ref());
+        let combined = policy.combine(&results, account.lock.as_ref());
         if combined.event_type == crate::events::DecisionType::AccountLocked {
             account.lock = Some(Lock {
                 transaction_id: tx.transaction_id.clone(),
@@ -485,7 +528,9 @@ impl Evaluator {
 fn evaluate_wasm(
     compiled: &wasm::Compiled,
     instance: &mut Option<wasm::Instance>,
-    tx: &wasm::wit::Transaction,
+    tx: &TransactionRecorded,
+    facts: HostFacts,
+    inputs: &mut Inputs,
     call: &mut CallCtx,
 ) -> (Result<Verdict, RuleError>, u64) {
     let live = match instance {
@@ -495,35 +540,35 @@ fn evaluate_wasm(
             Err(e) => return (Err(e), 0),
         },
     };
-    let (result, fuel) = live.evaluate(tx, call, compiled.fuel());
+    let input = if live.is_legacy() {
+        wasm::Input::Record(inputs.record.get_or_insert_with(|| wasm::transaction_to_wit(tx, facts)))
+    } else {
+        wasm::Input::Encoded(inputs.encoded(tx, facts))
+    };
+    let (result, fuel) = live.evaluate(input, call, compiled.fuel());
     if result.as_ref().is_err_and(|e| !matches!(e, RuleError::Returned(_))) {
         // A trapped instance is poisoned: start the next evaluation afresh.
         *instance = None;
     }
-    (result.map(Verdict::from_wit), fuel)
+    (result, fuel)
 }
 
-/// A verdict in the host's terms, from either backend.
-struct Verdict {
-    outcome: RuleOutcome,
-    score: u32,
-    reason_code: String,
-    message: String,
-    evidence: Vec<Evidence>,
+/// A rule's verdict in the host's terms, from any backend.
+pub(crate) struct Verdict {
+    pub outcome: RuleOutcome,
+    pub score: u32,
+    pub explanation: Explanation,
+}
+
+/// A verdict's reason code, message and evidence.
+#[derive(Debug, Default)]
+pub(crate) struct Explanation {
+    pub reason_code: String,
+    pub message: String,
+    pub evidence: Vec<(String, String)>,
 }
 
 impl Verdict {
-    fn from_wit(v: wasm::wit::Verdict) -> Verdict {
-        let (outcome, score) = match v.outcome {
-            wasm::wit::Outcome::Pass => (RuleOutcome::Pass, 0),
-            wasm::wit::Outcome::Score(p) => (RuleOutcome::Score, p),
-            wasm::wit::Outcome::Suspect => (RuleOutcome::Suspect, 0),
-            wasm::wit::Outcome::Lock => (RuleOutcome::Lock, 0),
-        };
-        let evidence = v.evidence.into_iter().map(|e| Evidence { name: e.name, value: e.value }).collect();
-        Verdict { outcome, score, reason_code: v.reason_code, message: v.message, evidence }
-    }
-
     fn from_sdk(v: weir_sdk::Verdict) -> Verdict {
         let (outcome, score) = match v.outcome {
             weir_sdk::Outcome::Pass => (RuleOutcome::Pass, 0),
@@ -531,16 +576,20 @@ impl Verdict {
             weir_sdk::Outcome::Suspect => (RuleOutcome::Suspect, 0),
             weir_sdk::Outcome::Lock => (RuleOutcome::Lock, 0),
         };
-        let evidence = v.evidence.into_iter().map(|e| Evidence { name: e.name, value: e.value }).collect();
-        Verdict { outcome, score, reason_code: v.reason_code, message: v.message, evidence }
+        let evidence = v.evidence.into_iter().map(|e| (e.name, e.value)).collect();
+        Verdict {
+            outcome,
+            score,
+            explanation: Explanation { reason_code: v.reason_code, message: v.message, evidence },
+        }
     }
 }
 
 fn rule_result(rule: &LoadedRule, verdict: Result<Verdict, RuleError>) -> RuleResult {
     let base = RuleResult {
-        rule_id: rule.spec.id.clone(),
+        rule_id: rule.id.clone(),
         rule_version: rule.hash.clone(),
-        version_label: rule.spec.version_label.clone(),
+        version_label: rule.label.clone(),
         mode: rule.spec.mode,
         outcome: RuleOutcome::Pass,
         score: 0,
@@ -554,9 +603,9 @@ fn rule_result(rule: &LoadedRule, verdict: Result<Verdict, RuleError>) -> RuleRe
         Ok(v) => RuleResult {
             outcome: v.outcome,
             score: v.score,
-            reason_code: v.reason_code,
-            message: v.message,
-            evidence: v.evidence,
+            reason_code: v.explanation.reason_code,
+            message: v.explanation.message,
+            evidence: v.explanation.evidence.into_iter().map(|(name, value)| Evidence { name, value }).collect(),
             ..base
         },
         Err(e) => RuleResult {

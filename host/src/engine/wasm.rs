@@ -1,6 +1,13 @@
 //! The wasm sandbox: compiling, checking, instantiating and calling rule
 //! components with wasmtime.
 //!
+//! Two contracts are linked: `weir:rule@2.0.0` (`sdk/wit/rule.wit`, what
+//! the SDK builds), where the transaction and the history cross as one
+//! wire-encoded byte string and a verdict's explanation is handed over only
+//! when there is one; and the frozen `weir:rule@1.0.0` (`host/wit/v1`), so
+//! rules built with the first SDK keep running unchanged, on a slower path
+//! (a record of strings per call).
+//!
 //! Only the rule contract is linked, plus WASI with nothing granted (no
 //! preopened directories, environment, arguments, network or stdin; a fixed
 //! clock at the Unix epoch and fixed "random" bytes, so a rule that reaches
@@ -12,24 +19,38 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Store, Trap};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmStr};
+use wasmtime::{Config, Store, StoreContextMut, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_sdk::ParamValue;
 
-use super::{CallCtx, LoadError, RuleError};
+use super::{CallCtx, Explanation, LoadError, RuleError, Verdict};
 use crate::manifest::RuleSpec;
 
-wasmtime::component::bindgen!({
-    path: "../sdk/wit",
-    world: "rule",
-});
+/// The current contract, `weir:rule@2.0.0`.
+mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit",
+        world: "rule",
+    });
+}
 
-pub(crate) use self::weir::rule::types as wit;
+/// The first contract, `weir:rule@1.0.0`, frozen.
+pub(crate) mod v1 {
+    wasmtime::component::bindgen!({
+        path: "wit/v1",
+        world: "rule",
+    });
+}
+
+pub(crate) use self::v1::weir::rule::types as wit;
+use self::v2::weir::rule::types as wit2;
 
 /// The contract this host implements: `weir:rule@CONTRACT_VERSION`.
 pub const CONTRACT_VERSION: &str = weir_sdk::CONTRACT_VERSION;
+/// The first contract, still run for rules built with the first SDK.
+pub const LEGACY_CONTRACT_VERSION: &str = "1.0.0";
 /// The largest wasm stack a rule may use.
 const MAX_WASM_STACK: usize = 512 * 1024;
 /// How much of a rule's stderr (panic messages) is kept per instance.
@@ -43,10 +64,17 @@ pub struct Sandbox {
     linker: Linker<RuleHost>,
 }
 
+/// A compiled, checked component, linked for its contract.
+#[derive(Clone)]
+enum Pre {
+    V1(v1::RulePre<RuleHost>),
+    V2(v2::RulePre<RuleHost>),
+}
+
 /// A compiled, checked component, ready to instantiate.
 pub struct Compiled {
-    pre: RulePre<RuleHost>,
-    params: Arc<[(String, wit::ParamValue)]>,
+    pre: Pre,
+    params: Arc<[(String, ParamValue)]>,
     fuel: u64,
     memory_bytes: usize,
     rule_id: Arc<str>,
@@ -55,7 +83,12 @@ pub struct Compiled {
 /// One live instance of a rule, in its own store.
 pub struct Instance {
     store: Store<RuleHost>,
-    bindings: Rule,
+    bindings: Bindings,
+}
+
+enum Bindings {
+    V1(v1::Rule),
+    V2(v2::Rule),
 }
 
 /// The store data: what the contract's imports act on.
@@ -64,11 +97,17 @@ pub(crate) struct RuleHost {
     table: ResourceTable,
     limiter: MemoryCap,
     stderr: MemoryOutputPipe,
-    params: Arc<[(String, wit::ParamValue)]>,
+    params: Arc<[(String, ParamValue)]>,
     rule_id: Arc<str>,
     /// The account state of the transaction being evaluated.
     call: CallCtx,
     log_lines: u32,
+    /// What a `weir:rule@2` rule said through `verdict.explain` or
+    /// `verdict.fail` during the evaluation.
+    explained: Option<Explanation>,
+    failed: Option<String>,
+    /// A name read from the guest's memory ([`with_name`]).
+    name_buffer: String,
 }
 
 /// A memory cap that remembers whether it refused a growth, so an
@@ -126,11 +165,20 @@ impl Sandbox {
         // A rule is compiled while transactions flow (hot deploy): on one
         // thread, so the pipeline keeps the other cores.
         config.parallel_compilation(false);
+        // `WEIR_WASM_PROFILER=perfmap`: name the rules' compiled functions
+        // in /tmp/perf-<pid>.map, so `perf report` shows where a rule's time
+        // goes instead of an anonymous JIT region.
+        if std::env::var_os("WEIR_WASM_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config).map_err(|e| LoadError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
-        Rule::add_to_linker::<RuleHost, HasSelf<RuleHost>>(&mut linker, |host| host)
+        v2::Rule::add_to_linker::<RuleHost, HasSelf<RuleHost>>(&mut linker, |host| host)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        v1::Rule::add_to_linker::<RuleHost, HasSelf<RuleHost>>(&mut linker, |host| host)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        define_account_v2(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
         Ok(Sandbox { engine, linker })
     }
 
@@ -161,14 +209,19 @@ impl Sandbox {
     /// Links a checked component and applies a manifest's limits and
     /// parameters.
     pub fn prepare(&self, spec: &RuleSpec, component: &Component) -> Result<Compiled, LoadError> {
+        let contract = self.check_contract(component)?;
         let pre = self.linker.instantiate_pre(component).map_err(|e| LoadError::Link(format!("{e}")))?;
-        let pre = RulePre::new(pre).map_err(|e| LoadError::Link(format!("{e}")))?;
+        let link = |e: wasmtime::Error| LoadError::Link(format!("{e}"));
+        let pre = match contract {
+            Contract::V1 => Pre::V1(v1::RulePre::new(pre).map_err(link)?),
+            Contract::V2 => Pre::V2(v2::RulePre::new(pre).map_err(link)?),
+        };
         Ok(Compiled { pre, params: Arc::from([]), fuel: 0, memory_bytes: 0, rule_id: Arc::from("") }.with_spec(spec))
     }
 
     /// Refuses a component built for another contract version, or one that
     /// imports something the host does not provide, naming what it found.
-    fn check_contract(&self, component: &Component) -> Result<(), LoadError> {
+    fn check_contract(&self, component: &Component) -> Result<Contract, LoadError> {
         let ty = component.component_type();
         let mut evaluator = None;
         for (name, _) in ty.exports(&self.engine) {
@@ -180,13 +233,13 @@ impl Sandbox {
             let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect();
             return Err(LoadError::NotARule { exports });
         };
-        if !compatible(&found) {
+        let Some(contract) = contract_of(&found) else {
             return Err(LoadError::IncompatibleContract { found, supported: CONTRACT_VERSION });
-        }
+        };
         for (name, _) in ty.imports(&self.engine) {
             if let Some(rest) = name.strip_prefix("weir:rule/") {
                 let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
-                if !compatible(version) {
+                if contract_of(version) != Some(contract) {
                     return Err(LoadError::IncompatibleContract {
                         found: version.to_owned(),
                         supported: CONTRACT_VERSION,
@@ -196,20 +249,72 @@ impl Sandbox {
                 return Err(LoadError::UnsupportedImport(name.to_owned()));
             }
         }
-        Ok(())
+        Ok(contract)
     }
 }
 
-/// `found` is compatible with [`CONTRACT_VERSION`]: same major, or for a
-/// 0.x contract the same minor; and not newer than the host.
-fn compatible(found: &str) -> bool {
+/// Redefines the string-taking functions of `weir:rule/account@2.0.0` to
+/// read their names in place from the guest's memory: the generated
+/// bindings lift every string argument into a new `String`, an allocation
+/// per call on the hottest path a rule has.
+fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut account = linker.instance("weir:rule/account@2.0.0")?;
+    account.func_wrap("window-add", |store, (name, value): (WasmStr, i64)| {
+        with_name(store, name, |call, name| call.window_add(name, value))
+    })?;
+    account.func_wrap("window-sum", |store, (name, window_ms): (WasmStr, u64)| {
+        with_name(store, name, |call, name| (call.window_sum(name, window_ms),))
+    })?;
+    account.func_wrap("window-count", |store, (name, window_ms): (WasmStr, u64)| {
+        with_name(store, name, |call, name| (call.window_count(name, window_ms),))
+    })?;
+    account.func_wrap("get", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| (call.get(key),)))?;
+    account.func_wrap("remove", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| call.remove(key)))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Runs `f` on the call context with `name` read from the guest's memory
+/// into a buffer the host reuses.
+fn with_name<R>(
+    mut store: StoreContextMut<'_, RuleHost>,
+    name: WasmStr,
+    f: impl FnOnce(&mut CallCtx, &str) -> R,
+) -> wasmtime::Result<R> {
+    let mut buffer = std::mem::take(&mut store.data_mut().name_buffer);
+    buffer.clear();
+    buffer.push_str(&name.to_str(&store)?);
+    let host = store.data_mut();
+    let result = f(&mut host.call, &buffer);
+    host.name_buffer = buffer;
+    Ok(result)
+}
+
+/// The contracts this host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contract {
+    /// `weir:rule@1.0.0`, the first SDK's.
+    V1,
+    /// `weir:rule@2.x` up to [`CONTRACT_VERSION`].
+    V2,
+}
+
+/// Which contract `found` is, if this host runs it: 2.x not newer than
+/// [`CONTRACT_VERSION`] (a newer minor may use imports this host lacks), or
+/// exactly 1.0.0.
+fn contract_of(found: &str) -> Option<Contract> {
     let parse = |v: &str| -> Option<(u64, u64, u64)> {
         let mut parts = v.split(['.', '-', '+']).map(str::parse::<u64>);
         Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
     };
-    match (parse(found), parse(CONTRACT_VERSION)) {
-        (Some(f), Some(h)) => f.0 == h.0 && (h.0 != 0 || f.1 == h.1) && f <= h,
-        _ => false,
+    let (f, h) = (parse(found)?, parse(CONTRACT_VERSION)?);
+    if f.0 == h.0 && f <= h {
+        Some(Contract::V2)
+    } else if Some(f) == parse(LEGACY_CONTRACT_VERSION) {
+        Some(Contract::V1)
+    } else {
+        None
     }
 }
 
@@ -225,23 +330,13 @@ fn check_binary_kind(bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn to_wit_param(v: &ParamValue) -> wit::ParamValue {
-    match v {
-        ParamValue::Integer(i) => wit::ParamValue::Integer(*i),
-        ParamValue::Float(f) => wit::ParamValue::Float(*f),
-        ParamValue::Boolean(b) => wit::ParamValue::Boolean(*b),
-        ParamValue::Text(s) => wit::ParamValue::Text(s.clone()),
-        ParamValue::TextList(l) => wit::ParamValue::TextList(l.clone()),
-    }
-}
-
 impl Compiled {
     /// The same compiled component with another manifest's limits and
     /// parameters: no recompilation.
     pub(crate) fn with_spec(&self, spec: &RuleSpec) -> Compiled {
         Compiled {
             pre: self.pre.clone(),
-            params: spec.params.iter().map(|(k, v)| (k.clone(), to_wit_param(v))).collect(),
+            params: spec.params.iter().cloned().collect(),
             fuel: spec.fuel,
             memory_bytes: spec.memory_mib as usize * 1024 * 1024,
             rule_id: spec.id.as_str().into(),
@@ -269,11 +364,22 @@ impl Compiled {
             rule_id: self.rule_id.clone(),
             call: CallCtx::default(),
             log_lines: 0,
+            explained: None,
+            failed: None,
+            name_buffer: String::new(),
         };
-        let mut store = Store::new(self.pre.engine(), host);
+        let engine = match &self.pre {
+            Pre::V1(pre) => pre.engine(),
+            Pre::V2(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limiter);
         store.set_fuel(self.fuel).map_err(|e| RuleError::Instantiate(e.to_string()))?;
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, &store, self.fuel))?;
+        let bindings = match &self.pre {
+            Pre::V1(pre) => pre.instantiate(&mut store).map(Bindings::V1),
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Bindings::V2),
+        };
+        let bindings = bindings.map_err(|e| classify(e, &store, self.fuel))?;
         Ok(Instance { store, bindings })
     }
 
@@ -283,14 +389,20 @@ impl Compiled {
 }
 
 impl Instance {
+    /// Whether this instance speaks the first contract, which takes the
+    /// transaction as a record ([`Input::Record`]) rather than encoded.
+    pub(crate) fn is_legacy(&self) -> bool {
+        matches!(self.bindings, Bindings::V1(_))
+    }
+
     /// Evaluates one transaction. The account state travels in and out via
     /// `call`; on error the caller discards the instance.
     pub(crate) fn evaluate(
         &mut self,
-        tx: &wit::Transaction,
+        tx: Input<'_>,
         call: &mut CallCtx,
         fuel: u64,
-    ) -> (Result<wit::Verdict, RuleError>, u64) {
+    ) -> (Result<Verdict, RuleError>, u64) {
         let host = self.store.data_mut();
         std::mem::swap(&mut host.call, call);
         host.log_lines = 0;
@@ -298,9 +410,30 @@ impl Instance {
             std::mem::swap(&mut self.store.data_mut().call, call);
             return (Err(RuleError::Instantiate(e.to_string())), 0);
         }
-        let result = self.bindings.weir_rule_evaluator().call_evaluate(&mut self.store, tx);
+        let result = match (&self.bindings, tx) {
+            (Bindings::V2(rule), Input::Encoded(bytes)) => {
+                match rule.weir_rule_evaluator().call_evaluate(&mut self.store, bytes) {
+                    Ok(Ok(outcome)) => {
+                        let explained = self.store.data_mut().explained.take().unwrap_or_default();
+                        Ok(Ok(Verdict::from_v2(outcome, explained)))
+                    }
+                    Ok(Err(())) => {
+                        let why = self.store.data_mut().failed.take();
+                        Ok(Err(why.unwrap_or_else(|| "failed without saying why".to_owned())))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (Bindings::V1(rule), Input::Record(tx)) => {
+                rule.weir_rule_evaluator().call_evaluate(&mut self.store, tx).map(|r| r.map(Verdict::from_v1))
+            }
+            _ => Ok(Err("the host handed the transaction in the wrong contract's form".to_owned())),
+        };
         let used = fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
-        std::mem::swap(&mut self.store.data_mut().call, call);
+        let host = self.store.data_mut();
+        host.explained = None;
+        host.failed = None;
+        std::mem::swap(&mut host.call, call);
         let result = match result {
             Ok(Ok(verdict)) => Ok(verdict),
             Ok(Err(message)) => Err(RuleError::Returned(message)),
@@ -311,6 +444,44 @@ impl Instance {
             tracing::warn!(rule = %self.store.data().rule_id, dropped, "rule wrote more log lines than allowed; the rest were dropped");
         }
         (result, used)
+    }
+}
+
+/// The transaction, in the form an instance's contract takes.
+#[derive(Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// `weir:rule@2`: the wire encoding.
+    Encoded(&'a [u8]),
+    /// `weir:rule@1.0.0`: the contract's record.
+    Record(&'a wit::Transaction),
+}
+
+impl Verdict {
+    fn from_v2(outcome: wit2::Outcome, explanation: Explanation) -> Verdict {
+        use crate::events::RuleOutcome as O;
+        let (outcome, score) = match outcome {
+            wit2::Outcome::Pass => (O::Pass, 0),
+            wit2::Outcome::Score(p) => (O::Score, p),
+            wit2::Outcome::Suspect => (O::Suspect, 0),
+            wit2::Outcome::Lock => (O::Lock, 0),
+        };
+        Verdict { outcome, score, explanation }
+    }
+
+    fn from_v1(v: wit::Verdict) -> Verdict {
+        use crate::events::RuleOutcome as O;
+        let (outcome, score) = match v.outcome {
+            wit::Outcome::Pass => (O::Pass, 0),
+            wit::Outcome::Score(p) => (O::Score, p),
+            wit::Outcome::Suspect => (O::Suspect, 0),
+            wit::Outcome::Lock => (O::Lock, 0),
+        };
+        let evidence = v.evidence.into_iter().map(|e| (e.name, e.value)).collect();
+        Verdict {
+            outcome,
+            score,
+            explanation: Explanation { reason_code: v.reason_code, message: v.message, evidence },
+        }
     }
 }
 
@@ -340,34 +511,32 @@ fn classify(err: wasmtime::Error, store: &Store<RuleHost>, fuel: u64) -> RuleErr
     RuleError::Trap { trap: err.to_string(), panic }
 }
 
-impl self::weir::rule::types::Host for RuleHost {}
+impl wit::Host for RuleHost {}
+impl wit2::Host for RuleHost {}
 
-impl self::weir::rule::account::Host for RuleHost {
+impl v1::weir::rule::account::Host for RuleHost {
     fn get(&mut self, key: String) -> Option<String> {
-        self.call.state().get(&key).map(str::to_owned)
+        self.call.get(&key)
     }
 
     fn set(&mut self, key: String, value: String) {
-        self.call.state_mut().set(&key, &value)
+        self.call.set(&key, &value)
     }
 
     fn remove(&mut self, key: String) {
-        self.call.state_mut().remove(&key)
+        self.call.remove(&key)
     }
 
     fn window_add(&mut self, name: String, value: i64) {
-        let now = self.call.now_ms;
-        self.call.state_mut().window_add(now, &name, value)
+        self.call.window_add(&name, value)
     }
 
     fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
-        let now = self.call.now_ms;
-        self.call.state_for_query().window_sum(now, &name, window_ms)
+        self.call.window_sum(&name, window_ms)
     }
 
     fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
-        let now = self.call.now_ms;
-        self.call.state_for_query().window_count(now, &name, window_ms)
+        self.call.window_count(&name, window_ms)
     }
 
     fn history(&mut self, limit: u32) -> Vec<wit::PastTransaction> {
@@ -375,25 +544,120 @@ impl self::weir::rule::account::Host for RuleHost {
     }
 }
 
-impl self::weir::rule::params::Host for RuleHost {
-    fn all(&mut self) -> Vec<(String, wit::ParamValue)> {
-        self.params.to_vec()
+impl v2::weir::rule::account::Host for RuleHost {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.call.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: String) {
+        self.call.set(&key, &value)
+    }
+
+    fn remove(&mut self, key: String) {
+        self.call.remove(&key)
+    }
+
+    fn window_add(&mut self, name: String, value: i64) {
+        self.call.window_add(&name, value)
+    }
+
+    fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
+        self.call.window_sum(&name, window_ms)
+    }
+
+    fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
+        self.call.window_count(&name, window_ms)
+    }
+
+    fn history(&mut self, limit: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        weir_sdk::wire::encode_history(&mut out, self.call.history.recent(limit));
+        out
     }
 }
 
-impl self::weir::rule::log::Host for RuleHost {
-    fn log(&mut self, level: wit::LogLevel, message: String) {
+impl v1::weir::rule::params::Host for RuleHost {
+    fn all(&mut self) -> Vec<(String, wit::ParamValue)> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    ParamValue::Integer(i) => wit::ParamValue::Integer(*i),
+                    ParamValue::Float(f) => wit::ParamValue::Float(*f),
+                    ParamValue::Boolean(b) => wit::ParamValue::Boolean(*b),
+                    ParamValue::Text(s) => wit::ParamValue::Text(s.clone()),
+                    ParamValue::TextList(l) => wit::ParamValue::TextList(l.clone()),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl v2::weir::rule::params::Host for RuleHost {
+    fn all(&mut self) -> Vec<(String, wit2::ParamValue)> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    ParamValue::Integer(i) => wit2::ParamValue::Integer(*i),
+                    ParamValue::Float(f) => wit2::ParamValue::Float(*f),
+                    ParamValue::Boolean(b) => wit2::ParamValue::Boolean(*b),
+                    ParamValue::Text(s) => wit2::ParamValue::Text(s.clone()),
+                    ParamValue::TextList(l) => wit2::ParamValue::TextList(l.clone()),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl v2::weir::rule::verdict::Host for RuleHost {
+    fn explain(&mut self, reason_code: String, message: String, evidence: Vec<wit2::Evidence>) {
+        let evidence = evidence.into_iter().map(|e| (e.name, e.value)).collect();
+        self.explained = Some(Explanation { reason_code, message, evidence });
+    }
+
+    fn fail(&mut self, message: String) {
+        self.failed = Some(message);
+    }
+}
+
+impl RuleHost {
+    fn log_line(&mut self, level: weir_sdk::LogLevel, message: &str) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
             return;
         }
         let rule = &*self.rule_id;
-        let tx = &*self.call.transaction_id;
+        let tx = self.call.transaction_id.as_str();
         match level {
-            wit::LogLevel::Debug => tracing::debug!(rule, transaction_id = tx, "{message}"),
-            wit::LogLevel::Info => tracing::info!(rule, transaction_id = tx, "{message}"),
-            wit::LogLevel::Warn => tracing::warn!(rule, transaction_id = tx, "{message}"),
+            weir_sdk::LogLevel::Debug => tracing::debug!(rule, transaction_id = tx, "{message}"),
+            weir_sdk::LogLevel::Info => tracing::info!(rule, transaction_id = tx, "{message}"),
+            weir_sdk::LogLevel::Warn => tracing::warn!(rule, transaction_id = tx, "{message}"),
         }
+    }
+}
+
+impl v1::weir::rule::log::Host for RuleHost {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let level = match level {
+            wit::LogLevel::Debug => weir_sdk::LogLevel::Debug,
+            wit::LogLevel::Info => weir_sdk::LogLevel::Info,
+            wit::LogLevel::Warn => weir_sdk::LogLevel::Warn,
+        };
+        self.log_line(level, &message)
+    }
+}
+
+impl v2::weir::rule::log::Host for RuleHost {
+    fn log(&mut self, level: wit2::LogLevel, message: String) {
+        let level = match level {
+            wit2::LogLevel::Debug => weir_sdk::LogLevel::Debug,
+            wit2::LogLevel::Info => weir_sdk::LogLevel::Info,
+            wit2::LogLevel::Warn => weir_sdk::LogLevel::Warn,
+        };
+        self.log_line(level, &message)
     }
 }
 
@@ -418,7 +682,7 @@ fn past_to_wit(p: &weir_sdk::PastTransaction) -> wit::PastTransaction {
     }
 }
 
-/// The transaction as the contract carries it.
+/// The transaction as the first contract carries it.
 pub(crate) fn transaction_to_wit(
     tx: &crate::events::TransactionRecorded,
     facts: crate::events::HostFacts,
@@ -446,11 +710,13 @@ mod tests {
 
     #[test]
     fn contract_versions_follow_semver() {
-        assert!(compatible("1.0.0"));
-        assert!(!compatible("2.0.0"));
-        assert!(!compatible("0.9.0"));
-        assert!(!compatible("1.1.0"), "a newer minor may use imports this host lacks");
-        assert!(!compatible("garbage"));
+        assert_eq!(contract_of("2.0.0"), Some(Contract::V2));
+        assert_eq!(contract_of("1.0.0"), Some(Contract::V1), "rules built with the first SDK still run");
+        assert_eq!(contract_of("3.0.0"), None);
+        assert_eq!(contract_of("0.9.0"), None);
+        assert_eq!(contract_of("1.1.0"), None, "the first contract is frozen at 1.0.0");
+        assert_eq!(contract_of("2.1.0"), None, "a newer minor may use imports this host lacks");
+        assert_eq!(contract_of("garbage"), None);
     }
 
     #[test]

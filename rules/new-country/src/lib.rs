@@ -39,6 +39,7 @@
 //! `country`, `known_countries`; else pass.
 
 use weir_sdk::prelude::*;
+use weir_sdk::wire::{HistoryView, PastRef};
 
 /// The most countries kept in the `countries` key.
 const MAX_COUNTRIES: usize = 32;
@@ -63,7 +64,8 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         return Ok(Verdict::pass());
     };
 
-    let history = ctx.history(history_len);
+    // Read in place: the entries are looked at, never copied.
+    let history = ctx.recent(history_len);
     let travel = match located(&history).next() {
         Some((there, previous)) if there != here => {
             let elapsed_ms = tx.occurred_at_ms.abs_diff(previous.occurred_at_ms);
@@ -73,7 +75,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
                     .with("to", code(&here))
                     .with("seconds", elapsed_ms / 1000)
                     .with("min_travel_secs", min_travel_secs)
-                    .with("previous_transaction", &previous.transaction_id)
+                    .with("previous_transaction", previous.transaction_id)
             })
         }
         _ => None,
@@ -111,11 +113,8 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
 }
 
 /// Card-present and ATM transactions of `history` with a country, newest first.
-fn located(history: &[PastTransaction]) -> impl Iterator<Item = (Country, &PastTransaction)> {
-    history
-        .iter()
-        .filter(|p| is_physical(p.channel))
-        .filter_map(|p| p.country.as_deref().and_then(parse_country).map(|c| (c, p)))
+fn located(history: &HistoryView) -> impl Iterator<Item = (Country, PastRef<'_>)> {
+    history.iter().filter(|p| is_physical(p.channel)).filter_map(|p| p.country.and_then(parse_country).map(|c| (c, p)))
 }
 
 fn is_physical(channel: Channel) -> bool {

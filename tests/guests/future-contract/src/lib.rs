@@ -1,4 +1,4 @@
-//! A rule built against a future contract, `weir:rule@2.0.0`, with the same
+//! A rule built against a future contract, `weir:rule@3.0.0`, with the same
 //! shape as 1.0.0. The host must refuse it and say which version it asked for.
 
 #[cfg(target_family = "wasm")]
