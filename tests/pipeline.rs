@@ -239,3 +239,56 @@ fn a_customer_confirmation_changes_later_decisions_and_decides_nothing() {
     let last = decisions(dir.path()).pop().unwrap();
     assert_eq!((last.transaction_id.as_str(), last.event_type), ("tx-bet-4", TransactionVerified));
 }
+
+/// A store written by an earlier version holds each account whole, under its
+/// id. It is read as it is, and the account is written as parts (and its
+/// whole record removed) the first time it changes.
+#[test]
+fn accounts_stored_whole_by_an_earlier_version_are_read_and_then_written_as_parts() {
+    use std::collections::BTreeMap;
+    use weir::state::Lock;
+    use weir_sdk::state::{History, RuleState};
+
+    let dir = tempdir();
+    let whole = redb::TableDefinition::<&str, &[u8]>::new("accounts");
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            // The whole-account record: rules, history, lock, and the
+            // merchants the customer confirmed.
+            let confirmed = vec!["m-luckybets".to_owned()];
+            let record = (BTreeMap::<String, RuleState>::new(), History::default(), None::<Lock>, confirmed);
+            let mut table = write.open_table(whole).unwrap();
+            table.insert("acct-9", postcard::to_stdvec(&record).unwrap().as_slice()).unwrap();
+        }
+        write.commit().unwrap();
+    }
+    let bet = |id: &str, account: &str, secs: i64| {
+        let mut t = tx(id, secs);
+        t.account_id = account.to_owned();
+        t.merchant.id = "m-luckybets".to_owned();
+        t.merchant.category_code = "7995".to_owned();
+        t
+    };
+    // The confirmation the old record holds exempts the bets of acct-9 (in
+    // both runs: read whole, then from parts); a bet of another account is
+    // suspected.
+    run(jsonl(&[bet("tx-1", "acct-9", 0), bet("tx-2", "acct-7", 10)]).as_bytes(), dir.path(), 10).unwrap();
+    run(jsonl(&[bet("tx-3", "acct-9", 60)]).as_bytes(), dir.path(), 10).unwrap();
+    let got: Vec<(String, DecisionType)> =
+        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    use DecisionType::*;
+    assert_eq!(
+        got,
+        [
+            ("tx-1".to_owned(), TransactionVerified),
+            ("tx-2".to_owned(), FraudSuspected),
+            ("tx-3".to_owned(), TransactionVerified)
+        ]
+    );
+    let db = redb::Database::open(dir.path().join("state.redb")).unwrap();
+    let read = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let table = read.open_table(whole).unwrap();
+    assert!(table.get("acct-9").unwrap().is_none(), "the whole record was replaced by parts");
+}

@@ -116,7 +116,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let set = RuleSet::new(loaded)?;
     let mut evaluator = Evaluator::new(&set, Config::default().policy);
     let opts = PipelineOptions { input_name: "transactions.jsonl".to_owned(), ..PipelineOptions::default() };
-    let reader = BufReader::new(File::open(&input_path)?);
+    let reader = File::open(&input_path)?;
     let bar = progress(stream.lines.len() as u64);
     let summary = run_embedded(reader, &mut evaluator, &paths, &opts, |s| bar.set_position(s.records))?;
     bar.finish_and_clear();
@@ -190,7 +190,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ..PipelineOptions::default()
     };
     let summary = if args.input == "-" {
-        run_embedded(std::io::stdin().lock(), &mut evaluator, &paths, &opts, |_| {})?
+        run_embedded(std::io::stdin(), &mut evaluator, &paths, &opts, |_| {})?
     } else {
         let path = Path::new(&args.input);
         let file = File::open(path).with_context(|| format!("cannot open the input {}", path.display()))?;
@@ -198,7 +198,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         opts.input_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let bar = progress(size);
         let counted = CountingReader { inner: file, bar: bar.clone() };
-        let summary = run_embedded(BufReader::with_capacity(1 << 16, counted), &mut evaluator, &paths, &opts, |_| {})?;
+        let summary = run_embedded(counted, &mut evaluator, &paths, &opts, |_| {})?;
         bar.finish_and_clear();
         summary
     };

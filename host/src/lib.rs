@@ -9,6 +9,8 @@
 //!   decision policy. Only `engine` knows wasmtime.
 //! - [`state`]: per-account state (rule state, history, lock).
 //! - [`store`]: the embedded, persistent state store (redb).
+//! - [`record`]: what happens to one input record, in either pipeline, and
+//!   the counters of what became of the records.
 //! - [`pipeline`]: source → engine → sink, in batches that commit atomically.
 //! - [`kafka`]: the same on Apache Kafka, exactly once, with state on a
 //!   changelog topic. Only `kafka` knows rdkafka.
@@ -34,6 +36,7 @@ pub mod kafka;
 pub mod live;
 pub mod manifest;
 pub mod pipeline;
+pub mod record;
 pub mod rules;
 pub mod sandbox;
 pub mod scaffold;

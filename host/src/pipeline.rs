@@ -1,25 +1,41 @@
 //! The embedded pipeline: JSON-lines source → engine → JSON-lines sinks,
 //! with state in the embedded store.
 //!
-//! Input is read in batches. For each batch, decisions and dead letters are
-//! appended to their files and synced, then one store transaction commits
-//! the batch's account states, the decided transaction ids and the new file
-//! lengths. On start, files are cut back to the committed lengths, so a
-//! crash mid-batch leaves no half-written batch behind and the rerun decides
-//! it again — once. A rerun over input that was already decided writes
-//! nothing new and counts nothing twice.
+//! Three threads, so reading, deciding and making batches durable overlap:
+//!
+//! - the **reader** reads lines and parses them (a chunk at a time);
+//! - the **decider** (the calling thread) runs each record through
+//!   [`crate::record::process`] and gathers a batch: its decisions, dead
+//!   letters, the parts of account state it changed, and the transaction ids
+//!   it decided;
+//! - the **committer** appends a sealed batch's lines to their files and
+//!   syncs them, then commits one store transaction with the batch's state,
+//!   decided ids and the new file lengths — while the decider works on the
+//!   next batch.
+//!
+//! A batch is sealed once it holds `batch_size` records and the committer
+//! is free (or the input pauses, or ends); while a commit is in progress
+//! the batch keeps growing, up to [`MAX_BATCH_FACTOR`] times `batch_size`,
+//! so batches grow with the load instead of the load waiting on syncs. On
+//! start, files are cut back to the committed lengths, so a crash mid-batch
+//! leaves no half-written batch behind and the rerun decides it again —
+//! once. A rerun over input that was already decided writes nothing new and
+//! counts nothing twice. Rules are swapped only between two batches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Evaluator, RuleStats};
-use crate::events::{DeadLetter, DecisionType, InputEvent, InputPosition, parse_input};
+use crate::events::{DeadLetter, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, parse_input};
+use crate::record::{Accounts, Counters, Processed, process, rule_stats};
 use crate::state::AccountState;
 use crate::status::Hooks;
-use crate::store::{BatchCommit, SinkOffsets, StateStore};
+use crate::store::{BatchCommit, SinkOffsets, StateStore, StoreError, StoreReader};
 
 /// File names inside the output directory.
 pub const DECISIONS_FILE: &str = "decisions.jsonl";
@@ -28,10 +44,16 @@ pub const STATE_FILE: &str = "state.redb";
 
 /// Accounts kept in memory between batches before the cache is emptied.
 const ACCOUNT_CACHE_LIMIT: usize = 200_000;
+/// How far a batch may grow past `batch_size` while a commit is in progress.
+pub const MAX_BATCH_FACTOR: usize = 16;
+/// Lines the reader hands over at a time.
+const CHUNK_LINES: usize = 512;
+/// How long the decider waits for input before it commits what it has.
+const INPUT_PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    /// Records per atomic batch.
+    /// Records per atomic batch (more while a commit is in progress).
     pub batch_size: usize,
     /// Larger records are dead-lettered.
     pub max_event_bytes: usize,
@@ -73,21 +95,17 @@ impl OutputPaths {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    /// Input records read (blank lines excepted).
-    pub records: u64,
-    pub decisions: BTreeMap<DecisionType, u64>,
-    pub dead_letters: u64,
-    /// Records whose transaction was already decided (by this or an earlier run).
-    pub duplicates: u64,
-    /// Customer confirmations recorded in their account's state (no decision).
-    pub confirmations: u64,
+    pub counters: Counters,
+    /// Batches committed.
+    pub batches: u64,
     pub rules: Vec<(String, RuleStats)>,
     pub elapsed: Duration,
 }
 
-impl Summary {
-    pub fn decided(&self) -> u64 {
-        self.decisions.values().sum()
+impl std::ops::Deref for Summary {
+    type Target = Counters;
+    fn deref(&self) -> &Counters {
+        &self.counters
     }
 }
 
@@ -97,7 +115,7 @@ pub enum PipelineError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     #[error(
         "{path} holds {actual} bytes but the state store committed {committed}: the output was changed by something else; remove {state} to start afresh"
     )]
@@ -109,7 +127,6 @@ struct SinkFile {
     file: File,
     path: PathBuf,
     len: u64,
-    buf: Vec<u8>,
 }
 
 impl SinkFile {
@@ -130,33 +147,52 @@ impl SinkFile {
             tracing::warn!(path = %path.display(), discarded_bytes = actual - committed, "discarding output of a batch that never committed");
             file.set_len(committed).map_err(io)?;
         }
-        Ok(SinkFile { file, path: path.to_owned(), len: committed, buf: Vec::with_capacity(1 << 20) })
+        Ok(SinkFile { file, path: path.to_owned(), len: committed })
     }
 
-    fn push(&mut self, value: &impl serde::Serialize) {
-        serde_json::to_writer(&mut self.buf, value).expect("events always serialize");
-        self.buf.push(b'\n');
-    }
-
-    /// Appends the buffered lines and syncs; returns the new length.
-    fn flush(&mut self) -> Result<u64, PipelineError> {
-        if !self.buf.is_empty() {
+    /// Appends `bytes` and syncs; returns the new length.
+    fn append(&mut self, bytes: &[u8]) -> Result<u64, PipelineError> {
+        if !bytes.is_empty() {
             let io = |source| PipelineError::Io { path: self.path.clone(), source };
-            self.file.write_all(&self.buf).map_err(io)?;
+            self.file.write_all(bytes).map_err(io)?;
             self.file.sync_data().map_err(io)?;
-            self.len += self.buf.len() as u64;
-            self.buf.clear();
+            self.len += bytes.len() as u64;
         }
         Ok(self.len)
     }
 }
 
+/// One input line, parsed by the reader.
+struct Line {
+    /// 1-based line number in the input.
+    number: i64,
+    parsed: Result<InputEvent, InvalidEvent>,
+    /// The line itself, kept only when it is dead-lettered.
+    raw: Option<Vec<u8>>,
+}
+
+/// What the reader hands over.
+enum Input {
+    Lines(Vec<Line>),
+    End,
+    Failed(std::io::Error),
+}
+
+/// A sealed batch, for the committer.
+#[derive(Default)]
+struct Sealed {
+    decisions: Vec<u8>,
+    dead_letters: Vec<u8>,
+    accounts: Vec<(String, Vec<crate::state::Part>)>,
+    decided: Vec<String>,
+}
+
 /// Runs the embedded pipeline over `input` until it ends.
 ///
-/// `on_batch` is called after every committed batch with the records read
-/// so far (for progress bars).
+/// `on_batch` is called after every sealed batch with the counts so far
+/// (for progress bars).
 pub fn run_embedded(
-    mut input: impl BufRead,
+    input: impl Read + Send,
     evaluator: &mut Evaluator,
     out: &OutputPaths,
     opts: &PipelineOptions,
@@ -172,101 +208,293 @@ pub fn run_embedded(
     let committed = store.reader()?.offsets()?;
     let mut decisions = SinkFile::open(&out.decisions, committed.decisions, &out.state)?;
     let mut dead = SinkFile::open(&out.dead_letters, committed.dead_letters, &out.state)?;
+    let max_event_bytes = opts.max_event_bytes;
+    let batch_size = opts.batch_size.max(1);
+    // Whether the committer has committed every batch it was handed.
+    let idle = AtomicBool::new(true);
 
-    let mut summary = Summary::default();
-    let mut accounts: HashMap<String, AccountState> = HashMap::new();
+    std::thread::scope(|scope| {
+        let (lines_tx, lines_rx) = sync_channel::<Input>(8);
+        scope.spawn(move || read_lines(input, max_event_bytes, lines_tx));
+        let (sealed_tx, sealed_rx) = sync_channel::<Sealed>(0);
+        let committer = {
+            let (store, idle) = (&store, &idle);
+            scope.spawn(move || commit_batches(sealed_rx, store, &mut decisions, &mut dead, idle))
+        };
+        let mut decider = Decider {
+            evaluator,
+            store: &store,
+            opts,
+            accounts: HashMap::new(),
+            recent: VecDeque::new(),
+            counters: Counters::default(),
+            batches: 0,
+        };
+        let decided = decider.run(lines_rx, &sealed_tx, &idle, batch_size, started, &mut on_batch);
+        drop(sealed_tx);
+        let committed = committer.join().expect("the committer does not panic");
+        // A failed commit explains a failed send; report the commit's error.
+        committed?;
+        let mut summary = decided?;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    })
+}
+
+/// Reads `input` line by line, parses each line, and hands the lines over
+/// in chunks: a chunk is sent when full, or when no more input is buffered
+/// (so a trickle on stdin is decided as it comes).
+fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
     let mut line = Vec::new();
-    let mut line_no: i64 = 0;
-    let mut eof = false;
-    let mut generation = 0;
-    while !eof {
-        // Rule swaps happen here, between two batches: a batch runs on one
-        // rule set from its first record to its commit.
-        if let Some(adopted) = opts.hooks.adopt(&mut generation, evaluator) {
-            opts.hooks.took_effect(&adopted, format!("{} after line {line_no}", opts.input_name));
+    let mut number: i64 = 0;
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = to.send(Input::Failed(e));
+                return;
+            }
         }
-        let reader = store.reader()?;
-        let mut dirty: HashSet<String> = HashSet::new();
-        let mut decided: Vec<String> = Vec::new();
-        let mut batch_decided: HashSet<String> = HashSet::new();
-        let mut in_batch = 0;
-        while in_batch < opts.batch_size {
-            line.clear();
-            let n = input
-                .read_until(b'\n', &mut line)
-                .map_err(|source| PipelineError::Io { path: PathBuf::from(&opts.input_name), source })?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            line_no += 1;
-            let record = trim_newline(&line);
-            if record.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            in_batch += 1;
-            summary.records += 1;
-            let position = InputPosition { topic: opts.input_name.clone(), partition: 0, offset: line_no };
-            let tx = match parse_input(record, opts.max_event_bytes) {
-                Ok(InputEvent::Transaction(tx)) => tx,
-                Ok(InputEvent::CustomerConfirmation(confirmation)) => {
-                    // Recording a confirmation is idempotent, so a rerun may apply it again.
-                    let account = match accounts.get_mut(&confirmation.account_id) {
-                        Some(a) => a,
-                        None => {
-                            let loaded = reader.account(&confirmation.account_id)?.unwrap_or_default();
-                            accounts.entry(confirmation.account_id.clone()).or_insert(loaded)
-                        }
-                    };
-                    account.record_confirmation(&confirmation);
-                    dirty.insert(confirmation.account_id);
-                    summary.confirmations += 1;
-                    continue;
-                }
-                Err(reason) => {
-                    tracing::debug!(line = line_no, "dead-lettered: {reason}");
-                    dead.push(&DeadLetter::new(reason.to_string(), position, record));
-                    summary.dead_letters += 1;
-                    continue;
-                }
-            };
-            if batch_decided.contains(&tx.transaction_id) || reader.is_decided(&tx.transaction_id)? {
-                tracing::debug!(transaction_id = %tx.transaction_id, line = line_no, "already decided; skipped");
-                summary.duplicates += 1;
-                continue;
-            }
-            let account = match accounts.get_mut(&tx.account_id) {
-                Some(a) => a,
-                None => {
-                    let loaded = reader.account(&tx.account_id)?.unwrap_or_default();
-                    accounts.entry(tx.account_id.clone()).or_insert(loaded)
-                }
-            };
-            let decision = evaluator.decide(&tx, account, position);
-            *summary.decisions.entry(decision.event_type).or_default() += 1;
-            decisions.push(&decision);
-            dirty.insert(tx.account_id.clone());
-            batch_decided.insert(tx.transaction_id.clone());
-            decided.push(tx.transaction_id);
+        number += 1;
+        let record = trim_newline(&line);
+        if !record.iter().all(u8::is_ascii_whitespace) {
+            let parsed = parse_input(record, max_event_bytes);
+            let raw = parsed.is_err().then(|| record.to_vec());
+            chunk.push(Line { number, parsed, raw });
         }
-        drop(reader);
-        let offsets = SinkOffsets { decisions: decisions.flush()?, dead_letters: dead.flush()? };
+        // Nothing more buffered: the next read may wait for the input, so
+        // what was read is handed over first.
+        let buffered = !input.buffer().is_empty();
+        if chunk.len() >= CHUNK_LINES || (!buffered && !chunk.is_empty()) {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_LINES));
+            if to.send(Input::Lines(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() && to.send(Input::Lines(chunk)).is_err() {
+        return;
+    }
+    let _ = to.send(Input::End);
+}
+
+/// Makes sealed batches durable, one at a time, in order.
+fn commit_batches(
+    from: Receiver<Sealed>,
+    store: &StateStore,
+    decisions: &mut SinkFile,
+    dead: &mut SinkFile,
+    idle: &AtomicBool,
+) -> Result<(), PipelineError> {
+    for batch in from {
+        let offsets = SinkOffsets {
+            decisions: decisions.append(&batch.decisions)?,
+            dead_letters: dead.append(&batch.dead_letters)?,
+        };
         let commit = BatchCommit {
-            accounts: dirty.iter().map(|id| (id.as_str(), &accounts[id])).collect(),
-            decided: decided.iter().map(String::as_str).collect(),
+            accounts: batch.accounts.iter().map(|(id, parts)| (id.as_str(), parts.clone())).collect(),
+            decided: batch.decided.iter().map(String::as_str).collect(),
             offsets,
         };
         store.commit(&commit)?;
-        opts.hooks.record_batch(summary.records, &summary.decisions, summary.dead_letters, evaluator);
-        if accounts.len() > ACCOUNT_CACHE_LIMIT {
-            accounts.clear();
-        }
-        summary.elapsed = started.elapsed();
-        on_batch(&summary);
+        idle.store(true, Ordering::Release);
     }
-    summary.rules = evaluator.stats().map(|(id, s)| (id.to_owned(), s.clone())).collect();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(())
+}
+
+/// The deciding thread's state.
+struct Decider<'a> {
+    evaluator: &'a mut Evaluator,
+    store: &'a StateStore,
+    opts: &'a PipelineOptions,
+    /// Accounts read or decided so far, and what changed in them.
+    accounts: HashMap<String, AccountState>,
+    /// Transaction ids decided in the batches not known to be committed yet,
+    /// newest last: the store's snapshot may not show them.
+    recent: VecDeque<HashSet<String>>,
+    counters: Counters,
+    batches: u64,
+}
+
+/// The accounts of one batch: the cache, backed by a snapshot of the store.
+struct BatchAccounts<'a, 'b> {
+    cache: &'a mut HashMap<String, AccountState>,
+    reader: &'a StoreReader<'b>,
+    recent: &'a mut VecDeque<HashSet<String>>,
+    dirty: &'a mut HashSet<String>,
+}
+
+impl Accounts for BatchAccounts<'_, '_> {
+    type Error = StoreError;
+
+    fn account(&mut self, id: &str) -> Result<&mut AccountState, StoreError> {
+        if !self.dirty.contains(id) {
+            self.dirty.insert(id.to_owned());
+        }
+        if !self.cache.contains_key(id) {
+            let loaded = self.reader.account(id)?.unwrap_or_default();
+            self.cache.insert(id.to_owned(), loaded);
+        }
+        Ok(self.cache.get_mut(id).expect("just inserted"))
+    }
+
+    fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, StoreError> {
+        let id = tx.transaction_id.as_str();
+        Ok(self.recent.iter().any(|ids| ids.contains(id)) || self.reader.is_decided(id)?)
+    }
+
+    fn decided(&mut self, tx: &TransactionRecorded) {
+        if let Some(current) = self.recent.back_mut() {
+            current.insert(tx.transaction_id.clone());
+        }
+    }
+}
+
+impl Decider<'_> {
+    fn run(
+        &mut self,
+        lines: Receiver<Input>,
+        sealed: &SyncSender<Sealed>,
+        idle: &AtomicBool,
+        batch_size: usize,
+        started: Instant,
+        on_batch: &mut impl FnMut(&Summary),
+    ) -> Result<Summary, PipelineError> {
+        let mut generation = 0;
+        let mut last_line: i64 = 0;
+        let mut pending: Option<Vec<Line>> = None;
+        let mut eof = false;
+        while !eof {
+            // Rule swaps happen here, between two batches: a batch runs on one
+            // rule set from its first record to its commit.
+            if let Some(adopted) = self.opts.hooks.adopt(&mut generation, self.evaluator) {
+                self.opts.hooks.took_effect(&adopted, format!("{} after line {last_line}", self.opts.input_name));
+            }
+            if self.accounts.len() > ACCOUNT_CACHE_LIMIT {
+                // Emptied only once every batch is committed: until then the
+                // cache holds state the store does not have yet.
+                self.recent.clear();
+                wait_idle(idle);
+                self.accounts.clear();
+            }
+            self.recent.push_back(HashSet::new());
+            while self.recent.len() > 3 {
+                self.recent.pop_front();
+            }
+            let reader = self.store.reader()?;
+            let mut batch = Sealed::default();
+            let mut dirty = HashSet::new();
+            let mut in_batch = 0usize;
+            loop {
+                let chunk = match pending.take() {
+                    Some(chunk) => Some(chunk),
+                    None => match lines.try_recv() {
+                        Ok(Input::Lines(chunk)) => Some(chunk),
+                        Ok(Input::End) => {
+                            eof = true;
+                            None
+                        }
+                        Ok(Input::Failed(source)) => {
+                            return Err(PipelineError::Io { path: PathBuf::from(&self.opts.input_name), source });
+                        }
+                        Err(TryRecvError::Empty) if in_batch > 0 => None,
+                        Err(TryRecvError::Empty) => match lines.recv_timeout(INPUT_PAUSE) {
+                            Ok(Input::Lines(chunk)) => Some(chunk),
+                            Ok(Input::End) | Err(RecvTimeoutError::Disconnected) => {
+                                eof = true;
+                                None
+                            }
+                            Ok(Input::Failed(source)) => {
+                                return Err(PipelineError::Io { path: PathBuf::from(&self.opts.input_name), source });
+                            }
+                            Err(RecvTimeoutError::Timeout) => continue,
+                        },
+                        Err(TryRecvError::Disconnected) => {
+                            eof = true;
+                            None
+                        }
+                    },
+                };
+                let Some(chunk) = chunk else { break };
+                let mut accounts = BatchAccounts {
+                    cache: &mut self.accounts,
+                    reader: &reader,
+                    recent: &mut self.recent,
+                    dirty: &mut dirty,
+                };
+                for line in chunk {
+                    last_line = line.number;
+                    let position =
+                        InputPosition { topic: self.opts.input_name.clone(), partition: 0, offset: line.number };
+                    let processed = process(self.evaluator, line.parsed, position.clone(), &mut accounts)?;
+                    self.counters.count(&processed);
+                    in_batch += 1;
+                    match &processed {
+                        Processed::Decided(decision) => {
+                            serde_json::to_writer(&mut batch.decisions, decision).expect("decisions always serialize");
+                            batch.decisions.push(b'\n');
+                            batch.decided.push(decision.transaction_id.clone());
+                        }
+                        Processed::DeadLetter(reason) => {
+                            tracing::debug!(line = line.number, "dead-lettered: {reason}");
+                            let raw = line.raw.as_deref().unwrap_or_default();
+                            let letter = DeadLetter::new(reason.clone(), position, raw);
+                            serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
+                            batch.dead_letters.push(b'\n');
+                        }
+                        Processed::Confirmation | Processed::Duplicate => {}
+                    }
+                }
+                let full = in_batch >= batch_size && idle.load(Ordering::Acquire);
+                if full || in_batch >= batch_size * MAX_BATCH_FACTOR {
+                    break;
+                }
+            }
+            if in_batch == 0 && eof {
+                break;
+            }
+            drop(reader);
+            for id in &dirty {
+                if let Some(account) = self.accounts.get_mut(id) {
+                    let parts = account.take_changes();
+                    if !parts.is_empty() {
+                        batch.accounts.push((id.clone(), parts));
+                    }
+                }
+            }
+            // Busy from the hand-over to the end of the commit.
+            idle.store(false, Ordering::Release);
+            if sealed.send(batch).is_err() {
+                // The committer stopped: its error is reported.
+                break;
+            }
+            self.batches += 1;
+            let totals = &self.counters;
+            self.opts.hooks.record_batch(totals.records, &totals.decisions, totals.dead_letters, self.evaluator);
+            on_batch(&self.summary(started));
+        }
+        Ok(self.summary(started))
+    }
+
+    fn summary(&self, started: Instant) -> Summary {
+        Summary {
+            counters: self.counters.clone(),
+            batches: self.batches,
+            rules: rule_stats([&*self.evaluator]),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Waits until the committer has committed every batch it was given.
+fn wait_idle(idle: &AtomicBool) {
+    while !idle.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {

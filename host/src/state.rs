@@ -12,15 +12,29 @@
 //! `weir.customer_confirmed_merchant` on the account's transactions at those
 //! merchants ([`AccountState::facts`]).
 //!
-//! The encoding (postcard) is not self-describing: fields are only ever
-//! added at the end, and [`AccountState::decode`] reads records written
-//! before a field existed (on the changelog or in the embedded store) with
-//! the field's default.
+//! # Records
+//!
+//! An account is stored as **parts**, each its own record, so a transaction
+//! writes what it changed and not the whole account (whose history alone is
+//! 32 transactions): `m` holds the lock and the confirmed merchants, `r/<rule
+//! id>` one rule's state, `h/<slot>` one history entry (slot = its sequence
+//! number modulo [`HISTORY_LEN`]), so the history is a ring of records that
+//! are overwritten in place. [`AccountState`] remembers which parts changed
+//! since they were last written ([`AccountState::take_changes`]); a part
+//! that becomes empty is deleted. [`AccountState::from_parts`] puts an
+//! account back together.
+//!
+//! Before parts, an account was one record (postcard of the whole state);
+//! [`AccountState::decode`] still reads those, of both earlier shapes, and
+//! an account read from one is written out whole, as parts, the next time
+//! it changes. The encoding (postcard) is not self-describing: fields are
+//! only ever added at the end.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::state::{History, RuleState};
+use weir_sdk::PastTransaction;
+use weir_sdk::state::{HISTORY_LEN, History, RuleState};
 
 use crate::events::{CustomerConfirmation, HostFacts, TransactionRecorded};
 
@@ -29,7 +43,7 @@ use crate::events::{CustomerConfirmation, HostFacts, TransactionRecorded};
 pub const MAX_CONFIRMED_MERCHANTS: usize = 64;
 
 /// Everything weir keeps about one account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct AccountState {
     /// Each rule's own state, by rule id.
     pub rules: BTreeMap<String, RuleState>,
@@ -38,17 +52,90 @@ pub struct AccountState {
     /// Set when weir locked the account: one `AccountLocked` per lock.
     pub lock: Option<Lock>,
     /// Merchant ids the customer confirmed a purchase at, sorted, at most
-    /// [`MAX_CONFIRMED_MERCHANTS`]. Added after the first release: records
-    /// written before decode with none.
+    /// [`MAX_CONFIRMED_MERCHANTS`].
     pub confirmed_merchants: Vec<String>,
+    /// How many transactions the history has ever recorded: the newest
+    /// entry's sequence number is `history_seq - 1`.
+    pub history_seq: u64,
+    /// What changed since the parts were last taken for writing.
+    pub(crate) changes: Changes,
 }
 
-/// The shape of [`AccountState`] before `confirmed_merchants`, to read old records.
+/// Equal when the state is: what is pending a write does not count, and a
+/// rule with empty state is one with none (an empty part is not stored).
+impl PartialEq for AccountState {
+    fn eq(&self, other: &Self) -> bool {
+        let rules = |s: &AccountState| {
+            s.rules.iter().filter(|(_, r)| !r.is_empty()).map(|(k, r)| (k.clone(), r.clone())).collect::<Vec<_>>()
+        };
+        rules(self) == rules(other)
+            && self.history == other.history
+            && self.lock == other.lock
+            && self.confirmed_merchants == other.confirmed_merchants
+            && self.history_seq == other.history_seq
+    }
+}
+
+impl Eq for AccountState {}
+
+/// Which parts of an account changed since they were last written.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Changes {
+    /// Every part: the account was read from a whole-account record.
+    all: bool,
+    /// The lock or the confirmed merchants.
+    meta: bool,
+    /// Rule ids whose state changed.
+    rules: Vec<String>,
+    /// History entries recorded since, newest last (at most [`HISTORY_LEN`] matter).
+    history: u64,
+}
+
+/// One part of an account to write: its name (`m`, `r/<rule id>`,
+/// `h/<slot>`) and its record, or `None` to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The `m` part.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    lock: Option<Lock>,
+    confirmed_merchants: Vec<String>,
+}
+
+/// An `h/<slot>` part.
+#[derive(Serialize, Deserialize)]
+struct HistoryEntry {
+    seq: u64,
+    transaction: PastTransaction,
+}
+
+/// The whole-account record before parts (second shape).
 #[derive(Deserialize)]
-struct AccountStateV1 {
+struct WholeV2 {
     rules: BTreeMap<String, RuleState>,
     history: History,
     lock: Option<Lock>,
+    confirmed_merchants: Vec<String>,
+}
+
+/// The whole-account record of the first release.
+#[derive(Deserialize)]
+struct WholeV1 {
+    rules: BTreeMap<String, RuleState>,
+    history: History,
+    lock: Option<Lock>,
+}
+
+/// Why a record cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{part}: {source}")]
+pub struct PartError {
+    pub part: String,
+    pub source: postcard::Error,
 }
 
 /// Why and when weir locked an account.
@@ -59,26 +146,117 @@ pub struct Lock {
     pub reason: String,
 }
 
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("account state always serializes")
+}
+
 impl AccountState {
-    /// Encodes for the state store (postcard: compact and fast).
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("account state always serializes")
+    /// Decodes a whole-account record of an earlier version (see the module
+    /// docs); all of its parts count as changed, so it is written out as
+    /// parts the next time it is written.
+    pub fn decode(bytes: &[u8]) -> Result<AccountState, postcard::Error> {
+        let (rules, history, lock, confirmed_merchants) = match postcard::from_bytes::<WholeV2>(bytes) {
+            Ok(w) => (w.rules, w.history, w.lock, w.confirmed_merchants),
+            Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                let w: WholeV1 = postcard::from_bytes(bytes)?;
+                (w.rules, w.history, w.lock, Vec::new())
+            }
+            Err(e) => return Err(e),
+        };
+        let history_seq = history.len() as u64;
+        Ok(AccountState {
+            rules,
+            history,
+            lock,
+            confirmed_merchants,
+            history_seq,
+            changes: Changes { all: true, ..Changes::default() },
+        })
     }
 
-    /// Decodes a record of this version or of an earlier one (see the module docs).
-    pub fn decode(bytes: &[u8]) -> Result<AccountState, postcard::Error> {
-        match postcard::from_bytes(bytes) {
-            Err(postcard::Error::DeserializeUnexpectedEnd) => {
-                let old: AccountStateV1 = postcard::from_bytes(bytes)?;
-                Ok(AccountState {
-                    rules: old.rules,
-                    history: old.history,
-                    lock: old.lock,
-                    confirmed_merchants: Vec::new(),
-                })
+    /// Puts an account back together from its parts, in any order.
+    pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<AccountState, PartError> {
+        let mut account = AccountState::default();
+        let mut entries: Vec<HistoryEntry> = Vec::new();
+        for (name, bytes) in parts {
+            let err = |source| PartError { part: name.to_owned(), source };
+            if name == "m" {
+                let meta: Meta = postcard::from_bytes(bytes).map_err(err)?;
+                account.lock = meta.lock;
+                account.confirmed_merchants = meta.confirmed_merchants;
+            } else if let Some(rule) = name.strip_prefix("r/") {
+                account.rules.insert(rule.to_owned(), postcard::from_bytes(bytes).map_err(err)?);
+            } else if name.starts_with("h/") {
+                entries.push(postcard::from_bytes(bytes).map_err(err)?);
             }
-            other => other,
+            // Parts of a later version are ignored.
         }
+        entries.sort_by_key(|e| e.seq);
+        account.history_seq = entries.last().map_or(0, |e| e.seq + 1);
+        for entry in entries {
+            account.history.push(entry.transaction);
+        }
+        Ok(account)
+    }
+
+    /// Records a transaction in the history, once every rule has seen it.
+    pub fn record_history(&mut self, transaction: PastTransaction) {
+        self.history.push(transaction);
+        self.history_seq += 1;
+        self.changes.history += 1;
+    }
+
+    /// Locks the account.
+    pub fn set_lock(&mut self, lock: Lock) {
+        self.lock = Some(lock);
+        self.changes.meta = true;
+    }
+
+    /// Notes that the rule `id`'s state changed.
+    pub fn rule_changed(&mut self, id: &str) {
+        if !self.changes.all && !self.changes.rules.iter().any(|r| r == id) {
+            self.changes.rules.push(id.to_owned());
+        }
+    }
+
+    /// Whether the account was read from a whole-account record of an
+    /// earlier version and not written since.
+    pub fn read_whole(&self) -> bool {
+        self.changes.all
+    }
+
+    /// Whether some part changed since the parts were last taken.
+    pub fn has_changes(&self) -> bool {
+        let c = &self.changes;
+        c.all || c.meta || !c.rules.is_empty() || c.history > 0
+    }
+
+    /// The parts that changed since the last call, encoded, and forgets
+    /// the changes.
+    pub fn take_changes(&mut self) -> Vec<Part> {
+        let changes = std::mem::take(&mut self.changes);
+        let mut parts = Vec::new();
+        if changes.all || changes.meta {
+            let empty = self.lock.is_none() && self.confirmed_merchants.is_empty();
+            let meta = Meta { lock: self.lock.clone(), confirmed_merchants: self.confirmed_merchants.clone() };
+            parts.push(Part { name: "m".to_owned(), value: (!empty).then(|| encode(&meta)) });
+        }
+        let rule_part = |id: &str, state: Option<&RuleState>| Part {
+            name: format!("r/{id}"),
+            value: state.filter(|s| !s.is_empty()).map(encode),
+        };
+        if changes.all {
+            parts.extend(self.rules.iter().map(|(id, state)| rule_part(id, Some(state))));
+        } else {
+            parts.extend(changes.rules.iter().map(|id| rule_part(id, self.rules.get(id))));
+        }
+        let fresh = if changes.all { self.history.len() as u64 } else { changes.history.min(HISTORY_LEN as u64) };
+        for (age, transaction) in self.history.recent(fresh as u32).enumerate() {
+            let seq = self.history_seq - 1 - age as u64;
+            let entry = HistoryEntry { seq, transaction: transaction.clone() };
+            parts.push(Part { name: format!("h/{}", seq % HISTORY_LEN as u64), value: Some(encode(&entry)) });
+        }
+        parts
     }
 
     /// Records the customer's confirmation of a purchase at `confirmation.merchant_id`.
@@ -89,6 +267,7 @@ impl AccountState {
             Ok(_) => {}
             Err(at) if self.confirmed_merchants.len() < MAX_CONFIRMED_MERCHANTS => {
                 self.confirmed_merchants.insert(at, merchant.clone());
+                self.changes.meta = true;
             }
             Err(_) => tracing::warn!(
                 account_id = %confirmation.account_id,
@@ -107,9 +286,26 @@ impl AccountState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_sdk::testing::tx;
 
-    #[test]
-    fn encoding_round_trips() {
+    fn whole_v2(s: &AccountState) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct V2<'a> {
+            rules: &'a BTreeMap<String, RuleState>,
+            history: &'a History,
+            lock: &'a Option<Lock>,
+            confirmed_merchants: &'a Vec<String>,
+        }
+        postcard::to_stdvec(&V2 {
+            rules: &s.rules,
+            history: &s.history,
+            lock: &s.lock,
+            confirmed_merchants: &s.confirmed_merchants,
+        })
+        .unwrap()
+    }
+
+    fn sample() -> AccountState {
         let mut s = AccountState::default();
         let mut r = RuleState::default();
         r.set("k", "v");
@@ -117,7 +313,74 @@ mod tests {
         s.rules.insert("velocity".into(), r);
         s.lock = Some(Lock { transaction_id: "tx-1".into(), occurred_at_ms: 5, reason: "x".into() });
         s.confirmed_merchants = vec!["m-luckybets".into()];
-        assert_eq!(AccountState::decode(&s.encode()).unwrap(), s);
+        for i in 0..3 {
+            s.history.push(weir_sdk::PastTransaction::from(&tx().id(&format!("tx-{i}")).build()));
+        }
+        s.history_seq = 3;
+        s
+    }
+
+    /// Applies parts as a store would: the last record of each name wins,
+    /// `None` deletes it.
+    fn apply(store: &mut BTreeMap<String, Vec<u8>>, parts: Vec<Part>) {
+        for p in parts {
+            match p.value {
+                Some(v) => store.insert(p.name, v),
+                None => store.remove(&p.name),
+            };
+        }
+    }
+
+    fn load(store: &BTreeMap<String, Vec<u8>>) -> AccountState {
+        AccountState::from_parts(store.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap()
+    }
+
+    #[test]
+    fn whole_records_read_and_are_written_out_as_parts() {
+        let s = sample();
+        let mut read = AccountState::decode(&whole_v2(&s)).unwrap();
+        assert_eq!(read, s);
+        let mut store = BTreeMap::new();
+        apply(&mut store, read.take_changes());
+        let names: Vec<&str> = store.keys().map(String::as_str).collect();
+        assert_eq!(names, ["h/0", "h/1", "h/2", "m", "r/velocity"]);
+        assert_eq!(load(&store), s);
+        assert!(read.take_changes().is_empty(), "nothing changed since");
+    }
+
+    #[test]
+    fn a_transaction_writes_what_it_changed_and_the_history_is_a_ring() {
+        let mut s = AccountState::default();
+        let mut store = BTreeMap::new();
+        for i in 0..40 {
+            s.record_history(weir_sdk::PastTransaction::from(&tx().id(&format!("tx-{i}")).build()));
+            if i == 5 {
+                s.rules.entry("velocity".into()).or_default().set("k", "v");
+                s.rule_changed("velocity");
+            }
+            let parts = s.take_changes();
+            let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+            let slot = format!("h/{}", i % 32);
+            if i == 5 {
+                assert_eq!(names, ["r/velocity", slot.as_str()]);
+            } else {
+                assert_eq!(names, [slot.as_str()], "one history slot per transaction");
+            }
+            apply(&mut store, parts);
+        }
+        assert_eq!(store.len(), 33, "32 history slots and one rule");
+        let back = load(&store);
+        assert_eq!(back, s);
+        assert_eq!(back.history.recent(1).next().unwrap().transaction_id, "tx-39");
+        assert_eq!(back.history.len(), 32);
+
+        // A rule whose state became empty, and the lock.
+        s.rules.get_mut("velocity").unwrap().remove("k");
+        s.rule_changed("velocity");
+        s.set_lock(Lock { transaction_id: "tx-39".into(), occurred_at_ms: 1, reason: "r".into() });
+        apply(&mut store, s.take_changes());
+        assert!(!store.contains_key("r/velocity"), "an empty rule state is deleted");
+        assert_eq!(load(&store), s);
     }
 
     /// Changelog and store records written before `confirmed_merchants` existed.
@@ -157,6 +420,9 @@ mod tests {
             s.record_confirmation(&confirm(m));
         }
         assert_eq!(s.confirmed_merchants, ["m-a", "m-b"]);
+        assert_eq!(s.take_changes().len(), 1, "the meta part");
+        s.record_confirmation(&confirm("m-a"));
+        assert!(s.take_changes().is_empty(), "a redelivered confirmation changes nothing");
         for i in 0..100 {
             s.record_confirmation(&confirm(&format!("m-{i:03}")));
         }

@@ -1,18 +1,25 @@
 //! The embedded state store: a redb database file.
 //!
-//! It holds, per account, the [`AccountState`]; per transaction id, the fact
-//! that it was decided (so a rerun of the same input decides nothing twice);
-//! and the committed lengths of the embedded sink files. All three change in
-//! one redb write transaction per batch: the embedded counterpart of a Kafka
-//! transaction that commits decisions, state and offsets together.
+//! It holds, per account, the parts of its [`AccountState`] (see
+//! [`crate::state`]: a batch writes the parts its transactions changed, not
+//! whole accounts); per transaction id, the fact that it was decided (so a
+//! rerun of the same input decides nothing twice); and the committed lengths
+//! of the embedded sink files. All three change in one redb write
+//! transaction per batch: the embedded counterpart of a Kafka transaction
+//! that commits decisions, state and offsets together. Accounts written as
+//! one whole record by earlier versions are still read, and replaced by
+//! their parts when next written.
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
-use crate::state::AccountState;
+use crate::state::{AccountState, Part};
 
+/// Whole-account records of earlier versions, read and replaced.
 const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// Account parts: (account id, part name) → record.
+const PARTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("account_parts");
 const DECIDED: TableDefinition<&str, ()> = TableDefinition::new("decided");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -39,7 +46,8 @@ pub struct StateStore {
 /// What one batch commits.
 #[derive(Default)]
 pub struct BatchCommit<'a> {
-    pub accounts: Vec<(&'a str, &'a AccountState)>,
+    /// The changed parts of each account the batch touched.
+    pub accounts: Vec<(&'a str, Vec<Part>)>,
     pub decided: Vec<&'a str>,
     pub offsets: SinkOffsets,
 }
@@ -51,6 +59,7 @@ impl StateStore {
         let db = Database::create(path).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(ACCOUNTS).map_err(|e| err(&e))?;
+        txn.open_table(PARTS).map_err(|e| err(&e))?;
         txn.open_table(DECIDED).map_err(|e| err(&e))?;
         txn.open_table(META).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;
@@ -70,9 +79,22 @@ impl StateStore {
     pub fn commit(&self, batch: &BatchCommit<'_>) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let mut accounts = txn.open_table(ACCOUNTS).map_err(|e| self.err(e))?;
-            for (id, state) in &batch.accounts {
-                accounts.insert(*id, state.encode().as_slice()).map_err(|e| self.err(e))?;
+            let mut whole = txn.open_table(ACCOUNTS).map_err(|e| self.err(e))?;
+            let migrating = !whole.is_empty().map_err(|e| self.err(e))?;
+            let mut parts = txn.open_table(PARTS).map_err(|e| self.err(e))?;
+            for (id, changed) in &batch.accounts {
+                for part in changed {
+                    match &part.value {
+                        Some(bytes) => parts.insert((*id, part.name.as_str()), bytes.as_slice()),
+                        None => parts.remove((*id, part.name.as_str())),
+                    }
+                    .map_err(|e| self.err(e))?;
+                }
+                // An account read from a whole record was written out whole,
+                // as parts, the first time it changed: the record goes.
+                if migrating {
+                    whole.remove(*id).map_err(|e| self.err(e))?;
+                }
             }
             let mut decided = txn.open_table(DECIDED).map_err(|e| self.err(e))?;
             for id in &batch.decided {
@@ -93,11 +115,24 @@ pub struct StoreReader<'a> {
 
 impl StoreReader<'_> {
     pub fn account(&self, id: &str) -> Result<Option<AccountState>, StoreError> {
-        let table = self.txn.open_table(ACCOUNTS).map_err(|e| self.store.err(e))?;
-        let Some(bytes) = table.get(id).map_err(|e| self.store.err(e))? else { return Ok(None) };
-        AccountState::decode(bytes.value())
-            .map(Some)
-            .map_err(|e| self.store.err(format!("account {id} is unreadable: {e}")))
+        let unreadable = |e: &dyn std::fmt::Display| self.store.err(format!("account {id} is unreadable: {e}"));
+        let parts = self.txn.open_table(PARTS).map_err(|e| self.store.err(e))?;
+        let mut records = Vec::new();
+        for entry in parts.range((id, "")..).map_err(|e| self.store.err(e))? {
+            let (key, value) = entry.map_err(|e| self.store.err(e))?;
+            let (account, part) = key.value();
+            if account != id {
+                break;
+            }
+            records.push((part.to_owned(), value.value().to_vec()));
+        }
+        if !records.is_empty() {
+            let parts = records.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice()));
+            return AccountState::from_parts(parts).map(Some).map_err(|e| unreadable(&e));
+        }
+        let whole = self.txn.open_table(ACCOUNTS).map_err(|e| self.store.err(e))?;
+        let Some(bytes) = whole.get(id).map_err(|e| self.store.err(e))? else { return Ok(None) };
+        AccountState::decode(bytes.value()).map(Some).map_err(|e| unreadable(&e))
     }
 
     pub fn is_decided(&self, transaction_id: &str) -> Result<bool, StoreError> {

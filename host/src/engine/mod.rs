@@ -312,13 +312,15 @@ impl CallCtx {
         self.state.journaled(&mut self.journal).window_count(now, name, window_ms)
     }
 
-    /// The rule state to keep: as written on success, as it was on failure.
-    fn finish(&mut self, ok: bool) -> RuleState {
+    /// The rule state to keep — as written on success, as it was on
+    /// failure — and whether it changed.
+    fn finish(&mut self, ok: bool) -> (RuleState, bool) {
+        let changed = ok && !self.journal.is_empty();
         if !ok {
             self.state.undo(&mut self.journal);
         }
         self.journal.clear();
-        std::mem::take(&mut self.state)
+        (std::mem::take(&mut self.state), changed)
     }
 }
 
@@ -477,13 +479,16 @@ impl Evaluator {
                     (verdict, 0)
                 }
             };
-            let state = call.finish(verdict.is_ok());
+            let (state, changed) = call.finish(verdict.is_ok());
             match slot_state {
                 Some(slot_state) => *slot_state = state,
                 None if !state.is_empty() => {
                     account.rules.insert(rule.spec.id.clone(), state);
                 }
                 None => {}
+            }
+            if changed {
+                account.rule_changed(&rule.spec.id);
             }
             slot.stats.invocations += 1;
             slot.stats.fuel += fuel;
@@ -496,11 +501,11 @@ impl Evaluator {
             results.push(rule_result(rule, verdict));
         }
         account.history = std::mem::take(&mut call.history);
-        account.history.push(tx.to_past());
+        account.record_history(tx.to_past());
 
         let combined = policy.combine(&results, account.lock.as_ref());
         if combined.event_type == crate::events::DecisionType::AccountLocked {
-            account.lock = Some(Lock {
+            account.set_lock(Lock {
                 transaction_id: tx.transaction_id.clone(),
                 occurred_at_ms: now_ms,
                 reason: combined.reason.clone().unwrap_or_default(),

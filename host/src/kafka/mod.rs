@@ -22,6 +22,8 @@
 //!
 //! Only this module knows rdkafka.
 
+pub mod changelog;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -566,13 +568,19 @@ impl Worker<'_> {
             send(&self.producer, record)?;
             *decided.entry(decision.event_type).or_default() += 1;
         }
-        // The state of every touched account, once per batch.
+        // What changed of every touched account, once per batch.
         for (partition, account_id) in &touched {
-            let Some(state) = self.states.get(partition).and_then(|a| a.get(account_id)) else { continue };
-            let bytes = state.encode();
-            let record =
-                BaseRecord::to(&topics.changelog).partition(*partition).key(account_id.as_str()).payload(&bytes);
-            send(&self.producer, record)?;
+            let Some(state) = self.states.get_mut(partition).and_then(|a| a.get_mut(account_id)) else { continue };
+            for (key, value) in changelog::records(account_id, state) {
+                let record = BaseRecord::<[u8], [u8]>::to(&topics.changelog).partition(*partition).key(&key);
+                send(
+                    &self.producer,
+                    match &value {
+                        Some(bytes) => record.payload(bytes),
+                        None => record,
+                    },
+                )?;
+            }
         }
         let mut offsets = TopicPartitionList::new();
         for (p, o) in &next {
@@ -678,7 +686,7 @@ impl Worker<'_> {
                 Err(e) => return Err(err(e.to_string())),
             }
         };
-        let mut accounts = HashMap::new();
+        let mut restore = changelog::Restore::default();
         if high > low {
             loop {
                 if started.elapsed() > RESTORE_PATIENCE {
@@ -687,17 +695,8 @@ impl Worker<'_> {
                 }
                 match self.restorer.poll(Duration::from_millis(500)) {
                     Some(Ok(m)) => {
-                        if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                            match m.payload() {
-                                None => {
-                                    accounts.remove(key);
-                                }
-                                Some(bytes) => {
-                                    let state = AccountState::decode(bytes)
-                                        .map_err(|e| err(format!("account {key} at offset {}: {e}", m.offset())))?;
-                                    accounts.insert(key.to_owned(), state);
-                                }
-                            }
+                        if let Some(key) = m.key() {
+                            restore.apply(key, m.payload());
                         }
                         if m.offset() + 1 >= high {
                             break;
@@ -709,6 +708,7 @@ impl Worker<'_> {
                 }
             }
         }
+        let accounts = restore.finish().map_err(err)?;
         self.restorer.unassign().map_err(|e| err(e.to_string()))?;
         tracing::info!(
             partition,

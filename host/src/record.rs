@@ -1,0 +1,131 @@
+//! What happens to one input record, whichever pipeline read it.
+//!
+//! Both pipelines (embedded, [`crate::pipeline`]; Kafka, [`crate::kafka`])
+//! only move records in and results out; this module owns the step in
+//! between. A record is parsed ([`crate::events::parse_input`]); a
+//! malformed one becomes a dead letter with the reason; a customer's
+//! confirmation is recorded in its account's state and decided no further;
+//! a transaction already decided (by this run, an earlier one, or — on
+//! Kafka — as the account's history shows) is skipped; every other
+//! transaction is decided by the [`Evaluator`] against its account's state.
+//! [`Counters`] counts what became of the records, the same way for both
+//! pipelines.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::engine::{Evaluator, RuleStats};
+use crate::events::{DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded};
+use crate::state::AccountState;
+
+/// What one input record came to.
+#[derive(Debug)]
+pub enum Processed {
+    /// A transaction, decided: write the decision.
+    Decided(Box<DecisionEvent>),
+    /// A malformed record: write it to the dead letters with this reason.
+    DeadLetter(String),
+    /// A customer's confirmation, recorded in its account's state; nothing to write.
+    Confirmation,
+    /// A transaction decided before; nothing to write.
+    Duplicate,
+}
+
+/// Where a pipeline keeps the accounts it decides against, and what it
+/// remembers of the transactions it decided.
+pub trait Accounts {
+    type Error;
+
+    /// The account `id`, loaded if needed (a new account starts empty).
+    fn account(&mut self, id: &str) -> Result<&mut AccountState, Self::Error>;
+
+    /// Whether `tx` was decided before (then it is not decided again).
+    fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error>;
+
+    /// `tx` has just been decided.
+    fn decided(&mut self, tx: &TransactionRecorded);
+}
+
+/// Processes one parsed record read at `position`.
+pub fn process<A: Accounts>(
+    evaluator: &mut Evaluator,
+    parsed: Result<InputEvent, InvalidEvent>,
+    position: InputPosition,
+    accounts: &mut A,
+) -> Result<Processed, A::Error> {
+    let tx = match parsed {
+        Ok(InputEvent::Transaction(tx)) => tx,
+        Ok(InputEvent::CustomerConfirmation(confirmation)) => {
+            // Idempotent: a confirmation read again changes nothing.
+            accounts.account(&confirmation.account_id)?.record_confirmation(&confirmation);
+            tracing::debug!(account_id = %confirmation.account_id, merchant_id = %confirmation.merchant_id, transaction_id = %confirmation.transaction_id, "customer confirmation recorded");
+            return Ok(Processed::Confirmation);
+        }
+        Err(reason) => return Ok(Processed::DeadLetter(reason.to_string())),
+    };
+    if accounts.decided_before(&tx)? {
+        tracing::debug!(transaction_id = %tx.transaction_id, partition = position.partition, offset = position.offset, "already decided; skipped");
+        return Ok(Processed::Duplicate);
+    }
+    let decision = evaluator.decide(&tx, accounts.account(&tx.account_id)?, position);
+    accounts.decided(&tx);
+    Ok(Processed::Decided(Box::new(decision)))
+}
+
+/// What became of the records a pipeline read, since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Input records read (blank lines excepted).
+    pub records: u64,
+    pub decisions: BTreeMap<DecisionType, u64>,
+    pub dead_letters: u64,
+    /// Transactions skipped because they were decided before.
+    pub duplicates: u64,
+    /// Customer confirmations recorded in their account's state (no decision).
+    pub confirmations: u64,
+}
+
+impl Counters {
+    /// Counts one processed record.
+    pub fn count(&mut self, processed: &Processed) {
+        self.records += 1;
+        match processed {
+            Processed::Decided(d) => *self.decisions.entry(d.event_type).or_default() += 1,
+            Processed::DeadLetter(_) => self.dead_letters += 1,
+            Processed::Confirmation => self.confirmations += 1,
+            Processed::Duplicate => self.duplicates += 1,
+        }
+    }
+
+    /// Decisions of every type.
+    pub fn decided(&self) -> u64 {
+        self.decisions.values().sum()
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Counters) {
+        self.records += other.records;
+        for (t, n) in &other.decisions {
+            *self.decisions.entry(*t).or_default() += n;
+        }
+        self.dead_letters += other.dead_letters;
+        self.duplicates += other.duplicates;
+        self.confirmations += other.confirmations;
+    }
+}
+
+/// Per-rule counters of one or more evaluators, by rule id.
+pub fn rule_stats<'a>(evaluators: impl IntoIterator<Item = &'a Evaluator>) -> Vec<(String, RuleStats)> {
+    let mut by_id: BTreeMap<String, RuleStats> = BTreeMap::new();
+    for evaluator in evaluators {
+        for (id, s) in evaluator.stats() {
+            let total = by_id.entry(id.to_owned()).or_default();
+            total.invocations += s.invocations;
+            total.hits += s.hits;
+            total.errors += s.errors;
+            total.fuel += s.fuel;
+        }
+    }
+    by_id.into_iter().collect()
+}
