@@ -180,7 +180,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if args.input != "-" || args.output.is_some() {
             bail!("--input and --output are for the embedded pipeline; on Kafka weir reads `{}`", kafka.topics.input);
         }
-        return run_kafka(kafka, &mut evaluator, &live, &hooks);
+        return run_kafka(kafka, &config.policy, &live, &hooks);
     }
     let paths = OutputPaths::in_dir(&config.embedded.output);
     let mut opts = PipelineOptions {
@@ -209,7 +209,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 fn run_kafka(
     kafka: &crate::kafka::KafkaConfig,
-    evaluator: &mut Evaluator,
+    policy: &crate::engine::Policy,
     live: &LiveRules,
     hooks: &Hooks,
 ) -> anyhow::Result<ExitCode> {
@@ -220,22 +220,17 @@ fn run_kafka(
         signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))?;
         signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
     }
+    let rules = live.current().set.clone();
     eprintln!(
-        "weir: {} rules, consuming {} as {} in group {} (Ctrl-C to stop)",
-        live.current().set.rules().len(),
+        "weir: {} rules, consuming {} as {} in group {} with {} decide workers (Ctrl-C to stop)",
+        rules.rules().len(),
         kafka.topics.input,
         kafka.transactional_id(),
-        kafka.group_id
+        kafka.group_id,
+        kafka.workers()
     );
-    let summary = crate::kafka::run(kafka, evaluator, &shutdown, hooks)?;
-    println!("Decisions");
-    for t in DecisionType::ALL {
-        println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
-    }
-    println!("  {:<22} {:>9}", "dead-lettered", summary.dead_letters);
-    if summary.duplicates > 0 {
-        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", summary.duplicates);
-    }
+    let summary = crate::kafka::run(kafka, &rules, policy, &shutdown, hooks)?;
+    print_counters(&summary.counters);
     println!(
         "Transactions: {} committed, {} aborted and retried",
         summary.transactions_committed, summary.transactions_aborted
@@ -270,18 +265,23 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-fn print_summary(summary: &Summary, set: &RuleSet) {
+/// What became of the records: the same for both pipelines.
+fn print_counters(c: &crate::record::Counters) {
     println!("Decisions");
     for t in DecisionType::ALL {
-        println!("  {:<22} {:>9}", t.as_str(), summary.decisions.get(&t).copied().unwrap_or(0));
+        println!("  {:<22} {:>9}", t.as_str(), c.decisions.get(&t).copied().unwrap_or(0));
     }
-    println!("  {:<22} {:>9}   (malformed input, written with the reason)", "dead-lettered", summary.dead_letters);
-    if summary.duplicates > 0 {
-        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", summary.duplicates);
+    println!("  {:<22} {:>9}   (malformed input, written with the reason)", "dead-lettered", c.dead_letters);
+    if c.duplicates > 0 {
+        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", c.duplicates);
     }
-    if summary.confirmations > 0 {
-        println!("  {:<22} {:>9}   (customer confirmations; no decision)", "confirmations", summary.confirmations);
+    if c.confirmations > 0 {
+        println!("  {:<22} {:>9}   (customer confirmations; no decision)", "confirmations", c.confirmations);
     }
+}
+
+fn print_summary(summary: &Summary, set: &RuleSet) {
+    print_counters(&summary.counters);
     println!(
         "\n  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
         "rule", "version", "mode", "invocations", "hits", "errors", "avg fuel"

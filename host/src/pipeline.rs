@@ -473,8 +473,7 @@ impl Decider<'_> {
                 break;
             }
             self.batches += 1;
-            let totals = &self.counters;
-            self.opts.hooks.record_batch(totals.records, &totals.decisions, totals.dead_letters, self.evaluator);
+            self.opts.hooks.record(&self.counters, &rule_stats([&*self.evaluator]));
             on_batch(&self.summary(started));
         }
         Ok(self.summary(started))

@@ -115,12 +115,19 @@ impl Counters {
     }
 }
 
-/// Per-rule counters of one or more evaluators, by rule id.
+/// Per-rule counters of one or more evaluators, summed by rule id.
 pub fn rule_stats<'a>(evaluators: impl IntoIterator<Item = &'a Evaluator>) -> Vec<(String, RuleStats)> {
+    let each: Vec<Vec<(String, RuleStats)>> =
+        evaluators.into_iter().map(|e| e.stats().map(|(id, s)| (id.to_owned(), s.clone())).collect()).collect();
+    rule_stats_of(each.iter().map(Vec::as_slice))
+}
+
+/// Per-rule counters of several workers, summed by rule id.
+pub fn rule_stats_of<'a>(workers: impl IntoIterator<Item = &'a [(String, RuleStats)]>) -> Vec<(String, RuleStats)> {
     let mut by_id: BTreeMap<String, RuleStats> = BTreeMap::new();
-    for evaluator in evaluators {
-        for (id, s) in evaluator.stats() {
-            let total = by_id.entry(id.to_owned()).or_default();
+    for stats in workers {
+        for (id, s) in stats {
+            let total = by_id.entry(id.clone()).or_default();
             total.invocations += s.invocations;
             total.hits += s.hits;
             total.errors += s.errors;

@@ -23,16 +23,19 @@ use serde::Serialize;
 
 use crate::engine::{Evaluator, RuleStats};
 use crate::events::DecisionType;
+
 use crate::live::{Generation, LiveRules};
 
-/// The pipeline's counters since start.
+/// The pipeline's counters since start, as the status shows them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counters {
-    pub records: u64,
-    pub decisions: BTreeMap<DecisionType, u64>,
-    pub dead_letters: u64,
+    /// What became of the records (the same on Kafka and embedded: on
+    /// Kafka, those of committed transactions).
+    #[serde(flatten)]
+    pub records: crate::record::Counters,
+    /// Batches (on Kafka, transactions) committed.
     pub batches: u64,
-    /// Per rule id, across its versions.
+    /// Per rule id, across its versions (and workers).
     pub rules: BTreeMap<String, RuleStats>,
 }
 
@@ -44,20 +47,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// After a committed batch: the pipeline's totals so far.
-    pub fn record_batch(
-        &self,
-        records: u64,
-        decisions: &BTreeMap<DecisionType, u64>,
-        dead_letters: u64,
-        evaluator: &Evaluator,
-    ) {
+    pub fn record(&self, records: &crate::record::Counters, rules: &[(String, RuleStats)]) {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        c.records = records;
-        c.decisions = decisions.clone();
-        c.dead_letters = dead_letters;
+        c.records = records.clone();
         c.batches += 1;
-        for (id, stats) in evaluator.stats() {
-            c.rules.insert(id.to_owned(), stats.clone());
+        for (id, stats) in rules {
+            c.rules.insert(id.clone(), stats.clone());
         }
     }
 
@@ -99,15 +94,9 @@ impl Hooks {
     }
 
     /// After a committed batch: the pipeline's totals so far.
-    pub fn record_batch(
-        &self,
-        records: u64,
-        decisions: &BTreeMap<DecisionType, u64>,
-        dead_letters: u64,
-        evaluator: &Evaluator,
-    ) {
+    pub fn record(&self, records: &crate::record::Counters, rules: &[(String, RuleStats)]) {
         if let Some(m) = &self.metrics {
-            m.record_batch(records, decisions, dead_letters, evaluator);
+            m.record(records, rules);
         }
     }
 }
@@ -156,7 +145,7 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
     let mut family = |name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    family("weir_records_total", "counter", "Input records read.");
+    family("weir_records_total", "counter", "Input records processed (on Kafka: in committed transactions).");
     family("weir_decisions_total", "counter", "Decisions published, by type.");
     family("weir_dead_letters_total", "counter", "Malformed records dead-lettered.");
     family("weir_batches_total", "counter", "Batches committed.");
@@ -167,11 +156,16 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
     family("weir_rule_swaps_total", "counter", "Rule sets published after a change in the rules directory.");
     family("weir_rule_packages_refused_total", "counter", "Rule packages refused while running.");
     family("weir_rule_active", "gauge", "Active rule versions (1 per rule id and content hash).");
-    let _ = writeln!(out, "weir_records_total {}", c.records);
+    family("weir_duplicates_total", "counter", "Transactions skipped because they were decided before.");
+    family("weir_confirmations_total", "counter", "Customer confirmations recorded in account state.");
+    let r = &c.records;
+    let _ = writeln!(out, "weir_records_total {}", r.records);
     for t in DecisionType::ALL {
-        let _ = writeln!(out, "weir_decisions_total{{type=\"{}\"}} {}", t.as_str(), c.decisions.get(&t).unwrap_or(&0));
+        let _ = writeln!(out, "weir_decisions_total{{type=\"{}\"}} {}", t.as_str(), r.decisions.get(&t).unwrap_or(&0));
     }
-    let _ = writeln!(out, "weir_dead_letters_total {}", c.dead_letters);
+    let _ = writeln!(out, "weir_dead_letters_total {}", r.dead_letters);
+    let _ = writeln!(out, "weir_duplicates_total {}", r.duplicates);
+    let _ = writeln!(out, "weir_confirmations_total {}", r.confirmations);
     let _ = writeln!(out, "weir_batches_total {}", c.batches);
     for (id, s) in &c.rules {
         let _ = writeln!(out, "weir_rule_invocations_total{{rule=\"{id}\"}} {}", s.invocations);

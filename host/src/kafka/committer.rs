@@ -1,0 +1,432 @@
+//! The committer: one Kafka transaction after another, each holding what
+//! the workers decided while the previous one committed.
+//!
+//! A transaction takes every worker's outbox whole, produces its records
+//! (decisions, dead letters, and the newest record of each changelog key),
+//! sends the partitions' next offsets with the consumer group's metadata,
+//! and commits. A failed transaction is aborted and the intake is asked to
+//! rewind every partition to its committed offsets (the workers drop what
+//! was not committed, state included); the committer waits for that before
+//! it commits again. The intake asks for a commit of everything decided so
+//! far ([`Link::flush`]) before partitions are revoked and before it stops.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output};
+use crate::engine::RuleStats;
+use crate::status::Hooks;
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt to abort a transaction waits, and how many are made
+/// before the producer is replaced.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
+const ABORT_ATTEMPTS: u32 = 3;
+
+/// What the intake asks of the committer.
+enum Request {
+    /// Commit everything decided so far; answer whether that worked.
+    Flush(SyncSender<bool>),
+    /// Stop (after the last flush).
+    Stop,
+}
+
+/// The committer's end of a [`Link`].
+pub(super) struct Requests(Receiver<Request>);
+
+/// The intake's handle on the committer.
+#[derive(Clone)]
+pub(super) struct Link {
+    requests: SyncSender<Request>,
+    doorbell: Arc<Doorbell>,
+    reset: Arc<Reset>,
+}
+
+/// A rewind the committer needs after a failed transaction.
+#[derive(Default)]
+struct Reset {
+    requested: AtomicBool,
+    done: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Link {
+    /// A link, and the committer's end of it.
+    pub(super) fn new(doorbell: Arc<Doorbell>) -> (Link, Requests) {
+        let (requests, from) = sync_channel(4);
+        (Link { requests, doorbell, reset: Arc::default() }, Requests(from))
+    }
+
+    /// Commits everything the workers decided so far (call after a barrier,
+    /// so that is everything they were given). False if the transaction
+    /// failed: the caller then rewinds ([`Link::rewound`]).
+    pub(super) fn flush(&self) -> bool {
+        let (ack, answer) = sync_channel(1);
+        if self.requests.send(Request::Flush(ack)).is_err() {
+            return false;
+        }
+        self.doorbell.ring();
+        answer.recv().unwrap_or(false)
+    }
+
+    /// Whether the committer waits for a rewind.
+    pub(super) fn rewind_requested(&self) -> bool {
+        self.reset.requested.load(Ordering::Acquire)
+    }
+
+    /// Every partition was rewound to its committed offsets and nothing
+    /// uncommitted is left: the committer may go on.
+    pub(super) fn rewound(&self) {
+        self.reset.requested.store(false, Ordering::Release);
+        *self.reset.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.reset.signal.notify_all();
+    }
+
+    /// Stops the committer.
+    pub(super) fn stop(&self) {
+        let _ = self.requests.send(Request::Stop);
+        self.doorbell.ring();
+        self.rewound();
+    }
+}
+
+pub(super) struct Committer<'a, C: ConsumerContext> {
+    config: &'a KafkaConfig,
+    consumer: &'a BaseConsumer<C>,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    outboxes: Vec<Arc<Outbox>>,
+    doorbell: Arc<Doorbell>,
+    hooks: Hooks,
+    requests: Receiver<Request>,
+    link: Link,
+    summary: KafkaSummary,
+    /// Each worker's per-rule counters, as last reported.
+    rules: Vec<Vec<(String, RuleStats)>>,
+    /// When the producer was last replaced after being fenced.
+    renewals: Vec<Instant>,
+}
+
+impl<'a, C: ConsumerContext> Committer<'a, C> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        config: &'a KafkaConfig,
+        consumer: &'a BaseConsumer<C>,
+        link: Link,
+        requests: Requests,
+        outboxes: Vec<Arc<Outbox>>,
+        doorbell: Arc<Doorbell>,
+        hooks: Hooks,
+    ) -> Result<Self, KafkaRunError> {
+        let requests = requests.0;
+        Ok(Committer {
+            config,
+            consumer,
+            producer: transactional_producer(config)?,
+            rules: vec![Vec::new(); outboxes.len()],
+            outboxes,
+            doorbell,
+            hooks,
+            requests,
+            link,
+            summary: KafkaSummary::default(),
+            renewals: Vec::new(),
+        })
+    }
+
+    /// Commits until stopped.
+    pub(super) fn run(mut self) -> Result<KafkaSummary, KafkaRunError> {
+        let idle = Duration::from_millis(self.config.batch_max_ms);
+        loop {
+            match self.requests.try_recv() {
+                Ok(Request::Flush(ack)) => {
+                    let ok = self.commit()?;
+                    let _ = ack.send(ok);
+                    continue;
+                }
+                Ok(Request::Stop) | Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {}
+            }
+            self.doorbell.wait(idle);
+            if !self.commit()? && !self.wait_for_rewind() {
+                break;
+            }
+        }
+        self.summary.rules = crate::record::rule_stats_of(self.rules.iter().map(Vec::as_slice));
+        Ok(self.summary)
+    }
+
+    /// Takes every outbox and commits what they held as one transaction.
+    /// False if the transaction failed (it is then aborted).
+    fn commit(&mut self) -> Result<bool, KafkaRunError> {
+        let outputs: Vec<Output> = self.outboxes.iter().map(|o| take(o)).collect();
+        if outputs.iter().all(Output::is_empty) {
+            return Ok(true);
+        }
+        match self.transact(&outputs) {
+            Ok(()) => {
+                self.summary.transactions_committed += 1;
+                for (worker, out) in outputs.iter().enumerate() {
+                    self.summary.counters.add(&out.counters);
+                    if !out.rules.is_empty() {
+                        self.rules[worker] = out.rules.clone();
+                    }
+                }
+                let rules = crate::record::rule_stats_of(self.rules.iter().map(Vec::as_slice));
+                self.hooks.record(&self.summary.counters, &rules);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!("transaction failed, aborting and rewinding: {e}");
+                self.summary.transactions_aborted += 1;
+                self.abort()?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// After a failed transaction: drops what the workers decided since
+    /// (it will be decided again), asks the intake to rewind, and waits.
+    /// False if stopped meanwhile.
+    fn wait_for_rewind(&mut self) -> bool {
+        *self.link.reset.done.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.link.reset.requested.store(true, Ordering::Release);
+        loop {
+            for outbox in &self.outboxes {
+                take(outbox);
+            }
+            // A flush asked meanwhile (the intake, in a rebalance) is
+            // refused: the intake then rewinds itself.
+            match self.requests.try_recv() {
+                Ok(Request::Flush(ack)) => {
+                    let _ = ack.send(false);
+                }
+                Ok(Request::Stop) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => {}
+            }
+            let done = self.link.reset.done.lock().unwrap_or_else(|e| e.into_inner());
+            let (done, _) = self
+                .link
+                .reset
+                .signal
+                .wait_timeout_while(done, Duration::from_millis(50), |d| !*d)
+                .unwrap_or_else(|e| e.into_inner());
+            if *done {
+                return true;
+            }
+        }
+    }
+
+    /// Produces the outputs and commits them with their offsets.
+    fn transact(&mut self, outputs: &[Output]) -> Result<(), KafkaError> {
+        let topics = &self.config.topics;
+        self.producer.begin_transaction()?;
+        // A changelog key written several times in this transaction: only
+        // its newest record is produced.
+        let mut newest: HashMap<(i32, &[u8]), (usize, usize)> = HashMap::new();
+        for (w, out) in outputs.iter().enumerate() {
+            for (i, r) in out.records.iter().enumerate() {
+                if r.destination == Destination::Changelog
+                    && let Some(key) = &r.key
+                {
+                    newest.insert((r.partition, key.as_slice()), (w, i));
+                }
+            }
+        }
+        for (w, out) in outputs.iter().enumerate() {
+            for (i, r) in out.records.iter().enumerate() {
+                if r.destination == Destination::Changelog
+                    && r.key.as_ref().is_some_and(|k| newest.get(&(r.partition, k.as_slice())) != Some(&(w, i)))
+                {
+                    continue;
+                }
+                self.produce(r)?;
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for out in outputs {
+            for (p, o) in &out.offsets {
+                offsets.add_partition_offset(&topics.input, *p, Offset::Offset(*o))?;
+            }
+        }
+        if offsets.count() > 0 {
+            let metadata = self.consumer.group_metadata().ok_or(KafkaError::NoMessageReceived)?;
+            self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+        }
+        // rust-rdkafka's commit flushes first, and its flush sleeps a whole
+        // 100 ms whenever a record is still in flight: wait for the
+        // deliveries here, in small steps, instead.
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        loop {
+            match self.producer.commit_transaction(TXN_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                    tracing::warn!("commit of the transaction will be retried: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn produce(&self, r: &OutRecord) -> Result<(), KafkaError> {
+        let topics = &self.config.topics;
+        let topic = match r.destination {
+            Destination::Decision(t) => topics.decisions(t),
+            Destination::DeadLetter => &topics.dead_letters,
+            Destination::Changelog => &topics.changelog,
+        };
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(p) = &r.payload {
+            record = record.payload(p.as_slice());
+        }
+        match &r.headers {
+            Headers::None => {}
+            Headers::Decision { id, event_type } => {
+                let mut id_buf = uuid::Uuid::encode_buffer();
+                let id = id.hyphenated().encode_lower(&mut id_buf);
+                record = record.headers(
+                    OwnedHeaders::new()
+                        .insert(Header { key: "ce_id", value: Some(&*id) })
+                        .insert(Header { key: "ce_type", value: Some(event_type.as_str()) })
+                        .insert(Header { key: "ce_source", value: Some("weir") })
+                        .insert(Header { key: "ce_specversion", value: Some("1.0") })
+                        .insert(Header { key: "content-type", value: Some("application/json") }),
+                );
+            }
+            Headers::DeadLetter { reason, offset } => {
+                record = record.headers(
+                    OwnedHeaders::new()
+                        .insert(Header { key: "weir.reason", value: Some(reason.as_str()) })
+                        .insert(Header { key: "weir.source.topic", value: Some(topics.input.as_str()) })
+                        .insert(Header { key: "weir.source.partition", value: Some(&r.partition.to_string()) })
+                        .insert(Header { key: "weir.source.offset", value: Some(&offset.to_string()) }),
+                );
+            }
+        }
+        if r.destination == Destination::Changelog {
+            record = record.partition(r.partition);
+        }
+        send(&self.producer, record)
+    }
+
+    /// Aborts the open transaction, retrying while the broker is away.
+    fn abort(&mut self) -> Result<(), KafkaRunError> {
+        let mut timeouts = 0;
+        loop {
+            match self.producer.abort_transaction(ABORT_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                    // A new producer's registration aborts the open transaction.
+                    return self.renew_producer();
+                }
+                Err(e) if timeouts + 1 >= ABORT_ATTEMPTS => {
+                    // After a broker restart librdkafka can keep a request to
+                    // the transaction coordinator queued on a connection that
+                    // never comes back. A new producer connects afresh, and
+                    // registering it aborts the open transaction.
+                    tracing::warn!(transactional_id = %self.config.transactional_id(), "the abort did not reach the transaction coordinator ({e}); a new producer takes over the transactional id");
+                    self.producer = transactional_producer(self.config)?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    timeouts += 1;
+                    tracing::warn!("abort of the transaction will be retried: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    /// Replaces a producer that was fenced. That happens when its
+    /// transaction timed out on the coordinator (the broker was away longer
+    /// than `transaction.timeout.ms`); the new producer takes over the same
+    /// transactional id. Fenced again and again means another live instance
+    /// has this id: then weir stops.
+    fn renew_producer(&mut self) -> Result<(), KafkaRunError> {
+        let now = Instant::now();
+        self.renewals.retain(|t| now.duration_since(*t) < Duration::from_secs(120));
+        if self.renewals.len() >= 3 {
+            return Err(KafkaRunError::Fenced(self.config.transactional_id()));
+        }
+        self.renewals.push(now);
+        tracing::warn!(transactional_id = %self.config.transactional_id(), "the producer was fenced (its transaction timed out on the coordinator); starting a new one");
+        self.producer = transactional_producer(self.config)?;
+        Ok(())
+    }
+}
+
+/// Takes a worker's output, and lets a worker that waits for it go on.
+fn take(outbox: &Outbox) -> Output {
+    let mut output = outbox.output.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = std::mem::take(&mut *output);
+    outbox.taken.notify_all();
+    taken
+}
+
+/// A transactional producer, registered with the transaction coordinator
+/// (which fences any older producer with the same transactional id and
+/// aborts its open transaction). Waits while the broker is away.
+fn transactional_producer(config: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaRunError> {
+    // A threaded producer serves delivery reports in the background, which
+    // committing and aborting transactions need.
+    let producer: ThreadedProducer<DefaultProducerContext> = config
+        .client_config()
+        .set("transactional.id", config.transactional_id())
+        .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
+        .set("linger.ms", "2")
+        // Decisions repeat their rules' names and versions: batches of them
+        // compress many times over, for the broker's disk and network.
+        .set("compression.type", "lz4")
+        // After a commit the coordinator answers CONCURRENT_TRANSACTIONS
+        // until its markers are written; librdkafka's default 100 ms backoff
+        // would then stall every transaction by 100 ms.
+        .set("retry.backoff.ms", "10")
+        .set("retry.backoff.max.ms", "100")
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("queue.buffering.max.messages", "100000")
+        .create()?;
+    let started = Instant::now();
+    loop {
+        match producer.init_transactions(TXN_TIMEOUT) {
+            Ok(()) => return Ok(producer),
+            Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                return Err(KafkaRunError::Fenced(config.transactional_id()));
+            }
+            Err(e) if started.elapsed() < Duration::from_secs(600) => {
+                tracing::warn!("registering the transactional producer will be retried: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends a record, waiting while the producer's queue is full.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                std::thread::sleep(Duration::from_millis(1));
+                record = r;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}

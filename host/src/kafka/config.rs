@@ -1,0 +1,167 @@
+//! The `[kafka]` table of weir.toml: brokers, group, topics, batching,
+//! and librdkafka properties passed through to every client.
+
+use std::collections::BTreeMap;
+
+use rdkafka::config::ClientConfig;
+use serde::Deserialize;
+
+use crate::events::DecisionType;
+
+/// The `[kafka]` table of weir.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// The consumer group all instances share.
+    pub group_id: String,
+    /// This instance's stable name; its transactional id is
+    /// `<group_id>-<instance_id>`. Default: the host name.
+    pub instance_id: Option<String>,
+    /// Create missing topics at start (the changelog is compacted and gets
+    /// the input's partition count).
+    pub create_topics: bool,
+    /// Partitions of topics weir creates (the changelog follows the input).
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// How many records a decide worker may decide ahead of the transaction
+    /// that commits them; a worker that is this far ahead waits for the
+    /// commit. It bounds memory and the size of a transaction.
+    pub batch_max_records: usize,
+    /// The longest a decided record waits for its transaction to start when
+    /// the committer is idle. Transactions otherwise start as soon as the
+    /// previous one is committed, holding what was decided meanwhile.
+    pub batch_max_ms: u64,
+    /// Threads that decide records in parallel (each owns the partitions
+    /// `p` with `p % workers` = its index, with their state). Default: the
+    /// machine's cores.
+    pub workers: Option<usize>,
+    /// `transaction.timeout.ms`: how long a dead instance's open transaction
+    /// can hold back `read_committed` readers.
+    pub transaction_timeout_ms: u64,
+    /// Records larger than this are dead-lettered.
+    pub max_event_bytes: usize,
+    pub topics: TopicsConfig,
+    /// librdkafka properties for every client (TLS, SASL, …), passed through.
+    pub client: BTreeMap<String, toml::Value>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            group_id: "weir".to_owned(),
+            instance_id: None,
+            create_topics: true,
+            partitions: 6,
+            replication_factor: 1,
+            batch_max_records: 20_000,
+            batch_max_ms: 10,
+            workers: None,
+            transaction_timeout_ms: 10_000,
+            max_event_bytes: crate::events::MAX_EVENT_BYTES,
+            topics: TopicsConfig::default(),
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// Topic names.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// `TransactionRecorded` events, keyed by account id.
+    pub input: String,
+    pub transaction_verified: String,
+    pub fraud_suspected: String,
+    pub account_locked: String,
+    /// Records that are not valid `TransactionRecorded` events.
+    pub dead_letters: String,
+    /// Compacted topic of account state, co-partitioned with the input.
+    pub changelog: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            input: "transactions.recorded".to_owned(),
+            transaction_verified: "fraud.transaction-verified".to_owned(),
+            fraud_suspected: "fraud.fraud-suspected".to_owned(),
+            account_locked: "fraud.account-locked".to_owned(),
+            dead_letters: "fraud.dead-letters".to_owned(),
+            changelog: "weir.account-state".to_owned(),
+        }
+    }
+}
+
+impl TopicsConfig {
+    pub fn decisions(&self, t: DecisionType) -> &str {
+        match t {
+            DecisionType::TransactionVerified => &self.transaction_verified,
+            DecisionType::FraudSuspected => &self.fraud_suspected,
+            DecisionType::AccountLocked => &self.account_locked,
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err("`kafka.bootstrap_servers` must not be empty".to_owned());
+        }
+        if self.batch_max_records == 0 || self.batch_max_ms == 0 {
+            return Err("`kafka.batch_max_records` and `kafka.batch_max_ms` must be at least 1".to_owned());
+        }
+        if self.workers == Some(0) {
+            return Err("`kafka.workers` must be at least 1".to_owned());
+        }
+        for (key, value) in &self.client {
+            if client_value(value).is_none() {
+                return Err(format!("`kafka.client.\"{key}\"`: use a string, number or boolean"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn instance_id(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "weir".to_owned())
+        })
+    }
+
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.group_id, self.instance_id())
+    }
+
+    /// Decide workers to run.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).clamp(1, 64)
+    }
+
+    /// A client configuration with the pass-through properties applied.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.client {
+            if let Some(v) = client_value(value) {
+                c.set(key, v);
+            }
+        }
+        c
+    }
+}
+
+fn client_value(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,313 @@
+//! The intake: the consumer group member. It polls the input topic and
+//! hands the records of partition `p` to worker `p % workers`, in chunks.
+//!
+//! It also keeps the pipeline consistent when the ground moves:
+//!
+//! - **Revoked partitions** (in the rebalance callback, before the group
+//!   moves on): every record already handed over is decided (a barrier),
+//!   everything decided is committed ([`Link::flush`]), then the workers drop
+//!   the partitions' state. Their new owner starts from the committed offsets.
+//! - **Assigned partitions**: the owning workers learn each partition's
+//!   committed offset (where decisions resume), and restore its state before
+//!   its first record.
+//! - **A failed transaction** ([`Link::rewind_requested`]): the workers drop
+//!   everything not committed, every assigned partition is sought back to its
+//!   committed offset, and the pipeline goes on from there.
+//! - **Shutdown**: what was handed over is decided and committed, then the
+//!   member leaves the group.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::committer::Link;
+use super::worker::ToWorker;
+use super::{KafkaConfig, KafkaRunError, Record};
+
+/// Records handed to a worker at a time.
+const CHUNK: usize = 256;
+/// How long one poll waits for a record when nothing is pending.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The consumer's context: the routing to the workers, which the rebalance
+/// callbacks (run inside `poll`, on the intake's thread) use too.
+pub(super) struct IntakeContext {
+    input: String,
+    link: Link,
+    routing: Mutex<Routing>,
+    /// Set once the intake stopped: a rebalance then (the consumer leaving
+    /// the group as it closes) has nothing left to commit or hand over.
+    closed: AtomicBool,
+}
+
+struct Routing {
+    workers: Vec<SyncSender<ToWorker>>,
+    /// Polled records not yet handed over, per worker.
+    pending: Vec<Vec<Record>>,
+    /// A worker stopped (its error is reported by the run).
+    broken: bool,
+}
+
+impl ClientContext for IntakeContext {}
+
+impl ConsumerContext for IntakeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?revoked, "partitions revoked; committing what was decided for them");
+            let mut routing = self.routing();
+            if self.link.rewind_requested() {
+                routing.rewind(consumer, &self.input, &self.link);
+            }
+            for pending in &mut routing.pending {
+                pending.retain(|r| !revoked.contains(&r.partition));
+            }
+            routing.hand_over();
+            routing.barrier();
+            if !self.link.flush() {
+                // Nothing of the revoked partitions is committed past their
+                // committed offsets; the rest is rewound.
+                routing.rewind(consumer, &self.input, &self.link);
+            }
+            routing.each_worker(|_| ToWorker::Revoke(revoked.clone()));
+            routing.barrier();
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?partitions, "partitions assigned");
+            let starts = committed(consumer, &self.input, &partitions);
+            self.routing().assign(&starts);
+        }
+    }
+}
+
+impl IntakeContext {
+    fn routing(&self) -> std::sync::MutexGuard<'_, Routing> {
+        self.routing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hangs up on the workers, which then stop.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let mut routing = self.routing();
+        routing.workers.clear();
+        routing.pending.clear();
+    }
+}
+
+impl Routing {
+    fn worker_of(&self, partition: i32) -> usize {
+        partition.unsigned_abs() as usize % self.workers.len().max(1)
+    }
+
+    fn send(&mut self, worker: usize, message: ToWorker) {
+        if self.workers[worker].send(message).is_err() {
+            self.broken = true;
+        }
+    }
+
+    fn each_worker(&mut self, message: impl Fn(usize) -> ToWorker) {
+        for w in 0..self.workers.len() {
+            self.send(w, message(w));
+        }
+    }
+
+    /// Hands every pending record to its worker.
+    fn hand_over(&mut self) {
+        for w in 0..self.pending.len() {
+            if !self.pending[w].is_empty() {
+                let chunk = std::mem::replace(&mut self.pending[w], Vec::with_capacity(CHUNK));
+                self.send(w, ToWorker::Records(chunk));
+            }
+        }
+    }
+
+    /// Waits until every worker is done with what it was sent.
+    fn barrier(&mut self) {
+        let (done, wait) = sync_channel(self.workers.len());
+        self.each_worker(|_| ToWorker::Barrier(done.clone()));
+        drop(done);
+        for _ in 0..self.workers.len() {
+            if wait.recv().is_err() {
+                self.broken = true;
+                return;
+            }
+        }
+    }
+
+    /// Tells the workers which partitions are theirs and where they resume.
+    fn assign(&mut self, starts: &[(i32, Option<i64>)]) {
+        let mut per_worker: Vec<Vec<(i32, Option<i64>)>> = vec![Vec::new(); self.workers.len()];
+        for (p, start) in starts {
+            per_worker[self.worker_of(*p)].push((*p, *start));
+        }
+        for (w, partitions) in per_worker.into_iter().enumerate() {
+            if !partitions.is_empty() {
+                self.send(w, ToWorker::Assign(partitions));
+            }
+        }
+    }
+
+    /// After a failed transaction: drops everything not committed and seeks
+    /// every assigned partition back to its committed offset.
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str, link: &Link) {
+        for pending in &mut self.pending {
+            pending.clear();
+        }
+        self.each_worker(|_| ToWorker::Reset);
+        self.barrier();
+        let assigned: Vec<i32> =
+            consumer.assignment().map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default();
+        let starts = committed(consumer, input, &assigned);
+        for (p, start) in &starts {
+            let offset = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
+            if let Err(e) = consumer.seek(input, *p, offset, Duration::from_secs(10)) {
+                // A partition not fetched from yet starts at its committed
+                // offset anyway.
+                tracing::debug!(partition = p, "seek: {e}");
+            }
+        }
+        self.assign(&starts);
+        self.barrier();
+        tracing::info!(partitions = ?assigned, "rewound to the committed offsets");
+        link.rewound();
+    }
+}
+
+/// The committed offset of each of `partitions` (`None`: none committed,
+/// the partition is read from its beginning). Waits while the broker is away.
+fn committed<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    input: &str,
+    partitions: &[i32],
+) -> Vec<(i32, Option<i64>)> {
+    if partitions.is_empty() {
+        return Vec::new();
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(input, *p);
+    }
+    let started = Instant::now();
+    loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(c) => {
+                return c
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let offset = match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        };
+                        (e.partition(), offset)
+                    })
+                    .collect();
+            }
+            Err(e) if started.elapsed() < Duration::from_secs(300) => {
+                tracing::warn!("reading committed offsets will be retried: {e}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => {
+                tracing::error!("committed offsets unreadable ({e}); the partitions resume where the group left them");
+                return partitions.iter().map(|p| (*p, None)).collect();
+            }
+        }
+    }
+}
+
+/// Creates the group member.
+pub(super) fn consumer(
+    config: &KafkaConfig,
+    workers: Vec<SyncSender<ToWorker>>,
+    link: Link,
+) -> Result<BaseConsumer<IntakeContext>, KafkaRunError> {
+    let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
+    let context = IntakeContext {
+        input: config.topics.input.clone(),
+        link,
+        routing: Mutex::new(Routing { workers, pending, broken: false }),
+        closed: AtomicBool::new(false),
+    };
+    let consumer: BaseConsumer<IntakeContext> = config
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("queued.max.messages.kbytes", "16384")
+        .create_with_context(context)?;
+    Ok(consumer)
+}
+
+/// Polls until `shutdown` is set, then commits what was handed over.
+pub(super) fn run(
+    config: &KafkaConfig,
+    consumer: &BaseConsumer<IntakeContext>,
+    shutdown: &AtomicBool,
+) -> Result<(), KafkaRunError> {
+    consumer.subscribe(&[&config.topics.input])?;
+    let context = consumer.context();
+    while !shutdown.load(Ordering::Relaxed) {
+        if context.link.rewind_requested() {
+            context.routing().rewind(consumer, &context.input, &context.link);
+        }
+        let idle = context.routing().pending.iter().all(Vec::is_empty);
+        match consumer.poll(if idle { POLL } else { Duration::ZERO }) {
+            Some(Ok(m)) => {
+                let record = Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                };
+                let mut routing = context.routing();
+                let w = routing.worker_of(record.partition);
+                routing.pending[w].push(record);
+                if routing.pending[w].len() >= CHUNK {
+                    let chunk = std::mem::replace(&mut routing.pending[w], Vec::with_capacity(CHUNK));
+                    routing.send(w, ToWorker::Records(chunk));
+                }
+            }
+            Some(Err(e)) => tracing::warn!("consumer: {e}"),
+            None => context.routing().hand_over(),
+        }
+        if context.routing().broken {
+            tracing::error!("a decide worker stopped; weir stops");
+            context.closed.store(true, Ordering::Release);
+            consumer.unsubscribe();
+            return Ok(());
+        }
+    }
+    tracing::info!("stopping: committing what was handed over");
+    let mut routing = context.routing();
+    routing.hand_over();
+    routing.barrier();
+    if !context.link.flush() {
+        tracing::warn!(
+            "the last transaction failed; its records are decided again by the next owner of their partitions"
+        );
+    }
+    drop(routing);
+    context.closed.store(true, Ordering::Release);
+    tracing::info!("weir is leaving the group");
+    consumer.unsubscribe();
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! A decide worker: owns some partitions' account state and turns their
+//! records into output for the next transaction.
+//!
+//! The intake sends a worker chunks of records and, in the same channel, the
+//! changes of its assignment, so a message always applies after the records
+//! sent before it. Before a partition's first record the worker reads the
+//! partition's state back from the changelog. Each record goes through the
+//! per-record core ([`crate::record::process`]); after a chunk, the worker
+//! puts the chunk's output — decisions, dead letters, the changed parts of
+//! the accounts it touched, the partitions' next offsets — into its
+//! [`Outbox`], where the committer takes it. Rule swaps happen between two
+//! chunks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
+use crate::engine::{Evaluator, Policy, RuleSet};
+use crate::events::{InputPosition, TransactionRecorded, parse_input};
+use crate::record::{Accounts, Processed, process};
+use crate::state::AccountState;
+use crate::status::Hooks;
+
+/// How long restoring a partition's state may wait for the broker.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// What the intake tells a worker.
+pub(super) enum ToWorker {
+    Records(Vec<Record>),
+    /// These partitions are now this worker's; decisions start at these
+    /// offsets (`None`: the partition's beginning).
+    Assign(Vec<(i32, Option<i64>)>),
+    /// These partitions are no longer this worker's: their state goes.
+    Revoke(Vec<i32>),
+    /// A transaction failed: everything not committed goes, state included
+    /// (the assignment follows again, from the committed offsets).
+    Reset,
+    /// Answer once everything sent before is done.
+    Barrier(SyncSender<()>),
+}
+
+pub(super) struct Worker<'a> {
+    config: &'a KafkaConfig,
+    index: usize,
+    evaluator: Evaluator,
+    hooks: Hooks,
+    generation: u64,
+    outbox: Arc<Outbox>,
+    doorbell: Arc<Doorbell>,
+    restorer: BaseConsumer,
+    /// This worker's partitions, with the offset of the next record to decide.
+    assigned: BTreeMap<i32, Option<i64>>,
+    /// Account states of the partitions restored so far.
+    states: HashMap<i32, HashMap<String, AccountState>>,
+}
+
+impl<'a> Worker<'a> {
+    pub(super) fn new(
+        config: &'a KafkaConfig,
+        index: usize,
+        rules: &RuleSet,
+        policy: &Policy,
+        hooks: Hooks,
+        outbox: Arc<Outbox>,
+        doorbell: Arc<Doorbell>,
+    ) -> Result<Worker<'a>, KafkaRunError> {
+        let restorer: BaseConsumer = config
+            .client_config()
+            .set("group.id", format!("{}-restore", config.group_id))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()?;
+        Ok(Worker {
+            config,
+            index,
+            evaluator: Evaluator::new(rules, policy.clone()),
+            hooks,
+            generation: 0,
+            outbox,
+            doorbell,
+            restorer,
+            assigned: BTreeMap::new(),
+            states: HashMap::new(),
+        })
+    }
+
+    /// Works until the intake hangs up.
+    pub(super) fn run(mut self, from_intake: Receiver<ToWorker>) -> Result<(), KafkaRunError> {
+        for message in from_intake {
+            match message {
+                ToWorker::Records(records) => self.decide(records)?,
+                ToWorker::Assign(partitions) => self.assigned.extend(partitions),
+                ToWorker::Revoke(partitions) => {
+                    for p in &partitions {
+                        self.assigned.remove(p);
+                        self.states.remove(p);
+                    }
+                    self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()).forget(&partitions);
+                }
+                ToWorker::Reset => {
+                    self.assigned.clear();
+                    self.states.clear();
+                    *self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()) = Output::default();
+                }
+                ToWorker::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides a chunk of records and puts its output in the outbox.
+    fn decide(&mut self, records: Vec<Record>) -> Result<(), KafkaRunError> {
+        // Records of partitions no longer assigned belong to their new owner.
+        let records: Vec<Record> = records.into_iter().filter(|r| self.assigned.contains_key(&r.partition)).collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.adopt_rules();
+        for p in records.iter().map(|r| r.partition).collect::<HashSet<i32>>() {
+            if !self.states.contains_key(&p) {
+                let restored = self.restore(p)?;
+                self.states.insert(p, restored);
+            }
+        }
+        let topics = &self.config.topics;
+        let mut out = Output::default();
+        let mut touched: HashMap<i32, HashSet<String>> = HashMap::new();
+        for record in records {
+            let position =
+                InputPosition { topic: topics.input.clone(), partition: record.partition, offset: record.offset };
+            let parsed = parse_input(&record.payload, self.config.max_event_bytes);
+            let accounts = self.states.get_mut(&record.partition).expect("restored above");
+            let mut view = PartitionAccounts { accounts, touched: touched.entry(record.partition).or_default() };
+            let processed = match process(&mut self.evaluator, parsed, position, &mut view) {
+                Ok(p) => p,
+                Err(never) => match never {},
+            };
+            out.counters.count(&processed);
+            match processed {
+                Processed::Decided(decision) => {
+                    let payload = serde_json::to_vec(&decision).expect("decisions always serialize");
+                    out.records.push(OutRecord {
+                        destination: Destination::Decision(decision.event_type),
+                        partition: record.partition,
+                        key: Some(decision.account_id.into_bytes()),
+                        payload: Some(payload),
+                        headers: Headers::Decision { id: decision.event_id, event_type: decision.event_type },
+                    });
+                }
+                Processed::DeadLetter(reason) => {
+                    tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
+                    out.records.push(OutRecord {
+                        destination: Destination::DeadLetter,
+                        partition: record.partition,
+                        key: record.key,
+                        payload: Some(record.payload),
+                        headers: Headers::DeadLetter { reason, offset: record.offset },
+                    });
+                }
+                Processed::Confirmation | Processed::Duplicate => {}
+            }
+            out.offsets.insert(record.partition, record.offset + 1);
+            self.assigned.insert(record.partition, Some(record.offset + 1));
+        }
+        // What changed of every touched account, once per chunk.
+        for (partition, account_id) in touched.into_iter().flat_map(|(p, ids)| ids.into_iter().map(move |id| (p, id))) {
+            let Some(state) = self.states.get_mut(&partition).and_then(|a| a.get_mut(&account_id)) else { continue };
+            for (key, value) in changelog::records(&account_id, state) {
+                out.records.push(OutRecord {
+                    destination: Destination::Changelog,
+                    partition,
+                    key: Some(key),
+                    payload: value,
+                    headers: Headers::None,
+                });
+            }
+        }
+        out.rules = self.evaluator.stats().map(|(id, s)| (id.to_owned(), s.clone())).collect();
+        self.deliver(out);
+        Ok(())
+    }
+
+    /// Adds `out` to the outbox, then waits while the outbox holds more than
+    /// `batch_max_records` records (the committer is behind).
+    fn deliver(&self, out: Output) {
+        let mut output = self.outbox.output.lock().unwrap_or_else(|e| e.into_inner());
+        output.records.extend(out.records);
+        output.offsets.extend(out.offsets);
+        output.counters.add(&out.counters);
+        output.rules = out.rules;
+        self.doorbell.ring();
+        while output.records.len() >= self.config.batch_max_records {
+            let (next, _) =
+                self.outbox.taken.wait_timeout(output, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner());
+            output = next;
+        }
+    }
+
+    /// Between two chunks: swaps to the newest rule set, if there is one,
+    /// and reports from which offset of each of its partitions it decides.
+    fn adopt_rules(&mut self) {
+        if let Some(adopted) = self.hooks.adopt(&mut self.generation, &mut self.evaluator) {
+            let input = &self.config.topics.input;
+            let positions: Vec<String> = self
+                .assigned
+                .iter()
+                .map(|(p, next)| match next {
+                    Some(o) => format!("{input}[{p}]@{o}"),
+                    None => format!("{input}[{p}]@start"),
+                })
+                .collect();
+            if !positions.is_empty() {
+                self.hooks.took_effect(&adopted, positions.join(", "));
+            } else {
+                tracing::debug!(
+                    worker = self.index,
+                    generation = adopted.number,
+                    "rules adopted with no partition assigned"
+                );
+            }
+        }
+    }
+
+    /// Reads a partition's account states back from the changelog.
+    fn restore(&mut self, partition: i32) -> Result<HashMap<String, AccountState>, KafkaRunError> {
+        let topic = &self.config.topics.changelog;
+        let err = |problem: String| KafkaRunError::Restore { topic: topic.clone(), partition, problem };
+        let started = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning).map_err(|e| err(e.to_string()))?;
+        self.restorer.assign(&tpl).map_err(|e| err(e.to_string()))?;
+        // The broker may be away or electing a leader: wait for it.
+        let (low, high) = loop {
+            match self.restorer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                Ok(w) => break w,
+                Err(e) if started.elapsed() < RESTORE_PATIENCE => {
+                    tracing::warn!(partition, "reading the changelog's end will be retried: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(err(e.to_string())),
+            }
+        };
+        let mut restore = changelog::Restore::default();
+        let mut records = 0u64;
+        if high > low {
+            loop {
+                if started.elapsed() > RESTORE_PATIENCE {
+                    let waited = RESTORE_PATIENCE.as_secs();
+                    return Err(err(format!("not finished after {waited} s (high watermark {high})")));
+                }
+                match self.restorer.poll(Duration::from_millis(500)) {
+                    Some(Ok(m)) => {
+                        if let Some(key) = m.key() {
+                            restore.apply(key, m.payload());
+                            records += 1;
+                        }
+                        if m.offset() + 1 >= high {
+                            break;
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => tracing::warn!(partition, "restoring: {e}"),
+                    None => {}
+                }
+            }
+        }
+        let accounts = restore.finish().map_err(err)?;
+        self.restorer.unassign().map_err(|e| err(e.to_string()))?;
+        tracing::info!(
+            partition,
+            worker = self.index,
+            accounts = accounts.len(),
+            records,
+            ms = started.elapsed().as_millis() as u64,
+            "state restored from the changelog"
+        );
+        Ok(accounts)
+    }
+}
+
+/// The accounts of one partition, as the per-record core sees them. A
+/// transaction published twice upstream (e.g. by an outbox relay that died
+/// before marking it sent) is recognized by its id among the account's
+/// recent transactions.
+struct PartitionAccounts<'a> {
+    accounts: &'a mut HashMap<String, AccountState>,
+    /// The accounts of the partition the chunk changed.
+    touched: &'a mut HashSet<String>,
+}
+
+impl Accounts for PartitionAccounts<'_> {
+    type Error = std::convert::Infallible;
+
+    fn account(&mut self, id: &str) -> Result<&mut AccountState, Self::Error> {
+        if !self.touched.contains(id) {
+            self.touched.insert(id.to_owned());
+        }
+        if !self.accounts.contains_key(id) {
+            self.accounts.insert(id.to_owned(), AccountState::default());
+        }
+        Ok(self.accounts.get_mut(id).expect("just inserted"))
+    }
+
+    fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
+        Ok(self
+            .accounts
+            .get(&tx.account_id)
+            .is_some_and(|a| a.history.recent(u32::MAX).any(|p| p.transaction_id == tx.transaction_id)))
+    }
+
+    fn decided(&mut self, _tx: &TransactionRecorded) {}
+}
