@@ -147,7 +147,8 @@ pub struct Lock {
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("account state always serializes")
+    // Sized for a typical part, so encoding does not grow the buffer step by step.
+    postcard::to_extend(value, Vec::with_capacity(256)).expect("account state always serializes")
 }
 
 impl AccountState {

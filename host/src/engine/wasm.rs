@@ -570,8 +570,9 @@ impl v2::weir::rule::account::Host for RuleHost {
     }
 
     fn history(&mut self, limit: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        weir_sdk::wire::encode_history(&mut out, self.call.history.recent(limit));
+        let entries = self.call.history.recent(limit);
+        let mut out = Vec::with_capacity(8 + entries.len() * 96);
+        weir_sdk::wire::encode_history(&mut out, entries);
         out
     }
 }

@@ -228,6 +228,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     /// Produces the outputs and commits them with their offsets.
     fn transact(&mut self, outputs: &[Output]) -> Result<(), KafkaError> {
         let topics = &self.config.topics;
+        let started = Instant::now();
+        let mut produced = 0usize;
         self.producer.begin_transaction()?;
         // A changelog key written several times in this transaction: only
         // its newest record is produced.
@@ -249,8 +251,10 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     continue;
                 }
                 self.produce(r)?;
+                produced += 1;
             }
         }
+        let sent = started.elapsed();
         let mut offsets = TopicPartitionList::new();
         for out in outputs {
             for (p, o) in &out.offsets {
@@ -264,13 +268,27 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         // rust-rdkafka's commit flushes first, and its flush sleeps a whole
         // 100 ms whenever a record is still in flight: wait for the
         // deliveries here, in small steps, instead.
+        let offsets_sent = started.elapsed();
         let deadline = Instant::now() + TXN_TIMEOUT;
         while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_micros(500));
         }
+        let delivered = started.elapsed();
         loop {
             match self.producer.commit_transaction(TXN_TIMEOUT) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                    tracing::debug!(
+                        records = produced,
+                        input = outputs.iter().map(|o| o.counters.records).sum::<u64>(),
+                        produce_ms = ms(sent),
+                        offsets_ms = ms(offsets_sent - sent),
+                        deliveries_ms = ms(delivered - offsets_sent),
+                        commit_ms = ms(started.elapsed() - delivered),
+                        "transaction committed"
+                    );
+                    return Ok(());
+                }
                 Err(KafkaError::Transaction(e)) if e.is_retriable() => {
                     tracing::warn!("commit of the transaction will be retried: {e}");
                 }

@@ -148,7 +148,8 @@ impl<'a> Worker<'a> {
             out.counters.count(&processed);
             match processed {
                 Processed::Decided(decision) => {
-                    let payload = serde_json::to_vec(&decision).expect("decisions always serialize");
+                    let mut payload = Vec::with_capacity(2048);
+                    serde_json::to_writer(&mut payload, &decision).expect("decisions always serialize");
                     out.records.push(OutRecord {
                         destination: Destination::Decision(decision.event_type),
                         partition: record.partition,
@@ -312,10 +313,14 @@ impl Accounts for PartitionAccounts<'_> {
     }
 
     fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
-        Ok(self
-            .accounts
-            .get(&tx.account_id)
-            .is_some_and(|a| a.history.recent(u32::MAX).any(|p| p.transaction_id == tx.transaction_id)))
+        let id = tx.transaction_id.as_bytes();
+        // Ids usually share their length and prefix: the last byte tells
+        // most of them apart without a full comparison.
+        let same = |p: &weir_sdk::PastTransaction| {
+            let other = p.transaction_id.as_bytes();
+            other.len() == id.len() && other.last() == id.last() && other == id
+        };
+        Ok(self.accounts.get(&tx.account_id).is_some_and(|a| a.history.recent(u32::MAX).any(same)))
     }
 
     fn decided(&mut self, _tx: &TransactionRecorded) {}
