@@ -11,6 +11,10 @@
 //! - `parse+decide`: from the embedded source's JSON lines, as the
 //!   pipeline does (without the sink and store).
 
+/// The allocator the weir binary ships with (host/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -104,5 +108,52 @@ fn compile_and_instantiate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput, compile_and_instantiate);
+/// Both cores: the same transactions decided by one thread, and split by
+/// account over two threads (as the Kafka workers split partitions), each
+/// with its own evaluator and accounts. Measured as wall time for the lot.
+fn parallel(c: &mut Criterion) {
+    let engine = Engine::new().expect("engine");
+    let set = RuleSet::new(load_shipped(&engine).expect("shipped rules load")).expect("set");
+    let stream = weir::demo::generate(20_000, 2_000, 42);
+    let txs: Vec<TransactionRecorded> =
+        stream.lines.iter().filter_map(|l| parse_transaction(l.as_bytes(), 1 << 20).ok()).collect();
+    let mut group = c.benchmark_group("parallel");
+    group.throughput(Throughput::Elements(txs.len() as u64));
+    group.sample_size(10);
+    for threads in [1usize, 2] {
+        let shares: Vec<Vec<&TransactionRecorded>> = (0..threads)
+            .map(|t| {
+                txs.iter()
+                    .filter(|tx| {
+                        let h = tx.account_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+                        h % threads == t
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut evaluators: Vec<Evaluator> = (0..threads).map(|_| Evaluator::new(&set, Policy::default())).collect();
+        group.bench_function(format!("decide/{threads}-threads"), |b| {
+            b.iter_custom(|iters| {
+                let started = std::time::Instant::now();
+                for _ in 0..iters {
+                    std::thread::scope(|scope| {
+                        for (evaluator, share) in evaluators.iter_mut().zip(&shares) {
+                            scope.spawn(move || {
+                                let mut accounts: HashMap<String, AccountState> = HashMap::new();
+                                for (i, tx) in share.iter().enumerate() {
+                                    let account = accounts.entry(tx.account_id.clone()).or_default();
+                                    black_box(evaluator.decide(tx, account, position(i)));
+                                }
+                            });
+                        }
+                    });
+                }
+                started.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, throughput, parallel, compile_and_instantiate);
 criterion_main!(benches);

@@ -15,6 +15,10 @@
 //! - `WEIR_BENCH_LATENCY_SECS`: how long each latency run produces, after a
 //!   one-second warm-up (default 15).
 //! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
+//! - `WEIR_BENCH_BASELINE_BIN` and `WEIR_BENCH_BASELINE_RULES`: another
+//!   `weir` binary (e.g. a build of an earlier commit) and a rules directory
+//!   it accepts; its throughput is measured in the same run, with its own
+//!   defaults, for a before/after.
 //! - `WEIR_BENCH_WEIR_LOG`: weir's log filter (default `info`), e.g.
 //!   `weir::kafka=debug` for a line per transaction; with
 //!   `WEIR_BENCH_KEEP_LOGS=1` the working directory with weir's logs is kept
@@ -71,6 +75,10 @@
 //!
 //! The broker runs on the same machine as the bench, weir and the reader;
 //! on a 2-core machine they all share the two cores.
+
+/// The allocator the weir binary ships with (host/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -136,6 +144,13 @@ fn main() {
     eprintln!("[3/4] weir throughput, default (a decide worker per core) (2/2)");
     let (weir, weir_hwm) = weir_throughput(&bench, &recs, expected, None);
     eprintln!("      {}  (peak RSS {})", weir.line(), mib(weir_hwm));
+    let baseline = std::env::var_os("WEIR_BENCH_BASELINE_BIN").map(|bin| {
+        let rules = std::env::var_os("WEIR_BENCH_BASELINE_RULES").expect("WEIR_BENCH_BASELINE_RULES names its rules");
+        eprintln!("[3/4] baseline weir throughput (WEIR_BENCH_BASELINE_BIN)");
+        let (run, _) = baseline_throughput(&bench, &recs, expected, Path::new(&bin), Path::new(&rules));
+        eprintln!("      {}", run.line());
+        run
+    });
     let mut latencies = Vec::new();
     for (i, rate) in rates.iter().enumerate() {
         eprintln!("[4/4] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
@@ -184,7 +199,7 @@ fn main() {
         "{:<w$} {:>13} {:>13} {:>13} {:>9}",
         "throughput (records/s)", "overall", "first→last", "steady", "start-up"
     );
-    for r in [&plain, &txn, &tuned, &weir_one, &weir] {
+    for r in [&plain, &txn, &tuned].into_iter().chain(&baseline).chain([&weir_one, &weir]) {
         println!(
             "{:<w$} {:>13} {:>13} {:>13} {:>8.2}s",
             r.name,
@@ -195,7 +210,7 @@ fn main() {
         );
     }
     let ratio = |f: fn(&Run) -> f64, reference: &Run| f(&weir) / f(reference);
-    for reference in [&plain, &txn, &tuned] {
+    for reference in [&plain, &txn, &tuned].into_iter().chain(&baseline) {
         println!(
             "{:<w$} {:>12.2}x {:>12.2}x {:>12.2}x",
             format!("  weir ÷ {}", reference.short),
@@ -716,7 +731,21 @@ fn passthrough(bench: &Bench, recs: &[Rec], mode: Mode) -> Run {
 fn weir_throughput(bench: &Bench, recs: &[Rec], expected: usize, workers: Option<usize>) -> (Run, u64) {
     let extra = workers.map(|w| format!("workers = {w}")).unwrap_or_default();
     let step = workers.map(|w| format!("tput{w}")).unwrap_or_else(|| "tput".to_owned());
-    let mut weir = WeirProcess::prepare(bench, &step, &extra);
+    let weir = WeirProcess::prepare(bench, &step, &extra);
+    let name = match workers {
+        Some(w) => format!("weir, exactly-once, {w} decide worker(s)"),
+        None => "weir, exactly-once (defaults)".to_owned(),
+    };
+    throughput_of(bench, weir, recs, expected, name)
+}
+
+/// The baseline binary's throughput, with its defaults.
+fn baseline_throughput(bench: &Bench, recs: &[Rec], expected: usize, binary: &Path, rules: &Path) -> (Run, u64) {
+    let weir = WeirProcess::prepare_with(bench, "base", "", binary, rules);
+    throughput_of(bench, weir, recs, expected, "baseline weir (WEIR_BENCH_BASELINE_BIN)".to_owned())
+}
+
+fn throughput_of(bench: &Bench, mut weir: WeirProcess, recs: &[Rec], expected: usize, name: String) -> (Run, u64) {
     bench.preproduce(&weir.kafka.topics.input, recs);
     let reader = bench.reader(&weir.decision_topics());
     let start = Instant::now();
@@ -748,18 +777,7 @@ fn weir_throughput(bench: &Bench, recs: &[Rec], expected: usize, workers: Option
     }
     assert_eq!(extra, 0, "weir published {extra} decisions more than the {expected} transactions");
     weir.terminate();
-    (
-        Run::new(
-            match workers {
-                Some(w) => format!("weir, exactly-once, {w} decide worker(s)"),
-                None => "weir, exactly-once (defaults)".to_owned(),
-            },
-            "weir",
-            done,
-            String::new(),
-        ),
-        hwm,
-    )
+    (Run::new(name, "weir", done, String::new()), hwm)
 }
 
 // --------------------------------------------------------------- latency
@@ -900,6 +918,8 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
 /// A `weir run` child process with its own topics, config and log.
 struct WeirProcess {
     name: String,
+    /// The binary to run: this build's, or the baseline's.
+    binary: PathBuf,
     config: PathBuf,
     log: PathBuf,
     kafka: weir::kafka::KafkaConfig,
@@ -909,6 +929,10 @@ struct WeirProcess {
 impl WeirProcess {
     /// Writes weir.toml (like tests/kafka.rs) and creates weir's topics.
     fn prepare(bench: &Bench, step: &str, extra: &str) -> WeirProcess {
+        Self::prepare_with(bench, step, extra, Path::new(env!("CARGO_BIN_EXE_weir")), &bench.dir.path().join("rules"))
+    }
+
+    fn prepare_with(bench: &Bench, step: &str, extra: &str, binary: &Path, rules: &Path) -> WeirProcess {
         let p = bench.prefix(step);
         let text = format!(
             r#"[rules]
@@ -929,7 +953,7 @@ account_locked = "{p}.locked"
 dead_letters = "{p}.dead"
 changelog = "{p}.state"
 "#,
-            rules = bench.dir.path().join("rules").display(),
+            rules = rules.display(),
             broker = bench.broker,
         );
         let config = bench.dir.path().join(format!("{step}.toml"));
@@ -946,7 +970,7 @@ changelog = "{p}.state"
         ]);
         weir::kafka::create_topics(&kafka).unwrap_or_else(|e| panic!("creating {p}.*: {e}"));
         let log = bench.dir.path().join(format!("{step}.log"));
-        WeirProcess { name: step.to_owned(), config, log, kafka, child: None }
+        WeirProcess { name: step.to_owned(), binary: binary.to_owned(), config, log, kafka, child: None }
     }
 
     fn decision_topics(&self) -> Vec<String> {
@@ -956,7 +980,7 @@ changelog = "{p}.state"
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("weir's log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        let mut cmd = Command::new(&self.binary);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("WEIR_") {
                 cmd.env_remove(k);

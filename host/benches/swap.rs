@@ -26,6 +26,10 @@
 //! the rename against the second before it (side by side, because this
 //! machine is shared and its speed drifts).
 
+/// The allocator the weir binary ships with (host/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;

@@ -17,7 +17,7 @@
 //!
 //! [embedded]
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
-//! batch_size = 1000          # records per atomic batch
+//! batch_size = 4000          # records per atomic batch (more while a commit runs)
 //! max_event_bytes = 1048576  # larger records are dead-lettered
 //!
 //! [kafka]                    # present: weir runs on Kafka instead of embedded
@@ -117,7 +117,9 @@ pub struct StatusConfig {
 pub struct EmbeddedConfig {
     /// Output directory: decisions, dead letters and the state store.
     pub output: PathBuf,
-    /// Records per atomic batch.
+    /// Records per atomic batch: a batch is committed once it holds this
+    /// many and the previous commit is done (or the input pauses); while a
+    /// commit runs, it keeps growing.
     pub batch_size: usize,
     /// Records larger than this are dead-lettered.
     pub max_event_bytes: usize,
@@ -127,7 +129,7 @@ impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
             output: PathBuf::from("weir-out"),
-            batch_size: 1000,
+            batch_size: 4000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
         }
     }

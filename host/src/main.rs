@@ -5,8 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 use weir::commands;
+
+/// Records and decisions move between threads; mimalloc handles that far
+/// better than the system allocator (BENCHMARKS.md has the figures).
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 /// weir — a fraud-rule host for banks on Apache Kafka.
 ///

@@ -22,13 +22,15 @@
 //! once. A rerun over input that was already decided writes nothing new and
 //! counts nothing twice. Rules are swapped only between two batches.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine::{Evaluator, RuleStats};
 use crate::events::{DeadLetter, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, parse_input};
@@ -66,7 +68,7 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
-            batch_size: 1000,
+            batch_size: 4000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
             input_name: "stdin".to_owned(),
             hooks: Hooks::default(),
@@ -181,7 +183,8 @@ enum Input {
 /// A sealed batch, for the committer.
 #[derive(Default)]
 struct Sealed {
-    decisions: Vec<u8>,
+    /// Serialized by the committer, off the deciding thread.
+    decisions: Vec<Box<crate::events::DecisionEvent>>,
     dead_letters: Vec<u8>,
     accounts: Vec<(String, Vec<crate::state::Part>)>,
     decided: Vec<String>,
@@ -215,11 +218,15 @@ pub fn run_embedded(
 
     std::thread::scope(|scope| {
         let (lines_tx, lines_rx) = sync_channel::<Input>(8);
-        scope.spawn(move || read_lines(input, max_event_bytes, lines_tx));
+        let reader = std::thread::Builder::new().name("weir-reader".to_owned());
+        reader.spawn_scoped(scope, move || read_lines(input, max_event_bytes, lines_tx)).expect("a thread starts");
         let (sealed_tx, sealed_rx) = sync_channel::<Sealed>(0);
         let committer = {
             let (store, idle) = (&store, &idle);
-            scope.spawn(move || commit_batches(sealed_rx, store, &mut decisions, &mut dead, idle))
+            let committer = std::thread::Builder::new().name("weir-committer".to_owned());
+            committer
+                .spawn_scoped(scope, move || commit_batches(sealed_rx, store, &mut decisions, &mut dead, idle))
+                .expect("a thread starts")
         };
         let mut decider = Decider {
             evaluator,
@@ -290,13 +297,17 @@ fn commit_batches(
     dead: &mut SinkFile,
     idle: &AtomicBool,
 ) -> Result<(), PipelineError> {
+    let mut lines = Vec::with_capacity(1 << 20);
     for batch in from {
-        let offsets = SinkOffsets {
-            decisions: decisions.append(&batch.decisions)?,
-            dead_letters: dead.append(&batch.dead_letters)?,
-        };
+        lines.clear();
+        for decision in &batch.decisions {
+            serde_json::to_writer(&mut lines, decision).expect("decisions always serialize");
+            lines.push(b'\n');
+        }
+        let offsets =
+            SinkOffsets { decisions: decisions.append(&lines)?, dead_letters: dead.append(&batch.dead_letters)? };
         let commit = BatchCommit {
-            accounts: batch.accounts.iter().map(|(id, parts)| (id.as_str(), parts.clone())).collect(),
+            accounts: batch.accounts.iter().map(|(id, parts)| (id.as_str(), parts.as_slice())).collect(),
             decided: batch.decided.iter().map(String::as_str).collect(),
             offsets,
         };
@@ -433,16 +444,15 @@ impl Decider<'_> {
                     let processed = process(self.evaluator, line.parsed, position.clone(), &mut accounts)?;
                     self.counters.count(&processed);
                     in_batch += 1;
-                    match &processed {
+                    match processed {
                         Processed::Decided(decision) => {
-                            serde_json::to_writer(&mut batch.decisions, decision).expect("decisions always serialize");
-                            batch.decisions.push(b'\n');
                             batch.decided.push(decision.transaction_id.clone());
+                            batch.decisions.push(decision);
                         }
                         Processed::DeadLetter(reason) => {
                             tracing::debug!(line = line.number, "dead-lettered: {reason}");
                             let raw = line.raw.as_deref().unwrap_or_default();
-                            let letter = DeadLetter::new(reason.clone(), position, raw);
+                            let letter = DeadLetter::new(reason, position, raw);
                             serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
                             batch.dead_letters.push(b'\n');
                         }

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 use crate::state::{AccountState, Part};
 
@@ -47,7 +47,7 @@ pub struct StateStore {
 #[derive(Default)]
 pub struct BatchCommit<'a> {
     /// The changed parts of each account the batch touched.
-    pub accounts: Vec<(&'a str, Vec<Part>)>,
+    pub accounts: Vec<(&'a str, &'a [Part])>,
     pub decided: Vec<&'a str>,
     pub offsets: SinkOffsets,
 }
@@ -72,7 +72,10 @@ impl StateStore {
 
     /// A consistent view for reading during a batch.
     pub fn reader(&self) -> Result<StoreReader<'_>, StoreError> {
-        Ok(StoreReader { txn: self.db.begin_read().map_err(|e| self.err(e))?, store: self })
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let decided = txn.open_table(DECIDED).map_err(|e| self.err(e))?;
+        let parts = txn.open_table(PARTS).map_err(|e| self.err(e))?;
+        Ok(StoreReader { txn, decided, parts, store: self })
     }
 
     /// Commits a batch atomically and durably.
@@ -83,7 +86,7 @@ impl StateStore {
             let migrating = !whole.is_empty().map_err(|e| self.err(e))?;
             let mut parts = txn.open_table(PARTS).map_err(|e| self.err(e))?;
             for (id, changed) in &batch.accounts {
-                for part in changed {
+                for part in changed.iter() {
                     match &part.value {
                         Some(bytes) => parts.insert((*id, part.name.as_str()), bytes.as_slice()),
                         None => parts.remove((*id, part.name.as_str())),
@@ -110,15 +113,17 @@ impl StateStore {
 
 pub struct StoreReader<'a> {
     txn: ReadTransaction,
+    /// Opened once per view: they are read for every record.
+    decided: ReadOnlyTable<&'static str, ()>,
+    parts: ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     store: &'a StateStore,
 }
 
 impl StoreReader<'_> {
     pub fn account(&self, id: &str) -> Result<Option<AccountState>, StoreError> {
         let unreadable = |e: &dyn std::fmt::Display| self.store.err(format!("account {id} is unreadable: {e}"));
-        let parts = self.txn.open_table(PARTS).map_err(|e| self.store.err(e))?;
         let mut records = Vec::new();
-        for entry in parts.range((id, "")..).map_err(|e| self.store.err(e))? {
+        for entry in self.parts.range((id, "")..).map_err(|e| self.store.err(e))? {
             let (key, value) = entry.map_err(|e| self.store.err(e))?;
             let (account, part) = key.value();
             if account != id {
@@ -136,8 +141,7 @@ impl StoreReader<'_> {
     }
 
     pub fn is_decided(&self, transaction_id: &str) -> Result<bool, StoreError> {
-        let table = self.txn.open_table(DECIDED).map_err(|e| self.store.err(e))?;
-        Ok(table.get(transaction_id).map_err(|e| self.store.err(e))?.is_some())
+        Ok(self.decided.get(transaction_id).map_err(|e| self.store.err(e))?.is_some())
     }
 
     pub fn offsets(&self) -> Result<SinkOffsets, StoreError> {

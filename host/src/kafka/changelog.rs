@@ -10,7 +10,9 @@
 //! a record still reads, and is deleted (a tombstone under the plain id)
 //! when the account is next written, as parts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::state::{AccountState, Part};
 

@@ -11,11 +11,12 @@
 //! [`Outbox`], where the committer takes it. Rule swaps happen between two
 //! chunks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
