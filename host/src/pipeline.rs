@@ -184,7 +184,7 @@ enum Input {
 #[derive(Default)]
 struct Sealed {
     /// Serialized by the committer, off the deciding thread.
-    decisions: Vec<Box<crate::events::DecisionEvent>>,
+    decisions: Vec<crate::events::DecisionEvent>,
     dead_letters: Vec<u8>,
     accounts: Vec<(String, Vec<crate::state::Part>)>,
     decided: Vec<String>,
@@ -447,7 +447,7 @@ impl Decider<'_> {
                     match processed {
                         Processed::Decided(decision) => {
                             batch.decided.push(decision.transaction_id.clone());
-                            batch.decisions.push(decision);
+                            batch.decisions.push(*decision);
                         }
                         Processed::DeadLetter(reason) => {
                             tracing::debug!(line = line.number, "dead-lettered: {reason}");
