@@ -18,7 +18,9 @@
 //! Environment: `WEIR_BENCH_N` (default 20 000 per round),
 //! `WEIR_BENCH_ROUNDS` (default 10), `WEIR_BENCH_REPEAT` (default 3: each
 //! run is repeated and the median reported), `WEIR_BENCH_DIR` (where the
-//! output goes; default the system's temporary directory).
+//! output goes; default the system's temporary directory),
+//! `WEIR_BENCH_WRITE_INPUT` (a directory: write the two inputs there as
+//! `1-round.jsonl` and `N-rounds.jsonl`, to feed other builds' `weir run`).
 
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
@@ -92,6 +94,9 @@ fn run(engine: &Engine, input: &[u8], round_len: u64) -> Measured {
     let set = RuleSet::new(load_shipped(engine).expect("the shipped rules load")).expect("a rule set");
     let mut evaluator = Evaluator::new(&set, Policy::default());
     let opts = PipelineOptions { input_name: "bench.jsonl".to_owned(), ..PipelineOptions::default() };
+    // The previous run's output is written back first, so it does not slow
+    // this one down.
+    let _ = std::process::Command::new("sync").status();
     let started = Instant::now();
     // (records, seconds) at each batch, to cut the run into rounds.
     let mut marks: Vec<(u64, f64)> = vec![(0, 0.0)];
@@ -128,6 +133,13 @@ fn main() {
     let one = traffic(n, 1);
     let many = traffic(n, rounds);
     let round_len = one.iter().filter(|b| **b == b'\n').count() as u64;
+    if let Some(dir) = std::env::var_os("WEIR_BENCH_WRITE_INPUT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the input directory");
+        std::fs::write(dir.join("1-round.jsonl"), &one).expect("writing the input");
+        std::fs::write(dir.join(format!("{rounds}-rounds.jsonl")), &many).expect("writing the input");
+        eprintln!("inputs written to {}", dir.display());
+    }
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     let (mut rate_1x, mut rate_nx) = (Vec::new(), Vec::new());

@@ -302,7 +302,7 @@ fn print_summary(summary: &Summary, set: &RuleSet) {
     }
     let secs = summary.elapsed.as_secs_f64();
     println!(
-        "\nThroughput: {:.0} records/s ({} records in {:.2} s, one thread, rules in wasm, batches committed durably)",
+        "\nThroughput: {:.0} records/s ({} records in {:.2} s, rules in wasm, batches committed durably; reading, deciding and committing overlap)",
         summary.records as f64 / secs.max(1e-9),
         summary.records,
         secs
