@@ -9,12 +9,18 @@
 //! was not committed, state included); the committer waits for that before
 //! it commits again. The intake asks for a commit of everything decided so
 //! far ([`Link::flush`]) before partitions are revoked and before it stops.
+//!
+//! It runs as an async task (see the module above): one `select` waits for
+//! the workers' doorbell, the intake's requests and its timer. The
+//! transactional calls themselves block; nothing else runs on its runtime
+//! meanwhile.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -35,19 +41,18 @@ const ABORT_ATTEMPTS: u32 = 3;
 /// What the intake asks of the committer.
 enum Request {
     /// Commit everything decided so far; answer whether that worked.
-    Flush(SyncSender<bool>),
+    Flush(oneshot::Sender<bool>),
     /// Stop (after the last flush).
     Stop,
 }
 
 /// The committer's end of a [`Link`].
-pub(super) struct Requests(Receiver<Request>);
+pub(super) struct Requests(mpsc::Receiver<Request>);
 
-/// The intake's handle on the committer.
+/// The intake's handle on the committer (used from the intake's thread).
 #[derive(Clone)]
 pub(super) struct Link {
-    requests: SyncSender<Request>,
-    doorbell: Arc<Doorbell>,
+    requests: mpsc::Sender<Request>,
     reset: Arc<Reset>,
 }
 
@@ -55,27 +60,25 @@ pub(super) struct Link {
 #[derive(Default)]
 struct Reset {
     requested: AtomicBool,
-    done: Mutex<bool>,
-    signal: Condvar,
+    done: Notify,
 }
 
 impl Link {
     /// A link, and the committer's end of it.
-    pub(super) fn new(doorbell: Arc<Doorbell>) -> (Link, Requests) {
-        let (requests, from) = sync_channel(4);
-        (Link { requests, doorbell, reset: Arc::default() }, Requests(from))
+    pub(super) fn new() -> (Link, Requests) {
+        let (requests, from) = mpsc::channel(4);
+        (Link { requests, reset: Arc::default() }, Requests(from))
     }
 
     /// Commits everything the workers decided so far (call after a barrier,
     /// so that is everything they were given). False if the transaction
     /// failed: the caller then rewinds ([`Link::rewound`]).
     pub(super) fn flush(&self) -> bool {
-        let (ack, answer) = sync_channel(1);
-        if self.requests.send(Request::Flush(ack)).is_err() {
+        let (ack, answer) = oneshot::channel();
+        if self.requests.blocking_send(Request::Flush(ack)).is_err() {
             return false;
         }
-        self.doorbell.ring();
-        answer.recv().unwrap_or(false)
+        answer.blocking_recv().unwrap_or(false)
     }
 
     /// Whether the committer waits for a rewind.
@@ -87,14 +90,12 @@ impl Link {
     /// uncommitted is left: the committer may go on.
     pub(super) fn rewound(&self) {
         self.reset.requested.store(false, Ordering::Release);
-        *self.reset.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.reset.signal.notify_all();
+        self.reset.done.notify_one();
     }
 
     /// Stops the committer.
     pub(super) fn stop(&self) {
-        let _ = self.requests.send(Request::Stop);
-        self.doorbell.ring();
+        let _ = self.requests.try_send(Request::Stop);
         self.rewound();
     }
 }
@@ -106,7 +107,7 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
     outboxes: Vec<Arc<Outbox>>,
     doorbell: Arc<Doorbell>,
     hooks: Hooks,
-    requests: Receiver<Request>,
+    requests: mpsc::Receiver<Request>,
     link: Link,
     summary: KafkaSummary,
     /// Each worker's per-rule counters, as last reported.
@@ -116,7 +117,6 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
 }
 
 impl<'a, C: ConsumerContext> Committer<'a, C> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         config: &'a KafkaConfig,
         consumer: &'a BaseConsumer<C>,
@@ -143,20 +143,22 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     }
 
     /// Commits until stopped.
-    pub(super) fn run(mut self) -> Result<KafkaSummary, KafkaRunError> {
+    pub(super) async fn run(mut self) -> Result<KafkaSummary, KafkaRunError> {
         let idle = Duration::from_millis(self.config.batch_max_ms);
         loop {
-            match self.requests.try_recv() {
-                Ok(Request::Flush(ack)) => {
-                    let ok = self.commit()?;
-                    let _ = ack.send(ok);
-                    continue;
-                }
-                Ok(Request::Stop) | Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {}
+            tokio::select! {
+                biased;
+                request = self.requests.recv() => match request {
+                    Some(Request::Flush(ack)) => {
+                        let ok = self.commit()?;
+                        let _ = ack.send(ok);
+                        continue;
+                    }
+                    Some(Request::Stop) | None => break,
+                },
+                () = self.doorbell.wait(idle) => {}
             }
-            self.doorbell.wait(idle);
-            if !self.commit()? && !self.wait_for_rewind() {
+            if !self.commit()? && !self.wait_for_rewind().await {
                 break;
             }
         }
@@ -196,31 +198,27 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     /// After a failed transaction: drops what the workers decided since
     /// (it will be decided again), asks the intake to rewind, and waits.
     /// False if stopped meanwhile.
-    fn wait_for_rewind(&mut self) -> bool {
-        *self.link.reset.done.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    async fn wait_for_rewind(&mut self) -> bool {
         self.link.reset.requested.store(true, Ordering::Release);
         loop {
             for outbox in &self.outboxes {
                 take(outbox);
             }
-            // A flush asked meanwhile (the intake, in a rebalance) is
-            // refused: the intake then rewinds itself.
-            match self.requests.try_recv() {
-                Ok(Request::Flush(ack)) => {
-                    let _ = ack.send(false);
+            tokio::select! {
+                () = self.link.reset.done.notified() => {
+                    if !self.link.reset.requested.load(Ordering::Acquire) {
+                        return true;
+                    }
                 }
-                Ok(Request::Stop) | Err(TryRecvError::Disconnected) => return false,
-                Err(TryRecvError::Empty) => {}
-            }
-            let done = self.link.reset.done.lock().unwrap_or_else(|e| e.into_inner());
-            let (done, _) = self
-                .link
-                .reset
-                .signal
-                .wait_timeout_while(done, Duration::from_millis(50), |d| !*d)
-                .unwrap_or_else(|e| e.into_inner());
-            if *done {
-                return true;
+                request = self.requests.recv() => match request {
+                    // A flush asked meanwhile (the intake, in a rebalance) is
+                    // refused: the intake then rewinds itself.
+                    Some(Request::Flush(ack)) => {
+                        let _ = ack.send(false);
+                    }
+                    Some(Request::Stop) | None => return false,
+                },
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
     }

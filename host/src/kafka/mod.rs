@@ -29,9 +29,12 @@
 //! transactional id (`<group>-<instance_id>`), so a restarted instance
 //! fences its zombie.
 //!
-//! Every stage blocks — librdkafka's poll and its transactional calls, the
-//! rules' CPU work — so the stages are plain threads joined by bounded
-//! channels; ARCHITECTURE.md says why not tokio.
+//! The committer is an async task on a tokio runtime: it waits for the
+//! workers' output, the intake's requests and its timer at once, and is
+//! woken from the threads without a syscall-heavy hand-off. The intake and
+//! the workers block by nature (librdkafka's poll and rebalance callbacks,
+//! the rules' CPU work), so they are threads, joined by bounded channels;
+//! ARCHITECTURE.md has the measured comparison behind this split.
 //!
 //! Only this module knows rdkafka.
 
@@ -70,6 +73,8 @@ pub enum KafkaRunError {
     Topic { topic: String, problem: String },
     #[error("restoring state from {topic} partition {partition}: {problem}")]
     Restore { topic: String, partition: i32, problem: String },
+    #[error("the committer's runtime could not start: {0}")]
+    Runtime(String),
 }
 
 /// What a run did.
@@ -166,24 +171,19 @@ struct Outbox {
     taken: Condvar,
 }
 
-/// Signals from the workers to the committer that output is waiting.
+/// Signals from the workers (threads) to the committer (an async task)
+/// that output is waiting.
 #[derive(Default)]
-struct Doorbell {
-    rung: Mutex<bool>,
-    bell: Condvar,
-}
+struct Doorbell(tokio::sync::Notify);
 
 impl Doorbell {
     fn ring(&self) {
-        *self.rung.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.bell.notify_one();
+        self.0.notify_one();
     }
 
-    /// Waits until rung (then clears it) or `timeout` passes; true if rung.
-    fn wait(&self, timeout: Duration) -> bool {
-        let rung = self.rung.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut rung, _) = self.bell.wait_timeout_while(rung, timeout, |r| !*r).unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *rung)
+    /// Waits until rung or `timeout` passes.
+    async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.0.notified()).await;
     }
 }
 
@@ -224,15 +224,22 @@ pub fn run(
         senders.push(to_worker);
         receivers.push(from_intake);
     }
-    let (link, requests) = committer::Link::new(doorbell.clone());
+    let (link, requests) = committer::Link::new();
     let consumer = intake::consumer(config, senders, link.clone())?;
     let committer =
         committer::Committer::new(config, &consumer, link.clone(), requests, outboxes, doorbell, hooks.clone())?;
     tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, "weir is consuming");
 
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .thread_name("weir-committer")
+        .build()
+        .map_err(|e| KafkaRunError::Runtime(e.to_string()))?;
     std::thread::scope(|scope| {
         let spawn = |name: String| std::thread::Builder::new().name(name);
-        let committer = spawn("weir-committer".to_owned()).spawn_scoped(scope, move || committer.run());
+        let runtime = &runtime;
+        let committer =
+            spawn("weir-committer".to_owned()).spawn_scoped(scope, move || runtime.block_on(committer.run()));
         let committer = committer.expect("a thread starts");
         let worker_threads: Vec<_> = workers
             .into_iter()

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -31,6 +31,8 @@ use crate::status::Hooks;
 
 /// How long restoring a partition's state may wait for the broker.
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
+/// How long a worker waits for records before it looks for new rules.
+const IDLE: Duration = Duration::from_millis(50);
 
 /// What the intake tells a worker.
 pub(super) enum ToWorker {
@@ -95,7 +97,17 @@ impl<'a> Worker<'a> {
 
     /// Works until the intake hangs up.
     pub(super) fn run(mut self, from_intake: Receiver<ToWorker>) -> Result<(), KafkaRunError> {
-        for message in from_intake {
+        loop {
+            let message = match from_intake.recv_timeout(IDLE) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    // An idle worker takes up new rules too, so every
+                    // partition's cutover is known even without traffic.
+                    self.adopt_rules();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
             match message {
                 ToWorker::Records(records) => self.decide(records)?,
                 ToWorker::Assign(partitions) => self.assigned.extend(partitions),
@@ -116,7 +128,6 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Decides a chunk of records and puts its output in the outbox.
