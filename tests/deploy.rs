@@ -74,7 +74,7 @@ fn refused_reason(status: &Value, file: &str, hash: &str) -> Option<String> {
 /// The rules directory at start: the shipped rules, plus a shadow copy of
 /// large-amount with a low threshold, so it suspects often.
 pub fn initial_rules(dir: &Path) {
-    weir::rules::export_shipped(dir).unwrap();
+    weir::packages::export_shipped(dir).unwrap();
     std::fs::remove_file(dir.join("merchant-block.toml")).unwrap();
     let manifest = format!(
         "[rule]\nid = \"{SHADOW}\"\nversion = \"0.1.0\"\nmode = \"shadow\"\ncomponent = \"large-amount.wasm\"\n\n[params.suspect_over]\nEUR = 5000\nUSD = 5000\nGBP = 5000\n"
@@ -127,7 +127,7 @@ pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
         .output()
         .unwrap();
     assert!(out.status.success(), "deploy: {}", String::from_utf8_lossy(&out.stderr));
-    let v2 = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash;
+    let v2 = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash;
     let status = wait_status(addr, "v2 in effect", |s| {
         active_label(s, UPDATED).as_deref() == Some("\"2.0.0\"")
             && s["rules"]["swaps"].as_array().unwrap().last().unwrap()["took_effect"] != ""
@@ -181,21 +181,16 @@ pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
     Deployed { v1, v2, v2_generation, retired_generation, refused, status }
 }
 
-/// Where generation `g` took effect: (input partition → first offset).
-/// Embedded: `NAME after line N` is partition 0 from offset N + 1.
+/// Where generation `g` took effect: (input partition → first offset), from
+/// the status's `cutover` (embedded: partition 0, offsets are line numbers).
 pub fn cutover(status: &Value, g: u64) -> BTreeMap<i32, i64> {
     let swap = status["rules"]["swaps"].as_array().unwrap().iter().find(|s| s["generation"] == g).unwrap();
-    let text = swap["took_effect"].as_str().unwrap();
-    if let Some((_, line)) = text.rsplit_once(" after line ") {
-        return BTreeMap::from([(0, line.parse::<i64>().unwrap() + 1)]);
-    }
-    text.split(", ")
-        .map(|part| {
-            let (topic_partition, offset) = part.rsplit_once('@').unwrap();
-            let partition = topic_partition.rsplit_once('[').unwrap().1.trim_end_matches(']');
-            // `@start`: the partition's beginning, 0 for the test's fresh topics.
-            (partition.parse().unwrap(), if offset == "start" { 0 } else { offset.parse().unwrap() })
-        })
+    swap["cutover"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // `null`: the partition's start, 0 for the test's fresh topics.
+        .map(|c| (c["partition"].as_i64().unwrap() as i32, c["offset"].as_i64().unwrap_or(0)))
         .collect()
 }
 
@@ -364,7 +359,7 @@ fn deploy_promote_rollback_and_retire_from_the_command_line() {
 
     let o = weir(&["rule", "deploy", v1.to_str().unwrap(), "--rules", "rules", "--mode", "shadow"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
-    let deployed = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
+    let deployed = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
     assert_eq!(deployed.spec.mode, RuleMode::Shadow, "--mode shadow rewrote the manifest");
     assert!(deployed.manifest.contains("# Suspect when more transactions"), "the manifest keeps its comments");
     assert!(rules.join("velocity.cases.toml").is_file(), "the self-test cases travel with the package");
@@ -374,7 +369,7 @@ fn deploy_promote_rollback_and_retire_from_the_command_line() {
     // Promote: the same package, enforced.
     let o = weir(&["rule", "deploy", "rules/velocity.toml", "--rules", "rules", "--mode", "enforce"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
-    let promoted = weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
+    let promoted = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
     assert_eq!(promoted.spec.mode, RuleMode::Enforce);
     assert_ne!(promoted.hash, deployed.hash, "a mode change is a new version");
 
@@ -387,7 +382,7 @@ fn deploy_promote_rollback_and_retire_from_the_command_line() {
     // Rollback brings back the promoted v1, exactly.
     let o = weir(&["rule", "rollback", "velocity", "--rules", "rules"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+    assert_eq!(weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
 
     // A package whose self-tests fail is refused and changes nothing.
     let bad = velocity_package(&dir.path().join("bad"), "3.0.0", 10);
@@ -399,14 +394,14 @@ fn deploy_promote_rollback_and_retire_from_the_command_line() {
     let o = weir(&["rule", "deploy", bad.to_str().unwrap(), "--rules", "rules"], dir.path());
     assert!(!o.status.success());
     assert!(text(&o).contains("self-test cases") && text(&o).contains("one purchase is suspected"), "{}", text(&o));
-    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+    assert_eq!(weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
 
     let o = weir(&["rule", "retire", "velocity", "--rules", "rules"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
     assert!(!rules.join("velocity.toml").exists() && !rules.join("velocity.cases.toml").exists());
     let o = weir(&["rule", "rollback", "velocity", "--rules", "rules"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(weir::rules::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
+    assert_eq!(weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash, promoted.hash);
 }
 
 #[test]

@@ -76,7 +76,7 @@ impl Setup {
         broker();
         let prefix = format!("{name}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let dir = tempdir();
-        weir::rules::export_shipped(&dir.path().join("rules")).unwrap();
+        weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
         Setup { prefix, dir }
     }
 

@@ -1,5 +1,7 @@
 //! weir's integration tests: one binary, one module per capability.
 //!
+//! - `architecture`: the invariants of ARCHITECTURE.md about where things
+//!   live (only the engine knows wasmtime, only `kafka/` knows rdkafka).
 //! - `events`: the JSON Schemas match the Rust event types; old fixtures parse.
 //! - `sandbox`: hostile and broken rules cost only their own verdict;
 //!   components for another contract, core modules and garbage are refused.
@@ -18,6 +20,7 @@
 //! `util` gives each test its own temporary directory and the built guests;
 //! `native_rules` the shipped rules compiled natively.
 
+mod architecture;
 mod cli;
 mod deploy;
 mod events;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use weir::engine::{Engine, LoadedRule};
 use weir::manifest::RuleSpec;
-use weir::rules::SHIPPED;
+use weir::packages::SHIPPED;
 
 pub fn native_rules() -> Vec<LoadedRule> {
     let natives: HashMap<&str, weir_sdk::NativeRule> = HashMap::from([

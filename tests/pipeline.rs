@@ -9,8 +9,8 @@ use std::path::Path;
 use weir::demo;
 use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::{DeadLetter, DecisionEvent, DecisionType};
+use weir::packages::load_shipped;
 use weir::pipeline::{OutputPaths, PipelineError, PipelineOptions, Summary, run_embedded};
-use weir::rules::load_shipped;
 
 use crate::util::{jsonl, tempdir, tx};
 

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
+use weir::cases::{CaseFile, run_cases};
 use weir::demo;
 use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::DecisionType;
 use weir::manifest::RuleSpec;
-use weir::rules::{SHIPPED, load_shipped};
-use weir::sandbox::{CaseFile, run_cases};
+use weir::packages::{SHIPPED, load_shipped};
 use weir::state::AccountState;
 
 use crate::native_rules::native_rules;

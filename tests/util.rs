@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::collections::HashMap;
 use std::io::Cursor;
 
+use weir::cases::CaseTx;
 use weir::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
 use weir::events::{DecisionEvent, InputPosition, TransactionRecorded};
 use weir::manifest::RuleSpec;
 use weir::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
-use weir::sandbox::CaseTx;
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
@@ -71,7 +71,8 @@ pub fn jsonl(txs: &[TransactionRecorded]) -> String {
 /// the summary and the decisions by transaction id.
 pub fn decide_embedded(lines: &[String]) -> (Summary, HashMap<String, DecisionEvent>) {
     let engine = Engine::new().unwrap();
-    let mut ev = Evaluator::new(&RuleSet::new(weir::rules::load_shipped(&engine).unwrap()).unwrap(), Policy::default());
+    let mut ev =
+        Evaluator::new(&RuleSet::new(weir::packages::load_shipped(&engine).unwrap()).unwrap(), Policy::default());
     let dir = tempdir();
     let input = lines.join("\n");
     let out = OutputPaths::in_dir(dir.path());

@@ -22,7 +22,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::{InputPosition, TransactionRecorded, parse_transaction};
 use weir::manifest::RuleSpec;
-use weir::rules::{SHIPPED, load_shipped};
+use weir::packages::{SHIPPED, load_shipped};
 use weir::state::AccountState;
 
 #[path = "../../tests/native_rules.rs"]

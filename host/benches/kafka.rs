@@ -364,7 +364,7 @@ impl Bench {
             dir.disable_cleanup(true);
             eprintln!("weir's logs are kept in {}", dir.path().display());
         }
-        weir::rules::export_shipped(&dir.path().join("rules")).expect("exporting the shipped rules");
+        weir::packages::export_shipped(&dir.path().join("rules")).expect("exporting the shipped rules");
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run = format!("{}-{secs}", std::process::id());
         Bench { broker, project_broker, dir, run, topics: Mutex::new(Vec::new()) }

@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 use weir::engine::{Engine, Evaluator, Policy, RuleSet};
+use weir::packages::load_shipped;
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
-use weir::rules::load_shipped;
 
 const ACCOUNTS: usize = 2_000;
 const SEED: u64 = 42;

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use weir::engine::{Engine, Evaluator, Policy};
 use weir::live::LiveRules;
+use weir::packages::{PackageFiles, Trust, Validator, install};
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
-use weir::rules::{PackageFiles, Trust, Validator, install};
 use weir::status::Hooks;
 
 /// Serves the demo stream's lines again and again, with fresh transaction
@@ -107,7 +107,7 @@ struct Timeline {
 fn main() {
     let work = tempfile::tempdir().unwrap();
     let rules = work.path().join("rules");
-    weir::rules::export_shipped(&rules).unwrap();
+    weir::packages::export_shipped(&rules).unwrap();
     let staging = work.path().join("staging");
     std::fs::create_dir_all(&staging).unwrap();
     let v1 = PackageFiles::read(&rules.join("velocity.toml")).unwrap();

@@ -15,16 +15,16 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cases::{CaseFile, describe, run_cases};
 use crate::config::Config;
 use crate::engine::{Engine, Evaluator, LoadedRule, RuleSet};
 use crate::events::{DecisionEvent, DecisionType};
 use crate::live::LiveRules;
 use crate::manifest::RuleSpec;
+use crate::packages::{Deployed, PackageFiles};
 use crate::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
-use crate::rules::PackageFiles;
-use crate::sandbox::{CaseFile, describe, run_cases};
 use crate::status::{Hooks, Metrics};
-use crate::{demo, rules, scaffold};
+use crate::{demo, packages, scaffold};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -109,10 +109,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     input.flush()?;
     drop(input);
     let rules_dir = out.join("rules");
-    rules::export_shipped(&rules_dir).with_context(|| format!("cannot write {}", rules_dir.display()))?;
+    packages::export_shipped(&rules_dir).with_context(|| format!("cannot write {}", rules_dir.display()))?;
 
     let engine = Engine::new()?;
-    let loaded = rules::load_shipped(&engine).map_err(anyhow::Error::msg)?;
+    let loaded = packages::load_shipped(&engine).map_err(anyhow::Error::msg)?;
     let set = RuleSet::new(loaded)?;
     let mut evaluator = Evaluator::new(&set, Config::default().policy);
     let opts = PipelineOptions { input_name: "transactions.jsonl".to_owned(), ..PipelineOptions::default() };
@@ -293,7 +293,7 @@ fn print_summary(summary: &Summary, set: &RuleSet) {
             "  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
             id,
             rule.map(|r| r.spec.version_label.as_str()).unwrap_or("?"),
-            rule.map(|r| format!("{:?}", r.spec.mode).to_lowercase()).unwrap_or_default(),
+            rule.map(|r| r.spec.mode.to_string()).unwrap_or_default(),
             s.invocations,
             s.hits,
             s.errors,
@@ -392,22 +392,17 @@ fn find_manifest(module: &Path, cases: &Path) -> anyhow::Result<PathBuf> {
 pub fn rules_check(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(config)?;
     config.rules.dir = dir.to_owned();
-    let validator = config.rules.validator()?;
-    let (loaded, refused) = rules::load_dir(&validator, dir)
-        .with_context(|| format!("cannot read the rules directory {}", dir.display()))?;
-    for r in &loaded {
-        println!(
-            "  loaded   {:<16} {:<8} {:<8} {}",
-            r.spec.id,
-            r.spec.version_label,
-            format!("{:?}", r.spec.mode).to_lowercase(),
-            r.hash
-        );
+    // The same loader as a running weir's: what it would run, what it would refuse.
+    let live = LiveRules::load(dir, config.rules.validator()?)?;
+    let generation = live.current();
+    for r in generation.set.rules() {
+        println!("  loaded   {:<16} {:<8} {:<8} {}", r.spec.id, r.spec.version_label, r.spec.mode.to_string(), r.hash);
     }
+    let refused = live.refused();
     for r in &refused {
         println!("  REFUSED  {}: {}", r.path.display(), r.reason);
     }
-    println!("{} loaded, {} refused", loaded.len(), refused.len());
+    println!("{} loaded, {} refused", generation.set.rules().len(), refused.len());
     Ok(if refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -436,84 +431,36 @@ pub fn rule_deploy(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     // The compile cache is the directory's: a deploy compiles the package
     // into it, so the running weir swaps without compiling.
     config.rules.dir = dir.clone();
-    if !dir.is_dir() {
-        bail!("the rules directory {} does not exist", dir.display());
+    let mode = args.mode.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let (deployed, signature_dropped) = packages::deploy(&args.package, &dir, mode, &config.rules.validator()?)?;
+    if signature_dropped {
+        eprintln!(
+            "note: the signature was made for the manifest as it was; with --mode the package needs signing again"
+        );
     }
-    let manifest_path = package_manifest(&args.package)?;
-    let mut package =
-        PackageFiles::read(&manifest_path).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-    if let Some(mode) = &args.mode {
-        let mut doc: toml_edit::DocumentMut =
-            package.manifest.parse().with_context(|| format!("{}", manifest_path.display()))?;
-        doc["rule"]["mode"] = toml_edit::value(mode.as_str());
-        package.manifest = doc.to_string();
-        package.spec = RuleSpec::parse(&package.manifest)?;
-        package.hash = crate::engine::content_hash(&package.component, &package.manifest);
-        if package.signature.is_some() {
-            eprintln!(
-                "note: the signature was made for the manifest as it was; with --mode the package needs signing again"
+    match deployed {
+        Deployed::Already { spec, hash } => {
+            println!("{} {} ({hash}) is already deployed in {}", spec.id, spec.version_label, dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Deployed::Installed { spec, hash, manifest, replaced } => {
+            let replacing =
+                replaced.map(|p| format!(", replacing {} ({})", p.spec.version_label, p.hash)).unwrap_or_default();
+            println!(
+                "Deployed {} {} ({}, {hash}) to {}{replacing}.",
+                spec.id,
+                spec.version_label,
+                spec.mode,
+                manifest.display()
             );
-            package.signature = None;
+            println!(
+                "A running weir watching {} swaps to it between two batches; `weir rule rollback {}` undoes it.",
+                dir.display(),
+                spec.id
+            );
         }
     }
-    let validator = config.rules.validator()?;
-    let rule = validator.validate(&package).map_err(|e| anyhow::anyhow!("refused {}: {e}", manifest_path.display()))?;
-    let previous = PackageFiles::read(&dir.join(format!("{}.toml", rule.spec.id))).ok();
-    if previous.as_ref().is_some_and(|p| p.hash == package.hash) {
-        println!(
-            "{} {} ({}) is already deployed in {}",
-            rule.spec.id,
-            rule.spec.version_label,
-            rule.hash,
-            dir.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(previous) = &previous {
-        rules::archive(previous, &dir)
-            .with_context(|| format!("cannot archive the running package in {}", dir.display()))?;
-    }
-    let installed =
-        rules::install(&PackageFiles { manifest_path: dir.join(format!("{}.toml", rule.spec.id)), ..package }, &dir)
-            .with_context(|| format!("cannot write to {}", dir.display()))?;
-    let mode = format!("{:?}", rule.spec.mode).to_lowercase();
-    match previous {
-        Some(p) => println!(
-            "Deployed {} {} ({mode}, {}) to {}, replacing {} ({}).",
-            rule.spec.id,
-            rule.spec.version_label,
-            rule.hash,
-            installed.display(),
-            p.spec.version_label,
-            p.hash
-        ),
-        None => println!(
-            "Deployed {} {} ({mode}, {}) to {}.",
-            rule.spec.id,
-            rule.spec.version_label,
-            rule.hash,
-            installed.display()
-        ),
-    }
-    println!(
-        "A running weir watching {} swaps to it between two batches; `weir rule rollback {}` undoes it.",
-        dir.display(),
-        rule.spec.id
-    );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The manifest of a package given as a manifest or a directory with one.
-fn package_manifest(path: &Path) -> anyhow::Result<PathBuf> {
-    if !path.is_dir() {
-        return Ok(path.to_owned());
-    }
-    let found = rules::manifests(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("{} holds no package manifest (<id>.toml)", path.display()),
-        many => bail!("{} holds {} packages; name the manifest to deploy", path.display(), many.len()),
-    }
 }
 
 #[derive(Args, Debug)]
@@ -533,25 +480,13 @@ pub fn rule_rollback(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(args.config.as_deref())?;
     let dir = args.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
     config.rules.dir = dir.clone();
-    let manifest = dir.join(format!("{}.toml", args.id));
-    let current = PackageFiles::read(&manifest).ok();
-    let Some(previous) = rules::archived(&dir, &args.id, current.as_ref().map(|c| c.hash.as_str()))? else {
-        bail!("no earlier version of `{}` is archived in {}", args.id, dir.display());
-    };
-    let validator = config.rules.validator()?;
-    validator
-        .validate(&previous)
-        .map_err(|e| anyhow::anyhow!("the archived version {} is refused: {e}", previous.hash))?;
-    if let Some(current) = &current {
-        rules::archive(current, &dir)?;
-    }
-    rules::install(&PackageFiles { manifest_path: manifest.clone(), ..previous.clone() }, &dir)?;
+    let done = packages::rollback(&dir, &args.id, &config.rules.validator()?)?;
     println!(
         "Rolled back {} to {} ({}){}.",
         args.id,
-        previous.spec.version_label,
-        previous.hash,
-        current.map(|c| format!(", replacing {} ({})", c.spec.version_label, c.hash)).unwrap_or_default()
+        done.to.spec.version_label,
+        done.to.hash,
+        done.replaced.map(|c| format!(", replacing {} ({})", c.spec.version_label, c.hash)).unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -560,19 +495,10 @@ pub fn rule_rollback(args: &RetireArgs) -> anyhow::Result<ExitCode> {
 pub fn rule_retire(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let dir = args.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
-    let manifest = dir.join(format!("{}.toml", args.id));
-    let current =
-        PackageFiles::read(&manifest).map_err(|e| anyhow::anyhow!("no deployed package for `{}`: {e}", args.id))?;
-    rules::archive(&current, &dir)?;
-    std::fs::remove_file(&manifest).with_context(|| format!("cannot remove {}", manifest.display()))?;
-    for extra in [rules::sibling(&manifest, ".cases.toml"), rules::sibling(&manifest, ".sig")] {
-        if extra.exists() {
-            std::fs::remove_file(&extra).with_context(|| format!("cannot remove {}", extra.display()))?;
-        }
-    }
+    let retired = packages::retire(&dir, &args.id)?;
     println!(
         "Retired {} {} ({}); `weir rule rollback {}` brings it back.",
-        args.id, current.spec.version_label, current.hash, args.id
+        args.id, retired.spec.version_label, retired.hash, args.id
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -591,15 +517,16 @@ pub fn rule_sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
         PackageFiles::read(&args.manifest).map_err(|e| anyhow::anyhow!("{}: {e}", args.manifest.display()))?;
     let secret =
         std::fs::read_to_string(&args.key).with_context(|| format!("cannot read the key {}", args.key.display()))?;
-    let signature = rules::sign(&package.hash, &secret).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
-    let path = rules::sibling(&args.manifest, ".sig");
+    let signature =
+        packages::sign(&package.hash, &secret).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let path = packages::sibling(&args.manifest, ".sig");
     std::fs::write(&path, format!("{signature}\n")).with_context(|| format!("cannot write {}", path.display()))?;
     println!("Signed {} {} ({}) → {}", package.spec.id, package.spec.version_label, package.hash, path.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rule_keygen(out: &Path) -> anyhow::Result<ExitCode> {
-    let (secret, public) = rules::generate_key();
+    let (secret, public) = packages::generate_key();
     if out.exists() {
         bail!("{} exists; not overwriting a key", out.display());
     }

@@ -93,13 +93,13 @@ impl RulesConfig {
 
     /// The validator these settings ask for: an engine with the compile
     /// cache, and the trusted keys.
-    pub fn validator(&self) -> anyhow::Result<crate::rules::Validator> {
+    pub fn validator(&self) -> anyhow::Result<crate::packages::Validator> {
         let mut engine = crate::engine::Engine::new()?;
         if let Some(dir) = self.cache_dir() {
             engine = engine.with_cache_dir(dir);
         }
-        let trust = crate::rules::Trust::new(self.require_signed, &self.trusted_keys).map_err(anyhow::Error::msg)?;
-        Ok(crate::rules::Validator::new(engine, trust))
+        let trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys).map_err(anyhow::Error::msg)?;
+        Ok(crate::packages::Validator::new(engine, trust))
     }
 }
 

@@ -723,6 +723,26 @@ pub enum RuleMode {
     Shadow,
 }
 
+impl fmt::Display for RuleMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuleMode::Enforce => "enforce",
+            RuleMode::Shadow => "shadow",
+        })
+    }
+}
+
+impl std::str::FromStr for RuleMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "enforce" => Ok(RuleMode::Enforce),
+            "shadow" => Ok(RuleMode::Shadow),
+            other => Err(format!("mode {other:?}: use `enforce` or `shadow`")),
+        }
+    }
+}
+
 /// What a rule concluded, or `error` when it could not conclude.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -734,6 +754,18 @@ pub enum RuleOutcome {
     Error,
 }
 
+impl fmt::Display for RuleOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuleOutcome::Pass => "pass",
+            RuleOutcome::Score => "score",
+            RuleOutcome::Suspect => "suspect",
+            RuleOutcome::Lock => "lock",
+            RuleOutcome::Error => "error",
+        })
+    }
+}
+
 /// What a rule error does to the decision: `fail-open` (as if the rule passed) or `fail-closed`
 /// (as if it suspected the transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -742,6 +774,15 @@ pub enum FailurePolicy {
     #[default]
     FailOpen,
     FailClosed,
+}
+
+impl fmt::Display for FailurePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailurePolicy::FailOpen => "fail-open",
+            FailurePolicy::FailClosed => "fail-closed",
+        })
+    }
 }
 
 /// A name/value pair that explains a verdict.

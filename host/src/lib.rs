@@ -14,12 +14,12 @@
 //! - [`pipeline`]: source → engine → sink, in batches that commit atomically.
 //! - [`kafka`]: the same on Apache Kafka, exactly once, with state on a
 //!   changelog topic. Only `kafka` knows rdkafka.
-//! - [`rules`]: rule packages (validation, signatures, self-tests,
-//!   atomic install), and the shipped rules.
+//! - [`packages`]: rule packages (validation, signatures, self-tests,
+//!   deploy, rollback, retire, atomic install), and the shipped rules.
 //! - [`live`]: hot deploy — the watched rules directory and the rule set
 //!   the pipelines swap to between batches.
 //! - [`status`]: the status endpoint (`/health`, `/status`, `/metrics`).
-//! - [`sandbox`]: sandbox test cases (`weir rule test`).
+//! - [`cases`]: sandbox test cases (`weir rule test`) and their runner.
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
 //! - [`toolchain`]: the `wasm32-wasip2` target, added to the toolchain when
 //!   it is missing (also used by host/build.rs).
@@ -27,6 +27,7 @@
 //! - [`config`]: `weir.toml` with environment overrides.
 //! - [`commands`]: the `weir` subcommands and what they print.
 
+pub mod cases;
 pub mod commands;
 pub mod config;
 pub mod demo;
@@ -35,10 +36,10 @@ pub mod events;
 pub mod kafka;
 pub mod live;
 pub mod manifest;
+pub mod packages;
 pub mod pipeline;
 pub mod record;
-pub mod rules;
-pub mod sandbox;
+
 pub mod scaffold;
 pub mod state;
 pub mod status;

@@ -6,7 +6,7 @@
 //! [`Generation`] (an immutable [`RuleSet`] with a number). A watcher
 //! thread ([`LiveRules::watch`], the `notify` crate, debounced) rescans the
 //! directory after every change; a rescan validates each new or changed
-//! package off the hot path ([`crate::rules::Validator`]) and, when the set
+//! package off the hot path ([`crate::packages::Validator`]) and, when the set
 //! of active versions changed, publishes a new generation. A refused
 //! package never replaces the running version.
 //!
@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::engine::{Evaluator, LoadedRule, RuleSet};
 use crate::events::RuleMode;
-use crate::rules::{PackageFiles, Validator, manifests};
+use crate::packages::{PackageFiles, Refusal, Validator, manifests};
 
 /// How long the directory must be quiet before it is rescanned: a copy in
 /// progress keeps writing, so it is not read half-way.
@@ -93,9 +93,9 @@ fn short_hash(hash: &str) -> &str {
     hash.get(..19).unwrap_or(hash)
 }
 
-/// A package that was refused while weir ran.
+/// A package that was refused while weir ran, as the status shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Refusal {
+pub struct RefusedPackage {
     pub path: PathBuf,
     /// The version it would have been, when the files could be read.
     pub hash: Option<String>,
@@ -111,11 +111,62 @@ pub struct Swap {
     pub changes: Vec<Change>,
     /// Seconds since the Unix epoch.
     pub at: f64,
-    /// Where the pipeline first used it (e.g. `line 1201` or
-    /// `transactions[0]@1182, transactions[1]@977`); empty until then.
+    /// Where the pipeline first used it, for people (e.g. `stdin after line
+    /// 1200` or `transactions[0]@1182, transactions[1]@977`); empty until then.
     pub took_effect: String,
+    /// The same, for tools: per input partition (the embedded pipeline's
+    /// one is 0, its offsets line numbers), the first offset decided by
+    /// this generation (`None`: the partition's start).
+    pub cutover: Vec<Cutover>,
     /// From the directory change to the rule set being published.
     pub validate_ms: f64,
+}
+
+/// Where a generation took effect on one input partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Cutover {
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+/// Where a pipeline first decided with a generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TookEffect {
+    /// Embedded: from the line after `after_line` of `input` on.
+    Line { input: String, after_line: i64 },
+    /// Kafka: from these offsets of `topic`'s partitions on (`None`: the
+    /// partition's start).
+    Offsets { topic: String, partitions: Vec<(i32, Option<i64>)> },
+}
+
+impl TookEffect {
+    fn cutovers(&self) -> Vec<Cutover> {
+        match self {
+            TookEffect::Line { after_line, .. } => vec![Cutover { partition: 0, offset: Some(after_line + 1) }],
+            TookEffect::Offsets { partitions, .. } => partitions
+                .iter()
+                .map(|(partition, offset)| Cutover { partition: *partition, offset: *offset })
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for TookEffect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TookEffect::Line { input, after_line } => write!(f, "{input} after line {after_line}"),
+            TookEffect::Offsets { topic, partitions } => {
+                for (i, (p, offset)) in partitions.iter().enumerate() {
+                    let sep = if i > 0 { ", " } else { "" };
+                    match offset {
+                        Some(o) => write!(f, "{sep}{topic}[{p}]@{o}")?,
+                        None => write!(f, "{sep}{topic}[{p}]@start")?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What `/status` shows about rules.
@@ -126,11 +177,11 @@ pub struct RulesStatus {
     pub active: Vec<Version>,
     /// Packages in the directory that are refused now (the previous
     /// version of their rule, if any, keeps running).
-    pub refused: Vec<Refusal>,
+    pub refused: Vec<RefusedPackage>,
     /// Recent swaps, oldest first.
     pub swaps: Vec<Swap>,
     /// Every refusal since start, newest last (at most 100 kept).
-    pub refusals: Vec<Refusal>,
+    pub refusals: Vec<RefusedPackage>,
     pub swaps_total: u64,
     pub refusals_total: u64,
 }
@@ -140,9 +191,9 @@ struct State {
     /// The active package of each manifest path.
     active: BTreeMap<PathBuf, Arc<LoadedRule>>,
     /// Refused packages still in the directory, by manifest path.
-    refused: BTreeMap<PathBuf, Refusal>,
+    refused: BTreeMap<PathBuf, RefusedPackage>,
     swaps: Vec<Swap>,
-    refusals: Vec<Refusal>,
+    refusals: Vec<RefusedPackage>,
     swaps_total: u64,
     refusals_total: u64,
 }
@@ -161,6 +212,16 @@ impl LiveRules {
     /// Loads the directory as generation 1. Refused packages are reported
     /// (and kept in the status); it is an error if no rule loads.
     pub fn start(dir: &Path, validator: Validator) -> anyhow::Result<Arc<LiveRules>> {
+        let live = LiveRules::load(dir, validator)?;
+        if live.current().set.is_empty() {
+            anyhow::bail!("no rule could be loaded from {}", dir.display());
+        }
+        Ok(live)
+    }
+
+    /// Reads the directory once, as the running weir does (`weir rules DIR`):
+    /// what loads is generation 1, the rest is refused with its reason.
+    pub fn load(dir: &Path, validator: Validator) -> anyhow::Result<Arc<LiveRules>> {
         let empty =
             Arc::new(Generation { number: 0, set: RuleSet::default(), changes: vec![], noticed: Instant::now() });
         let live = Arc::new(LiveRules {
@@ -179,9 +240,6 @@ impl LiveRules {
             scanning: Mutex::new(()),
         });
         live.rescan().map_err(|e| anyhow::anyhow!("cannot read the rules directory {}: {e}", dir.display()))?;
-        if live.current().set.is_empty() {
-            anyhow::bail!("no rule could be loaded from {}", dir.display());
-        }
         Ok(live)
     }
 
@@ -199,7 +257,7 @@ impl LiveRules {
     }
 
     /// The currently refused packages.
-    pub fn refused(&self) -> Vec<Refusal> {
+    pub fn refused(&self) -> Vec<RefusedPackage> {
         self.lock().refused.values().cloned().collect()
     }
 
@@ -217,7 +275,7 @@ impl LiveRules {
     }
 
     /// Records and logs where a generation was first used.
-    pub fn took_effect(&self, generation: &Generation, position: String) {
+    pub fn took_effect(&self, generation: &Generation, position: &TookEffect) {
         let elapsed = generation.noticed.elapsed();
         let changes: Vec<String> = generation.changes.iter().map(ToString::to_string).collect();
         if generation.number == 1 {
@@ -240,13 +298,16 @@ impl LiveRules {
         }
         let mut state = self.lock();
         if let Some(swap) = state.swaps.iter_mut().rev().find(|s| s.generation == generation.number) {
-            if swap.took_effect.is_empty() {
-                swap.took_effect = position;
-            } else {
-                // Kafka reports once per batch that ran it first on a partition set.
+            // Kafka reports once per worker, each for its partitions.
+            if !swap.took_effect.is_empty() {
                 swap.took_effect.push_str(", ");
-                swap.took_effect.push_str(&position);
             }
+            swap.took_effect.push_str(&position.to_string());
+            for cutover in position.cutovers() {
+                swap.cutover.retain(|c| c.partition != cutover.partition);
+                swap.cutover.push(cutover);
+            }
+            swap.cutover.sort_by_key(|c| c.partition);
         }
     }
 
@@ -293,8 +354,8 @@ impl LiveRules {
         for path in &paths {
             let package = match PackageFiles::read(path) {
                 Ok(p) => p,
-                Err(reason) => {
-                    refuse(&mut refused, &mut new_refusals, path, None, reason);
+                Err(refusal) => {
+                    refuse(&mut refused, &mut new_refusals, path, None, refusal);
                     continue;
                 }
             };
@@ -311,17 +372,17 @@ impl LiveRules {
             }
             let taken = active.iter().find(|(p, r)| *p != path && r.spec.id == package.spec.id).map(|(p, _)| p.clone());
             if let Some(other) = taken {
-                let reason = format!("the package {} already has the rule id `{}`", other.display(), package.spec.id);
-                refuse(&mut refused, &mut new_refusals, path, Some(package.hash), reason);
+                let refusal = Refusal::DuplicateId { id: package.spec.id.clone(), other };
+                refuse(&mut refused, &mut new_refusals, path, Some(package.hash), refusal);
                 continue;
             }
             match self.validator.validate(&package) {
                 Ok(rule) => {
-                    tracing::info!(rule = %rule.spec.id, version = %rule.spec.version_label, hash = %rule.hash, mode = ?rule.spec.mode, path = %path.display(), "rule package accepted ({})", rule.compilation);
+                    tracing::info!(rule = %rule.spec.id, version = %rule.spec.version_label, hash = %rule.hash, mode = %rule.spec.mode, path = %path.display(), "rule package accepted ({})", rule.compilation);
                     refused.remove(path);
                     active.insert(path.clone(), Arc::new(rule));
                 }
-                Err(reason) => refuse(&mut refused, &mut new_refusals, path, Some(package.hash), reason),
+                Err(refusal) => refuse(&mut refused, &mut new_refusals, path, Some(package.hash), refusal),
             }
         }
 
@@ -344,6 +405,7 @@ impl LiveRules {
             changes: changes.clone(),
             at: unix_now(),
             took_effect: String::new(),
+            cutover: Vec::new(),
             validate_ms: noticed.elapsed().as_secs_f64() * 1000.0,
         });
         let excess = state.swaps.len().saturating_sub(KEPT);
@@ -385,19 +447,20 @@ pub struct Watch {
 }
 
 fn refuse(
-    refused: &mut BTreeMap<PathBuf, Refusal>,
-    log: &mut Vec<Refusal>,
+    refused: &mut BTreeMap<PathBuf, RefusedPackage>,
+    log: &mut Vec<RefusedPackage>,
     path: &Path,
     hash: Option<String>,
-    reason: String,
+    refusal: Refusal,
 ) {
+    let reason = refusal.to_string();
     if refused.get(path).is_some_and(|r| r.reason == reason && r.hash == hash) {
         return;
     }
     tracing::error!(path = %path.display(), "rule package refused, the running version stays: {reason}");
-    let refusal = Refusal { path: path.to_owned(), hash, reason, at: unix_now() };
-    refused.insert(path.to_owned(), refusal.clone());
-    log.push(refusal);
+    let refused_package = RefusedPackage { path: path.to_owned(), hash, reason, at: unix_now() };
+    refused.insert(path.to_owned(), refused_package.clone());
+    log.push(refused_package);
 }
 
 /// What changed between the running set and the new active packages.

@@ -34,6 +34,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine::{Evaluator, RuleStats};
 use crate::events::{DeadLetter, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, parse_input};
+use crate::live::TookEffect;
 use crate::record::{Accounts, Counters, Processed, process, rule_stats};
 use crate::state::AccountState;
 use crate::status::Hooks;
@@ -383,7 +384,8 @@ impl Decider<'_> {
             // Rule swaps happen here, between two batches: a batch runs on one
             // rule set from its first record to its commit.
             if let Some(adopted) = self.opts.hooks.adopt(&mut generation, self.evaluator) {
-                self.opts.hooks.took_effect(&adopted, format!("{} after line {last_line}", self.opts.input_name));
+                let position = TookEffect::Line { input: self.opts.input_name.clone(), after_line: last_line };
+                self.opts.hooks.took_effect(&adopted, &position);
             }
             if self.accounts.len() > ACCOUNT_CACHE_LIMIT {
                 // Emptied only once every batch is committed: until then the

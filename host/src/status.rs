@@ -87,7 +87,7 @@ impl Hooks {
     }
 
     /// Reports where a generation was first used.
-    pub fn took_effect(&self, generation: &Generation, position: String) {
+    pub fn took_effect(&self, generation: &Generation, position: &crate::live::TookEffect) {
         if let Some(live) = &self.live {
             live.took_effect(generation, position);
         }
@@ -181,10 +181,7 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
             let _ = writeln!(
                 out,
                 "weir_rule_active{{rule=\"{}\",version=\"{}\",hash=\"{}\",mode=\"{}\"}} 1",
-                v.rule_id,
-                v.version_label,
-                v.hash,
-                format!("{:?}", v.mode).to_lowercase()
+                v.rule_id, v.version_label, v.hash, v.mode
             );
         }
     }

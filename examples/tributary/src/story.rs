@@ -286,7 +286,7 @@ impl<'a> Story<'a> {
             opts.prefix
         );
         let rules = opts.work_dir.join("rules");
-        weir::rules::export_shipped(&rules)
+        weir::packages::export_shipped(&rules)
             .with_context(|| format!("writing the shipped rules to {}", rules.display()))?;
         story.start_weir("weir starts: the fraud service, with the shipped rules, in its own process")?;
         story.wait_for_topics()?;

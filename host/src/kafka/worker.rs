@@ -25,6 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
 use crate::engine::{Evaluator, Policy, RuleSet};
 use crate::events::{InputPosition, TransactionRecorded, parse_input};
+use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
 use crate::state::AccountState;
 use crate::status::Hooks;
@@ -223,24 +224,19 @@ impl<'a> Worker<'a> {
     /// and reports from which offset of each of its partitions it decides.
     fn adopt_rules(&mut self) {
         if let Some(adopted) = self.hooks.adopt(&mut self.generation, &mut self.evaluator) {
-            let input = &self.config.topics.input;
-            let positions: Vec<String> = self
-                .assigned
-                .iter()
-                .map(|(p, next)| match next {
-                    Some(o) => format!("{input}[{p}]@{o}"),
-                    None => format!("{input}[{p}]@start"),
-                })
-                .collect();
-            if !positions.is_empty() {
-                self.hooks.took_effect(&adopted, positions.join(", "));
-            } else {
+            if self.assigned.is_empty() {
                 tracing::debug!(
                     worker = self.index,
                     generation = adopted.number,
                     "rules adopted with no partition assigned"
                 );
+                return;
             }
+            let position = TookEffect::Offsets {
+                topic: self.config.topics.input.clone(),
+                partitions: self.assigned.iter().map(|(p, next)| (*p, *next)).collect(),
+            };
+            self.hooks.took_effect(&adopted, &position);
         }
     }
 

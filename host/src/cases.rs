@@ -215,7 +215,7 @@ fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
 
 /// One line describing what the rule returned.
 pub fn describe(r: &RuleResult) -> String {
-    let mut s = format!("{:?}", r.outcome).to_lowercase();
+    let mut s = r.outcome.to_string();
     if r.score > 0 {
         let _ = write!(s, " {}", r.score);
     }

@@ -1,5 +1,7 @@
-//! Rule packages: what a package is, how one is validated, and the rules
-//! weir ships.
+//! Rule packages: what a package is, how one is validated, how it is
+//! deployed, rolled back and retired, and the rules weir ships. The CLI
+//! (`weir rule deploy|rollback|retire|sign`, `weir rules DIR`) and the
+//! running weir's watcher ([`crate::live`]) use these same functions.
 //!
 //! A package in a rules directory is a manifest `NAME.toml` (see
 //! [`crate::manifest`]) next to its component (`rule.component`, by
@@ -10,17 +12,19 @@
 //! rule on traffic: the manifest parses, the signature verifies (when
 //! signatures are required), the component compiles for a compatible
 //! contract and instantiates, and the self-test cases pass in the sandbox.
-//! A package that fails is refused with its reason; the caller decides
-//! what a refusal means (at start, it is reported; while running, the
-//! previous version keeps running).
+//! A package that fails is refused with its reason ([`Refusal`]); the
+//! caller decides what a refusal means (at start, it is reported; while
+//! running, the previous version keeps running; on deploy, nothing is
+//! copied).
 
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
+use crate::cases::{CaseFile, run_cases};
 use crate::engine::{Engine, LoadError, LoadedRule};
+use crate::events::RuleMode;
 use crate::manifest::RuleSpec;
-use crate::sandbox::{CaseFile, run_cases};
 
 include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
 
@@ -34,11 +38,32 @@ pub struct ShippedRule {
     pub cases: &'static str,
 }
 
-/// A package that was not loaded, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub path: PathBuf,
-    pub reason: String,
+/// Why a package is refused. Its text names the file and what is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    /// A file of the package cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    /// Signatures: missing, malformed, or by no trusted key.
+    #[error("{0}")]
+    Signature(String),
+    /// The component is not a rule for this host's contract.
+    #[error("{}: {error}", path.display())]
+    Component { path: PathBuf, error: LoadError },
+    /// The self-test cases do not parse or do not pass.
+    #[error("{}: {problem}", path.display())]
+    Cases { path: PathBuf, problem: String },
+    #[error(
+        "{failed} of {total} self-test cases in {} failed: {}",
+        path.display(),
+        cases.join("; ")
+    )]
+    SelfTest { path: PathBuf, failed: usize, total: usize, cases: Vec<String> },
+    /// Two packages in a directory have one id.
+    #[error("the package {} already has the rule id `{id}`", other.display())]
+    DuplicateId { id: String, other: PathBuf },
 }
 
 /// Which packages are trusted: with `require_signed`, a package must carry
@@ -60,16 +85,30 @@ impl Trust {
     }
 
     /// Checks `signature` (hex, the file's text) over the version hash.
-    fn check(&self, version_hash: &str, signature: Option<&str>) -> Result<(), String> {
+    fn check(&self, version_hash: &str, signature: Option<&str>) -> Result<(), Refusal> {
+        let refuse = |why: String| Err(Refusal::Signature(why));
         let Some(text) = signature else {
-            return if self.require_signed { Err("unsigned, and signatures are required".to_owned()) } else { Ok(()) };
+            return if self.require_signed {
+                refuse("unsigned, and signatures are required".to_owned())
+            } else {
+                Ok(())
+            };
         };
-        let bytes = hex::decode(text.trim()).map_err(|e| format!("the signature is not hex: {e}"))?;
-        let sig = Signature::from_slice(&bytes).map_err(|_| "the signature is not an ed25519 signature".to_owned())?;
+        let bytes = match hex::decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => return refuse(format!("the signature is not hex: {e}")),
+        };
+        let Ok(sig) = Signature::from_slice(&bytes) else {
+            return refuse("the signature is not an ed25519 signature".to_owned());
+        };
         if self.keys.iter().any(|k| k.verify(version_hash.as_bytes(), &sig).is_ok()) {
             return Ok(());
         }
-        if self.require_signed { Err("the signature does not verify with any trusted key".to_owned()) } else { Ok(()) }
+        if self.require_signed {
+            refuse("the signature does not verify with any trusted key".to_owned())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -121,17 +160,18 @@ pub fn sibling(manifest_path: &Path, suffix: &str) -> PathBuf {
 
 impl PackageFiles {
     /// Reads a package from its manifest path; errors name the file.
-    pub fn read(manifest_path: &Path) -> Result<PackageFiles, String> {
-        let manifest = std::fs::read_to_string(manifest_path).map_err(|e| format!("cannot read the manifest: {e}"))?;
-        let spec = RuleSpec::parse(&manifest).map_err(|e| format!("invalid manifest: {e}"))?;
+    pub fn read(manifest_path: &Path) -> Result<PackageFiles, Refusal> {
+        let unreadable =
+            |path: &Path, e: std::io::Error| Refusal::Unreadable { path: path.to_owned(), reason: e.to_string() };
+        let manifest = std::fs::read_to_string(manifest_path).map_err(|e| unreadable(manifest_path, e))?;
+        let spec = RuleSpec::parse(&manifest).map_err(|e| Refusal::Manifest(e.to_string()))?;
         let component_path = manifest_path.parent().unwrap_or(Path::new(".")).join(&spec.component);
-        let component = std::fs::read(&component_path)
-            .map_err(|e| format!("cannot read the component {}: {e}", component_path.display()))?;
-        let read_optional = |path: PathBuf| -> Result<Option<(PathBuf, String)>, String> {
+        let component = std::fs::read(&component_path).map_err(|e| unreadable(&component_path, e))?;
+        let read_optional = |path: PathBuf| -> Result<Option<(PathBuf, String)>, Refusal> {
             match std::fs::read_to_string(&path) {
                 Ok(text) => Ok(Some((path, text))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => Err(unreadable(&path, e)),
             }
         };
         let cases = read_optional(sibling(manifest_path, ".cases.toml"))?;
@@ -175,17 +215,17 @@ impl Validator {
     }
 
     /// Reads and validates the package whose manifest is `manifest_path`.
-    pub fn load(&self, manifest_path: &Path) -> Result<LoadedRule, String> {
+    pub fn load(&self, manifest_path: &Path) -> Result<LoadedRule, Refusal> {
         self.validate(&PackageFiles::read(manifest_path)?)
     }
 
     /// Checks the signature, compiles, and runs the self-test cases.
-    pub fn validate(&self, package: &PackageFiles) -> Result<LoadedRule, String> {
+    pub fn validate(&self, package: &PackageFiles) -> Result<LoadedRule, Refusal> {
         self.trust.check(&package.hash, package.signature.as_deref())?;
         let rule = self
             .engine
             .load(package.spec.clone(), &package.component, &package.manifest)
-            .map_err(|e: LoadError| format!("{}: {e}", package.component_path.display()))?;
+            .map_err(|error: LoadError| Refusal::Component { path: package.component_path.clone(), error })?;
         if let Some((path, text)) = &package.cases {
             self_test(&self.engine, package, path, text)?;
         }
@@ -194,22 +234,16 @@ impl Validator {
 }
 
 /// Runs a package's self-test cases; any failure refuses the package.
-fn self_test(engine: &Engine, package: &PackageFiles, path: &Path, text: &str) -> Result<(), String> {
-    let file: CaseFile = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let reports = run_cases(engine, &package.component, &package.manifest, &package.spec, &file)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let failed: Vec<String> =
+fn self_test(engine: &Engine, package: &PackageFiles, path: &Path, text: &str) -> Result<(), Refusal> {
+    let problem = |problem: String| Refusal::Cases { path: path.to_owned(), problem };
+    let file: CaseFile = toml::from_str(text).map_err(|e| problem(e.to_string()))?;
+    let reports = run_cases(engine, &package.component, &package.manifest, &package.spec, &file).map_err(problem)?;
+    let cases: Vec<String> =
         reports.iter().filter_map(|r| r.failure.as_ref().map(|why| format!("{:?}: {why}", r.name))).collect();
-    if failed.is_empty() {
+    if cases.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{} of {} self-test cases in {} failed: {}",
-            failed.len(),
-            reports.len(),
-            path.display(),
-            failed.join("; ")
-        ))
+        Err(Refusal::SelfTest { path: path.to_owned(), failed: cases.len(), total: reports.len(), cases })
     }
 }
 
@@ -219,30 +253,6 @@ pub fn manifests(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_manifest(p)).collect();
     manifests.sort();
     Ok(manifests)
-}
-
-/// Loads every package in `dir`: (loaded rules, refused packages).
-pub fn load_dir(validator: &Validator, dir: &Path) -> std::io::Result<(Vec<LoadedRule>, Vec<Refused>)> {
-    let mut loaded: Vec<LoadedRule> = Vec::new();
-    let mut refused = Vec::new();
-    for path in manifests(dir)? {
-        match validator.load(&path) {
-            Ok(rule) if loaded.iter().any(|r| r.spec.id == rule.spec.id) => {
-                let reason = format!("another package in the directory already has the id `{}`", rule.spec.id);
-                tracing::error!(path = %path.display(), "rule package refused: {reason}");
-                refused.push(Refused { path, reason });
-            }
-            Ok(rule) => {
-                tracing::info!(rule = %rule.spec.id, version = %rule.spec.version_label, hash = %rule.hash, mode = ?rule.spec.mode, path = %path.display(), "rule loaded ({})", rule.compilation);
-                loaded.push(rule)
-            }
-            Err(reason) => {
-                tracing::error!(path = %path.display(), "rule package refused: {reason}");
-                refused.push(Refused { path, reason })
-            }
-        }
-    }
-    Ok((loaded, refused))
 }
 
 /// Manifests are `*.toml` but not `*.cases.toml`; hidden and temporary
@@ -360,4 +370,135 @@ pub fn archived(dir: &Path, id: &str, except: Option<&str>) -> std::io::Result<O
         }
     }
     Ok(None)
+}
+
+/// What went wrong in a package operation (deploy, rollback, retire).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("the rules directory {} does not exist", .0.display())]
+    NoRulesDirectory(PathBuf),
+    #[error("{} holds no package manifest (<id>.toml)", .0.display())]
+    NoPackage(PathBuf),
+    #[error("{} holds {count} packages; name the manifest to deploy", dir.display())]
+    ManyPackages { dir: PathBuf, count: usize },
+    /// The package itself: unreadable or refused.
+    #[error("refused {}: {refusal}", path.display())]
+    Refused { path: PathBuf, refusal: Refusal },
+    #[error("no deployed package for `{id}` in {}", dir.display())]
+    NotDeployed { id: String, dir: PathBuf },
+    #[error("no earlier version of `{id}` is archived in {}", dir.display())]
+    NothingToRollBack { id: String, dir: PathBuf },
+    #[error("cannot edit the manifest {}: {reason}", path.display())]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
+    move |source| PackageError::Io { path: path.to_owned(), source }
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub enum Deployed {
+    /// This exact version (content hash) was already deployed: nothing changed.
+    Already { spec: RuleSpec, hash: String },
+    /// Installed at `manifest`, replacing `replaced` (archived for rollback).
+    Installed { spec: RuleSpec, hash: String, manifest: PathBuf, replaced: Option<PackageFiles> },
+}
+
+/// The manifest of a package given as a manifest or a directory with one.
+pub fn package_manifest(path: &Path) -> Result<PathBuf, PackageError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let found = manifests(path).map_err(io(path))?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(PackageError::NoPackage(path.to_owned())),
+        many => Err(PackageError::ManyPackages { dir: path.to_owned(), count: many.len() }),
+    }
+}
+
+/// Validates the package at `package` (a manifest, or a directory holding
+/// one) as a running weir would and installs it into `dir`, archiving the
+/// version it replaces. With `mode`, the manifest's `rule.mode` is
+/// rewritten first (its comments kept); a signature made for the manifest
+/// as it was is then dropped, and `signature_dropped` says so.
+pub fn deploy(
+    package: &Path,
+    dir: &Path,
+    mode: Option<RuleMode>,
+    validator: &Validator,
+) -> Result<(Deployed, bool), PackageError> {
+    if !dir.is_dir() {
+        return Err(PackageError::NoRulesDirectory(dir.to_owned()));
+    }
+    let manifest_path = package_manifest(package)?;
+    let refused = |refusal| PackageError::Refused { path: manifest_path.clone(), refusal };
+    let mut package = PackageFiles::read(&manifest_path).map_err(refused)?;
+    let mut signature_dropped = false;
+    if let Some(mode) = mode {
+        let edit = |reason: String| PackageError::Manifest { path: manifest_path.clone(), reason };
+        let mut doc: toml_edit::DocumentMut = package.manifest.parse().map_err(|e| edit(format!("{e}")))?;
+        doc["rule"]["mode"] = toml_edit::value(mode.to_string());
+        package.manifest = doc.to_string();
+        package.spec = RuleSpec::parse(&package.manifest).map_err(|e| edit(e.to_string()))?;
+        package.hash = crate::engine::content_hash(&package.component, &package.manifest);
+        signature_dropped = package.signature.take().is_some();
+    }
+    let rule = validator.validate(&package).map_err(refused)?;
+    let target = dir.join(format!("{}.toml", rule.spec.id));
+    let previous = PackageFiles::read(&target).ok();
+    if previous.as_ref().is_some_and(|p| p.hash == package.hash) {
+        return Ok((Deployed::Already { spec: rule.spec.clone(), hash: package.hash }, signature_dropped));
+    }
+    if let Some(previous) = &previous {
+        archive(previous, dir).map_err(io(dir))?;
+    }
+    let hash = package.hash.clone();
+    let manifest = install(&PackageFiles { manifest_path: target, ..package }, dir).map_err(io(dir))?;
+    Ok((Deployed::Installed { spec: rule.spec.clone(), hash, manifest, replaced: previous }, signature_dropped))
+}
+
+/// What a rollback did: `to` is running now, `replaced` was (archived).
+#[derive(Debug)]
+pub struct RolledBack {
+    pub to: PackageFiles,
+    pub replaced: Option<PackageFiles>,
+}
+
+/// Redeploys the version of rule `id` that ran before the current one,
+/// validated again as a running weir would.
+pub fn rollback(dir: &Path, id: &str, validator: &Validator) -> Result<RolledBack, PackageError> {
+    let manifest = dir.join(format!("{id}.toml"));
+    let current = PackageFiles::read(&manifest).ok();
+    let except = current.as_ref().map(|c| c.hash.as_str());
+    let Some(previous) = archived(dir, id, except).map_err(io(dir))? else {
+        return Err(PackageError::NothingToRollBack { id: id.to_owned(), dir: dir.to_owned() });
+    };
+    validator
+        .validate(&previous)
+        .map_err(|refusal| PackageError::Refused { path: previous.manifest_path.clone(), refusal })?;
+    if let Some(current) = &current {
+        archive(current, dir).map_err(io(dir))?;
+    }
+    install(&PackageFiles { manifest_path: manifest, ..previous.clone() }, dir).map_err(io(dir))?;
+    Ok(RolledBack { to: previous, replaced: current })
+}
+
+/// Removes rule `id`'s package from `dir` (archived, so a rollback brings
+/// it back). Returns the retired package.
+pub fn retire(dir: &Path, id: &str) -> Result<PackageFiles, PackageError> {
+    let manifest = dir.join(format!("{id}.toml"));
+    let current = PackageFiles::read(&manifest)
+        .map_err(|_| PackageError::NotDeployed { id: id.to_owned(), dir: dir.to_owned() })?;
+    archive(&current, dir).map_err(io(dir))?;
+    std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+    for extra in [sibling(&manifest, ".cases.toml"), sibling(&manifest, ".sig")] {
+        if extra.exists() {
+            std::fs::remove_file(&extra).map_err(io(&extra))?;
+        }
+    }
+    Ok(current)
 }
