@@ -404,7 +404,7 @@ pub enum Deployed {
     /// This exact version (content hash) was already deployed: nothing changed.
     Already { spec: RuleSpec, hash: String },
     /// Installed at `manifest`, replacing `replaced` (archived for rollback).
-    Installed { spec: RuleSpec, hash: String, manifest: PathBuf, replaced: Option<PackageFiles> },
+    Installed { spec: RuleSpec, hash: String, manifest: PathBuf, replaced: Option<Box<PackageFiles>> },
 }
 
 /// The manifest of a package given as a manifest or a directory with one.
@@ -458,7 +458,8 @@ pub fn deploy(
     }
     let hash = package.hash.clone();
     let manifest = install(&PackageFiles { manifest_path: target, ..package }, dir).map_err(io(dir))?;
-    Ok((Deployed::Installed { spec: rule.spec.clone(), hash, manifest, replaced: previous }, signature_dropped))
+    let replaced = previous.map(Box::new);
+    Ok((Deployed::Installed { spec: rule.spec.clone(), hash, manifest, replaced }, signature_dropped))
 }
 
 /// What a rollback did: `to` is running now, `replaced` was (archived).
