@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use weir::events::{DecisionEvent, DecisionType, RuleMode, RuleOutcome};
 
-use crate::util::{guest, tempdir};
+use crate::util::{guest, tempdir, text, weir};
 
 /// The rule that gets a new version, the one retired, and the shadow rule.
 pub const UPDATED: &str = "velocity";
@@ -325,18 +325,9 @@ fn hot_deploy_embedded_under_a_continuous_stream() {
     let refusals = log.lines().filter(|l| l.contains("rule package refused") && l.contains("velocity.toml")).count();
     assert!(refusals >= deployed.refused.len(), "each refusal is logged with the package and reason:\n{log}");
     assert!(log.contains("rules swapped"), "swaps are logged with where they took effect");
-    let text = std::fs::read_to_string(dir.path().join("out/decisions.jsonl")).unwrap();
-    let decisions: Vec<DecisionEvent> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let decisions: Vec<DecisionEvent> = weir_testkit::jsonl(&dir.path().join("out/decisions.jsonl"));
     assert_decisions(&decisions, &expected, &deployed);
     assert!(deployed.status["rules"]["refusals_total"].as_u64() >= Some(4), "{:#}", deployed.status);
-}
-
-fn weir(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(cwd).output().expect("weir runs")
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A package directory holding velocity with `max_count`, its cases and component.

@@ -5,65 +5,25 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use weir::events::{DecisionEvent, DecisionType};
+use weir_testkit::{Broker, WeirProcess, kafka_script, read_committed, read_to_end};
 
 use crate::util::{decide_embedded, tempdir};
 
 /// Serializes the broker-restart test against the others.
 static BROKER_LOCK: RwLock<()> = RwLock::new(());
-static BROKER: OnceLock<String> = OnceLock::new();
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+/// The broker: `WEIR_TEST_KAFKA_BOOTSTRAP`, or the project's.
+fn broker() -> &'static Broker {
+    Broker::get(&["WEIR_TEST_KAFKA_BOOTSTRAP"])
 }
 
-fn kafka_script(args: &[&str]) {
-    let status = Command::new("bash").arg(repo().join("scripts/kafka.sh")).args(args).status().unwrap();
-    assert!(status.success(), "scripts/kafka.sh {args:?} failed");
-}
-
-/// The broker's bootstrap address, starting the project's broker if needed.
-fn broker() -> &'static str {
-    BROKER.get_or_init(|| match std::env::var("WEIR_TEST_KAFKA_BOOTSTRAP") {
-        Ok(b) => b,
-        Err(_) => {
-            kafka_script(&["start"]);
-            let out = Command::new("bash").arg(repo().join("scripts/kafka.sh")).arg("bootstrap").output().unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        }
-    })
-}
-
-/// A running `weir run`, killed if the test ends without stopping it.
-struct Instance(Child);
-
-impl Instance {
-    /// SIGKILL: a crash, leaving an open transaction behind.
-    fn crash(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+/// How long a weir instance may take to stop after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(90);
 
 /// One test's topics, group and working directory.
 struct Setup {
@@ -74,73 +34,53 @@ struct Setup {
 impl Setup {
     fn new(name: &str) -> Setup {
         broker();
-        let prefix = format!("{name}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let dir = tempdir();
         weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
-        Setup { prefix, dir }
+        Setup { prefix: weir_testkit::unique_prefix(name), dir }
     }
 
     fn topic(&self, t: &str) -> String {
         format!("{}.{t}", self.prefix)
     }
 
+    /// weir's configuration for instance `instance`, from weir's own types.
+    fn weir_config(&self, instance: &str) -> weir::config::Config {
+        let rules = self.dir.path().join("rules");
+        let mut config = weir_testkit::config::kafka(&broker().bootstrap, &self.prefix, instance, &rules);
+        let kafka = config.kafka.as_mut().unwrap();
+        kafka.partitions = 4;
+        kafka.batch_max_records = 100;
+        kafka.transaction_timeout_ms = 6000;
+        config
+    }
+
     /// Writes weir.toml for instance `instance` and returns its path.
     fn config(&self, instance: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{instance}.toml"));
-        let text = format!(
-            r#"[rules]
-dir = "{rules}"
-
-[kafka]
-bootstrap_servers = "{broker}"
-group_id = "{p}-group"
-instance_id = "{instance}"
-partitions = 4
-batch_max_records = 100
-batch_max_ms = 50
-transaction_timeout_ms = 6000
-
-[kafka.topics]
-input = "{p}.in"
-transaction_verified = "{p}.verified"
-fraud_suspected = "{p}.suspected"
-account_locked = "{p}.locked"
-dead_letters = "{p}.dead"
-changelog = "{p}.state"
-"#,
-            rules = self.dir.path().join("rules").display(),
-            broker = broker(),
-            p = self.prefix,
-        );
-        std::fs::write(&path, text).unwrap();
+        weir_testkit::config::write(&self.weir_config(instance), &path);
         path
     }
 
-    fn start(&self, instance: &str) -> Instance {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{instance}.log")))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "--config"])
-            .arg(self.config(instance))
-            .env("WEIR_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Instance(child)
+    fn log_path(&self, instance: &str) -> PathBuf {
+        self.dir.path().join(format!("{instance}.log"))
+    }
+
+    fn start(&self, instance: &str) -> WeirProcess {
+        WeirProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_weir")),
+            &self.config(instance),
+            &self.log_path(instance),
+            "info",
+        )
     }
 
     fn log(&self, instance: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{instance}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.log_path(instance)).unwrap_or_default()
     }
 
     /// Produces the records to the input topic, keyed by account id.
     fn produce(&self, lines: &[String]) {
-        let producer: BaseProducer =
-            ClientConfig::new().set("bootstrap.servers", broker()).set("enable.idempotence", "true").create().unwrap();
+        let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
         // weir creates its topics at start; create the input now so records
         // can be produced before weir runs.
         weir::kafka::create_topics(&self.kafka_config()).unwrap();
@@ -165,85 +105,37 @@ changelog = "{p}.state"
     }
 
     fn kafka_config(&self) -> weir::kafka::KafkaConfig {
-        let text = std::fs::read_to_string(self.config("admin")).unwrap();
-        weir::config::Config::parse(&text).unwrap().kafka.unwrap()
+        self.weir_config("admin").kafka.unwrap()
     }
 
-    /// Reads every committed decision (`read_committed`) until `expected`
-    /// have arrived and no more come for a while, or the time is up.
-    fn decisions(&self, expected: usize, timeout: Duration) -> Vec<DecisionEvent> {
-        let topics = [self.topic("verified"), self.topic("suspected"), self.topic("locked")];
-        let records = read_committed(&topics, expected, timeout);
-        records.into_iter().map(|(_, payload)| serde_json::from_slice(&payload).unwrap()).collect()
+    fn decision_topics(&self) -> Vec<String> {
+        vec![self.topic("verified"), self.topic("suspected"), self.topic("locked")]
     }
 
-    fn dead_letters(&self, expected: usize) -> Vec<(String, String)> {
-        read_committed(&[self.topic("dead")], expected, Duration::from_secs(30))
+    /// Waits until `expected` decisions are committed (or panics after `timeout`).
+    fn wait_for_decisions(&self, expected: usize, timeout: Duration) {
+        read_committed(broker(), &self.decision_topics(), expected, timeout);
+    }
+
+    /// Every committed decision, read to the end of the topics (call once
+    /// every instance stopped: nothing is pending then).
+    fn all_decisions(&self) -> Vec<DecisionEvent> {
+        let records = read_to_end(broker(), &self.decision_topics(), Duration::from_secs(60));
+        records.iter().map(|r| serde_json::from_slice(&r.payload).unwrap()).collect()
+    }
+
+    /// Every committed dead letter: (the `weir.reason` header, payload).
+    fn all_dead_letters(&self) -> Vec<(String, String)> {
+        read_to_end(broker(), &[self.topic("dead")], Duration::from_secs(60))
             .into_iter()
-            .map(|(reason, payload)| (reason, String::from_utf8_lossy(&payload).into_owned()))
+            .map(|r| {
+                (
+                    r.header("weir.reason").unwrap_or_default().to_owned(),
+                    String::from_utf8_lossy(&r.payload).into_owned(),
+                )
+            })
             .collect()
     }
-}
-
-impl Drop for Setup {
-    /// A failed test shows what its weir instances logged.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "log") {
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().filter(|l| !l.contains("rule loaded")).collect();
-                eprintln!("--- {} (last 40 lines)", path.display());
-                for l in &lines[lines.len().saturating_sub(40)..] {
-                    eprintln!("{l}");
-                }
-            }
-        }
-    }
-}
-
-/// (the `weir.reason` header, payload) of every committed record.
-fn read_committed(topics: &[String], expected: usize, timeout: Duration) -> Vec<(String, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .set("group.id", "weir-tests-reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        let md = consumer.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(t, p.id(), Offset::Beginning).unwrap();
-        }
-    }
-    consumer.assign(&tpl).unwrap();
-    let started = Instant::now();
-    let mut last_new = Instant::now();
-    let mut out = Vec::new();
-    while started.elapsed() < timeout {
-        if out.len() >= expected && last_new.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let reason = m
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "weir.reason").and_then(|h| h.value))
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
-                out.push((reason, m.payload().unwrap_or_default().to_vec()));
-                last_new = Instant::now();
-            }
-            Some(Err(e)) => panic!("reading {topics:?}: {e}"),
-            None => {}
-        }
-    }
-    out
 }
 
 /// The decisions of an uninterrupted embedded run over the same input.
@@ -280,30 +172,6 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Stops weir with SIGTERM; returns its stdout. Panics unless it exits cleanly.
-fn terminate(instance: &mut Instance) -> String {
-    let child = &mut instance.0;
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let asked = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if asked.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("weir did not stop within 90 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut out = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut s, &mut out).unwrap();
-    }
-    assert!(status.success(), "weir exited with {status}: {out}");
-    out
-}
-
 #[test]
 fn every_transaction_is_decided_exactly_once_and_bad_records_are_dead_lettered() {
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
@@ -321,9 +189,10 @@ fn every_transaction_is_decided_exactly_once_and_bad_records_are_dead_lettered()
     setup.produce(&lines);
     let reference = embedded_reference(&lines);
     let mut weir = setup.start("a");
-    let got = setup.decisions(reference.len(), Duration::from_secs(90));
-    let dead = setup.dead_letters(3);
-    let out = terminate(&mut weir);
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(90));
+    let out = weir.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
+    let dead = setup.all_dead_letters();
     assert_exactly_once_and_equal(&got, &reference);
     assert_eq!(dead.len(), 3, "{dead:?}");
     assert!(dead.iter().any(|(reason, _)| reason.contains("minor_units")), "{dead:?}");
@@ -343,14 +212,13 @@ fn kill_nine_mid_stream_and_restart_keeps_decisions_exact() {
     for round in 1..=3 {
         let mut weir = setup.start("a");
         let target = reference.len() * round / 4;
-        wait_for("decisions before the crash", Duration::from_secs(90), || {
-            setup.decisions(target, Duration::from_millis(1500)).len() >= target
-        });
+        setup.wait_for_decisions(target, Duration::from_secs(90));
         weir.crash();
     }
     let mut weir = setup.start("a");
-    let got = setup.decisions(reference.len(), Duration::from_secs(120));
-    terminate(&mut weir);
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
+    weir.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
     assert_exactly_once_and_equal(&got, &reference);
     assert!(got.iter().any(|d| d.event_type == DecisionType::AccountLocked), "state-dependent rules fired");
 }
@@ -365,9 +233,7 @@ fn survivor_takes_over_the_partitions_with_their_state() {
     let reference = embedded_reference(&lines);
     let first_half = embedded_reference(first).len();
     let mut a = setup.start("a");
-    wait_for("the first half decided", Duration::from_secs(90), || {
-        setup.decisions(first_half, Duration::from_millis(1500)).len() >= first_half
-    });
+    setup.wait_for_decisions(first_half, Duration::from_secs(90));
     let mut b = setup.start("b");
     wait_for("the group to rebalance over both instances", Duration::from_secs(90), || {
         setup.log("b").contains("partitions assigned") && setup.log("a").matches("partitions assigned").count() >= 2
@@ -376,8 +242,9 @@ fn survivor_takes_over_the_partitions_with_their_state() {
     // The second half spans every partition: the survivor can only decide
     // it by taking over the dead instance's partitions and their state.
     setup.produce(second);
-    let got = setup.decisions(reference.len(), Duration::from_secs(120));
-    terminate(&mut b);
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
+    b.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
     assert_exactly_once_and_equal(&got, &reference);
     let assignments = setup.log("b").matches("partitions assigned").count();
     assert!(assignments >= 2, "the survivor was assigned the dead instance's partitions ({assignments} assignments)");
@@ -386,7 +253,7 @@ fn survivor_takes_over_the_partitions_with_their_state() {
 #[test]
 fn broker_outage_mid_run_loses_nothing() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    if std::env::var("WEIR_TEST_KAFKA_BOOTSTRAP").is_ok() {
+    if !broker().project {
         // An external broker is not ours to stop: the outage is simulated
         // only on the project's own broker.
         eprintln!("broker_outage_mid_run_loses_nothing: uses the project's broker only; skipped for an external one");
@@ -398,13 +265,14 @@ fn broker_outage_mid_run_loses_nothing() {
     setup.produce(first);
     let reference = embedded_reference(&lines);
     let mut weir = setup.start("a");
-    wait_for("some decisions", Duration::from_secs(90), || !setup.decisions(1, Duration::from_millis(1000)).is_empty());
+    setup.wait_for_decisions(1, Duration::from_secs(90));
     kafka_script(&["stop"]);
     std::thread::sleep(Duration::from_secs(3));
     kafka_script(&["start"]);
     setup.produce(second);
-    let got = setup.decisions(reference.len(), Duration::from_secs(150));
-    terminate(&mut weir);
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(150));
+    weir.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
     assert_exactly_once_and_equal(&got, &reference);
 }
 
@@ -421,19 +289,12 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     initial_rules(&rules);
     weir::kafka::create_topics(&setup.kafka_config()).unwrap();
     let addr = free_addr();
-    let config = setup.config("a");
-    let log = std::fs::File::create(setup.dir.path().join("a.log")).unwrap();
-    let mut weir = Instance(
-        Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("WEIR_LOG", "info")
-            .env("WEIR_STATUS_LISTEN", &addr)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut config = setup.weir_config("a");
+    config.status.listen = Some(addr.clone());
+    let config_path = setup.dir.path().join("a.toml");
+    weir_testkit::config::write(&config, &config_path);
+    let mut weir =
+        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &setup.log_path("a"), "info");
     let lines = weir::demo::generate(20_000, 400, 23).lines;
     let expected = decidable(&lines);
     let go = Arc::new(AtomicBool::new(false));
@@ -441,12 +302,8 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
         let go = go.clone();
         let input = setup.topic("in");
         std::thread::spawn(move || {
-            let producer: BaseProducer = ClientConfig::new()
-                .set("bootstrap.servers", broker())
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                .create()
-                .unwrap();
+            let producer: BaseProducer =
+                broker().client().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap();
             feed(lines, 2500, 13_000, go, |part| {
                 for line in part {
                     let key = serde_json::from_str::<serde_json::Value>(line)
@@ -463,8 +320,9 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     let deployed = deploy_steps(&rules, &addr, setup.dir.path());
     go.store(true, std::sync::atomic::Ordering::Release);
     feeder.join().unwrap();
-    let got = setup.decisions(expected.len(), Duration::from_secs(120));
-    terminate(&mut weir);
+    setup.wait_for_decisions(expected.len(), Duration::from_secs(120));
+    weir.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
     assert_decisions(&got, &expected, &deployed);
     assert!(setup.log("a").contains("rules swapped"), "swaps are logged with their partition offsets");
 }

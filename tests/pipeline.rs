@@ -30,13 +30,11 @@ fn run(input: &[u8], out: &Path, batch_size: usize) -> Result<Summary, PipelineE
 }
 
 fn decisions(out: &Path) -> Vec<DecisionEvent> {
-    let text = std::fs::read_to_string(out.join("decisions.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    weir_testkit::jsonl(&out.join("decisions.jsonl"))
 }
 
 fn dead_letters(out: &Path) -> Vec<DeadLetter> {
-    let text = std::fs::read_to_string(out.join("dead-letters.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    weir_testkit::jsonl(&out.join("dead-letters.jsonl"))
 }
 
 fn stream(n: usize) -> Vec<u8> {

@@ -78,11 +78,24 @@ pub fn decide_embedded(lines: &[String]) -> (Summary, HashMap<String, DecisionEv
     let out = OutputPaths::in_dir(dir.path());
     let summary =
         run_embedded(Cursor::new(input.into_bytes()), &mut ev, &out, &PipelineOptions::default(), |_| {}).unwrap();
-    let text = std::fs::read_to_string(&out.decisions).unwrap();
-    let decisions = text
-        .lines()
-        .map(|l| serde_json::from_str::<DecisionEvent>(l).unwrap())
+    let decisions = weir_testkit::jsonl::<DecisionEvent>(&out.decisions)
+        .into_iter()
         .map(|d| (d.transaction_id.clone(), d))
         .collect();
     (summary, decisions)
+}
+
+/// Runs the `weir` binary with `args` in `cwd`.
+pub fn weir(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(cwd).output().expect("weir runs")
+}
+
+/// What a command wrote to stdout.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a command wrote, stdout then stderr.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

@@ -81,9 +81,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -296,10 +294,6 @@ fn main() {
 
 // ---------------------------------------------------------------- set-up
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the host crate is inside the workspace").to_path_buf()
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(v) => v.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
@@ -348,16 +342,8 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
-        let (broker, project_broker) = match std::env::var("WEIR_BENCH_KAFKA_BOOTSTRAP") {
-            Ok(b) => (b, false),
-            Err(_) => {
-                let script = repo().join("scripts/kafka.sh");
-                let status = Command::new("bash").arg(&script).arg("start").status().expect("running scripts/kafka.sh");
-                assert!(status.success(), "`bash scripts/kafka.sh start` failed ({status})");
-                let out = Command::new("bash").arg(&script).arg("bootstrap").output().expect("scripts/kafka.sh");
-                (String::from_utf8_lossy(&out.stdout).trim().to_owned(), true)
-            }
-        };
+        let broker = weir_testkit::Broker::get(&["WEIR_BENCH_KAFKA_BOOTSTRAP"]);
+        let (broker, project_broker) = (broker.bootstrap.clone(), broker.project);
         assert!(!broker.is_empty(), "no bootstrap address");
         let mut dir = tempfile::Builder::new().prefix("weir-bench-kafka-").tempdir().expect("a temporary directory");
         if std::env::var("WEIR_BENCH_KEEP_LOGS").is_ok_and(|v| v == "1") {
@@ -729,9 +715,8 @@ fn passthrough(bench: &Bench, recs: &[Rec], mode: Mode) -> Run {
 
 /// weir from spawn until every decision is readable; (the run, peak RSS kB).
 fn weir_throughput(bench: &Bench, recs: &[Rec], expected: usize, workers: Option<usize>) -> (Run, u64) {
-    let extra = workers.map(|w| format!("workers = {w}")).unwrap_or_default();
     let step = workers.map(|w| format!("tput{w}")).unwrap_or_else(|| "tput".to_owned());
-    let weir = WeirProcess::prepare(bench, &step, &extra);
+    let weir = WeirProcess::prepare(bench, &step, workers);
     let name = match workers {
         Some(w) => format!("weir, exactly-once, {w} decide worker(s)"),
         None => "weir, exactly-once (defaults)".to_owned(),
@@ -741,7 +726,7 @@ fn weir_throughput(bench: &Bench, recs: &[Rec], expected: usize, workers: Option
 
 /// The baseline binary's throughput, with its defaults.
 fn baseline_throughput(bench: &Bench, recs: &[Rec], expected: usize, binary: &Path, rules: &Path) -> (Run, u64) {
-    let weir = WeirProcess::prepare_with(bench, "base", "", binary, rules);
+    let weir = WeirProcess::prepare_baseline(bench, binary, rules);
     throughput_of(bench, weir, recs, expected, "baseline weir (WEIR_BENCH_BASELINE_BIN)".to_owned())
 }
 
@@ -822,7 +807,7 @@ fn histogram() -> Histogram<u64> {
 /// Produces `recs` at `rate`/s to a running weir; the first `warm` are not
 /// measured.
 fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
-    let mut weir = WeirProcess::prepare(bench, &format!("lat{rate}"), "");
+    let mut weir = WeirProcess::prepare(bench, &format!("lat{rate}"), None);
     let n = recs.len();
     let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
     let index: HashMap<String, usize> =
@@ -915,7 +900,8 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
 
 // ------------------------------------------------------------ weir itself
 
-/// A `weir run` child process with its own topics, config and log.
+/// One step's `weir run`: its topics, config and log, and the process
+/// (the test kit's) once spawned.
 struct WeirProcess {
     name: String,
     /// The binary to run: this build's, or the baseline's.
@@ -923,42 +909,56 @@ struct WeirProcess {
     config: PathBuf,
     log: PathBuf,
     kafka: weir::kafka::KafkaConfig,
-    child: Option<Child>,
+    process: Option<weir_testkit::WeirProcess>,
 }
 
 impl WeirProcess {
-    /// Writes weir.toml (like tests/kafka.rs) and creates weir's topics.
-    fn prepare(bench: &Bench, step: &str, extra: &str) -> WeirProcess {
-        Self::prepare_with(bench, step, extra, Path::new(env!("CARGO_BIN_EXE_weir")), &bench.dir.path().join("rules"))
+    /// Writes weir.toml from weir's own configuration type (the test kit)
+    /// and creates weir's topics.
+    fn prepare(bench: &Bench, step: &str, workers: Option<usize>) -> WeirProcess {
+        let p = bench.prefix(step);
+        let rules = bench.dir.path().join("rules");
+        let mut config = weir_testkit::config::kafka(&bench.broker, &p, "bench", &rules);
+        let kafka = config.kafka.as_mut().expect("a Kafka configuration");
+        kafka.partitions = PARTITIONS;
+        kafka.workers = workers;
+        let path = bench.dir.path().join(format!("{step}.toml"));
+        weir_testkit::config::write(&config, &path);
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+        Self::with_config(bench, step, binary, path, config.kafka.expect("a Kafka configuration"))
     }
 
-    fn prepare_with(bench: &Bench, step: &str, extra: &str, binary: &Path, rules: &Path) -> WeirProcess {
-        let p = bench.prefix(step);
+    /// Another build's `weir` (the baseline), with its own defaults: only
+    /// what a run needs is written, in the format every version reads.
+    fn prepare_baseline(bench: &Bench, binary: &Path, rules: &Path) -> WeirProcess {
+        let p = bench.prefix("base");
+        let kafka =
+            weir_testkit::config::kafka(&bench.broker, &p, "bench", rules).kafka.expect("a Kafka configuration");
+        let t = &kafka.topics;
         let text = format!(
-            r#"[rules]
-dir = "{rules}"
-
-[kafka]
-bootstrap_servers = "{broker}"
-group_id = "{p}-group"
-instance_id = "bench"
-partitions = {PARTITIONS}
-{extra}
-
-[kafka.topics]
-input = "{p}.in"
-transaction_verified = "{p}.verified"
-fraud_suspected = "{p}.suspected"
-account_locked = "{p}.locked"
-dead_letters = "{p}.dead"
-changelog = "{p}.state"
-"#,
-            rules = rules.display(),
-            broker = bench.broker,
+            "[rules]\ndir = {rules:?}\n\n[kafka]\nbootstrap_servers = {:?}\ngroup_id = {:?}\ninstance_id = \"bench\"\npartitions = {PARTITIONS}\n\n[kafka.topics]\ninput = {:?}\ntransaction_verified = {:?}\nfraud_suspected = {:?}\naccount_locked = {:?}\ndead_letters = {:?}\nchangelog = {:?}\n",
+            kafka.bootstrap_servers,
+            kafka.group_id,
+            t.input,
+            t.transaction_verified,
+            t.fraud_suspected,
+            t.account_locked,
+            t.dead_letters,
+            t.changelog,
+            rules = rules.display().to_string(),
         );
-        let config = bench.dir.path().join(format!("{step}.toml"));
-        std::fs::write(&config, &text).expect("writing weir.toml");
-        let kafka = weir::config::Config::parse(&text).expect("the bench's weir.toml parses").kafka.expect("[kafka]");
+        let path = bench.dir.path().join("base.toml");
+        std::fs::write(&path, text).expect("writing the baseline's weir.toml");
+        Self::with_config(bench, "base", binary.to_owned(), path, kafka)
+    }
+
+    fn with_config(
+        bench: &Bench,
+        step: &str,
+        binary: PathBuf,
+        config: PathBuf,
+        kafka: weir::kafka::KafkaConfig,
+    ) -> WeirProcess {
         let t = &kafka.topics;
         bench.remember(&[
             &t.input,
@@ -968,9 +968,9 @@ changelog = "{p}.state"
             &t.dead_letters,
             &t.changelog,
         ]);
-        weir::kafka::create_topics(&kafka).unwrap_or_else(|e| panic!("creating {p}.*: {e}"));
+        weir::kafka::create_topics(&kafka).unwrap_or_else(|e| panic!("creating {}.*: {e}", bench.prefix(step)));
         let log = bench.dir.path().join(format!("{step}.log"));
-        WeirProcess { name: step.to_owned(), binary: binary.to_owned(), config, log, kafka, child: None }
+        WeirProcess { name: step.to_owned(), binary, config, log, kafka, process: None }
     }
 
     fn decision_topics(&self) -> Vec<String> {
@@ -979,101 +979,31 @@ changelog = "{p}.state"
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(&self.log).expect("weir's log file");
-        let mut cmd = Command::new(&self.binary);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("WEIR_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("WEIR_LOG", std::env::var("WEIR_BENCH_WEIR_LOG").unwrap_or_else(|_| "info".to_owned()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawning weir");
-        self.child = Some(child);
+        let filter = std::env::var("WEIR_BENCH_WEIR_LOG").unwrap_or_else(|_| "info".to_owned());
+        self.process = Some(weir_testkit::WeirProcess::start(&self.binary, &self.config, &self.log, &filter));
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("weir is running").id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("rule loaded")).collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+    fn running(&mut self) -> &mut weir_testkit::WeirProcess {
+        let name = &self.name;
+        self.process.as_mut().unwrap_or_else(|| panic!("weir ({name}) was not started"))
     }
 
     fn check_alive(&mut self) {
-        let child = self.child.as_mut().expect("weir was started");
-        if let Ok(Some(status)) = child.try_wait() {
-            let tail = self.log_tail();
-            self.child = None;
-            panic!("weir ({}) exited early with {status}; its log ends:\n{tail}", self.name);
-        }
+        self.running().check_alive();
     }
 
     fn wait_for_log(&mut self, what: &str, timeout: Duration) {
-        let started = Instant::now();
-        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains(what) {
-            self.check_alive();
-            assert!(started.elapsed() < timeout, "weir ({}): no {what:?} in its log after {timeout:?}", self.name);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.running().wait_for_log(what, timeout);
     }
 
     /// Peak resident set size, kB.
-    fn vm_hwm_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/<weir>/status");
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
+    fn vm_hwm_kb(&mut self) -> u64 {
+        self.running().vm_hwm_kb()
     }
 
     /// SIGTERM, then waits up to 60 s for a clean exit; returns its stdout.
     fn terminate(&mut self) -> String {
-        let pid = self.pid().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
-        assert!(status.success(), "kill -TERM {pid} failed");
-        let mut child = self.child.take().expect("weir is running");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for weir") {
-                break status;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("weir ({}) did not exit within 60 s of SIGTERM; its log ends:\n{}", self.name, self.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut out = String::new();
-        if let Some(mut s) = child.stdout.take() {
-            let _ = s.read_to_string(&mut out);
-        }
-        assert!(status.success(), "weir ({}) exited with {status}: {out}\n{}", self.name, self.log_tail());
-        out
-    }
-}
-
-impl Drop for WeirProcess {
-    /// Never leaves a weir behind; a failed step shows weir's log.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- weir ({}) log, last 40 lines\n{}", self.name, self.log_tail());
-        }
+        self.running().terminate(Duration::from_secs(60))
     }
 }
 

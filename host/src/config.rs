@@ -38,11 +38,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Policy;
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub rules: RulesConfig,
@@ -53,7 +53,7 @@ pub struct Config {
     pub kafka: Option<crate::kafka::KafkaConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// Directory of rule packages.
@@ -104,7 +104,7 @@ impl RulesConfig {
 }
 
 /// The status endpoint (see [`crate::status`]).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StatusConfig {
     /// Address to serve `/health`, `/status` and `/metrics` on, e.g.
@@ -112,7 +112,7 @@ pub struct StatusConfig {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedConfig {
     /// Output directory: decisions, dead letters and the state store.

@@ -430,10 +430,10 @@ impl LiveRules {
             Ok(events) if !events.iter().any(|e| e.kind == DebouncedEventKind::Any) => {}
             Ok(_) => {
                 if let Err(e) = live.rescan_settled() {
-                    tracing::error!(dir = %live.dir.display(), "cannot rescan the rules directory: {e}");
+                    tracing::error!(dir = %live.dir.display(), error = %e, "cannot rescan the rules directory");
                 }
             }
-            Err(e) => tracing::error!(dir = %live.dir.display(), "watching the rules directory: {e}"),
+            Err(e) => tracing::error!(dir = %live.dir.display(), error = %e, "watching the rules directory"),
         })?;
         debouncer.watcher().watch(&self.dir, RecursiveMode::NonRecursive)?;
         tracing::info!(dir = %self.dir.display(), "watching the rules directory for packages");

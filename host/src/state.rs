@@ -284,27 +284,30 @@ impl AccountState {
     }
 }
 
+/// The whole-account record an earlier version wrote for `s` (tests of
+/// reading old records).
+#[cfg(test)]
+pub(crate) fn whole_record(s: &AccountState) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        rules: &'a BTreeMap<String, RuleState>,
+        history: &'a History,
+        lock: &'a Option<Lock>,
+        confirmed_merchants: &'a Vec<String>,
+    }
+    postcard::to_stdvec(&Whole {
+        rules: &s.rules,
+        history: &s.history,
+        lock: &s.lock,
+        confirmed_merchants: &s.confirmed_merchants,
+    })
+    .expect("serializes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use weir_sdk::testing::tx;
-
-    fn whole_v2(s: &AccountState) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct V2<'a> {
-            rules: &'a BTreeMap<String, RuleState>,
-            history: &'a History,
-            lock: &'a Option<Lock>,
-            confirmed_merchants: &'a Vec<String>,
-        }
-        postcard::to_stdvec(&V2 {
-            rules: &s.rules,
-            history: &s.history,
-            lock: &s.lock,
-            confirmed_merchants: &s.confirmed_merchants,
-        })
-        .unwrap()
-    }
 
     fn sample() -> AccountState {
         let mut s = AccountState::default();
@@ -339,7 +342,7 @@ mod tests {
     #[test]
     fn whole_records_read_and_are_written_out_as_parts() {
         let s = sample();
-        let mut read = AccountState::decode(&whole_v2(&s)).unwrap();
+        let mut read = AccountState::decode(&whole_record(&s)).unwrap();
         assert_eq!(read, s);
         let mut store = BTreeMap::new();
         apply(&mut store, read.take_changes());

@@ -27,8 +27,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,11 +37,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use weir_testkit::{Broker, WeirProcess};
 
 use crate::bank::{Bank, LockListener, Outcome, Purchase, Relay};
 use crate::events::{Decision, Merchant, Money};
 use crate::notifier::{self, Handled, Notification, Notifier};
 use crate::{Kafka, Topics, confirm};
+
+/// How long weir may take to stop after SIGTERM.
+const WEIR_STOP_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How long any one outcome may take to show up.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -153,48 +157,6 @@ impl Drop for Running {
     }
 }
 
-/// `weir run` as a child process.
-struct Weir {
-    child: Child,
-}
-
-impl Weir {
-    fn start(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Weir> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(bin)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("WEIR_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Weir { child })
-    }
-
-    /// SIGTERM: weir finishes its open batch and leaves the group.
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        ensure!(status.success(), "kill -TERM {} failed", self.child.id());
-        let exit = self.child.wait()?;
-        ensure!(exit.success(), "weir exited with {exit}");
-        Ok(())
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Every committed decision and dead letter, read by a thread.
 #[derive(Default)]
 struct DecisionLog {
@@ -247,7 +209,7 @@ struct Story<'a> {
     bank: Bank,
     bank_db: PathBuf,
     notifier_db: PathBuf,
-    weir: Option<Weir>,
+    weir: Option<WeirProcess>,
     systems: Vec<Running>,
     notifier: Option<Running>,
     notifier_outcomes: Arc<Mutex<Vec<Handled>>>,
@@ -312,46 +274,31 @@ impl<'a> Story<'a> {
     }
 
     fn weir_config(&self) -> anyhow::Result<PathBuf> {
+        let rules = self.opts.work_dir.join("rules");
+        let mut config = weir_testkit::config::kafka(&self.kafka.bootstrap, &self.opts.prefix, "weir-1", &rules);
+        let kafka = config.kafka.as_mut().context("a Kafka configuration")?;
         let t = &self.kafka.topics;
-        let text = format!(
-            r#"[rules]
-dir = "{rules}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{prefix}-weir"
-instance_id = "weir-1"
-partitions = 3
-batch_max_records = 200
-batch_max_ms = 50
-transaction_timeout_ms = 10000
-
-[kafka.topics]
-input = "{input}"
-transaction_verified = "{verified}"
-fraud_suspected = "{suspected}"
-account_locked = "{locked}"
-dead_letters = "{dead}"
-changelog = "{changelog}"
-"#,
-            rules = self.opts.work_dir.join("rules").display(),
-            bootstrap = self.kafka.bootstrap,
-            prefix = self.opts.prefix,
-            input = t.input,
-            verified = t.transaction_verified,
-            suspected = t.fraud_suspected,
-            locked = t.account_locked,
-            dead = t.dead_letters,
-            changelog = t.changelog,
-        );
+        kafka.group_id = format!("{}-weir", self.opts.prefix);
+        kafka.partitions = 3;
+        kafka.batch_max_records = 200;
+        kafka.batch_max_ms = 50;
+        kafka.transaction_timeout_ms = 10_000;
+        kafka.topics = weir::kafka::TopicsConfig {
+            input: t.input.clone(),
+            transaction_verified: t.transaction_verified.clone(),
+            fraud_suspected: t.fraud_suspected.clone(),
+            account_locked: t.account_locked.clone(),
+            dead_letters: t.dead_letters.clone(),
+            changelog: t.changelog.clone(),
+        };
         let path = self.opts.work_dir.join("weir.toml");
-        std::fs::write(&path, text)?;
+        weir_testkit::config::write(&config, &path);
         Ok(path)
     }
 
     fn start_weir(&mut self, narration: &str) -> anyhow::Result<()> {
         let config = self.weir_config()?;
-        self.weir = Some(Weir::start(&self.opts.weir, &config, &self.opts.work_dir.join("weir.log"))?);
+        self.weir = Some(WeirProcess::start(&self.opts.weir, &config, &self.opts.work_dir.join("weir.log"), "info"));
         say!(self, "▶ {narration} (`weir run --config {}`).", config.display());
         Ok(())
     }
@@ -367,7 +314,7 @@ changelog = "{changelog}"
                 if metadata.topics().first().is_some_and(|m| !m.partitions().is_empty() && m.error().is_none()) {
                     break;
                 }
-                if let Some(status) = self.weir.as_mut().and_then(Weir::exited) {
+                if let Some(status) = self.weir.as_mut().and_then(WeirProcess::exited) {
                     bail!("weir exited with {status} before creating its topics");
                 }
                 ensure!(started.elapsed() < PATIENCE, "weir did not create {topic} within {PATIENCE:?}");
@@ -406,7 +353,7 @@ changelog = "{changelog}"
             }
         }
         if let Some(mut weir) = self.weir.take() {
-            let _ = weir.stop();
+            let _ = weir.stop(WEIR_STOP_DEADLINE);
         }
     }
 
@@ -493,7 +440,7 @@ changelog = "{changelog}"
                 return Ok(d);
             }
             self.check_systems()?;
-            if let Some(status) = self.weir.as_mut().and_then(Weir::exited) {
+            if let Some(status) = self.weir.as_mut().and_then(WeirProcess::exited) {
                 bail!("weir exited with {status}");
             }
             ensure!(started.elapsed() < PATIENCE, "no decision for {transaction_id} within {PATIENCE:?}");
@@ -616,7 +563,7 @@ changelog = "{changelog}"
     fn outage(&mut self) -> anyhow::Result<()> {
         say!(self, "4. weir is stopped for maintenance. The bank does not notice.");
         if let Some(mut weir) = self.weir.take() {
-            weir.stop()?;
+            weir.stop(WEIR_STOP_DEADLINE).map_err(anyhow::Error::msg)?;
         }
         say!(self, "  ⏹ weir stopped (SIGTERM: it finished its batch and left the consumer group).");
         let shop = ("m-bol", "bol.com", "5999", "NL");
@@ -765,16 +712,7 @@ changelog = "{changelog}"
 /// `WEIR_TEST_KAFKA_BOOTSTRAP` if set, else the project's own broker,
 /// started with `scripts/kafka.sh` (which honours `WEIR_KAFKA_PORT`).
 pub fn broker() -> anyhow::Result<String> {
-    for var in ["TRIBUTARY_KAFKA_BOOTSTRAP", "WEIR_TEST_KAFKA_BOOTSTRAP"] {
-        if let Ok(b) = std::env::var(var) {
-            return Ok(b);
-        }
-    }
-    let script = repo_root().join("scripts/kafka.sh");
-    let status = Command::new("bash").arg(&script).arg("start").status()?;
-    ensure!(status.success(), "{} start failed", script.display());
-    let out = Command::new("bash").arg(&script).arg("bootstrap").output()?;
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    Ok(Broker::get(&["TRIBUTARY_KAFKA_BOOTSTRAP", "WEIR_TEST_KAFKA_BOOTSTRAP"]).bootstrap.clone())
 }
 
 /// The `weir` binary: `WEIR_BIN` if set; else, under cargo, `cargo build
@@ -823,5 +761,5 @@ pub fn fresh_prefix() -> String {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    weir_testkit::repo_root()
 }

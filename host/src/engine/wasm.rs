@@ -514,68 +514,53 @@ fn classify(err: wasmtime::Error, store: &Store<RuleHost>, fuel: u64) -> RuleErr
 impl wit::Host for RuleHost {}
 impl wit2::Host for RuleHost {}
 
-impl v1::weir::rule::account::Host for RuleHost {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.call.get(&key)
-    }
+/// The account functions of a contract's `account` interface: the same
+/// state and semantics in both contracts, only `history`'s form differs.
+macro_rules! account_host {
+    ($interface:path, $history:ty, |$host:ident, $limit:ident| $encode:expr) => {
+        impl $interface for RuleHost {
+            fn get(&mut self, key: String) -> Option<String> {
+                self.call.get(&key)
+            }
 
-    fn set(&mut self, key: String, value: String) {
-        self.call.set(&key, &value)
-    }
+            fn set(&mut self, key: String, value: String) {
+                self.call.set(&key, &value)
+            }
 
-    fn remove(&mut self, key: String) {
-        self.call.remove(&key)
-    }
+            fn remove(&mut self, key: String) {
+                self.call.remove(&key)
+            }
 
-    fn window_add(&mut self, name: String, value: i64) {
-        self.call.window_add(&name, value)
-    }
+            fn window_add(&mut self, name: String, value: i64) {
+                self.call.window_add(&name, value)
+            }
 
-    fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
-        self.call.window_sum(&name, window_ms)
-    }
+            fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
+                self.call.window_sum(&name, window_ms)
+            }
 
-    fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
-        self.call.window_count(&name, window_ms)
-    }
+            fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
+                self.call.window_count(&name, window_ms)
+            }
 
-    fn history(&mut self, limit: u32) -> Vec<wit::PastTransaction> {
-        self.call.history.recent(limit).map(past_to_wit).collect()
-    }
+            fn history(&mut self, $limit: u32) -> $history {
+                let $host = &*self;
+                $encode
+            }
+        }
+    };
 }
 
-impl v2::weir::rule::account::Host for RuleHost {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.call.get(&key)
-    }
+account_host!(v1::weir::rule::account::Host, Vec<wit::PastTransaction>, |host, limit| {
+    host.call.history.recent(limit).map(past_to_wit).collect()
+});
 
-    fn set(&mut self, key: String, value: String) {
-        self.call.set(&key, &value)
-    }
-
-    fn remove(&mut self, key: String) {
-        self.call.remove(&key)
-    }
-
-    fn window_add(&mut self, name: String, value: i64) {
-        self.call.window_add(&name, value)
-    }
-
-    fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
-        self.call.window_sum(&name, window_ms)
-    }
-
-    fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
-        self.call.window_count(&name, window_ms)
-    }
-
-    fn history(&mut self, limit: u32) -> Vec<u8> {
-        let entries = self.call.history.recent(limit);
-        let mut out = Vec::with_capacity(8 + entries.len() * 96);
-        weir_sdk::wire::encode_history(&mut out, entries);
-        out
-    }
-}
+account_host!(v2::weir::rule::account::Host, Vec<u8>, |host, limit| {
+    let entries = host.call.history.recent(limit);
+    let mut out = Vec::with_capacity(8 + entries.len() * 96);
+    weir_sdk::wire::encode_history(&mut out, entries);
+    out
+});
 
 impl v1::weir::rule::params::Host for RuleHost {
     fn all(&mut self) -> Vec<(String, wit::ParamValue)> {

@@ -129,7 +129,7 @@ mod tests {
             // What an earlier version wrote: the whole account, postcard.
             let mut s = AccountState::default();
             s.rules.entry("velocity".into()).or_default().set("k", "old");
-            weir_whole(&s)
+            crate::state::whole_record(&s)
         };
         let mut read = AccountState::decode(&whole).unwrap();
         read.rules.get_mut("velocity").unwrap().set("k", "new");
@@ -146,22 +146,5 @@ mod tests {
         let mut restore = Restore::default();
         restore.apply(b"acct-2", Some(&whole));
         assert_eq!(restore.finish().unwrap()["acct-2"], old, "a whole record alone still reads");
-    }
-
-    fn weir_whole(s: &AccountState) -> Vec<u8> {
-        #[derive(serde::Serialize)]
-        struct Whole<'a> {
-            rules: &'a std::collections::BTreeMap<String, weir_sdk::state::RuleState>,
-            history: &'a weir_sdk::state::History,
-            lock: &'a Option<crate::state::Lock>,
-            confirmed_merchants: &'a Vec<String>,
-        }
-        postcard::to_stdvec(&Whole {
-            rules: &s.rules,
-            history: &s.history,
-            lock: &s.lock,
-            confirmed_merchants: &s.confirmed_merchants,
-        })
-        .unwrap()
     }
 }

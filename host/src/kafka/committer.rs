@@ -173,7 +173,9 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         if outputs.iter().all(Output::is_empty) {
             return Ok(true);
         }
-        match self.transact(&outputs) {
+        let number = self.summary.transactions_committed + self.summary.transactions_aborted + 1;
+        let span = tracing::debug_span!("transaction", number);
+        match span.in_scope(|| self.transact(&outputs)) {
             Ok(()) => {
                 self.summary.transactions_committed += 1;
                 for (worker, out) in outputs.iter().enumerate() {
@@ -187,7 +189,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!("transaction failed, aborting and rewinding: {e}");
+                tracing::warn!(error = %e, "transaction failed, aborting and rewinding");
                 self.summary.transactions_aborted += 1;
                 self.abort()?;
                 Ok(false)
@@ -288,7 +290,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     return Ok(());
                 }
                 Err(KafkaError::Transaction(e)) if e.is_retriable() => {
-                    tracing::warn!("commit of the transaction will be retried: {e}");
+                    tracing::warn!(error = %e, "commit of the transaction will be retried");
                 }
                 Err(e) => return Err(e),
             }
@@ -354,13 +356,13 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     // the transaction coordinator queued on a connection that
                     // never comes back. A new producer connects afresh, and
                     // registering it aborts the open transaction.
-                    tracing::warn!(transactional_id = %self.config.transactional_id(), "the abort did not reach the transaction coordinator ({e}); a new producer takes over the transactional id");
+                    tracing::warn!(transactional_id = %self.config.transactional_id(), error = %e, "the abort did not reach the transaction coordinator; a new producer takes over the transactional id");
                     self.producer = transactional_producer(self.config)?;
                     return Ok(());
                 }
                 Err(e) => {
                     timeouts += 1;
-                    tracing::warn!("abort of the transaction will be retried: {e}");
+                    tracing::warn!(error = %e, "abort of the transaction will be retried");
                     std::thread::sleep(Duration::from_millis(500));
                 }
             }
@@ -423,7 +425,7 @@ fn transactional_producer(config: &KafkaConfig) -> Result<ThreadedProducer<Defau
                 return Err(KafkaRunError::Fenced(config.transactional_id()));
             }
             Err(e) if started.elapsed() < Duration::from_secs(600) => {
-                tracing::warn!("registering the transactional producer will be retried: {e}");
+                tracing::warn!(error = %e, "registering the transactional producer will be retried");
             }
             Err(e) => return Err(e.into()),
         }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::DecisionType;
 
 /// The `[kafka]` table of weir.toml.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -68,7 +68,7 @@ impl Default for KafkaConfig {
 }
 
 /// Topic names.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
     /// `TransactionRecorded` events, keyed by account id.

@@ -179,7 +179,7 @@ impl Routing {
             if let Err(e) = consumer.seek(input, *p, offset, Duration::from_secs(10)) {
                 // A partition not fetched from yet starts at its committed
                 // offset anyway.
-                tracing::debug!(partition = p, "seek: {e}");
+                tracing::debug!(partition = p, error = %e, "seek refused: the partition had not been fetched from yet");
             }
         }
         self.assign(&starts);
@@ -220,11 +220,11 @@ fn committed<C: ConsumerContext>(
                     .collect();
             }
             Err(e) if started.elapsed() < Duration::from_secs(300) => {
-                tracing::warn!("reading committed offsets will be retried: {e}");
+                tracing::warn!(error = %e, "reading committed offsets will be retried");
                 std::thread::sleep(Duration::from_millis(500));
             }
             Err(e) => {
-                tracing::error!("committed offsets unreadable ({e}); the partitions resume where the group left them");
+                tracing::error!(error = %e, "committed offsets unreadable: the partitions resume where the group left them");
                 return partitions.iter().map(|p| (*p, None)).collect();
             }
         }
@@ -286,7 +286,7 @@ pub(super) fn run(
                     routing.send(w, ToWorker::Records(chunk));
                 }
             }
-            Some(Err(e)) => tracing::warn!("consumer: {e}"),
+            Some(Err(e)) => tracing::warn!(error = %e, "the consumer reported an error"),
             None => context.routing().hand_over(),
         }
         if context.routing().broken {

@@ -253,7 +253,7 @@ impl<'a> Worker<'a> {
             match self.restorer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
                 Ok(w) => break w,
                 Err(e) if started.elapsed() < RESTORE_PATIENCE => {
-                    tracing::warn!(partition, "reading the changelog's end will be retried: {e}");
+                    tracing::warn!(partition, error = %e, "reading the changelog's end will be retried");
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(e) => return Err(err(e.to_string())),
@@ -278,7 +278,9 @@ impl<'a> Worker<'a> {
                         }
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => tracing::warn!(partition, "restoring: {e}"),
+                    Some(Err(e)) => {
+                        tracing::warn!(partition, error = %e, "a changelog record could not be read while restoring")
+                    }
                     None => {}
                 }
             }
