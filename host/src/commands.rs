@@ -21,7 +21,7 @@ use crate::engine::{Engine, Evaluator, LoadedRule, RuleSet};
 use crate::events::{DecisionEvent, DecisionType};
 use crate::live::LiveRules;
 use crate::manifest::RuleSpec;
-use crate::packages::{Deployed, PackageFiles};
+use crate::packages::Deployed;
 use crate::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
 use crate::status::{Hooks, Metrics};
 use crate::{demo, packages, scaffold};
@@ -513,29 +513,13 @@ pub struct SignArgs {
 }
 
 pub fn rule_sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
-    let package =
-        PackageFiles::read(&args.manifest).map_err(|e| anyhow::anyhow!("{}: {e}", args.manifest.display()))?;
-    let secret =
-        std::fs::read_to_string(&args.key).with_context(|| format!("cannot read the key {}", args.key.display()))?;
-    let signature =
-        packages::sign(&package.hash, &secret).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
-    let path = packages::sibling(&args.manifest, ".sig");
-    std::fs::write(&path, format!("{signature}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    let (package, path) = packages::sign_package(&args.manifest, &args.key)?;
     println!("Signed {} {} ({}) → {}", package.spec.id, package.spec.version_label, package.hash, path.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rule_keygen(out: &Path) -> anyhow::Result<ExitCode> {
-    let (secret, public) = packages::generate_key();
-    if out.exists() {
-        bail!("{} exists; not overwriting a key", out.display());
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(out).with_context(|| format!("cannot write {}", out.display()))?;
-    writeln!(file, "{secret}")?;
+    let public = packages::write_key_pair(out)?;
     println!(
         "Secret key written to {} (keep it private; sign with `weir rule sign MANIFEST --key {}`).",
         out.display(),

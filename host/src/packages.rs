@@ -388,6 +388,8 @@ pub enum PackageError {
     NotDeployed { id: String, dir: PathBuf },
     #[error("no earlier version of `{id}` is archived in {}", dir.display())]
     NothingToRollBack { id: String, dir: PathBuf },
+    #[error("the key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
     #[error("cannot edit the manifest {}: {reason}", path.display())]
     Manifest { path: PathBuf, reason: String },
     #[error("{}: {source}", path.display())]
@@ -502,4 +504,35 @@ pub fn retire(dir: &Path, id: &str) -> Result<PackageFiles, PackageError> {
         }
     }
     Ok(current)
+}
+
+/// Signs the package whose manifest is `manifest` with the secret key in
+/// `key_file` (written by [`write_key_pair`]): writes `<id>.sig` next to the
+/// manifest. Returns the package and the signature's path.
+pub fn sign_package(manifest: &Path, key_file: &Path) -> Result<(PackageFiles, PathBuf), PackageError> {
+    let package =
+        PackageFiles::read(manifest).map_err(|refusal| PackageError::Refused { path: manifest.to_owned(), refusal })?;
+    let secret = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+    let signature =
+        sign(&package.hash, &secret).map_err(|reason| PackageError::Key { path: key_file.to_owned(), reason })?;
+    let path = sibling(manifest, ".sig");
+    std::fs::write(&path, format!("{signature}\n")).map_err(io(&path))?;
+    Ok((package, path))
+}
+
+/// Makes a signing key pair: writes the secret key to `out` (mode 0600,
+/// never over an existing file) and returns the public key (hex).
+pub fn write_key_pair(out: &Path) -> Result<String, PackageError> {
+    use std::io::Write as _;
+    if out.exists() {
+        return Err(PackageError::Key { path: out.to_owned(), reason: "exists; not overwriting a key".to_owned() });
+    }
+    let (secret, public) = generate_key();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(out).map_err(io(out))?;
+    writeln!(file, "{secret}").map_err(io(out))?;
+    Ok(public)
 }
