@@ -302,7 +302,7 @@ fn commit_batches(
     for batch in from {
         lines.clear();
         for decision in &batch.decisions {
-            serde_json::to_writer(&mut lines, decision).expect("decisions always serialize");
+            decision.write_json(&mut lines);
             lines.push(b'\n');
         }
         let offsets =

@@ -162,7 +162,7 @@ impl<'a> Worker<'a> {
             match processed {
                 Processed::Decided(decision) => {
                     let mut payload = Vec::with_capacity(2048);
-                    serde_json::to_writer(&mut payload, &decision).expect("decisions always serialize");
+                    decision.write_json(&mut payload);
                     out.records.push(OutRecord {
                         destination: Destination::Decision(decision.event_type),
                         partition: record.partition,
