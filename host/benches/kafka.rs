@@ -932,8 +932,9 @@ impl WeirProcess {
     /// what a run needs is written, in the format every version reads.
     fn prepare_baseline(bench: &Bench, binary: &Path, rules: &Path) -> WeirProcess {
         let p = bench.prefix("base");
-        let kafka =
+        let mut kafka =
             weir_testkit::config::kafka(&bench.broker, &p, "bench", rules).kafka.expect("a Kafka configuration");
+        kafka.partitions = PARTITIONS;
         let t = &kafka.topics;
         let text = format!(
             "[rules]\ndir = {rules:?}\n\n[kafka]\nbootstrap_servers = {:?}\ngroup_id = {:?}\ninstance_id = \"bench\"\npartitions = {PARTITIONS}\n\n[kafka.topics]\ninput = {:?}\ntransaction_verified = {:?}\nfraud_suspected = {:?}\naccount_locked = {:?}\ndead_letters = {:?}\nchangelog = {:?}\n",
