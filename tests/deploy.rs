@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sha2::Digest;
 use weir::events::{DecisionEvent, DecisionType, RuleMode, RuleOutcome};
 
 use crate::util::{guest, tempdir, text, weir};
@@ -348,14 +349,26 @@ fn deploy_promote_rollback_and_retire_from_the_command_line() {
     let v1 = velocity_package(&dir.path().join("v1"), "1.0.0", 10);
     let v2 = velocity_package(&dir.path().join("v2"), "2.0.0", 6);
 
-    let o = weir(&["rule", "deploy", v1.to_str().unwrap(), "--rules", "rules", "--mode", "shadow"], dir.path());
+    std::fs::write(dir.path().join("cache.toml"), "[rules]\ncache_dir = \"cache\"\n").unwrap();
+    let deploy_v1 =
+        ["rule", "deploy", v1.to_str().unwrap(), "--rules", "rules", "--mode", "shadow", "-c", "cache.toml"];
+    let o = weir(&deploy_v1, dir.path());
     assert!(o.status.success(), "{}", text(&o));
     let deployed = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap();
     assert_eq!(deployed.spec.mode, RuleMode::Shadow, "--mode shadow rewrote the manifest");
     assert!(deployed.manifest.contains("# Suspect when more transactions"), "the manifest keeps its comments");
     assert!(rules.join("velocity.cases.toml").is_file(), "the self-test cases travel with the package");
-    let compiled = std::fs::read_dir(rules.join(".weir-cache")).unwrap().count();
-    assert_eq!(compiled, 1, "deploy compiled the component into the directory's cache");
+    assert!(!rules.join(".weir-cache").exists(), "nothing compiled is written where packages are dropped");
+    let compiled = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "cwasm"))
+        .count();
+    assert_eq!(compiled, 1, "deploy compiled the component into weir's compile cache");
+    // A cache inside the rules directory is refused, naming the setting.
+    std::fs::write(dir.path().join("inside.toml"), "[rules]\ncache_dir = \"rules/.weir-cache\"\n").unwrap();
+    let o = weir(&["rule", "deploy", v1.to_str().unwrap(), "--rules", "rules", "-c", "inside.toml"], dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("`rules.cache_dir`") && text(&o).contains("inside the rules directory"), "{}", text(&o));
 
     // Promote: the same package, enforced.
     let o = weir(&["rule", "deploy", "rules/velocity.toml", "--rules", "rules", "--mode", "enforce"], dir.path());
@@ -440,11 +453,46 @@ fn compiled_components_are_reused_across_engines_through_the_disk_cache() {
     let other = velocity_manifest("2.0.0", 4);
     let rule = restarted.load(spec(&other), &guest("velocity"), &other).unwrap();
     assert!(matches!(rule.compilation, Compilation::Disk(_)), "{:?}", rule.compilation);
-    // A damaged cache file is not trusted blindly: the component is compiled again.
+    // A damaged cache file is not trusted: the component is compiled again.
     for f in std::fs::read_dir(dir.path().join("cache")).unwrap() {
-        std::fs::write(f.unwrap().path(), b"not a compiled component").unwrap();
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::write(f, b"not a compiled component").unwrap();
+        }
     }
     let fresh = Engine::new().unwrap().with_cache_dir(dir.path().join("cache"));
     let rule = fresh.load(spec(&manifest), &guest("velocity"), &manifest).unwrap();
-    assert!(matches!(rule.compilation, Compilation::Fresh(_)), "{:?}", rule.compilation);
+    assert!(matches!(rule.compilation, Compilation::Distrusted(_)), "{:?}", rule.compilation);
+}
+
+/// The attack of a planted artifact: another component's compiled code
+/// copied over velocity's cache file. `deserialize` would run it as native
+/// code; the MAC binds each artifact to its component's digest, so weir
+/// compiles velocity afresh and velocity is what runs.
+#[test]
+fn a_compiled_artifact_planted_in_the_cache_is_not_run() {
+    use weir::engine::{Compilation, Engine};
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let manifest = velocity_manifest("1.0.0", 10);
+    let spec = weir::manifest::RuleSpec::parse(&manifest).unwrap();
+    let engine = Engine::new().unwrap().with_cache_dir(cache.clone());
+    engine.load(spec.clone(), &guest("velocity"), &manifest).unwrap();
+    crate::util::hostile(&engine, "velocity", "lock", "");
+    let artifact = |name: &str| cache.join(format!("{}.cwasm", hex::encode(sha2::Sha256::digest(guest(name)))));
+    std::fs::copy(artifact("hostile"), artifact("velocity")).unwrap();
+
+    let restarted = Engine::new().unwrap().with_cache_dir(cache.clone());
+    let rule = restarted.load(spec, &guest("velocity"), &manifest).unwrap();
+    assert!(matches!(rule.compilation, Compilation::Distrusted(_)), "{:?}", rule.compilation);
+    let mut ev = crate::util::evaluator(vec![rule]);
+    let mut account = weir::state::AccountState::default();
+    for i in 0..20 {
+        let d = ev.decide(&crate::util::tx(&format!("t{i}"), i * 10), &mut account, crate::util::position(i));
+        assert_ne!(d.event_type, DecisionType::AccountLocked, "the planted code ran: {d:?}");
+    }
+    // The planted file was replaced by velocity's own, which is then read.
+    let again = Engine::new().unwrap().with_cache_dir(cache);
+    let rule = again.load(weir::manifest::RuleSpec::parse(&manifest).unwrap(), &guest("velocity"), &manifest).unwrap();
+    assert!(matches!(rule.compilation, Compilation::Disk(_)), "{:?}", rule.compilation);
 }

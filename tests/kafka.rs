@@ -83,7 +83,7 @@ impl Setup {
         let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
         // weir creates its topics at start; create the input now so records
         // can be produced before weir runs.
-        weir::kafka::create_topics(&self.kafka_config()).unwrap();
+        weir::kafka::create_topics(&self.kafka_config(), &Default::default()).unwrap();
         for line in lines {
             let key = serde_json::from_str::<serde_json::Value>(line)
                 .ok()
@@ -287,7 +287,7 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     let rules = setup.dir.path().join("rules");
     std::fs::remove_dir_all(&rules).unwrap();
     initial_rules(&rules);
-    weir::kafka::create_topics(&setup.kafka_config()).unwrap();
+    weir::kafka::create_topics(&setup.kafka_config(), &Default::default()).unwrap();
     let addr = free_addr();
     let mut config = setup.weir_config("a");
     config.status.listen = Some(addr.clone());
@@ -325,4 +325,27 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     let got = setup.all_decisions();
     assert_decisions(&got, &expected, &deployed);
     assert!(setup.log("a").contains("rules swapped"), "swaps are logged with their partition offsets");
+}
+
+/// Every wait for the broker honours a stop: with nothing listening at the
+/// bootstrap address, weir keeps retrying (creating its topics, registering
+/// its producer) until SIGTERM, then ends within 10 s, cleanly.
+#[test]
+fn sigterm_ends_weir_within_ten_seconds_while_the_broker_is_away() {
+    let dir = tempdir();
+    let away = crate::deploy::free_addr();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    for (name, create_topics) in [("topics", true), ("producer", false)] {
+        let mut config = weir_testkit::config::kafka(&away, &format!("away-{name}"), name, &dir.path().join("rules"));
+        config.kafka.as_mut().unwrap().create_topics = create_topics;
+        let config_path = dir.path().join(format!("{name}.toml"));
+        weir_testkit::config::write(&config, &config_path);
+        let log = dir.path().join(format!("{name}.log"));
+        let mut weir = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &log, "info");
+        weir.wait_for_log("will be retried", Duration::from_secs(60));
+        let asked = Instant::now();
+        let out = weir.stop(Duration::from_secs(10)).unwrap_or_else(|why| panic!("{name}: {why}"));
+        assert!(asked.elapsed() < Duration::from_secs(10));
+        assert!(out.contains("Stopped as asked"), "{name}: {out}");
+    }
 }

@@ -188,3 +188,102 @@ fn garbage_and_truncated_files_are_refused() {
     let err = refusal(&full[..full.len() / 2]);
     assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
 }
+
+/// The hostile rule with `behaviour` and extra `[limits]` lines.
+fn hostile_with_limits(engine: &Engine, id: &str, behaviour: &str, limits: &str) -> weir::engine::LoadedRule {
+    let manifest =
+        format!("[rule]\nid = \"{id}\"\nversion = \"1\"\n[limits]\n{limits}\n[params]\nbehaviour = \"{behaviour}\"\n");
+    engine.load(RuleSpec::parse(&manifest).unwrap(), &guest("hostile"), &manifest).unwrap()
+}
+
+#[test]
+fn state_over_the_quota_is_the_rules_error_and_none_of_it_is_kept() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile_with_limits(&engine, "hoarder", "hoard", "state_kib = 256")]);
+    let mut account = AccountState::default();
+    let mut errors = Vec::new();
+    for i in 0..40 {
+        let d = ev.decide(&tx(&format!("tx-{i}"), i), &mut account, position(i));
+        errors.push(d.rules[0].error.clone());
+        let usage = account.rules["hoarder"].usage();
+        assert!(usage.bytes <= 256 * 1024, "after tx-{i} the rule keeps {} bytes", usage.bytes);
+    }
+    // Three 64 KiB values fit in 256 KiB; the fourth would not.
+    assert!(errors[..3].iter().all(Option::is_none), "{errors:?}");
+    let err = errors[3].as_deref().unwrap();
+    assert!(err.contains("state quota") && err.contains("262144"), "{err}");
+    assert_eq!(account.rules["hoarder"].get("n"), Some("3"), "the failed evaluations' writes were undone");
+}
+
+#[test]
+fn a_rule_writing_in_a_loop_is_stopped_at_its_quota_not_at_its_fuel() {
+    let engine = Engine::new().unwrap();
+    let mut ev =
+        evaluator(vec![hostile_with_limits(&engine, "writer", "write-loop", "fuel = 50000000\nmemory_mib = 64")]);
+    let mut account = AccountState::default();
+    let d = ev.decide(&tx("tx-1", 0), &mut account, position(1));
+    let err = d.rules[0].error.as_deref().unwrap();
+    assert!(err.contains("wrote more than the whole quota of 65536 bytes"), "{err}");
+    assert!(account.rules.get("writer").is_none_or(|s| s.is_empty()), "nothing of it was kept");
+}
+
+#[test]
+fn explanations_over_the_limits_are_the_rules_error() {
+    let engine = Engine::new().unwrap();
+    let huge = hostile_with_limits(&engine, "huge", "huge-message", "memory_mib = 128\nfuel = 50000000");
+    let escape = hostile_with_limits(&engine, "escape", "escape", "");
+    let mut ev = evaluator(vec![huge, escape]);
+    let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    let by_id = |id: &str| d.rules.iter().find(|r| &*r.rule_id == id).unwrap();
+    let err = by_id("huge").error.as_deref().unwrap();
+    assert!(err.contains("message is 25165824 bytes; at most 1024"), "{err}");
+    let err = by_id("escape").error.as_deref().unwrap();
+    assert!(err.contains("reason code"), "{err}");
+    assert_eq!(d.event_type, DecisionType::TransactionVerified, "fail-open: the errors do not suspect");
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(json.len() < 16 * 1024, "the decision stays small: {} bytes", json.len());
+    assert!(!json.contains('\u{1b}') && !json.contains("\\u001b"), "no terminal escape reaches the decision: {json}");
+}
+
+#[test]
+fn a_rule_failing_again_and_again_is_quarantined_until_a_new_version() {
+    use weir::engine::QUARANTINE_AFTER;
+    let engine = Engine::new().unwrap();
+    let looping = hostile(&engine, "looper", "loop", "");
+    let mut ev = evaluator(vec![looping]);
+    let mut account = AccountState::default();
+    let n = i64::from(QUARANTINE_AFTER) + 10;
+    let decisions: Vec<_> = (0..n).map(|i| ev.decide(&tx(&format!("t{i}"), i), &mut account, position(i))).collect();
+    let error = |i: usize| decisions[i].rules[0].error.clone().unwrap();
+    assert!(error(0).contains("ran out of fuel"), "{}", error(0));
+    assert!(error(QUARANTINE_AFTER as usize - 1).contains("ran out of fuel"));
+    let skipped = error(QUARANTINE_AFTER as usize);
+    assert!(
+        skipped.contains("quarantined after 50 failures in a row") && skipped.contains("ran out of fuel"),
+        "{skipped}"
+    );
+    assert!(decisions.iter().all(|d| d.rules[0].outcome == RuleOutcome::Error));
+    let stats = ev.stats().next().unwrap().1.clone();
+    assert!(stats.quarantined);
+    assert_eq!(stats.fuel, u64::from(QUARANTINE_AFTER) * 2_000_000, "a quarantined rule burns no fuel");
+    assert_eq!(stats.errors, n as u64, "skipped transactions count as errors");
+    // A new version (here: a new manifest) runs again.
+    let fixed = hostile(&engine, "looper", "pass", "");
+    ev.swap(&weir::engine::RuleSet::new(vec![fixed]).unwrap());
+    let d = ev.decide(&tx("after", n), &mut account, position(n));
+    assert_eq!(d.rules[0].outcome, RuleOutcome::Pass, "{:?}", d.rules[0]);
+    assert!(!ev.stats().next().unwrap().1.quarantined);
+}
+
+#[test]
+fn one_transactions_rules_share_a_fuel_budget() {
+    let engine = Engine::new().unwrap();
+    let limits = "fuel = 50000000";
+    let rules = ["a", "b", "c"].map(|id| hostile_with_limits(&engine, id, "loop", limits));
+    let mut ev = evaluator(rules.into());
+    let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    let errors: Vec<_> = d.rules.iter().map(|r| r.error.clone().unwrap()).collect();
+    assert!(errors[0].contains("ran out of fuel after 50000000"), "{errors:?}");
+    assert!(errors[1].contains("ran out of fuel after 50000000"), "{errors:?}");
+    assert_eq!(errors[2], RuleError::BudgetSpent.to_string());
+}

@@ -969,7 +969,8 @@ impl WeirProcess {
             &t.dead_letters,
             &t.changelog,
         ]);
-        weir::kafka::create_topics(&kafka).unwrap_or_else(|e| panic!("creating {}.*: {e}", bench.prefix(step)));
+        weir::kafka::create_topics(&kafka, &Default::default())
+            .unwrap_or_else(|e| panic!("creating {}.*: {e}", bench.prefix(step)));
         let log = bench.dir.path().join(format!("{step}.log"));
         WeirProcess { name: step.to_owned(), binary, config, log, kafka, process: None }
     }

@@ -229,7 +229,13 @@ fn run_kafka(
         kafka.group_id,
         kafka.workers()
     );
-    let summary = crate::kafka::run(kafka, &rules, policy, &shutdown, hooks)?;
+    let summary = match crate::kafka::run(kafka, &rules, policy, &shutdown, hooks) {
+        Err(crate::kafka::KafkaRunError::Stopped(waiting)) => {
+            println!("Stopped as asked, while {waiting}: the broker did not answer; nothing was committed meanwhile.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
     print_counters(&summary.counters);
     println!(
         "Transactions: {} committed, {} aborted and retried",
@@ -299,6 +305,13 @@ fn print_summary(summary: &Summary, set: &RuleSet) {
             s.errors,
             s.fuel.checked_div(s.invocations).unwrap_or(0)
         );
+        if s.quarantined {
+            println!(
+                "  {:<16} quarantined: failed {} evaluations in a row; skipped until a new version is deployed",
+                "",
+                crate::engine::QUARANTINE_AFTER
+            );
+        }
     }
     let secs = summary.elapsed.as_secs_f64();
     println!(

@@ -4,7 +4,7 @@
 //! [rules]
 //! dir = "rules"              # rule packages (manifest + component)
 //! watch = true               # hot deploy: swap rules while running
-//! cache_dir = "rules/.weir-cache"  # compiled components, kept across restarts
+//! cache_dir = "~/.cache/weir"  # compiled components (default: $XDG_CACHE_HOME/weir)
 //! require_signed = false     # true: packages need an ed25519 signature
 //! trusted_keys = []          # hex public keys (`weir rule keygen`)
 //!
@@ -61,7 +61,9 @@ pub struct RulesConfig {
     /// Watch the directory and swap rules while running (hot deploy).
     pub watch: bool,
     /// Where compiled components are kept between runs; default
-    /// `<dir>/.weir-cache`. An empty path turns the disk cache off.
+    /// `$XDG_CACHE_HOME/weir` (or `~/.cache/weir`). It must be private to
+    /// weir's user and outside `dir`, where deployers write. An empty path
+    /// turns the disk cache off.
     pub cache_dir: Option<PathBuf>,
     /// Refuse packages without a valid signature by one of `trusted_keys`.
     pub require_signed: bool,
@@ -87,20 +89,63 @@ impl RulesConfig {
         match &self.cache_dir {
             Some(dir) if dir.as_os_str().is_empty() => None,
             Some(dir) => Some(dir.clone()),
-            None => Some(self.dir.join(".weir-cache")),
+            None => default_cache_dir(|var| std::env::var_os(var)),
         }
     }
 
     /// The validator these settings ask for: an engine with the compile
-    /// cache, and the trusted keys.
+    /// cache, and the trusted keys. A compile cache inside the rules
+    /// directory is refused: whoever may drop a package there could plant
+    /// native code in it.
     pub fn validator(&self) -> anyhow::Result<crate::packages::Validator> {
         let mut engine = crate::engine::Engine::new()?;
         if let Some(dir) = self.cache_dir() {
+            if is_inside(&dir, &self.dir) {
+                anyhow::bail!(
+                    "`rules.cache_dir` ({}) is inside the rules directory ({}), where packages are dropped: \
+                     put the compile cache where only weir writes (the default is $XDG_CACHE_HOME/weir), or set it to \"\" to turn it off",
+                    dir.display(),
+                    self.dir.display()
+                );
+            }
             engine = engine.with_cache_dir(dir);
         }
         let trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys).map_err(anyhow::Error::msg)?;
         Ok(crate::packages::Validator::new(engine, trust))
     }
+}
+
+/// `$XDG_CACHE_HOME/weir`, else `$HOME/.cache/weir`, else none (no cache).
+fn default_cache_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    var("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| var("HOME").and_then(absolute).map(|home| home.join(".cache")))
+        .map(|base| base.join("weir"))
+}
+
+/// Whether `path` is `dir` or below it, comparing absolute paths with
+/// symbolic links resolved as far as they exist.
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    fn resolve(p: &Path) -> PathBuf {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        // Resolve the longest existing ancestor; keep the rest as written.
+        let mut existing = absolute.as_path();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_owned());
+                    existing = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_owned());
+        resolved.extend(rest.iter().rev());
+        resolved
+    }
+    resolve(path).starts_with(resolve(dir))
 }
 
 /// The status endpoint (see [`crate::status`]).
@@ -265,6 +310,33 @@ mod tests {
     fn example_file_parses_to_the_defaults() {
         let example = Config::parse(include_str!("../../weir.example.toml")).unwrap();
         assert_eq!(example, Config::default());
+    }
+
+    #[test]
+    fn the_compile_cache_is_outside_the_rules_directory() {
+        fn env(xdg: Option<&'static str>, home: Option<&'static str>) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+            move |var: &str| match var {
+                "XDG_CACHE_HOME" => xdg.map(Into::into),
+                "HOME" => home.map(Into::into),
+                _ => None,
+            }
+        }
+        assert_eq!(default_cache_dir(env(Some("/var/cache"), Some("/home/w"))), Some(PathBuf::from("/var/cache/weir")));
+        assert_eq!(default_cache_dir(env(None, Some("/home/w"))), Some(PathBuf::from("/home/w/.cache/weir")));
+        assert_eq!(default_cache_dir(env(Some("relative"), None)), None);
+        let dir = std::env::temp_dir().join(format!("weir-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rules")).unwrap();
+        assert!(is_inside(&dir.join("rules/.weir-cache"), &dir.join("rules")));
+        assert!(is_inside(&dir.join("rules/../rules/x"), &dir.join("rules")));
+        assert!(!is_inside(&dir.join("cache"), &dir.join("rules")));
+        let rules = RulesConfig {
+            dir: dir.join("rules"),
+            cache_dir: Some(dir.join("rules/.weir-cache")),
+            ..Default::default()
+        };
+        let err = rules.validator().err().unwrap().to_string();
+        assert!(err.contains("inside the rules directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

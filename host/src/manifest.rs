@@ -11,6 +11,9 @@
 //! [limits]
 //! fuel = 2000000             # wasm fuel per evaluation
 //! memory_mib = 16            # linear memory cap
+//! state_kib = 64             # account state this rule may keep per account
+//! state_keys = 1024          # key/value entries, per account
+//! state_series = 64          # event-time series, per account
 //!
 //! [params]                   # handed to the rule; tables flatten to dotted names
 //! window_secs = 3600
@@ -24,6 +27,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use weir_sdk::ParamValue;
+use weir_sdk::limits::StateQuota;
 
 use crate::events::{FailurePolicy, RuleMode};
 
@@ -32,8 +36,10 @@ use crate::events::{FailurePolicy, RuleMode};
 pub const DEFAULT_FUEL: u64 = 5_000_000;
 /// Default linear-memory cap per rule instance.
 pub const DEFAULT_MEMORY_MIB: u32 = 32;
-/// The largest limits a manifest may ask for.
-pub const MAX_FUEL: u64 = 1_000_000_000;
+/// The largest limits a manifest may ask for. Fuel: a wasm loop burns about
+/// 4e9 units a second here (1e9 took 0.25 s; BENCHMARKS.md), so the most a
+/// rule may ask for is about 12 ms of one core per transaction.
+pub const MAX_FUEL: u64 = 50_000_000;
 pub const MAX_MEMORY_MIB: u32 = 1024;
 
 /// The manifest file as written.
@@ -70,6 +76,9 @@ pub struct RawRule {
 pub struct RawLimits {
     pub fuel: Option<u64>,
     pub memory_mib: Option<u32>,
+    pub state_kib: Option<usize>,
+    pub state_keys: Option<usize>,
+    pub state_series: Option<usize>,
 }
 
 /// A validated manifest.
@@ -84,6 +93,8 @@ pub struct RuleSpec {
     pub component: String,
     pub fuel: u64,
     pub memory_mib: u32,
+    /// How much state the rule may keep per account.
+    pub state_quota: StateQuota,
     /// Flattened parameters, sorted by name.
     pub params: Vec<(String, ParamValue)>,
 }
@@ -101,6 +112,12 @@ pub enum ManifestError {
     BadFuel(u64),
     #[error("`limits.memory_mib` = {0}: must be between 1 and {MAX_MEMORY_MIB}")]
     BadMemory(u32),
+    #[error("`limits.{name}` = {value}: must be between 1 and {max}")]
+    BadQuota { name: &'static str, value: usize, max: usize },
+    #[error(
+        "`rule.component` = {0:?}: give the file name only (like \"velocity.wasm\"), in the manifest's directory; paths are not allowed"
+    )]
+    BadComponent(String),
     #[error("`params.{name}`: {problem}")]
     BadParam { name: String, problem: String },
 }
@@ -138,11 +155,26 @@ impl RuleSpec {
         if memory_mib == 0 || memory_mib > MAX_MEMORY_MIB {
             return Err(ManifestError::BadMemory(memory_mib));
         }
+        let quota = |name: &'static str, value: Option<usize>, default: usize, max: usize, unit: usize| match value {
+            None => Ok(default),
+            Some(v) if v == 0 || v > max / unit => Err(ManifestError::BadQuota { name, value: v, max: max / unit }),
+            Some(v) => Ok(v * unit),
+        };
+        let (default, max) = (StateQuota::DEFAULT, StateQuota::MAX);
+        let state_quota = StateQuota {
+            bytes: quota("state_kib", raw.limits.state_kib, default.bytes, max.bytes, 1024)?,
+            keys: quota("state_keys", raw.limits.state_keys, default.keys, max.keys, 1)?,
+            series: quota("state_series", raw.limits.state_series, default.series, max.series, 1)?,
+        };
+        let component = raw.rule.component.unwrap_or_else(|| format!("{id}.wasm"));
+        if !is_bare_file_name(&component) {
+            return Err(ManifestError::BadComponent(component));
+        }
         let mut params = Vec::new();
         flatten_params("", &raw.params, &mut params)?;
         params.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(RuleSpec {
-            component: raw.rule.component.unwrap_or_else(|| format!("{id}.wasm")),
+            component,
             id,
             version_label: raw.rule.version,
             description: raw.rule.description,
@@ -150,6 +182,7 @@ impl RuleSpec {
             failure: raw.rule.failure,
             fuel,
             memory_mib,
+            state_quota,
             params,
         })
     }
@@ -166,6 +199,17 @@ impl RuleSpec {
         }
         Ok(self)
     }
+}
+
+/// A file name in the manifest's own directory: no separators, no `..`,
+/// nothing hidden (weir's own files there start with a dot), no control
+/// characters, at most 255 bytes. Installing and archiving join it to
+/// directories, so anything else could reach outside them.
+fn is_bare_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.chars().any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
 }
 
 /// Turns a TOML table into dotted-name parameters.
@@ -243,7 +287,35 @@ mod tests {
         assert!(err.to_string().contains("rule.id"), "{err}");
         let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nfuel=0\n").unwrap_err();
         assert!(err.to_string().contains("limits.fuel"), "{err}");
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nstate_kib=100000\n").unwrap_err();
+        assert!(err.to_string().contains("limits.state_kib") && err.to_string().contains("512"), "{err}");
+        let spec = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nstate_kib=512\nstate_keys=3\n").unwrap();
+        assert_eq!(spec.state_quota, StateQuota { bytes: 512 * 1024, keys: 3, series: StateQuota::DEFAULT.series });
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nfuel=1000000000\n").unwrap_err();
+        assert!(err.to_string().contains("limits.fuel"), "{err}");
         let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\nmode='loud'\n").unwrap_err();
         assert!(err.to_string().contains("loud"), "{err}");
+    }
+
+    #[test]
+    fn the_component_is_a_bare_file_name() {
+        for bad in [
+            "../x.wasm",
+            "/etc/passwd",
+            "sub/x.wasm",
+            "..",
+            ".",
+            "",
+            ".hidden.wasm",
+            "a\\b.wasm",
+            "c:x.wasm",
+            "x\n.wasm",
+        ] {
+            let text = format!("[rule]\nid='x'\nversion='1'\ncomponent={bad:?}\n");
+            let err = RuleSpec::parse(&text).unwrap_err();
+            assert!(err.to_string().contains("rule.component"), "{bad:?}: {err}");
+        }
+        let spec = RuleSpec::parse("[rule]\nid='x'\nversion='1'\ncomponent='x-2.wasm'\n").unwrap();
+        assert_eq!(spec.component, "x-2.wasm");
     }
 }

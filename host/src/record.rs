@@ -132,6 +132,7 @@ pub fn rule_stats_of<'a>(workers: impl IntoIterator<Item = &'a [(String, RuleSta
             total.hits += s.hits;
             total.errors += s.errors;
             total.fuel += s.fuel;
+            total.quarantined |= s.quarantined;
         }
     }
     by_id.into_iter().collect()

@@ -153,6 +153,11 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
     family("weir_rule_hits_total", "counter", "Rule verdicts other than pass, by rule.");
     family("weir_rule_errors_total", "counter", "Rule evaluations that failed, by rule.");
     family("weir_rule_fuel_total", "counter", "Wasm fuel consumed, by rule.");
+    family(
+        "weir_rule_quarantined",
+        "gauge",
+        "1 while a rule's running version is quarantined (skipped after failing too often in a row), by rule.",
+    );
     family("weir_rule_swaps_total", "counter", "Rule sets published after a change in the rules directory.");
     family("weir_rule_packages_refused_total", "counter", "Rule packages refused while running.");
     family("weir_rule_active", "gauge", "Active rule versions (1 per rule id and content hash).");
@@ -172,6 +177,7 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
         let _ = writeln!(out, "weir_rule_hits_total{{rule=\"{id}\"}} {}", s.hits);
         let _ = writeln!(out, "weir_rule_errors_total{{rule=\"{id}\"}} {}", s.errors);
         let _ = writeln!(out, "weir_rule_fuel_total{{rule=\"{id}\"}} {}", s.fuel);
+        let _ = writeln!(out, "weir_rule_quarantined{{rule=\"{id}\"}} {}", u8::from(s.quarantined));
     }
     if let Some(live) = live {
         let status = live.status();

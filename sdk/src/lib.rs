@@ -32,6 +32,7 @@
 //! contract, `testing` the native harness and event builders.
 
 mod context;
+pub mod limits;
 mod params;
 pub mod state;
 mod types;

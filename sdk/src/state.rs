@@ -284,6 +284,14 @@ impl RuleState {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty() && self.series.is_empty()
     }
+
+    /// What this state holds, for the quota ([`crate::limits::StateQuota`]):
+    /// bytes of keys and values, series names and points (16 bytes each).
+    pub fn usage(&self) -> crate::limits::StateUsage {
+        let values: usize = self.values.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let series: usize = self.series.iter().map(|(name, s)| name.len() + 16 * s.points.len()).sum();
+        crate::limits::StateUsage { bytes: values + series, keys: self.values.len(), series: self.series.len() }
+    }
 }
 
 /// A [`RuleState`] whose writes are recorded in a [`Journal`]

@@ -90,10 +90,22 @@ impl Harness {
     /// Evaluates `tx`, then records it in the account's history.
     pub fn run(&mut self, tx: &Transaction) -> Result<Verdict, Error> {
         self.account.now_ms = tx.occurred_at_ms;
+        let before = self.account.state.clone();
         let verdict = {
             let mut ctx = Context::native(&mut self.account, &self.params, tx.occurred_at_ms);
             (self.rule.evaluate)(tx, &mut ctx)
         };
+        // The host's limits: an explanation over them, or state over the
+        // default quota, is the rule's error, and its writes are undone.
+        let verdict = verdict.and_then(|v| {
+            let evidence = v.evidence.iter().map(|e| (e.name.as_str(), e.value.as_str()));
+            crate::limits::check_verdict(&v.reason_code, &v.message, evidence).map_err(Error::msg)?;
+            crate::limits::StateQuota::DEFAULT.check(&self.account.state).map_err(Error::msg)?;
+            Ok(v)
+        });
+        if verdict.is_err() {
+            self.account.state = before;
+        }
         self.account.history.push(PastTransaction::from(tx));
         verdict
     }

@@ -15,11 +15,12 @@
 //! policy applied, its state changes are discarded, and its instance is
 //! recreated for the next transaction.
 
+pub mod cache;
 pub mod policy;
 pub mod wasm;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,31 @@ pub enum RuleError {
     Returned(String),
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    #[error("returned an explanation over the host's limits: {0}")]
+    Verdict(String),
+    #[error("went over its state quota: {0}; none of its writes were kept")]
+    StateQuota(String),
+    #[error("was not run: the transaction's fuel budget ({TRANSACTION_FUEL} units across all rules) was spent")]
+    BudgetSpent,
+    #[error(
+        "is quarantined after {failures} failures in a row (the last: {last}); it is skipped until a new version is deployed"
+    )]
+    Quarantined { failures: u32, last: String },
 }
+
+/// The fuel one transaction may use across all its rules: a rule gets its
+/// own budget or what is left of this, whichever is less.
+pub const TRANSACTION_FUEL: u64 = 100_000_000;
+/// A rule that fails this many evaluations in a row is quarantined:
+/// skipped (its failure policy applies) until a new version is deployed.
+pub const QUARANTINE_AFTER: u32 = 50;
+/// A rule's failures are logged at most once per this long; the log line
+/// says how many were not.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Once the explanations of one decision's rules reach this many bytes,
+/// later rules' messages and evidence are left out, so every decision fits
+/// the output topic's message size (Kafka's default is 1 MB).
+pub const DECISION_EXPLANATIONS_MAX: usize = 256 * 1024;
 
 /// The content hash that identifies a rule version: `sha256:<hex>` of the
 /// component bytes and the manifest text together, so a parameter change is
@@ -131,11 +156,13 @@ impl LoadedRule {
 /// Compiled components are cached by the SHA-256 of the component bytes: in
 /// memory for the life of the engine (a rollback or a manifest-only change
 /// such as promoting a shadow rule compiles nothing), and, with
-/// [`Engine::with_cache_dir`], on disk, so a restart does not recompile.
+/// [`Engine::with_cache_dir`], on disk, so a restart does not recompile;
+/// an artifact on disk is used only if the host can prove it wrote it
+/// ([`cache`]).
 pub struct Engine {
     sandbox: wasm::Sandbox,
     components: Mutex<HashMap<String, wasmtime::component::Component>>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<cache::CompileCache>,
 }
 
 /// How a rule's code was obtained.
@@ -147,6 +174,9 @@ pub enum Compilation {
     Memory,
     /// Read from the on-disk cache, taking this long.
     Disk(Duration),
+    /// Compiled now, taking this long, because the cache held a file for
+    /// this component that the host did not write (planted or damaged).
+    Distrusted(Duration),
     /// Not wasm (a native rule).
     Native,
 }
@@ -157,6 +187,11 @@ impl std::fmt::Display for Compilation {
             Compilation::Fresh(d) => write!(f, "compiled in {} ms", d.as_millis()),
             Compilation::Memory => f.write_str("already compiled"),
             Compilation::Disk(d) => write!(f, "read from the compile cache in {} ms", d.as_millis()),
+            Compilation::Distrusted(d) => write!(
+                f,
+                "compiled in {} ms; the compile cache held a file for it that weir did not write, which was not used",
+                d.as_millis()
+            ),
             Compilation::Native => f.write_str("native"),
         }
     }
@@ -164,16 +199,17 @@ impl std::fmt::Display for Compilation {
 
 impl Engine {
     pub fn new() -> Result<Engine, LoadError> {
-        Ok(Engine { sandbox: wasm::Sandbox::new()?, components: Mutex::default(), cache_dir: None })
+        Ok(Engine { sandbox: wasm::Sandbox::new()?, components: Mutex::default(), cache: None })
     }
 
-    /// Also keeps compiled components in `dir` (created if missing).
+    /// Also keeps compiled components in `dir` (created private if
+    /// missing; see [`cache`]). A cache that cannot be opened is off, with
+    /// a warning: weir then compiles every rule at start.
     pub fn with_cache_dir(mut self, dir: PathBuf) -> Engine {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), "the compile cache is off: cannot create its directory: {e}");
-            return self;
+        match cache::CompileCache::open(&dir) {
+            Ok(cache) => self.cache = Some(cache),
+            Err(e) => tracing::warn!(dir = %dir.display(), "the compile cache is off: {e}"),
         }
-        self.cache_dir = Some(dir);
         self
     }
 
@@ -195,20 +231,33 @@ impl Engine {
             return Ok((c.clone(), Compilation::Memory));
         }
         let started = Instant::now();
-        let file = self.cache_dir.as_ref().map(|d| d.join(format!("{digest}.cwasm")));
-        let (component, compilation) = match file.as_deref().and_then(|f| self.sandbox.load_compiled(f)) {
-            Some(c) => (c, Compilation::Disk(started.elapsed())),
-            None => {
-                let c = self.sandbox.compile(bytes)?;
-                let took = started.elapsed();
-                if let Some(file) = &file
-                    && let Err(e) = write_atomically(file, &c)
-                {
-                    tracing::warn!(file = %file.display(), "cannot write to the compile cache: {e}");
-                }
-                (c, Compilation::Fresh(took))
+        let cached = self.cache.as_ref().map(|cache| cache.read(&digest));
+        if let Some(Ok(artifact)) = &cached
+            && let Some(component) = self.sandbox.load_compiled(artifact)
+        {
+            self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
+            return Ok((component, Compilation::Disk(started.elapsed())));
+        }
+        let component = self.sandbox.compile(bytes)?;
+        let took = started.elapsed();
+        let compilation = match cached {
+            Some(Err(cache::Rejected::NotAuthentic)) => {
+                tracing::warn!(
+                    digest,
+                    "the compile cache held a file for this component that weir did not write; it was compiled afresh and the file replaced"
+                );
+                Compilation::Distrusted(took)
             }
+            _ => Compilation::Fresh(took),
         };
+        if let Some(cache) = &self.cache {
+            let written = wasm::Sandbox::serialize(&component)
+                .map_err(std::io::Error::other)
+                .and_then(|artifact| cache.write(&digest, &artifact));
+            if let Err(e) = written {
+                tracing::warn!(dir = %cache.dir().display(), "cannot write to the compile cache: {e}");
+            }
+        }
         self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
         Ok((component, compilation))
     }
@@ -228,15 +277,6 @@ impl Engine {
         let params = Params::new(spec.params.clone());
         LoadedRule::new(spec, version_hash.to_owned(), Compilation::Native, Code::Native { rule, params })
     }
-}
-
-/// Writes a serialized component next to `file` and renames it into place,
-/// so a reader never sees half a file.
-fn write_atomically(file: &Path, component: &wasmtime::component::Component) -> std::io::Result<()> {
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
 }
 
 /// An ordered set of rules, one version per id.
@@ -277,6 +317,11 @@ impl RuleSet {
 pub(crate) struct CallCtx {
     state: RuleState,
     journal: Journal,
+    /// The evaluating rule's state quota, the bytes it has written so far
+    /// in this evaluation, and whether a write was refused for the quota.
+    quota: weir_sdk::limits::StateQuota,
+    written: usize,
+    over_quota: bool,
     history: History,
     now_ms: i64,
     /// For log lines; a buffer reused from transaction to transaction.
@@ -288,17 +333,57 @@ impl CallCtx {
         self.state.get(key).map(str::to_owned)
     }
 
-    fn set(&mut self, key: &str, value: &str) {
-        self.state.journaled(&mut self.journal).set(key, value)
+    /// Writes `key`; false (nothing written) once the evaluation has gone
+    /// over its state quota.
+    fn set(&mut self, key: &str, value: &str) -> bool {
+        let ok = self.charge(key.len() + value.len());
+        if ok {
+            self.state.journaled(&mut self.journal).set(key, value)
+        }
+        ok
+    }
+
+    /// Counts `bytes` written by this evaluation; false (and the write is
+    /// refused) once they pass the whole quota, so a rule writing in a loop
+    /// cannot make the host hold more than its quota before it is stopped.
+    fn charge(&mut self, bytes: usize) -> bool {
+        self.written += bytes;
+        self.over_quota |= self.written > self.quota.bytes;
+        !self.over_quota
+    }
+
+    /// Starts an evaluation of a rule with `quota`.
+    fn begin(&mut self, quota: weir_sdk::limits::StateQuota) {
+        self.quota = quota;
+        self.written = 0;
+        self.over_quota = false;
+    }
+
+    /// Whether the evaluation left the rule's state within its quota.
+    fn check_quota(&self) -> Result<(), RuleError> {
+        if self.over_quota {
+            let quota = self.quota.bytes;
+            return Err(RuleError::StateQuota(format!("wrote more than the whole quota of {quota} bytes")));
+        }
+        if self.journal.is_empty() {
+            return Ok(());
+        }
+        self.quota.check(&self.state).map_err(RuleError::StateQuota)
     }
 
     fn remove(&mut self, key: &str) {
         self.state.journaled(&mut self.journal).remove(key)
     }
 
-    fn window_add(&mut self, name: &str, value: i64) {
+    /// Adds a point; false (nothing added) once the evaluation has gone
+    /// over its state quota.
+    fn window_add(&mut self, name: &str, value: i64) -> bool {
         let now = self.now_ms;
-        self.state.journaled(&mut self.journal).window_add(now, name, value)
+        let ok = self.charge(name.len() + 16);
+        if ok {
+            self.state.journaled(&mut self.journal).window_add(now, name, value)
+        }
+        ok
     }
 
     /// Window queries may lengthen a series' retention, which is a write.
@@ -329,13 +414,13 @@ impl AccountHost for CallCtx {
         CallCtx::get(self, key)
     }
     fn set(&mut self, key: &str, value: &str) {
-        CallCtx::set(self, key, value)
+        CallCtx::set(self, key, value);
     }
     fn remove(&mut self, key: &str) {
         CallCtx::remove(self, key)
     }
     fn window_add(&mut self, name: &str, value: i64) {
-        CallCtx::window_add(self, name, value)
+        CallCtx::window_add(self, name, value);
     }
     fn window_sum(&mut self, name: &str, window_ms: u64) -> i64 {
         CallCtx::window_sum(self, name, window_ms)
@@ -350,6 +435,7 @@ impl AccountHost for CallCtx {
         weir_sdk::wire::encode_history(out, self.history.recent(limit))
     }
     fn log(&mut self, level: LogLevel, message: &str) {
+        let message = weir_sdk::limits::clean(message, weir_sdk::limits::LOG_LINE_MAX);
         let tx = self.transaction_id.as_str();
         match level {
             LogLevel::Debug => tracing::debug!(transaction_id = tx, "{message}"),
@@ -365,14 +451,59 @@ pub struct RuleStats {
     pub invocations: u64,
     /// Verdicts other than pass.
     pub hits: u64,
+    /// Evaluations that failed, and transactions the rule was skipped for
+    /// while quarantined.
     pub errors: u64,
     pub fuel: u64,
+    /// Whether the running version is quarantined ([`QUARANTINE_AFTER`]).
+    pub quarantined: bool,
 }
 
 struct Slot {
     rule: Arc<LoadedRule>,
     instance: Option<wasm::Instance>,
     stats: RuleStats,
+    /// Failed evaluations since the last success, and, once quarantined,
+    /// the last one's error.
+    failures_in_a_row: u32,
+    quarantine: Option<String>,
+    /// When a failure of this rule was last logged, and how many were not
+    /// logged since.
+    warned_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Slot {
+    fn new(rule: Arc<LoadedRule>, stats: RuleStats) -> Slot {
+        let stats = RuleStats { quarantined: false, ..stats };
+        Slot { rule, instance: None, stats, failures_in_a_row: 0, quarantine: None, warned_at: None, unlogged: 0 }
+    }
+
+    /// Counts a failed evaluation: logs it (at most once per
+    /// [`WARN_EVERY`]) and quarantines the rule after [`QUARANTINE_AFTER`]
+    /// in a row.
+    fn failed(&mut self, error: &RuleError, transaction_id: &str) {
+        self.stats.errors += 1;
+        if matches!(error, RuleError::Quarantined { .. }) {
+            return;
+        }
+        self.failures_in_a_row += 1;
+        let rule = &self.rule.spec;
+        let now = Instant::now();
+        if self.warned_at.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+            let unlogged = std::mem::take(&mut self.unlogged);
+            tracing::warn!(rule = %rule.id, version = %rule.version_label, transaction_id, unlogged, "rule {error}; failure policy {:?} applied", rule.failure);
+            self.warned_at = Some(now);
+        } else {
+            self.unlogged += 1;
+        }
+        if self.failures_in_a_row >= QUARANTINE_AFTER {
+            tracing::error!(rule = %rule.id, version = %rule.version_label, failures = self.failures_in_a_row, "rule quarantined: it failed {QUARANTINE_AFTER} evaluations in a row (the last: {error}); it is skipped, with failure policy {:?}, until a new version is deployed", rule.failure);
+            self.quarantine = Some(error.to_string());
+            self.stats.quarantined = true;
+            self.instance = None;
+        }
+    }
 }
 
 /// Decides transactions with one rule set. One per worker thread.
@@ -417,7 +548,7 @@ impl Inputs {
 
 impl Evaluator {
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
-        let slots = rules.rules().iter().map(|r| Slot { rule: r.clone(), instance: None, stats: RuleStats::default() });
+        let slots = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default()));
         Evaluator { slots: slots.collect(), policy, call: CallCtx::default(), inputs: Inputs::default() }
     }
 
@@ -431,8 +562,8 @@ impl Evaluator {
             .iter()
             .map(|r| match old.remove(&r.spec.id) {
                 Some(slot) if slot.rule.hash == r.hash => Slot { rule: r.clone(), ..slot },
-                Some(slot) => Slot { rule: r.clone(), instance: None, stats: slot.stats },
-                None => Slot { rule: r.clone(), instance: None, stats: RuleStats::default() },
+                Some(slot) => Slot::new(r.clone(), slot.stats),
+                None => Slot::new(r.clone(), RuleStats::default()),
             })
             .collect();
     }
@@ -464,21 +595,38 @@ impl Evaluator {
         inputs.clear();
         let facts = account.facts(tx);
         let mut results = Vec::with_capacity(slots.len());
+        let mut fuel_left = TRANSACTION_FUEL;
+        let mut explained = 0usize;
         for slot in slots.iter_mut() {
             let rule = &*slot.rule;
             let mut slot_state = account.rules.get_mut(&rule.spec.id);
             call.state = slot_state.as_deref_mut().map(std::mem::take).unwrap_or_default();
+            call.begin(rule.spec.state_quota);
             let (verdict, fuel) = match &rule.code {
-                Code::Wasm(compiled) => evaluate_wasm(compiled, &mut slot.instance, tx, facts, inputs, call),
+                _ if slot.quarantine.is_some() => {
+                    let last = slot.quarantine.clone().unwrap_or_default();
+                    (Err(RuleError::Quarantined { failures: slot.failures_in_a_row, last }), 0)
+                }
+                Code::Wasm(_) if fuel_left == 0 => (Err(RuleError::BudgetSpent), 0),
+                Code::Wasm(compiled) => {
+                    let fuel = compiled.fuel().min(fuel_left);
+                    evaluate_wasm(compiled, &mut slot.instance, tx, facts, inputs, call, fuel)
+                }
                 Code::Native { rule: native, params } => {
                     let sdk_tx = inputs.sdk.get_or_insert_with(|| tx.to_rule_transaction(facts));
                     let mut ctx = Context::native(call, params, now_ms);
-                    let verdict = (native.evaluate)(sdk_tx, &mut ctx)
-                        .map(Verdict::from_sdk)
-                        .map_err(|e| RuleError::Returned(e.message().to_owned()));
+                    let verdict = (native.evaluate)(sdk_tx, &mut ctx).map(Verdict::from_sdk).map_err(|e| {
+                        RuleError::Returned(
+                            weir_sdk::limits::clean(e.message(), weir_sdk::limits::ERROR_MESSAGE_MAX).into_owned(),
+                        )
+                    });
                     (verdict, 0)
                 }
             };
+            fuel_left = fuel_left.saturating_sub(fuel);
+            // Going over the quota is the error even if the rule then
+            // trapped on the refused write.
+            let verdict = call.check_quota().and(verdict).and_then(|v| v.check().map(|()| v));
             let (state, changed) = call.finish(verdict.is_ok());
             match slot_state {
                 Some(slot_state) => *slot_state = state,
@@ -492,13 +640,21 @@ impl Evaluator {
             }
             slot.stats.invocations += 1;
             slot.stats.fuel += fuel;
-            if let Err(e) = &verdict {
-                slot.stats.errors += 1;
-                tracing::warn!(rule = %rule.spec.id, version = %rule.spec.version_label, transaction_id = %tx.transaction_id, "rule {e}; failure policy {:?} applied", rule.spec.failure);
-            } else if verdict.as_ref().is_ok_and(|v| v.outcome != RuleOutcome::Pass) {
-                slot.stats.hits += 1;
+            match &verdict {
+                Err(e) => slot.failed(e, &tx.transaction_id),
+                Ok(v) => {
+                    slot.failures_in_a_row = 0;
+                    slot.stats.hits += u64::from(v.outcome != RuleOutcome::Pass);
+                }
             }
-            results.push(rule_result(rule, verdict));
+            let mut result = rule_result(&slot.rule, verdict);
+            explained += result.reason_code.len() + result.message.len() + result.error.as_ref().map_or(0, String::len);
+            explained += result.evidence.iter().map(|e| e.name.len() + e.value.len()).sum::<usize>();
+            if explained > DECISION_EXPLANATIONS_MAX {
+                result.message = "(left out: this decision's explanations reached their size limit)".to_owned();
+                result.evidence = Vec::new();
+            }
+            results.push(result);
         }
         account.history = std::mem::take(&mut call.history);
         account.record_history(tx.to_past());
@@ -537,6 +693,7 @@ fn evaluate_wasm(
     facts: HostFacts,
     inputs: &mut Inputs,
     call: &mut CallCtx,
+    fuel: u64,
 ) -> (Result<Verdict, RuleError>, u64) {
     let live = match instance {
         Some(live) => live,
@@ -550,7 +707,7 @@ fn evaluate_wasm(
     } else {
         wasm::Input::Encoded(inputs.encoded(tx, facts))
     };
-    let (result, fuel) = live.evaluate(input, call, compiled.fuel());
+    let (result, fuel) = live.evaluate(input, call, fuel);
     if result.as_ref().is_err_and(|e| !matches!(e, RuleError::Returned(_))) {
         // A trapped instance is poisoned: start the next evaluation afresh.
         *instance = None;
@@ -574,6 +731,14 @@ pub(crate) struct Explanation {
 }
 
 impl Verdict {
+    /// Checks the explanation against the host's limits
+    /// ([`weir_sdk::limits`]).
+    fn check(&self) -> Result<(), RuleError> {
+        let e = &self.explanation;
+        let evidence = e.evidence.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        weir_sdk::limits::check_verdict(&e.reason_code, &e.message, evidence).map_err(RuleError::Verdict)
+    }
+
     fn from_sdk(v: weir_sdk::Verdict) -> Verdict {
         let (outcome, score) = match v.outcome {
             weir_sdk::Outcome::Pass => (RuleOutcome::Pass, 0),

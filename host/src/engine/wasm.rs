@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmStr};
-use wasmtime::{Config, Store, StoreContextMut, Trap};
+use wasmtime::{AsContextMut, Config, Store, StoreContextMut, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_sdk::ParamValue;
+use weir_sdk::limits::{ERROR_MESSAGE_MAX, LOG_LINE_MAX, clean};
 
-use super::{CallCtx, Explanation, LoadError, RuleError, Verdict};
+use super::{CallCtx, Explanation, LoadError, RuleError, Verdict, cache};
 use crate::manifest::RuleSpec;
 
 /// The current contract, `weir:rule@2.0.0`.
@@ -106,8 +107,9 @@ pub(crate) struct RuleHost {
     /// `verdict.fail` during the evaluation.
     explained: Option<Explanation>,
     failed: Option<String>,
-    /// A name read from the guest's memory ([`with_name`]).
+    /// A name and a value read from the guest's memory ([`with_name`]).
     name_buffer: String,
+    value_buffer: String,
 }
 
 /// A memory cap that remembers whether it refused a growth, so an
@@ -191,19 +193,22 @@ impl Sandbox {
     }
 
     /// A component compiled earlier by [`Sandbox::compile`] and saved with
-    /// [`Component::serialize`]; `None` if the file is missing or was made
-    /// by another wasmtime or configuration (then it is compiled afresh).
-    pub fn load_compiled(&self, path: &std::path::Path) -> Option<Component> {
-        // Read into memory rather than mapped: a file changed on disk later
-        // cannot pull code from under a running rule.
-        let bytes = std::fs::read(path).ok()?;
-        // SAFETY: the cache directory is the host's own: it holds only
-        // artifacts weir serialized, named by the component's digest, and
-        // written by rename. wasmtime checks the header, its version and
-        // the engine configuration before using them.
-        let component = unsafe { Component::deserialize(&self.engine, bytes) }.ok()?;
+    /// [`Sandbox::serialize`]; `None` if it was made by another wasmtime or
+    /// configuration (then it is compiled afresh).
+    pub fn load_compiled(&self, artifact: &cache::Authentic) -> Option<Component> {
+        // SAFETY: `deserialize` runs the bytes as native code. They come
+        // from the host's compile cache and passed its MAC check: the host
+        // itself serialized them from a component with this digest (see
+        // `cache`), under a key only the host holds. wasmtime then checks
+        // the header, its version and the engine configuration.
+        let component = unsafe { Component::deserialize(&self.engine, artifact.bytes()) }.ok()?;
         self.check_contract(&component).ok()?;
         Some(component)
+    }
+
+    /// A compiled component as bytes, for the compile cache.
+    pub fn serialize(component: &Component) -> Result<Vec<u8>, String> {
+        component.serialize().map_err(|e| e.to_string())
     }
 
     /// Links a checked component and applies a manifest's limits and
@@ -261,7 +266,15 @@ fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut account = linker.instance("weir:rule/account@2.0.0")?;
     account.func_wrap("window-add", |store, (name, value): (WasmStr, i64)| {
-        with_name(store, name, |call, name| call.window_add(name, value))
+        with_name(store, name, |call, name| call.window_add(name, value))?.then_some(()).ok_or_else(over_quota)
+    })?;
+    account.func_wrap("set", |mut store: StoreContextMut<'_, RuleHost>, (key, value): (WasmStr, WasmStr)| {
+        let mut buffer = std::mem::take(&mut store.data_mut().value_buffer);
+        buffer.clear();
+        buffer.push_str(&value.to_str(&store)?);
+        let written = with_name(store.as_context_mut(), key, |call, key| call.set(key, &buffer));
+        store.data_mut().value_buffer = buffer;
+        written?.then_some(()).ok_or_else(over_quota)
     })?;
     account.func_wrap("window-sum", |store, (name, window_ms): (WasmStr, u64)| {
         with_name(store, name, |call, name| (call.window_sum(name, window_ms),))
@@ -273,6 +286,12 @@ fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
     account.func_wrap("remove", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| call.remove(key)))?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The trap that stops a rule whose write was refused for its state quota
+/// (the evaluation's error says so: [`super::RuleError::StateQuota`]).
+fn over_quota() -> wasmtime::Error {
+    wasmtime::Error::msg("a write went over the rule's state quota")
 }
 
 /// Runs `f` on the call context with `name` read from the guest's memory
@@ -367,6 +386,7 @@ impl Compiled {
             explained: None,
             failed: None,
             name_buffer: String::new(),
+            value_buffer: String::new(),
         };
         let engine = match &self.pre {
             Pre::V1(pre) => pre.engine(),
@@ -436,7 +456,7 @@ impl Instance {
         std::mem::swap(&mut host.call, call);
         let result = match result {
             Ok(Ok(verdict)) => Ok(verdict),
-            Ok(Err(message)) => Err(RuleError::Returned(message)),
+            Ok(Err(message)) => Err(RuleError::Returned(clean(&message, ERROR_MESSAGE_MAX).into_owned())),
             Err(e) => Err(classify(e, &self.store, fuel)),
         };
         let dropped = self.store.data().log_lines.saturating_sub(MAX_LOG_LINES);
@@ -492,7 +512,7 @@ fn classify(err: wasmtime::Error, store: &Store<RuleHost>, fuel: u64) -> RuleErr
     // message, then a note about backtraces; keep the first two.
     let stderr = String::from_utf8_lossy(&host.stderr.contents()).into_owned();
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note:")).collect();
-    let panic = (!lines.is_empty()).then(|| lines.join(" "));
+    let panic = (!lines.is_empty()).then(|| clean(&lines.join(" "), ERROR_MESSAGE_MAX).into_owned());
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
             Trap::OutOfFuel => RuleError::OutOfFuel { limit: fuel },
@@ -524,7 +544,7 @@ macro_rules! account_host {
             }
 
             fn set(&mut self, key: String, value: String) {
-                self.call.set(&key, &value)
+                self.call.set(&key, &value);
             }
 
             fn remove(&mut self, key: String) {
@@ -532,7 +552,7 @@ macro_rules! account_host {
             }
 
             fn window_add(&mut self, name: String, value: i64) {
-                self.call.window_add(&name, value)
+                self.call.window_add(&name, value);
             }
 
             fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
@@ -562,41 +582,32 @@ account_host!(v2::weir::rule::account::Host, Vec<u8>, |host, limit| {
     out
 });
 
-impl v1::weir::rule::params::Host for RuleHost {
-    fn all(&mut self) -> Vec<(String, wit::ParamValue)> {
-        self.params
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    ParamValue::Integer(i) => wit::ParamValue::Integer(*i),
-                    ParamValue::Float(f) => wit::ParamValue::Float(*f),
-                    ParamValue::Boolean(b) => wit::ParamValue::Boolean(*b),
-                    ParamValue::Text(s) => wit::ParamValue::Text(s.clone()),
-                    ParamValue::TextList(l) => wit::ParamValue::TextList(l.clone()),
-                };
-                (k.clone(), v)
-            })
-            .collect()
-    }
+/// The `params` import of both contracts: the manifest's parameters, copied
+/// into each contract's own types.
+macro_rules! params_host {
+    ($interface:path, $wit:ident) => {
+        impl $interface for RuleHost {
+            fn all(&mut self) -> Vec<(String, $wit::ParamValue)> {
+                self.params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            ParamValue::Integer(i) => $wit::ParamValue::Integer(*i),
+                            ParamValue::Float(f) => $wit::ParamValue::Float(*f),
+                            ParamValue::Boolean(b) => $wit::ParamValue::Boolean(*b),
+                            ParamValue::Text(s) => $wit::ParamValue::Text(s.clone()),
+                            ParamValue::TextList(l) => $wit::ParamValue::TextList(l.clone()),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            }
+        }
+    };
 }
 
-impl v2::weir::rule::params::Host for RuleHost {
-    fn all(&mut self) -> Vec<(String, wit2::ParamValue)> {
-        self.params
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    ParamValue::Integer(i) => wit2::ParamValue::Integer(*i),
-                    ParamValue::Float(f) => wit2::ParamValue::Float(*f),
-                    ParamValue::Boolean(b) => wit2::ParamValue::Boolean(*b),
-                    ParamValue::Text(s) => wit2::ParamValue::Text(s.clone()),
-                    ParamValue::TextList(l) => wit2::ParamValue::TextList(l.clone()),
-                };
-                (k.clone(), v)
-            })
-            .collect()
-    }
-}
+params_host!(v1::weir::rule::params::Host, wit);
+params_host!(v2::weir::rule::params::Host, wit2);
 
 impl v2::weir::rule::verdict::Host for RuleHost {
     fn explain(&mut self, reason_code: String, message: String, evidence: Vec<wit2::Evidence>) {
@@ -615,6 +626,7 @@ impl RuleHost {
         if self.log_lines > MAX_LOG_LINES {
             return;
         }
+        let message = clean(message, LOG_LINE_MAX);
         let rule = &*self.rule_id;
         let tx = self.call.transaction_id.as_str();
         match level {

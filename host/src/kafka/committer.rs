@@ -28,6 +28,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::retry::{ATTEMPT_TIMEOUT, Attempt, retry};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output};
 use crate::engine::RuleStats;
 use crate::status::Hooks;
@@ -114,23 +115,26 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
     rules: Vec<Vec<(String, RuleStats)>>,
     /// When the producer was last replaced after being fenced.
     renewals: Vec<Instant>,
+    /// Set when weir is asked to stop: waits for the broker give up.
+    stop: &'a AtomicBool,
 }
 
 impl<'a, C: ConsumerContext> Committer<'a, C> {
     pub(super) fn new(
         config: &'a KafkaConfig,
         consumer: &'a BaseConsumer<C>,
-        link: Link,
-        requests: Requests,
+        (link, requests): (Link, Requests),
         outboxes: Vec<Arc<Outbox>>,
         doorbell: Arc<Doorbell>,
         hooks: Hooks,
+        stop: &'a AtomicBool,
     ) -> Result<Self, KafkaRunError> {
         let requests = requests.0;
         Ok(Committer {
             config,
             consumer,
-            producer: transactional_producer(config)?,
+            producer: transactional_producer(config, stop)?,
+            stop,
             rules: vec![Vec::new(); outboxes.len()],
             outboxes,
             doorbell,
@@ -357,7 +361,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     // never comes back. A new producer connects afresh, and
                     // registering it aborts the open transaction.
                     tracing::warn!(transactional_id = %self.config.transactional_id(), error = %e, "the abort did not reach the transaction coordinator; a new producer takes over the transactional id");
-                    self.producer = transactional_producer(self.config)?;
+                    self.producer = transactional_producer(self.config, self.stop)?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -382,7 +386,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
         self.renewals.push(now);
         tracing::warn!(transactional_id = %self.config.transactional_id(), "the producer was fenced (its transaction timed out on the coordinator); starting a new one");
-        self.producer = transactional_producer(self.config)?;
+        self.producer = transactional_producer(self.config, self.stop)?;
         Ok(())
     }
 }
@@ -397,8 +401,12 @@ fn take(outbox: &Outbox) -> Output {
 
 /// A transactional producer, registered with the transaction coordinator
 /// (which fences any older producer with the same transactional id and
-/// aborts its open transaction). Waits while the broker is away.
-fn transactional_producer(config: &KafkaConfig) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaRunError> {
+/// aborts its open transaction). Waits while the broker is away, unless
+/// `stop` is set.
+fn transactional_producer(
+    config: &KafkaConfig,
+    stop: &AtomicBool,
+) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaRunError> {
     // A threaded producer serves delivery reports in the background, which
     // committing and aborting transactions need.
     let producer: ThreadedProducer<DefaultProducerContext> = config
@@ -417,19 +425,16 @@ fn transactional_producer(config: &KafkaConfig) -> Result<ThreadedProducer<Defau
         .set("queue.buffering.max.kbytes", "65536")
         .set("queue.buffering.max.messages", "100000")
         .create()?;
-    let started = Instant::now();
-    loop {
-        match producer.init_transactions(TXN_TIMEOUT) {
-            Ok(()) => return Ok(producer),
-            Err(KafkaError::Transaction(e)) if e.is_fatal() => {
-                return Err(KafkaRunError::Fenced(config.transactional_id()));
-            }
-            Err(e) if started.elapsed() < Duration::from_secs(600) => {
-                tracing::warn!(error = %e, "registering the transactional producer will be retried");
-            }
-            Err(e) => return Err(e.into()),
+    let what = "registering the transactional producer";
+    retry(stop, what, Duration::from_secs(600), || match producer.init_transactions(ATTEMPT_TIMEOUT) {
+        Ok(()) => Ok(()),
+        Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+            Err(Attempt::Fail(KafkaRunError::Fenced(config.transactional_id())))
         }
-    }
+        Err(e) => Err(Attempt::Again(KafkaRunError::from(e))),
+    })
+    .map_err(|g| KafkaRunError::gave_up(what, g))?;
+    Ok(producer)
 }
 
 /// Sends a record, waiting while the producer's queue is full.

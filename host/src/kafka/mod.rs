@@ -43,6 +43,7 @@ pub mod changelog;
 mod committer;
 pub mod config;
 mod intake;
+mod retry;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,18 @@ pub enum KafkaRunError {
     Restore { topic: String, partition: i32, problem: String },
     #[error("the committer's runtime could not start: {0}")]
     Runtime(String),
+    #[error("stopped while waiting for the broker ({0}); nothing was committed meanwhile")]
+    Stopped(&'static str),
+}
+
+impl KafkaRunError {
+    /// The error of a wait for the broker that gave up.
+    fn gave_up(what: &'static str, gave_up: retry::GaveUp<KafkaRunError>) -> KafkaRunError {
+        match gave_up {
+            retry::GaveUp::Stopping => KafkaRunError::Stopped(what),
+            retry::GaveUp::Failed(e) => e,
+        }
+    }
 }
 
 /// What a run did.
@@ -202,7 +215,7 @@ pub fn run(
     hooks: &Hooks,
 ) -> Result<KafkaSummary, KafkaRunError> {
     if config.create_topics {
-        create_topics(config)?;
+        create_topics(config, shutdown)?;
     }
     let n = config.workers();
     let outboxes: Vec<Arc<Outbox>> = (0..n).map(|_| Arc::default()).collect();
@@ -226,8 +239,15 @@ pub fn run(
     }
     let (link, requests) = committer::Link::new();
     let consumer = intake::consumer(config, senders, link.clone())?;
-    let committer =
-        committer::Committer::new(config, &consumer, link.clone(), requests, outboxes, doorbell, hooks.clone())?;
+    let committer = committer::Committer::new(
+        config,
+        &consumer,
+        (link.clone(), requests),
+        outboxes,
+        doorbell,
+        hooks.clone(),
+        shutdown,
+    )?;
     tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, "weir is consuming");
 
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -3,7 +3,11 @@
 //! The `behaviour` parameter picks what it does: `loop` spins forever,
 //! `alloc` allocates without bound, `stack` recurses without bound, `panic`
 //! panics, `panic-on:<transaction id>` panics on that transaction only,
-//! `error` returns an error, `lock` locks, anything else passes.
+//! `error` returns an error, `lock` locks, `hoard` writes 64 KiB under a
+//! new key every transaction, `fill:<bytes>` keeps one value of that many
+//! bytes, `write-loop` writes without end, `huge-message` explains itself in
+//! 24 MiB, `escape` puts terminal escapes in its reason, anything else
+//! passes.
 //! Every behaviour first writes `touched` to the account state, so tests can
 //! check that a failed evaluation leaves no state behind.
 
@@ -31,6 +35,27 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         "panic" => panic!("hostile rule panicked on {}", tx.transaction_id),
         "error" => Err(Error::msg("hostile rule gave up")),
         "lock" => Ok(Verdict::lock("HOSTILE_LOCK", "locked by the hostile rule")),
+        "hoard" => {
+            let n: u64 = ctx.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+            ctx.set(&format!("hoard-{n}"), "x".repeat(64 * 1024));
+            ctx.set("n", (n + 1).to_string());
+            Ok(Verdict::pass())
+        }
+        "write-loop" => {
+            let value = "y".repeat(1 << 20);
+            let mut n: u64 = 0;
+            loop {
+                ctx.set(&format!("k{n}"), &value);
+                n = black_box(n + 1);
+            }
+        }
+        "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(24 << 20))),
+        "escape" => Ok(Verdict::suspect("ESC\x1b[2J", "clears your terminal\x1b[2J")),
+        b if b.starts_with("fill:") => {
+            let bytes: usize = b["fill:".len()..].parse().map_err(|_| Error::msg("fill:<bytes>"))?;
+            ctx.set("fill", "f".repeat(bytes));
+            Ok(Verdict::pass())
+        }
         b if b.strip_prefix("panic-on:") == Some(tx.transaction_id.as_str()) => {
             panic!("hostile rule panicked on {}", tx.transaction_id)
         }
