@@ -105,7 +105,14 @@ pub struct Deployed {
 
 /// Runs the deploy steps against a running weir watching `rules` with its
 /// status endpoint on `addr`. `work` is scratch space.
-pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
+/// `partitions`: how many input partitions the pipeline reads; a swap has
+/// taken effect once every one of them has its cutover (each decide worker
+/// reports its own).
+pub fn deploy_steps(rules: &Path, addr: &str, work: &Path, partitions: usize) -> Deployed {
+    let everywhere = |s: &Value| {
+        let last = s["rules"]["swaps"].as_array().unwrap().last().unwrap();
+        last["took_effect"] != "" && last["cutover"].as_array().is_some_and(|c| c.len() == partitions)
+    };
     let status = wait_status(addr, "traffic decided by the first rules", |s| {
         s["pipeline"]["records"].as_u64().unwrap_or(0) >= 1000
     });
@@ -130,8 +137,7 @@ pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
     assert!(out.status.success(), "deploy: {}", String::from_utf8_lossy(&out.stderr));
     let v2 = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash;
     let status = wait_status(addr, "v2 in effect", |s| {
-        active_label(s, UPDATED).as_deref() == Some("\"2.0.0\"")
-            && s["rules"]["swaps"].as_array().unwrap().last().unwrap()["took_effect"] != ""
+        active_label(s, UPDATED).as_deref() == Some("\"2.0.0\"") && everywhere(s)
     });
     let v2_generation = status["rules"]["generation"].as_u64().unwrap();
 
@@ -173,10 +179,7 @@ pub fn deploy_steps(rules: &Path, addr: &str, work: &Path) -> Deployed {
         .output()
         .unwrap();
     assert!(out.status.success(), "retire: {}", String::from_utf8_lossy(&out.stderr));
-    let status = wait_status(addr, "the retirement in effect", |s| {
-        active_label(s, RETIRED).is_none()
-            && s["rules"]["swaps"].as_array().unwrap().last().unwrap()["took_effect"] != ""
-    });
+    let status = wait_status(addr, "the retirement in effect", |s| active_label(s, RETIRED).is_none() && everywhere(s));
     let retired_generation = status["rules"]["generation"].as_u64().unwrap();
     assert_eq!(retired_generation, v2_generation + 1, "refused packages published no rule set");
     Deployed { v1, v2, v2_generation, retired_generation, refused, status }
@@ -317,7 +320,7 @@ fn hot_deploy_embedded_under_a_continuous_stream() {
             })
         })
     };
-    let deployed = deploy_steps(&rules, &addr, dir.path());
+    let deployed = deploy_steps(&rules, &addr, dir.path(), 1);
     go.store(true, std::sync::atomic::Ordering::Release);
     feeder.join().unwrap();
     let out = child.wait_with_output().unwrap();

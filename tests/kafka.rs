@@ -80,10 +80,16 @@ impl Setup {
 
     /// Produces the records to the input topic, keyed by account id.
     fn produce(&self, lines: &[String]) {
-        let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
         // weir creates its topics at start; create the input now so records
         // can be produced before weir runs.
         weir::kafka::create_topics(&self.kafka_config(), &Default::default()).unwrap();
+        self.produce_quietly(lines);
+    }
+
+    /// Produces the records to the (existing) input topic, keyed by account
+    /// id, waiting out a broker outage.
+    fn produce_quietly(&self, lines: &[String]) {
+        let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
         for line in lines {
             let key = serde_json::from_str::<serde_json::Value>(line)
                 .ok()
@@ -101,7 +107,7 @@ impl Setup {
                 }
             }
         }
-        producer.flush(Duration::from_secs(30)).unwrap();
+        producer.flush(Duration::from_secs(120)).unwrap();
     }
 
     fn kafka_config(&self) -> weir::kafka::KafkaConfig {
@@ -317,7 +323,7 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
             producer.flush(Duration::from_secs(30)).unwrap();
         })
     };
-    let deployed = deploy_steps(&rules, &addr, setup.dir.path());
+    let deployed = deploy_steps(&rules, &addr, setup.dir.path(), 4);
     go.store(true, std::sync::atomic::Ordering::Release);
     feeder.join().unwrap();
     setup.wait_for_decisions(expected.len(), Duration::from_secs(120));
@@ -348,4 +354,107 @@ fn sigterm_ends_weir_within_ten_seconds_while_the_broker_is_away() {
         assert!(asked.elapsed() < Duration::from_secs(10));
         assert!(out.contains("Stopped as asked"), "{name}: {out}");
     }
+}
+
+/// At the largest limits a manifest may ask for, an account's state record
+/// fits the changelog and every decision fits its topic, on the real broker
+/// with its default message size: a rule keeping a state of nearly 512 KiB
+/// per account, next to 48 rules explaining themselves with everything the
+/// verdict limits allow (in characters JSON must escape).
+#[test]
+fn state_and_decisions_at_the_largest_limits_fit_the_broker() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("limits");
+    let rules = setup.dir.path().join("rules");
+    std::fs::write(rules.join("hostile.wasm"), crate::util::guest("hostile")).unwrap();
+    let rule = |id: &str, behaviour: &str, limits: &str| {
+        let manifest = format!(
+            "[rule]\nid = \"{id}\"\nversion = \"1\"\ncomponent = \"hostile.wasm\"\n[limits]\n{limits}\n[params]\nbehaviour = \"{behaviour}\"\n"
+        );
+        std::fs::write(rules.join(format!("{id}.toml")), manifest).unwrap();
+    };
+    let fill = 512 * 1024 - 200;
+    rule("filler", &format!("fill:{fill}"), "state_kib = 512\nfuel = 50000000");
+    for i in 0..48 {
+        rule(&format!("explainer-{i}"), "max-verdict", "fuel = 50000000");
+    }
+    let lines = stream(30, 41);
+    setup.produce(&lines);
+    let mut weir = setup.start("a");
+    let expected = crate::deploy::decidable(&lines).len();
+    setup.wait_for_decisions(expected, Duration::from_secs(120));
+    weir.terminate(STOP_DEADLINE);
+
+    let decisions = read_to_end(broker(), &setup.decision_topics(), Duration::from_secs(60));
+    assert_eq!(decisions.len(), expected);
+    let largest = decisions.iter().map(|d| d.payload.len()).max().unwrap();
+    assert!(largest > 400_000 && largest < 1_000_000, "the largest decision is {largest} bytes");
+    for record in &decisions {
+        let d: DecisionEvent = serde_json::from_slice(&record.payload).unwrap();
+        let filler = d.rules.iter().find(|r| &*r.rule_id == "filler").unwrap();
+        assert_eq!(filler.error, None, "the state at its quota was kept: {filler:?}");
+        assert!(d.rules.iter().filter(|r| r.error.is_some()).count() == 0, "{:?}", d.rules);
+        let left_out = d.rules.iter().filter(|r| r.message.starts_with("(left out")).count();
+        assert!(left_out > 0 && left_out < 48, "{left_out} explanations left out");
+    }
+    let state = read_to_end(broker(), &[setup.topic("state")], Duration::from_secs(60));
+    let part = state.iter().map(|r| r.payload.len()).max().unwrap();
+    assert!(part > fill, "the changelog holds the rule's state part whole ({part} bytes)");
+}
+
+/// The chaos run: a continuous stream, weir SIGKILLed again and again, the
+/// broker stopped for a while, and weir asked to stop (SIGTERM) while the
+/// broker is away, which it must answer within 10 s; then every transaction
+/// is decided exactly once, as an uninterrupted run decides it. Sized by
+/// `WEIR_CHAOS_KILLS` (default 3) and `WEIR_CHAOS_OUTAGE_SECS` (default 5);
+/// `scripts/chaos.sh` runs the full one (10 kills, 30 s).
+#[test]
+fn chaos_kills_and_a_broker_outage_lose_nothing() {
+    let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    if !broker().project {
+        eprintln!("chaos: stops the project's broker only; skipped for an external one");
+        return;
+    }
+    let env = |var: &str, default: u64| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let kills = env("WEIR_CHAOS_KILLS", 3);
+    let outage = Duration::from_secs(env("WEIR_CHAOS_OUTAGE_SECS", 5));
+    let setup = Setup::new("chaos");
+    let lines = stream(kills as usize * 500 + 1500, 17);
+    let reference = embedded_reference(&lines);
+    weir::kafka::create_topics(&setup.kafka_config(), &Default::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // The stream: 40 records every 200 ms, on through kills and outage.
+        scope.spawn(|| {
+            for chunk in lines.chunks(40) {
+                setup.produce_quietly(chunk);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut weir = setup.start("a");
+        for k in 0..kills {
+            std::thread::sleep(Duration::from_millis(1500 + 500 * (k % 3)));
+            if k == kills / 2 {
+                kafka_script(&["stop"]);
+                std::thread::sleep(Duration::from_secs(1));
+                let asked = Instant::now();
+                let stopped = weir.stop(Duration::from_secs(10));
+                let took = asked.elapsed();
+                std::thread::sleep(outage.saturating_sub(took));
+                kafka_script(&["start"]);
+                stopped.unwrap_or_else(|why| panic!("SIGTERM while the broker was away: {why}"));
+                eprintln!("chaos: SIGTERM answered in {took:?} while the broker was away");
+            } else {
+                weir.crash();
+            }
+            weir = setup.start("a");
+        }
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        setup.wait_for_decisions(reference.len(), Duration::from_secs(300));
+        weir.terminate(STOP_DEADLINE);
+    });
+    assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
 }

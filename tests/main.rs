@@ -24,6 +24,7 @@ mod architecture;
 mod cli;
 mod deploy;
 mod events;
+mod fuzz;
 mod kafka;
 mod native_rules;
 mod pipeline;

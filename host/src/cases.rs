@@ -101,7 +101,7 @@ impl CaseTx {
     /// The full event, defaults from the story's concert-ticket purchase.
     pub fn to_event(&self, default_id: &str) -> TransactionRecorded {
         let id = self.id.clone().unwrap_or_else(|| default_id.to_owned());
-        let ms = weir_sdk::testing::BASE_TIME_MS + self.after_secs.unwrap_or(0) * 1000;
+        let ms = weir_sdk::testing::BASE_TIME_MS.saturating_add(self.after_secs.unwrap_or(0).saturating_mul(1000));
         let occurred_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let merchant_id = self.merchant.clone().unwrap_or_else(|| "m-ticketsrus".to_owned());

@@ -267,19 +267,24 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
         if offsets.count() > 0 {
             let metadata = self.consumer.group_metadata().ok_or(KafkaError::NoMessageReceived)?;
-            self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+            self.producer.send_offsets_to_transaction(&offsets, &metadata, self.patience())?;
         }
         // rust-rdkafka's commit flushes first, and its flush sleeps a whole
         // 100 ms whenever a record is still in flight: wait for the
         // deliveries here, in small steps, instead.
         let offsets_sent = started.elapsed();
-        let deadline = Instant::now() + TXN_TIMEOUT;
+        let deadline = Instant::now() + self.patience();
         while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            if self.stopping() {
+                // Asked to stop while deliveries hang: the commit below gets
+                // one short attempt.
+                break;
+            }
             std::thread::sleep(Duration::from_micros(500));
         }
         let delivered = started.elapsed();
         loop {
-            match self.producer.commit_transaction(TXN_TIMEOUT) {
+            match self.producer.commit_transaction(self.patience()) {
                 Ok(()) => {
                     let ms = |d: Duration| d.as_secs_f64() * 1e3;
                     tracing::debug!(
@@ -293,7 +298,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     );
                     return Ok(());
                 }
-                Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && !self.stopping() => {
                     tracing::warn!(error = %e, "commit of the transaction will be retried");
                 }
                 Err(e) => return Err(e),
@@ -345,12 +350,32 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         send(&self.producer, record)
     }
 
-    /// Aborts the open transaction, retrying while the broker is away.
+    /// Whether weir was asked to stop: waits for the broker are then cut
+    /// short. An uncommitted transaction left behind is never read by a
+    /// `read_committed` reader; the next producer with this transactional
+    /// id, or the coordinator's timeout, aborts it.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// How long one call to the transaction coordinator may wait: a few
+    /// seconds once weir is stopping.
+    fn patience(&self) -> Duration {
+        if self.stopping() { ATTEMPT_TIMEOUT } else { TXN_TIMEOUT }
+    }
+
+    /// Aborts the open transaction, retrying while the broker is away
+    /// (unless weir is stopping).
     fn abort(&mut self) -> Result<(), KafkaRunError> {
         let mut timeouts = 0;
         loop {
-            match self.producer.abort_transaction(ABORT_TIMEOUT) {
+            let timeout = if self.stopping() { ATTEMPT_TIMEOUT } else { ABORT_TIMEOUT };
+            match self.producer.abort_transaction(timeout) {
                 Ok(()) => return Ok(()),
+                Err(e) if self.stopping() => {
+                    tracing::warn!(error = %e, "stopping: the open transaction is left for the coordinator to abort");
+                    return Ok(());
+                }
                 Err(KafkaError::Transaction(e)) if e.is_fatal() => {
                     // A new producer's registration aborts the open transaction.
                     return self.renew_producer();

@@ -6,8 +6,9 @@
 //! `error` returns an error, `lock` locks, `hoard` writes 64 KiB under a
 //! new key every transaction, `fill:<bytes>` keeps one value of that many
 //! bytes, `write-loop` writes without end, `huge-message` explains itself in
-//! 24 MiB, `escape` puts terminal escapes in its reason, anything else
-//! passes.
+//! 24 MiB, `escape` puts terminal escapes in its reason, `max-verdict`
+//! explains itself with everything the host's limits allow (in characters
+//! JSON must escape), anything else passes.
 //! Every behaviour first writes `touched` to the account state, so tests can
 //! check that a failed evaluation leaves no state behind.
 
@@ -48,6 +49,15 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
                 ctx.set(&format!("k{n}"), &value);
                 n = black_box(n + 1);
             }
+        }
+        "max-verdict" => {
+            use weir_sdk::limits::{EVIDENCE_MAX, EVIDENCE_NAME_MAX, EVIDENCE_VALUE_MAX, MESSAGE_MAX, REASON_CODE_MAX};
+            let mut verdict = Verdict::suspect(&"M".repeat(REASON_CODE_MAX), "\"".repeat(MESSAGE_MAX));
+            for i in 0..EVIDENCE_MAX {
+                let name = format!("{i:0>width$}", width = EVIDENCE_NAME_MAX);
+                verdict = verdict.with(&name, "\\".repeat(EVIDENCE_VALUE_MAX));
+            }
+            Ok(verdict)
         }
         "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(24 << 20))),
         "escape" => Ok(Verdict::suspect("ESC\x1b[2J", "clears your terminal\x1b[2J")),

@@ -1,0 +1,204 @@
+//! Fuzzing what a producer or a deployer hands weir: input events,
+//! manifests, case files and rule components. A target must never panic,
+//! whatever the bytes; refusing them with an error is the right answer.
+//!
+//! Each target runs its committed corpus (`fuzz/corpus/<target>/`, which
+//! includes every input that once failed, kept as a regression case), then
+//! mutations of it (bit flips, interesting bytes, insertions, deletions,
+//! repetitions, splices, dictionary tokens) from a seeded generator for a
+//! bounded time: `WEIR_FUZZ_SECS` per target (default 3), seed
+//! `WEIR_FUZZ_SEED` (default: from the clock, printed). An input that
+//! panics is written to `target/fuzz-failures/<target>-<seed>-<n>` and the
+//! test fails naming it; fix the cause and move the file into the corpus.
+//! `scripts/fuzz.sh` runs longer.
+//!
+//! This is a mutation fuzzer on stable Rust without coverage feedback (no
+//! libFuzzer): it finds what nearby inputs break, not deep paths.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use weir::engine::{Engine, Evaluator, Policy, RuleSet};
+use weir::manifest::RuleSpec;
+use weir::state::AccountState;
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+}
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir(target))
+        .unwrap_or_else(|e| panic!("the corpus of {target}: {e}"))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// Tokens worth inserting into text formats.
+const DICTIONARY: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"=",
+    b"\n",
+    b"\\u0000",
+    b"\\",
+    b"null",
+    b"true",
+    b"-",
+    b"1e309",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"18446744073709551616",
+    b"0.5",
+    b"\xff\xfe",
+    b"\xe2\x80\xae",
+    b"[[case]]",
+    b"[limits]",
+    b"[params]",
+    b"after_secs",
+    b"amount",
+    b"fuel",
+    b"state_kib",
+    b"component",
+    b"../",
+    b"occurred_at",
+    b"2026-11-28T19:42:07Z",
+    b"9999-12-31T23:59:59Z",
+    b"schema_version",
+];
+
+fn mutate(rng: &mut ChaCha8Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..rng.random_range(1..=4) {
+        let len = out.len();
+        let at = if len == 0 { 0 } else { rng.random_range(0..len) };
+        match rng.random_range(0..8) {
+            0 if len > 0 => out[at] ^= 1 << rng.random_range(0..8),
+            1 if len > 0 => out[at] = [0u8, 0x7f, 0x80, 0xff, b'9', b'"'][rng.random_range(0..6)],
+            2 => {
+                let n = rng.random_range(1..=8);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+                out.splice(at..at, bytes);
+            }
+            3 if len > 0 => {
+                let end = (at + rng.random_range(1..=16)).min(len);
+                out.drain(at..end);
+            }
+            4 if len > 0 => {
+                let end = (at + rng.random_range(1..=32)).min(len);
+                let piece = out[at..end].to_vec();
+                for _ in 0..rng.random_range(1..=64) {
+                    out.splice(at..at, piece.iter().copied());
+                }
+            }
+            5 => {
+                let other = &corpus[rng.random_range(0..corpus.len())];
+                if !other.is_empty() {
+                    let from = rng.random_range(0..other.len());
+                    let to = (from + rng.random_range(1..=64)).min(other.len());
+                    out.splice(at..at, other[from..to].iter().copied());
+                }
+            }
+            _ => {
+                let token = DICTIONARY[rng.random_range(0..DICTIONARY.len())];
+                out.splice(at..at, token.iter().copied());
+            }
+        }
+    }
+    out
+}
+
+/// Runs `target` on the corpus, then on mutations for the time budget;
+/// panics naming the saved input if any call panicked.
+fn fuzz(name: &str, corpus: Vec<Vec<u8>>, target: impl Fn(&[u8])) {
+    let secs = std::env::var("WEIR_FUZZ_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let seed = std::env::var("WEIR_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let run = |input: &[u8], n: u64| {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| target(input))).is_err() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures");
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("{name}-{seed}-{n}"));
+            std::fs::write(&file, input).unwrap();
+            panic!("fuzz target {name} panicked (seed {seed}); the input is in {}", file.display());
+        }
+    };
+    for (i, input) in corpus.iter().enumerate() {
+        run(input, i as u64);
+    }
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let base = &corpus[rng.random_range(0..corpus.len())];
+        let input = mutate(&mut rng, base, &corpus);
+        run(&input, corpus.len() as u64 + n);
+        n += 1;
+    }
+    eprintln!("fuzz {name}: {} corpus inputs, {n} mutations in {secs} s, seed {seed}", corpus.len());
+}
+
+#[test]
+fn input_events() {
+    fuzz("events", corpus("events"), |bytes| {
+        if let Ok(weir::events::InputEvent::Transaction(tx)) =
+            weir::events::parse_input(bytes, weir::events::MAX_EVENT_BYTES)
+        {
+            // What weir does next with a valid event must not panic either.
+            let mut out = Vec::new();
+            tx.encode_for_rules(weir::events::HostFacts::default(), &mut out);
+            let _ = tx.to_past();
+            let json = serde_json::to_vec(&tx).unwrap();
+            assert!(weir::events::parse_transaction(&json, usize::MAX).is_ok(), "a parsed event reparses");
+        }
+    });
+}
+
+#[test]
+fn manifests() {
+    fuzz("manifest", corpus("manifest"), |bytes| {
+        let _ = RuleSpec::parse(&String::from_utf8_lossy(bytes));
+    });
+}
+
+#[test]
+fn case_files() {
+    fuzz("cases", corpus("cases"), |bytes| {
+        if let Ok(file) = toml::from_str::<weir::cases::CaseFile>(&String::from_utf8_lossy(bytes)) {
+            for case in &file.cases {
+                let _ = case.transaction.to_event("t");
+                for prior in &case.prior {
+                    let _ = prior.to_event("p");
+                }
+            }
+        }
+    });
+}
+
+/// Components: the shipped rules and the test guests, mutated, loaded by
+/// the engine and, when they load, run on a transaction.
+#[test]
+fn components() {
+    let engine = Engine::new().unwrap();
+    let names = ["velocity", "large-amount", "hostile", "legacy-v1"];
+    let corpus: Vec<Vec<u8>> = names.iter().map(|n| crate::util::guest(n)).collect();
+    let manifest = "[rule]\nid = \"fuzzed\"\nversion = \"1\"\n[limits]\nfuel = 100000\nmemory_mib = 8\n";
+    let spec = RuleSpec::parse(manifest).unwrap();
+    fuzz("component", corpus, |bytes| {
+        if let Ok(rule) = engine.load(spec.clone(), bytes, manifest) {
+            let mut ev = Evaluator::new(&RuleSet::new(vec![rule]).unwrap(), Policy::default());
+            let _ = ev.decide(&crate::util::tx("t", 0), &mut AccountState::default(), crate::util::position(0));
+        }
+    });
+}
