@@ -499,3 +499,76 @@ fn a_compiled_artifact_planted_in_the_cache_is_not_run() {
     let rule = again.load(weir::manifest::RuleSpec::parse(&manifest).unwrap(), &guest("velocity"), &manifest).unwrap();
     assert!(matches!(rule.compilation, Compilation::Disk(_)), "{:?}", rule.compilation);
 }
+
+/// The body of `GET path` on the status endpoint, as text.
+fn get_text(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+/// A rule that runs out of fuel on every transaction is quarantined: the
+/// log, `/status` and `/metrics` say so, its failures are logged once per
+/// interval rather than once per transaction, and a new version runs again.
+#[test]
+fn a_quarantined_rule_is_visible_and_a_new_version_lifts_it() {
+    let dir = tempdir();
+    let rules: PathBuf = dir.path().join("rules");
+    weir::packages::export_shipped(&rules).unwrap();
+    std::fs::write(rules.join("hostile.wasm"), guest("hostile")).unwrap();
+    let manifest = |behaviour: &str| {
+        format!(
+            "[rule]\nid = \"looper\"\nversion = \"{behaviour}\"\ncomponent = \"hostile.wasm\"\n[params]\nbehaviour = \"{behaviour}\"\n"
+        )
+    };
+    std::fs::write(rules.join("looper.toml"), manifest("loop")).unwrap();
+    let addr = free_addr();
+    let log_path = dir.path().join("weir.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--input", "-", "--batch-size", "50", "--rules"])
+        .arg(&rules)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .env("WEIR_STATUS_LISTEN", &addr)
+        .env("WEIR_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = weir::demo::generate(400, 50, 31).lines;
+    let (first, second) = lines.split_at(200);
+    for l in first {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let quarantined = |s: &Value| s["pipeline"]["rules"]["looper"]["quarantined"] == true;
+    let status = wait_status(&addr, "the looping rule quarantined", quarantined);
+    assert!(status["pipeline"]["rules"]["looper"]["errors"].as_u64() >= Some(50), "{status:#}");
+    assert!(get_text(&addr, "/metrics").contains("weir_rule_quarantined{rule=\"looper\"} 1"));
+
+    std::fs::write(rules.join("looper.toml"), manifest("pass")).unwrap();
+    wait_status(&addr, "the new version published", |s| active_label(s, "looper").as_deref() == Some("\"pass\""));
+    for l in second {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("rule quarantined") && log.contains("looper"), "{log}");
+    let failure_lines = log.lines().filter(|l| l.contains("ran out of fuel") && l.contains("WARN")).count();
+    assert_eq!(failure_lines, 1, "the failures were logged once, not per transaction:\n{log}");
+    let decisions: Vec<DecisionEvent> = weir_testkit::jsonl(&dir.path().join("out/decisions.jsonl"));
+    let last = decisions.last().unwrap();
+    let looper = last.rules.iter().find(|r| &*r.rule_id == "looper").unwrap();
+    assert_eq!(looper.outcome, RuleOutcome::Pass, "the new version runs: {looper:?}");
+    let skipped = decisions
+        .iter()
+        .filter(|d| d.rules.iter().any(|r| r.error.as_deref().is_some_and(|e| e.contains("quarantined"))))
+        .count();
+    assert!(skipped > 0, "the quarantined version was skipped, with its failure policy recorded");
+}

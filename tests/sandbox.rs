@@ -21,6 +21,16 @@ fn endless_loop_runs_out_of_fuel() {
     assert_eq!(error_of("loop"), RuleError::OutOfFuel { limit: 2_000_000 }.to_string());
 }
 
+/// Bulk memory work (filling 8 MiB again and again) is charged too: the
+/// rule stops at its fuel, not after an hour of `memory.fill`.
+#[test]
+fn bulk_memory_work_runs_out_of_fuel() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile_with_limits(&engine, "filler", "memfill", "memory_mib = 16")]);
+    let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
+    assert_eq!(d.rules[0].error.as_deref(), Some(RuleError::OutOfFuel { limit: 5_000_000 }.to_string().as_str()));
+}
+
 #[test]
 fn unbounded_allocation_hits_the_memory_limit() {
     assert_eq!(error_of("alloc"), RuleError::MemoryLimit { limit_mib: 8 }.to_string());

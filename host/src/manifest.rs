@@ -36,9 +36,10 @@ use crate::events::{FailurePolicy, RuleMode};
 pub const DEFAULT_FUEL: u64 = 5_000_000;
 /// Default linear-memory cap per rule instance.
 pub const DEFAULT_MEMORY_MIB: u32 = 32;
-/// The largest limits a manifest may ask for. Fuel: a wasm loop burns about
-/// 4e9 units a second here (1e9 took 0.25 s; BENCHMARKS.md), so the most a
-/// rule may ask for is about 12 ms of one core per transaction.
+/// The largest limits a manifest may ask for. Fuel: the slowest rate
+/// measured is about 4e9 units a second (a rule doing real work: 1e9 took
+/// 0.25 s; a bare loop burns 50M in about 2 ms; BENCHMARKS.md), so the most
+/// a rule may ask for is at most about 12 ms of one core per transaction.
 pub const MAX_FUEL: u64 = 50_000_000;
 pub const MAX_MEMORY_MIB: u32 = 1024;
 

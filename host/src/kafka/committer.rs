@@ -347,7 +347,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         if r.destination == Destination::Changelog {
             record = record.partition(r.partition);
         }
-        send(&self.producer, record)
+        send(&self.producer, record, self.stop)
     }
 
     /// Whether weir was asked to stop: waits for the broker are then cut
@@ -462,15 +462,18 @@ fn transactional_producer(
     Ok(producer)
 }
 
-/// Sends a record, waiting while the producer's queue is full.
+/// Sends a record, waiting while the producer's queue is full (unless weir
+/// is stopping: a full queue then fails the transaction, which is left
+/// uncommitted).
 fn send(
     producer: &ThreadedProducer<DefaultProducerContext>,
     mut record: BaseRecord<'_, [u8], [u8]>,
+    stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) if !stop.load(Ordering::Relaxed) => {
                 std::thread::sleep(Duration::from_millis(1));
                 record = r;
             }

@@ -16,10 +16,10 @@
 //! - **Shutdown**: what was handed over is decided and committed, then the
 //!   member leaves the group.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -27,6 +27,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::committer::Link;
+use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::worker::ToWorker;
 use super::{KafkaConfig, KafkaRunError, Record};
 
@@ -44,6 +45,8 @@ pub(super) struct IntakeContext {
     /// Set once the intake stopped: a rebalance then (the consumer leaving
     /// the group as it closes) has nothing left to commit or hand over.
     closed: AtomicBool,
+    /// Set when weir is asked to stop: waits for the broker give up.
+    stop: Arc<AtomicBool>,
 }
 
 struct Routing {
@@ -90,7 +93,7 @@ impl ConsumerContext for IntakeContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(partitions = ?partitions, "partitions assigned");
-            let starts = committed(consumer, &self.input, &partitions);
+            let starts = committed(consumer, &self.input, &partitions, &self.stop);
             self.routing().assign(&starts);
         }
     }
@@ -173,7 +176,7 @@ impl Routing {
         self.barrier();
         let assigned: Vec<i32> =
             consumer.assignment().map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default();
-        let starts = committed(consumer, input, &assigned);
+        let starts = committed(consumer, input, &assigned, &AtomicBool::new(false));
         for (p, start) in &starts {
             let offset = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
             if let Err(e) = consumer.seek(input, *p, offset, Duration::from_secs(10)) {
@@ -190,11 +193,14 @@ impl Routing {
 }
 
 /// The committed offset of each of `partitions` (`None`: none committed,
-/// the partition is read from its beginning). Waits while the broker is away.
+/// the partition is read from its beginning). Waits while the broker is
+/// away, unless `stop` is set: the partitions then resume where the group
+/// left them, and the intake, stopping, hands nothing of them over.
 fn committed<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     input: &str,
     partitions: &[i32],
+    stop: &AtomicBool,
 ) -> Vec<(i32, Option<i64>)> {
     if partitions.is_empty() {
         return Vec::new();
@@ -203,30 +209,25 @@ fn committed<C: ConsumerContext>(
     for p in partitions {
         tpl.add_partition(input, *p);
     }
-    let started = Instant::now();
-    loop {
-        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(c) => {
-                return c
-                    .elements()
-                    .iter()
-                    .map(|e| {
-                        let offset = match e.offset() {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        };
-                        (e.partition(), offset)
-                    })
-                    .collect();
-            }
-            Err(e) if started.elapsed() < Duration::from_secs(300) => {
-                tracing::warn!(error = %e, "reading committed offsets will be retried");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "committed offsets unreadable: the partitions resume where the group left them");
-                return partitions.iter().map(|p| (*p, None)).collect();
-            }
+    let read = retry(stop, "reading committed offsets", Duration::from_secs(300), || {
+        consumer.committed_offsets(tpl.clone(), ATTEMPT_TIMEOUT).map_err(Attempt::Again)
+    });
+    match read {
+        Ok(c) => c
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                };
+                (e.partition(), offset)
+            })
+            .collect(),
+        Err(GaveUp::Stopping) => partitions.iter().map(|p| (*p, None)).collect(),
+        Err(GaveUp::Failed(e)) => {
+            tracing::error!(error = %e, "committed offsets unreadable: the partitions resume where the group left them");
+            partitions.iter().map(|p| (*p, None)).collect()
         }
     }
 }
@@ -236,6 +237,7 @@ pub(super) fn consumer(
     config: &KafkaConfig,
     workers: Vec<SyncSender<ToWorker>>,
     link: Link,
+    stop: Arc<AtomicBool>,
 ) -> Result<BaseConsumer<IntakeContext>, KafkaRunError> {
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
     let context = IntakeContext {
@@ -243,6 +245,7 @@ pub(super) fn consumer(
         link,
         routing: Mutex::new(Routing { workers, pending, broken: false }),
         closed: AtomicBool::new(false),
+        stop,
     };
     let consumer: BaseConsumer<IntakeContext> = config
         .client_config()

@@ -211,7 +211,7 @@ pub fn run(
     config: &KafkaConfig,
     rules: &RuleSet,
     policy: &Policy,
-    shutdown: &AtomicBool,
+    shutdown: &Arc<AtomicBool>,
     hooks: &Hooks,
 ) -> Result<KafkaSummary, KafkaRunError> {
     if config.create_topics {
@@ -238,7 +238,7 @@ pub fn run(
         receivers.push(from_intake);
     }
     let (link, requests) = committer::Link::new();
-    let consumer = intake::consumer(config, senders, link.clone())?;
+    let consumer = intake::consumer(config, senders, link.clone(), shutdown.clone())?;
     let committer = committer::Committer::new(
         config,
         &consumer,
@@ -267,7 +267,7 @@ pub fn run(
             .enumerate()
             .map(|(i, (worker, from_intake))| {
                 spawn(format!("weir-worker-{i}"))
-                    .spawn_scoped(scope, move || worker.run(from_intake))
+                    .spawn_scoped(scope, move || worker.run(from_intake, shutdown))
                     .expect("a thread starts")
             })
             .collect();

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
 use crate::engine::{Evaluator, Policy, RuleSet};
 use crate::events::{InputPosition, TransactionRecorded, parse_input};
@@ -97,7 +99,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Works until the intake hangs up.
-    pub(super) fn run(mut self, from_intake: Receiver<ToWorker>) -> Result<(), KafkaRunError> {
+    pub(super) fn run(mut self, from_intake: Receiver<ToWorker>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
         loop {
             let message = match from_intake.recv_timeout(IDLE) {
                 Ok(message) => message,
@@ -110,7 +112,7 @@ impl<'a> Worker<'a> {
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
             match message {
-                ToWorker::Records(records) => self.decide(records)?,
+                ToWorker::Records(records) => self.decide(records, stop)?,
                 ToWorker::Assign(partitions) => self.assigned.extend(partitions),
                 ToWorker::Revoke(partitions) => {
                     for p in &partitions {
@@ -132,7 +134,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Decides a chunk of records and puts its output in the outbox.
-    fn decide(&mut self, records: Vec<Record>) -> Result<(), KafkaRunError> {
+    fn decide(&mut self, records: Vec<Record>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
         // Records of partitions no longer assigned belong to their new owner.
         let records: Vec<Record> = records.into_iter().filter(|r| self.assigned.contains_key(&r.partition)).collect();
         if records.is_empty() {
@@ -141,7 +143,7 @@ impl<'a> Worker<'a> {
         self.adopt_rules();
         for p in records.iter().map(|r| r.partition).collect::<HashSet<i32>>() {
             if !self.states.contains_key(&p) {
-                let restored = self.restore(p)?;
+                let restored = self.restore(p, stop)?;
                 self.states.insert(p, restored);
             }
         }
@@ -241,7 +243,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Reads a partition's account states back from the changelog.
-    fn restore(&mut self, partition: i32) -> Result<HashMap<String, AccountState>, KafkaRunError> {
+    fn restore(&mut self, partition: i32, stop: &AtomicBool) -> Result<HashMap<String, AccountState>, KafkaRunError> {
         let topic = &self.config.topics.changelog;
         let err = |problem: String| KafkaRunError::Restore { topic: topic.clone(), partition, problem };
         let started = Instant::now();
@@ -249,20 +251,21 @@ impl<'a> Worker<'a> {
         tpl.add_partition_offset(topic, partition, Offset::Beginning).map_err(|e| err(e.to_string()))?;
         self.restorer.assign(&tpl).map_err(|e| err(e.to_string()))?;
         // The broker may be away or electing a leader: wait for it.
-        let (low, high) = loop {
-            match self.restorer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-                Ok(w) => break w,
-                Err(e) if started.elapsed() < RESTORE_PATIENCE => {
-                    tracing::warn!(partition, error = %e, "reading the changelog's end will be retried");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => return Err(err(e.to_string())),
-            }
-        };
+        let what = "reading the changelog's end";
+        let (low, high) = retry(stop, what, RESTORE_PATIENCE, || {
+            self.restorer.fetch_watermarks(topic, partition, ATTEMPT_TIMEOUT).map_err(Attempt::Again)
+        })
+        .map_err(|g| match g {
+            GaveUp::Stopping => KafkaRunError::Stopped(what),
+            GaveUp::Failed(e) => err(e.to_string()),
+        })?;
         let mut restore = changelog::Restore::default();
         let mut records = 0u64;
         if high > low {
             loop {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(KafkaRunError::Stopped("restoring state from the changelog"));
+                }
                 if started.elapsed() > RESTORE_PATIENCE {
                     let waited = RESTORE_PATIENCE.as_secs();
                     return Err(err(format!("not finished after {waited} s (high watermark {high})")));

@@ -6,7 +6,8 @@
 //! `error` returns an error, `lock` locks, `hoard` writes 64 KiB under a
 //! new key every transaction, `fill:<bytes>` keeps one value of that many
 //! bytes, `write-loop` writes without end, `huge-message` explains itself in
-//! 24 MiB, `escape` puts terminal escapes in its reason, `max-verdict`
+//! 24 MiB, `escape` puts terminal escapes in its reason, `memfill` fills
+//! 8 MiB again and again (bulk memory), `max-verdict`
 //! explains itself with everything the host's limits allow (in characters
 //! JSON must escape), anything else passes.
 //! Every behaviour first writes `touched` to the account state, so tests can
@@ -58,6 +59,16 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
                 verdict = verdict.with(&name, "\\".repeat(EVIDENCE_VALUE_MAX));
             }
             Ok(verdict)
+        }
+        "memfill" => {
+            // Bulk memory: one `memory.fill` instruction per pass over 8 MiB.
+            let mut block = vec![0u8; 8 << 20];
+            let mut i: u8 = 0;
+            loop {
+                i = black_box(i.wrapping_add(1));
+                block.fill(i);
+                black_box(&block);
+            }
         }
         "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(24 << 20))),
         "escape" => Ok(Verdict::suspect("ESC\x1b[2J", "clears your terminal\x1b[2J")),
