@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 W=$ROOT/target/release/weir
 H=$ROOT/target/wasm-rules/wasm32-wasip2/rule/hostile.wasm
 D=${TMPDIR:-/tmp}/weir-misbehaving; rm -rf $D; mkdir -p $D
-$W demo --out $D/demo --transactions 100000 --accounts 5000 >/dev/null 2>&1
+$W demo --out $D/demo --transactions ${TRANSACTIONS:-100000} --accounts 5000 >/dev/null 2>&1
 for v in clean loop slow error hoard huge; do cp -r $D/demo/rules $D/$v; done
 for v in loop slow error hoard huge; do cp $H $D/$v/; done
 printf '[rule]\nid = "looper"\nversion = "1"\ncomponent = "hostile.wasm"\n[params]\nbehaviour = "loop"\n' > $D/loop/looper.toml
@@ -15,7 +15,7 @@ printf '[rule]\nid = "slowpoke"\nversion = "1"\ncomponent = "hostile.wasm"\n[lim
 printf '[rule]\nid = "grumpy"\nversion = "1"\ncomponent = "hostile.wasm"\n[params]\nbehaviour = "error"\n' > $D/error/grumpy.toml
 printf '[rule]\nid = "hoarder"\nversion = "1"\ncomponent = "hostile.wasm"\n[params]\nbehaviour = "hoard"\n' > $D/hoard/hoarder.toml
 printf '[rule]\nid = "chatty"\nversion = "1"\ncomponent = "hostile.wasm"\n[limits]\nfuel = 50000000\nmemory_mib = 128\n[params]\nbehaviour = "huge-message"\n' > $D/huge/chatty.toml
-for round in 1 2 3; do
+for round in $(seq 1 ${ROUNDS:-3}); do
   for v in clean loop slow error hoard huge; do
     rm -rf $D/out-$v
     /usr/bin/time -f "%M" -o $D/rss-$v $W run --input $D/demo/transactions.jsonl --rules $D/$v --output $D/out-$v > $D/log-$v 2>$D/err-$v
