@@ -5,7 +5,8 @@
 //! Each target runs its committed corpus (`fuzz/corpus/<target>/`, which
 //! includes every input that once failed, kept as a regression case), then
 //! mutations of it (bit flips, interesting bytes, insertions, deletions,
-//! repetitions, splices, dictionary tokens) from a seeded generator for a
+//! repetitions, splices, dictionary tokens, numbers swapped for boundary
+//! values) from a seeded generator for a
 //! bounded time: `WEIR_FUZZ_SECS` per target (default 3), seed
 //! `WEIR_FUZZ_SEED` (default: from the clock, printed). An input that
 //! panics is written to `target/fuzz-failures/<target>-<seed>-<n>` and the
@@ -77,12 +78,30 @@ const DICTIONARY: &[&[u8]] = &[
     b"schema_version",
 ];
 
+/// Numbers at the edges of integer types and of what weir accepts.
+const INTERESTING_NUMBERS: &[&[u8]] = &[
+    b"0",
+    b"1",
+    b"-1",
+    b"255",
+    b"256",
+    b"65536",
+    b"2147483647",
+    b"2147483648",
+    b"4294967296",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"18446744073709551615",
+    b"1e308",
+    b"-0",
+];
+
 fn mutate(rng: &mut ChaCha8Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..rng.random_range(1..=4) {
         let len = out.len();
         let at = if len == 0 { 0 } else { rng.random_range(0..len) };
-        match rng.random_range(0..8) {
+        match rng.random_range(0..9) {
             0 if len > 0 => out[at] ^= 1 << rng.random_range(0..8),
             1 if len > 0 => out[at] = [0u8, 0x7f, 0x80, 0xff, b'9', b'"'][rng.random_range(0..6)],
             2 => {
@@ -99,6 +118,15 @@ fn mutate(rng: &mut ChaCha8Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
                 let piece = out[at..end].to_vec();
                 for _ in 0..rng.random_range(1..=64) {
                     out.splice(at..at, piece.iter().copied());
+                }
+            }
+            7 => {
+                // A number in the text replaced by one at a boundary.
+                let digits: Vec<usize> = (0..len).filter(|&i| out[i].is_ascii_digit()).collect();
+                if let Some(&start) = digits.get(rng.random_range(0..digits.len().max(1))) {
+                    let end = (start..len).find(|&i| !out[i].is_ascii_digit()).unwrap_or(len);
+                    let number = INTERESTING_NUMBERS[rng.random_range(0..INTERESTING_NUMBERS.len())];
+                    out.splice(start..end, number.iter().copied());
                 }
             }
             5 => {
