@@ -147,6 +147,10 @@ fn readme_walkthrough_runs_verbatim() {
     assert!(out.contains("2 passed"), "{out}");
     assert!(out.contains("3 passed, 0 failed"), "{out}");
     assert!(out.contains("Deployed night-owl 0.1.0 (shadow"), "{out}");
+    // The backtest compared the shipped rules with them plus night-owl, enforced.
+    assert!(out.contains("Changed decisions:") && out.contains("Against the labels"), "{out}");
+    let report = std::fs::read_to_string(work.join("backtest.html")).unwrap();
+    assert!(report.contains("night-owl") && report.contains("<svg"), "the HTML report names the new rule");
     // The run decided the demo's traffic with night-owl beside the shipped rules.
     let decisions = std::fs::read_to_string(work.join("night-owl-out/decisions.jsonl")).unwrap();
     let inputs = std::fs::read_to_string(work.join("weir-demo/transactions.jsonl")).unwrap();

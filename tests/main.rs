@@ -21,6 +21,7 @@
 //! `native_rules` the shipped rules compiled natively.
 
 mod architecture;
+mod backtest;
 mod cli;
 mod deploy;
 mod events;

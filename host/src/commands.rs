@@ -88,6 +88,146 @@ pub struct TestArgs {
     pub manifest: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    /// The candidate rules directory: what would it have decided?
+    #[arg(long)]
+    pub candidate: PathBuf,
+    /// The baseline rules directory to compare with (default: `rules.dir`
+    /// of the config, the rules that ran).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Historical TransactionRecorded events, JSON lines (a file, or `-` for stdin).
+    #[arg(long, short, conflicts_with = "topic")]
+    pub input: Option<String>,
+    /// Read the history from this Kafka topic instead (brokers from the
+    /// config's `[kafka]` table or WEIR_KAFKA_BOOTSTRAP); nothing is committed.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// With --topic: start at this offset on every partition (default: the beginning).
+    #[arg(long, requires = "topic", conflicts_with = "from_time")]
+    pub from_offset: Option<i64>,
+    /// With --topic: stop before this offset on every partition (default: the current end).
+    #[arg(long, requires = "topic", conflicts_with = "to_time")]
+    pub to_offset: Option<i64>,
+    /// With --topic: start at the first record at or after this time (RFC 3339).
+    #[arg(long, requires = "topic")]
+    pub from_time: Option<String>,
+    /// With --topic: stop at the first record at or after this time (RFC 3339).
+    #[arg(long, requires = "topic")]
+    pub to_time: Option<String>,
+    /// Labels: `transaction_id,label` lines (or JSON lines); a label is
+    /// `legit` or `fraud` (or a fraud pattern's name). Adds precision,
+    /// recall and false-positive rate per rule and for the decision.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Write the comparison as JSON here (reproducible: the same input and
+    /// rules give the same bytes).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Configuration file (policy, baseline directory, Kafka, trusted keys).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs a candidate rules directory over historical transactions next to a
+/// baseline, read-only, and reports what changes.
+pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let baseline_dir = args.baseline.clone().unwrap_or_else(|| config.rules.dir.clone());
+    let load = |dir: &Path, what: &str| -> anyhow::Result<crate::engine::RuleSet> {
+        let live = LiveRules::load(dir, config.rules.validator()?)
+            .with_context(|| format!("the {what} rules in {}", dir.display()))?;
+        for r in live.refused() {
+            eprintln!("{what}: refused {}: {}", r.path.display(), r.reason);
+        }
+        Ok(live.current().set.clone())
+    };
+    let baseline = load(&baseline_dir, "baseline")?;
+    let candidate = load(&args.candidate, "candidate")?;
+    let labels = match &args.labels {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(crate::backtest::Labels::parse(&text, path)?)
+        }
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let records: Vec<Vec<u8>> = match (&args.input, &args.topic) {
+        (Some(input), None) => {
+            let reader: Box<dyn BufRead> = if input == "-" {
+                Box::new(BufReader::new(std::io::stdin()))
+            } else {
+                Box::new(BufReader::new(File::open(input).with_context(|| format!("cannot open {input}"))?))
+            };
+            let mut records = Vec::new();
+            for line in reader.split(b'\n') {
+                records.push(line.with_context(|| format!("reading {input}"))?);
+            }
+            records
+        }
+        (None, Some(topic)) => {
+            let Some(kafka) = &config.kafka else {
+                bail!("--topic needs brokers: a `[kafka]` table in the config, or WEIR_KAFKA_BOOTSTRAP");
+            };
+            let time = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
+                text.as_deref()
+                    .map(|t| {
+                        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                            .map_err(|e| anyhow::anyhow!("{flag} {t:?}: not an RFC 3339 time: {e}"))
+                    })
+                    .transpose()
+            };
+            use crate::kafka::Bound;
+            let from = match (args.from_offset, time("--from-time", &args.from_time)?) {
+                (Some(o), _) => Bound::Offset(o),
+                (None, Some(t)) => Bound::Time(t),
+                (None, None) => Bound::Edge,
+            };
+            let to = match (args.to_offset, time("--to-time", &args.to_time)?) {
+                (Some(o), _) => Bound::Offset(o),
+                (None, Some(t)) => Bound::Time(t),
+                (None, None) => Bound::Edge,
+            };
+            crate::kafka::read_range(kafka, topic, from, to)?
+        }
+        _ => bail!("give the history with --input FILE or --topic TOPIC"),
+    };
+    let read = started.elapsed();
+    let outcome = crate::backtest::run(
+        &records,
+        crate::backtest::RulesUnder { dir: &baseline_dir, rules: &baseline },
+        crate::backtest::RulesUnder { dir: &args.candidate, rules: &candidate },
+        &config.policy,
+        labels.as_ref(),
+    );
+    let took = started.elapsed() - read;
+    print!("{}", crate::backtest::render_text(&outcome));
+    let transactions = outcome.report.input.decided();
+    println!(
+        "
+{transactions} transactions decided by both rule sets in {:.2} s ({:.0} transactions/s; reading took {:.2} s)",
+        took.as_secs_f64(),
+        transactions as f64 / took.as_secs_f64().max(1e-9),
+        read.as_secs_f64()
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&outcome.report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::backtest::render_html(&outcome))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("HTML report: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -108,6 +248,12 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     input.flush()?;
     drop(input);
+    let labels_path = out.join("labels.csv");
+    let mut labels = String::from("transaction_id,label\n");
+    for (tx_id, label) in &stream.labels {
+        labels.push_str(&format!("{tx_id},{label}\n"));
+    }
+    std::fs::write(&labels_path, labels).with_context(|| format!("cannot write {}", labels_path.display()))?;
     let rules_dir = out.join("rules");
     packages::export_shipped(&rules_dir).with_context(|| format!("cannot write {}", rules_dir.display()))?;
 
@@ -140,12 +286,15 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("\nWritten to {}:", out.display());
     println!("  transactions.jsonl   the generated input");
+    println!("  labels.csv           what each transaction really was (for `weir backtest --labels`)");
     println!("  decisions.jsonl      one decision per transaction, with every rule's verdict");
     println!("  dead-letters.jsonl   malformed records, with the reason");
     println!("  state.redb           per-account rule state (embedded store)");
     println!("  rules/               the shipped rule packages (manifest, component, self-test cases)");
     println!(
-        "\nNext: edit a manifest in {0}/rules and rerun with\n  weir run --rules {0}/rules --input {0}/transactions.jsonl --output {0}/rerun\n\
+        "\nNext: copy {0}/rules, edit a manifest in the copy, and see what it would change with\n  \
+         weir backtest --baseline {0}/rules --candidate COPY --input {0}/transactions.jsonl --labels {0}/labels.csv\n\
+         or run it with\n  weir run --rules {0}/rules --input {0}/transactions.jsonl --output {0}/rerun\n\
          While it runs, a changed package goes live between two batches (see `weir rule deploy --help`).",
         out.display()
     );

@@ -23,6 +23,12 @@ pub struct Stream {
     pub lines: Vec<String>,
     /// The story's moments: (what happens, transaction id to look up).
     pub story: Vec<(&'static str, String)>,
+    /// What each transaction really is, as a bank learns later: `legit`,
+    /// or the fraud pattern's name (`card-testing`, `burst`,
+    /// `impossible-travel`); for `weir backtest --labels`. The betting
+    /// purchase and the large transfer are left unlabelled: the bank never
+    /// found out.
+    pub labels: Vec<(String, &'static str)>,
 }
 
 const START_MS: i64 = 1_795_852_800_000; // 2026-11-28T08:00:00Z
@@ -57,6 +63,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
     let accounts = accounts.max(10);
     let mut lines = Vec::with_capacity(n + 64);
     let mut story = Vec::new();
+    let mut labels = Vec::with_capacity(n + 32);
     let mut clock = START_MS;
     let mean_gap_ms = (12 * 3_600_000 / n.max(1)) as i64;
     let mut seq = 0u64;
@@ -89,6 +96,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
             channel,
             clock,
         ));
+        labels.push((tx_id, "legit"));
 
         if i == scenes[0] {
             // The story: a customer buys concert tickets. Verified.
@@ -108,6 +116,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                 .to_string(),
             );
             story.push(("acct-1029 buys concert tickets, EUR 189.00", "tx-000184467".to_owned()));
+            labels.push(("tx-000184467".to_owned(), "legit"));
         } else if i == scenes[1] {
             // Card testing: four tiny online charges, then a large purchase.
             let shop = &SHOPS[6];
@@ -115,6 +124,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                 let (tx_id, event_id) = next_id(&mut rng);
                 let t = clock + 30_000 * (k + 1);
                 lines.push(event(&event_id, &tx_id, "acct-6660", 50 + 25 * k, "EUR", shop, "NL", "ecommerce", t));
+                labels.push((tx_id, "card-testing"));
             }
             let (tx_id, event_id) = next_id(&mut rng);
             lines.push(event(
@@ -128,6 +138,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                 "ecommerce",
                 clock + 180_000,
             ));
+            labels.push((tx_id.clone(), "card-testing"));
             story.push(("acct-6660 makes four tiny charges, then spends EUR 1 299.00", tx_id));
             let (tx_id, event_id) = next_id(&mut rng);
             lines.push(event(
@@ -141,6 +152,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                 "ecommerce",
                 clock + 240_000,
             ));
+            labels.push((tx_id.clone(), "card-testing"));
             story.push(("acct-6660 tries again after the lock", tx_id));
         } else if i == scenes[2] {
             // A burst: fourteen purchases in under half an hour.
@@ -159,6 +171,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                     "card_present",
                     clock + 120_000 * k,
                 ));
+                labels.push((tx_id.clone(), "burst"));
                 last = tx_id;
             }
             story.push(("acct-3141 makes fourteen purchases in 28 minutes (the last one)", last));
@@ -166,6 +179,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
             // Impossible travel: Amsterdam, then New York 40 minutes later.
             let (tx_id, event_id) = next_id(&mut rng);
             lines.push(event(&event_id, &tx_id, "acct-2718", 1_450, "EUR", &SHOPS[4], "NL", "card_present", clock));
+            labels.push((tx_id, "legit"));
             let (tx_id, event_id) = next_id(&mut rng);
             let nyc = Shop { id: "m-bestbuy-nyc", name: "Best Buy", mcc: "5732", online: false, typical: (0, 0) };
             lines.push(event(
@@ -179,6 +193,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
                 "card_present",
                 clock + 2_400_000,
             ));
+            labels.push((tx_id.clone(), "impossible-travel"));
             story.push(("acct-2718 pays in Amsterdam, then in New York 40 minutes later", tx_id));
         } else if i == scenes[4] {
             let (tx_id, event_id) = next_id(&mut rng);
@@ -197,7 +212,7 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
             lines.push(r#"{"event_id":"bad-3","event_type":"TransactionRecorded","sche"#.to_owned());
         }
     }
-    Stream { lines, story }
+    Stream { lines, story, labels }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -27,6 +27,7 @@
 //! - [`config`]: `weir.toml` with environment overrides.
 //! - [`commands`]: the `weir` subcommands and what they print.
 
+pub mod backtest;
 pub mod cases;
 pub mod commands;
 pub mod config;

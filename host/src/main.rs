@@ -43,6 +43,14 @@ enum Command {
     /// directory. Batches commit atomically; a rerun never decides a
     /// transaction twice.
     Run(commands::RunArgs),
+    /// What a candidate rules directory would have decided on past transactions, next to a baseline.
+    ///
+    /// Read-only: runs both rule sets over the history (a JSON-lines file or
+    /// a Kafka topic range) in memory, writes nothing to a live store or
+    /// topic. Prints each rule's hits, errors, fuel and evaluation time, the
+    /// decisions that change and, with --labels, precision, recall and
+    /// false-positive rate; --json and --html write the comparison.
+    Backtest(commands::BacktestArgs),
     /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo(&args),
         Command::Run(args) => commands::run(&args),
+        Command::Backtest(args) => commands::backtest(&args),
         Command::Rule(RuleCommand::New(args)) => commands::rule_new(&args),
         Command::Rule(RuleCommand::Build { dir }) => commands::rule_build(&dir),
         Command::Rule(RuleCommand::Test(args)) => commands::rule_test(&args),

@@ -471,18 +471,30 @@ struct Slot {
     /// logged since.
     warned_at: Option<Instant>,
     unlogged: u64,
+    /// Each evaluation's wall time in nanoseconds, when timing is on
+    /// ([`Evaluator::time_evaluations`]).
+    nanos: Vec<u32>,
 }
 
 impl Slot {
     fn new(rule: Arc<LoadedRule>, stats: RuleStats) -> Slot {
         let stats = RuleStats { quarantined: false, ..stats };
-        Slot { rule, instance: None, stats, failures_in_a_row: 0, quarantine: None, warned_at: None, unlogged: 0 }
+        Slot {
+            rule,
+            instance: None,
+            stats,
+            failures_in_a_row: 0,
+            quarantine: None,
+            warned_at: None,
+            unlogged: 0,
+            nanos: Vec::new(),
+        }
     }
 
     /// Counts a failed evaluation: logs it (at most once per
     /// [`WARN_EVERY`]) and quarantines the rule after [`QUARANTINE_AFTER`]
     /// in a row.
-    fn failed(&mut self, error: &RuleError, transaction_id: &str) {
+    fn failed(&mut self, error: &RuleError, transaction_id: &str, log: bool) {
         self.stats.errors += 1;
         if matches!(error, RuleError::Quarantined { .. }) {
             return;
@@ -490,14 +502,16 @@ impl Slot {
         self.failures_in_a_row += 1;
         let rule = &self.rule.spec;
         let now = Instant::now();
-        if self.warned_at.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+        if !log {
+            // Counted, not logged.
+        } else if self.warned_at.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
             let unlogged = std::mem::take(&mut self.unlogged);
             tracing::warn!(rule = %rule.id, version = %rule.version_label, transaction_id, unlogged, "rule {error}; failure policy {:?} applied", rule.failure);
             self.warned_at = Some(now);
         } else {
             self.unlogged += 1;
         }
-        if self.failures_in_a_row >= QUARANTINE_AFTER {
+        if self.failures_in_a_row >= QUARANTINE_AFTER && log {
             tracing::error!(rule = %rule.id, version = %rule.version_label, failures = self.failures_in_a_row, "rule quarantined: it failed {QUARANTINE_AFTER} evaluations in a row (the last: {error}); it is skipped, with failure policy {:?}, until a new version is deployed", rule.failure);
             self.quarantine = Some(error.to_string());
             self.stats.quarantined = true;
@@ -514,6 +528,12 @@ pub struct Evaluator {
     /// nothing for them once they have grown.
     call: CallCtx,
     inputs: Inputs,
+    /// Whether each evaluation's wall time is kept (backtests).
+    timing: bool,
+    /// Whether rule failures are logged and may quarantine a rule (not for
+    /// self-test cases, whose failures are expected and reported by the
+    /// case runner).
+    log_failures: bool,
 }
 
 /// The transaction in each form a rule may take it, built at most once per
@@ -549,7 +569,14 @@ impl Inputs {
 impl Evaluator {
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
         let slots = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default()));
-        Evaluator { slots: slots.collect(), policy, call: CallCtx::default(), inputs: Inputs::default() }
+        Evaluator {
+            slots: slots.collect(),
+            policy,
+            call: CallCtx::default(),
+            inputs: Inputs::default(),
+            timing: false,
+            log_failures: true,
+        }
     }
 
     /// Switches to another rule set between two transactions. Rules whose
@@ -573,6 +600,29 @@ impl Evaluator {
         self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &*s.rule.hash))
     }
 
+    /// For self-test cases: rule failures are neither logged nor counted
+    /// towards quarantine; the caller reports them itself.
+    pub fn quiet(&mut self) {
+        self.log_failures = false;
+    }
+
+    /// Keeps each evaluation's wall time from now on (see
+    /// [`Evaluator::timings`]); off in the pipelines.
+    pub fn time_evaluations(&mut self) {
+        self.timing = true;
+    }
+
+    /// Each rule's evaluation times in nanoseconds, in order, while timing
+    /// was on: (rule id, times).
+    pub fn timings(&self) -> impl Iterator<Item = (&str, &[u32])> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), s.nanos.as_slice()))
+    }
+
+    /// The rules this evaluator runs, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &LoadedRule> {
+        self.slots.iter().map(|s| &*s.rule)
+    }
+
     /// Per-rule counters since this evaluator started: (rule id, stats).
     pub fn stats(&self) -> impl Iterator<Item = (&str, &RuleStats)> {
         self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &s.stats))
@@ -587,7 +637,7 @@ impl Evaluator {
         input: InputPosition,
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
-        let Evaluator { slots, policy, call, inputs } = self;
+        let Evaluator { slots, policy, call, inputs, timing, log_failures } = self;
         call.history = std::mem::take(&mut account.history);
         call.now_ms = now_ms;
         call.transaction_id.clear();
@@ -602,6 +652,7 @@ impl Evaluator {
             let mut slot_state = account.rules.get_mut(&rule.spec.id);
             call.state = slot_state.as_deref_mut().map(std::mem::take).unwrap_or_default();
             call.begin(rule.spec.state_quota);
+            let started = timing.then(Instant::now);
             let (verdict, fuel) = match &rule.code {
                 _ if slot.quarantine.is_some() => {
                     let last = slot.quarantine.clone().unwrap_or_default();
@@ -623,6 +674,9 @@ impl Evaluator {
                     (verdict, 0)
                 }
             };
+            if let Some(started) = started {
+                slot.nanos.push(u32::try_from(started.elapsed().as_nanos()).unwrap_or(u32::MAX));
+            }
             fuel_left = fuel_left.saturating_sub(fuel);
             // Going over the quota is the error even if the rule then
             // trapped on the refused write.
@@ -641,7 +695,7 @@ impl Evaluator {
             slot.stats.invocations += 1;
             slot.stats.fuel += fuel;
             match &verdict {
-                Err(e) => slot.failed(e, &tx.transaction_id),
+                Err(e) => slot.failed(e, &tx.transaction_id, *log_failures),
                 Ok(v) => {
                     slot.failures_in_a_row = 0;
                     slot.stats.hits += u64::from(v.outcome != RuleOutcome::Pass);

@@ -43,6 +43,7 @@ pub mod changelog;
 mod committer;
 pub mod config;
 mod intake;
+pub mod range;
 mod retry;
 mod worker;
 
@@ -56,6 +57,7 @@ use rdkafka::error::KafkaError;
 
 pub use self::admin::create_topics;
 pub use self::config::{KafkaConfig, TopicsConfig};
+pub use self::range::{Bound, read_range};
 use crate::engine::{Policy, RuleSet, RuleStats};
 use crate::events::DecisionType;
 use crate::record::Counters;
