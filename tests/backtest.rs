@@ -190,3 +190,61 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
     let empty: Value = serde_json::from_slice(&std::fs::read(dir.path().join("empty.json")).unwrap()).unwrap();
     assert_eq!(empty["input"]["records"], 0);
 }
+
+/// The shadow report over published decisions says what the shadow rule
+/// would have changed, exactly as a backtest with that rule enforced does.
+#[test]
+fn shadow_report_equals_a_backtest_with_the_shadow_rule_enforced() {
+    let dir = tempdir();
+    let with_shadow = dir.path().join("with-shadow");
+    weir::packages::export_shipped(&with_shadow).unwrap();
+    let tight = |mode: &str| {
+        let shipped = std::fs::read_to_string(with_shadow.join("velocity.toml")).unwrap();
+        shipped
+            .replace("id = \"velocity\"", "id = \"velocity-tight\"")
+            .replace("max_count = 10", "max_count = 4")
+            .replace("mode = \"enforce\"", &format!("mode = \"{mode}\"\ncomponent = \"velocity.wasm\""))
+    };
+    std::fs::write(with_shadow.join("velocity-tight.toml"), tight("shadow")).unwrap();
+    let enforced = dir.path().join("enforced");
+    weir::packages::export_shipped(&enforced).unwrap();
+    std::fs::write(enforced.join("velocity-tight.toml"), tight("enforce")).unwrap();
+    let lines = weir::demo::generate(4000, 100, 5).lines;
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+
+    // What weir published with the rule in shadow mode.
+    let run = ["run", "--rules", "with-shadow", "--input", "history.jsonl", "--output", "out"];
+    let o = weir(&run, dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = weir(&["shadow-report", "--decisions", "out/decisions.jsonl", "--json", "shadow.json"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).starts_with("weir shadow report:"), "{}", text(&o));
+    let shadow: Value = serde_json::from_slice(&std::fs::read(dir.path().join("shadow.json")).unwrap()).unwrap();
+
+    let args = ["backtest", "--baseline", "with-shadow", "--candidate", "enforced", "--input", "history.jsonl"];
+    let o = weir(&[&args[..], &["--json", "backtest.json"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let backtest: Value = serde_json::from_slice(&std::fs::read(dir.path().join("backtest.json")).unwrap()).unwrap();
+
+    assert!(shadow["changes"]["total"].as_u64() > Some(0), "the tighter rule changes something: {shadow:#}");
+    assert_eq!(shadow["changes"], backtest["changes"], "the same changed decisions, with the same examples");
+    assert_eq!(shadow["candidate"]["decisions"], backtest["candidate"]["decisions"]);
+    assert_eq!(shadow["baseline"]["decisions"], backtest["baseline"]["decisions"]);
+
+    // An event-time range keeps only the decisions inside it.
+    let o = weir(
+        &[
+            "shadow-report",
+            "--decisions",
+            "out/decisions.jsonl",
+            "--to-time",
+            "2026-11-28T08:00:00Z",
+            "--json",
+            "none.json",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let none: Value = serde_json::from_slice(&std::fs::read(dir.path().join("none.json")).unwrap()).unwrap();
+    assert_eq!(none["input"]["records"], 0, "the demo's traffic starts at 08:00");
+}

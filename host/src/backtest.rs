@@ -264,29 +264,27 @@ impl Accounts for Memory {
     }
 }
 
-/// One side while the backtest runs.
-struct Running {
+/// What one side decided, counted: everything of the report but the cost.
+struct Tally {
     rules_dir: String,
-    evaluator: Evaluator,
-    accounts: Memory,
     decisions: BTreeMap<DecisionType, u64>,
     scores: BTreeMap<u32, u64>,
+    /// Per rule id: its version label, content hash and mode, as the
+    /// decisions name them.
+    versions: BTreeMap<String, (String, String, String)>,
     outcomes: BTreeMap<String, BTreeMap<String, u64>>,
     hits_by_hour: BTreeMap<String, BTreeMap<i64, u64>>,
     confusion: Confusion,
     rule_confusion: BTreeMap<String, Confusion>,
 }
 
-impl Running {
-    fn new(rules_dir: &Path, rules: &RuleSet, policy: &Policy) -> Running {
-        let mut evaluator = Evaluator::new(rules, policy.clone());
-        evaluator.time_evaluations();
-        Running {
-            rules_dir: rules_dir.display().to_string(),
-            evaluator,
-            accounts: Memory::default(),
+impl Tally {
+    fn new(rules_dir: String) -> Tally {
+        Tally {
+            rules_dir,
             decisions: BTreeMap::new(),
             scores: BTreeMap::new(),
+            versions: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             hits_by_hour: BTreeMap::new(),
             confusion: Confusion::default(),
@@ -304,6 +302,10 @@ impl Running {
         }
         for r in &d.rules {
             let id = r.rule_id.as_str();
+            if !self.versions.contains_key(id) {
+                let version = (r.version_label.to_string(), r.rule_version.to_string(), r.mode.to_string());
+                self.versions.insert(id.to_owned(), version);
+            }
             *self.outcomes.entry(id.to_owned()).or_default().entry(r.outcome.to_string()).or_default() += 1;
             let hit = !matches!(r.outcome, RuleOutcome::Pass | RuleOutcome::Error);
             if hit {
@@ -315,22 +317,46 @@ impl Running {
         }
     }
 
+    fn finish(mut self) -> (Side, Quality) {
+        let rules = std::mem::take(&mut self.versions)
+            .into_iter()
+            .map(|(id, (version_label, rule_version, mode))| {
+                let outcomes = self.outcomes.remove(&id).unwrap_or_default();
+                RuleReport {
+                    invocations: outcomes.values().sum(),
+                    hits_by_hour: self.hits_by_hour.remove(&id).unwrap_or_default(),
+                    rule_id: id,
+                    version_label,
+                    rule_version,
+                    mode,
+                    outcomes,
+                }
+            })
+            .collect();
+        let quality = Quality {
+            decision: self.confusion.finish(),
+            rules: self.rule_confusion.into_iter().map(|(id, c)| (id, c.finish())).collect(),
+        };
+        (Side { rules_dir: self.rules_dir, decisions: self.decisions, rules, scores: self.scores }, quality)
+    }
+}
+
+/// One side while the backtest runs.
+struct Running {
+    tally: Tally,
+    evaluator: Evaluator,
+    accounts: Memory,
+}
+
+impl Running {
+    fn new(rules_dir: &Path, rules: &RuleSet, policy: &Policy) -> Running {
+        let mut evaluator = Evaluator::new(rules, policy.clone());
+        evaluator.time_evaluations();
+        Running { tally: Tally::new(rules_dir.display().to_string()), evaluator, accounts: Memory::default() }
+    }
+
     fn finish(self) -> (Side, Quality, Cost) {
         let stats: HashMap<&str, &crate::engine::RuleStats> = self.evaluator.stats().collect();
-        let mut rules = Vec::new();
-        for rule in self.evaluator.rules() {
-            let id = rule.spec.id.as_str();
-            let s = stats.get(id).copied().cloned().unwrap_or_default();
-            rules.push(RuleReport {
-                rule_id: id.to_owned(),
-                version_label: rule.spec.version_label.clone(),
-                rule_version: rule.hash.to_string(),
-                mode: rule.spec.mode.to_string(),
-                invocations: s.invocations,
-                outcomes: self.outcomes.get(id).cloned().unwrap_or_default(),
-                hits_by_hour: self.hits_by_hour.get(id).cloned().unwrap_or_default(),
-            });
-        }
         let mut cost = BTreeMap::new();
         for (id, nanos) in self.evaluator.timings() {
             if nanos.is_empty() {
@@ -344,11 +370,7 @@ impl Running {
             let fuel_mean = s.fuel.checked_div(s.invocations).unwrap_or(0);
             cost.insert(id.to_owned(), RuleCost { mean_us, p99_us, fuel_mean });
         }
-        let quality = Quality {
-            decision: self.confusion.finish(),
-            rules: self.rule_confusion.into_iter().map(|(id, c)| (id, c.finish())).collect(),
-        };
-        let side = Side { rules_dir: self.rules_dir, decisions: self.decisions, rules, scores: self.scores };
+        let (side, quality) = self.tally.finish();
         (side, quality, Cost { rules: cost })
     }
 }
@@ -356,6 +378,8 @@ impl Running {
 /// What a backtest produced: the reproducible report, and what each
 /// side's evaluations cost.
 pub struct Outcome {
+    /// What was compared: "weir backtest" or "weir shadow report".
+    pub title: &'static str,
     pub report: Report,
     pub baseline_cost: Cost,
     pub candidate_cost: Cost,
@@ -390,12 +414,7 @@ pub fn run(
     let mut base = Running::new(baseline.dir, baseline.rules, policy);
     let mut cand = Running::new(candidate.dir, candidate.rules, policy);
     let mut input = Counters::default();
-    let mut changed: Vec<Example> = Vec::new();
-    let mut by_transition: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut first, mut last): (Option<time::OffsetDateTime>, Option<time::OffsetDateTime>) = (None, None);
-    let mut total_changes = 0u64;
-    let mut labelled = 0u64;
-    let mut fraud = 0u64;
+    let mut comparison = Comparison::default();
     std::thread::scope(|scope| {
         let (to_compare_b, from_base) = std::sync::mpsc::sync_channel::<Vec<Option<Brief>>>(8);
         let (to_compare_c, from_cand) = std::sync::mpsc::sync_channel::<Vec<Option<Brief>>>(8);
@@ -406,59 +425,139 @@ pub fn run(
         scope.spawn(move || decide_side(records, cand_side, labels, None, to_compare_c));
         for (b_chunk, c_chunk) in from_base.iter().zip(from_cand.iter()) {
             for (b, c) in b_chunk.into_iter().zip(c_chunk) {
-                let (Some(Brief { decision: b }), Some(Brief { decision: c })) = (b, c) else {
-                    continue;
-                };
-                first = Some(first.map_or(b.occurred_at, |f| f.min(b.occurred_at)));
-                last = Some(last.map_or(b.occurred_at, |l| l.max(b.occurred_at)));
-                let label = labels.and_then(|l| l.get(&b.transaction_id));
-                if let Some(label) = label {
-                    labelled += 1;
-                    fraud += u64::from(matches!(label, Label::Fraud(_)));
-                }
-                if b.event_type == c.event_type {
-                    continue;
-                }
-                total_changes += 1;
-                *by_transition.entry(format!("{} -> {}", b.event_type.as_str(), c.event_type.as_str())).or_default() +=
-                    1;
-                changed.push(Example {
-                    transaction_id: b.transaction_id.clone(),
-                    account_id: b.account_id.clone(),
-                    occurred_at: rfc3339(b.occurred_at),
-                    from: b.event_type,
-                    to: c.event_type,
-                    baseline_reason: b.reason.clone(),
-                    candidate_reason: c.reason.clone(),
-                    label: label.map(|l| match l {
-                        Label::Legitimate => "legitimate".to_owned(),
-                        Label::Fraud(p) => p.clone(),
-                    }),
-                });
-                // Keep the earliest examples only, by a total order: the
-                // result does not depend on how accounts' records interleave.
-                if changed.len() > 4 * EXAMPLES {
-                    sort_examples(&mut changed);
-                    changed.truncate(EXAMPLES);
+                if let (Some(Brief { decision: b }), Some(Brief { decision: c })) = (b, c) {
+                    comparison.add(&b, &c, labels);
                 }
             }
         }
     });
-    sort_examples(&mut changed);
-    changed.truncate(EXAMPLES);
     let (baseline, base_quality, baseline_cost) = base.finish();
     let (candidate, cand_quality, candidate_cost) = cand.finish();
-    let labels = labels.map(|_| LabelReport { labelled, fraud, baseline: base_quality, candidate: cand_quality });
-    let report = Report {
-        input,
-        first_event: first.map(rfc3339),
-        last_event: last.map(rfc3339),
-        baseline,
-        candidate,
-        changes: Changes { total: total_changes, by_transition, examples: changed },
-        labels,
-    };
-    Outcome { report, baseline_cost, candidate_cost }
+    let report = comparison.finish(input, baseline, candidate, labels.map(|_| (base_quality, cand_quality)));
+    Outcome { title: "weir backtest", report, baseline_cost, candidate_cost }
+}
+
+/// The pairs of decisions compared so far.
+#[derive(Default)]
+struct Comparison {
+    changed: Vec<Example>,
+    by_transition: BTreeMap<String, u64>,
+    first: Option<time::OffsetDateTime>,
+    last: Option<time::OffsetDateTime>,
+    total_changes: u64,
+    labelled: u64,
+    fraud: u64,
+}
+
+impl Comparison {
+    /// One transaction's baseline and candidate decisions.
+    fn add(&mut self, b: &DecisionEvent, c: &DecisionEvent, labels: Option<&Labels>) {
+        self.first = Some(self.first.map_or(b.occurred_at, |f| f.min(b.occurred_at)));
+        self.last = Some(self.last.map_or(b.occurred_at, |l| l.max(b.occurred_at)));
+        let label = labels.and_then(|l| l.get(&b.transaction_id));
+        if let Some(label) = label {
+            self.labelled += 1;
+            self.fraud += u64::from(matches!(label, Label::Fraud(_)));
+        }
+        if b.event_type == c.event_type {
+            return;
+        }
+        self.total_changes += 1;
+        let transition = format!("{} -> {}", b.event_type.as_str(), c.event_type.as_str());
+        *self.by_transition.entry(transition).or_default() += 1;
+        self.changed.push(Example {
+            transaction_id: b.transaction_id.clone(),
+            account_id: b.account_id.clone(),
+            occurred_at: rfc3339(b.occurred_at),
+            from: b.event_type,
+            to: c.event_type,
+            baseline_reason: b.reason.clone(),
+            candidate_reason: c.reason.clone(),
+            label: label.map(|l| match l {
+                Label::Legitimate => "legitimate".to_owned(),
+                Label::Fraud(p) => p.clone(),
+            }),
+        });
+        // Keep the earliest examples only, by a total order: the result does
+        // not depend on how accounts' records interleave.
+        if self.changed.len() > 4 * EXAMPLES {
+            sort_examples(&mut self.changed);
+            self.changed.truncate(EXAMPLES);
+        }
+    }
+
+    fn finish(
+        mut self,
+        input: Counters,
+        baseline: Side,
+        candidate: Side,
+        quality: Option<(Quality, Quality)>,
+    ) -> Report {
+        sort_examples(&mut self.changed);
+        self.changed.truncate(EXAMPLES);
+        let (labelled, fraud) = (self.labelled, self.fraud);
+        Report {
+            input,
+            first_event: self.first.map(rfc3339),
+            last_event: self.last.map(rfc3339),
+            baseline,
+            candidate,
+            changes: Changes { total: self.total_changes, by_transition: self.by_transition, examples: self.changed },
+            labels: quality.map(|(baseline, candidate)| LabelReport { labelled, fraud, baseline, candidate }),
+        }
+    }
+}
+
+/// The shadow report: from decisions weir published, what the shadow rules
+/// would have changed had they been enforced. The baseline is each
+/// decision as published; the candidate is the same rule results with every
+/// shadow rule enforced, combined by `policy` (the one weir ran with), with
+/// the accounts' locks as that alternative would have set them. Only
+/// decisions with event time in `[from_ms, to_ms)` count.
+pub fn shadow(
+    decisions: impl IntoIterator<Item = DecisionEvent>,
+    source: &str,
+    policy: &Policy,
+    labels: Option<&Labels>,
+    (from_ms, to_ms): (Option<i64>, Option<i64>),
+) -> Outcome {
+    let mut base = Tally::new(format!("{source} (as published)"));
+    let mut cand = Tally::new(format!("{source} (shadow rules enforced)"));
+    let mut comparison = Comparison::default();
+    let mut input = Counters::default();
+    let mut locks: HashMap<String, crate::state::Lock> = HashMap::new();
+    for published in decisions {
+        let ms = (published.occurred_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        if from_ms.is_some_and(|f| ms < f) || to_ms.is_some_and(|t| ms >= t) {
+            continue;
+        }
+        let mut promoted = published.clone();
+        for r in &mut promoted.rules {
+            r.mode = crate::events::RuleMode::Enforce;
+        }
+        let combined = policy.combine(&promoted.rules, locks.get(&promoted.account_id));
+        if combined.event_type == DecisionType::AccountLocked {
+            let lock = crate::state::Lock {
+                transaction_id: promoted.transaction_id.clone(),
+                occurred_at_ms: ms,
+                reason: combined.reason.clone().unwrap_or_default(),
+            };
+            locks.insert(promoted.account_id.clone(), lock);
+        }
+        promoted.event_type = combined.event_type;
+        promoted.score = combined.score;
+        promoted.reason = combined.reason;
+        input.records += 1;
+        *input.decisions.entry(published.event_type).or_default() += 1;
+        let label = labels.and_then(|l| l.get(&published.transaction_id));
+        base.count(&published, label);
+        cand.count(&promoted, label);
+        comparison.add(&published, &promoted, labels);
+    }
+    let (baseline, base_quality) = base.finish();
+    let (candidate, cand_quality) = cand.finish();
+    let report = comparison.finish(input, baseline, candidate, labels.map(|_| (base_quality, cand_quality)));
+    Outcome { title: "weir shadow report", report, baseline_cost: Cost::default(), candidate_cost: Cost::default() }
 }
 
 /// One side: decides every record, counts into `side` (and `input`, if
@@ -484,7 +583,7 @@ fn decide_side(
         }
         let brief = match processed {
             Processed::Decided(decision) => {
-                side.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
+                side.tally.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
                 Some(Brief { decision })
             }
             _ => None,
@@ -511,7 +610,8 @@ pub fn render_text(outcome: &Outcome) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Backtest: {} records ({} transactions, {} dead letters, {} confirmations, {} duplicates), event time {} .. {}",
+        "{}: {} records ({} transactions, {} dead letters, {} confirmations, {} duplicates), event time {} .. {}",
+        outcome.title,
         r.input.records,
         r.input.decided(),
         r.input.dead_letters,
@@ -637,11 +737,12 @@ pub fn render_html(outcome: &Outcome) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>weir backtest</title>\n<style>\n\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n\
          body{{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}}\n\
          table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}}\n\
          th{{background:#f3f3f3}}td.l,th.l{{text-align:left}}h2{{margin-top:2rem}}.muted{{color:#777}}\n\
-         svg{{background:#fafafa;border:1px solid #ddd}}\n</style></head><body>\n<h1>weir backtest</h1>\n"
+         svg{{background:#fafafa;border:1px solid #ddd}}\n</style></head><body>\n<h1>{title}</h1>\n",
+        title = outcome.title
     );
     let _ = writeln!(
         h,

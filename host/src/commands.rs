@@ -148,13 +148,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     };
     let baseline = load(&baseline_dir, "baseline")?;
     let candidate = load(&args.candidate, "candidate")?;
-    let labels = match &args.labels {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(crate::backtest::Labels::parse(&text, path)?)
-        }
-        None => None,
-    };
+    let labels = read_labels(args.labels.as_deref())?;
     let started = std::time::Instant::now();
     let records: Vec<Vec<u8>> = match (&args.input, &args.topic) {
         (Some(input), None) => {
@@ -173,15 +167,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             let Some(kafka) = &config.kafka else {
                 bail!("--topic needs brokers: a `[kafka]` table in the config, or WEIR_KAFKA_BOOTSTRAP");
             };
-            let time = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<i64>> {
-                text.as_deref()
-                    .map(|t| {
-                        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-                            .map_err(|e| anyhow::anyhow!("{flag} {t:?}: not an RFC 3339 time: {e}"))
-                    })
-                    .transpose()
-            };
+            let time = |flag: &str, text: &Option<String>| rfc3339_ms(flag, text.as_deref());
             use crate::kafka::Bound;
             let from = match (args.from_offset, time("--from-time", &args.from_time)?) {
                 (Some(o), _) => Bound::Offset(o),
@@ -215,16 +201,90 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         transactions as f64 / took.as_secs_f64().max(1e-9),
         read.as_secs_f64()
     );
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&outcome.report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    write_reports(&outcome, args.json.as_deref(), args.html.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct ShadowReportArgs {
+    /// Decisions weir published (decisions.jsonl of an embedded run, or the
+    /// decision topics exported as JSON lines).
+    #[arg(long)]
+    pub decisions: PathBuf,
+    /// Only decisions of transactions at or after this event time (RFC 3339).
+    #[arg(long)]
+    pub from_time: Option<String>,
+    /// Only decisions of transactions before this event time (RFC 3339).
+    #[arg(long)]
+    pub to_time: Option<String>,
+    /// Labels, as for `weir backtest --labels`.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Write the comparison as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Configuration file: the `[policy]` weir decided with.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+fn rfc3339_ms(flag: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    text.map(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .map_err(|e| anyhow::anyhow!("{flag} {t:?}: not an RFC 3339 time: {e}"))
+    })
+    .transpose()
+}
+
+fn read_labels(path: Option<&Path>) -> anyhow::Result<Option<crate::backtest::Labels>> {
+    path.map(|path| {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        crate::backtest::Labels::parse(&text, path)
+    })
+    .transpose()
+}
+
+fn write_reports(outcome: &crate::backtest::Outcome, json: Option<&Path>, html: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&outcome.report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
         println!("JSON: {}", path.display());
     }
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::backtest::render_html(&outcome))
+    if let Some(path) = html {
+        std::fs::write(path, crate::backtest::render_html(outcome))
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("HTML report: {}", path.display());
     }
+    Ok(())
+}
+
+/// What the shadow rules in published decisions would have changed had
+/// they been enforced.
+pub fn shadow_report(args: &ShadowReportArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let labels = read_labels(args.labels.as_deref())?;
+    let range =
+        (rfc3339_ms("--from-time", args.from_time.as_deref())?, rfc3339_ms("--to-time", args.to_time.as_deref())?);
+    let path = &args.decisions;
+    let reader = BufReader::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?);
+    let mut decisions = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: crate::events::DecisionEvent = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a weir decision", path.display(), n + 1))?;
+        decisions.push(d);
+    }
+    let source = path.display().to_string();
+    let outcome = crate::backtest::shadow(decisions, &source, &config.policy, labels.as_ref(), range);
+    print!("{}", crate::backtest::render_text(&outcome));
+    write_reports(&outcome, args.json.as_deref(), args.html.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -51,6 +51,14 @@ enum Command {
     /// decisions that change and, with --labels, precision, recall and
     /// false-positive rate; --json and --html write the comparison.
     Backtest(commands::BacktestArgs),
+    /// What the shadow rules in published decisions would have changed, had they been enforced.
+    ///
+    /// Reads decisions weir published (decisions.jsonl), optionally within
+    /// an event-time range, and compares them with the same rule results
+    /// with every shadow rule enforced, under the config's policy: changed
+    /// decisions with examples, per-rule hits and, with --labels, precision,
+    /// recall and false-positive rate. Judge a shadowed rule before promoting it.
+    ShadowReport(commands::ShadowReportArgs),
     /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -121,6 +129,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo(&args),
         Command::Run(args) => commands::run(&args),
         Command::Backtest(args) => commands::backtest(&args),
+        Command::ShadowReport(args) => commands::shadow_report(&args),
         Command::Rule(RuleCommand::New(args)) => commands::rule_new(&args),
         Command::Rule(RuleCommand::Build { dir }) => commands::rule_build(&dir),
         Command::Rule(RuleCommand::Test(args)) => commands::rule_test(&args),

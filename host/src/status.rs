@@ -187,9 +187,42 @@ fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
             let _ = writeln!(
                 out,
                 "weir_rule_active{{rule=\"{}\",version=\"{}\",hash=\"{}\",mode=\"{}\"}} 1",
-                v.rule_id, v.version_label, v.hash, v.mode
+                label_value(&v.rule_id),
+                label_value(&v.version_label),
+                label_value(&v.hash),
+                v.mode
             );
         }
     }
     out
+}
+
+/// A label value in the text exposition format: `\`, `"` and line feeds
+/// escaped, so a version label such as `2.0 "beta"` cannot break `/metrics`.
+fn label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_value;
+
+    #[test]
+    fn label_values_are_escaped_as_the_exposition_format_says() {
+        assert_eq!(label_value("1.0.0"), "1.0.0");
+        assert_eq!(label_value("2.0 \"beta\""), "2.0 \\\"beta\\\"");
+        assert_eq!(label_value("a\\b\nc"), "a\\\\b\\nc");
+    }
 }
