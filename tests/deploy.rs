@@ -501,7 +501,7 @@ fn a_compiled_artifact_planted_in_the_cache_is_not_run() {
 }
 
 /// The body of `GET path` on the status endpoint, as text.
-fn get_text(addr: &str, path: &str) -> String {
+pub fn get_text(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();
@@ -571,4 +571,104 @@ fn a_quarantined_rule_is_visible_and_a_new_version_lifts_it() {
         .filter(|d| d.rules.iter().any(|r| r.error.as_deref().is_some_and(|e| e.contains("quarantined"))))
         .count();
     assert!(skipped > 0, "the quarantined version was skipped, with its failure policy recorded");
+}
+
+/// `/metrics` on a running weir is valid exposition (every sample line is
+/// `name{labels} value` of a family it declares), and the Grafana dashboard
+/// in `dashboards/weir.json` queries only metrics weir exports.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_weir_exports() {
+    let dir = tempdir();
+    let rules: PathBuf = dir.path().join("rules");
+    weir::packages::export_shipped(&rules).unwrap();
+    let addr = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--input", "-", "--batch-size", "50", "--rules"])
+        .arg(&rules)
+        .arg("--output")
+        .arg(dir.path().join("out"))
+        .env("WEIR_STATUS_LISTEN", &addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in weir::demo::generate(500, 50, 3).lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    stdin.flush().unwrap();
+    wait_status(&addr, "the traffic decided", |s| s["pipeline"]["records"].as_u64() >= Some(500));
+    let metrics = get_text(&addr, "/metrics");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let series = exported_series(&metrics);
+    for expected in ["weir_rule_evaluation_seconds_bucket", "weir_commit_seconds_count", "weir_decisions_total"] {
+        assert!(series.contains(expected), "{expected} missing:\n{metrics}");
+    }
+    let used = dashboard_metrics();
+    assert!(used.len() >= 15, "the dashboard's panels query weir's metrics ({} references)", used.len());
+    for (name, query) in &used {
+        // Families with a member per Kafka partition exist only on Kafka
+        // (kafka::metrics_on_kafka_include_lag_and_latency checks them there).
+        if !KAFKA_ONLY.contains(&name.as_str()) {
+            assert!(series.contains(name), "the dashboard queries {name}, which weir does not export ({query})");
+        }
+    }
+}
+
+/// Metric families whose members are Kafka partitions.
+pub const KAFKA_ONLY: [&str; 1] = ["weir_consumer_lag"];
+
+/// The series names an exposition declares (histograms: `_bucket`, `_sum`,
+/// `_count`), after checking every sample line is `name{labels} value` of a
+/// declared family.
+pub fn exported_series(metrics: &str) -> HashSet<String> {
+    let mut series = HashSet::new();
+    for line in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        series.insert(name.to_owned());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                series.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(series.contains(name), "{name} has no # TYPE line:\n{metrics}");
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
+    }
+    series
+}
+
+/// Every metric name `dashboards/weir.json` queries, with the query.
+pub fn dashboard_metrics() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/weir.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .collect();
+    queries.extend(
+        dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["query"].as_str().map(str::to_owned)),
+    );
+    let mut names = Vec::new();
+    for query in &queries {
+        let mut rest = query.as_str();
+        while let Some(at) = rest.find("weir_") {
+            let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            rest = &rest[at + name.len()..];
+            names.push((name, query.clone()));
+        }
+    }
+    names
 }

@@ -458,3 +458,38 @@ fn chaos_kills_and_a_broker_outage_lose_nothing() {
     });
     assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
 }
+
+/// On Kafka, `/metrics` has the same families as embedded plus the consumer
+/// lag per partition (librdkafka's statistics) and the time from a record's
+/// timestamp to its decision; every metric the dashboard queries is there.
+#[test]
+fn metrics_on_kafka_include_lag_and_latency() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("metrics");
+    let lines = stream(600, 19);
+    setup.produce(&lines);
+    let addr = crate::deploy::free_addr();
+    let mut config = setup.weir_config("a");
+    config.status.listen = Some(addr.clone());
+    let config_path = setup.dir.path().join("a.toml");
+    weir_testkit::config::write(&config, &config_path);
+    let mut weir =
+        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &setup.log_path("a"), "info");
+    setup.wait_for_decisions(decide_embedded(&lines).1.len(), Duration::from_secs(90));
+    let mut metrics = String::new();
+    wait_for("the consumer lag in /metrics", Duration::from_secs(30), || {
+        metrics = crate::deploy::get_text(&addr, "/metrics");
+        metrics.contains("weir_consumer_lag{partition=")
+    });
+    weir.terminate(STOP_DEADLINE);
+    let series = crate::deploy::exported_series(&metrics);
+    let count = |name: &str| -> f64 {
+        metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+    };
+    assert!(count("weir_decision_latency_seconds_count") > 0.0, "{metrics}");
+    assert!(count("weir_commit_seconds_count") > 0.0, "{metrics}");
+    assert!(metrics.contains("weir_rule_evaluation_seconds_bucket{rule=\"velocity\""), "{metrics}");
+    for (name, query) in crate::deploy::dashboard_metrics() {
+        assert!(series.contains(&name), "the dashboard queries {name}, which weir on Kafka does not export ({query})");
+    }
+}

@@ -223,10 +223,10 @@ pub fn run_embedded(
         reader.spawn_scoped(scope, move || read_lines(input, max_event_bytes, lines_tx)).expect("a thread starts");
         let (sealed_tx, sealed_rx) = sync_channel::<Sealed>(0);
         let committer = {
-            let (store, idle) = (&store, &idle);
+            let (store, idle, hooks) = (&store, &idle, &opts.hooks);
             let committer = std::thread::Builder::new().name("weir-committer".to_owned());
             committer
-                .spawn_scoped(scope, move || commit_batches(sealed_rx, store, &mut decisions, &mut dead, idle))
+                .spawn_scoped(scope, move || commit_batches(sealed_rx, store, &mut decisions, &mut dead, idle, hooks))
                 .expect("a thread starts")
         };
         let mut decider = Decider {
@@ -297,9 +297,11 @@ fn commit_batches(
     decisions: &mut SinkFile,
     dead: &mut SinkFile,
     idle: &AtomicBool,
+    hooks: &Hooks,
 ) -> Result<(), PipelineError> {
     let mut lines = Vec::with_capacity(1 << 20);
     for batch in from {
+        let started = Instant::now();
         lines.clear();
         for decision in &batch.decisions {
             decision.write_json(&mut lines);
@@ -313,6 +315,7 @@ fn commit_batches(
             offsets,
         };
         store.commit(&commit)?;
+        hooks.observe_commit(started.elapsed());
         idle.store(true, Ordering::Release);
     }
     Ok(())
@@ -376,6 +379,9 @@ impl Decider<'_> {
         started: Instant,
         on_batch: &mut impl FnMut(&Summary),
     ) -> Result<Summary, PipelineError> {
+        if self.opts.hooks.observing() {
+            self.evaluator.sample_evaluations(crate::status::EVALUATION_SAMPLE);
+        }
         let mut generation = 0;
         let mut last_line: i64 = 0;
         let mut pending: Option<Vec<Line>> = None;
@@ -486,6 +492,7 @@ impl Decider<'_> {
             }
             self.batches += 1;
             self.opts.hooks.record(&self.counters, &rule_stats([&*self.evaluator]));
+            self.opts.hooks.observe_evaluations(self.evaluator);
             on_batch(&self.summary(started));
         }
         Ok(self.summary(started))

@@ -7,18 +7,32 @@
 //! - `GET /status` — JSON: the active rule versions, the refused packages
 //!   with their reasons, recent swaps and where they took effect, and the
 //!   pipeline's counters;
-//! - `GET /metrics` — the same counters in the Prometheus text format:
-//!   decisions by type, dead letters, batches, per-rule invocations, hits,
-//!   errors and fuel, rule swaps and refused packages.
+//! - `GET /metrics` — the Prometheus text format, written by
+//!   `prometheus-client`: the same counters (decisions by type, dead
+//!   letters, batches, per-rule invocations, hits, errors, fuel, quarantined
+//!   rules, rule swaps and refused packages), and histograms of per-rule
+//!   evaluation time (one transaction in [`EVALUATION_SAMPLE`]), batch
+//!   commit time and — on Kafka — the time from an input record's timestamp
+//!   to its decision, and the consumer lag per partition (librdkafka's
+//!   statistics). The same families exist on Kafka and embedded;
+//!   `dashboards/weir.json` is a Grafana dashboard over them.
 //!
 //! [`Metrics`] is written by the pipeline after each batch and read by the
 //! server thread; [`Hooks`] is what a pipeline is handed to report there
 //! and to swap rules between batches.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::engine::{Evaluator, RuleStats};
@@ -39,10 +53,34 @@ pub struct Counters {
     pub rules: BTreeMap<String, RuleStats>,
 }
 
-/// Counters shared between the pipeline and the status endpoint.
-#[derive(Debug, Default)]
+/// One transaction in this many has its rules' evaluation times observed.
+pub const EVALUATION_SAMPLE: u32 = 16;
+
+type RuleLabel = Vec<(&'static str, String)>;
+
+/// Counters shared between the pipeline and the status endpoint, and the
+/// histograms the pipeline observes into.
+#[derive(Debug)]
 pub struct Metrics {
     counters: Mutex<Counters>,
+    evaluation: Family<RuleLabel, Histogram>,
+    commit: Histogram,
+    decision_latency: Histogram,
+    consumer_lag: Family<Vec<(&'static str, String)>, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            counters: Mutex::default(),
+            // 1 µs to about 1 s.
+            evaluation: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1e-6, 4.0, 11))),
+            // 1 ms to about 16 s.
+            commit: Histogram::new(exponential_buckets(1e-3, 2.0, 15)),
+            decision_latency: Histogram::new(exponential_buckets(1e-3, 2.0, 15)),
+            consumer_lag: Family::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -58,6 +96,166 @@ impl Metrics {
 
     pub fn snapshot(&self) -> Counters {
         self.counters.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Moves the evaluation times `evaluator` sampled into the histograms.
+    pub fn observe_evaluations(&self, evaluator: &mut Evaluator) {
+        evaluator.drain_timings(|rule, nanos| {
+            let histogram = self.evaluation.get_or_create(&vec![("rule", rule.to_owned())]);
+            for &n in nanos {
+                histogram.observe(f64::from(n) / 1e9);
+            }
+        });
+    }
+
+    /// How long committing a batch (on Kafka, a transaction) took.
+    pub fn observe_commit(&self, took: Duration) {
+        self.commit.observe(took.as_secs_f64());
+    }
+
+    /// From an input record's timestamp to its decision.
+    pub fn observe_decision_latency(&self, seconds: f64) {
+        self.decision_latency.observe(seconds.max(0.0));
+    }
+
+    /// The consumer's lag on an input partition, in records.
+    pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
+        self.consumer_lag.get_or_create(&vec![("partition", partition.to_string())]).set(lag);
+    }
+
+    /// The Prometheus text exposition of everything above, with the rule
+    /// versions of `live`.
+    pub fn exposition(&self, live: Option<&LiveRules>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Snapshot { counters: self.snapshot(), live: live.map(|l| l.status()) }));
+        registry.register(
+            "weir_rule_evaluation_seconds",
+            format!("Time of one rule evaluation, by rule (one transaction in {EVALUATION_SAMPLE} is timed)"),
+            self.evaluation.clone(),
+        );
+        registry.register(
+            "weir_commit_seconds",
+            "Time to commit one batch (on Kafka, one transaction)",
+            self.commit.clone(),
+        );
+        registry.register(
+            "weir_decision_latency_seconds",
+            "From an input record's Kafka timestamp to its decision (Kafka only)",
+            self.decision_latency.clone(),
+        );
+        registry.register(
+            "weir_consumer_lag",
+            "Records on the input partition not yet consumed, from librdkafka's statistics (Kafka only)",
+            self.consumer_lag.clone(),
+        );
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// The counters as they were at a scrape, encoded by `prometheus-client`
+/// (which escapes every label value).
+#[derive(Debug)]
+struct Snapshot {
+    counters: Counters,
+    live: Option<crate::live::RulesStatus>,
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+        }
+        fn by_label<'a, T: EncodeMetric + 'a>(
+            encoder: &mut DescriptorEncoder,
+            (name, help, kind): (&str, &str, MetricType),
+            series: impl IntoIterator<Item = (Vec<(&'static str, String)>, T)>,
+        ) -> std::fmt::Result {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (labels, metric) in series {
+                metric.encode(family.encode_family(&labels)?)?;
+            }
+            Ok(())
+        }
+        let c = &self.counters;
+        let r = &c.records;
+        counter(
+            &mut encoder,
+            "weir_records",
+            "Input records processed (on Kafka: in committed transactions)",
+            r.records,
+        )?;
+        by_label(
+            &mut encoder,
+            ("weir_decisions", "Decisions published, by type", MetricType::Counter),
+            DecisionType::ALL.map(|t| {
+                (vec![("type", t.as_str().to_owned())], ConstCounter::new(r.decisions.get(&t).copied().unwrap_or(0)))
+            }),
+        )?;
+        counter(&mut encoder, "weir_dead_letters", "Malformed records dead-lettered", r.dead_letters)?;
+        counter(
+            &mut encoder,
+            "weir_duplicates",
+            "Transactions skipped because they were decided before",
+            r.duplicates,
+        )?;
+        counter(
+            &mut encoder,
+            "weir_confirmations",
+            "Customer confirmations recorded in account state",
+            r.confirmations,
+        )?;
+        counter(&mut encoder, "weir_batches", "Batches committed (on Kafka: transactions)", c.batches)?;
+        let rule = |id: &String| vec![("rule", id.clone())];
+        let per_rule =
+            |f: fn(&RuleStats) -> u64| c.rules.iter().map(move |(id, s)| (rule(id), ConstCounter::new(f(s))));
+        type PerRule = (&'static str, &'static str, fn(&RuleStats) -> u64);
+        let families: [PerRule; 4] = [
+            ("weir_rule_invocations", "Rule evaluations, by rule", |s| s.invocations),
+            ("weir_rule_hits", "Rule verdicts other than pass, by rule", |s| s.hits),
+            ("weir_rule_errors", "Rule evaluations that failed or were skipped in quarantine, by rule", |s| s.errors),
+            ("weir_rule_fuel", "Wasm fuel consumed, by rule", |s| s.fuel),
+        ];
+        for (name, help, f) in families {
+            by_label(&mut encoder, (name, help, MetricType::Counter), per_rule(f))?;
+        }
+        by_label(
+            &mut encoder,
+            (
+                "weir_rule_quarantined",
+                "1 while a rule's running version is quarantined (skipped after failing too often in a row), by rule",
+                MetricType::Gauge,
+            ),
+            c.rules.iter().map(|(id, s)| (rule(id), ConstGauge::new(i64::from(s.quarantined)))),
+        )?;
+        if let Some(status) = &self.live {
+            let swaps = status.swaps_total.saturating_sub(1);
+            counter(
+                &mut encoder,
+                "weir_rule_swaps",
+                "Rule sets published after a change in the rules directory",
+                swaps,
+            )?;
+            let refused = status.refusals_total;
+            counter(&mut encoder, "weir_rule_packages_refused", "Rule packages refused while running", refused)?;
+            by_label(
+                &mut encoder,
+                ("weir_rule_active", "Active rule versions (1 per rule id and content hash)", MetricType::Gauge),
+                status.active.iter().map(|v| {
+                    let labels = vec![
+                        ("rule", v.rule_id.clone()),
+                        ("version", v.version_label.clone()),
+                        ("hash", v.hash.clone()),
+                        ("mode", v.mode.to_string()),
+                    ];
+                    (labels, ConstGauge::new(1i64))
+                }),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -99,6 +297,39 @@ impl Hooks {
             m.record(records, rules);
         }
     }
+
+    /// After deciding a batch or chunk: the evaluation times sampled.
+    pub fn observe_evaluations(&self, evaluator: &mut Evaluator) {
+        if let Some(m) = &self.metrics {
+            m.observe_evaluations(evaluator);
+        }
+    }
+
+    /// How long a commit took.
+    pub fn observe_commit(&self, took: Duration) {
+        if let Some(m) = &self.metrics {
+            m.observe_commit(took);
+        }
+    }
+
+    /// From an input record's timestamp to its decision (Kafka).
+    pub fn observe_decision_latency(&self, seconds: f64) {
+        if let Some(m) = &self.metrics {
+            m.observe_decision_latency(seconds);
+        }
+    }
+
+    /// The consumer's lag on an input partition (Kafka).
+    pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
+        if let Some(m) = &self.metrics {
+            m.set_consumer_lag(partition, lag);
+        }
+    }
+
+    /// Whether anything reads what is observed (a status endpoint).
+    pub fn observing(&self) -> bool {
+        self.metrics.is_some()
+    }
 }
 
 #[derive(Serialize)]
@@ -126,7 +357,11 @@ pub fn serve(listen: &str, live: Option<Arc<LiveRules>>, metrics: Arc<Metrics>) 
                     };
                     (200, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default())
                 }
-                "/metrics" => (200, "text/plain; version=0.0.4", prometheus(&metrics.snapshot(), live.as_deref())),
+                "/metrics" => (
+                    200,
+                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    metrics.exposition(live.as_deref()),
+                ),
                 _ => (404, "text/plain", "not found: try /health, /status or /metrics\n".to_owned()),
             };
             let header = tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
@@ -139,90 +374,31 @@ pub fn serve(listen: &str, live: Option<Arc<LiveRules>>, metrics: Arc<Metrics>) 
     Ok(())
 }
 
-/// The Prometheus text exposition of the counters.
-fn prometheus(c: &Counters, live: Option<&LiveRules>) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    family("weir_records_total", "counter", "Input records processed (on Kafka: in committed transactions).");
-    family("weir_decisions_total", "counter", "Decisions published, by type.");
-    family("weir_dead_letters_total", "counter", "Malformed records dead-lettered.");
-    family("weir_batches_total", "counter", "Batches committed.");
-    family("weir_rule_invocations_total", "counter", "Rule evaluations, by rule.");
-    family("weir_rule_hits_total", "counter", "Rule verdicts other than pass, by rule.");
-    family("weir_rule_errors_total", "counter", "Rule evaluations that failed, by rule.");
-    family("weir_rule_fuel_total", "counter", "Wasm fuel consumed, by rule.");
-    family(
-        "weir_rule_quarantined",
-        "gauge",
-        "1 while a rule's running version is quarantined (skipped after failing too often in a row), by rule.",
-    );
-    family("weir_rule_swaps_total", "counter", "Rule sets published after a change in the rules directory.");
-    family("weir_rule_packages_refused_total", "counter", "Rule packages refused while running.");
-    family("weir_rule_active", "gauge", "Active rule versions (1 per rule id and content hash).");
-    family("weir_duplicates_total", "counter", "Transactions skipped because they were decided before.");
-    family("weir_confirmations_total", "counter", "Customer confirmations recorded in account state.");
-    let r = &c.records;
-    let _ = writeln!(out, "weir_records_total {}", r.records);
-    for t in DecisionType::ALL {
-        let _ = writeln!(out, "weir_decisions_total{{type=\"{}\"}} {}", t.as_str(), r.decisions.get(&t).unwrap_or(&0));
-    }
-    let _ = writeln!(out, "weir_dead_letters_total {}", r.dead_letters);
-    let _ = writeln!(out, "weir_duplicates_total {}", r.duplicates);
-    let _ = writeln!(out, "weir_confirmations_total {}", r.confirmations);
-    let _ = writeln!(out, "weir_batches_total {}", c.batches);
-    for (id, s) in &c.rules {
-        let _ = writeln!(out, "weir_rule_invocations_total{{rule=\"{id}\"}} {}", s.invocations);
-        let _ = writeln!(out, "weir_rule_hits_total{{rule=\"{id}\"}} {}", s.hits);
-        let _ = writeln!(out, "weir_rule_errors_total{{rule=\"{id}\"}} {}", s.errors);
-        let _ = writeln!(out, "weir_rule_fuel_total{{rule=\"{id}\"}} {}", s.fuel);
-        let _ = writeln!(out, "weir_rule_quarantined{{rule=\"{id}\"}} {}", u8::from(s.quarantined));
-    }
-    if let Some(live) = live {
-        let status = live.status();
-        let _ = writeln!(out, "weir_rule_swaps_total {}", status.swaps_total.saturating_sub(1));
-        let _ = writeln!(out, "weir_rule_packages_refused_total {}", status.refusals_total);
-        for v in &status.active {
-            let _ = writeln!(
-                out,
-                "weir_rule_active{{rule=\"{}\",version=\"{}\",hash=\"{}\",mode=\"{}\"}} 1",
-                label_value(&v.rule_id),
-                label_value(&v.version_label),
-                label_value(&v.hash),
-                v.mode
-            );
-        }
-    }
-    out
-}
-
-/// A label value in the text exposition format: `\`, `"` and line feeds
-/// escaped, so a version label such as `2.0 "beta"` cannot break `/metrics`.
-fn label_value(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::label_value;
+    use super::*;
 
     #[test]
-    fn label_values_are_escaped_as_the_exposition_format_says() {
-        assert_eq!(label_value("1.0.0"), "1.0.0");
-        assert_eq!(label_value("2.0 \"beta\""), "2.0 \\\"beta\\\"");
-        assert_eq!(label_value("a\\b\nc"), "a\\\\b\\nc");
+    fn the_exposition_escapes_labels_and_has_every_family() {
+        let metrics = Metrics::default();
+        let mut rules = BTreeMap::new();
+        rules.insert("velocity".to_owned(), RuleStats { invocations: 3, hits: 1, ..Default::default() });
+        let stats: Vec<(String, RuleStats)> = rules.into_iter().collect();
+        metrics.record(&crate::record::Counters { records: 3, ..Default::default() }, &stats);
+        metrics.observe_commit(Duration::from_millis(5));
+        metrics.set_consumer_lag(2, 40);
+        let text = metrics.exposition(None);
+        assert!(text.contains("weir_records_total 3"), "{text}");
+        assert!(text.contains("weir_rule_invocations_total{rule=\"velocity\"} 3"), "{text}");
+        assert!(text.contains("weir_commit_seconds_count 1"), "{text}");
+        assert!(text.contains("weir_consumer_lag{partition=\"2\"} 40"), "{text}");
+        // A label value with a quote, a backslash and a line feed.
+        let family: Family<RuleLabel, Gauge> = Family::default();
+        family.get_or_create(&vec![("version", "2.0 \"beta\"\\x\ny".to_owned())]).set(1);
+        let mut registry = Registry::default();
+        registry.register("probe", "a probe", family);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains(r#"probe{version="2.0 \"beta\"\\x\ny"} 1"#), "{out}");
     }
 }

@@ -528,8 +528,10 @@ pub struct Evaluator {
     /// nothing for them once they have grown.
     call: CallCtx,
     inputs: Inputs,
-    /// Whether each evaluation's wall time is kept (backtests).
-    timing: bool,
+    /// Every how many transactions the rules' evaluation times are kept (0:
+    /// never; 1: always, for backtests), and transactions decided so far.
+    sample_every: u32,
+    tick: u32,
     /// Whether rule failures are logged and may quarantine a rule (not for
     /// self-test cases, whose failures are expected and reported by the
     /// case runner).
@@ -574,7 +576,8 @@ impl Evaluator {
             policy,
             call: CallCtx::default(),
             inputs: Inputs::default(),
-            timing: false,
+            sample_every: 0,
+            tick: 0,
             log_failures: true,
         }
     }
@@ -609,7 +612,23 @@ impl Evaluator {
     /// Keeps each evaluation's wall time from now on (see
     /// [`Evaluator::timings`]); off in the pipelines.
     pub fn time_evaluations(&mut self) {
-        self.timing = true;
+        self.sample_every = 1;
+    }
+
+    /// Keeps the evaluation times of one transaction in `every`, for the
+    /// metrics ([`Evaluator::drain_timings`]).
+    pub fn sample_evaluations(&mut self, every: u32) {
+        self.sample_every = every;
+    }
+
+    /// Hands each rule's kept evaluation times to `f`, then forgets them.
+    pub fn drain_timings(&mut self, mut f: impl FnMut(&str, &[u32])) {
+        for slot in &mut self.slots {
+            if !slot.nanos.is_empty() {
+                f(&slot.rule.spec.id, &slot.nanos);
+                slot.nanos.clear();
+            }
+        }
     }
 
     /// Each rule's evaluation times in nanoseconds, in order, while timing
@@ -637,7 +656,11 @@ impl Evaluator {
         input: InputPosition,
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
-        let Evaluator { slots, policy, call, inputs, timing, log_failures } = self;
+        let Evaluator { slots, policy, call, inputs, sample_every, tick, log_failures } = self;
+        let timing = *sample_every != 0 && {
+            *tick = tick.wrapping_add(1);
+            *tick % *sample_every == 0
+        };
         call.history = std::mem::take(&mut account.history);
         call.now_ms = now_ms;
         call.transaction_id.clear();

@@ -179,8 +179,10 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
         let number = self.summary.transactions_committed + self.summary.transactions_aborted + 1;
         let span = tracing::debug_span!("transaction", number);
+        let started = Instant::now();
         match span.in_scope(|| self.transact(&outputs)) {
             Ok(()) => {
+                self.hooks.observe_commit(started.elapsed());
                 self.summary.transactions_committed += 1;
                 for (worker, out) in outputs.iter().enumerate() {
                     self.summary.counters.add(&out.counters);

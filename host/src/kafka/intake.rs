@@ -47,6 +47,8 @@ pub(super) struct IntakeContext {
     closed: AtomicBool,
     /// Set when weir is asked to stop: waits for the broker give up.
     stop: Arc<AtomicBool>,
+    /// Where the consumer lag is reported.
+    hooks: crate::status::Hooks,
 }
 
 struct Routing {
@@ -57,7 +59,23 @@ struct Routing {
     broken: bool,
 }
 
-impl ClientContext for IntakeContext {}
+impl ClientContext for IntakeContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`, set when a
+    /// status endpoint listens): the consumer lag of each input partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.input) else { return };
+        for (partition, p) in &topic.partitions {
+            // Offsets are committed by the transactional producer, not by
+            // this consumer, so librdkafka's `consumer_lag` (from its own
+            // commits) stays unknown: the lag is measured from what weir
+            // consumed (the stored offset) to the last stable offset.
+            let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+            if *partition >= 0 && lag >= 0 {
+                self.hooks.set_consumer_lag(*partition, lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for IntakeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -238,7 +256,9 @@ pub(super) fn consumer(
     workers: Vec<SyncSender<ToWorker>>,
     link: Link,
     stop: Arc<AtomicBool>,
+    hooks: crate::status::Hooks,
 ) -> Result<BaseConsumer<IntakeContext>, KafkaRunError> {
+    let statistics_ms = if hooks.observing() { "5000" } else { "0" };
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
     let context = IntakeContext {
         input: config.topics.input.clone(),
@@ -246,6 +266,7 @@ pub(super) fn consumer(
         routing: Mutex::new(Routing { workers, pending, broken: false }),
         closed: AtomicBool::new(false),
         stop,
+        hooks,
     };
     let consumer: BaseConsumer<IntakeContext> = config
         .client_config()
@@ -256,6 +277,7 @@ pub(super) fn consumer(
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", statistics_ms)
         .create_with_context(context)?;
     Ok(consumer)
 }
@@ -278,6 +300,7 @@ pub(super) fn run(
                 let record = Record {
                     partition: m.partition(),
                     offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                 };

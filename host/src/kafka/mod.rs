@@ -114,6 +114,8 @@ impl std::ops::Deref for KafkaSummary {
 struct Record {
     partition: i32,
     offset: i64,
+    /// The record's Kafka timestamp (ms), for the decision latency.
+    timestamp_ms: Option<i64>,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
 }
@@ -240,7 +242,7 @@ pub fn run(
         receivers.push(from_intake);
     }
     let (link, requests) = committer::Link::new();
-    let consumer = intake::consumer(config, senders, link.clone(), shutdown.clone())?;
+    let consumer = intake::consumer(config, senders, link.clone(), shutdown.clone(), hooks.clone())?;
     let committer = committer::Committer::new(
         config,
         &consumer,

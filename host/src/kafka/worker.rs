@@ -84,10 +84,14 @@ impl<'a> Worker<'a> {
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
             .create()?;
+        let mut evaluator = Evaluator::new(rules, policy.clone());
+        if hooks.observing() {
+            evaluator.sample_evaluations(crate::status::EVALUATION_SAMPLE);
+        }
         Ok(Worker {
             config,
             index,
-            evaluator: Evaluator::new(rules, policy.clone()),
+            evaluator,
             hooks,
             generation: 0,
             outbox,
@@ -150,6 +154,8 @@ impl<'a> Worker<'a> {
         let topics = &self.config.topics;
         let mut out = Output::default();
         let mut touched: HashMap<i32, HashSet<String>> = HashMap::new();
+        // The decision latency, from the chunk's last record's timestamp.
+        let newest_ms = records.last().and_then(|r| r.timestamp_ms);
         for record in records {
             let position =
                 InputPosition { topic: topics.input.clone(), partition: record.partition, offset: record.offset };
@@ -202,6 +208,13 @@ impl<'a> Worker<'a> {
             }
         }
         out.rules = self.evaluator.stats().map(|(id, s)| (id.to_owned(), s.clone())).collect();
+        if self.hooks.observing() {
+            self.hooks.observe_evaluations(&mut self.evaluator);
+            if let Some(ms) = newest_ms {
+                let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                self.hooks.observe_decision_latency((now_ms as i64 - ms) as f64 / 1000.0);
+            }
+        }
         self.deliver(out);
         Ok(())
     }
