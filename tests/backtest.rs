@@ -153,6 +153,8 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
     kafka.partitions = 3;
     weir::kafka::create_topics(kafka, &Default::default()).unwrap();
     weir_testkit::config::write(&config, &dir.path().join("weir.toml"));
+    let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let before = rfc3339(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
     let producer: BaseProducer = broker.client().set("enable.idempotence", "true").create().unwrap();
     for line in &lines {
         let key = serde_json::from_str::<Value>(line)
@@ -171,6 +173,7 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
+    let after = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
 
     let common = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "-c", "weir.toml"];
     let o = weir(&[&common[..], &["--input", "history.jsonl", "--json", "file.json"]].concat(), dir.path());
@@ -183,6 +186,17 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
     let changed: Value = serde_json::from_str(&file).unwrap();
     assert!(changed["changes"]["total"].as_u64() > Some(0), "the candidate changes something: {file}");
     assert_eq!(from_topic, file, "the topic range and the file give the same report");
+
+    // The same range by the records' timestamps.
+    let by_time = ["--topic", &topic, "--from-time", &before, "--to-time", &after, "--json", "time.json"];
+    let o = weir(&[&common[..], &by_time].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.path().join("time.json")).unwrap(), file, "by timestamps too");
+    let o =
+        weir(&[&common[..], &["--topic", &topic, "--to-time", &before, "--json", "early.json"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let early: Value = serde_json::from_slice(&std::fs::read(dir.path().join("early.json")).unwrap()).unwrap();
+    assert_eq!(early["input"]["records"], 0, "nothing was produced before {before}");
 
     // A range that ends before anything was produced holds nothing.
     let o = weir(&[&common[..], &["--topic", &topic, "--to-offset", "0", "--json", "empty.json"]].concat(), dir.path());

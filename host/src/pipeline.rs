@@ -387,6 +387,7 @@ impl Decider<'_> {
         let mut pending: Option<Vec<Line>> = None;
         let mut eof = false;
         while !eof {
+            let batch_started = Instant::now();
             // Rule swaps happen here, between two batches: a batch runs on one
             // rule set from its first record to its commit.
             if let Some(adopted) = self.opts.hooks.adopt(&mut generation, self.evaluator) {
@@ -484,6 +485,7 @@ impl Decider<'_> {
                     }
                 }
             }
+            self.opts.hooks.observe_batch(batch_started.elapsed());
             // Busy from the hand-over to the end of the commit.
             idle.store(false, Ordering::Release);
             if sealed.send(batch).is_err() {

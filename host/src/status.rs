@@ -65,6 +65,7 @@ pub struct Metrics {
     counters: Mutex<Counters>,
     evaluation: Family<RuleLabel, Histogram>,
     commit: Histogram,
+    batch: Histogram,
     decision_latency: Histogram,
     consumer_lag: Family<Vec<(&'static str, String)>, Gauge>,
 }
@@ -77,6 +78,8 @@ impl Default for Metrics {
             evaluation: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1e-6, 4.0, 11))),
             // 1 ms to about 16 s.
             commit: Histogram::new(exponential_buckets(1e-3, 2.0, 15)),
+            // 100 µs to about 3 s.
+            batch: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
             decision_latency: Histogram::new(exponential_buckets(1e-3, 2.0, 15)),
             consumer_lag: Family::default(),
         }
@@ -118,6 +121,11 @@ impl Metrics {
         self.decision_latency.observe(seconds.max(0.0));
     }
 
+    /// How long deciding a batch (on Kafka, a worker's chunk) took.
+    pub fn observe_batch(&self, took: Duration) {
+        self.batch.observe(took.as_secs_f64());
+    }
+
     /// The consumer's lag on an input partition, in records.
     pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
         self.consumer_lag.get_or_create(&vec![("partition", partition.to_string())]).set(lag);
@@ -137,6 +145,11 @@ impl Metrics {
             "weir_commit_seconds",
             "Time to commit one batch (on Kafka, one transaction)",
             self.commit.clone(),
+        );
+        registry.register(
+            "weir_batch_decide_seconds",
+            "Time to decide one batch (on Kafka, one decide worker's chunk of records)",
+            self.batch.clone(),
         );
         registry.register(
             "weir_decision_latency_seconds",
@@ -316,6 +329,13 @@ impl Hooks {
     pub fn observe_decision_latency(&self, seconds: f64) {
         if let Some(m) = &self.metrics {
             m.observe_decision_latency(seconds);
+        }
+    }
+
+    /// How long deciding a batch or chunk took.
+    pub fn observe_batch(&self, took: Duration) {
+        if let Some(m) = &self.metrics {
+            m.observe_batch(took);
         }
     }
 

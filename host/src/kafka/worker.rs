@@ -156,6 +156,7 @@ impl<'a> Worker<'a> {
         let mut touched: HashMap<i32, HashSet<String>> = HashMap::new();
         // The decision latency, from the chunk's last record's timestamp.
         let newest_ms = records.last().and_then(|r| r.timestamp_ms);
+        let started = Instant::now();
         for record in records {
             let position =
                 InputPosition { topic: topics.input.clone(), partition: record.partition, offset: record.offset };
@@ -209,6 +210,7 @@ impl<'a> Worker<'a> {
         }
         out.rules = self.evaluator.stats().map(|(id, s)| (id.to_owned(), s.clone())).collect();
         if self.hooks.observing() {
+            self.hooks.observe_batch(started.elapsed());
             self.hooks.observe_evaluations(&mut self.evaluator);
             if let Some(ms) = newest_ms {
                 let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
