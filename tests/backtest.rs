@@ -2,11 +2,8 @@
 //! are known, reproducible output, and the same result from a Kafka topic
 //! range as from the equivalent file.
 
-use std::path::Path;
-use std::time::Duration;
-
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
+use std::path::Path;
 
 use crate::util::{guest, tempdir, text, weir};
 
@@ -155,24 +152,7 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
     weir_testkit::config::write(&config, &dir.path().join("weir.toml"));
     let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
     let before = rfc3339(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
-    let producer: BaseProducer = broker.client().set("enable.idempotence", "true").create().unwrap();
-    for line in &lines {
-        let key = serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v["account_id"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "unparseable".to_owned());
-        let mut record = BaseRecord::to(&topic).key(&key).payload(line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(10));
-                    record = r;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    weir_testkit::produce_by_account(broker, &topic, &lines);
     let after = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
 
     let common = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "-c", "weir.toml"];

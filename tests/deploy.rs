@@ -292,19 +292,7 @@ fn hot_deploy_embedded_under_a_continuous_stream() {
     let rules: PathBuf = dir.path().join("rules");
     initial_rules(&rules);
     let addr = free_addr();
-    let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "--input", "-", "--batch-size", "100", "--rules"])
-        .arg(&rules)
-        .arg("--output")
-        .arg(dir.path().join("out"))
-        .env("WEIR_STATUS_LISTEN", &addr)
-        .env("WEIR_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&rules, dir.path(), &addr, 100);
     let lines = weir::demo::generate(30_000, 400, 21).lines;
     let expected = decidable(&lines);
     let go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -500,6 +488,24 @@ fn a_compiled_artifact_planted_in_the_cache_is_not_run() {
     assert!(matches!(rule.compilation, Compilation::Disk(_)), "{:?}", rule.compilation);
 }
 
+/// `weir run` on stdin (piped) with the rules in `rules`, its output in
+/// `work/out`, the status endpoint on `addr`, and its log at info level in
+/// `work/weir.log`.
+fn run_on_stdin(rules: &Path, work: &Path, addr: &str, batch_size: usize) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--input", "-", "--batch-size", &batch_size.to_string(), "--rules"])
+        .arg(rules)
+        .arg("--output")
+        .arg(work.join("out"))
+        .env("WEIR_STATUS_LISTEN", addr)
+        .env("WEIR_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(work.join("weir.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// The body of `GET path` on the status endpoint, as text.
 pub fn get_text(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -526,18 +532,7 @@ fn a_quarantined_rule_is_visible_and_a_new_version_lifts_it() {
     std::fs::write(rules.join("looper.toml"), manifest("loop")).unwrap();
     let addr = free_addr();
     let log_path = dir.path().join("weir.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "--input", "-", "--batch-size", "50", "--rules"])
-        .arg(&rules)
-        .arg("--output")
-        .arg(dir.path().join("out"))
-        .env("WEIR_STATUS_LISTEN", &addr)
-        .env("WEIR_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&rules, dir.path(), &addr, 50);
     let mut stdin = child.stdin.take().unwrap();
     let lines = weir::demo::generate(400, 50, 31).lines;
     let (first, second) = lines.split_at(200);
@@ -582,17 +577,7 @@ fn the_grafana_dashboard_queries_only_metrics_weir_exports() {
     let rules: PathBuf = dir.path().join("rules");
     weir::packages::export_shipped(&rules).unwrap();
     let addr = free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "--input", "-", "--batch-size", "50", "--rules"])
-        .arg(&rules)
-        .arg("--output")
-        .arg(dir.path().join("out"))
-        .env("WEIR_STATUS_LISTEN", &addr)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&rules, dir.path(), &addr, 50);
     let mut stdin = child.stdin.take().unwrap();
     for line in weir::demo::generate(500, 50, 3).lines {
         writeln!(stdin, "{line}").unwrap();

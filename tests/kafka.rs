@@ -22,6 +22,16 @@ fn broker() -> &'static Broker {
     Broker::get(&["WEIR_TEST_KAFKA_BOOTSTRAP"])
 }
 
+/// Whether the broker is the project's own, which a test may stop. An
+/// external broker is not ours to stop: a test that stops the broker says
+/// so and does nothing else there.
+fn own_broker(test: &str) -> bool {
+    if !broker().project {
+        eprintln!("{test}: stops the project's broker only; skipped for an external one");
+    }
+    broker().project
+}
+
 /// How long a weir instance may take to stop after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -89,25 +99,7 @@ impl Setup {
     /// Produces the records to the (existing) input topic, keyed by account
     /// id, waiting out a broker outage.
     fn produce_quietly(&self, lines: &[String]) {
-        let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
-        for line in lines {
-            let key = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("account_id").and_then(|a| a.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "unparseable".to_owned());
-            let input = self.topic("in");
-            let mut record = BaseRecord::to(&input).key(&key).payload(line);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = r;
-                    }
-                }
-            }
-        }
-        producer.flush(Duration::from_secs(120)).unwrap();
+        weir_testkit::produce_by_account(broker(), &self.topic("in"), lines);
     }
 
     fn kafka_config(&self) -> weir::kafka::KafkaConfig {
@@ -259,10 +251,7 @@ fn survivor_takes_over_the_partitions_with_their_state() {
 #[test]
 fn broker_outage_mid_run_loses_nothing() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    if !broker().project {
-        // An external broker is not ours to stop: the outage is simulated
-        // only on the project's own broker.
-        eprintln!("broker_outage_mid_run_loses_nothing: uses the project's broker only; skipped for an external one");
+    if !own_broker("broker_outage_mid_run_loses_nothing") {
         return;
     }
     let setup = Setup::new("outage");
@@ -411,8 +400,7 @@ fn state_and_decisions_at_the_largest_limits_fit_the_broker() {
 #[test]
 fn chaos_kills_and_a_broker_outage_lose_nothing() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    if !broker().project {
-        eprintln!("chaos: stops the project's broker only; skipped for an external one");
+    if !own_broker("chaos") {
         return;
     }
     let env = |var: &str, default: u64| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default);

@@ -116,6 +116,16 @@ pub struct BacktestArgs {
     /// With --topic: stop at the first record at or after this time (RFC 3339).
     #[arg(long, requires = "topic")]
     pub to_time: Option<String>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Configuration file (policy, baseline directory, Kafka, trusted keys).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// What a comparison is judged against and where it is written.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
     /// Labels: `transaction_id,label` lines (or JSON lines); a label is
     /// `legit` or `fraud` (or a fraud pattern's name). Adds precision,
     /// recall and false-positive rate per rule and for the decision.
@@ -128,9 +138,6 @@ pub struct BacktestArgs {
     /// Write a self-contained HTML report with charts here.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Configuration file (policy, baseline directory, Kafka, trusted keys).
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
 }
 
 /// Runs a candidate rules directory over historical transactions next to a
@@ -148,7 +155,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     };
     let baseline = load(&baseline_dir, "baseline")?;
     let candidate = load(&args.candidate, "candidate")?;
-    let labels = read_labels(args.labels.as_deref())?;
+    let labels = read_labels(args.report.labels.as_deref())?;
     let started = std::time::Instant::now();
     let records: Vec<Vec<u8>> = match (&args.input, &args.topic) {
         (Some(input), None) => {
@@ -201,7 +208,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         transactions as f64 / took.as_secs_f64().max(1e-9),
         read.as_secs_f64()
     );
-    write_reports(&outcome, args.json.as_deref(), args.html.as_deref())?;
+    write_reports(&outcome, &args.report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -217,15 +224,8 @@ pub struct ShadowReportArgs {
     /// Only decisions of transactions before this event time (RFC 3339).
     #[arg(long)]
     pub to_time: Option<String>,
-    /// Labels, as for `weir backtest --labels`.
-    #[arg(long)]
-    pub labels: Option<PathBuf>,
-    /// Write the comparison as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write a self-contained HTML report with charts here.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Configuration file: the `[policy]` weir decided with.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -248,13 +248,13 @@ fn read_labels(path: Option<&Path>) -> anyhow::Result<Option<crate::backtest::La
     .transpose()
 }
 
-fn write_reports(outcome: &crate::backtest::Outcome, json: Option<&Path>, html: Option<&Path>) -> anyhow::Result<()> {
-    if let Some(path) = json {
+fn write_reports(outcome: &crate::backtest::Outcome, args: &ReportArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&outcome.report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
         println!("JSON: {}", path.display());
     }
-    if let Some(path) = html {
+    if let Some(path) = &args.html {
         std::fs::write(path, crate::backtest::render_html(outcome))
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("HTML report: {}", path.display());
@@ -266,7 +266,7 @@ fn write_reports(outcome: &crate::backtest::Outcome, json: Option<&Path>, html: 
 /// they been enforced.
 pub fn shadow_report(args: &ShadowReportArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let labels = read_labels(args.labels.as_deref())?;
+    let labels = read_labels(args.report.labels.as_deref())?;
     let range =
         (rfc3339_ms("--from-time", args.from_time.as_deref())?, rfc3339_ms("--to-time", args.to_time.as_deref())?);
     let path = &args.decisions;
@@ -284,7 +284,7 @@ pub fn shadow_report(args: &ShadowReportArgs) -> anyhow::Result<ExitCode> {
     let source = path.display().to_string();
     let outcome = crate::backtest::shadow(decisions, &source, &config.policy, labels.as_ref(), range);
     print!("{}", crate::backtest::render_text(&outcome));
-    write_reports(&outcome, args.json.as_deref(), args.html.as_deref())?;
+    write_reports(&outcome, &args.report)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -376,3 +376,28 @@ pub fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display()))).collect()
 }
+
+/// Produces `lines` to `topic`, each keyed by its `account_id` (records
+/// that do not parse share one key), idempotently, waiting out a full queue
+/// or a broker outage.
+pub fn produce_by_account(broker: &Broker, topic: &str, lines: &[String]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = broker.client().set("enable.idempotence", "true").create().expect("a producer");
+    for line in lines {
+        let key = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("account_id").and_then(|a| a.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "unparseable".to_owned());
+        let mut record = BaseRecord::to(topic).key(&key).payload(line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("the records are delivered");
+}
