@@ -84,6 +84,18 @@ impl Setup {
         )
     }
 
+    /// Starts instance `instance` with its status endpoint on a free
+    /// address: the process, and the address.
+    fn start_with_status(&self, instance: &str) -> (WeirProcess, String) {
+        let addr = crate::deploy::free_addr();
+        let mut config = self.weir_config(instance);
+        config.status.listen = Some(addr.clone());
+        let config_path = self.dir.path().join(format!("{instance}.toml"));
+        weir_testkit::config::write(&config, &config_path);
+        let log = self.log_path(instance);
+        (WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &log, "info"), addr)
+    }
+
     fn log(&self, instance: &str) -> String {
         std::fs::read_to_string(self.log_path(instance)).unwrap_or_default()
     }
@@ -273,7 +285,7 @@ fn broker_outage_mid_run_loses_nothing() {
 
 #[test]
 fn hot_deploy_on_kafka_under_a_continuous_stream() {
-    use crate::deploy::{assert_decisions, decidable, deploy_steps, feed, free_addr, initial_rules};
+    use crate::deploy::{assert_decisions, decidable, deploy_steps, feed, initial_rules};
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
@@ -283,13 +295,7 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     std::fs::remove_dir_all(&rules).unwrap();
     initial_rules(&rules);
     weir::kafka::create_topics(&setup.kafka_config(), &Default::default()).unwrap();
-    let addr = free_addr();
-    let mut config = setup.weir_config("a");
-    config.status.listen = Some(addr.clone());
-    let config_path = setup.dir.path().join("a.toml");
-    weir_testkit::config::write(&config, &config_path);
-    let mut weir =
-        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &setup.log_path("a"), "info");
+    let (mut weir, addr) = setup.start_with_status("a");
     let lines = weir::demo::generate(20_000, 400, 23).lines;
     let expected = decidable(&lines);
     let go = Arc::new(AtomicBool::new(false));
@@ -456,13 +462,7 @@ fn metrics_on_kafka_include_lag_and_latency() {
     let setup = Setup::new("metrics");
     let lines = stream(600, 19);
     setup.produce(&lines);
-    let addr = crate::deploy::free_addr();
-    let mut config = setup.weir_config("a");
-    config.status.listen = Some(addr.clone());
-    let config_path = setup.dir.path().join("a.toml");
-    weir_testkit::config::write(&config, &config_path);
-    let mut weir =
-        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &setup.log_path("a"), "info");
+    let (mut weir, addr) = setup.start_with_status("a");
     setup.wait_for_decisions(decide_embedded(&lines).1.len(), Duration::from_secs(90));
     let mut metrics = String::new();
     wait_for("the consumer lag in /metrics", Duration::from_secs(30), || {

@@ -92,14 +92,6 @@ impl Labels {
         Ok(Labels { by_transaction })
     }
 
-    pub fn len(&self) -> usize {
-        self.by_transaction.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_transaction.is_empty()
-    }
-
     fn get(&self, transaction_id: &str) -> Option<&Label> {
         self.by_transaction.get(transaction_id)
     }
@@ -393,11 +385,6 @@ pub struct RulesUnder<'a> {
 
 /// Runs `baseline` and `candidate` over `records` (raw input records, in
 /// order) and compares them.
-/// One side's decision of one record, handed to the comparison.
-struct Brief {
-    decision: Box<DecisionEvent>,
-}
-
 /// Records per hand-over from a side's thread to the comparison.
 const CHUNK: usize = 512;
 
@@ -416,8 +403,8 @@ pub fn run(
     let mut input = Counters::default();
     let mut comparison = Comparison::default();
     std::thread::scope(|scope| {
-        let (to_compare_b, from_base) = std::sync::mpsc::sync_channel::<Vec<Option<Brief>>>(8);
-        let (to_compare_c, from_cand) = std::sync::mpsc::sync_channel::<Vec<Option<Brief>>>(8);
+        let (to_compare_b, from_base) = std::sync::mpsc::sync_channel::<Vec<Option<Box<DecisionEvent>>>>(8);
+        let (to_compare_c, from_cand) = std::sync::mpsc::sync_channel::<Vec<Option<Box<DecisionEvent>>>>(8);
         let base_side = &mut base;
         let input = &mut input;
         scope.spawn(move || decide_side(records, base_side, labels, Some(input), to_compare_b));
@@ -425,7 +412,7 @@ pub fn run(
         scope.spawn(move || decide_side(records, cand_side, labels, None, to_compare_c));
         for (b_chunk, c_chunk) in from_base.iter().zip(from_cand.iter()) {
             for (b, c) in b_chunk.into_iter().zip(c_chunk) {
-                if let (Some(Brief { decision: b }), Some(Brief { decision: c })) = (b, c) {
+                if let (Some(b), Some(c)) = (b, c) {
                     comparison.add(&b, &c, labels);
                 }
             }
@@ -568,7 +555,7 @@ fn decide_side(
     side: &mut Running,
     labels: Option<&Labels>,
     mut input: Option<&mut Counters>,
-    to_compare: std::sync::mpsc::SyncSender<Vec<Option<Brief>>>,
+    to_compare: std::sync::mpsc::SyncSender<Vec<Option<Box<DecisionEvent>>>>,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
     for (offset, record) in records.iter().enumerate() {
@@ -581,14 +568,14 @@ fn decide_side(
         if let Some(input) = input.as_deref_mut() {
             input.count(&processed);
         }
-        let brief = match processed {
+        let decided = match processed {
             Processed::Decided(decision) => {
                 side.tally.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
-                Some(Brief { decision })
+                Some(decision)
             }
             _ => None,
         };
-        chunk.push(brief);
+        chunk.push(decided);
         if chunk.len() == CHUNK && to_compare.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
             return;
         }
