@@ -657,3 +657,22 @@ pub fn dashboard_metrics() -> Vec<(String, String)> {
     }
     names
 }
+
+/// The rollback archive keeps the newest versions of a rule only, so
+/// deploys do not grow the rules directory without end.
+#[test]
+fn the_archive_keeps_the_newest_versions_of_a_rule() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    let mut hashes = Vec::new();
+    for v in 0..weir::packages::ARCHIVED_VERSIONS + 5 {
+        let package = velocity_package(&dir.path().join(format!("v{v}")), &format!("{v}.0.0"), 10);
+        let files = weir::packages::PackageFiles::read(&package.join("velocity.toml")).unwrap();
+        weir::packages::archive(&files, &rules).unwrap();
+        hashes.push(files.hash);
+    }
+    let kept = std::fs::read_dir(rules.join(weir::packages::ARCHIVE_DIR).join("velocity")).unwrap().count();
+    assert_eq!(kept, weir::packages::ARCHIVED_VERSIONS);
+    let newest = weir::packages::archived(&rules, "velocity", None).unwrap().unwrap();
+    assert_eq!(&newest.hash, hashes.last().unwrap(), "the newest is kept for rollback");
+}

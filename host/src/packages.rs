@@ -334,8 +334,13 @@ pub fn install(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
 /// Where replaced and retired packages are kept, inside the rules directory.
 pub const ARCHIVE_DIR: &str = ".weir-archive";
 
+/// How many archived versions of one rule are kept: older ones go, so
+/// deploys do not grow the rules directory without end.
+pub const ARCHIVED_VERSIONS: usize = 20;
+
 /// Keeps a copy of a package being replaced or retired, for rollback:
-/// `<dir>/.weir-archive/<id>/<time>-<hash>/`.
+/// `<dir>/.weir-archive/<id>/<time>-<hash>/`; the newest
+/// [`ARCHIVED_VERSIONS`] of a rule stay.
 pub fn archive(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let short = package.hash.trim_start_matches("sha256:").get(..16).unwrap_or_default().to_owned();
@@ -350,6 +355,15 @@ pub fn archive(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::write(sibling(&manifest, ".sig"), sig)?;
     }
     std::fs::write(&manifest, &package.manifest)?;
+    let root = dir.join(ARCHIVE_DIR).join(&package.spec.id);
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(&root)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    if versions.len() > ARCHIVED_VERSIONS {
+        // Named by time: the oldest sort first.
+        versions.sort();
+        for old in &versions[..versions.len() - ARCHIVED_VERSIONS] {
+            std::fs::remove_dir_all(old)?;
+        }
+    }
     Ok(target)
 }
 

@@ -22,12 +22,17 @@ type HmacSha256 = Hmac<Sha256>;
 /// What an artifact file starts with, before its MAC.
 const MAGIC: &[u8; 8] = b"weirc\x01\0\0";
 const KEY_LEN: usize = 32;
+/// At most this many compiled components are kept; beyond it the least
+/// recently written go, so deploying many distinct components cannot fill
+/// the disk (a rule's artifact is a few MiB at most).
+pub const MAX_ARTIFACTS: usize = 256;
 const MAC_LEN: usize = 32;
 
 /// A compile cache directory and its key.
 pub struct CompileCache {
     dir: PathBuf,
     key: [u8; KEY_LEN],
+    max_artifacts: usize,
 }
 
 /// An artifact whose MAC verified: the only way to the bytes
@@ -57,7 +62,7 @@ impl CompileCache {
         create_private_dir(dir)?;
         check_not_shared(dir)?;
         let key = load_or_create_key(&dir.join("key"))?;
-        Ok(CompileCache { dir: dir.to_owned(), key })
+        Ok(CompileCache { dir: dir.to_owned(), key, max_artifacts: MAX_ARTIFACTS })
     }
 
     pub fn dir(&self) -> &Path {
@@ -105,7 +110,27 @@ impl CompileCache {
         out.write_all(&tag)?;
         out.write_all(artifact)?;
         drop(out);
-        std::fs::rename(&tmp, file)
+        std::fs::rename(&tmp, file)?;
+        self.prune()
+    }
+
+    /// Removes the least recently written artifacts beyond the limit.
+    fn prune(&self) -> std::io::Result<()> {
+        let mut artifacts = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                artifacts.push((written, path));
+            }
+        }
+        if artifacts.len() > self.max_artifacts {
+            artifacts.sort();
+            for (_, path) in &artifacts[..artifacts.len() - self.max_artifacts] {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +219,17 @@ mod tests {
         std::fs::remove_file(dir.join("key")).unwrap();
         let other = CompileCache::open(&dir).unwrap();
         assert_eq!(other.read("dddd"), Err(Rejected::NotAuthentic));
+        // The oldest artifacts go beyond the limit.
+        let small = CompileCache { max_artifacts: 2, ..CompileCache::open(&dir).unwrap() };
+        for digest in ["e1", "e2", "e3"] {
+            small.write(digest, b"x").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"));
+        assert_eq!(left.count(), 2);
+        assert_eq!(small.read("e3").unwrap().bytes(), b"x", "the newest stays");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
