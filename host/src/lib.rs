@@ -25,11 +25,13 @@
 //!   it is missing (also used by host/build.rs).
 //! - [`demo`]: the synthetic stream of `weir demo`.
 //! - [`config`]: `weir.toml` with environment overrides.
-//! - [`commands`]: the `weir` subcommands and what they print.
+//!
+//! The `weir` command line (arguments, terminal output) is the binary's
+//! own (`src/cli/`): it calls these modules, as a program embedding weir
+//! does.
 
 pub mod backtest;
 pub mod cases;
-pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod engine;

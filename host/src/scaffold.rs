@@ -13,8 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context as _, bail};
-
+use crate::manifest::{ManifestError, RuleSpec};
 use crate::toolchain::{self, WASM_TARGET, WasmTarget};
 
 include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
@@ -22,16 +21,79 @@ include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
 /// The directory, inside a new rule crate, that holds its copy of the SDK.
 pub const SDK_DIR: &str = "weir-sdk";
 
+/// Why a rule crate could not be made or built, naming the file or
+/// directory to look at. An I/O or TOML failure is the variant's
+/// `source()`: print the whole chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error("rule name {0:?}: use lowercase letters, digits and dashes, starting with a letter (e.g. `night-owl`)")]
+    BadName(String),
+    #[error("{} already exists; choose another name or remove it", .0.display())]
+    Exists(PathBuf),
+    #[error("the weir SDK is not at {}", path.display())]
+    NoSdk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or directory could not be created, written or copied:
+    /// `action` says which (e.g. "create").
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read rule manifest {}", path.display())]
+    ReadManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("rule manifest {}: {problem}", path.display())]
+    Manifest { path: PathBuf, problem: ManifestError },
+    /// The `wasm32-wasip2` target is missing and could not be added.
+    #[error("{0}")]
+    Toolchain(String),
+    #[error("cannot run {cargo}")]
+    Cargo {
+        cargo: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cargo build for {WASM_TARGET} failed in {}", .0.display())]
+    BuildFailed(PathBuf),
+    #[error("{} is not a rule crate (no Cargo.toml)", dir.display())]
+    NotACrate {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}/Cargo.toml", dir.display())]
+    CargoToml {
+        dir: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{}/Cargo.toml has no package.name", .0.display())]
+    NoPackageName(PathBuf),
+}
+
+/// An I/O error with what was being done to which path.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError {
+    let path = path.to_owned();
+    move |source| ScaffoldError::Io { action, path, source }
+}
+
 /// Checks a rule name: lowercase letters, digits and dashes.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
     let ok = (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-');
     if !ok {
-        bail!(
-            "rule name {name:?}: use lowercase letters, digits and dashes, starting with a letter (e.g. `night-owl`)"
-        );
+        return Err(ScaffoldError::BadName(name.to_owned()));
     }
     Ok(())
 }
@@ -40,21 +102,21 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 ///
 /// With `sdk`, the crate depends on the SDK at that path (for work on the
 /// SDK itself); without, it gets its own copy in `weir-sdk/`.
-pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     check_name(name)?;
     let dir = parent.join(name);
     if dir.exists() {
-        bail!("{} already exists; choose another name or remove it", dir.display());
+        return Err(ScaffoldError::Exists(dir));
     }
     let sdk_dependency = match sdk {
         Some(sdk) => sdk
             .canonicalize()
-            .with_context(|| format!("the weir SDK is not at {}", sdk.display()))?
+            .map_err(|source| ScaffoldError::NoSdk { path: sdk.to_owned(), source })?
             .display()
             .to_string(),
         None => SDK_DIR.to_owned(),
     };
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src")).map_err(io("create", &dir))?;
     let mut files = vec![
         ("Cargo.toml".to_owned(), cargo_toml(name, &sdk_dependency)),
         ("src/lib.rs".to_owned(), LIB_RS.replace("{name}", name)),
@@ -68,9 +130,9 @@ pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> anyhow::Result
     for (file, text) in files {
         let path = dir.join(&file);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text).map_err(io("write", &path))?;
     }
     Ok(dir)
 }
@@ -196,12 +258,12 @@ outcome = "suspect"
 
 /// Builds the rule crate in `dir` for wasm and writes the package
 /// (manifest, component, self-test cases) to `dir/target/weir/`. Returns the manifest path of the package.
-pub fn build_rule(dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn build_rule(dir: &Path) -> Result<PathBuf, ScaffoldError> {
     let manifest_path = dir.join("rule.toml");
-    let spec = crate::manifest::RuleSpec::load(&manifest_path)?;
+    let spec = load_manifest(&manifest_path)?;
     // The toolchain that builds the crate is the one `rustc` resolves to there.
     let (rustc, rustup) = toolchain::tools();
-    match toolchain::ensure_wasm_target(&rustc, &rustup, dir).map_err(anyhow::Error::msg)? {
+    match toolchain::ensure_wasm_target(&rustc, &rustup, dir).map_err(ScaffoldError::Toolchain)? {
         WasmTarget::Present => {}
         WasmTarget::Added { toolchain } => {
             eprintln!("Added the {WASM_TARGET} target to the {toolchain} toolchain (rules are built for it).");
@@ -212,48 +274,56 @@ pub fn build_rule(dir: &Path) -> anyhow::Result<PathBuf> {
         .current_dir(dir)
         .args(["build", "--release", "--target", WASM_TARGET])
         .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
+        .map_err(|source| ScaffoldError::Cargo { cargo: cargo.clone(), source })?;
     if !status.success() {
-        bail!("cargo build for {WASM_TARGET} failed in {}", dir.display());
+        return Err(ScaffoldError::BuildFailed(dir.to_owned()));
     }
     let crate_name = package_name(dir)?;
-    let target_dir = target_dir(dir)?;
+    let target_dir = target_dir(dir);
     let wasm = target_dir.join(WASM_TARGET).join("release").join(format!("{}.wasm", crate_name.replace('-', "_")));
     let out = dir.join("target/weir");
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(&out).map_err(io("create", &out))?;
     let component = out.join(&spec.component);
-    std::fs::copy(&wasm, &component).with_context(|| format!("cannot copy {}", wasm.display()))?;
+    std::fs::copy(&wasm, &component).map_err(io("copy", &wasm))?;
     // The sandbox cases travel with the package: a running weir runs them
     // as self-tests before the package goes live.
     let cases = dir.join("cases.toml");
     if cases.is_file() {
         let target = out.join(format!("{}.cases.toml", spec.id));
-        std::fs::copy(&cases, &target).with_context(|| format!("cannot copy {}", cases.display()))?;
+        std::fs::copy(&cases, &target).map_err(io("copy", &cases))?;
     }
     let package = out.join(format!("{}.toml", spec.id));
-    std::fs::copy(&manifest_path, &package).with_context(|| format!("cannot copy {}", manifest_path.display()))?;
+    std::fs::copy(&manifest_path, &package).map_err(io("copy", &manifest_path))?;
     Ok(package)
 }
 
-fn package_name(dir: &Path) -> anyhow::Result<String> {
+/// The rule crate's manifest (`rule.toml`), parsed strictly.
+fn load_manifest(path: &Path) -> Result<RuleSpec, ScaffoldError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ScaffoldError::ReadManifest { path: path.to_owned(), source })?;
+    RuleSpec::parse(&text).map_err(|problem| ScaffoldError::Manifest { path: path.to_owned(), problem })
+}
+
+fn package_name(dir: &Path) -> Result<String, ScaffoldError> {
     let text = std::fs::read_to_string(dir.join("Cargo.toml"))
-        .with_context(|| format!("{} is not a rule crate (no Cargo.toml)", dir.display()))?;
-    let value: toml::Table = toml::from_str(&text).with_context(|| format!("{}/Cargo.toml", dir.display()))?;
+        .map_err(|source| ScaffoldError::NotACrate { dir: dir.to_owned(), source })?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|source| ScaffoldError::CargoToml { dir: dir.to_owned(), source })?;
     value
         .get("package")
         .and_then(|p| p.get("name"))
         .and_then(|n| n.as_str())
         .map(str::to_owned)
-        .with_context(|| format!("{}/Cargo.toml has no package.name", dir.display()))
+        .ok_or_else(|| ScaffoldError::NoPackageName(dir.to_owned()))
 }
 
 /// The crate's target directory, as cargo would choose it.
-fn target_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        let t = PathBuf::from(t);
-        return Ok(if t.is_absolute() { t } else { dir.join(t) });
+fn target_dir(dir: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
+        Some(t) => dir.join(t),
+        None => dir.join("target"),
     }
-    Ok(dir.join("target"))
 }
 
 #[cfg(test)]

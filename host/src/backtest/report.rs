@@ -1,0 +1,173 @@
+//! The comparison a backtest or shadow report produces: the reproducible,
+//! serializable [`Report`] (the `--json` output), kept apart from what the
+//! evaluations cost ([`Cost`]: measured time, and fuel that follows the
+//! records' interleaving), and the [`Outcome`] holding both.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::events::DecisionType;
+use crate::record::Counters;
+
+/// How many changed decisions the report shows as examples.
+pub const EXAMPLES: usize = 20;
+/// Width of a bucket of [`RuleReport::hits_by_hour`], in ms.
+pub(super) const BUCKET_MS: i64 = 60 * 60 * 1000;
+
+/// The comparison of a backtest. Serializes to the `--json` output.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Report {
+    /// What the records were.
+    pub input: Counters,
+    /// First and last event time of the transactions, RFC 3339.
+    pub first_event: Option<String>,
+    pub last_event: Option<String>,
+    pub baseline: Side,
+    pub candidate: Side,
+    pub changes: Changes,
+    /// With a labels file: how well each side's rules and decisions match it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelReport>,
+}
+
+/// One side of the comparison.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Side {
+    /// The rules directory it ran.
+    pub rules_dir: String,
+    pub decisions: BTreeMap<DecisionType, u64>,
+    pub rules: Vec<RuleReport>,
+    /// Decisions by total score, in buckets of 10 points keyed by their
+    /// lowest score (200 holds 200 and above), for the score distribution.
+    pub scores: BTreeMap<u32, u64>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RuleReport {
+    pub rule_id: String,
+    pub version_label: String,
+    pub rule_version: String,
+    pub mode: String,
+    pub invocations: u64,
+    /// Verdicts by outcome (`pass`, `score`, `suspect`, `lock`, `error`).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Hits (outcomes other than pass and error) per hour of event time,
+    /// keyed by the hour's start in ms since the epoch.
+    pub hits_by_hour: BTreeMap<i64, u64>,
+}
+
+/// The decisions that differ between baseline and candidate.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Changes {
+    pub total: u64,
+    /// `"TransactionVerified -> FraudSuspected"` → count.
+    pub by_transition: BTreeMap<String, u64>,
+    /// The first [`EXAMPLES`] by event time, then transaction id.
+    pub examples: Vec<Example>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Example {
+    pub transaction_id: String,
+    pub account_id: String,
+    pub occurred_at: String,
+    pub from: DecisionType,
+    pub to: DecisionType,
+    pub baseline_reason: Option<String>,
+    pub candidate_reason: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Precision, recall and false-positive rate against the labels.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct LabelReport {
+    /// Transactions decided that have a label, and how many are fraud.
+    pub labelled: u64,
+    pub fraud: u64,
+    pub baseline: Quality,
+    pub candidate: Quality,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Quality {
+    /// The decision flags fraud when it is not `TransactionVerified`.
+    pub decision: Confusion,
+    /// A rule flags fraud when its verdict is score, suspect or lock.
+    pub rules: BTreeMap<String, Confusion>,
+}
+
+/// A confusion matrix and the rates people read from it.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
+pub struct Confusion {
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub true_negatives: u64,
+    pub false_negatives: u64,
+    /// TP / (TP + FP); absent when nothing was flagged.
+    pub precision: Option<f64>,
+    /// TP / (TP + FN); absent without fraud.
+    pub recall: Option<f64>,
+    /// FP / (FP + TN); absent without legitimate transactions.
+    pub false_positive_rate: Option<f64>,
+}
+
+impl Confusion {
+    pub(super) fn add(&mut self, flagged: bool, fraud: bool) {
+        match (flagged, fraud) {
+            (true, true) => self.true_positives += 1,
+            (true, false) => self.false_positives += 1,
+            (false, false) => self.true_negatives += 1,
+            (false, true) => self.false_negatives += 1,
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Confusion {
+        let ratio = |a: u64, b: u64| (a + b > 0).then(|| round4(a as f64 / (a + b) as f64));
+        self.precision = ratio(self.true_positives, self.false_positives);
+        self.recall = ratio(self.true_positives, self.false_negatives);
+        self.false_positive_rate = ratio(self.false_positives, self.true_negatives);
+        self
+    }
+}
+
+/// Four decimals: the same figure on every machine, and easy to read.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// What each rule's evaluations cost on one side (not reproducible; see
+/// the module's documentation).
+#[derive(Debug, Default, Serialize)]
+pub struct Cost {
+    /// Rule id → its cost.
+    pub rules: BTreeMap<String, RuleCost>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct RuleCost {
+    pub mean_us: f64,
+    pub p99_us: f64,
+    pub fuel_mean: u64,
+}
+
+/// What a backtest produced: the reproducible report, and what each
+/// side's evaluations cost.
+pub struct Outcome {
+    /// What was compared: "weir backtest" or "weir shadow report".
+    pub title: &'static str,
+    pub report: Report,
+    pub baseline_cost: Cost,
+    pub candidate_cost: Cost,
+}
+
+impl Report {
+    /// The `--json` output: pretty-printed and ending in a newline; the
+    /// same report gives the same bytes.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self)
+            .expect("a report serializes: every map key is a string, an integer or a unit variant");
+        text.push('\n');
+        text
+    }
+}

@@ -1,0 +1,87 @@
+//! One side's decisions, counted as they come: decisions by type, the score
+//! distribution, each rule's outcomes and hits per hour, and — with labels —
+//! the confusion matrices. Everything of the report but the cost.
+
+use std::collections::BTreeMap;
+
+use crate::events::{DecisionEvent, DecisionType, RuleOutcome};
+
+use super::labels::Label;
+use super::report::{BUCKET_MS, Confusion, Quality, RuleReport, Side};
+
+/// What one side decided, counted: everything of the report but the cost.
+pub(super) struct Tally {
+    rules_dir: String,
+    decisions: BTreeMap<DecisionType, u64>,
+    scores: BTreeMap<u32, u64>,
+    /// Per rule id: its version label, content hash and mode, as the
+    /// decisions name them.
+    versions: BTreeMap<String, (String, String, String)>,
+    outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    hits_by_hour: BTreeMap<String, BTreeMap<i64, u64>>,
+    confusion: Confusion,
+    rule_confusion: BTreeMap<String, Confusion>,
+}
+
+impl Tally {
+    pub(super) fn new(rules_dir: String) -> Tally {
+        Tally {
+            rules_dir,
+            decisions: BTreeMap::new(),
+            scores: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            hits_by_hour: BTreeMap::new(),
+            confusion: Confusion::default(),
+            rule_confusion: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn count(&mut self, d: &DecisionEvent, label: Option<&Label>) {
+        *self.decisions.entry(d.event_type).or_default() += 1;
+        *self.scores.entry((d.score / 10).min(20) * 10).or_default() += 1;
+        let hour = (d.occurred_at.unix_timestamp_nanos() / 1_000_000) as i64 / BUCKET_MS * BUCKET_MS;
+        let fraud = label.map(|l| matches!(l, Label::Fraud(_)));
+        if let Some(fraud) = fraud {
+            self.confusion.add(d.event_type != DecisionType::TransactionVerified, fraud);
+        }
+        for r in &d.rules {
+            let id = r.rule_id.as_str();
+            if !self.versions.contains_key(id) {
+                let version = (r.version_label.to_string(), r.rule_version.to_string(), r.mode.to_string());
+                self.versions.insert(id.to_owned(), version);
+            }
+            *self.outcomes.entry(id.to_owned()).or_default().entry(r.outcome.to_string()).or_default() += 1;
+            let hit = !matches!(r.outcome, RuleOutcome::Pass | RuleOutcome::Error);
+            if hit {
+                *self.hits_by_hour.entry(id.to_owned()).or_default().entry(hour).or_default() += 1;
+            }
+            if let Some(fraud) = fraud {
+                self.rule_confusion.entry(id.to_owned()).or_default().add(hit, fraud);
+            }
+        }
+    }
+
+    pub(super) fn finish(mut self) -> (Side, Quality) {
+        let rules = std::mem::take(&mut self.versions)
+            .into_iter()
+            .map(|(id, (version_label, rule_version, mode))| {
+                let outcomes = self.outcomes.remove(&id).unwrap_or_default();
+                RuleReport {
+                    invocations: outcomes.values().sum(),
+                    hits_by_hour: self.hits_by_hour.remove(&id).unwrap_or_default(),
+                    rule_id: id,
+                    version_label,
+                    rule_version,
+                    mode,
+                    outcomes,
+                }
+            })
+            .collect();
+        let quality = Quality {
+            decision: self.confusion.finish(),
+            rules: self.rule_confusion.into_iter().map(|(id, c)| (id, c.finish())).collect(),
+        };
+        (Side { rules_dir: self.rules_dir, decisions: self.decisions, rules, scores: self.scores }, quality)
+    }
+}

@@ -1,0 +1,123 @@
+//! The report as a terminal table: what `weir backtest` and
+//! `weir shadow-report` print.
+
+use std::fmt::Write as _;
+
+use crate::events::DecisionType;
+
+use super::report::{Changes, Cost, LabelReport, Outcome, Side};
+
+/// The report as a terminal table.
+pub fn render_text(outcome: &Outcome) -> String {
+    let r = &outcome.report;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} records ({} transactions, {} dead letters, {} confirmations, {} duplicates), event time {} .. {}",
+        outcome.title,
+        r.input.records,
+        r.input.decided(),
+        r.input.dead_letters,
+        r.input.confirmations,
+        r.input.duplicates,
+        r.first_event.as_deref().unwrap_or("-"),
+        r.last_event.as_deref().unwrap_or("-")
+    );
+    side(&mut out, "baseline", &r.baseline, &outcome.baseline_cost);
+    side(&mut out, "candidate", &r.candidate, &outcome.candidate_cost);
+    changes(&mut out, &r.changes);
+    if let Some(l) = &r.labels {
+        labels(&mut out, l);
+    }
+    out
+}
+
+/// A side's decisions, then a row per rule: outcomes, fuel and time.
+fn side(out: &mut String, name: &str, side: &Side, cost: &Cost) {
+    let decisions: Vec<String> =
+        DecisionType::ALL.iter().map(|t| format!("{} {}", t.as_str(), side.decisions.get(t).unwrap_or(&0))).collect();
+    let _ = writeln!(out, "\n{name} ({}): {}", side.rules_dir, decisions.join(", "));
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<9} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9}",
+        "rule",
+        "version",
+        "mode",
+        "evaluated",
+        "score",
+        "suspect",
+        "lock",
+        "error",
+        "pass",
+        "avg fuel",
+        "mean µs",
+        "p99 µs"
+    );
+    for rule in &side.rules {
+        let n = |o: &str| rule.outcomes.get(o).copied().unwrap_or(0);
+        let c = cost.rules.get(&rule.rule_id).copied().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<9} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9.1} {:>9.1}",
+            rule.rule_id,
+            rule.version_label,
+            rule.mode,
+            rule.invocations,
+            n("score"),
+            n("suspect"),
+            n("lock"),
+            n("error"),
+            n("pass"),
+            c.fuel_mean,
+            c.mean_us,
+            c.p99_us
+        );
+    }
+}
+
+/// The changed decisions: counts by transition and the first ten examples.
+fn changes(out: &mut String, changes: &Changes) {
+    let _ = writeln!(out, "\nChanged decisions: {}", changes.total);
+    for (transition, n) in &changes.by_transition {
+        let _ = writeln!(out, "  {transition}: {n}");
+    }
+    for e in changes.examples.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "  {} {} {} {} -> {}: {}{}",
+            e.occurred_at,
+            e.transaction_id,
+            e.account_id,
+            e.from.as_str(),
+            e.to.as_str(),
+            e.candidate_reason.as_deref().or(e.baseline_reason.as_deref()).unwrap_or("-"),
+            e.label.as_ref().map(|l| format!(" [labelled {l}]")).unwrap_or_default()
+        );
+    }
+}
+
+/// Precision, recall and false-positive rate of each side's decision and
+/// rules.
+fn labels(out: &mut String, l: &LabelReport) {
+    let _ = writeln!(out, "\nAgainst the labels ({} labelled transactions, {} fraud):", l.labelled, l.fraud);
+    let _ = writeln!(out, "  {:<24} {:>10} {:>10} {:>10}", "", "precision", "recall", "FP rate");
+    for (name, q) in [("baseline", &l.baseline), ("candidate", &l.candidate)] {
+        let rows = std::iter::once((format!("{name} decision"), &q.decision))
+            .chain(q.rules.iter().map(|(id, c)| (format!("  {id}"), c)));
+        for (row, c) in rows {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>10} {:>10} {:>10}",
+                row,
+                rate(c.precision),
+                rate(c.recall),
+                rate(c.false_positive_rate)
+            );
+        }
+    }
+}
+
+/// A rate to four decimals, or `-` when there is none.
+pub(super) fn rate(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{x:.4}"))
+}

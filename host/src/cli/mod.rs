@@ -1,0 +1,93 @@
+//! The `weir` command line: the subcommands, their arguments and what each
+//! prints. The work is in the library; this module parses, calls it as a
+//! program embedding weir would, and turns the result into terminal output.
+//!
+//! One file per subcommand, each with its arguments (`XxxArgs`) and their
+//! `run`; `rule/` holds the `weir rule ...` family; `report` the arguments
+//! and output files a backtest and a shadow report share; `print` the
+//! progress bar and the summary tables the pipelines share.
+
+mod backtest;
+mod demo;
+mod print;
+mod report;
+mod rule;
+mod rules;
+mod run;
+mod shadow_report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// weir — a fraud-rule host for banks on Apache Kafka.
+///
+/// weir reads `TransactionRecorded` events, runs fraud rules (Rust compiled
+/// to sandboxed WebAssembly components) on each, and writes exactly one
+/// decision per transaction: `TransactionVerified`, `FraudSuspected` or
+/// `AccountLocked`, with the reasons.
+///
+/// Logs go to stderr; set WEIR_LOG (or RUST_LOG), e.g. WEIR_LOG=debug.
+#[derive(Parser)]
+#[command(name = "weir", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a synthetic stream through the shipped rules, embedded, and show what happened.
+    ///
+    /// Needs no broker and no set-up. Writes the input, the decisions, the
+    /// dead letters, the state store and the shipped rule packages to --out.
+    Demo(demo::DemoArgs),
+    /// Decide a stream of TransactionRecorded events (JSON lines) with the rules in a directory.
+    ///
+    /// Embedded mode: reads a file or stdin, writes decisions.jsonl,
+    /// dead-letters.jsonl and the state store (state.redb) to the output
+    /// directory. Batches commit atomically; a rerun never decides a
+    /// transaction twice.
+    Run(run::RunArgs),
+    /// What a candidate rules directory would have decided on past transactions, next to a baseline.
+    ///
+    /// Read-only: runs both rule sets over the history (a JSON-lines file or
+    /// a Kafka topic range) in memory, writes nothing to a live store or
+    /// topic. Prints each rule's hits, errors, fuel and evaluation time, the
+    /// decisions that change and, with --labels, precision, recall and
+    /// false-positive rate; --json and --html write the comparison.
+    Backtest(backtest::BacktestArgs),
+    /// What the shadow rules in published decisions would have changed, had they been enforced.
+    ///
+    /// Reads decisions weir published (decisions.jsonl), optionally within
+    /// an event-time range, and compares them with the same rule results
+    /// with every shadow rule enforced, under the config's policy: changed
+    /// decisions with examples, per-rule hits and, with --labels, precision,
+    /// recall and false-positive rate. Judge a shadowed rule before promoting it.
+    ShadowReport(shadow_report::ShadowReportArgs),
+    /// Write, build, test, deploy and roll back a rule.
+    #[command(subcommand)]
+    Rule(rule::RuleCommand),
+    /// Check the rule packages in a directory: which load, which are refused and why.
+    ///
+    /// Runs the same validation as a running weir does before a package
+    /// goes live: manifest, signature (if required), compile, contract
+    /// version, self-test cases. For what a running weir has active and
+    /// refused, see its status endpoint (`/status`).
+    Rules(rules::RulesArgs),
+}
+
+impl Command {
+    /// Runs the subcommand; the exit code says whether what it checked
+    /// passed (`weir rules`, `weir rule test`).
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Demo(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Backtest(args) => args.run(),
+            Command::ShadowReport(args) => args.run(),
+            Command::Rule(command) => command.run(),
+            Command::Rules(args) => args.run(),
+        }
+    }
+}

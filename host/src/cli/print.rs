@@ -1,0 +1,91 @@
+//! What the pipelines' commands print alike: a progress bar on a terminal,
+//! the counters of what became of the records, and the per-rule summary.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use weir::engine::{LoadedRule, QUARANTINE_AFTER, RuleSet};
+use weir::events::DecisionType;
+use weir::pipeline::Summary;
+use weir::record::Counters;
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub fn progress(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// A file that moves a progress bar by the bytes read from it.
+pub struct CountingReader {
+    pub inner: File,
+    pub bar: ProgressBar,
+}
+
+impl std::io::Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// What became of the records: the same for both pipelines.
+pub fn print_counters(c: &Counters) {
+    println!("Decisions");
+    for t in DecisionType::ALL {
+        println!("  {:<22} {:>9}", t.as_str(), c.decisions.get(&t).copied().unwrap_or(0));
+    }
+    println!("  {:<22} {:>9}   (malformed input, written with the reason)", "dead-lettered", c.dead_letters);
+    if c.duplicates > 0 {
+        println!("  {:<22} {:>9}   (already decided; skipped)", "duplicates", c.duplicates);
+    }
+    if c.confirmations > 0 {
+        println!("  {:<22} {:>9}   (customer confirmations; no decision)", "confirmations", c.confirmations);
+    }
+}
+
+/// The counters, a row per rule of `set` (invocations, hits, errors, fuel)
+/// and the throughput of an embedded run.
+pub fn print_summary(summary: &Summary, set: &RuleSet) {
+    print_counters(&summary.counters);
+    println!(
+        "\n  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+        "rule", "version", "mode", "invocations", "hits", "errors", "avg fuel"
+    );
+    let versions: HashMap<&str, &LoadedRule> = set.rules().iter().map(|r| (r.spec.id.as_str(), &**r)).collect();
+    for (id, s) in &summary.rules {
+        let rule = versions.get(id.as_str());
+        println!(
+            "  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+            id,
+            rule.map(|r| r.spec.version_label.as_str()).unwrap_or("?"),
+            rule.map(|r| r.spec.mode.to_string()).unwrap_or_default(),
+            s.invocations,
+            s.hits,
+            s.errors,
+            s.fuel.checked_div(s.invocations).unwrap_or(0)
+        );
+        if s.quarantined {
+            println!(
+                "  {:<16} quarantined: failed {} evaluations in a row; skipped until a new version is deployed",
+                "", QUARANTINE_AFTER
+            );
+        }
+    }
+    let secs = summary.elapsed.as_secs_f64();
+    println!(
+        "\nThroughput: {:.0} records/s ({} records in {:.2} s, rules in wasm, batches committed durably; reading, deciding and committing overlap)",
+        summary.records as f64 / secs.max(1e-9),
+        summary.records,
+        secs
+    );
+}

@@ -1,0 +1,58 @@
+//! `weir rule ...`: a rule's life cycle, from a new crate to its retirement,
+//! one file per step.
+
+mod build;
+mod deploy;
+mod keygen;
+mod new;
+mod retire;
+mod rollback;
+mod sign;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum RuleCommand {
+    /// Scaffold a rule crate that builds and passes its tests as is.
+    New(new::NewArgs),
+    /// Build a rule crate for wasm32-wasip2 and lay out its package in target/weir/.
+    Build(build::BuildArgs),
+    /// Run sandbox cases against a rule component, in the production sandbox.
+    ///
+    /// Reports each case; exits non-zero if any case fails or the rule errs.
+    Test(test::TestArgs),
+    /// Deploy a package into the rules directory: validated first, then
+    /// copied atomically; a running weir swaps to it without a restart.
+    ///
+    /// The package's manifest, component, self-test cases (`<id>.cases.toml`)
+    /// and signature (`<id>.sig`) are written under hidden names and renamed
+    /// into place, the manifest last. The replaced version is archived for
+    /// `weir rule rollback`.
+    Deploy(deploy::DeployArgs),
+    /// Redeploy the version of a rule that ran before the current one.
+    Rollback(rollback::RollbackArgs),
+    /// Remove a rule's package: a running weir stops running the rule.
+    Retire(retire::RetireArgs),
+    /// Sign a package (ed25519) for hosts with `rules.require_signed = true`.
+    Sign(sign::SignArgs),
+    /// Make a signing key pair: the secret key to a file, the public key printed.
+    Keygen(keygen::KeygenArgs),
+}
+
+impl RuleCommand {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            RuleCommand::New(args) => args.run(),
+            RuleCommand::Build(args) => args.run(),
+            RuleCommand::Test(args) => args.run(),
+            RuleCommand::Deploy(args) => args.run(),
+            RuleCommand::Rollback(args) => args.run(),
+            RuleCommand::Retire(args) => args.run(),
+            RuleCommand::Sign(args) => args.run(),
+            RuleCommand::Keygen(args) => args.run(),
+        }
+    }
+}

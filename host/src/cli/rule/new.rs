@@ -1,0 +1,40 @@
+//! `weir rule new`: a rule crate that builds and passes its tests as is,
+//! and the next steps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use weir::scaffold;
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The rule's name and id: lowercase letters, digits and dashes.
+    pub name: String,
+    /// The directory to create the rule crate in.
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    /// Depend on the weir SDK at this path instead of a copy inside the
+    /// crate (for work on the SDK itself). By default the crate gets its own
+    /// copy (`weir-sdk/`) of the SDK this weir was built with, so it builds
+    /// anywhere, without weir's source tree.
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+impl NewArgs {
+    pub fn run(&self) -> anyhow::Result<ExitCode> {
+        let dir = scaffold::new_rule(&self.path, &self.name, self.sdk.as_deref())?;
+        println!("Created the rule crate {}", dir.display());
+        if self.sdk.is_none() {
+            println!("  with its own copy of the weir SDK {} in {}/", env!("CARGO_PKG_VERSION"), scaffold::SDK_DIR);
+        }
+        println!("\nNext:");
+        println!("  cd {}", dir.display());
+        println!("  cargo test                      # the rule's unit tests, natively");
+        println!("  weir rule build                 # → target/weir/{0}.toml + {0}.wasm + {0}.cases.toml", self.name);
+        println!("  weir rule test target/weir/{}.wasm cases.toml   # the cases, in the sandbox", self.name);
+        println!("  weir rule deploy target/weir --rules RULES_DIR --mode shadow   # live, without a restart");
+        Ok(ExitCode::SUCCESS)
+    }
+}

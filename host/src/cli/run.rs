@@ -1,0 +1,137 @@
+//! `weir run`: the pipeline — embedded over a file or stdin, or on Kafka
+//! when the config has a `[kafka]` table — with hot deploy and the status
+//! endpoint, and the summary printed at the end.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use weir::config::Config;
+use weir::engine::{Evaluator, Policy};
+use weir::kafka::{KafkaConfig, KafkaRunError};
+use weir::live::LiveRules;
+use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
+use weir::status::{Hooks, Metrics};
+
+use super::print::{CountingReader, print_counters, print_summary, progress};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (TOML); see `weir.example.toml`. WEIR_* variables override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// JSON-lines input: a file, or `-` for stdin.
+    #[arg(long, short, default_value = "-")]
+    pub input: String,
+    /// Directory of rule packages (overrides `rules.dir`).
+    #[arg(long, short)]
+    pub rules: Option<PathBuf>,
+    /// Output directory (overrides `embedded.output`).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Records per atomic batch (overrides `embedded.batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+impl RunArgs {
+    pub fn run(&self) -> anyhow::Result<ExitCode> {
+        let config = self.config()?;
+        let live = LiveRules::start(&config.rules.dir, config.rules.validator()?)?;
+        for r in live.refused() {
+            eprintln!("refused {}: {}", r.path.display(), r.reason);
+        }
+        let mut evaluator = Evaluator::new(&live.current().set, config.policy.clone());
+        // Hot deploy: the watch lasts until the run ends.
+        let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
+        let metrics = Arc::new(Metrics::default());
+        if let Some(listen) = &config.status.listen {
+            weir::status::serve(listen, Some(live.clone()), metrics.clone())?;
+        }
+        let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
+        if let Some(kafka) = &config.kafka {
+            if self.input != "-" || self.output.is_some() {
+                bail!(
+                    "--input and --output are for the embedded pipeline; on Kafka weir reads `{}`",
+                    kafka.topics.input
+                );
+            }
+            return run_kafka(kafka, &config.policy, &live, &hooks);
+        }
+        let paths = OutputPaths::in_dir(&config.embedded.output);
+        let mut opts = PipelineOptions {
+            batch_size: config.embedded.batch_size,
+            max_event_bytes: config.embedded.max_event_bytes,
+            hooks,
+            ..PipelineOptions::default()
+        };
+        let summary = if self.input == "-" {
+            run_embedded(std::io::stdin(), &mut evaluator, &paths, &opts, |_| {})?
+        } else {
+            let path = Path::new(&self.input);
+            let file = File::open(path).with_context(|| format!("cannot open the input {}", path.display()))?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            opts.input_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let bar = progress(size);
+            let counted = CountingReader { inner: file, bar: bar.clone() };
+            let summary = run_embedded(counted, &mut evaluator, &paths, &opts, |_| {})?;
+            bar.finish_and_clear();
+            summary
+        };
+        print_summary(&summary, &live.current().set);
+        println!("\nDecisions: {}\nDead letters: {}", paths.decisions.display(), paths.dead_letters.display());
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The config file with the flags that override it, validated.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.rules {
+            config.rules.dir = dir.clone();
+        }
+        if let Some(out) = &self.output {
+            config.embedded.output = out.clone();
+        }
+        if let Some(n) = self.batch_size {
+            config.embedded.batch_size = n;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn run_kafka(kafka: &KafkaConfig, policy: &Policy, live: &LiveRules, hooks: &Hooks) -> anyhow::Result<ExitCode> {
+    // The first SIGTERM or Ctrl-C finishes the open batch and leaves the
+    // group; a second one exits at once.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))?;
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
+    }
+    let rules = live.current().set.clone();
+    eprintln!(
+        "weir: {} rules, consuming {} as {} in group {} with {} decide workers (Ctrl-C to stop)",
+        rules.rules().len(),
+        kafka.topics.input,
+        kafka.transactional_id(),
+        kafka.group_id,
+        kafka.workers()
+    );
+    let summary = match weir::kafka::run(kafka, &rules, policy, &shutdown, hooks) {
+        Err(KafkaRunError::Stopped(waiting)) => {
+            println!("Stopped as asked, while {waiting}: the broker did not answer; nothing was committed meanwhile.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
+    print_counters(&summary.counters);
+    println!(
+        "Transactions: {} committed, {} aborted and retried",
+        summary.transactions_committed, summary.transactions_aborted
+    );
+    Ok(ExitCode::SUCCESS)
+}
