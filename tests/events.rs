@@ -68,12 +68,13 @@ fn parse(bytes: &[u8]) -> Result<TransactionRecorded, InvalidEvent> {
     parse_transaction(bytes, MAX_EVENT_BYTES)
 }
 
+/// The input contract's example (also the v1 schema's `examples`), from its fixture.
 fn design_example_bytes() -> Vec<u8> {
     std::fs::read(repo_path("tests/fixtures/transaction-recorded/v1/design-example.json")).expect("design example")
 }
 
 fn design_example() -> TransactionRecorded {
-    parse(&design_example_bytes()).expect("the DESIGN.md example parses")
+    parse(&design_example_bytes()).expect("the input contract's example parses")
 }
 
 fn to_value(value: &impl Serialize) -> Value {
@@ -196,7 +197,7 @@ fn sample_rules() -> Vec<RuleResult> {
     rules
 }
 
-/// A decision of type `decision` for the DESIGN.md example; `full` sets every optional field.
+/// A decision of type `decision` for the input contract's example; `full` sets every optional field.
 fn sample_decision(decision: DecisionType, full: bool) -> DecisionEvent {
     let input = design_example();
     let reason = match decision {
@@ -267,7 +268,7 @@ fn design_example_has_the_exact_expected_values() {
     assert_eq!(event.attributes.len(), 1);
     assert_eq!(event.attributes["card_last4"], "4242");
 
-    // Written back, it is the DESIGN.md example, key for key and value for value.
+    // Written back, it is the input contract's example, key for key and value for value.
     let original: Value = serde_json::from_slice(&design_example_bytes()).expect("JSON");
     assert_eq!(to_value(&event), original);
 }
@@ -647,7 +648,7 @@ struct Case {
     expect: &'static [&'static str],
 }
 
-/// The DESIGN.md example, changed by `change`, pretty-printed (so line and column mean something).
+/// The input contract's example, changed by `change`, pretty-printed (so line and column mean something).
 fn mutated(change: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut value: Value = serde_json::from_slice(&design_example_bytes()).expect("JSON");
     change(&mut value);

@@ -1,0 +1,43 @@
+//! [`InvalidEvent`], why an input record is rejected: its text goes to the dead-letter record, so
+//! it names the field at fault. Also the checks on values both input events share (identifiers,
+//! ISO codes), so a transaction and a customer confirmation are held to the same limits.
+
+/// The longest identifier (`event_id`, `transaction_id`, `account_id`, `merchant.id`), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why an input record is not a valid [`TransactionRecorded`](super::TransactionRecorded); the text goes to the dead-letter
+/// record, so it names the field at fault.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum InvalidEvent {
+    #[error("payload of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    /// Not JSON, or JSON of the wrong shape: serde's text (which gives line and column), plus the
+    /// offending field paths when they can be found.
+    #[error("payload is not valid JSON for TransactionRecorded: {0}")]
+    Malformed(String),
+    #[error("event_type is `{0}`, expected `TransactionRecorded` (or `TransactionVerified` by the customer)")]
+    WrongType(String),
+    /// A customer confirmation (`TransactionVerified` on the input topic) of the wrong shape.
+    #[error("payload is not valid JSON for a customer confirmation (TransactionVerified): {0}")]
+    MalformedConfirmation(String),
+    #[error("field `{field}`: {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+pub(super) fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidEvent {
+    InvalidEvent::Invalid { field, problem: problem.into() }
+}
+
+pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else if value.len() > MAX_ID_BYTES {
+        Err(invalid(field, format!("is {} bytes long, the limit is {MAX_ID_BYTES}", value.len())))
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn is_ascii_code(value: &str, len: usize, allowed: fn(&u8) -> bool) -> bool {
+    value.len() == len && value.as_bytes().iter().all(allowed)
+}
