@@ -23,7 +23,7 @@ use crate::live::LiveRules;
 use crate::manifest::RuleSpec;
 use crate::packages::Deployed;
 use crate::pipeline::{OutputPaths, PipelineOptions, Summary, run_embedded};
-use crate::status::{Hooks, Metrics};
+use crate::telemetry::{Hooks, Metrics};
 use crate::{demo, packages, scaffold};
 
 #[derive(Args, Debug)]
@@ -382,7 +382,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
     let metrics = Arc::new(Metrics::default());
     if let Some(listen) = &config.status.listen {
-        crate::status::serve(listen, Some(live.clone()), metrics.clone())?;
+        crate::http::serve(listen, Some(live.clone()), metrics.clone())?;
     }
     let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
     if let Some(kafka) = &config.kafka {

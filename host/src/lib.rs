@@ -18,7 +18,11 @@
 //!   deploy, rollback, retire, atomic install), and the shipped rules.
 //! - [`live`]: hot deploy — the watched rules directory and the rule set
 //!   the pipelines swap to between batches.
-//! - [`status`]: the status endpoint (`/health`, `/status`, `/metrics`).
+//! - [`telemetry`]: what the pipelines report (counters, histograms, the
+//!   Prometheus exposition) and the [`telemetry::Hooks`] they are handed;
+//!   below the pipelines.
+//! - [`http`]: the HTTP side, above the pipelines: the status endpoint
+//!   (`/health`, `/status`, `/metrics`).
 //! - [`cases`]: sandbox test cases (`weir rule test`) and their runner.
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
 //! - [`toolchain`]: the `wasm32-wasip2` target, added to the toolchain when
@@ -34,6 +38,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod events;
+pub mod http;
 pub mod kafka;
 pub mod live;
 pub mod manifest;
@@ -43,6 +48,6 @@ pub mod record;
 
 pub mod scaffold;
 pub mod state;
-pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod toolchain;
