@@ -13,7 +13,7 @@ use weir::state::AccountState;
 
 fn main() -> anyhow::Result<()> {
     let engine = Engine::new()?;
-    let rules = RuleSet::new(weir::packages::load_shipped(&engine).map_err(anyhow::Error::msg)?)?;
+    let rules = RuleSet::new(weir::packages::load_shipped(&engine)?)?;
     let mut evaluator = Evaluator::new(&rules, Policy::default());
 
     // The concert-ticket purchase from the story, as another team produces it.

@@ -40,7 +40,7 @@ use weir::engine::{Engine, Evaluator, Policy};
 use weir::live::LiveRules;
 use weir::packages::{PackageFiles, Trust, Validator, install};
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
-use weir::status::Hooks;
+use weir::telemetry::Hooks;
 
 /// Serves the demo stream's lines again and again, with fresh transaction
 /// ids each round, until `stop` is set.

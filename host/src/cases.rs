@@ -34,9 +34,9 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::engine::{Engine, Evaluator, LoadedRule, Policy, RuleSet};
+use crate::engine::{Engine, Evaluator, LoadError, LoadedRule, Policy, RuleSet};
 use crate::events::{InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
-use crate::manifest::RuleSpec;
+use crate::manifest::{ManifestError, RuleSpec};
 use crate::state::AccountState;
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +138,23 @@ pub struct CaseReport {
     pub result: RuleResult,
 }
 
+/// Why a case file could not run (a case that fails is a [`CaseReport`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CasesError {
+    /// The file's `[params]` do not fit the manifest's.
+    #[error("[params]: {0}")]
+    Params(ManifestError),
+    /// A case's `params` do not fit.
+    #[error("case {case:?}: {error}")]
+    CaseParams { case: String, error: ManifestError },
+    #[error("the component was refused: {0}")]
+    Refused(LoadError),
+    #[error("{0}")]
+    RuleSet(LoadError),
+    #[error("the rule produced no result")]
+    NoResult,
+}
+
 /// Runs every case of `file` against `rule` (compiled for `base`).
 pub fn run_cases(
     engine: &Engine,
@@ -145,15 +162,16 @@ pub fn run_cases(
     manifest_text: &str,
     base: &RuleSpec,
     file: &CaseFile,
-) -> Result<Vec<CaseReport>, String> {
-    let file_spec = base.clone().with_params(&file.params).map_err(|e| format!("[params]: {e}"))?;
+) -> Result<Vec<CaseReport>, CasesError> {
+    let file_spec = base.clone().with_params(&file.params).map_err(CasesError::Params)?;
     let mut reports = Vec::new();
     for case in &file.cases {
-        let spec = file_spec.clone().with_params(&case.params).map_err(|e| format!("case {:?}: {e}", case.name))?;
-        let rule: LoadedRule = engine
-            .load(spec.clone(), component, manifest_text)
-            .map_err(|e| format!("the component was refused: {e}"))?;
-        let set = RuleSet::new(vec![rule]).map_err(|e| e.to_string())?;
+        let spec = file_spec
+            .clone()
+            .with_params(&case.params)
+            .map_err(|error| CasesError::CaseParams { case: case.name.clone(), error })?;
+        let rule: LoadedRule = engine.load(spec.clone(), component, manifest_text).map_err(CasesError::Refused)?;
+        let set = RuleSet::new(vec![rule]).map_err(CasesError::RuleSet)?;
         let mut evaluator = Evaluator::new(&set, Policy::default());
         // A case may expect an error: the report says what failed.
         evaluator.quiet();
@@ -174,7 +192,7 @@ pub fn run_cases(
         }
         let tx = case.transaction.to_event("tx-000184467");
         let decision = evaluator.decide(&tx, &mut account, position(case.prior.len() as i64));
-        let result = decision.rules.into_iter().next().ok_or("the rule produced no result")?;
+        let result = decision.rules.into_iter().next().ok_or(CasesError::NoResult)?;
         reports.push(CaseReport { name: case.name.clone(), failure: compare(&case.expect, &result), result });
     }
     Ok(reports)

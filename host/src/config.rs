@@ -97,20 +97,15 @@ impl RulesConfig {
     /// cache, and the trusted keys. A compile cache inside the rules
     /// directory is refused: whoever may drop a package there could plant
     /// native code in it.
-    pub fn validator(&self) -> anyhow::Result<crate::packages::Validator> {
+    pub fn validator(&self) -> Result<crate::packages::Validator, ConfigError> {
         let mut engine = crate::engine::Engine::new()?;
         if let Some(dir) = self.cache_dir() {
             if is_inside(&dir, &self.dir) {
-                anyhow::bail!(
-                    "`rules.cache_dir` ({}) is inside the rules directory ({}), where packages are dropped: \
-                     put the compile cache where only weir writes (the default is $XDG_CACHE_HOME/weir), or set it to \"\" to turn it off",
-                    dir.display(),
-                    self.dir.display()
-                );
+                return Err(ConfigError::CacheInRules { cache_dir: dir, rules_dir: self.dir.clone() });
             }
             engine = engine.with_cache_dir(dir);
         }
-        let trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys).map_err(anyhow::Error::msg)?;
+        let trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys)?;
         Ok(crate::packages::Validator::new(engine, trust))
     }
 }
@@ -148,7 +143,7 @@ fn is_inside(path: &Path, dir: &Path) -> bool {
     resolve(path).starts_with(resolve(dir))
 }
 
-/// The status endpoint (see [`crate::status`]).
+/// The status endpoint (see [`crate::http::status`]).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StatusConfig {
@@ -180,17 +175,36 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// A configuration problem, naming the file or variable.
+/// A configuration problem, naming the file, key or variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// Not TOML, or a key weir does not know (the text names it).
+    #[error("{path}: {error}")]
+    Parse { path: PathBuf, error: toml::de::Error },
     #[error("environment variable {var}={value:?}: {message}")]
-    Env { var: &'static str, value: String, message: String },
-    #[error("{0}")]
-    Invalid(String),
+    Env { var: &'static str, value: String, message: &'static str },
+    /// A number below what the key allows.
+    #[error("`{key}` must be at least {min}")]
+    TooSmall { key: &'static str, min: usize },
+    #[error("`policy.lock_score` ({lock}) is below `policy.suspect_score` ({suspect})")]
+    LockBelowSuspect { lock: u32, suspect: u32 },
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaConfigError),
+    /// A compile cache where packages are dropped: whoever may drop one
+    /// could plant native code in it.
+    #[error(
+        "`rules.cache_dir` ({cache_dir}) is inside the rules directory ({rules_dir}), where packages are dropped: \
+         put the compile cache where only weir writes (the default is $XDG_CACHE_HOME/weir), or set it to \"\" to turn it off"
+    )]
+    CacheInRules { cache_dir: PathBuf, rules_dir: PathBuf },
+    /// `rules.trusted_keys` and `rules.require_signed` do not fit.
+    #[error(transparent)]
+    Trust(#[from] crate::packages::TrustError),
+    /// The wasm engine the validator compiles with could not start.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::LoadError),
 }
 
 impl Config {
@@ -200,7 +214,7 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?
+                Config::parse(&text).map_err(|error| ConfigError::Parse { path: path.to_owned(), error })?
             }
             None => Config::default(),
         };
@@ -209,14 +223,15 @@ impl Config {
         Ok(config)
     }
 
-    pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    /// Parses weir.toml's text; the error names the line and the key.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Applies `WEIR_*` overrides from `lookup`.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn number<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError> {
-            value.parse().map_err(|_| ConfigError::Env { var, value, message: "expected a whole number".to_owned() })
+            value.parse().map_err(|_| ConfigError::Env { var, value, message: "expected a whole number" })
         }
         if let Some(v) = lookup("WEIR_RULES_DIR") {
             self.rules.dir = PathBuf::from(v);
@@ -229,7 +244,7 @@ impl Config {
                     return Err(ConfigError::Env {
                         var: "WEIR_RULES_WATCH",
                         value: v,
-                        message: "expected true or false".to_owned(),
+                        message: "expected true or false",
                     });
                 }
             };
@@ -271,21 +286,18 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.embedded.batch_size == 0 {
-            return Err(ConfigError::Invalid("`embedded.batch_size` must be at least 1".to_owned()));
+            return Err(ConfigError::TooSmall { key: "embedded.batch_size", min: 1 });
         }
         if self.embedded.max_event_bytes < 256 {
-            return Err(ConfigError::Invalid("`embedded.max_event_bytes` must be at least 256".to_owned()));
+            return Err(ConfigError::TooSmall { key: "embedded.max_event_bytes", min: 256 });
         }
         if let Some(kafka) = &self.kafka {
-            kafka.validate().map_err(ConfigError::Invalid)?;
+            kafka.validate()?;
         }
         if let Some(lock) = self.policy.lock_score
             && lock < self.policy.suspect_score
         {
-            return Err(ConfigError::Invalid(format!(
-                "`policy.lock_score` ({lock}) is below `policy.suspect_score` ({})",
-                self.policy.suspect_score
-            )));
+            return Err(ConfigError::LockBelowSuspect { lock, suspect: self.policy.suspect_score });
         }
         Ok(())
     }
@@ -341,7 +353,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::parse("[policy]\nsuspect = 70\n").unwrap_err();
+        let err = Config::parse("[policy]\nsuspect = 70\n").unwrap_err().to_string();
         assert!(err.contains("suspect"), "{err}");
     }
 }

@@ -18,12 +18,18 @@
 //!   deploy, rollback, retire, atomic install), and the shipped rules.
 //! - [`live`]: hot deploy — the watched rules directory and the rule set
 //!   the pipelines swap to between batches.
-//! - [`status`]: the status endpoint (`/health`, `/status`, `/metrics`).
+//! - [`telemetry`]: what the pipelines report (counters, histograms, the
+//!   Prometheus exposition) and the [`telemetry::Hooks`] they are handed;
+//!   below the pipelines.
+//! - [`http`]: the HTTP side, above the pipelines: the status endpoint
+//!   (`/health`, `/status`, `/metrics`).
 //! - [`cases`]: sandbox test cases (`weir rule test`) and their runner.
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
 //! - [`toolchain`]: the `wasm32-wasip2` target, added to the toolchain when
 //!   it is missing (also used by host/build.rs).
 //! - [`demo`]: the synthetic stream of `weir demo`.
+//! - [`backtest`]: rule sets over history (a file or a topic range) next to
+//!   a baseline, and the shadow report; the reports' text and HTML.
 //! - [`config`]: `weir.toml` with environment overrides.
 //!
 //! The `weir` command line (arguments, terminal output) is the binary's
@@ -36,15 +42,15 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod events;
+pub mod http;
 pub mod kafka;
 pub mod live;
 pub mod manifest;
 pub mod packages;
 pub mod pipeline;
 pub mod record;
-
 pub mod scaffold;
 pub mod state;
-pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod toolchain;

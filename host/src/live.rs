@@ -198,6 +198,19 @@ struct State {
     refusals_total: u64,
 }
 
+/// Why the rules directory cannot be run from; the text names it.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Every package was refused (or there is none).
+    #[error("no rule could be loaded from {}", dir.display())]
+    NoRules { dir: PathBuf },
+    #[error("cannot read the rules directory {}: {error}", dir.display())]
+    Read { dir: PathBuf, error: std::io::Error },
+    /// The directory cannot be watched for changes.
+    #[error("{error}")]
+    Watch { dir: PathBuf, error: notify_debouncer_mini::notify::Error },
+}
+
 /// The rules directory and the generation the pipelines run.
 pub struct LiveRules {
     dir: PathBuf,
@@ -211,17 +224,17 @@ pub struct LiveRules {
 impl LiveRules {
     /// Loads the directory as generation 1. Refused packages are reported
     /// (and kept in the status); it is an error if no rule loads.
-    pub fn start(dir: &Path, validator: Validator) -> anyhow::Result<Arc<LiveRules>> {
+    pub fn start(dir: &Path, validator: Validator) -> Result<Arc<LiveRules>, LiveError> {
         let live = LiveRules::load(dir, validator)?;
         if live.current().set.is_empty() {
-            anyhow::bail!("no rule could be loaded from {}", dir.display());
+            return Err(LiveError::NoRules { dir: dir.to_owned() });
         }
         Ok(live)
     }
 
     /// Reads the directory once, as the running weir does (`weir rules DIR`):
     /// what loads is generation 1, the rest is refused with its reason.
-    pub fn load(dir: &Path, validator: Validator) -> anyhow::Result<Arc<LiveRules>> {
+    pub fn load(dir: &Path, validator: Validator) -> Result<Arc<LiveRules>, LiveError> {
         let empty =
             Arc::new(Generation { number: 0, set: RuleSet::default(), changes: vec![], noticed: Instant::now() });
         let live = Arc::new(LiveRules {
@@ -239,7 +252,7 @@ impl LiveRules {
             }),
             scanning: Mutex::new(()),
         });
-        live.rescan().map_err(|e| anyhow::anyhow!("cannot read the rules directory {}: {e}", dir.display()))?;
+        live.rescan().map_err(|error| LiveError::Read { dir: dir.to_owned(), error })?;
         Ok(live)
     }
 
@@ -422,7 +435,7 @@ impl LiveRules {
 
     /// Watches the directory; every change (debounced) triggers a rescan.
     /// The watch lasts as long as the returned handle.
-    pub fn watch(self: &Arc<Self>) -> anyhow::Result<Watch> {
+    pub fn watch(self: &Arc<Self>) -> Result<Watch, LiveError> {
         let live = Arc::clone(self);
         let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| match result {
             // `AnyContinuous` means a file is still being written: wait
@@ -434,8 +447,12 @@ impl LiveRules {
                 }
             }
             Err(e) => tracing::error!(dir = %live.dir.display(), error = %e, "watching the rules directory"),
-        })?;
-        debouncer.watcher().watch(&self.dir, RecursiveMode::NonRecursive)?;
+        })
+        .map_err(|error| LiveError::Watch { dir: self.dir.clone(), error })?;
+        debouncer
+            .watcher()
+            .watch(&self.dir, RecursiveMode::NonRecursive)
+            .map_err(|error| LiveError::Watch { dir: self.dir.clone(), error })?;
         tracing::info!(dir = %self.dir.display(), "watching the rules directory for packages");
         Ok(Watch { _debouncer: debouncer })
     }

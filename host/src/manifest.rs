@@ -23,7 +23,7 @@
 //! [`RawManifest`] is the file as written, [`RuleSpec`] the validated form
 //! the engine uses.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use weir_sdk::ParamValue;
@@ -101,7 +101,7 @@ pub struct RuleSpec {
 }
 
 /// What is wrong with a manifest.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     #[error("{0}")]
     Toml(String),
@@ -123,6 +123,16 @@ pub enum ManifestError {
     BadParam { name: String, problem: String },
 }
 
+/// A manifest file that cannot be read or is not valid; the text names
+/// the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestFileError {
+    #[error("cannot read rule manifest {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("rule manifest {}: {error}", path.display())]
+    Invalid { path: PathBuf, error: ManifestError },
+}
+
 impl RuleSpec {
     /// Parses and validates manifest text.
     pub fn parse(text: &str) -> Result<RuleSpec, ManifestError> {
@@ -131,10 +141,10 @@ impl RuleSpec {
     }
 
     /// Reads a manifest file; errors name the file.
-    pub fn load(path: &Path) -> anyhow::Result<RuleSpec> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read rule manifest {}: {e}", path.display()))?;
-        RuleSpec::parse(&text).map_err(|e| anyhow::anyhow!("rule manifest {}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<RuleSpec, ManifestFileError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| ManifestFileError::Read { path: path.to_owned(), error })?;
+        RuleSpec::parse(&text).map_err(|error| ManifestFileError::Invalid { path: path.to_owned(), error })
     }
 
     pub fn validate(raw: RawManifest) -> Result<RuleSpec, ManifestError> {

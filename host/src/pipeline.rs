@@ -37,8 +37,8 @@ use crate::events::{DeadLetter, InputEvent, InputPosition, InvalidEvent, Transac
 use crate::live::TookEffect;
 use crate::record::{Accounts, Counters, Processed, process, rule_stats};
 use crate::state::AccountState;
-use crate::status::Hooks;
 use crate::store::{BatchCommit, SinkOffsets, StateStore, StoreError, StoreReader};
+use crate::telemetry::Hooks;
 
 /// File names inside the output directory.
 pub const DECISIONS_FILE: &str = "decisions.jsonl";
@@ -370,6 +370,8 @@ impl Accounts for BatchAccounts<'_, '_> {
 }
 
 impl Decider<'_> {
+    /// Decides batch after batch until the input ends, handing each sealed
+    /// batch to the committer.
     fn run(
         &mut self,
         lines: Receiver<Input>,
@@ -380,94 +382,20 @@ impl Decider<'_> {
         on_batch: &mut impl FnMut(&Summary),
     ) -> Result<Summary, PipelineError> {
         if self.opts.hooks.observing() {
-            self.evaluator.sample_evaluations(crate::status::EVALUATION_SAMPLE);
+            self.evaluator.sample_evaluations(crate::telemetry::EVALUATION_SAMPLE);
         }
         let mut generation = 0;
         let mut last_line: i64 = 0;
-        let mut pending: Option<Vec<Line>> = None;
         let mut eof = false;
         while !eof {
             let batch_started = Instant::now();
-            // Rule swaps happen here, between two batches: a batch runs on one
-            // rule set from its first record to its commit.
-            if let Some(adopted) = self.opts.hooks.adopt(&mut generation, self.evaluator) {
-                let position = TookEffect::Line { input: self.opts.input_name.clone(), after_line: last_line };
-                self.opts.hooks.took_effect(&adopted, &position);
-            }
-            if self.accounts.len() > ACCOUNT_CACHE_LIMIT {
-                // Emptied only once every batch is committed: until then the
-                // cache holds state the store does not have yet.
-                self.recent.clear();
-                wait_idle(idle);
-                self.accounts.clear();
-            }
-            self.recent.push_back(HashSet::new());
-            while self.recent.len() > 3 {
-                self.recent.pop_front();
-            }
+            self.between_batches(&mut generation, last_line, idle);
             let reader = self.store.reader()?;
             let mut batch = Sealed::default();
             let mut dirty = HashSet::new();
             let mut in_batch = 0usize;
-            loop {
-                let chunk = match pending.take() {
-                    Some(chunk) => Some(chunk),
-                    None => match lines.try_recv() {
-                        Ok(Input::Lines(chunk)) => Some(chunk),
-                        Ok(Input::End) => {
-                            eof = true;
-                            None
-                        }
-                        Ok(Input::Failed(source)) => {
-                            return Err(PipelineError::Io { path: PathBuf::from(&self.opts.input_name), source });
-                        }
-                        Err(TryRecvError::Empty) if in_batch > 0 => None,
-                        Err(TryRecvError::Empty) => match lines.recv_timeout(INPUT_PAUSE) {
-                            Ok(Input::Lines(chunk)) => Some(chunk),
-                            Ok(Input::End) | Err(RecvTimeoutError::Disconnected) => {
-                                eof = true;
-                                None
-                            }
-                            Ok(Input::Failed(source)) => {
-                                return Err(PipelineError::Io { path: PathBuf::from(&self.opts.input_name), source });
-                            }
-                            Err(RecvTimeoutError::Timeout) => continue,
-                        },
-                        Err(TryRecvError::Disconnected) => {
-                            eof = true;
-                            None
-                        }
-                    },
-                };
-                let Some(chunk) = chunk else { break };
-                let mut accounts = BatchAccounts {
-                    cache: &mut self.accounts,
-                    reader: &reader,
-                    recent: &mut self.recent,
-                    dirty: &mut dirty,
-                };
-                for line in chunk {
-                    last_line = line.number;
-                    let position =
-                        InputPosition { topic: self.opts.input_name.clone(), partition: 0, offset: line.number };
-                    let processed = process(self.evaluator, line.parsed, position.clone(), &mut accounts)?;
-                    self.counters.count(&processed);
-                    in_batch += 1;
-                    match processed {
-                        Processed::Decided(decision) => {
-                            batch.decided.push(decision.transaction_id.clone());
-                            batch.decisions.push(*decision);
-                        }
-                        Processed::DeadLetter(reason) => {
-                            tracing::debug!(line = line.number, "dead-lettered: {reason}");
-                            let raw = line.raw.as_deref().unwrap_or_default();
-                            let letter = DeadLetter::new(reason, position, raw);
-                            serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
-                            batch.dead_letters.push(b'\n');
-                        }
-                        Processed::Confirmation | Processed::Duplicate => {}
-                    }
-                }
+            while let Some(chunk) = self.next_chunk(&lines, in_batch, &mut eof)? {
+                in_batch += self.decide_chunk(chunk, &reader, &mut dirty, &mut batch, &mut last_line)?;
                 let full = in_batch >= batch_size && idle.load(Ordering::Acquire);
                 if full || in_batch >= batch_size * MAX_BATCH_FACTOR {
                     break;
@@ -477,14 +405,7 @@ impl Decider<'_> {
                 break;
             }
             drop(reader);
-            for id in &dirty {
-                if let Some(account) = self.accounts.get_mut(id) {
-                    let parts = account.take_changes();
-                    if !parts.is_empty() {
-                        batch.accounts.push((id.clone(), parts));
-                    }
-                }
-            }
+            self.take_changes(&dirty, &mut batch);
             self.opts.hooks.observe_batch(batch_started.elapsed());
             // Busy from the hand-over to the end of the commit.
             idle.store(false, Ordering::Release);
@@ -498,6 +419,107 @@ impl Decider<'_> {
             on_batch(&self.summary(started));
         }
         Ok(self.summary(started))
+    }
+
+    /// Before a batch: swaps rules if a newer set is published, and empties
+    /// the account cache once it is too large.
+    fn between_batches(&mut self, generation: &mut u64, last_line: i64, idle: &AtomicBool) {
+        // Rule swaps happen here, between two batches: a batch runs on one
+        // rule set from its first record to its commit.
+        if let Some(adopted) = self.opts.hooks.adopt(generation, self.evaluator) {
+            let position = TookEffect::Line { input: self.opts.input_name.clone(), after_line: last_line };
+            self.opts.hooks.took_effect(&adopted, &position);
+        }
+        if self.accounts.len() > ACCOUNT_CACHE_LIMIT {
+            // Emptied only once every batch is committed: until then the
+            // cache holds state the store does not have yet.
+            self.recent.clear();
+            wait_idle(idle);
+            self.accounts.clear();
+        }
+        self.recent.push_back(HashSet::new());
+        while self.recent.len() > 3 {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The next chunk of lines for a batch holding `in_batch` records, or
+    /// `None` to seal it: the input paused with records in the batch, or
+    /// ended (then `eof` is set). An empty batch waits for input.
+    fn next_chunk(
+        &self,
+        lines: &Receiver<Input>,
+        in_batch: usize,
+        eof: &mut bool,
+    ) -> Result<Option<Vec<Line>>, PipelineError> {
+        let failed = |source| PipelineError::Io { path: PathBuf::from(&self.opts.input_name), source };
+        loop {
+            let received = match lines.try_recv() {
+                Ok(input) => input,
+                Err(TryRecvError::Empty) if in_batch > 0 => return Ok(None),
+                Err(TryRecvError::Empty) => match lines.recv_timeout(INPUT_PAUSE) {
+                    Ok(input) => input,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Input::End,
+                },
+                Err(TryRecvError::Disconnected) => Input::End,
+            };
+            return match received {
+                Input::Lines(chunk) => Ok(Some(chunk)),
+                Input::End => {
+                    *eof = true;
+                    Ok(None)
+                }
+                Input::Failed(source) => Err(failed(source)),
+            };
+        }
+    }
+
+    /// Decides a chunk of lines into `batch`; returns how many records it held.
+    fn decide_chunk(
+        &mut self,
+        chunk: Vec<Line>,
+        reader: &StoreReader<'_>,
+        dirty: &mut HashSet<String>,
+        batch: &mut Sealed,
+        last_line: &mut i64,
+    ) -> Result<usize, PipelineError> {
+        let records = chunk.len();
+        let mut accounts = BatchAccounts { cache: &mut self.accounts, reader, recent: &mut self.recent, dirty };
+        for line in chunk {
+            *last_line = line.number;
+            let position = InputPosition { topic: self.opts.input_name.clone(), partition: 0, offset: line.number };
+            let processed = process(self.evaluator, line.parsed, position.clone(), &mut accounts)?;
+            self.counters.count(&processed);
+            match processed {
+                Processed::Decided(decision) => {
+                    batch.decided.push(decision.transaction_id.clone());
+                    batch.decisions.push(*decision);
+                }
+                Processed::DeadLetter(reason) => {
+                    tracing::debug!(line = line.number, "dead-lettered: {reason}");
+                    let raw = line.raw.as_deref().unwrap_or_default();
+                    let letter = DeadLetter::new(reason, position, raw);
+                    serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
+                    batch.dead_letters.push(b'\n');
+                }
+                Processed::Confirmation | Processed::Duplicate => {}
+            }
+        }
+        Ok(records)
+    }
+
+    /// The state the batch changed, for the committer: each touched
+    /// account's changed parts.
+    fn take_changes(&mut self, dirty: &HashSet<String>, batch: &mut Sealed) {
+        for id in dirty {
+            if let Some(account) = self.accounts.get_mut(id) {
+                let parts = account.take_changes();
+                if !parts.is_empty() {
+                    batch.accounts.push((id.clone(), parts));
+                }
+            }
+        }
     }
 
     fn summary(&self, started: Instant) -> Summary {

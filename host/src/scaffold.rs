@@ -54,8 +54,8 @@ pub enum ScaffoldError {
     #[error("rule manifest {}: {problem}", path.display())]
     Manifest { path: PathBuf, problem: ManifestError },
     /// The `wasm32-wasip2` target is missing and could not be added.
-    #[error("{0}")]
-    Toolchain(String),
+    #[error(transparent)]
+    Toolchain(#[from] toolchain::WasmTargetError),
     #[error("cannot run {cargo}")]
     Cargo {
         cargo: String,
@@ -263,7 +263,7 @@ pub fn build_rule(dir: &Path) -> Result<PathBuf, ScaffoldError> {
     let spec = load_manifest(&manifest_path)?;
     // The toolchain that builds the crate is the one `rustc` resolves to there.
     let (rustc, rustup) = toolchain::tools();
-    match toolchain::ensure_wasm_target(&rustc, &rustup, dir).map_err(ScaffoldError::Toolchain)? {
+    match toolchain::ensure_wasm_target(&rustc, &rustup, dir)? {
         WasmTarget::Present => {}
         WasmTarget::Added { toolchain } => {
             eprintln!("Added the {WASM_TARGET} target to the {toolchain} toolchain (rules are built for it).");

@@ -27,12 +27,65 @@ pub enum WasmTarget {
     Added { toolchain: String },
 }
 
+/// Why the toolchain has no `wasm32-wasip2` target. Its text is one
+/// sentence that says what is wrong and the exact command that fixes it
+/// (for a machine without rustup, or offline).
+///
+/// Written by hand rather than with `thiserror`: host/build.rs includes
+/// this file and has no dependencies but `std`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasmTargetError {
+    /// `rustc` could not be run at all.
+    NoRustc { rustc: String, reason: String },
+    /// `rustc` ran and failed (`command` is the command line).
+    RustcFailed { command: String, stderr: String },
+    /// The toolchain at `sysroot` lacks the target and rustup did not add
+    /// it; `fix` is the command to run.
+    NotAdded { sysroot: PathBuf, fix: String, why: AddFailure },
+}
+
+/// Why rustup did not add the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddFailure {
+    /// rustup succeeded, yet `libdir` still has no standard library.
+    StillMissing { libdir: String },
+    /// rustup failed; the last line it wrote to stderr.
+    RustupFailed { last: String },
+    /// rustup could not be run.
+    NoRustup { reason: String },
+}
+
+impl std::fmt::Display for WasmTargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WasmTargetError::NoRustc { rustc, reason } => write!(
+                f,
+                "cannot run `{rustc}` to find the {WASM_TARGET} target ({reason}); install Rust with rustup (https://rustup.rs)"
+            ),
+            WasmTargetError::RustcFailed { command, stderr } => write!(f, "`{command}` failed: {stderr}"),
+            WasmTargetError::NotAdded { sysroot, fix, why } => {
+                let why = match why {
+                    AddFailure::StillMissing { libdir } => {
+                        format!("`{fix}` succeeded but {libdir} still has no standard library")
+                    }
+                    AddFailure::RustupFailed { last } => format!("`{fix}` failed: {last}"),
+                    AddFailure::NoRustup { reason } => format!("rustup could not be run ({reason})"),
+                };
+                write!(
+                    f,
+                    "the Rust toolchain at {} has no {WASM_TARGET} target, which rules are built for, and it could not be added ({why}); run `{fix}` and try again",
+                    sysroot.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for WasmTargetError {}
+
 /// Makes sure the toolchain that `rustc` resolves to in `dir` has the
 /// `wasm32-wasip2` standard library, adding it with `rustup` if not.
-///
-/// The error is one sentence that says what is wrong and the exact command
-/// that fixes it (for a machine without rustup, or offline).
-pub fn ensure_wasm_target(rustc: &OsStr, rustup: &OsStr, dir: &Path) -> Result<WasmTarget, String> {
+pub fn ensure_wasm_target(rustc: &OsStr, rustup: &OsStr, dir: &Path) -> Result<WasmTarget, WasmTargetError> {
     let libdir = print(rustc, dir, &["--print", "target-libdir", "--target", WASM_TARGET])?;
     if has_core(Path::new(&libdir)) {
         return Ok(WasmTarget::Present);
@@ -58,18 +111,15 @@ pub fn ensure_wasm_target(rustc: &OsStr, rustup: &OsStr, dir: &Path) -> Result<W
             let toolchain = toolchain.unwrap_or_else(|| sysroot.display().to_string());
             return Ok(WasmTarget::Added { toolchain });
         }
-        Ok(out) if out.status.success() => format!("`{fix}` succeeded but {libdir} still has no standard library"),
+        Ok(out) if out.status.success() => AddFailure::StillMissing { libdir },
         Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let last = stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output");
-            format!("`{fix}` failed: {last}")
+            AddFailure::RustupFailed { last: last.to_owned() }
         }
-        Err(e) => format!("rustup could not be run ({e})"),
+        Err(e) => AddFailure::NoRustup { reason: e.to_string() },
     };
-    Err(format!(
-        "the Rust toolchain at {} has no {WASM_TARGET} target, which rules are built for, and it could not be added ({why}); run `{fix}` and try again",
-        sysroot.display()
-    ))
+    Err(WasmTargetError::NotAdded { sysroot, fix, why })
 }
 
 /// The `rustc` and `rustup` to use: `$RUSTC` (cargo sets it for build
@@ -81,16 +131,16 @@ pub fn tools() -> (std::ffi::OsString, std::ffi::OsString) {
 }
 
 /// Runs `rustc` with `args` in `dir` and returns its first line of output.
-fn print(rustc: &OsStr, dir: &Path, args: &[&str]) -> Result<String, String> {
+fn print(rustc: &OsStr, dir: &Path, args: &[&str]) -> Result<String, WasmTargetError> {
     let shown = Path::new(rustc).display().to_string();
-    let out = Command::new(rustc).current_dir(dir).args(args).output().map_err(|e| {
-        format!(
-            "cannot run `{shown}` to find the {WASM_TARGET} target ({e}); install Rust with rustup (https://rustup.rs)"
-        )
-    })?;
+    let out = Command::new(rustc)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| WasmTargetError::NoRustc { rustc: shown.clone(), reason: e.to_string() })?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("`{shown} {}` failed: {}", args.join(" "), stderr.trim()));
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(WasmTargetError::RustcFailed { command: format!("{shown} {}", args.join(" ")), stderr });
     }
     Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned())
 }
@@ -168,7 +218,7 @@ mod tests {
         let home = tempdir();
         let (rustc, rustup, _) =
             fake(home.path(), false, "echo 'error: could not download file from static.rust-lang.org' >&2; exit 1");
-        let err = ensure_wasm_target(rustc.as_os_str(), rustup.as_os_str(), home.path()).unwrap_err();
+        let err = ensure_wasm_target(rustc.as_os_str(), rustup.as_os_str(), home.path()).unwrap_err().to_string();
         assert!(err.contains("has no wasm32-wasip2 target"), "{err}");
         assert!(err.contains("could not download file"), "{err}");
         assert!(err.ends_with("run `rustup target add wasm32-wasip2 --toolchain 1.95.0-test` and try again"), "{err}");
@@ -179,7 +229,7 @@ mod tests {
         let home = tempdir();
         let (rustc, _, _) = fake(home.path(), false, "");
         let missing = home.path().join("no-rustup-here");
-        let err = ensure_wasm_target(rustc.as_os_str(), missing.as_os_str(), home.path()).unwrap_err();
+        let err = ensure_wasm_target(rustc.as_os_str(), missing.as_os_str(), home.path()).unwrap_err().to_string();
         assert!(err.contains("rustup could not be run"), "{err}");
         assert!(err.contains("run `rustup target add wasm32-wasip2 --toolchain 1.95.0-test`"), "{err}");
     }

@@ -49,7 +49,7 @@ impl DemoArgs {
         let input_path = write_inputs(out, &stream)?;
 
         let engine = Engine::new()?;
-        let loaded = packages::load_shipped(&engine).map_err(anyhow::Error::msg)?;
+        let loaded = packages::load_shipped(&engine)?;
         let set = RuleSet::new(loaded)?;
         let mut evaluator = Evaluator::new(&set, Config::default().policy);
         let opts = PipelineOptions { input_name: "transactions.jsonl".to_owned(), ..PipelineOptions::default() };

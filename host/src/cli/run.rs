@@ -15,7 +15,7 @@ use weir::engine::{Evaluator, Policy};
 use weir::kafka::{KafkaConfig, KafkaRunError};
 use weir::live::LiveRules;
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
-use weir::status::{Hooks, Metrics};
+use weir::telemetry::{Hooks, Metrics};
 
 use super::print::{CountingReader, print_counters, print_summary, progress};
 
@@ -50,7 +50,7 @@ impl RunArgs {
         let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
         let metrics = Arc::new(Metrics::default());
         if let Some(listen) = &config.status.listen {
-            weir::status::serve(listen, Some(live.clone()), metrics.clone())?;
+            weir::http::serve(listen, Some(live.clone()), metrics.clone())?;
         }
         let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
         if let Some(kafka) = &config.kafka {

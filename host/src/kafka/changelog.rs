@@ -14,7 +14,18 @@ use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt};
 
-use crate::state::{AccountState, Part};
+use crate::state::{AccountState, Part, PartError};
+
+/// An account on the changelog that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// One of its parts.
+    #[error("account {account}: {error}")]
+    Part { account: String, error: PartError },
+    /// Its whole record, as earlier versions wrote it.
+    #[error("account {account}: {error}")]
+    Whole { account: String, error: postcard::Error },
+}
 
 /// The changelog key of part `part` of account `account`.
 pub fn part_key(account: &str, part: &str) -> Vec<u8> {
@@ -92,14 +103,14 @@ impl Restore {
 
     /// The accounts: from their parts, or from a whole record where an
     /// account has no parts yet.
-    pub fn finish(self) -> Result<HashMap<String, AccountState>, String> {
+    pub fn finish(self) -> Result<HashMap<String, AccountState>, RestoreError> {
         let mut out = HashMap::with_capacity(self.accounts.len());
         for (id, r) in self.accounts {
             let state = if !r.parts.is_empty() {
                 AccountState::from_parts(r.parts.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .map_err(|e| format!("account {id}: {e}"))?
+                    .map_err(|error| RestoreError::Part { account: id.clone(), error })?
             } else if let Some(whole) = &r.whole {
-                AccountState::decode(whole).map_err(|e| format!("account {id}: {e}"))?
+                AccountState::decode(whole).map_err(|error| RestoreError::Whole { account: id.clone(), error })?
             } else {
                 continue;
             };

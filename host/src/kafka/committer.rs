@@ -31,7 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, retry};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output};
 use crate::engine::RuleStats;
-use crate::status::Hooks;
+use crate::telemetry::Hooks;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one attempt to abort a transaction waits, and how many are made

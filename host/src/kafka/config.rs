@@ -105,20 +105,36 @@ impl TopicsConfig {
     }
 }
 
+/// What is wrong with a `[kafka]` table; the text names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaConfigError {
+    #[error("`kafka.bootstrap_servers` must not be empty")]
+    NoBootstrapServers,
+    #[error("`kafka.batch_max_records` and `kafka.batch_max_ms` must be at least 1")]
+    EmptyBatch,
+    #[error("`kafka.workers` must be at least 1")]
+    NoWorkers,
+    /// A `[kafka.client]` property that is not a string, number or boolean.
+    #[error("`kafka.client.\"{key}\"`: use a string, number or boolean")]
+    ClientValue { key: String },
+}
+
 impl KafkaConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what serde cannot: non-empty servers, positive sizes, and
+    /// pass-through values librdkafka can take.
+    pub fn validate(&self) -> Result<(), KafkaConfigError> {
         if self.bootstrap_servers.trim().is_empty() {
-            return Err("`kafka.bootstrap_servers` must not be empty".to_owned());
+            return Err(KafkaConfigError::NoBootstrapServers);
         }
         if self.batch_max_records == 0 || self.batch_max_ms == 0 {
-            return Err("`kafka.batch_max_records` and `kafka.batch_max_ms` must be at least 1".to_owned());
+            return Err(KafkaConfigError::EmptyBatch);
         }
         if self.workers == Some(0) {
-            return Err("`kafka.workers` must be at least 1".to_owned());
+            return Err(KafkaConfigError::NoWorkers);
         }
         for (key, value) in &self.client {
             if client_value(value).is_none() {
-                return Err(format!("`kafka.client.\"{key}\"`: use a string, number or boolean"));
+                return Err(KafkaConfigError::ClientValue { key: key.clone() });
             }
         }
         Ok(())

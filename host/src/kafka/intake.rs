@@ -48,7 +48,7 @@ pub(super) struct IntakeContext {
     /// Set when weir is asked to stop: waits for the broker give up.
     stop: Arc<AtomicBool>,
     /// Where the consumer lag is reported.
-    hooks: crate::status::Hooks,
+    hooks: crate::telemetry::Hooks,
 }
 
 struct Routing {
@@ -256,7 +256,7 @@ pub(super) fn consumer(
     workers: Vec<SyncSender<ToWorker>>,
     link: Link,
     stop: Arc<AtomicBool>,
-    hooks: crate::status::Hooks,
+    hooks: crate::telemetry::Hooks,
 ) -> Result<BaseConsumer<IntakeContext>, KafkaRunError> {
     let statistics_ms = if hooks.observing() { "5000" } else { "0" };
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();

@@ -4,16 +4,16 @@
 //! kinds of thread share the work, so reading, deciding and committing
 //! overlap:
 //!
-//! - the **intake** ([`intake`]) polls the consumer and hands the records of
+//! - the **intake** (`intake`) polls the consumer and hands the records of
 //!   partition `p` to worker `p % workers`; it also answers the group's
 //!   rebalances (a revoked partition's work is committed first, then its
 //!   state dropped) and rewinds after a failed transaction;
-//! - **decide workers** ([`worker`]) own their partitions' account state,
+//! - **decide workers** (`worker`) own their partitions' account state,
 //!   restored from the changelog before a partition's first record, and turn
 //!   records into output — decisions, dead letters, the changed parts of
 //!   account state for the changelog, the next input offsets — through the
 //!   same per-record core as the embedded pipeline ([`crate::record`]);
-//! - the **committer** ([`committer`]) takes what the workers decided so far
+//! - the **committer** (`committer`) takes what the workers decided so far
 //!   and commits it as one Kafka transaction with the input offsets (sent
 //!   with the consumer group's metadata, so a zombie of an older generation
 //!   cannot commit), then takes the next: a transaction holds what was
@@ -49,19 +49,20 @@ mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
 pub use self::admin::create_topics;
-pub use self::config::{KafkaConfig, TopicsConfig};
+pub use self::config::{KafkaConfig, KafkaConfigError, TopicsConfig};
 pub use self::range::{Bound, read_range};
 use crate::engine::{Policy, RuleSet, RuleStats};
 use crate::events::DecisionType;
 use crate::record::Counters;
-use crate::status::Hooks;
+use crate::telemetry::Hooks;
 
 /// Why the Kafka pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -253,7 +254,22 @@ pub fn run(
         shutdown,
     )?;
     tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, "weir is consuming");
+    let workers = workers.into_iter().zip(receivers).collect();
+    run_threads(config, &consumer, committer, workers, &link, shutdown)
+}
 
+/// Runs the committer (on its runtime) and the workers on threads of their
+/// own and the intake on this one; once the intake stops, stops and joins
+/// the others. The first error is reported: the intake's, a worker's, then
+/// the committer's.
+fn run_threads(
+    config: &KafkaConfig,
+    consumer: &BaseConsumer<intake::IntakeContext>,
+    committer: committer::Committer<'_, intake::IntakeContext>,
+    workers: Vec<(worker::Worker<'_>, Receiver<worker::ToWorker>)>,
+    link: &committer::Link,
+    shutdown: &AtomicBool,
+) -> Result<KafkaSummary, KafkaRunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .thread_name("weir-committer")
@@ -267,7 +283,6 @@ pub fn run(
         let committer = committer.expect("a thread starts");
         let worker_threads: Vec<_> = workers
             .into_iter()
-            .zip(receivers)
             .enumerate()
             .map(|(i, (worker, from_intake))| {
                 spawn(format!("weir-worker-{i}"))
@@ -275,7 +290,7 @@ pub fn run(
                     .expect("a thread starts")
             })
             .collect();
-        let polled = intake::run(config, &consumer, shutdown);
+        let polled = intake::run(config, consumer, shutdown);
         // The intake has stopped, after committing what it handed over (or
         // on a failure): the committer and the workers stop too.
         link.stop();

@@ -30,7 +30,7 @@ use crate::events::{InputPosition, TransactionRecorded, parse_input};
 use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
 use crate::state::AccountState;
-use crate::status::Hooks;
+use crate::telemetry::Hooks;
 
 /// How long restoring a partition's state may wait for the broker.
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
@@ -86,7 +86,7 @@ impl<'a> Worker<'a> {
             .create()?;
         let mut evaluator = Evaluator::new(rules, policy.clone());
         if hooks.observing() {
-            evaluator.sample_evaluations(crate::status::EVALUATION_SAMPLE);
+            evaluator.sample_evaluations(crate::telemetry::EVALUATION_SAMPLE);
         }
         Ok(Worker {
             config,
@@ -303,7 +303,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        let accounts = restore.finish().map_err(err)?;
+        let accounts = restore.finish().map_err(|e| err(e.to_string()))?;
         self.restorer.unassign().map_err(|e| err(e.to_string()))?;
         tracing::info!(
             partition,

@@ -33,7 +33,7 @@ impl DeployArgs {
         // The compile cache is the directory's: a deploy compiles the package
         // into it, so the running weir swaps without compiling.
         config.rules.dir = dir.clone();
-        let mode = self.mode.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+        let mode = self.mode.as_deref().map(str::parse).transpose()?;
         let (deployed, signature_dropped) = packages::deploy(&self.package, &dir, mode, &config.rules.validator()?)?;
         if signature_dropped {
             eprintln!(

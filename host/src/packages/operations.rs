@@ -1,0 +1,182 @@
+//! The package operations the CLI runs on a rules directory — deploy,
+//! rollback, retire, sign, keygen — and their errors. A running weir's
+//! watcher picks up what they install.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    KeyError, PackageFiles, Refusal, Validator, archive, archived, generate_key, install, manifests, sibling, sign,
+};
+use crate::events::RuleMode;
+use crate::manifest::{ManifestError, RuleSpec};
+
+/// What went wrong in a package operation (deploy, rollback, retire).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("the rules directory {} does not exist", .0.display())]
+    NoRulesDirectory(PathBuf),
+    #[error("{} holds no package manifest (<id>.toml)", .0.display())]
+    NoPackage(PathBuf),
+    #[error("{} holds {count} packages; name the manifest to deploy", dir.display())]
+    ManyPackages { dir: PathBuf, count: usize },
+    /// The package itself: unreadable or refused.
+    #[error("refused {}: {refusal}", path.display())]
+    Refused { path: PathBuf, refusal: Refusal },
+    #[error("no deployed package for `{id}` in {}", dir.display())]
+    NotDeployed { id: String, dir: PathBuf },
+    #[error("no earlier version of `{id}` is archived in {}", dir.display())]
+    NothingToRollBack { id: String, dir: PathBuf },
+    #[error("the key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: KeyError },
+    /// `--mode` could not be written into the manifest: it is not TOML.
+    #[error("cannot edit the manifest {}: {error}", path.display())]
+    ManifestSyntax { path: PathBuf, error: toml_edit::TomlError },
+    /// The manifest with the new mode is not valid.
+    #[error("cannot edit the manifest {}: {error}", path.display())]
+    Manifest { path: PathBuf, error: ManifestError },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
+    move |source| PackageError::Io { path: path.to_owned(), source }
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub enum Deployed {
+    /// This exact version (content hash) was already deployed: nothing changed.
+    Already { spec: RuleSpec, hash: String },
+    /// Installed at `manifest`, replacing `replaced` (archived for rollback).
+    Installed { spec: RuleSpec, hash: String, manifest: PathBuf, replaced: Option<Box<PackageFiles>> },
+}
+
+/// The manifest of a package given as a manifest or a directory with one.
+pub fn package_manifest(path: &Path) -> Result<PathBuf, PackageError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let found = manifests(path).map_err(io(path))?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(PackageError::NoPackage(path.to_owned())),
+        many => Err(PackageError::ManyPackages { dir: path.to_owned(), count: many.len() }),
+    }
+}
+
+/// Validates the package at `package` (a manifest, or a directory holding
+/// one) as a running weir would and installs it into `dir`, archiving the
+/// version it replaces. With `mode`, the manifest's `rule.mode` is
+/// rewritten first (its comments kept); a signature made for the manifest
+/// as it was is then dropped, and `signature_dropped` says so.
+pub fn deploy(
+    package: &Path,
+    dir: &Path,
+    mode: Option<RuleMode>,
+    validator: &Validator,
+) -> Result<(Deployed, bool), PackageError> {
+    if !dir.is_dir() {
+        return Err(PackageError::NoRulesDirectory(dir.to_owned()));
+    }
+    let manifest_path = package_manifest(package)?;
+    let refused = |refusal| PackageError::Refused { path: manifest_path.clone(), refusal };
+    let mut package = PackageFiles::read(&manifest_path).map_err(refused)?;
+    let mut signature_dropped = false;
+    if let Some(mode) = mode {
+        let path = || manifest_path.clone();
+        let mut doc: toml_edit::DocumentMut =
+            package.manifest.parse().map_err(|error| PackageError::ManifestSyntax { path: path(), error })?;
+        doc["rule"]["mode"] = toml_edit::value(mode.to_string());
+        package.manifest = doc.to_string();
+        package.spec =
+            RuleSpec::parse(&package.manifest).map_err(|error| PackageError::Manifest { path: path(), error })?;
+        package.hash = crate::engine::content_hash(&package.component, &package.manifest);
+        signature_dropped = package.signature.take().is_some();
+    }
+    let rule = validator.validate(&package).map_err(refused)?;
+    let target = dir.join(format!("{}.toml", rule.spec.id));
+    let previous = PackageFiles::read(&target).ok();
+    if previous.as_ref().is_some_and(|p| p.hash == package.hash) {
+        return Ok((Deployed::Already { spec: rule.spec.clone(), hash: package.hash }, signature_dropped));
+    }
+    if let Some(previous) = &previous {
+        archive(previous, dir).map_err(io(dir))?;
+    }
+    let hash = package.hash.clone();
+    let manifest = install(&PackageFiles { manifest_path: target, ..package }, dir).map_err(io(dir))?;
+    let replaced = previous.map(Box::new);
+    Ok((Deployed::Installed { spec: rule.spec.clone(), hash, manifest, replaced }, signature_dropped))
+}
+
+/// What a rollback did: `to` is running now, `replaced` was (archived).
+#[derive(Debug)]
+pub struct RolledBack {
+    pub to: PackageFiles,
+    pub replaced: Option<PackageFiles>,
+}
+
+/// Redeploys the version of rule `id` that ran before the current one,
+/// validated again as a running weir would.
+pub fn rollback(dir: &Path, id: &str, validator: &Validator) -> Result<RolledBack, PackageError> {
+    let manifest = dir.join(format!("{id}.toml"));
+    let current = PackageFiles::read(&manifest).ok();
+    let except = current.as_ref().map(|c| c.hash.as_str());
+    let Some(previous) = archived(dir, id, except).map_err(io(dir))? else {
+        return Err(PackageError::NothingToRollBack { id: id.to_owned(), dir: dir.to_owned() });
+    };
+    validator
+        .validate(&previous)
+        .map_err(|refusal| PackageError::Refused { path: previous.manifest_path.clone(), refusal })?;
+    if let Some(current) = &current {
+        archive(current, dir).map_err(io(dir))?;
+    }
+    install(&PackageFiles { manifest_path: manifest, ..previous.clone() }, dir).map_err(io(dir))?;
+    Ok(RolledBack { to: previous, replaced: current })
+}
+
+/// Removes rule `id`'s package from `dir` (archived, so a rollback brings
+/// it back). Returns the retired package.
+pub fn retire(dir: &Path, id: &str) -> Result<PackageFiles, PackageError> {
+    let manifest = dir.join(format!("{id}.toml"));
+    let current = PackageFiles::read(&manifest)
+        .map_err(|_| PackageError::NotDeployed { id: id.to_owned(), dir: dir.to_owned() })?;
+    archive(&current, dir).map_err(io(dir))?;
+    std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+    for extra in [sibling(&manifest, ".cases.toml"), sibling(&manifest, ".sig")] {
+        if extra.exists() {
+            std::fs::remove_file(&extra).map_err(io(&extra))?;
+        }
+    }
+    Ok(current)
+}
+
+/// Signs the package whose manifest is `manifest` with the secret key in
+/// `key_file` (written by [`write_key_pair`]): writes `<id>.sig` next to the
+/// manifest. Returns the package and the signature's path.
+pub fn sign_package(manifest: &Path, key_file: &Path) -> Result<(PackageFiles, PathBuf), PackageError> {
+    let package =
+        PackageFiles::read(manifest).map_err(|refusal| PackageError::Refused { path: manifest.to_owned(), refusal })?;
+    let secret = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+    let signature =
+        sign(&package.hash, &secret).map_err(|reason| PackageError::Key { path: key_file.to_owned(), reason })?;
+    let path = sibling(manifest, ".sig");
+    std::fs::write(&path, format!("{signature}\n")).map_err(io(&path))?;
+    Ok((package, path))
+}
+
+/// Makes a signing key pair: writes the secret key to `out` (mode 0600,
+/// never over an existing file) and returns the public key (hex).
+pub fn write_key_pair(out: &Path) -> Result<String, PackageError> {
+    use std::io::Write as _;
+    if out.exists() {
+        return Err(PackageError::Key { path: out.to_owned(), reason: KeyError::Exists });
+    }
+    let (secret, public) = generate_key();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(out).map_err(io(out))?;
+    writeln!(file, "{secret}").map_err(io(out))?;
+    Ok(public)
+}
