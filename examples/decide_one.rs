@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo run --example decide_one`
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 use weir::engine::{Engine, Evaluator, Policy, RuleSet};
 use weir::events::{InputPosition, parse_transaction};
 use weir::state::AccountState;

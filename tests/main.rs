@@ -1,7 +1,9 @@
 //! weir's integration tests: one binary, one module per capability.
 //!
 //! - `architecture`: the invariants of ARCHITECTURE.md about where things
-//!   live (only the engine knows wasmtime, only `kafka/` knows rdkafka).
+//!   live (only the engine knows wasmtime, only `kafka/` knows rdkafka, the
+//!   host's modules import only the layers below them, the SDK has no
+//!   circle, the command line and `anyhow` belong to the binary).
 //! - `events`: the JSON Schemas match the Rust event types; old fixtures parse.
 //! - `sandbox`: hostile and broken rules cost only their own verdict;
 //!   components for another contract, core modules and garbage are refused.
@@ -11,14 +13,22 @@
 //!   wasm and native builds, and tell the demo's story.
 //! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules; the
 //!   README's walkthrough, run verbatim outside the source tree.
-//! - `kafka`: `weir run` on a real broker — exactly once across crashes,
-//!   rebalances and a broker outage; dead letters; state follows the account.
-//!
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
-//!   packages, retirement, shadow rules; embedded here, Kafka in `kafka`.
+//!   packages, retirement, shadow rules, quarantine, signatures, the compile
+//!   cache, the status endpoint; embedded here, Kafka in `kafka`.
+//! - `backtest`: `weir backtest` and `weir shadow-report` on labelled
+//!   history whose answers are known; a Kafka topic range equal to the file.
+//! - `kafka`: `weir run` on a real broker — exactly once across crashes,
+//!   rebalances and a broker outage; dead letters; state follows the account;
+//!   limits; the chaos run.
+//! - `fuzz`: seeded, time-bounded mutation fuzzing of events, manifests,
+//!   case files and components over the committed corpus.
 //!
 //! `util` gives each test its own temporary directory and the built guests;
 //! `native_rules` the shipped rules compiled natively.
+
+// A test stops at the first failure, with the panic as its message.
+#![allow(clippy::unwrap_used)]
 
 mod architecture;
 mod backtest;

@@ -11,6 +11,8 @@
 //! - `parse+decide`: from the embedded source's JSON lines, writing each
 //!   decision's JSON, as the pipelines do (without the sink and store).
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

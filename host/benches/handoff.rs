@@ -15,6 +15,8 @@
 //!   intake asks the committer to flush and waits): std channels between
 //!   threads, against an async task answering on a tokio runtime.
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

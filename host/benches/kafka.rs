@@ -76,6 +76,8 @@
 //! The broker runs on the same machine as the bench, weir and the reader;
 //! on a 2-core machine they all share the two cores.
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -22,6 +22,8 @@
 //! `WEIR_BENCH_WRITE_INPUT` (a directory: write the two inputs there as
 //! `1-round.jsonl` and `N-rounds.jsonl`, to feed other builds' `weir run`).
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -26,6 +26,8 @@
 //! the rename against the second before it (side by side, because this
 //! machine is shared and its speed drifts).
 
+#![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
+
 /// The allocator the weir binary ships with (host/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
