@@ -111,14 +111,17 @@ fn window_ms(window: Duration) -> u64 {
     u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// The current transaction's event time, in ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         self.now_ms
     }
 
-    /// All of this rule version's parameters.
-    pub fn params(&self) -> &Params {
+    /// All of this rule version's parameters, with their checked readers
+    /// ([`Params::list`], [`Params::in_range`], [`Params::typed_table`], ...).
+    /// They outlive the context: a rule can keep reading them while it
+    /// calls the host.
+    pub fn params(&self) -> &'a Params {
         #[cfg(target_family = "wasm")]
         return imports::params();
         #[cfg(not(target_family = "wasm"))]
@@ -127,19 +130,17 @@ impl Context<'_> {
 
     /// The parameter `name`, which must be present and of type `T`.
     pub fn param<T: FromParam>(&self, name: &str) -> Result<T, ParamError> {
-        self.params()
-            .typed(name)?
-            .ok_or_else(|| ParamError { name: name.to_owned(), detail: "missing from the manifest".to_owned() })
+        self.params().param(name)
     }
 
     /// The parameter `name` if present (it must then be of type `T`).
     pub fn param_opt<T: FromParam>(&self, name: &str) -> Result<Option<T>, ParamError> {
-        self.params().typed(name)
+        self.params().param_opt(name)
     }
 
     /// The parameter `name` if present (it must then be of type `T`), else `default`.
     pub fn param_or<T: FromParam>(&self, name: &str, default: T) -> Result<T, ParamError> {
-        Ok(self.params().typed(name)?.unwrap_or(default))
+        self.params().param_or(name, default)
     }
 
     /// A value this rule stored for the account.

@@ -24,12 +24,80 @@
 //! [`Context`] runs against an in-memory account, so `cargo test` on a rule
 //! crate needs no wasm at all — see [`testing`].
 //!
+//! # Parameters, read once
+//!
+//! A rule with parameters can declare them as one struct, parsed from the
+//! manifest's `[params]` once per rule instance rather than on every
+//! transaction: implement [`FromParams`] and export with
+//! `rule!(evaluate, Config)`; `evaluate` then takes the parsed `&Config`.
+//! The readers on [`Params`] check each parameter's shape and name it in
+//! their errors, and an error is the rule's error on every evaluation.
+//!
+//! ```
+//! use std::time::Duration;
+//! use weir_sdk::prelude::*;
+//!
+//! /// Suspects spending over a per-currency limit within a window.
+//! pub struct Config {
+//!     /// `window_secs = 3600`: at most the host's series retention.
+//!     window: Duration,
+//!     /// `[params.limits] EUR = 500000`: non-negative, in minor units.
+//!     limits: Table<u64>,
+//!     /// `exempt_merchants = ["m-1"]`, empty when absent.
+//!     exempt: Vec<String>,
+//!     /// `action = "suspect"` or `"lock"`.
+//!     lock: bool,
+//!     /// `min_count = 1`, at least 1.
+//!     min_count: u32,
+//! }
+//!
+//! impl FromParams for Config {
+//!     fn from_params(p: &Params) -> Result<Self, Error> {
+//!         Ok(Config {
+//!             window: p.window_secs("window_secs", 3600)?,
+//!             limits: p.typed_table("limits")?,
+//!             exempt: p.list("exempt_merchants")?.to_vec(),
+//!             lock: p.choice("action", &["suspect", "lock"], "suspect")? == "lock",
+//!             min_count: p.in_range("min_count", 1, 1..)?,
+//!         })
+//!     }
+//! }
+//!
+//! pub fn evaluate(tx: &Transaction, ctx: &mut Context, config: &Config) -> Result<Verdict, Error> {
+//!     let Some(&limit) = config.limits.get(&tx.amount.currency) else { return Ok(Verdict::pass()) };
+//!     if config.exempt.contains(&tx.merchant.id) {
+//!         return Ok(Verdict::pass());
+//!     }
+//!     let series = format!("spend:{}", tx.amount.currency);
+//!     ctx.window_add(&series, tx.amount.minor_units.max(0));
+//!     let spent = ctx.window_sum(&series, config.window);
+//!     let count = ctx.window_count(&series, config.window);
+//!     if count < config.min_count || u64::try_from(spent).is_ok_and(|s| s <= limit) {
+//!         return Ok(Verdict::pass());
+//!     }
+//!     let message = "spent more than the limit in the window";
+//!     let verdict = if config.lock { Verdict::lock("SPEND", message) } else { Verdict::suspect("SPEND", message) };
+//!     Ok(verdict.with("spent", spent).with("limit", limit))
+//! }
+//!
+//! weir_sdk::rule!(evaluate, Config);
+//!
+//! # use weir_sdk::testing::{tx, Harness};
+//! let mut h = Harness::new(RULE).param("limits.EUR", 30_000);
+//! assert!(h.run(&tx().amount(20_000, "EUR").build()).unwrap().is_pass());
+//! assert_eq!(h.run(&tx().amount(20_000, "EUR").after_secs(60).build()).unwrap().reason_code, "SPEND");
+//! let err = Harness::new(RULE).param("action", "block").run(&tx().build()).unwrap_err();
+//! assert_eq!(err.message(), r#"parameter `action`: expected "suspect" or "lock""#);
+//! ```
+//!
 //! Layout: `types` holds the transaction and verdict types, `context` the
-//! host-facing [`Context`], `params` typed parameters, `state` the account
-//! state model (windows, key/values, history, the journal that undoes a
-//! failed evaluation) that the native harness and the weir host share,
-//! `wire` the encoding in which transactions and histories cross the
-//! contract, `testing` the native harness and event builders.
+//! host-facing [`Context`], `params` typed parameters (their checked
+//! readers and the [`FromParams`] struct a rule parses once), `state` the
+//! account state model (windows, key/values, history, the journal that
+//! undoes a failed evaluation) that the native harness and the weir host
+//! share, `limits` what the host enforces on a verdict and on state, `wire`
+//! the encoding in which transactions and histories cross the contract,
+//! `testing` the native harness and event builders.
 
 mod context;
 pub mod limits;
@@ -44,7 +112,9 @@ pub mod testing;
 #[cfg(not(target_family = "wasm"))]
 pub use context::AccountHost;
 pub use context::{Context, LogLevel};
-pub use params::{FromParam, ParamError, ParamValue, Params};
+#[doc(hidden)]
+pub use params::evaluate_configured as __evaluate_configured;
+pub use params::{FromParam, FromParams, ParamError, ParamValue, Params, Table};
 pub use types::{
     CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel, DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money,
     Outcome, PastTransaction, RESERVED_ATTRIBUTE_PREFIX, Transaction, Verdict,
@@ -71,7 +141,10 @@ impl NativeRule {
 
 /// Everything a rule author needs, in one import.
 pub mod prelude {
-    pub use crate::{Channel, Context, Error, Evidence, Money, Outcome, PastTransaction, Transaction, Verdict};
+    pub use crate::{
+        Channel, Context, Error, Evidence, FromParams, Money, Outcome, Params, PastTransaction, Table, Transaction,
+        Verdict,
+    };
 }
 
 /// Generated bindings for the rule contract (wasm only; used by [`rule!`]).
@@ -137,9 +210,18 @@ pub mod __private {
 /// On `wasm32-wasip2` this implements the contract's `evaluator` interface;
 /// natively it defines `pub const RULE: weir_sdk::NativeRule` for tests and
 /// benchmarks.
+///
+/// Two forms:
+/// - `rule!(evaluate)`: `evaluate(tx, ctx)` reads its parameters itself,
+///   through [`Context::param_or`] and [`Context::params`].
+/// - `rule!(evaluate, Config)`: `Config` implements [`FromParams`] and is
+///   parsed once per rule instance; `evaluate(tx, ctx, &config)` gets it,
+///   and a parse error is the rule's error on every evaluation (see the
+///   crate docs for an example).
 #[macro_export]
 macro_rules! rule {
-    ($evaluate:path) => {
+    // The wasm export of a function with the `RuleFn` signature.
+    (@wasm $evaluate:path) => {
         #[cfg(target_family = "wasm")]
         const _: () = {
             use $crate::bindings::weir::rule::types as wit;
@@ -151,9 +233,36 @@ macro_rules! rule {
             }
             $crate::bindings::__export_rule_world!(WeirRule);
         };
+    };
+    ($evaluate:path) => {
+        $crate::rule!(@wasm $evaluate);
 
         /// This rule, compiled natively: run it with `weir_sdk::testing`.
         #[cfg(not(target_family = "wasm"))]
         pub const RULE: $crate::NativeRule = $crate::NativeRule::new($evaluate);
+    };
+    ($evaluate:path, $config:ty) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            fn configured(
+                tx: &$crate::Transaction,
+                ctx: &mut $crate::Context<'_>,
+            ) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
+                $crate::__evaluate_configured::<$config, _>(tx, ctx, $evaluate)
+            }
+            $crate::rule!(@wasm configured);
+        };
+
+        /// This rule, compiled natively: run it with `weir_sdk::testing`.
+        #[cfg(not(target_family = "wasm"))]
+        pub const RULE: $crate::NativeRule = {
+            fn configured(
+                tx: &$crate::Transaction,
+                ctx: &mut $crate::Context<'_>,
+            ) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
+                $crate::__evaluate_configured::<$config, _>(tx, ctx, $evaluate)
+            }
+            $crate::NativeRule::new(configured)
+        };
     };
 }

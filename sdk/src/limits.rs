@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use crate::state::RuleState;
+pub use crate::state::StateUsage;
 
 /// Longest reason code, in bytes. A reason code is empty (a pass) or an
 /// ASCII capital letter followed by capitals, digits, `_`, `.` or `-`.
@@ -88,9 +89,9 @@ pub fn clean(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// How much account state one rule may keep per account. A write that
-/// would go over is that evaluation's error, and none of its writes are
-/// kept.
+/// How much account state one rule may keep per account, in the terms of
+/// [`StateUsage`]. A write that would go over is that evaluation's error,
+/// and none of its writes are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateQuota {
     /// Bytes of keys, values, series names and points (16 bytes each).
@@ -128,14 +129,6 @@ impl Default for StateQuota {
     fn default() -> Self {
         StateQuota::DEFAULT
     }
-}
-
-/// What a rule's state holds, in the terms of [`StateQuota`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StateUsage {
-    pub bytes: usize,
-    pub keys: usize,
-    pub series: usize,
 }
 
 #[cfg(test)]

@@ -285,13 +285,25 @@ impl RuleState {
         self.values.is_empty() && self.series.is_empty()
     }
 
-    /// What this state holds, for the quota ([`crate::limits::StateQuota`]):
-    /// bytes of keys and values, series names and points (16 bytes each).
-    pub fn usage(&self) -> crate::limits::StateUsage {
+    /// What this state holds: bytes of keys and values, series names and
+    /// points (16 bytes each).
+    pub fn usage(&self) -> StateUsage {
         let values: usize = self.values.iter().map(|(k, v)| k.len() + v.len()).sum();
         let series: usize = self.series.iter().map(|(name, s)| name.len() + 16 * s.points.len()).sum();
-        crate::limits::StateUsage { bytes: values + series, keys: self.values.len(), series: self.series.len() }
+        StateUsage { bytes: values + series, keys: self.values.len(), series: self.series.len() }
     }
+}
+
+/// What a [`RuleState`] holds ([`RuleState::usage`]): what the per-rule
+/// state quota is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateUsage {
+    /// Bytes of keys, values, series names and points (16 bytes each).
+    pub bytes: usize,
+    /// Key/value entries.
+    pub keys: usize,
+    /// Series.
+    pub series: usize,
 }
 
 /// A [`RuleState`] whose writes are recorded in a [`Journal`]

@@ -67,6 +67,10 @@ impl AccountHost for MemoryAccount {
 }
 
 /// Runs one rule against one in-memory account.
+///
+/// A rule exported with `rule!(evaluate, Config)` parses its `Config` on
+/// the first run and keeps it for the harness's life, as a wasm instance
+/// does; [`Harness::param`] gives the harness new parameters, parsed afresh.
 pub struct Harness {
     rule: NativeRule,
     params: Params,

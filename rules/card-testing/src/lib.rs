@@ -33,60 +33,61 @@ use std::time::Duration;
 
 use weir_sdk::prelude::*;
 
-/// How long the host keeps series points; a longer window would undercount.
-const MAX_WINDOW_SECS: u64 = (weir_sdk::state::SERIES_RETENTION_MS / 1000) as u64;
+/// The parameters, read and checked once per rule instance.
+pub struct Config {
+    tiny_max: i64,
+    large_min: i64,
+    window: Duration,
+    min_tiny: u32,
+    suspect_tiny: u32,
+}
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let tiny_max: i64 = ctx.param_or("tiny_max", 200)?;
-    let large_min: i64 = ctx.param_or("large_min", 10_000)?;
-    if tiny_max < 0 {
-        return Err(Error::msg(format!("parameter `tiny_max`: must not be negative, found {tiny_max}")));
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        let tiny_max = p.in_range("tiny_max", 200, 0..)?;
+        let large_min = p.param_or("large_min", 10_000)?;
+        if large_min <= tiny_max {
+            return Err(Error::msg(format!(
+                "parameter `large_min`: must exceed `tiny_max` ({tiny_max}), found {large_min}"
+            )));
+        }
+        Ok(Config {
+            tiny_max,
+            large_min,
+            window: p.window_secs("window_secs", 600)?,
+            min_tiny: p.in_range("min_tiny", 3, 1..)?,
+            suspect_tiny: p.in_range("suspect_tiny", 5, 1..)?,
+        })
     }
-    if large_min <= tiny_max {
-        return Err(Error::msg(format!(
-            "parameter `large_min`: must exceed `tiny_max` ({tiny_max}), found {large_min}"
-        )));
-    }
-    let window_secs: u64 = ctx.param_or("window_secs", 600)?;
-    if !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
-        return Err(Error::msg(format!("parameter `window_secs`: must be 1..={MAX_WINDOW_SECS}, found {window_secs}")));
-    }
-    let min_tiny = at_least_one(ctx, "min_tiny", 3)?;
-    let suspect_tiny = at_least_one(ctx, "suspect_tiny", 5)?;
+}
 
+pub fn evaluate(tx: &Transaction, ctx: &mut Context, config: &Config) -> Result<Verdict, Error> {
     let amount = tx.amount.minor_units;
-    let window = Duration::from_secs(window_secs);
-    let verdict = if (0..=tiny_max).contains(&amount) {
+    let window = config.window;
+    let verdict = if (0..=config.tiny_max).contains(&amount) {
         ctx.window_add("tiny", 1);
         let tiny_count = ctx.window_count("tiny", window);
-        if tiny_count < suspect_tiny {
+        if tiny_count < config.suspect_tiny {
             return Ok(Verdict::pass());
         }
         Verdict::suspect("CARD_TESTING_PROBES", "many tiny transactions in a short time, as when testing a card")
             .with("tiny_count", tiny_count)
-            .with("suspect_tiny", suspect_tiny)
-    } else if amount >= large_min {
+            .with("suspect_tiny", config.suspect_tiny)
+    } else if amount >= config.large_min {
         let tiny_count = ctx.window_count("tiny", window);
-        if tiny_count < min_tiny {
+        if tiny_count < config.min_tiny {
             return Ok(Verdict::pass());
         }
         Verdict::lock("CARD_TESTING", "large transaction right after tiny test transactions")
             .with("tiny_count", tiny_count)
-            .with("min_tiny", min_tiny)
+            .with("min_tiny", config.min_tiny)
     } else {
         return Ok(Verdict::pass());
     };
-    Ok(verdict.with("window_secs", window_secs).with("amount", amount).with("currency", &tx.amount.currency))
+    Ok(verdict.with("window_secs", window.as_secs()).with("amount", amount).with("currency", &tx.amount.currency))
 }
 
-fn at_least_one(ctx: &Context, name: &str, default: u32) -> Result<u32, Error> {
-    match ctx.param_or(name, default)? {
-        0 => Err(Error::msg(format!("parameter `{name}`: must be at least 1"))),
-        n => Ok(n),
-    }
-}
-
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

@@ -20,8 +20,9 @@
 //!   percentage of the suspect threshold, but not above the threshold, add
 //!   `score_points` (integer, default 20) to the risk score.
 //!
-//! Every entry of the threshold tables is checked, not only the one for the
-//! transaction's currency, so a mistyped entry fails the first evaluation.
+//! Parameters are read and checked once per rule instance: every entry of
+//! the threshold tables, not only the one for the transaction's currency,
+//! so a mistyped entry fails every evaluation, from the first.
 //!
 //! Returns: `Verdict::lock("LARGE_AMOUNT")` over the lock threshold,
 //! `Verdict::suspect("LARGE_AMOUNT")` over the suspect threshold,
@@ -30,74 +31,81 @@
 //! score, the suspect threshold) and, for a score, `percent`.
 
 use weir_sdk::prelude::*;
-use weir_sdk::{FromParam, ParamValue};
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+/// The parameters, read and checked once per rule instance; thresholds are
+/// minor units.
+pub struct Config {
+    lock_over: Table<u64>,
+    default_lock_over: Option<u64>,
+    suspect_over: Table<u64>,
+    default_suspect_over: Option<u64>,
+    near: Option<Near>,
+}
+
+/// Scoring amounts near the suspect threshold.
+struct Near {
+    percent: i64,
+    points: u32,
+}
+
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        Ok(Config {
+            lock_over: p.typed_table("lock_over")?,
+            default_lock_over: p.param_opt("default_lock_over")?,
+            suspect_over: p.typed_table("suspect_over")?,
+            default_suspect_over: p.param_opt("default_suspect_over")?,
+            near: match p.in_range_opt("score_from_percent", 1..=100)? {
+                None => None,
+                Some(percent) => Some(Near { percent, points: p.param_or("score_points", 20)? }),
+            },
+        })
+    }
+}
+
+pub fn evaluate(tx: &Transaction, _: &mut Context, config: &Config) -> Result<Verdict, Error> {
     let amount = tx.amount.minor_units;
     let currency = tx.amount.currency.as_str();
 
-    if let Some(lock_over) = threshold(ctx, "lock_over", "default_lock_over", currency)?
-        && amount > lock_over
+    if let Some(lock_over) = threshold(&config.lock_over, config.default_lock_over, currency)
+        && above(amount, lock_over)
     {
         return Ok(evidence(Verdict::lock("LARGE_AMOUNT", "amount above the lock threshold"), tx, lock_over));
     }
 
-    let Some(suspect_over) = threshold(ctx, "suspect_over", "default_suspect_over", currency)? else {
+    let Some(suspect_over) = threshold(&config.suspect_over, config.default_suspect_over, currency) else {
         return Ok(Verdict::pass());
     };
-    if amount > suspect_over {
+    if above(amount, suspect_over) {
         return Ok(evidence(Verdict::suspect("LARGE_AMOUNT", "amount above the suspect threshold"), tx, suspect_over));
     }
 
-    if ctx.params().get("score_from_percent").is_some() {
-        let percent: i64 = ctx.param("score_from_percent")?;
-        if !(1..=100).contains(&percent) {
-            return Err(Error::msg(format!("parameter `score_from_percent`: must be 1..=100, found {percent}")));
-        }
-        let points: u32 = ctx.param_or("score_points", 20)?;
-        // amount > suspect_over * percent / 100, without rounding or overflow.
-        if i128::from(amount) * 100 > i128::from(suspect_over) * i128::from(percent) {
-            let verdict = Verdict::score(points, "NEAR_LARGE_AMOUNT", "amount close to the suspect threshold");
-            return Ok(evidence(verdict, tx, suspect_over).with("percent", percent));
-        }
+    // amount > suspect_over * percent / 100, without rounding or overflow.
+    if let Some(near) = &config.near
+        && i128::from(amount) * 100 > i128::from(suspect_over) * i128::from(near.percent)
+    {
+        let verdict = Verdict::score(near.points, "NEAR_LARGE_AMOUNT", "amount close to the suspect threshold");
+        return Ok(evidence(verdict, tx, suspect_over).with("percent", near.percent));
     }
 
     Ok(Verdict::pass())
 }
 
-/// The threshold for `currency` from the table `table`, else the integer
-/// parameter `default`, else none.
-///
-/// Scans the flattened table instead of formatting a parameter name, so the
-/// common path allocates nothing. The default is checked even when unused.
-fn threshold(ctx: &Context, table: &str, default: &str, currency: &str) -> Result<Option<i64>, Error> {
-    let mut found = None;
-    for (entry, value) in ctx.params().table(table) {
-        let limit = non_negative(value)
-            .ok_or_else(|| Error::msg(format!("parameter `{table}.{entry}`: expected a non-negative integer")))?;
-        if entry == currency {
-            found = Some(limit);
-        }
-    }
-    let fallback = match ctx.params().get(default) {
-        None => None,
-        Some(value) => Some(
-            non_negative(value)
-                .ok_or_else(|| Error::msg(format!("parameter `{default}`: expected a non-negative integer")))?,
-        ),
-    };
-    Ok(found.or(fallback))
+/// The threshold for `currency` from its table, else the default, else none.
+fn threshold(table: &Table<u64>, default: Option<u64>, currency: &str) -> Option<u64> {
+    table.get(currency).copied().or(default)
 }
 
-fn non_negative(value: &ParamValue) -> Option<i64> {
-    i64::from_param(value).filter(|v| *v >= 0)
+/// Whether `amount` is strictly above `threshold` (a refund never is).
+fn above(amount: i64, threshold: u64) -> bool {
+    u64::try_from(amount).is_ok_and(|amount| amount > threshold)
 }
 
-fn evidence(verdict: Verdict, tx: &Transaction, threshold: i64) -> Verdict {
+fn evidence(verdict: Verdict, tx: &Transaction, threshold: u64) -> Verdict {
     verdict.with("amount", tx.amount.minor_units).with("currency", &tx.amount.currency).with("threshold", threshold)
 }
 
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,8 @@
 //! allow, e.g. MCC 7995 (betting and casino gambling).
 //!
 //! How: the merchant id and the ISO 18245 category code are looked up, by
-//! exact match, in lists from the manifest. The lists are read in place,
-//! without copying, and no account state is touched.
+//! exact match, in lists from the manifest. The lists are read once per rule
+//! instance, and no account state is touched.
 //!
 //! A customer's confirmation clears a category block for that merchant: once
 //! the customer has answered a `FraudSuspected` with "it was me" for a
@@ -32,28 +32,38 @@
 //! pass.
 
 use weir_sdk::prelude::*;
-use weir_sdk::{ParamValue, Params};
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let params = ctx.params();
-    let merchants = list(params, "blocked_merchants")?;
-    let categories = list(params, "blocked_categories")?;
-    let lock = match params.get("action") {
-        None => false,
-        Some(ParamValue::Text(action)) if action == "suspect" => false,
-        Some(ParamValue::Text(action)) if action == "lock" => true,
-        Some(_) => return Err(Error::msg("parameter `action`: expected \"suspect\" or \"lock\"")),
-    };
-    let confirmation_clears: bool = ctx.param_or("customer_confirmation_clears_category", true)?;
+/// The parameters, read and checked once per rule instance.
+pub struct Config {
+    merchants: Vec<String>,
+    categories: Vec<String>,
+    lock: bool,
+    confirmation_clears: bool,
+}
+
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        Ok(Config {
+            merchants: p.list("blocked_merchants")?.to_vec(),
+            categories: p.list("blocked_categories")?.to_vec(),
+            lock: p.choice("action", &["suspect", "lock"], "suspect")? == "lock",
+            confirmation_clears: p.param_or("customer_confirmation_clears_category", true)?,
+        })
+    }
+}
+
+pub fn evaluate(tx: &Transaction, _: &mut Context, config: &Config) -> Result<Verdict, Error> {
     let verdict = |reason_code, message: &str| {
-        if lock { Verdict::lock(reason_code, message) } else { Verdict::suspect(reason_code, message) }
+        if config.lock { Verdict::lock(reason_code, message) } else { Verdict::suspect(reason_code, message) }
     };
 
     let merchant = &tx.merchant;
-    if merchants.contains(&merchant.id) {
+    if config.merchants.contains(&merchant.id) {
         return Ok(verdict("BLOCKED_MERCHANT", "merchant is on the block list").with("merchant", &merchant.id));
     }
-    if categories.contains(&merchant.category_code) && !(confirmation_clears && tx.merchant_confirmed_by_customer()) {
+    if config.categories.contains(&merchant.category_code)
+        && !(config.confirmation_clears && tx.merchant_confirmed_by_customer())
+    {
         return Ok(verdict("BLOCKED_CATEGORY", "merchant category is blocked")
             .with("category", &merchant.category_code)
             .with("merchant", &merchant.id));
@@ -61,16 +71,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     Ok(Verdict::pass())
 }
 
-/// The list parameter `name`, borrowed; empty when absent.
-fn list<'p>(params: &'p Params, name: &str) -> Result<&'p [String], Error> {
-    match params.get(name) {
-        None => Ok(&[]),
-        Some(ParamValue::TextList(list)) => Ok(list),
-        Some(_) => Err(Error::msg(format!("parameter `{name}`: expected a list of strings"))),
-    }
-}
-
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

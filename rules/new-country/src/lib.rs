@@ -43,20 +43,29 @@ use weir_sdk::wire::{HistoryView, PastRef};
 
 /// The most countries kept in the `countries` key.
 const MAX_COUNTRIES: usize = 32;
-/// The most history the host keeps.
-const MAX_HISTORY_LEN: u32 = weir_sdk::state::HISTORY_LEN as u32;
 
 /// An ISO 3166-1 alpha-2 code, upper case.
 type Country = [u8; 2];
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let min_travel_secs: u64 = ctx.param_or("min_travel_secs", 7200)?;
-    let new_country_score: u32 = ctx.param_or("new_country_score", 30)?;
-    let history_len: u32 = ctx.param_or("history_len", 8)?;
-    if !(1..=MAX_HISTORY_LEN).contains(&history_len) {
-        return Err(Error::msg(format!("parameter `history_len`: must be 1..={MAX_HISTORY_LEN}, found {history_len}")));
-    }
+/// The parameters, read and checked once per rule instance.
+pub struct Config {
+    min_travel_secs: u64,
+    new_country_score: u32,
+    history_len: u32,
+}
 
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        Ok(Config {
+            min_travel_secs: p.param_or("min_travel_secs", 7200)?,
+            new_country_score: p.param_or("new_country_score", 30)?,
+            history_len: p.history_len("history_len", 8)?,
+        })
+    }
+}
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context, config: &Config) -> Result<Verdict, Error> {
+    let &Config { min_travel_secs, new_country_score, history_len } = config;
     if !is_physical(tx.channel) {
         return Ok(Verdict::pass());
     }
@@ -158,7 +167,7 @@ fn join(known: &[Country]) -> String {
     out
 }
 
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

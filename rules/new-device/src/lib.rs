@@ -33,12 +33,23 @@ use weir_sdk::prelude::*;
 /// The most devices `max_devices` may ask for.
 const MAX_DEVICES: u32 = 32;
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let new_device_score: u32 = ctx.param_or("new_device_score", 20)?;
-    let max_devices: u32 = ctx.param_or("max_devices", 8)?;
-    if !(1..=MAX_DEVICES).contains(&max_devices) {
-        return Err(Error::msg(format!("parameter `max_devices`: must be 1..={MAX_DEVICES}, found {max_devices}")));
+/// The parameters, read and checked once per rule instance.
+pub struct Config {
+    new_device_score: u32,
+    max_devices: u32,
+}
+
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        Ok(Config {
+            new_device_score: p.param_or("new_device_score", 20)?,
+            max_devices: p.in_range("max_devices", 8, 1..=MAX_DEVICES)?,
+        })
     }
+}
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context, config: &Config) -> Result<Verdict, Error> {
+    let &Config { new_device_score, max_devices } = config;
     let Some(fingerprint) = tx.device_fingerprint() else {
         return Ok(Verdict::pass());
     };
@@ -79,7 +90,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

@@ -30,79 +30,69 @@
 use std::time::Duration;
 
 use weir_sdk::prelude::*;
-use weir_sdk::{FromParam, ParamValue};
 
-/// How long the host keeps series points; a longer window would undercount.
-const MAX_WINDOW_SECS: u64 = (weir_sdk::state::SERIES_RETENTION_MS / 1000) as u64;
+/// The parameters, read and checked once per rule instance.
+pub struct Config {
+    window: Duration,
+    max_count: u32,
+    lock_count: Option<u32>,
+    /// Sum limits by currency, in minor units. Every entry is checked, so a
+    /// mistyped limit for any currency fails at once.
+    max_sum: Table<u64>,
+}
 
-pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let window_secs: u64 = ctx.param_or("window_secs", 3600)?;
-    if !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
-        return Err(Error::msg(format!("parameter `window_secs`: must be 1..={MAX_WINDOW_SECS}, found {window_secs}")));
+impl FromParams for Config {
+    fn from_params(p: &Params) -> Result<Self, Error> {
+        Ok(Config {
+            window: p.window_secs("window_secs", 3600)?,
+            max_count: p.param_or("max_count", 10)?,
+            lock_count: p.in_range_opt("lock_count", 1..)?,
+            max_sum: p.typed_table("max_sum")?,
+        })
     }
-    let max_count: u32 = ctx.param_or("max_count", 10)?;
-    let lock_count: Option<u32> = match ctx.params().get("lock_count") {
-        None => None,
-        Some(_) => match ctx.param("lock_count")? {
-            0 => return Err(Error::msg("parameter `lock_count`: must be at least 1")),
-            n => Some(n),
-        },
-    };
-    let max_sum = sum_limit(ctx, &tx.amount.currency)?;
-    let window = Duration::from_secs(window_secs);
+}
 
+pub fn evaluate(tx: &Transaction, ctx: &mut Context, config: &Config) -> Result<Verdict, Error> {
+    let window = config.window;
     ctx.window_add("count", 1);
     let count = ctx.window_count("count", window);
-    let sum = match max_sum {
+    let sum = match config.max_sum.get(&tx.amount.currency) {
         None => None,
-        Some(limit) => {
+        Some(&limit) => {
             let series = format!("sum:{}", tx.amount.currency);
             ctx.window_add(&series, tx.amount.minor_units.max(0));
             Some((ctx.window_sum(&series, window), limit))
         }
     };
 
-    let verdict = if let Some(lock_count) = lock_count.filter(|&l| count >= l) {
+    let verdict = if let Some(lock_count) = config.lock_count.filter(|&l| count >= l) {
         Verdict::lock("VELOCITY_COUNT", "too many transactions in the window; locking the account")
             .with("count", count)
             .with("lock_count", lock_count)
-    } else if count > max_count {
+    } else if count > config.max_count {
         Verdict::suspect("VELOCITY_COUNT", "too many transactions in the window")
             .with("count", count)
-            .with("max_count", max_count)
-    } else if sum.is_some_and(|(sum, limit)| sum > limit) {
+            .with("max_count", config.max_count)
+    } else if sum.is_some_and(|(sum, limit)| over(sum, limit)) {
         Verdict::suspect("VELOCITY_SUM", "too much money spent in the window")
             .with("count", count)
-            .with("max_count", max_count)
+            .with("max_count", config.max_count)
     } else {
         return Ok(Verdict::pass());
     };
-    let verdict = verdict.with("window_secs", window_secs);
+    let verdict = verdict.with("window_secs", window.as_secs());
     Ok(match sum {
         Some((sum, limit)) => verdict.with("currency", &tx.amount.currency).with("sum", sum).with("max_sum", limit),
         None => verdict,
     })
 }
 
-/// `max_sum.<currency>`, checking every entry of the table so a mistyped
-/// limit for any currency fails at once. Allocates nothing.
-fn sum_limit(ctx: &Context, currency: &str) -> Result<Option<i64>, Error> {
-    let mut found = None;
-    for (entry, value) in ctx.params().table("max_sum") {
-        let limit = non_negative(value)
-            .ok_or_else(|| Error::msg(format!("parameter `max_sum.{entry}`: expected a non-negative integer")))?;
-        if entry == currency {
-            found = Some(limit);
-        }
-    }
-    Ok(found)
+/// Whether a window's sum (never negative) is above its limit.
+fn over(sum: i64, limit: u64) -> bool {
+    u64::try_from(sum).is_ok_and(|sum| sum > limit)
 }
 
-fn non_negative(value: &ParamValue) -> Option<i64> {
-    i64::from_param(value).filter(|v| *v >= 0)
-}
-
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, Config);
 
 #[cfg(test)]
 mod tests {

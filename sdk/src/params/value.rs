@@ -1,8 +1,6 @@
-//! Typed access to a rule's parameters.
-//!
-//! Parameters come from the `[params]` table of the rule's manifest. Nested
-//! tables are flattened to dotted names, so `[params.limits] EUR = 500000`
-//! is read as `ctx.param::<i64>("limits.EUR")`.
+//! One parameter's value as the manifest gave it ([`ParamValue`]), the Rust
+//! types a value can be read as ([`FromParam`]), and the error that names a
+//! parameter that is missing or not what a rule expects ([`ParamError`]).
 
 use std::fmt;
 
@@ -42,59 +40,17 @@ impl fmt::Display for ParamValue {
     }
 }
 
-/// Whether two short byte strings are equal, without a call to `memcmp`.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// All parameters of a rule version, sorted by name.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Params(Vec<(String, ParamValue)>);
-
-impl Params {
-    pub fn new(mut entries: Vec<(String, ParamValue)>) -> Self {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Params(entries)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&ParamValue> {
-        // A rule reads a handful of parameters per evaluation from a short
-        // list: a scan that compares lengths first beats a binary search
-        // whose every step calls `memcmp`, which in wasm is not inlined.
-        self.0.iter().find(|(k, _)| same(k.as_bytes(), name.as_bytes())).map(|(_, v)| v)
-    }
-
-    /// Every parameter whose name starts with `prefix.`, with the prefix
-    /// removed: the entries of a flattened table.
-    pub fn table<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a ParamValue)> + 'a {
-        self.0.iter().filter_map(move |(k, v)| {
-            k.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('.')).map(|rest| (rest, v))
-        })
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &ParamValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
-    /// The parameter `name` as `T`: `None` if absent, an error naming the
-    /// parameter if it has another type.
-    pub fn typed<T: FromParam>(&self, name: &str) -> Result<Option<T>, ParamError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => T::from_param(v).map(Some).ok_or_else(|| ParamError {
-                name: name.to_owned(),
-                detail: format!("expected {}, found {v}", T::EXPECTED),
-            }),
-        }
-    }
-}
-
 /// A parameter that is missing or has the wrong type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamError {
     pub name: String,
     pub detail: String,
+}
+
+impl ParamError {
+    pub(crate) fn new(name: &str, detail: impl Into<String>) -> Self {
+        ParamError { name: name.to_owned(), detail: detail.into() }
+    }
 }
 
 impl fmt::Display for ParamError {
@@ -174,32 +130,5 @@ impl FromParam for Vec<String> {
             ParamValue::TextList(l) => Some(l.clone()),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typed_reads_and_reports_wrong_types() {
-        let p = Params::new(vec![
-            ("limit".into(), ParamValue::Integer(5)),
-            ("limits.EUR".into(), ParamValue::Integer(500)),
-            ("limits.USD".into(), ParamValue::Integer(600)),
-            ("name".into(), ParamValue::Text("x".into())),
-        ]);
-        assert_eq!(p.typed::<i64>("limit").unwrap(), Some(5));
-        assert_eq!(p.typed::<i64>("missing").unwrap(), None);
-        let err = p.typed::<i64>("name").unwrap_err();
-        assert_eq!(err.to_string(), "parameter `name`: expected an integer, found a string (\"x\")");
-        let err = p
-            .typed::<u32>("limits.EUR")
-            .map(|_| ())
-            .and_then(|_| Params::new(vec![("n".into(), ParamValue::Integer(-1))]).typed::<u32>("n"))
-            .unwrap_err();
-        assert!(err.to_string().ends_with("found an integer (-1)"), "{err}");
-        let table: Vec<_> = p.table("limits").map(|(k, _)| k).collect();
-        assert_eq!(table, ["EUR", "USD"]);
     }
 }
