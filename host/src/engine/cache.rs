@@ -56,9 +56,30 @@ pub enum Rejected {
     NotAuthentic,
 }
 
+/// Why the compile cache could not be opened; weir then runs without it
+/// (and compiles every rule at start).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot read {}: {source}", dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error(
+        "{} may be written by other users (mode {mode:o}); the compile cache must be private to weir's user (chmod 700)",
+        dir.display()
+    )]
+    Shared { dir: PathBuf, mode: u32 },
+    #[error("cannot read the compile cache key {}: {source}", path.display())]
+    ReadKey { path: PathBuf, source: std::io::Error },
+    #[error("the compile cache key {} is not {} bytes", path.display(), KEY_LEN)]
+    KeyLength { path: PathBuf },
+    #[error("cannot write the compile cache key {}: {source}", path.display())]
+    WriteKey { path: PathBuf, source: std::io::Error },
+}
+
 impl CompileCache {
     /// Opens (creating if needed) the cache in `dir`, with its key.
-    pub fn open(dir: &Path) -> Result<CompileCache, String> {
+    pub fn open(dir: &Path) -> Result<CompileCache, OpenError> {
         create_private_dir(dir)?;
         check_not_shared(dir)?;
         let key = load_or_create_key(&dir.join("key"))?;
@@ -134,27 +155,23 @@ impl CompileCache {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), String> {
+fn create_private_dir(dir: &Path) -> Result<(), OpenError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+    builder.create(dir).map_err(|source| OpenError::CreateDir { dir: dir.to_owned(), source })
 }
 
 /// Refuses a directory that users other than weir's may write to: whoever
 /// writes the cache could try to plant code, and could replace the key.
-fn check_not_shared(dir: &Path) -> Result<(), String> {
+fn check_not_shared(dir: &Path) -> Result<(), OpenError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let meta = std::fs::metadata(dir).map_err(|source| OpenError::ReadDir { dir: dir.to_owned(), source })?;
         if meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{} may be written by other users (mode {:o}); the compile cache must be private to weir's user (chmod 700)",
-                dir.display(),
-                meta.mode() & 0o777
-            ));
+            return Err(OpenError::Shared { dir: dir.to_owned(), mode: meta.mode() & 0o777 });
         }
     }
     Ok(())
@@ -162,11 +179,10 @@ fn check_not_shared(dir: &Path) -> Result<(), String> {
 
 /// The host's key: read, or made from the system's randomness and linked
 /// into place, so two processes starting together agree on one key.
-fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
-    let read = |path: &Path| -> Result<[u8; KEY_LEN], String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read the compile cache key {}: {e}", path.display()))?;
-        bytes.try_into().map_err(|_| format!("the compile cache key {} is not {KEY_LEN} bytes", path.display()))
+fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], OpenError> {
+    let read = |path: &Path| -> Result<[u8; KEY_LEN], OpenError> {
+        let bytes = std::fs::read(path).map_err(|source| OpenError::ReadKey { path: path.to_owned(), source })?;
+        bytes.try_into().map_err(|_| OpenError::KeyLength { path: path.to_owned() })
     };
     if path.exists() {
         return read(path);
@@ -179,16 +195,16 @@ fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = options.open(&tmp).and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()));
-    if let Err(e) = written {
+    if let Err(source) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write the compile cache key {}: {e}", path.display()));
+        return Err(OpenError::WriteKey { path: path.to_owned(), source });
     }
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-        Err(e) => Err(format!("cannot write the compile cache key {}: {e}", path.display())),
+        Err(source) => Err(OpenError::WriteKey { path: path.to_owned(), source }),
     }
 }
 
@@ -234,7 +250,7 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-            let err = CompileCache::open(&dir).err().unwrap();
+            let err = CompileCache::open(&dir).err().unwrap().to_string();
             assert!(err.contains("other users"), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::enforced;
+use super::verdict::enforced;
 use crate::events::{DecisionType, FailurePolicy, RuleOutcome, RuleResult};
 use crate::state::Lock;
 

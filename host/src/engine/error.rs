@@ -1,0 +1,62 @@
+//! The engine's errors: why a rule package is refused ([`LoadError`]) and
+//! why one evaluation of one rule failed ([`RuleError`]).
+//!
+//! Both are what an operator reads — in the deploy report, the log, or a
+//! decision's `error` field — so each variant carries what it is about and
+//! says what to do where there is something to do.
+
+use super::TRANSACTION_FUEL;
+
+/// Why a rule package was refused. The running rules are unaffected.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file ({len} bytes, no `\\0asm` header)")]
+    NotWasm { len: usize },
+    #[error(
+        "a core WebAssembly module, not a component: build the rule for the `wasm32-wasip2` target (`weir rule build`)"
+    )]
+    CoreModule,
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "built for rule contract weir:rule@{found}; this host runs weir:rule@{supported} (and weir:rule@1.0.0, for rules built with the first SDK): rebuild the rule with this weir's SDK"
+    )]
+    IncompatibleContract { found: String, supported: &'static str },
+    #[error("the component does not export `weir:rule/evaluator`, so it is not a weir rule (it exports: {exports:?})")]
+    NotARule { exports: Vec<String> },
+    #[error("the component imports `{0}`, which weir does not provide to rules")]
+    UnsupportedImport(String),
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+    #[error("the wasm engine could not start: {0}")]
+    Engine(String),
+    #[error("two rules have the id `{0}`")]
+    DuplicateId(String),
+}
+
+/// Why one evaluation of one rule failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    #[error("ran out of fuel after {limit} units")]
+    OutOfFuel { limit: u64 },
+    #[error("exceeded its memory limit of {limit_mib} MiB")]
+    MemoryLimit { limit_mib: usize },
+    #[error("overflowed its stack")]
+    StackOverflow,
+    #[error("trapped: {trap}{}", panic.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    Trap { trap: String, panic: Option<String> },
+    #[error("returned an error: {0}")]
+    Returned(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    #[error("returned an explanation over the host's limits: {0}")]
+    Verdict(String),
+    #[error("went over its state quota: {0}; none of its writes were kept")]
+    StateQuota(String),
+    #[error("was not run: the transaction's fuel budget ({TRANSACTION_FUEL} units across all rules) was spent")]
+    BudgetSpent,
+    #[error(
+        "is quarantined after {failures} failures in a row (the last: {last}); it is skipped until a new version is deployed"
+    )]
+    Quarantined { failures: u32, last: String },
+}

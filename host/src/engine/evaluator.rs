@@ -1,0 +1,320 @@
+//! [`Evaluator`]: decides transactions with one rule set, one transaction
+//! at a time, against the account's state. One per worker thread, never
+//! shared, so deciding takes no lock.
+//!
+//! A decision is a pass over the rules in order ([`Pass`]): each rule is
+//! lent its state, run within what is left of the transaction's fuel, its
+//! writes kept or undone, its outcome counted and its result recorded; then
+//! the policy combines the results into the one decision. This is the hot
+//! path: the buffers it needs live in the evaluator and are reused from
+//! transaction to transaction.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use weir_sdk::Context;
+
+use super::call::CallCtx;
+use super::inputs::Inputs;
+use super::policy::Combined;
+use super::rule::Code;
+use super::slot::Slot;
+use super::verdict::{Verdict, limit_explanations, rule_result};
+use super::{LoadedRule, Policy, RuleError, RuleSet, RuleStats, wasm};
+use crate::events::{
+    DecisionEvent, DecisionType, EngineInfo, HostFacts, InputPosition, RuleResult, TransactionRecorded,
+    decision_event_id,
+};
+use crate::state::{AccountState, Lock};
+
+/// The fuel one transaction may use across all its rules: a rule gets its
+/// own budget or what is left of this, whichever is less.
+pub const TRANSACTION_FUEL: u64 = 100_000_000;
+
+/// Decides transactions with one rule set. One per worker thread.
+pub struct Evaluator {
+    slots: Vec<Slot>,
+    policy: Policy,
+    /// Reused from transaction to transaction, so deciding allocates
+    /// nothing for them once they have grown.
+    call: CallCtx,
+    inputs: Inputs,
+    /// Every how many transactions the rules' evaluation times are kept (0:
+    /// never; 1: always, for backtests), and transactions decided so far.
+    sample_every: u32,
+    tick: u32,
+    /// Whether rule failures are logged and may quarantine a rule (not for
+    /// self-test cases, whose failures are expected and reported by the
+    /// case runner).
+    log_failures: bool,
+}
+
+impl Evaluator {
+    pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
+        let slots = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default()));
+        Evaluator {
+            slots: slots.collect(),
+            policy,
+            call: CallCtx::default(),
+            inputs: Inputs::default(),
+            sample_every: 0,
+            tick: 0,
+            log_failures: true,
+        }
+    }
+
+    /// Switches to another rule set between two transactions. Rules whose
+    /// version (content hash) is unchanged keep their live instance; every
+    /// rule id keeps its counters. What the set no longer has is retired.
+    pub fn swap(&mut self, rules: &RuleSet) {
+        let mut old: HashMap<String, Slot> = self.slots.drain(..).map(|s| (s.rule.spec.id.clone(), s)).collect();
+        self.slots = rules
+            .rules()
+            .iter()
+            .map(|r| match old.remove(&r.spec.id) {
+                Some(slot) if slot.rule.hash == r.hash => slot.renewed(r.clone()),
+                Some(slot) => Slot::new(r.clone(), slot.stats),
+                None => Slot::new(r.clone(), RuleStats::default()),
+            })
+            .collect();
+    }
+
+    /// The rule versions this evaluator runs: (id, content hash).
+    pub fn versions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &*s.rule.hash))
+    }
+
+    /// For self-test cases: rule failures are neither logged nor counted
+    /// towards quarantine; the caller reports them itself.
+    pub fn quiet(&mut self) {
+        self.log_failures = false;
+    }
+
+    /// Keeps each evaluation's wall time from now on (see
+    /// [`Evaluator::timings`]); off in the pipelines.
+    pub fn time_evaluations(&mut self) {
+        self.sample_every = 1;
+    }
+
+    /// Keeps the evaluation times of one transaction in `every`, for the
+    /// metrics ([`Evaluator::drain_timings`]).
+    pub fn sample_evaluations(&mut self, every: u32) {
+        self.sample_every = every;
+    }
+
+    /// Hands each rule's kept evaluation times to `f`, then forgets them.
+    pub fn drain_timings(&mut self, mut f: impl FnMut(&str, &[u32])) {
+        for slot in &mut self.slots {
+            if !slot.nanos.is_empty() {
+                f(&slot.rule.spec.id, &slot.nanos);
+                slot.nanos.clear();
+            }
+        }
+    }
+
+    /// Each rule's evaluation times in nanoseconds, in order, while timing
+    /// was on: (rule id, times).
+    pub fn timings(&self) -> impl Iterator<Item = (&str, &[u32])> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), s.nanos.as_slice()))
+    }
+
+    /// The rules this evaluator runs, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &LoadedRule> {
+        self.slots.iter().map(|s| &*s.rule)
+    }
+
+    /// Per-rule counters since this evaluator started: (rule id, stats).
+    pub fn stats(&self) -> impl Iterator<Item = (&str, &RuleStats)> {
+        self.slots.iter().map(|s| (s.rule.spec.id.as_str(), &s.stats))
+    }
+
+    /// Runs every rule on `tx` and returns its one decision. Updates the
+    /// account's state (rule state, history, lock) in place.
+    pub fn decide(
+        &mut self,
+        tx: &TransactionRecorded,
+        account: &mut AccountState,
+        input: InputPosition,
+    ) -> DecisionEvent {
+        let now_ms = tx.occurred_at_ms();
+        let timing = self.sampled();
+        let Evaluator { slots, policy, call, inputs, log_failures, .. } = self;
+        // The account's history is lent to the rules for the transaction.
+        call.enter(&tx.transaction_id, now_ms, std::mem::take(&mut account.history));
+        inputs.clear();
+        let mut pass = Pass {
+            tx,
+            now_ms,
+            facts: account.facts(tx),
+            inputs,
+            call,
+            timing,
+            log_failures: *log_failures,
+            fuel_left: TRANSACTION_FUEL,
+            explained: 0,
+        };
+        let mut results = Vec::with_capacity(slots.len());
+        for slot in slots.iter_mut() {
+            results.push(pass.step(slot, account));
+        }
+        account.history = pass.call.leave();
+        account.record_history(tx.to_past());
+
+        let combined = policy.combine(&results, account.lock.as_ref());
+        if combined.event_type == DecisionType::AccountLocked {
+            lock(account, tx, now_ms, &combined);
+        }
+        decision_event(tx, combined, results, input)
+    }
+
+    /// Counts a transaction; whether its evaluation times are kept.
+    fn sampled(&mut self) -> bool {
+        self.sample_every != 0 && {
+            self.tick = self.tick.wrapping_add(1);
+            self.tick.is_multiple_of(self.sample_every)
+        }
+    }
+}
+
+/// One transaction's pass over the rules: what they share while they run
+/// one after another.
+struct Pass<'a> {
+    tx: &'a TransactionRecorded,
+    /// The transaction's event time, the rules' "now".
+    now_ms: i64,
+    facts: HostFacts,
+    inputs: &'a mut Inputs,
+    call: &'a mut CallCtx,
+    /// Whether this transaction's evaluation times are kept.
+    timing: bool,
+    log_failures: bool,
+    /// What is left of the transaction's fuel ([`TRANSACTION_FUEL`]).
+    fuel_left: u64,
+    /// The bytes of the explanations recorded so far
+    /// ([`super::DECISION_EXPLANATIONS_MAX`]).
+    explained: usize,
+}
+
+impl Pass<'_> {
+    /// One rule's step: lends it its state from `account`, runs it, keeps
+    /// its writes (or, if it failed, undoes them), counts the outcome, and
+    /// returns the result the decision records.
+    fn step(&mut self, slot: &mut Slot, account: &mut AccountState) -> RuleResult {
+        let mut kept = account.rules.get_mut(&slot.rule.spec.id);
+        self.call.begin(kept.as_deref_mut().map(std::mem::take).unwrap_or_default(), slot.rule.spec.state_quota);
+        let started = self.timing.then(Instant::now);
+        let (verdict, fuel) = self.run(slot);
+        if let Some(started) = started {
+            slot.timed(started);
+        }
+        self.fuel_left = self.fuel_left.saturating_sub(fuel);
+        // Going over the quota is the error even if the rule then
+        // trapped on the refused write.
+        let verdict = self.call.check_quota().and(verdict).and_then(|v| v.check().map(|()| v));
+        let (state, changed) = self.call.finish(verdict.is_ok());
+        let id = &slot.rule.spec.id;
+        match kept {
+            Some(kept) => *kept = state,
+            None if !state.is_empty() => {
+                account.rules.insert(id.clone(), state);
+            }
+            None => {}
+        }
+        if changed {
+            account.rule_changed(id);
+        }
+        slot.count(&verdict, fuel, &self.tx.transaction_id, self.log_failures);
+        let mut result = rule_result(&slot.rule, verdict);
+        limit_explanations(&mut result, &mut self.explained);
+        result
+    }
+
+    /// Runs the rule of `slot` within what is left of the transaction's
+    /// fuel: its verdict, and the fuel it used. A quarantined rule is not
+    /// run; nor is a wasm rule once the transaction's fuel is spent.
+    fn run(&mut self, slot: &mut Slot) -> (Result<Verdict, RuleError>, u64) {
+        if let Some(quarantined) = slot.quarantined() {
+            return (Err(quarantined), 0);
+        }
+        match &slot.rule.code {
+            Code::Wasm(_) if self.fuel_left == 0 => (Err(RuleError::BudgetSpent), 0),
+            Code::Wasm(compiled) => {
+                let fuel = compiled.fuel().min(self.fuel_left);
+                self.run_wasm(compiled, &mut slot.instance, fuel)
+            }
+            Code::Native { rule, params } => {
+                let tx = self.inputs.sdk(self.tx, self.facts);
+                let mut ctx = Context::native(self.call, params, self.now_ms);
+                let verdict = (rule.evaluate)(tx, &mut ctx).map(Verdict::from_sdk).map_err(|e| {
+                    RuleError::Returned(
+                        weir_sdk::limits::clean(e.message(), weir_sdk::limits::ERROR_MESSAGE_MAX).into_owned(),
+                    )
+                });
+                (verdict, 0)
+            }
+        }
+    }
+
+    /// Runs a wasm rule in its live instance (made now if it has none),
+    /// with `fuel`; a failure other than a returned error drops the
+    /// instance.
+    fn run_wasm(
+        &mut self,
+        compiled: &wasm::Compiled,
+        instance: &mut Option<wasm::Instance>,
+        fuel: u64,
+    ) -> (Result<Verdict, RuleError>, u64) {
+        let live = match instance {
+            Some(live) => live,
+            None => match compiled.instantiate() {
+                Ok(fresh) => instance.insert(fresh),
+                Err(e) => return (Err(e), 0),
+            },
+        };
+        let input = if live.is_legacy() {
+            wasm::Input::Record(self.inputs.record(self.tx, self.facts))
+        } else {
+            wasm::Input::Encoded(self.inputs.encoded(self.tx, self.facts))
+        };
+        let (result, fuel) = live.evaluate(input, self.call, fuel);
+        if result.as_ref().is_err_and(|e| !matches!(e, RuleError::Returned(_))) {
+            // A trapped instance is poisoned: start the next evaluation afresh.
+            *instance = None;
+        }
+        (result, fuel)
+    }
+}
+
+/// Locks `account` for the decision on `tx`, with the policy's reason.
+fn lock(account: &mut AccountState, tx: &TransactionRecorded, now_ms: i64, combined: &Combined) {
+    account.set_lock(Lock {
+        transaction_id: tx.transaction_id.clone(),
+        occurred_at_ms: now_ms,
+        reason: combined.reason.clone().unwrap_or_default(),
+    });
+}
+
+/// The decision event for `tx`: the policy's answer and every rule's result.
+fn decision_event(
+    tx: &TransactionRecorded,
+    combined: Combined,
+    results: Vec<RuleResult>,
+    input: InputPosition,
+) -> DecisionEvent {
+    DecisionEvent {
+        event_id: decision_event_id(&tx.event_id),
+        event_type: combined.event_type,
+        schema_version: crate::events::DECISION_SCHEMA_VERSION,
+        occurred_at: tx.occurred_at,
+        causation_id: tx.event_id.clone(),
+        transaction_id: tx.transaction_id.clone(),
+        account_id: tx.account_id.clone(),
+        amount: tx.amount.clone(),
+        merchant_id: tx.merchant.id.clone(),
+        score: combined.score,
+        reason: combined.reason,
+        rules: results,
+        engine: EngineInfo::current(),
+        input,
+    }
+}

@@ -1,0 +1,52 @@
+//! [`Inputs`]: the transaction in each form a rule may take it — the wire
+//! encoding (`weir:rule@2`), the first contract's record, the SDK's type
+//! (native rules) — built at most once per transaction, and only if a rule
+//! needs that form.
+//!
+//! The evaluator keeps one and clears it between transactions, so the
+//! encoding buffer is reused rather than allocated per transaction.
+
+use super::wasm;
+use crate::events::{HostFacts, TransactionRecorded};
+
+/// The transaction in each form a rule may take it, built at most once per
+/// transaction, and only if a rule needs that form.
+#[derive(Default)]
+pub(super) struct Inputs {
+    /// `weir:rule@2`: the wire encoding.
+    encoded: Vec<u8>,
+    encoded_ready: bool,
+    /// `weir:rule@1.0.0`: the contract's record.
+    record: Option<wasm::wit::Transaction>,
+    /// Native rules: the SDK's type.
+    sdk: Option<weir_sdk::Transaction>,
+}
+
+impl Inputs {
+    /// Forgets the last transaction's forms (keeping the buffer).
+    pub(super) fn clear(&mut self) {
+        self.encoded.clear();
+        self.encoded_ready = false;
+        self.record = None;
+        self.sdk = None;
+    }
+
+    /// The wire encoding of `tx`, encoded on first use.
+    pub(super) fn encoded(&mut self, tx: &TransactionRecorded, facts: HostFacts) -> &[u8] {
+        if !self.encoded_ready {
+            tx.encode_for_rules(facts, &mut self.encoded);
+            self.encoded_ready = true;
+        }
+        &self.encoded
+    }
+
+    /// The first contract's record of `tx`, built on first use.
+    pub(super) fn record(&mut self, tx: &TransactionRecorded, facts: HostFacts) -> &wasm::wit::Transaction {
+        self.record.get_or_insert_with(|| wasm::transaction_to_wit(tx, facts))
+    }
+
+    /// The SDK's type for `tx` (native rules), built on first use.
+    pub(super) fn sdk(&mut self, tx: &TransactionRecorded, facts: HostFacts) -> &weir_sdk::Transaction {
+        self.sdk.get_or_insert_with(|| tx.to_rule_transaction(facts))
+    }
+}

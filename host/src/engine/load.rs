@@ -1,0 +1,153 @@
+//! Loading rules: [`Engine`] compiles rule packages into [`LoadedRule`]s
+//! and keeps what it compiled; [`Compilation`] says how a rule's code was
+//! obtained.
+//!
+//! Compiling a component is the slow step of a deploy (seconds for a large
+//! rule), so the engine compiles each distinct component once: it keeps
+//! compiled components in memory and, optionally, in the compile cache on
+//! disk ([`super::cache`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use weir_sdk::{NativeRule, Params};
+
+use super::rule::Code;
+use super::{LoadError, LoadedRule, cache, content_hash, wasm};
+use crate::manifest::RuleSpec;
+
+/// Compiles rule packages, and keeps what it compiled.
+///
+/// Compiled components are cached by the SHA-256 of the component bytes: in
+/// memory for the life of the engine (a rollback or a manifest-only change
+/// such as promoting a shadow rule compiles nothing), and, with
+/// [`Engine::with_cache_dir`], on disk, so a restart does not recompile;
+/// an artifact on disk is used only if the host can prove it wrote it
+/// ([`cache`]).
+pub struct Engine {
+    sandbox: wasm::Sandbox,
+    components: Mutex<HashMap<String, wasmtime::component::Component>>,
+    cache: Option<cache::CompileCache>,
+}
+
+/// How a rule's code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compilation {
+    /// Compiled now, taking this long.
+    Fresh(Duration),
+    /// Compiled earlier by this engine.
+    Memory,
+    /// Read from the on-disk cache, taking this long.
+    Disk(Duration),
+    /// Compiled now, taking this long, because the cache held a file for
+    /// this component that the host did not write (planted or damaged).
+    Distrusted(Duration),
+    /// Not wasm (a native rule).
+    Native,
+}
+
+impl std::fmt::Display for Compilation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compilation::Fresh(d) => write!(f, "compiled in {} ms", d.as_millis()),
+            Compilation::Memory => f.write_str("already compiled"),
+            Compilation::Disk(d) => write!(f, "read from the compile cache in {} ms", d.as_millis()),
+            Compilation::Distrusted(d) => write!(
+                f,
+                "compiled in {} ms; the compile cache held a file for it that weir did not write, which was not used",
+                d.as_millis()
+            ),
+            Compilation::Native => f.write_str("native"),
+        }
+    }
+}
+
+impl Engine {
+    pub fn new() -> Result<Engine, LoadError> {
+        Ok(Engine { sandbox: wasm::Sandbox::new()?, components: Mutex::default(), cache: None })
+    }
+
+    /// Also keeps compiled components in `dir` (created private if
+    /// missing; see [`cache`]). A cache that cannot be opened is off, with
+    /// a warning: weir then compiles every rule at start.
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Engine {
+        match cache::CompileCache::open(&dir) {
+            Ok(cache) => self.cache = Some(cache),
+            Err(e) => tracing::warn!(dir = %dir.display(), "the compile cache is off: {e}"),
+        }
+        self
+    }
+
+    /// Compiles and checks a component for `spec`. `manifest` is the
+    /// manifest's text, part of the version hash.
+    pub fn load(&self, spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+        let (code, compilation) = self.component(component)?;
+        let compiled = self.sandbox.prepare(&spec, &code)?;
+        // Instantiate once now, so a rule that cannot start is refused at load.
+        compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
+        Ok(LoadedRule::new(spec, content_hash(component, manifest), compilation, Code::Wasm(compiled)))
+    }
+
+    /// The compiled component for `bytes`: from memory, from the disk
+    /// cache, or compiled now (and then cached).
+    fn component(&self, bytes: &[u8]) -> Result<(wasmtime::component::Component, Compilation), LoadError> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if let Some(c) = self.components.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok((c.clone(), Compilation::Memory));
+        }
+        let started = Instant::now();
+        let cached = self.cache.as_ref().map(|cache| cache.read(&digest));
+        if let Some(Ok(artifact)) = &cached
+            && let Some(component) = self.sandbox.load_compiled(artifact)
+        {
+            self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
+            return Ok((component, Compilation::Disk(started.elapsed())));
+        }
+        let component = self.sandbox.compile(bytes)?;
+        let took = started.elapsed();
+        let compilation = match cached {
+            Some(Err(cache::Rejected::NotAuthentic)) => {
+                tracing::warn!(
+                    digest,
+                    "the compile cache held a file for this component that weir did not write; it was compiled afresh and the file replaced"
+                );
+                Compilation::Distrusted(took)
+            }
+            _ => Compilation::Fresh(took),
+        };
+        self.keep_on_disk(&digest, &component);
+        self.components.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, component.clone());
+        Ok((component, compilation))
+    }
+
+    /// Writes a freshly compiled component to the compile cache, if there
+    /// is one; a failure costs only a warning (the next start compiles it).
+    fn keep_on_disk(&self, digest: &str, component: &wasmtime::component::Component) {
+        let Some(cache) = &self.cache else { return };
+        let written = wasm::Sandbox::serialize(component)
+            .map_err(std::io::Error::other)
+            .and_then(|artifact| cache.write(digest, &artifact));
+        if let Err(e) = written {
+            tracing::warn!(dir = %cache.dir().display(), "cannot write to the compile cache: {e}");
+        }
+    }
+
+    /// The same rule code with another manifest (parameters, limits, mode):
+    /// no recompilation. `manifest` is the new manifest's text.
+    pub fn reconfigure(&self, rule: &LoadedRule, spec: RuleSpec, manifest: &str, component: &[u8]) -> LoadedRule {
+        let code = match &rule.code {
+            Code::Wasm(compiled) => Code::Wasm(compiled.with_spec(&spec)),
+            Code::Native { rule, .. } => Code::Native { rule: *rule, params: Params::new(spec.params.clone()) },
+        };
+        LoadedRule::new(spec, content_hash(component, manifest), Compilation::Memory, code)
+    }
+
+    /// A natively compiled rule (benchmarks and tests of the engine itself).
+    pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
+        let params = Params::new(spec.params.clone());
+        LoadedRule::new(spec, version_hash.to_owned(), Compilation::Native, Code::Native { rule, params })
+    }
+}

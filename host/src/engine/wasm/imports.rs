@@ -1,0 +1,205 @@
+//! The host side of the contracts' imports — `account`, `params`,
+//! `verdict` and `log` — for both `weir:rule@2.0.0` and `weir:rule@1.0.0`,
+//! all acting on the instance's [`RuleHost`].
+//!
+//! Both contracts share one implementation of each function; they differ
+//! only in their types (`history`'s form, the param and log types). The
+//! string-taking account functions of `weir:rule@2` are redefined to read
+//! their arguments in place ([`define_account_v2`]): they are the hottest
+//! calls a rule makes.
+
+use wasmtime::AsContextMut;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmStr};
+use weir_sdk::ParamValue;
+use weir_sdk::limits::{LOG_LINE_MAX, clean};
+
+use super::contract::{v1, v2, wit, wit2};
+use super::convert::past_to_wit;
+use super::store::RuleHost;
+use crate::engine::call::CallCtx;
+use crate::engine::verdict::Explanation;
+
+/// How many log lines one evaluation may write; the rest are counted.
+pub(super) const MAX_LOG_LINES: u32 = 16;
+
+/// Redefines the string-taking functions of `weir:rule/account@2.0.0` to
+/// read their names in place from the guest's memory: the generated
+/// bindings lift every string argument into a new `String`, an allocation
+/// per call on the hottest path a rule has.
+pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut account = linker.instance("weir:rule/account@2.0.0")?;
+    account.func_wrap("window-add", |store, (name, value): (WasmStr, i64)| {
+        with_name(store, name, |call, name| call.window_add(name, value))?.then_some(()).ok_or_else(over_quota)
+    })?;
+    account.func_wrap("set", |mut store: StoreContextMut<'_, RuleHost>, (key, value): (WasmStr, WasmStr)| {
+        let mut buffer = std::mem::take(&mut store.data_mut().value_buffer);
+        buffer.clear();
+        buffer.push_str(&value.to_str(&store)?);
+        let written = with_name(store.as_context_mut(), key, |call, key| call.set(key, &buffer));
+        store.data_mut().value_buffer = buffer;
+        written?.then_some(()).ok_or_else(over_quota)
+    })?;
+    account.func_wrap("window-sum", |store, (name, window_ms): (WasmStr, u64)| {
+        with_name(store, name, |call, name| (call.window_sum(name, window_ms),))
+    })?;
+    account.func_wrap("window-count", |store, (name, window_ms): (WasmStr, u64)| {
+        with_name(store, name, |call, name| (call.window_count(name, window_ms),))
+    })?;
+    account.func_wrap("get", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| (call.get(key),)))?;
+    account.func_wrap("remove", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| call.remove(key)))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The trap that stops a rule whose write was refused for its state quota
+/// (the evaluation's error says so: [`crate::engine::RuleError::StateQuota`]).
+fn over_quota() -> wasmtime::Error {
+    wasmtime::Error::msg("a write went over the rule's state quota")
+}
+
+/// Runs `f` on the call context with `name` read from the guest's memory
+/// into a buffer the host reuses.
+fn with_name<R>(
+    mut store: StoreContextMut<'_, RuleHost>,
+    name: WasmStr,
+    f: impl FnOnce(&mut CallCtx, &str) -> R,
+) -> wasmtime::Result<R> {
+    let mut buffer = std::mem::take(&mut store.data_mut().name_buffer);
+    buffer.clear();
+    buffer.push_str(&name.to_str(&store)?);
+    let host = store.data_mut();
+    let result = f(&mut host.call, &buffer);
+    host.name_buffer = buffer;
+    Ok(result)
+}
+
+impl wit::Host for RuleHost {}
+impl wit2::Host for RuleHost {}
+
+/// The account functions of a contract's `account` interface: the same
+/// state and semantics in both contracts, only `history`'s form differs.
+macro_rules! account_host {
+    ($interface:path, $history:ty, |$host:ident, $limit:ident| $encode:expr) => {
+        impl $interface for RuleHost {
+            fn get(&mut self, key: String) -> Option<String> {
+                self.call.get(&key)
+            }
+
+            fn set(&mut self, key: String, value: String) {
+                self.call.set(&key, &value);
+            }
+
+            fn remove(&mut self, key: String) {
+                self.call.remove(&key)
+            }
+
+            fn window_add(&mut self, name: String, value: i64) {
+                self.call.window_add(&name, value);
+            }
+
+            fn window_sum(&mut self, name: String, window_ms: u64) -> i64 {
+                self.call.window_sum(&name, window_ms)
+            }
+
+            fn window_count(&mut self, name: String, window_ms: u64) -> u32 {
+                self.call.window_count(&name, window_ms)
+            }
+
+            fn history(&mut self, $limit: u32) -> $history {
+                let $host = &*self;
+                $encode
+            }
+        }
+    };
+}
+
+account_host!(v1::weir::rule::account::Host, Vec<wit::PastTransaction>, |host, limit| {
+    host.call.history.recent(limit).map(past_to_wit).collect()
+});
+
+account_host!(v2::weir::rule::account::Host, Vec<u8>, |host, limit| {
+    let entries = host.call.history.recent(limit);
+    let mut out = Vec::with_capacity(8 + entries.len() * 96);
+    weir_sdk::wire::encode_history(&mut out, entries);
+    out
+});
+
+/// The `params` import of both contracts: the manifest's parameters, copied
+/// into each contract's own types.
+macro_rules! params_host {
+    ($interface:path, $wit:ident) => {
+        impl $interface for RuleHost {
+            fn all(&mut self) -> Vec<(String, $wit::ParamValue)> {
+                self.params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            ParamValue::Integer(i) => $wit::ParamValue::Integer(*i),
+                            ParamValue::Float(f) => $wit::ParamValue::Float(*f),
+                            ParamValue::Boolean(b) => $wit::ParamValue::Boolean(*b),
+                            ParamValue::Text(s) => $wit::ParamValue::Text(s.clone()),
+                            ParamValue::TextList(l) => $wit::ParamValue::TextList(l.clone()),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+params_host!(v1::weir::rule::params::Host, wit);
+params_host!(v2::weir::rule::params::Host, wit2);
+
+impl v2::weir::rule::verdict::Host for RuleHost {
+    fn explain(&mut self, reason_code: String, message: String, evidence: Vec<wit2::Evidence>) {
+        let evidence = evidence.into_iter().map(|e| (e.name, e.value)).collect();
+        self.explained = Some(Explanation { reason_code, message, evidence });
+    }
+
+    fn fail(&mut self, message: String) {
+        self.failed = Some(message);
+    }
+}
+
+impl RuleHost {
+    /// Logs a rule's line, up to [`MAX_LOG_LINES`] per evaluation.
+    fn log_line(&mut self, level: weir_sdk::LogLevel, message: &str) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        let message = clean(message, LOG_LINE_MAX);
+        let rule = &*self.rule_id;
+        let tx = self.call.transaction_id.as_str();
+        match level {
+            weir_sdk::LogLevel::Debug => tracing::debug!(rule, transaction_id = tx, "{message}"),
+            weir_sdk::LogLevel::Info => tracing::info!(rule, transaction_id = tx, "{message}"),
+            weir_sdk::LogLevel::Warn => tracing::warn!(rule, transaction_id = tx, "{message}"),
+        }
+    }
+}
+
+impl v1::weir::rule::log::Host for RuleHost {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let level = match level {
+            wit::LogLevel::Debug => weir_sdk::LogLevel::Debug,
+            wit::LogLevel::Info => weir_sdk::LogLevel::Info,
+            wit::LogLevel::Warn => weir_sdk::LogLevel::Warn,
+        };
+        self.log_line(level, &message)
+    }
+}
+
+impl v2::weir::rule::log::Host for RuleHost {
+    fn log(&mut self, level: wit2::LogLevel, message: String) {
+        let level = match level {
+            wit2::LogLevel::Debug => weir_sdk::LogLevel::Debug,
+            wit2::LogLevel::Info => weir_sdk::LogLevel::Info,
+            wit2::LogLevel::Warn => weir_sdk::LogLevel::Warn,
+        };
+        self.log_line(level, &message)
+    }
+}
