@@ -43,7 +43,7 @@ pub fn get(addr: &str, path: &str) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
-fn wait_status(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
+pub fn wait_status(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
         if let Some(status) = get(addr, "/status")
@@ -83,7 +83,7 @@ pub fn initial_rules(dir: &Path) {
     std::fs::write(dir.join(format!("{SHADOW}.toml")), manifest).unwrap();
 }
 
-fn velocity_manifest(version: &str, max_count: u32) -> String {
+pub fn velocity_manifest(version: &str, max_count: u32) -> String {
     let shipped =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/velocity/rule.toml")).unwrap();
     shipped
@@ -323,7 +323,7 @@ fn hot_deploy_embedded_under_a_continuous_stream() {
 }
 
 /// A package directory holding velocity with `max_count`, its cases and component.
-fn velocity_package(dir: &Path, version: &str, max_count: u32) -> PathBuf {
+pub fn velocity_package(dir: &Path, version: &str, max_count: u32) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("velocity.toml"), velocity_manifest(version, max_count)).unwrap();
     std::fs::write(dir.join("velocity.wasm"), guest("velocity")).unwrap();
@@ -416,6 +416,11 @@ fn signed_packages_are_required_when_configured() {
     assert!(text(&o).contains("unsigned, and signatures are required"), "{}", text(&o));
 
     let o = weir(&["rule", "sign", "rules/velocity.toml", "--key", "team.key"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    // A signed package alone does not run: the directory needs a signed set.
+    let o = weir(&["rules", "rules", "--config", "weir.toml"], dir.path());
+    assert!(!o.status.success() && text(&o).contains("no signed rule set"), "{}", text(&o));
+    let o = weir(&["rule", "seal", "--rules", "rules", "--key", "team.key"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
     let o = weir(&["rules", "rules", "--config", "weir.toml"], dir.path());
     assert!(o.status.success(), "{}", text(&o));

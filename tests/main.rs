@@ -16,6 +16,8 @@
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
+//! - `signed_sets`: with `rules.require_signed`, deleting, replaying, mixing
+//!   and failing cases cannot change what runs, and each is reported.
 //! - `backtest`: `weir backtest` and `weir shadow-report` on labelled
 //!   history whose answers are known; a Kafka topic range equal to the file.
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
@@ -41,4 +43,5 @@ mod native_rules;
 mod pipeline;
 mod sandbox;
 mod shipped;
+mod signed_sets;
 mod util;

@@ -5,8 +5,9 @@
 //! dir = "rules"              # rule packages (manifest + component)
 //! watch = true               # hot deploy: swap rules while running
 //! cache_dir = "~/.cache/weir"  # compiled components (default: $XDG_CACHE_HOME/weir)
-//! require_signed = false     # true: packages need an ed25519 signature
+//! require_signed = false     # true: packages and the rule set need an ed25519 signature
 //! trusted_keys = []          # hex public keys (`weir rule keygen`)
+//! allow_empty = false        # true: a change that leaves no rule running applies
 //!
 //! [status]
 //! listen = "127.0.0.1:9464"  # /health, /status, /metrics; unset: off
@@ -69,6 +70,10 @@ pub struct RulesConfig {
     pub require_signed: bool,
     /// Hex-encoded ed25519 public keys (`weir rule keygen` makes a pair).
     pub trusted_keys: Vec<String>,
+    /// Apply a change that leaves no rule running (deleting every
+    /// package). Off by default: such a change is refused and the running
+    /// rules stay. With `require_signed`, only a signed empty set does it.
+    pub allow_empty: bool,
 }
 
 impl Default for RulesConfig {
@@ -79,6 +84,7 @@ impl Default for RulesConfig {
             cache_dir: None,
             require_signed: false,
             trusted_keys: Vec::new(),
+            allow_empty: false,
         }
     }
 }
@@ -99,13 +105,15 @@ impl RulesConfig {
     /// native code in it.
     pub fn validator(&self) -> Result<crate::packages::Validator, ConfigError> {
         let mut engine = crate::engine::Engine::new()?;
+        let mut trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys)?;
+        trust.allow_empty = self.allow_empty;
         if let Some(dir) = self.cache_dir() {
             if is_inside(&dir, &self.dir) {
                 return Err(ConfigError::CacheInRules { cache_dir: dir, rules_dir: self.dir.clone() });
             }
+            trust.memory = Some(crate::packages::set::memory_path(&dir, &self.dir));
             engine = engine.with_cache_dir(dir);
         }
-        let trust = crate::packages::Trust::new(self.require_signed, &self.trusted_keys)?;
         Ok(crate::packages::Validator::new(engine, trust))
     }
 }

@@ -10,6 +10,14 @@
 //! of active versions changed, publishes a new generation. A refused
 //! package never replaces the running version.
 //!
+//! Before a rescan's result is published, the directory is checked as a
+//! whole: a change that would leave no rule running is refused (unless
+//! `rules.allow_empty`), and with `rules.require_signed` the active
+//! packages must be exactly the newest signed rule set
+//! ([`crate::packages::set`]): a missing, replayed, expired or mismatched
+//! set is refused, logged at ERROR and shown in the status, and the
+//! running rules stay.
+//!
 //! The pipelines call [`LiveRules::adopt`] between two batches: if a newer
 //! generation exists, the evaluator swaps to it in one step, before the
 //! first record of the next batch. A batch therefore runs on exactly one
@@ -30,6 +38,7 @@ use serde::Serialize;
 
 use crate::engine::{Evaluator, LoadedRule, RuleSet};
 use crate::events::RuleMode;
+use crate::packages::set::{self, AcceptedSet, SetRefusal, SignedSet};
 use crate::packages::{PackageFiles, Refusal, Validator, manifests};
 
 /// How long the directory must be quiet before it is rescanned: a copy in
@@ -99,6 +108,19 @@ pub struct RefusedPackage {
     pub path: PathBuf,
     /// The version it would have been, when the files could be read.
     pub hash: Option<String>,
+    pub reason: String,
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    /// The digest of every file of the package as refused ([`files_digest`]):
+    /// the same files are not validated again. `None` (unreadable, a
+    /// duplicate id, not in the signed set): tried again at every rescan.
+    #[serde(skip)]
+    files: Option<String>,
+}
+
+/// The directory's rule set, refused as a whole; the running rules stay.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedSet {
     pub reason: String,
     /// Seconds since the Unix epoch.
     pub at: f64,
@@ -184,6 +206,13 @@ pub struct RulesStatus {
     pub refusals: Vec<RefusedPackage>,
     pub swaps_total: u64,
     pub refusals_total: u64,
+    /// With `require_signed`: the signed rule set running now.
+    pub signed_set: Option<AcceptedSet>,
+    /// Why the directory, as it is now, is not run (a missing, replayed,
+    /// expired or mismatched signed set, or a change that would leave no
+    /// rule); `None` when the directory runs as it is.
+    pub set_refused: Option<RefusedSet>,
+    pub set_refusals_total: u64,
 }
 
 struct State {
@@ -196,6 +225,10 @@ struct State {
     refusals: Vec<RefusedPackage>,
     swaps_total: u64,
     refusals_total: u64,
+    /// The highest signed set accepted (remembered between runs).
+    accepted: Option<AcceptedSet>,
+    set_refused: Option<RefusedSet>,
+    set_refusals_total: u64,
 }
 
 /// Why the rules directory cannot be run from; the text names it.
@@ -204,6 +237,9 @@ pub enum LiveError {
     /// Every package was refused (or there is none).
     #[error("no rule could be loaded from {}", dir.display())]
     NoRules { dir: PathBuf },
+    /// The directory's rule set is refused as a whole (see [`SetRefusal`]).
+    #[error("the rules in {} are not run: {reason}", dir.display())]
+    SetRefused { dir: PathBuf, reason: String },
     #[error("cannot read the rules directory {}: {error}", dir.display())]
     Read { dir: PathBuf, error: std::io::Error },
     /// The directory cannot be watched for changes.
@@ -226,6 +262,12 @@ impl LiveRules {
     /// (and kept in the status); it is an error if no rule loads.
     pub fn start(dir: &Path, validator: Validator) -> Result<Arc<LiveRules>, LiveError> {
         let live = LiveRules::load(dir, validator)?;
+        let refused = live.lock().set_refused.clone();
+        if let Some(refused) = refused
+            && live.current().number == 0
+        {
+            return Err(LiveError::SetRefused { dir: dir.to_owned(), reason: refused.reason });
+        }
         if live.current().set.is_empty() {
             return Err(LiveError::NoRules { dir: dir.to_owned() });
         }
@@ -237,6 +279,7 @@ impl LiveRules {
     pub fn load(dir: &Path, validator: Validator) -> Result<Arc<LiveRules>, LiveError> {
         let empty =
             Arc::new(Generation { number: 0, set: RuleSet::default(), changes: vec![], noticed: Instant::now() });
+        let accepted = validator.trust.memory.as_deref().and_then(set::remembered);
         let live = Arc::new(LiveRules {
             dir: dir.to_owned(),
             validator,
@@ -249,6 +292,9 @@ impl LiveRules {
                 refusals: Vec::new(),
                 swaps_total: 0,
                 refusals_total: 0,
+                accepted,
+                set_refused: None,
+                set_refusals_total: 0,
             }),
             scanning: Mutex::new(()),
         });
@@ -336,6 +382,9 @@ impl LiveRules {
             refusals: state.refusals.clone(),
             swaps_total: state.swaps_total,
             refusals_total: state.refusals_total,
+            signed_set: if self.validator.trust.require_signed { state.accepted.clone() } else { None },
+            set_refused: state.set_refused.clone(),
+            set_refusals_total: state.set_refusals_total,
         }
     }
 
@@ -357,9 +406,20 @@ impl LiveRules {
         let _scan = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
         let noticed = Instant::now();
         let paths = manifests(&self.dir)?;
-        let (mut active, mut refused) = {
+        let (mut active, mut refused, accepted, running_empty) = {
             let state = self.lock();
-            (state.active.clone(), state.refused.clone())
+            (state.active.clone(), state.refused.clone(), state.accepted.clone(), state.current.set.is_empty())
+        };
+        let signed = self.validator.trust.require_signed.then(|| {
+            let set = set::read_signed(&self.dir, &self.validator.trust)?;
+            set::check_fresh(&set, accepted.as_ref(), time::OffsetDateTime::now_utc())?;
+            Ok::<_, SetRefusal>(set)
+        });
+        let listed = |package: &PackageFiles| {
+            signed
+                .as_ref()
+                .and_then(|s| s.as_ref().ok())
+                .is_some_and(|s| s.statement.rules.iter().any(|r| r.id == package.spec.id && r.version == package.hash))
         };
         let mut new_refusals = Vec::new();
         active.retain(|path, _| paths.contains(path));
@@ -368,7 +428,7 @@ impl LiveRules {
             let package = match PackageFiles::read(path) {
                 Ok(p) => p,
                 Err(refusal) => {
-                    refuse(&mut refused, &mut new_refusals, path, None, refusal);
+                    refuse(&mut refused, &mut new_refusals, path, (None, None), refusal);
                     continue;
                 }
             };
@@ -376,7 +436,8 @@ impl LiveRules {
                 refused.remove(path);
                 continue;
             }
-            if refused.get(path).is_some_and(|r| r.hash.as_deref() == Some(package.hash.as_str())) {
+            let files = files_digest(&package);
+            if refused.get(path).is_some_and(|r| r.files.as_deref() == Some(files.as_str())) {
                 continue; // the same refused content: already reported
             }
             if settled_only && package.changed_within(DEBOUNCE) {
@@ -386,18 +447,22 @@ impl LiveRules {
             let taken = active.iter().find(|(p, r)| *p != path && r.spec.id == package.spec.id).map(|(p, _)| p.clone());
             if let Some(other) = taken {
                 let refusal = Refusal::DuplicateId { id: package.spec.id.clone(), other };
-                refuse(&mut refused, &mut new_refusals, path, Some(package.hash), refusal);
+                refuse(&mut refused, &mut new_refusals, path, (Some(package.hash), None), refusal);
                 continue;
             }
-            match self.validator.validate(&package) {
+            match self.validator.validate_with(&package, !listed(&package)) {
                 Ok(rule) => {
                     tracing::info!(rule = %rule.spec.id, version = %rule.spec.version_label, hash = %rule.hash, mode = %rule.spec.mode, path = %path.display(), "rule package accepted ({})", rule.compilation);
                     refused.remove(path);
                     active.insert(path.clone(), Arc::new(rule));
                 }
-                Err(refusal) => refuse(&mut refused, &mut new_refusals, path, Some(package.hash), refusal),
+                Err(refusal) => {
+                    refuse(&mut refused, &mut new_refusals, path, (Some(package.hash), Some(files)), refusal)
+                }
             }
         }
+
+        let verdict = gate(signed, &mut active, &mut refused, &mut new_refusals, running_empty, &self.validator);
 
         let mut state = self.lock();
         state.refusals_total += new_refusals.len() as u64;
@@ -405,6 +470,31 @@ impl LiveRules {
         let excess = state.refusals.len().saturating_sub(KEPT);
         state.refusals.drain(..excess);
         state.refused = refused;
+        match verdict {
+            Err(refusal) => {
+                let reason = refusal.to_string();
+                if state.set_refused.as_ref().is_none_or(|r| r.reason != reason) {
+                    tracing::error!(dir = %self.dir.display(), "the rules directory is refused as a whole, the running rules stay: {reason}");
+                    state.set_refusals_total += 1;
+                    state.set_refused = Some(RefusedSet { reason, at: unix_now() });
+                }
+                return Ok(None);
+            }
+            Ok(newly) => {
+                if state.set_refused.take().is_some() {
+                    tracing::info!(dir = %self.dir.display(), "the rules directory is accepted again");
+                }
+                if let Some(newly) = newly.filter(|n| state.accepted.as_ref() != Some(n)) {
+                    tracing::info!(sequence = newly.sequence, digest = %newly.digest, "signed rule set accepted");
+                    if let Some(path) = &self.validator.trust.memory
+                        && let Err(e) = set::remember(path, &newly)
+                    {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remember the accepted rule set; a replay is refused only until restart");
+                    }
+                    state.accepted = Some(newly);
+                }
+            }
+        }
         let changes = diff(state.current.set.rules(), &active);
         state.active = active;
         if changes.is_empty() {
@@ -467,7 +557,7 @@ fn refuse(
     refused: &mut BTreeMap<PathBuf, RefusedPackage>,
     log: &mut Vec<RefusedPackage>,
     path: &Path,
-    hash: Option<String>,
+    (hash, files): (Option<String>, Option<String>),
     refusal: Refusal,
 ) {
     let reason = refusal.to_string();
@@ -475,9 +565,78 @@ fn refuse(
         return;
     }
     tracing::error!(path = %path.display(), "rule package refused, the running version stays: {reason}");
-    let refused_package = RefusedPackage { path: path.to_owned(), hash, reason, at: unix_now() };
+    let refused_package = RefusedPackage { path: path.to_owned(), hash, reason, at: unix_now(), files };
     refused.insert(path.to_owned(), refused_package.clone());
     log.push(refused_package);
+}
+
+/// A digest of everything a package's validation reads: its version hash
+/// (component and manifest), its cases and its signature, so that signing
+/// a refused package or fixing its cases is noticed.
+fn files_digest(package: &PackageFiles) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(package.hash.as_bytes());
+    for part in [package.cases.as_ref().map(|(_, text)| text.as_str()), package.signature.as_deref()] {
+        let part = part.unwrap_or_default();
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part.as_bytes());
+    }
+    hex::encode(digest.finalize())
+}
+
+/// Whether the directory's packages, as validated, may run as a whole:
+/// without `require_signed`, unless they would leave no rule running;
+/// with it, only when they are exactly the newest signed set (packages it
+/// does not list are refused, and left out). Returns the set to remember.
+fn gate(
+    signed: Option<Result<SignedSet, SetRefusal>>,
+    active: &mut BTreeMap<PathBuf, Arc<LoadedRule>>,
+    refused: &mut BTreeMap<PathBuf, RefusedPackage>,
+    log: &mut Vec<RefusedPackage>,
+    running_empty: bool,
+    validator: &Validator,
+) -> Result<Option<AcceptedSet>, SetRefusal> {
+    let Some(signed) = signed else {
+        if active.is_empty() && !running_empty && !validator.trust.allow_empty {
+            return Err(SetRefusal::Empty);
+        }
+        return Ok(None);
+    };
+    let set = signed?;
+    let sequence = set.statement.sequence;
+    for entry in &set.statement.rules {
+        match active.values().find(|r| r.spec.id == entry.id) {
+            Some(rule) if *rule.hash == *entry.version => {}
+            other => {
+                let found = match other {
+                    Some(rule) => format!("version {}", rule.hash),
+                    None => match refused.iter().find(|(p, _)| p.file_stem().is_some_and(|s| *s == *entry.id)) {
+                        Some((_, r)) => format!("a refused package ({})", r.reason),
+                        None => "no package of it".to_owned(),
+                    },
+                };
+                return Err(SetRefusal::Mismatch {
+                    sequence,
+                    id: entry.id.clone(),
+                    listed: entry.version.clone(),
+                    found,
+                });
+            }
+        }
+    }
+    let outside: Vec<PathBuf> = active
+        .iter()
+        .filter(|(_, r)| !set.statement.rules.iter().any(|e| e.id == r.spec.id && *e.version == *r.hash))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for path in outside {
+        if let Some(rule) = active.remove(&path) {
+            let refusal = Refusal::NotInSignedSet { sequence };
+            refuse(refused, log, &path, (Some(rule.hash.to_string()), None), refusal);
+        }
+    }
+    Ok(Some(AcceptedSet { sequence, digest: set.digest }))
 }
 
 /// What changed between the running set and the new active packages.

@@ -39,7 +39,15 @@ impl RulesArgs {
         for r in &refused {
             println!("  REFUSED  {}: {}", r.path.display(), r.reason);
         }
+        let status = live.status();
+        if let Some(set) = &status.signed_set {
+            println!("  signed rule set #{} ({})", set.sequence, set.digest);
+        }
+        if let Some(set) = &status.set_refused {
+            println!("  REFUSED  the rule set: {}", set.reason);
+        }
         println!("{} loaded, {} refused", generation.set.rules().len(), refused.len());
-        Ok(if refused.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        let ok = refused.is_empty() && status.set_refused.is_none();
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }

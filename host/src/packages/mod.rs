@@ -21,6 +21,8 @@
 //!   directory;
 //! - [`validate`]: the [`Validator`] and why a package is refused;
 //! - [`trust`]: trusted keys and signatures;
+//! - [`set`]: signed rule sets — what runs as a whole, with
+//!   `rules.require_signed`;
 //! - [`rules_dir`]: the atomic copy into a rules directory, and the archive
 //!   of replaced versions;
 //! - [`operations`]: deploy, rollback, retire and sign, as the CLI runs them;
@@ -29,15 +31,18 @@
 pub mod files;
 pub mod operations;
 pub mod rules_dir;
+pub mod set;
 pub mod shipped;
 pub mod trust;
 pub mod validate;
 
 pub use files::{PackageFiles, is_manifest, manifests, sibling};
 pub use operations::{
-    Deployed, PackageError, RolledBack, deploy, package_manifest, retire, rollback, sign_package, write_key_pair,
+    Deployed, PackageError, RolledBack, Sealed, deploy, package_manifest, retire, rollback, seal, sign_package,
+    write_key_pair,
 };
 pub use rules_dir::{ARCHIVE_DIR, ARCHIVED_VERSIONS, archive, archived, install};
+pub use set::{AcceptedSet, SET_FILE, SET_SIGNATURE_FILE, SetEntry, SetRefusal, SetStatement, SignedSet};
 pub use shipped::{SHIPPED, ShippedError, ShippedRule, export_shipped, load_shipped};
 pub use trust::{KeyError, SignatureProblem, Trust, TrustError, generate_key, sign};
 pub use validate::{Refusal, Validator};

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::set::{self, SET_FILE, SET_SIGNATURE_FILE, SetEntry, SetStatement};
 use super::{
     KeyError, PackageFiles, Refusal, Validator, archive, archived, generate_key, install, manifests, sibling, sign,
 };
@@ -36,6 +37,9 @@ pub enum PackageError {
     Manifest { path: PathBuf, error: ManifestError },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// `weir rule seal` on a directory without packages, without `--empty`.
+    #[error("{} holds no package; sealing it signs an empty rule set, which needs --empty", .0.display())]
+    EmptySet(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
@@ -179,4 +183,84 @@ pub fn write_key_pair(out: &Path) -> Result<String, PackageError> {
     let mut file = options.open(out).map_err(io(out))?;
     writeln!(file, "{secret}").map_err(io(out))?;
     Ok(public)
+}
+
+/// What `weir rule seal` did.
+#[derive(Debug)]
+pub struct Sealed {
+    pub statement: SetStatement,
+    /// The statement's path.
+    pub path: PathBuf,
+    /// The packages whose signature was written (or rewritten) with the key.
+    pub signed: Vec<String>,
+}
+
+/// Seals the rules directory `dir`: validates every package in it as a
+/// running weir would (self-test cases included), signs each with the
+/// secret key in `key_file`, and writes the signed rule-set statement
+/// listing them all under the next sequence number (past the directory's
+/// set and the one this host remembers accepting; at least `sequence`).
+/// An empty directory is sealed only with `empty`. Nothing is written if a
+/// package is refused.
+pub fn seal(
+    dir: &Path,
+    key_file: &Path,
+    validator: &Validator,
+    sequence: Option<u64>,
+    expires: Option<String>,
+    empty: bool,
+) -> Result<Sealed, PackageError> {
+    if !dir.is_dir() {
+        return Err(PackageError::NoRulesDirectory(dir.to_owned()));
+    }
+    let secret = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+    let key = |reason| PackageError::Key { path: key_file.to_owned(), reason };
+    let mut packages: Vec<(PackageFiles, bool)> = Vec::new();
+    for manifest in manifests(dir).map_err(io(dir))? {
+        let refused = |refusal| PackageError::Refused { path: manifest.clone(), refusal };
+        let mut package = PackageFiles::read(&manifest).map_err(refused)?;
+        let signature = sign(&package.hash, &secret).map_err(key)?;
+        let resign = package.signature.as_deref().map(str::trim) != Some(signature.as_str());
+        package.signature = Some(format!("{signature}\n"));
+        validator.validate(&package).map_err(refused)?;
+        if let Some((other, _)) = packages.iter().find(|(p, _)| p.spec.id == package.spec.id) {
+            let refusal = Refusal::DuplicateId { id: package.spec.id.clone(), other: other.manifest_path.clone() };
+            return Err(PackageError::Refused { path: manifest.clone(), refusal });
+        }
+        packages.push((package, resign));
+    }
+    if packages.is_empty() && !empty {
+        return Err(PackageError::EmptySet(dir.to_owned()));
+    }
+    let previous = std::fs::read_to_string(dir.join(SET_FILE)).ok().and_then(|t| SetStatement::parse(&t).ok());
+    // Past the directory's set and the set this host accepted last, which
+    // a replayed directory may hide.
+    let remembered = validator.trust.memory.as_deref().and_then(set::remembered).map(|a| a.sequence);
+    let last = previous.map(|p| p.sequence).max(remembered);
+    let next = last.map_or(1, |s| s + 1).max(sequence.unwrap_or(0));
+    let mut rules: Vec<SetEntry> =
+        packages.iter().map(|(p, _)| SetEntry { id: p.spec.id.clone(), version: p.hash.clone() }).collect();
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    let statement = SetStatement { sequence: next, expires, rules };
+    let text = statement.to_text();
+    let set_signature = set::sign_set(text.as_bytes(), &secret).map_err(key)?;
+
+    // Package signatures first, then the statement and its signature back
+    // to back, each written under a hidden name and renamed into place.
+    let mut files: Vec<(PathBuf, String)> = packages
+        .iter()
+        .filter(|(_, resign)| *resign)
+        .map(|(p, _)| (sibling(&p.manifest_path, ".sig"), p.signature.clone().unwrap_or_default()))
+        .collect();
+    files.push((dir.join(SET_SIGNATURE_FILE), format!("{set_signature}\n")));
+    files.push((dir.join(SET_FILE), text));
+    for (path, text) in &files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let hidden = dir.join(format!(".{name}.seal-{}", std::process::id()));
+        std::fs::write(&hidden, text).map_err(io(&hidden))?;
+        std::fs::File::open(&hidden).and_then(|f| f.sync_all()).map_err(io(&hidden))?;
+        std::fs::rename(&hidden, path).map_err(io(path))?;
+    }
+    let signed = packages.iter().filter(|(_, resign)| *resign).map(|(p, _)| p.spec.id.clone()).collect();
+    Ok(Sealed { statement, path: dir.join(SET_FILE), signed })
 }

@@ -8,11 +8,19 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use super::Refusal;
 
 /// Which packages are trusted: with `require_signed`, a package must carry
-/// a signature (`NAME.sig`) by one of `keys`.
+/// a signature (`NAME.sig`) by one of `keys`, and the directory must match
+/// a rule set signed by one of them ([`super::set`]).
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
     pub require_signed: bool,
     pub keys: Vec<VerifyingKey>,
+    /// Where the highest signed set accepted for the rules directory is
+    /// remembered between runs (see [`super::set::memory_path`]); without
+    /// it, a replayed set is refused only within one run.
+    pub memory: Option<std::path::PathBuf>,
+    /// Without `require_signed`: whether a change that leaves no rule
+    /// running is applied (by default it is refused).
+    pub allow_empty: bool,
 }
 
 /// What is wrong with the trusted keys; the text names the bad key.
@@ -57,7 +65,7 @@ impl Trust {
         if require_signed && keys.is_empty() {
             return Err(TrustError::NoKeys);
         }
-        Ok(Trust { require_signed, keys })
+        Ok(Trust { require_signed, keys, memory: None, allow_empty: false })
     }
 
     /// Checks `signature` (hex, the file's text) over the version hash.

@@ -81,6 +81,12 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) 
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+/// One gauge without labels.
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
 /// One family: a series per label set.
 fn by_label<'a, T: EncodeMetric + 'a>(
     encoder: &mut DescriptorEncoder,
@@ -142,6 +148,18 @@ fn encode_live(encoder: &mut DescriptorEncoder, status: &RulesStatus) -> std::fm
     counter(encoder, "weir_rule_swaps", "Rule sets published after a change in the rules directory", swaps)?;
     let refused = status.refusals_total;
     counter(encoder, "weir_rule_packages_refused", "Rule packages refused while running", refused)?;
+    let sets = status.set_refusals_total;
+    counter(encoder, "weir_rule_set_refusals", "Times the rules directory was refused as a whole", sets)?;
+    gauge(
+        encoder,
+        "weir_rule_set_refused",
+        "1 while the rules directory is refused as a whole (the running rules stay)",
+        i64::from(status.set_refused.is_some()),
+    )?;
+    if let Some(set) = &status.signed_set {
+        let sequence = i64::try_from(set.sequence).unwrap_or(i64::MAX);
+        gauge(encoder, "weir_rule_set_sequence", "The sequence number of the signed rule set running", sequence)?;
+    }
     by_label(
         encoder,
         ("weir_rule_active", "Active rule versions (1 per rule id and content hash)", MetricType::Gauge),

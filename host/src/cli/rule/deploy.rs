@@ -59,6 +59,7 @@ impl DeployArgs {
                     dir.display(),
                     spec.id
                 );
+                super::seal_hint(&config, &dir);
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ mod keygen;
 mod new;
 mod retire;
 mod rollback;
+mod seal;
 mod sign;
 mod test;
 
@@ -40,6 +41,15 @@ pub enum RuleCommand {
     Sign(sign::SignArgs),
     /// Make a signing key pair: the secret key to a file, the public key printed.
     Keygen(keygen::KeygenArgs),
+    /// Sign the rules directory as a whole: every package, and a rule-set
+    /// statement listing their versions under the next sequence number.
+    ///
+    /// A weir with `rules.require_signed = true` runs the directory only
+    /// when it matches the newest signed set exactly, and never goes back to
+    /// an older set: deleting packages, putting back an older signed
+    /// version, or mixing two sets is refused, and the running rules stay.
+    /// After a deploy, rollback or retire on such a host, seal again.
+    Seal(seal::SealArgs),
 }
 
 impl RuleCommand {
@@ -53,6 +63,18 @@ impl RuleCommand {
             RuleCommand::Retire(args) => args.run(),
             RuleCommand::Sign(args) => args.run(),
             RuleCommand::Keygen(args) => args.run(),
+            RuleCommand::Seal(args) => args.run(),
         }
+    }
+}
+
+/// After a change to a rules directory on a host that runs only signed
+/// rule sets: the change waits for a new seal, and this says so.
+fn seal_hint(config: &weir::config::Config, dir: &std::path::Path) {
+    if config.rules.require_signed {
+        println!(
+            "This host runs only a signed rule set: the change takes effect once sealed with `weir rule seal --rules {} --key KEY`.",
+            dir.display()
+        );
     }
 }

@@ -30,6 +30,7 @@ impl RetireArgs {
             "Retired {} {} ({}); `weir rule rollback {}` brings it back.",
             self.id, retired.spec.version_label, retired.hash, self.id
         );
+        super::seal_hint(&config, &dir);
         Ok(ExitCode::SUCCESS)
     }
 }

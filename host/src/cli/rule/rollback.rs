@@ -34,6 +34,7 @@ impl RollbackArgs {
             done.to.hash,
             done.replaced.map(|c| format!(", replacing {} ({})", c.spec.version_label, c.hash)).unwrap_or_default()
         );
+        super::seal_hint(&config, &dir);
         Ok(ExitCode::SUCCESS)
     }
 }
