@@ -1,6 +1,8 @@
 //! Fuzzing what a producer or a deployer hands weir: input events,
-//! manifests, case files and rule components. A target must never panic,
-//! whatever the bytes; refusing them with an error is the right answer.
+//! manifests, case files, rule components, and rules directories whose
+//! package files may be links, pipes, directories or sparse files. A target
+//! must never panic (nor hang), whatever the bytes; refusing them with an
+//! error is the right answer.
 //!
 //! Each target runs its committed corpus (`fuzz/corpus/<target>/`, which
 //! includes every input that once failed, kept as a regression case), then
@@ -228,5 +230,139 @@ fn components() {
             let mut ev = Evaluator::new(&RuleSet::new(vec![rule]).unwrap(), Policy::default());
             let _ = ev.decide(&crate::util::tx("t", 0), &mut AccountState::default(), crate::util::position(0));
         }
+    });
+}
+
+/// What stands where a package file belongs, chosen by one byte of the
+/// input (an ASCII digit, or any byte modulo 10).
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    Regular,
+    Empty,
+    Missing,
+    LinkToSecret,
+    LinkToStdin,
+    LinkToDevZero,
+    Fifo,
+    Directory,
+    /// A sparse file far over every cap (20 GiB; it costs no disk).
+    Sparse,
+    DanglingLink,
+}
+
+impl Entry {
+    fn of(byte: u8) -> Entry {
+        let n = if byte.is_ascii_digit() { byte - b'0' } else { byte % 10 };
+        [
+            Entry::Regular,
+            Entry::Empty,
+            Entry::Missing,
+            Entry::LinkToSecret,
+            Entry::LinkToStdin,
+            Entry::LinkToDevZero,
+            Entry::Fifo,
+            Entry::Directory,
+            Entry::Sparse,
+            Entry::DanglingLink,
+        ][usize::from(n)]
+    }
+
+    /// Makes this entry at `path` (unless something is there already).
+    fn make(self, path: &Path, content: &[u8], secret: &Path) {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return;
+        }
+        let link = |to: &Path| std::os::unix::fs::symlink(to, path).unwrap();
+        match self {
+            Entry::Regular => std::fs::write(path, content).unwrap(),
+            Entry::Empty => std::fs::write(path, b"").unwrap(),
+            Entry::Missing => {}
+            Entry::LinkToSecret => link(secret),
+            Entry::LinkToStdin => link(Path::new("/proc/self/fd/0")),
+            Entry::LinkToDevZero => link(Path::new("/dev/zero")),
+            Entry::Fifo => crate::rules_files::mkfifo(path),
+            Entry::Directory => std::fs::create_dir(path).unwrap(),
+            Entry::Sparse => std::fs::File::create(path).unwrap().set_len(20 << 30).unwrap(),
+            Entry::DanglingLink => link(&path.with_extension("nowhere")),
+        }
+    }
+}
+
+/// The rules-directory reader ([`weir::packages::manifests`],
+/// [`weir::packages::PackageFiles::read`]) on a directory whose package
+/// files are any mix of regular files with fuzzed content, empty files,
+/// links (to a secret, to stdin, to `/dev/zero`, to nothing), named pipes,
+/// directories and sparse files over the caps. The input's first four
+/// bytes choose what stands as the manifest, the component, the cases and
+/// the signature; the rest is their content. It must never hang (each
+/// directory is read on a worker, given 10 s), never panic, and every
+/// refusal is at most `REFUSAL_TEXT_MAX` bytes, without control characters
+/// and without the secret.
+#[test]
+fn rules_directory() {
+    use weir::packages::{FileProblem, PackageFiles, REFUSAL_TEXT_MAX, Refusal, manifests};
+    const SECRET: &str = "weir-fuzz-secret-line";
+    let root = crate::util::tempdir();
+    let secret = root.path().join("secret");
+    std::fs::write(&secret, format!("{SECRET}:$6$x:19000:0:99999:7:::\n")).unwrap();
+
+    let (work, jobs) = std::sync::mpsc::channel::<PathBuf>();
+    let (done, results) = std::sync::mpsc::channel::<Vec<String>>();
+    // The reader runs on its own thread so that a hang is a failure, not a
+    // test that never ends.
+    std::thread::spawn(move || {
+        for dir in jobs {
+            let mut texts = Vec::new();
+            for manifest in manifests(&dir).unwrap() {
+                match PackageFiles::read(&manifest) {
+                    Ok(package) => {
+                        let _ = package.changed_within(Duration::from_millis(200));
+                        if let Some((path, text)) = &package.cases
+                            && let Err(e) = toml::from_str::<weir::cases::CaseFile>(text)
+                        {
+                            let error = weir::manifest::toml_error_text(&e, text);
+                            texts.push(Refusal::CasesFile { path: path.clone(), error }.to_string());
+                        }
+                    }
+                    Err(refusal) => {
+                        if let Refusal::Unreadable { problem: FileProblem::Io(_), .. } = &refusal {
+                            panic!("an unexpected error reading a package file: {refusal}");
+                        }
+                        texts.push(refusal.to_string());
+                    }
+                }
+            }
+            if done.send(texts).is_err() {
+                return;
+            }
+        }
+    });
+
+    let n = std::cell::Cell::new(0u64);
+    let mut corpus = corpus("rules-dir");
+    corpus.retain(|c| c.len() >= 4);
+    fuzz("rules-dir", corpus, |bytes| {
+        let kinds: Vec<Entry> = bytes.iter().take(4).map(|b| Entry::of(*b)).collect();
+        let [manifest_kind, component_kind, cases_kind, sig_kind] = kinds[..] else { return };
+        let content = &bytes[4..];
+        n.set(n.get() + 1);
+        let dir = root.path().join(n.get().to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let manifest = dir.join("pkg.toml");
+        let component = RuleSpec::parse(&String::from_utf8_lossy(content))
+            .map_or_else(|_| "pkg.wasm".to_owned(), |spec| spec.component);
+        manifest_kind.make(&manifest, content, &secret);
+        cases_kind.make(&dir.join("pkg.cases.toml"), content, &secret);
+        sig_kind.make(&dir.join("pkg.sig"), &content[..content.len().min(200)], &secret);
+        component_kind.make(&dir.join(component), content, &secret);
+
+        work.send(dir.clone()).unwrap();
+        let texts = results.recv_timeout(Duration::from_secs(10)).expect("the reader finished within 10 s");
+        for text in texts {
+            assert!(text.len() <= REFUSAL_TEXT_MAX, "a refusal of {} bytes: {text}", text.len());
+            assert!(!text.chars().any(char::is_control), "control characters in a refusal: {text:?}");
+            assert!(!text.contains(SECRET), "a refusal quotes the secret: {text}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     });
 }

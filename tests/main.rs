@@ -18,6 +18,9 @@
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
 //! - `signed_sets`: with `rules.require_signed`, deleting, replaying, mixing
 //!   and failing cases cannot change what runs, and each is reported.
+//! - `rules_files`: what a deployer can leave in the rules directory — links
+//!   to secrets or to stdin, named pipes, huge and sparse files — is refused
+//!   without hanging or being read, in bounded text that quotes none of it.
 //! - `backtest`: `weir backtest` and `weir shadow-report` on labelled
 //!   history whose answers are known; a Kafka topic range equal to the file.
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
@@ -41,6 +44,7 @@ mod fuzz;
 mod kafka;
 mod native_rules;
 mod pipeline;
+mod rules_files;
 mod sandbox;
 mod shipped;
 mod signed_sets;

@@ -136,7 +136,7 @@ pub enum ManifestFileError {
 impl RuleSpec {
     /// Parses and validates manifest text.
     pub fn parse(text: &str) -> Result<RuleSpec, ManifestError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Toml(e.to_string()))?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Toml(toml_error_text(&e, text)))?;
         RuleSpec::validate(raw)
     }
 
@@ -210,6 +210,52 @@ impl RuleSpec {
         }
         Ok(self)
     }
+}
+
+/// The longest message [`toml_error_text`] keeps.
+const TOML_MESSAGE_MAX: usize = 256;
+
+/// A TOML error as one line that quotes nothing of the file but key names:
+/// where (`line L, column C`), what is wrong, and in which key. toml's own
+/// `Display` shows the offending line of the source, which for a file that
+/// is not what it claims (a secret behind a link, megabytes on one line)
+/// would put any content in a refusal; string values quoted in the message
+/// (`invalid type: string "…"`) are left out too.
+pub fn toml_error_text(error: &toml::de::Error, source: &str) -> String {
+    // Without its input, the error displays as its message and the key.
+    let mut bare = error.clone();
+    bare.set_input(None);
+    let bare = bare.to_string();
+    let mut message = String::with_capacity(bare.len().min(TOML_MESSAGE_MAX + 8));
+    let (mut quoted, mut escaped) = (false, false);
+    for c in bare.trim().chars() {
+        match (quoted, c) {
+            (false, '"') => {
+                quoted = true;
+                message.push_str("\"…\"");
+            }
+            (false, '\n') => message.push_str("; "),
+            (false, c) => message.push(if c.is_control() { ' ' } else { c }),
+            (true, '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (true, '"') if !escaped => quoted = false,
+            (true, _) => {}
+        }
+        escaped = false;
+        if message.len() > TOML_MESSAGE_MAX {
+            message.truncate(message.floor_char_boundary(TOML_MESSAGE_MAX));
+            message.push('…');
+            break;
+        }
+    }
+    let Some(start) = error.span().map(|s| s.start.min(source.len())) else { return message };
+    let before = source.as_bytes().get(..start).unwrap_or_default();
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// A file name in the manifest's own directory: no separators, no `..`,
@@ -306,6 +352,17 @@ mod tests {
         assert!(err.to_string().contains("limits.fuel"), "{err}");
         let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\nmode='loud'\n").unwrap_err();
         assert!(err.to_string().contains("loud"), "{err}");
+    }
+
+    #[test]
+    fn toml_errors_give_the_place_and_the_key_not_the_line() {
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\nroot:secret-hash:1:::\n").unwrap_err().to_string();
+        assert!(err.starts_with("line 4, column 22: key with no value"), "{err}");
+        assert!(!err.contains("secret") && !err.contains('\n'), "{err}");
+        let text = "[rule]\nid='x'\nversion='1'\n[limits]\nfuel='\"a\" secret \\\\'\n";
+        let err = RuleSpec::parse(text).unwrap_err().to_string();
+        assert!(err.starts_with("line 5, column 6: ") && err.contains("`limits.fuel`"), "{err}");
+        assert!(err.contains("expected u64") && !err.contains("secret"), "{err}");
     }
 
     #[test]

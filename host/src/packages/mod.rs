@@ -17,9 +17,12 @@
 //! running, the previous version keeps running; on deploy, nothing is
 //! copied).
 //!
-//! - [`files`]: a package's files, read whole, and finding packages in a
-//!   directory;
-//! - [`validate`]: the [`Validator`] and why a package is refused;
+//! - [`files`]: a package's files, read whole (regular files only, each
+//!   within its size cap, never through a link, never blocking on a pipe),
+//!   and finding packages in a directory;
+//! - [`validate`]: the [`Validator`] and why a package is refused (a
+//!   [`Refusal`]'s text is at most [`REFUSAL_TEXT_MAX`] bytes and quotes no
+//!   file's content);
 //! - [`trust`]: trusted keys and signatures;
 //! - [`set`]: signed rule sets — what runs as a whole, with
 //!   `rules.require_signed`;
@@ -36,7 +39,10 @@ pub mod shipped;
 pub mod trust;
 pub mod validate;
 
-pub use files::{PackageFiles, is_manifest, manifests, sibling};
+pub use files::{
+    FileProblem, MAX_CASES_BYTES, MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, PackageFiles,
+    is_manifest, manifests, sibling,
+};
 pub use operations::{
     Deployed, PackageError, RolledBack, Sealed, deploy, package_manifest, retire, rollback, seal, sign_package,
     write_key_pair,
@@ -45,4 +51,4 @@ pub use rules_dir::{ARCHIVE_DIR, ARCHIVED_VERSIONS, archive, archived, install};
 pub use set::{AcceptedSet, SET_FILE, SET_SIGNATURE_FILE, SetEntry, SetRefusal, SetStatement, SignedSet};
 pub use shipped::{SHIPPED, ShippedError, ShippedRule, export_shipped, load_shipped};
 pub use trust::{KeyError, SignatureProblem, Trust, TrustError, generate_key, sign};
-pub use validate::{Refusal, Validator};
+pub use validate::{REFUSAL_TEXT_MAX, Refusal, Validator};

@@ -147,7 +147,7 @@ pub fn retire(dir: &Path, id: &str) -> Result<PackageFiles, PackageError> {
     archive(&current, dir).map_err(io(dir))?;
     std::fs::remove_file(&manifest).map_err(io(&manifest))?;
     for extra in [sibling(&manifest, ".cases.toml"), sibling(&manifest, ".sig")] {
-        if extra.exists() {
+        if std::fs::symlink_metadata(&extra).is_ok() {
             std::fs::remove_file(&extra).map_err(io(&extra))?;
         }
     }

@@ -35,7 +35,8 @@ pub fn install(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::File::open(&hidden)?.sync_all()?;
         staged.push((hidden, final_path));
     }
-    for path in stale.iter().filter(|p| p.exists()) {
+    // `symlink_metadata`: a stale link (even a dangling one) is removed too.
+    for path in stale.iter().filter(|p| std::fs::symlink_metadata(p).is_ok()) {
         std::fs::remove_file(path)?;
     }
     for (hidden, final_path) in staged {
@@ -84,7 +85,12 @@ pub fn archive(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
 pub fn archived(dir: &Path, id: &str, except: Option<&str>) -> std::io::Result<Option<PackageFiles>> {
     let root = dir.join(ARCHIVE_DIR).join(id);
     let mut versions: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        // Only real directories: a link there is not followed out of the archive.
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };

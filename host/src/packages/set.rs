@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::files::{FileProblem, MAX_SIGNATURE_BYTES, read_capped};
 use super::{KeyError, SignatureProblem, Trust};
 
 /// The rule-set statement's file name in the rules directory.
@@ -43,8 +44,6 @@ pub const SET_FILE: &str = "weir-rules.set";
 pub const SET_SIGNATURE_FILE: &str = "weir-rules.set.sig";
 /// The largest statement read (about 2 000 rules).
 pub const SET_MAX_BYTES: u64 = 256 * 1024;
-/// The largest signature file read.
-const SIGNATURE_MAX_BYTES: u64 = 4 * 1024;
 
 /// The statement: which rule versions run, under which sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,10 +113,8 @@ pub enum SetRefusal {
 impl SetStatement {
     /// Parses a statement strictly; the error never quotes the file.
     pub fn parse(text: &str) -> Result<SetStatement, SetRefusal> {
-        let statement: SetStatement = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| line_of(text, s.start)).map(|l| format!("line {l}: ")).unwrap_or_default();
-            SetRefusal::Invalid { reason: format!("{at}{}", e.message()) }
-        })?;
+        let statement: SetStatement = toml::from_str(text)
+            .map_err(|e| SetRefusal::Invalid { reason: crate::manifest::toml_error_text(&e, text) })?;
         if let Some(expires) = &statement.expires {
             OffsetDateTime::parse(expires, &Rfc3339).map_err(|_| SetRefusal::Invalid {
                 reason: "`expires` is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)".to_owned(),
@@ -146,10 +143,6 @@ impl SetStatement {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
-}
-
 /// `sha256:` of a statement's bytes.
 pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -162,20 +155,18 @@ fn message(digest: &str) -> String {
 
 /// Reads `dir`'s statement and checks its signature against `trust`.
 pub fn read_signed(dir: &Path, trust: &Trust) -> Result<SignedSet, SetRefusal> {
-    let bytes = match read_capped(&dir.join(SET_FILE), SET_MAX_BYTES) {
+    let bytes = match read_capped(&dir.join(SET_FILE), "rule-set statement", SET_MAX_BYTES) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SetRefusal::Missing),
-        Err(e) => return Err(SetRefusal::Unreadable { file: SET_FILE, reason: e.to_string() }),
+        Err(FileProblem::Missing) => return Err(SetRefusal::Missing),
+        Err(problem) => return Err(SetRefusal::Unreadable { file: SET_FILE, reason: problem.to_string() }),
     };
     let text =
         std::str::from_utf8(&bytes).map_err(|_| SetRefusal::Invalid { reason: "the file is not UTF-8".to_owned() })?;
     let digest = digest(&bytes);
-    let signature = match read_capped(&dir.join(SET_SIGNATURE_FILE), SIGNATURE_MAX_BYTES) {
+    let signature = match read_capped(&dir.join(SET_SIGNATURE_FILE), "signature", MAX_SIGNATURE_BYTES) {
         Ok(sig) => String::from_utf8_lossy(&sig).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SetRefusal::Signature(SignatureProblem::Missing));
-        }
-        Err(e) => return Err(SetRefusal::Unreadable { file: SET_SIGNATURE_FILE, reason: e.to_string() }),
+        Err(FileProblem::Missing) => return Err(SetRefusal::Signature(SignatureProblem::Missing)),
+        Err(problem) => return Err(SetRefusal::Unreadable { file: SET_SIGNATURE_FILE, reason: problem.to_string() }),
     };
     verify(trust, &digest, &signature).map_err(SetRefusal::Signature)?;
     let statement = SetStatement::parse(text)?;
@@ -200,34 +191,6 @@ pub fn sign_set(statement_bytes: &[u8], secret_hex: &str) -> Result<String, KeyE
     let message = message(&digest(statement_bytes));
     Ok(hex::encode(SigningKey::from_bytes(&secret).sign(message.as_bytes()).to_bytes()))
 }
-
-/// Reads a regular file, refusing symlinks, special files and files over
-/// `cap` bytes before reading them.
-fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, NO_FOLLOW_NON_BLOCKING);
-    let file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > cap {
-        return Err(std::io::Error::other(format!("{} bytes, over the limit of {cap}", meta.len())));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(cap + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(std::io::Error::other(format!("over the limit of {cap} bytes")));
-    }
-    Ok(bytes)
-}
-
-/// `O_NOFOLLOW | O_NONBLOCK` on Linux: a symlink fails to open, a FIFO does not block.
-#[cfg(unix)]
-const NO_FOLLOW_NON_BLOCKING: i32 = 0o400_000 | 0o4_000;
 
 /// Where the highest accepted set of a rules directory is remembered: a
 /// file in `state_dir` (weir's private compile cache directory) named by

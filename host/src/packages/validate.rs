@@ -2,48 +2,101 @@
 //! parses, the signature verifies (when signatures are required), the
 //! component compiles for a compatible contract and instantiates, and the
 //! self-test cases pass in the sandbox. A package that fails is refused
-//! with its reason, a [`Refusal`].
+//! with its reason, a [`Refusal`], whose text — in the log, `weir rules`
+//! and `/status` — is at most [`REFUSAL_TEXT_MAX`] bytes and quotes no
+//! file's content beyond the name of an offending key or case.
 
 use std::path::{Path, PathBuf};
 
-use super::{PackageFiles, SignatureProblem, Trust};
+use weir_sdk::limits::clean;
+
+use super::{FileProblem, PackageFiles, SignatureProblem, Trust};
 use crate::cases::{CaseFile, CasesError, run_cases};
 use crate::engine::{Engine, LoadError, LoadedRule};
-use crate::manifest::ManifestError;
+use crate::manifest::{ManifestError, toml_error_text};
 
-/// Why a package is refused. Its text names the file and what is wrong.
-#[derive(Debug, Clone, thiserror::Error)]
+/// The longest text of a refusal: what the log, `weir rules` and `/status`
+/// show of one refused package. Longer text (many failing self-test cases,
+/// a long value in a manifest) is cut, marked with `…`.
+pub const REFUSAL_TEXT_MAX: usize = 1024;
+
+/// Why a package is refused. Its text names the file and what is wrong,
+/// quotes no file's content beyond the name of an offending key or case,
+/// holds no control characters and is at most [`REFUSAL_TEXT_MAX`] bytes.
+#[derive(Debug, Clone)]
 pub enum Refusal {
-    /// A file of the package cannot be read.
-    #[error("cannot read {}: {reason}", path.display())]
-    Unreadable { path: PathBuf, reason: String },
-    #[error("invalid manifest: {0}")]
+    /// A file of the package cannot be read, or is not a regular file
+    /// within its size cap.
+    Unreadable {
+        path: PathBuf,
+        problem: FileProblem,
+    },
     Manifest(ManifestError),
     /// Signatures: missing, malformed, or by no trusted key.
-    #[error("{0}")]
     Signature(SignatureProblem),
     /// The component is not a rule for this host's contract.
-    #[error("{}: {error}", path.display())]
-    Component { path: PathBuf, error: LoadError },
-    /// The self-test cases file is not valid.
-    #[error("{}: {error}", path.display())]
-    CasesFile { path: PathBuf, error: Box<toml::de::Error> },
+    Component {
+        path: PathBuf,
+        error: LoadError,
+    },
+    /// The self-test cases file is not valid: where, and what is wrong
+    /// (see [`crate::manifest::toml_error_text`]).
+    CasesFile {
+        path: PathBuf,
+        error: String,
+    },
     /// The self-test cases cannot run (bad parameters, a refused component).
-    #[error("{}: {problem}", path.display())]
-    Cases { path: PathBuf, problem: CasesError },
-    #[error(
-        "{failed} of {total} self-test cases in {} failed: {}",
-        path.display(),
-        cases.join("; ")
-    )]
-    SelfTest { path: PathBuf, failed: usize, total: usize, cases: Vec<String> },
+    Cases {
+        path: PathBuf,
+        problem: CasesError,
+    },
+    SelfTest {
+        path: PathBuf,
+        failed: usize,
+        total: usize,
+        cases: Vec<String>,
+    },
     /// Two packages in a directory have one id.
-    #[error("the package {} already has the rule id `{id}`", other.display())]
-    DuplicateId { id: String, other: PathBuf },
+    DuplicateId {
+        id: String,
+        other: PathBuf,
+    },
     /// With `require_signed`: the signed rule set does not list this version.
-    #[error("not in the signed rule set #{sequence} (`weir rule seal` signs a new set)")]
-    NotInSignedSet { sequence: u64 },
+    NotInSignedSet {
+        sequence: u64,
+    },
 }
+
+impl Refusal {
+    /// The whole text, before it is cleaned and cut.
+    fn full_text(&self) -> String {
+        match self {
+            Refusal::Unreadable { path, problem } => format!("cannot read {}: {problem}", path.display()),
+            Refusal::Manifest(error) => format!("invalid manifest: {error}"),
+            Refusal::Signature(problem) => problem.to_string(),
+            Refusal::Component { path, error } => format!("{}: {error}", path.display()),
+            Refusal::CasesFile { path, error } => format!("{}: {error}", path.display()),
+            Refusal::Cases { path, problem } => format!("{}: {problem}", path.display()),
+            Refusal::SelfTest { path, failed, total, cases } => {
+                format!("{failed} of {total} self-test cases in {} failed: {}", path.display(), cases.join("; "))
+            }
+            Refusal::DuplicateId { id, other } => {
+                format!("the package {} already has the rule id `{id}`", other.display())
+            }
+            Refusal::NotInSignedSet { sequence } => {
+                format!("not in the signed rule set #{sequence} (`weir rule seal` signs a new set)")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&clean(&self.full_text(), REFUSAL_TEXT_MAX))
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// Validates packages and compiles them with one engine.
 pub struct Validator {
@@ -91,8 +144,8 @@ impl Validator {
 
 /// Runs a package's self-test cases; any failure refuses the package.
 fn self_test(engine: &Engine, package: &PackageFiles, path: &Path, text: &str) -> Result<(), Refusal> {
-    let file: CaseFile =
-        toml::from_str(text).map_err(|error| Refusal::CasesFile { path: path.to_owned(), error: Box::new(error) })?;
+    let file: CaseFile = toml::from_str(text)
+        .map_err(|e| Refusal::CasesFile { path: path.to_owned(), error: toml_error_text(&e, text) })?;
     let reports = run_cases(engine, &package.component, &package.manifest, &package.spec, &file)
         .map_err(|problem| Refusal::Cases { path: path.to_owned(), problem })?;
     let cases: Vec<String> =
