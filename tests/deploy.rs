@@ -60,7 +60,7 @@ pub fn wait_status(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool)
     }
 }
 
-fn active_label(status: &Value, id: &str) -> Option<String> {
+pub fn active_label(status: &Value, id: &str) -> Option<String> {
     status["rules"]["active"].as_array()?.iter().find(|v| v["rule_id"] == id).map(|v| v["version_label"].to_string())
 }
 
@@ -496,7 +496,7 @@ fn a_compiled_artifact_planted_in_the_cache_is_not_run() {
 /// `weir run` on stdin (piped) with the rules in `rules`, its output in
 /// `work/out`, the status endpoint on `addr`, and its log at info level in
 /// `work/weir.log`.
-fn run_on_stdin(rules: &Path, work: &Path, addr: &str, batch_size: usize) -> std::process::Child {
+pub fn run_on_stdin(rules: &Path, work: &Path, addr: &str, batch_size: usize) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["run", "--input", "-", "--batch-size", &batch_size.to_string(), "--rules"])
         .arg(rules)

@@ -16,6 +16,7 @@
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
+//! - `idle_deploy`: a deploy while the input is idle decides the next record.
 //! - `signed_sets`: with `rules.require_signed`, deleting, replaying, mixing
 //!   and failing cases cannot change what runs, and each is reported.
 //! - `rules_files`: what a deployer can leave in the rules directory — links
@@ -41,6 +42,7 @@ mod cli;
 mod deploy;
 mod events;
 mod fuzz;
+mod idle_deploy;
 mod kafka;
 mod native_rules;
 mod pipeline;

@@ -395,6 +395,11 @@ impl Decider<'_> {
             let mut dirty = HashSet::new();
             let mut in_batch = 0usize;
             while let Some(chunk) = self.next_chunk(&lines, in_batch, &mut eof)? {
+                if in_batch == 0 {
+                    // An empty batch waited for input: rules published
+                    // meanwhile (a deploy while idle) decide its first record.
+                    self.adopt(&mut generation, last_line);
+                }
                 in_batch += self.decide_chunk(chunk, &reader, &mut dirty, &mut batch, &mut last_line)?;
                 let full = in_batch >= batch_size && idle.load(Ordering::Acquire);
                 if full || in_batch >= batch_size * MAX_BATCH_FACTOR {
@@ -424,12 +429,7 @@ impl Decider<'_> {
     /// Before a batch: swaps rules if a newer set is published, and empties
     /// the account cache once it is too large.
     fn between_batches(&mut self, generation: &mut u64, last_line: i64, idle: &AtomicBool) {
-        // Rule swaps happen here, between two batches: a batch runs on one
-        // rule set from its first record to its commit.
-        if let Some(adopted) = self.opts.hooks.adopt(generation, self.evaluator) {
-            let position = TookEffect::Line { input: self.opts.input_name.clone(), after_line: last_line };
-            self.opts.hooks.took_effect(&adopted, &position);
-        }
+        self.adopt(generation, last_line);
         if self.accounts.len() > ACCOUNT_CACHE_LIMIT {
             // Emptied only once every batch is committed: until then the
             // cache holds state the store does not have yet.
@@ -440,6 +440,16 @@ impl Decider<'_> {
         self.recent.push_back(HashSet::new());
         while self.recent.len() > 3 {
             self.recent.pop_front();
+        }
+    }
+
+    /// Swaps rules if a newer set is published. Rule swaps happen only
+    /// between two batches (before a batch's first record is decided): a
+    /// batch runs on one rule set from its first record to its commit.
+    fn adopt(&mut self, generation: &mut u64, last_line: i64) {
+        if let Some(adopted) = self.opts.hooks.adopt(generation, self.evaluator) {
+            let position = TookEffect::Line { input: self.opts.input_name.clone(), after_line: last_line };
+            self.opts.hooks.took_effect(&adopted, &position);
         }
     }
 

@@ -108,6 +108,9 @@ fn load_rules(config: &Config, dir: &Path, what: &str) -> anyhow::Result<RuleSet
     for r in live.refused() {
         eprintln!("{what}: refused {}: {}", r.path.display(), r.reason);
     }
+    if let Some(set) = live.status().set_refused {
+        bail!("the {what} rules in {} are not run: {}", dir.display(), set.reason);
+    }
     Ok(live.current().set.clone())
 }
 
