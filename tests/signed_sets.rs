@@ -188,8 +188,7 @@ fn unsigned_packages_expired_sets_and_empty_sets() {
     let plain = dir.path().join("plain");
     two_rules(&plain, 10);
     let validator = |allow_empty| {
-        let mut trust = Trust::default();
-        trust.allow_empty = allow_empty;
+        let trust = Trust { allow_empty, ..Trust::default() };
         Validator::new(Engine::new().unwrap(), trust)
     };
     for allow_empty in [false, true] {
