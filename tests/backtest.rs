@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::path::Path;
 
-use crate::util::{guest, tempdir, text, weir};
+use crate::util::{guest, stdout, tempdir, text, weir};
 
 /// A rules directory holding velocity alone, flagging the `max_count + 1`th
 /// transaction within an hour.
@@ -241,4 +241,29 @@ fn shadow_report_equals_a_backtest_with_the_shadow_rule_enforced() {
     assert!(o.status.success(), "{}", text(&o));
     let none: Value = serde_json::from_slice(&std::fs::read(dir.path().join("none.json")).unwrap()).unwrap();
     assert_eq!(none["input"]["records"], 0, "the demo's traffic starts at 08:00");
+}
+
+/// A candidate package that is refused (here: a failing self-test case)
+/// stops the backtest instead of counting as a rule that changes nothing;
+/// `--allow-refused` compares without it and says so first.
+#[test]
+fn a_refused_candidate_package_stops_the_backtest() {
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    let candidate = dir.path().join("candidate");
+    velocity_dir(&candidate, 3);
+    let failing = "[[case]]\nname = \"expects the wrong outcome\"\n[case.expect]\noutcome = \"lock\"\n";
+    std::fs::write(candidate.join("velocity.cases.toml"), failing).unwrap();
+    let (lines, _) = history();
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let o = weir(&args, dir.path());
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("candidate velocity.toml refused"), "{}", text(&o));
+    assert!(!text(&o).contains("Changed decisions"), "{}", text(&o));
+
+    let o = weir(&[&args[..], &["--allow-refused"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let first = stdout(&o).lines().next().unwrap_or_default().to_owned();
+    assert!(first.starts_with("WARNING: compared without 1 refused package(s): candidate velocity.toml"), "{first}");
 }

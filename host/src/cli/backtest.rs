@@ -45,6 +45,12 @@ pub struct BacktestArgs {
     pub to_time: Option<String>,
     #[command(flatten)]
     pub report: ReportArgs,
+    /// Compare even when packages of the candidate or the baseline are
+    /// refused (they are left out, and the report's first line says so).
+    /// Without it, a refused package stops the backtest: a rule that does
+    /// not load would otherwise count as a rule that changes nothing.
+    #[arg(long)]
+    pub allow_refused: bool,
     /// Configuration file (policy, baseline directory, Kafka, trusted keys).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -56,8 +62,15 @@ impl BacktestArgs {
     pub fn run(&self) -> anyhow::Result<ExitCode> {
         let config = Config::load(self.config.as_deref())?;
         let baseline_dir = self.baseline.clone().unwrap_or_else(|| config.rules.dir.clone());
-        let baseline = load_rules(&config, &baseline_dir, "baseline")?;
-        let candidate = load_rules(&config, &self.candidate, "candidate")?;
+        let (baseline, mut refused) = load_rules(&config, &baseline_dir, "baseline")?;
+        let (candidate, refused_candidates) = load_rules(&config, &self.candidate, "candidate")?;
+        refused.extend(refused_candidates);
+        if !refused.is_empty() && !self.allow_refused {
+            bail!(
+                "{} refused (reasons above), so the backtest would leave them out; fix them, or pass --allow-refused to compare without them",
+                refused.join(", ")
+            );
+        }
         let labels = self.report.labels()?;
         let started = Instant::now();
         let records = self.history(&config)?.read()?;
@@ -70,6 +83,9 @@ impl BacktestArgs {
             labels.as_ref(),
         );
         let took = started.elapsed() - read;
+        if !refused.is_empty() {
+            println!("WARNING: compared without {} refused package(s): {}", refused.len(), refused.join(", "));
+        }
         print!("{}", render_text(&outcome));
         let transactions = outcome.report.input.decided();
         println!(
@@ -100,18 +116,21 @@ impl BacktestArgs {
     }
 }
 
-/// The rules in `dir`, as a running weir would load them; the refused
-/// packages are named on stderr.
-fn load_rules(config: &Config, dir: &Path, what: &str) -> anyhow::Result<RuleSet> {
+/// The rules in `dir`, as a running weir would load them, and the refused
+/// packages (`candidate x.toml`), named with their reasons on stderr.
+fn load_rules(config: &Config, dir: &Path, what: &str) -> anyhow::Result<(RuleSet, Vec<String>)> {
     let live = LiveRules::load(dir, config.rules.validator()?)
         .with_context(|| format!("the {what} rules in {}", dir.display()))?;
+    let mut refused = Vec::new();
     for r in live.refused() {
         eprintln!("{what}: refused {}: {}", r.path.display(), r.reason);
+        let name = r.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        refused.push(format!("{what} {name}"));
     }
     if let Some(set) = live.status().set_refused {
         bail!("the {what} rules in {} are not run: {}", dir.display(), set.reason);
     }
-    Ok(live.current().set.clone())
+    Ok((live.current().set.clone(), refused))
 }
 
 /// A range's bound from its options: the offset if given, else the time,
