@@ -17,6 +17,7 @@
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
 //! - `idle_deploy`: a deploy while the input is idle decides the next record.
+//! - `refusals`: a refused package is listed in `weir run`'s summary.
 //! - `signed_sets`: with `rules.require_signed`, deleting, replaying, mixing
 //!   and failing cases cannot change what runs, and each is reported.
 //! - `rules_files`: what a deployer can leave in the rules directory — links
@@ -46,6 +47,7 @@ mod idle_deploy;
 mod kafka;
 mod native_rules;
 mod pipeline;
+mod refusals;
 mod rules_files;
 mod sandbox;
 mod shipped;

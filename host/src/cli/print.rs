@@ -89,3 +89,21 @@ pub fn print_summary(summary: &Summary, set: &RuleSet) {
         secs
     );
 }
+
+/// The packages refused as the run ends, and the rules directory if it is
+/// refused as a whole: a summary that left them out would look as if every
+/// rule ran.
+pub fn print_refused(live: &weir::live::LiveRules) {
+    let refused = live.refused();
+    let set = live.status().set_refused;
+    if refused.is_empty() && set.is_none() {
+        return;
+    }
+    println!("\nRefused, not run ({}):", refused.len() + usize::from(set.is_some()));
+    for r in &refused {
+        println!("  {}: {}", r.path.display(), r.reason);
+    }
+    if let Some(set) = set {
+        println!("  the rules directory as a whole (the earlier rules ran): {}", set.reason);
+    }
+}

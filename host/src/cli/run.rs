@@ -17,7 +17,7 @@ use weir::live::LiveRules;
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
 use weir::telemetry::{Hooks, Metrics};
 
-use super::print::{CountingReader, print_counters, print_summary, progress};
+use super::print::{CountingReader, print_counters, print_refused, print_summary, progress};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -83,6 +83,7 @@ impl RunArgs {
             summary
         };
         print_summary(&summary, &live.current().set);
+        print_refused(&live);
         println!("\nDecisions: {}\nDead letters: {}", paths.decisions.display(), paths.dead_letters.display());
         Ok(ExitCode::SUCCESS)
     }
@@ -133,5 +134,6 @@ fn run_kafka(kafka: &KafkaConfig, policy: &Policy, live: &LiveRules, hooks: &Hoo
         "Transactions: {} committed, {} aborted and retried",
         summary.transactions_committed, summary.transactions_aborted
     );
+    print_refused(live);
     Ok(ExitCode::SUCCESS)
 }
