@@ -18,6 +18,8 @@
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
 //! - `idle_deploy`: a deploy while the input is idle decides the next record.
 //! - `refusals`: a refused package is listed in `weir run`'s summary.
+//! - `status_endpoint`: the status endpoint bounds requests, answers only
+//!   GET and HEAD, and asks for its bearer token when one is configured.
 //! - `signed_sets`: with `rules.require_signed`, deleting, replaying, mixing
 //!   and failing cases cannot change what runs, and each is reported.
 //! - `rules_files`: what a deployer can leave in the rules directory — links
@@ -52,4 +54,5 @@ mod rules_files;
 mod sandbox;
 mod shipped;
 mod signed_sets;
+mod status_endpoint;
 mod util;

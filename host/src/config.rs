@@ -11,6 +11,7 @@
 //!
 //! [status]
 //! listen = "127.0.0.1:9464"  # /health, /status, /metrics; unset: off
+//! token_file = "/etc/weir/status.token"  # optional: /status and /metrics need this bearer token
 //!
 //! [policy]
 //! suspect_score = 50         # total score that suspects fraud
@@ -30,7 +31,7 @@
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
-//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
+//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
 //! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
 //! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
 //! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
@@ -158,6 +159,9 @@ pub struct StatusConfig {
     /// Address to serve `/health`, `/status` and `/metrics` on, e.g.
     /// `127.0.0.1:9464`; unset: no endpoint.
     pub listen: Option<String>,
+    /// A file holding a bearer token that `/status` and `/metrics` require
+    /// (`/health` stays open); it must not be readable by every user.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -259,6 +263,9 @@ impl Config {
         }
         if let Some(v) = lookup("WEIR_STATUS_LISTEN") {
             self.status.listen = Some(v);
+        }
+        if let Some(v) = lookup("WEIR_STATUS_TOKEN_FILE") {
+            self.status.token_file = Some(PathBuf::from(v));
         }
         if let Some(v) = lookup("WEIR_OUTPUT") {
             self.embedded.output = PathBuf::from(v);

@@ -50,7 +50,7 @@ impl RunArgs {
         let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
         let metrics = Arc::new(Metrics::default());
         if let Some(listen) = &config.status.listen {
-            weir::http::serve(listen, Some(live.clone()), metrics.clone())?;
+            weir::http::serve(listen, config.status.token_file.as_deref(), Some(live.clone()), metrics.clone())?;
         }
         let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
         if let Some(kafka) = &config.kafka {
