@@ -100,6 +100,11 @@ pub struct RuleSpec {
     pub params: Vec<(String, ParamValue)>,
 }
 
+/// The longest `rule.version` label (it is shown in tables and logs).
+pub const MAX_VERSION_BYTES: usize = 64;
+/// The longest `rule.description`.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+
 /// What is wrong with a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -109,6 +114,9 @@ pub enum ManifestError {
     BadId(String),
     #[error("`rule.version` must not be empty")]
     EmptyVersion,
+    /// A label shown in logs and on terminals holds what could forge them.
+    #[error("`{key}` holds a control or bidirectional-override character, or is over {max} bytes")]
+    UnsafeText { key: &'static str, max: usize },
     #[error("`limits.fuel` = {0}: must be between 1 and {MAX_FUEL}")]
     BadFuel(u64),
     #[error("`limits.memory_mib` = {0}: must be between 1 and {MAX_MEMORY_MIB}")]
@@ -157,6 +165,14 @@ impl RuleSpec {
         }
         if raw.rule.version.trim().is_empty() {
             return Err(ManifestError::EmptyVersion);
+        }
+        if raw.rule.version.len() > MAX_VERSION_BYTES || raw.rule.version.chars().any(crate::events::forges_text) {
+            return Err(ManifestError::UnsafeText { key: "rule.version", max: MAX_VERSION_BYTES });
+        }
+        // A description may span lines; nothing else that moves a terminal.
+        let description_ok = |c: char| c == '\n' || c == '\t' || !crate::events::forges_text(c);
+        if raw.rule.description.len() > MAX_DESCRIPTION_BYTES || !raw.rule.description.chars().all(description_ok) {
+            return Err(ManifestError::UnsafeText { key: "rule.description", max: MAX_DESCRIPTION_BYTES });
         }
         let fuel = raw.limits.fuel.unwrap_or(DEFAULT_FUEL);
         if fuel == 0 || fuel > MAX_FUEL {

@@ -550,7 +550,11 @@ impl Decider<'_> {
                     batch.decisions.push(*decision);
                 }
                 Processed::DeadLetter(reason) => {
-                    tracing::debug!(line = line.number, "dead-lettered: {reason}");
+                    tracing::debug!(
+                        line = line.number,
+                        "dead-lettered: {}",
+                        weir_sdk::limits::clean(&reason, crate::events::REASON_MAX_BYTES)
+                    );
                     let raw = line.raw.as_deref().unwrap_or_default();
                     let letter = DeadLetter::new(&reason, position, raw, line.size);
                     serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");

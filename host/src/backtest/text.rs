@@ -2,6 +2,7 @@
 //! `weir shadow-report` print.
 
 use std::fmt::Write as _;
+use weir_sdk::limits::clean;
 
 use crate::events::DecisionType;
 
@@ -59,8 +60,8 @@ fn side(out: &mut String, name: &str, side: &Side, cost: &Cost) {
         let _ = writeln!(
             out,
             "  {:<18} {:<9} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9.1} {:>9.1}",
-            rule.rule_id,
-            rule.version_label,
+            clean(&rule.rule_id, 64),
+            clean(&rule.version_label, 64),
             rule.mode,
             rule.invocations,
             n("score"),
@@ -86,12 +87,12 @@ fn changes(out: &mut String, changes: &Changes) {
             out,
             "  {} {} {} {} -> {}: {}{}",
             e.occurred_at,
-            e.transaction_id,
-            e.account_id,
+            clean(&e.transaction_id, 256),
+            clean(&e.account_id, 256),
             e.from.as_str(),
             e.to.as_str(),
-            e.candidate_reason.as_deref().or(e.baseline_reason.as_deref()).unwrap_or("-"),
-            e.label.as_ref().map(|l| format!(" [labelled {l}]")).unwrap_or_default()
+            clean(e.candidate_reason.as_deref().or(e.baseline_reason.as_deref()).unwrap_or("-"), 256),
+            e.label.as_ref().map(|l| format!(" [labelled {}]", clean(l, 64))).unwrap_or_default()
         );
     }
 }

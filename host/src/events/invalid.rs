@@ -33,9 +33,19 @@ pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), InvalidEv
         Err(invalid(field, "must not be empty"))
     } else if value.len() > MAX_ID_BYTES {
         Err(invalid(field, format!("is {} bytes long, the limit is {MAX_ID_BYTES}", value.len())))
+    } else if value.chars().any(forges_text) {
+        Err(invalid(field, "holds a control or bidirectional-override character"))
     } else {
         Ok(())
     }
+}
+
+/// Whether `c` could forge what a log line or a terminal shows: a control
+/// character (escape sequences, line breaks) or a bidirectional override.
+/// Identifiers in events and a manifest's labels may not hold one; text
+/// that may (refusal reasons, rule messages) is cleaned where it is shown.
+pub fn forges_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 pub(super) fn is_ascii_code(value: &str, len: usize, allowed: fn(&u8) -> bool) -> bool {

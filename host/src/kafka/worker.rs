@@ -181,7 +181,12 @@ impl<'a> Worker<'a> {
                     });
                 }
                 Processed::DeadLetter(reason) => {
-                    tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
+                    tracing::debug!(
+                        partition = record.partition,
+                        offset = record.offset,
+                        "dead-lettered: {}",
+                        weir_sdk::limits::clean(&reason, REASON_MAX_BYTES)
+                    );
                     let (payload, reason) = dead_letter_payload(record.payload, &reason, self.config.max_event_bytes);
                     out.records.push(OutRecord {
                         destination: Destination::DeadLetter,

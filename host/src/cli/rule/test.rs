@@ -9,6 +9,7 @@ use clap::Args;
 use weir::cases::{CaseFile, describe, run_cases};
 use weir::engine::Engine;
 use weir::manifest::RuleSpec;
+use weir_sdk::limits::clean;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -49,10 +50,10 @@ impl TestArgs {
         let mut failed = 0;
         for r in &reports {
             match &r.failure {
-                None => println!("  ok    {} — {}", r.name, describe(&r.result)),
+                None => println!("  ok    {} — {}", clean(&r.name, 256), describe(&r.result)),
                 Some(why) => {
                     failed += 1;
-                    println!("  FAIL  {} — {why}", r.name);
+                    println!("  FAIL  {} — {}", clean(&r.name, 256), clean(why, 4096));
                 }
             }
         }
