@@ -366,29 +366,3 @@ fn rules_directory() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
-
-/// The embedded pipeline's input reader on a stream of records of any size
-/// (the limit here is 256 bytes, so the mutations' repetitions make lines
-/// far over it), with and without line endings, control bytes and invalid
-/// UTF-8: every non-blank line is accounted for, and the dead letters stay
-/// within 1.5 times the input plus a bounded envelope per record.
-#[test]
-fn input_reader() {
-    use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
-    const LIMIT: usize = 256;
-    let dir = tempfile::tempdir().unwrap();
-    let runs = std::sync::atomic::AtomicU64::new(0);
-    fuzz("input", corpus("input"), |bytes| {
-        let out = dir.path().join(runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
-        let opts = PipelineOptions { batch_size: 64, max_event_bytes: LIMIT, ..PipelineOptions::default() };
-        let mut evaluator = Evaluator::new(&RuleSet::default(), Policy::default());
-        let paths = OutputPaths::in_dir(&out);
-        let summary = run_embedded(bytes, &mut evaluator, &paths, &opts, |_| {}).unwrap();
-        let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count();
-        assert_eq!(summary.records as usize, lines, "every non-blank line is a record");
-        let written = std::fs::metadata(&paths.dead_letters).map_or(0, |m| m.len()) as usize;
-        let envelope = 1400 * summary.dead_letters as usize;
-        assert!(written <= bytes.len() * 3 / 2 + envelope, "{written} bytes of dead letters for {}", bytes.len());
-        std::fs::remove_dir_all(&out).unwrap();
-    });
-}

@@ -170,11 +170,8 @@ struct Line {
     /// 1-based line number in the input.
     number: i64,
     parsed: Result<InputEvent, InvalidEvent>,
-    /// The line itself, kept only when it is dead-lettered (its first
-    /// bytes only, when it is over the size limit).
+    /// The line itself, kept only when it is dead-lettered.
     raw: Option<Vec<u8>>,
-    /// The line's length in bytes, without its line ending.
-    size: usize,
 }
 
 /// What the reader hands over.
@@ -260,29 +257,22 @@ fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
     let mut line = Vec::new();
     let mut number: i64 = 0;
-    // A line over the limit is kept up to a prefix, and the rest is skipped
-    // as it is read: a producer's one huge line never sits in memory.
-    let keep = max_event_bytes.saturating_add(2);
     loop {
-        let length = match read_line_capped(&mut input, &mut line, keep) {
-            Ok(None) => break,
-            Ok(Some(length)) => length,
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 let _ = to.send(Input::Failed(e));
                 return;
             }
-        };
+        }
         number += 1;
-        let size = length;
         let record = trim_newline(&line);
-        if size > max_event_bytes {
-            let parsed = Err(InvalidEvent::TooLarge { size, limit: max_event_bytes });
-            let prefix = &record[..record.len().min(crate::events::DEAD_LETTER_PREFIX_BYTES)];
-            chunk.push(Line { number, parsed, raw: Some(prefix.to_vec()), size });
-        } else if !record.iter().all(u8::is_ascii_whitespace) {
+        if !record.iter().all(u8::is_ascii_whitespace) {
             let parsed = parse_input(record, max_event_bytes);
             let raw = parsed.is_err().then(|| record.to_vec());
-            chunk.push(Line { number, parsed, raw, size });
+            chunk.push(Line { number, parsed, raw });
         }
         // Nothing more buffered: the next read may wait for the input, so
         // what was read is handed over first.
@@ -298,39 +288,6 @@ fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
         return;
     }
     let _ = to.send(Input::End);
-}
-
-/// Reads one line into `line` (its `\n` included), keeping at most `keep`
-/// bytes of it and skipping the rest as it is read; returns the line's
-/// whole length without its line ending (`\n` or `\r\n`), or `None` at
-/// the end of the input.
-fn read_line_capped(input: &mut impl BufRead, line: &mut Vec<u8>, keep: usize) -> std::io::Result<Option<usize>> {
-    line.clear();
-    let (mut length, mut last) = (0usize, None);
-    loop {
-        let buffer = match input.fill_buf() {
-            Ok(buffer) => buffer,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buffer.is_empty() {
-            return Ok((length > 0 || last.is_some()).then_some(length));
-        }
-        let newline = buffer.iter().position(|&b| b == b'\n');
-        let used = newline.map_or(buffer.len(), |at| at + 1);
-        let room = keep.saturating_sub(line.len());
-        line.extend_from_slice(&buffer[..used.min(room)]);
-        let content = newline.unwrap_or(used);
-        if content > 0 {
-            last = Some(buffer[content - 1]);
-        }
-        length += content;
-        input.consume(used);
-        if newline.is_some() {
-            // A `\r` before the `\n` is the line ending's, not the record's.
-            return Ok(Some(length - usize::from(last == Some(b'\r'))));
-        }
-    }
 }
 
 /// Makes sealed batches durable, one at a time, in order.
@@ -550,13 +507,9 @@ impl Decider<'_> {
                     batch.decisions.push(*decision);
                 }
                 Processed::DeadLetter(reason) => {
-                    tracing::debug!(
-                        line = line.number,
-                        "dead-lettered: {}",
-                        weir_sdk::limits::clean(&reason, crate::events::REASON_MAX_BYTES)
-                    );
+                    tracing::debug!(line = line.number, "dead-lettered: {reason}");
                     let raw = line.raw.as_deref().unwrap_or_default();
-                    let letter = DeadLetter::new(&reason, position, raw, line.size);
+                    let letter = DeadLetter::new(reason, position, raw);
                     serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
                     batch.dead_letters.push(b'\n');
                 }

@@ -49,7 +49,7 @@ mod shared_str;
 mod transaction;
 
 pub use confirmation::{CustomerConfirmation, TRANSACTION_VERIFIED, VERIFIED_BY_CUSTOMER};
-pub use dead_letter::{DEAD_LETTER_PREFIX_BYTES, DeadLetter, REASON_MAX_BYTES};
+pub use dead_letter::DeadLetter;
 pub use decision::{
     DECISION_ID_NAMESPACE, DECISION_SCHEMA_VERSION, DecisionEvent, DecisionType, EngineInfo, InputPosition,
     decision_event_id,

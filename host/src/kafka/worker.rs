@@ -26,7 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
 use crate::engine::{Evaluator, Policy, RuleSet};
-use crate::events::{DEAD_LETTER_PREFIX_BYTES, InputPosition, REASON_MAX_BYTES, TransactionRecorded, parse_input};
+use crate::events::{InputPosition, TransactionRecorded, parse_input};
 use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
 use crate::state::AccountState;
@@ -181,18 +181,12 @@ impl<'a> Worker<'a> {
                     });
                 }
                 Processed::DeadLetter(reason) => {
-                    tracing::debug!(
-                        partition = record.partition,
-                        offset = record.offset,
-                        "dead-lettered: {}",
-                        weir_sdk::limits::clean(&reason, REASON_MAX_BYTES)
-                    );
-                    let (payload, reason) = dead_letter_payload(record.payload, &reason, self.config.max_event_bytes);
+                    tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
                     out.records.push(OutRecord {
                         destination: Destination::DeadLetter,
                         partition: record.partition,
                         key: record.key,
-                        payload: Some(payload),
+                        payload: Some(record.payload),
                         headers: Headers::DeadLetter { reason, offset: record.offset },
                     });
                 }
@@ -358,34 +352,4 @@ impl Accounts for PartitionAccounts<'_> {
     }
 
     fn decided(&mut self, _tx: &TransactionRecorded) {}
-}
-
-/// A dead letter's value and reason header on Kafka: the record as it came,
-/// or, over the size limit, its first [`DEAD_LETTER_PREFIX_BYTES`] (so the
-/// dead letter fits the producer's message size whatever the input topic
-/// allowed), the reason saying so; the reason cut to its limit.
-fn dead_letter_payload(mut payload: Vec<u8>, reason: &str, max_event_bytes: usize) -> (Vec<u8>, String) {
-    let reason = weir_sdk::limits::clean(reason, REASON_MAX_BYTES);
-    if payload.len() <= max_event_bytes {
-        return (payload, reason.into_owned());
-    }
-    let size = payload.len();
-    payload.truncate(DEAD_LETTER_PREFIX_BYTES);
-    (payload, format!("{reason}; the dead letter keeps its first {DEAD_LETTER_PREFIX_BYTES} of {size} bytes"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_dead_letter_over_the_limit_keeps_a_prefix_and_says_so() {
-        let (payload, reason) = dead_letter_payload(vec![b'x'; 10], "bad", 100);
-        assert_eq!((payload.len(), reason.as_str()), (10, "bad"));
-        let (payload, reason) = dead_letter_payload(vec![b'x'; 200_000], "payload of 200000 bytes", 100_000);
-        assert_eq!(payload.len(), DEAD_LETTER_PREFIX_BYTES);
-        assert!(reason.ends_with("keeps its first 65536 of 200000 bytes"), "{reason}");
-        let (_, reason) = dead_letter_payload(vec![], &"\u{1b}".repeat(5000), 100);
-        assert!(reason.len() <= REASON_MAX_BYTES && !reason.contains('\u{1b}'), "{reason}");
-    }
 }
