@@ -1143,6 +1143,42 @@ fn dead_letter_base64_is_standard_and_padded() {
 }
 
 #[test]
+fn a_dead_letter_is_bounded_whatever_the_record() {
+    let validator = validator(&schema("dead-letter.v1.schema.json"));
+
+    // A record over the limit: its first 64 KiB and its size.
+    let huge = vec![b'x'; 200_000];
+    let letter = DeadLetter::of_record("too large".to_owned(), position(), &huge, 1 << 30);
+    assert_eq!(letter.payload.as_deref().map(str::len), Some(TRUNCATED_PAYLOAD_BYTES));
+    assert_eq!((letter.payload_bytes, letter.truncated), (1 << 30, true));
+    assert_valid(&validator, &to_value(&letter), "a truncated dead letter");
+
+    // A prefix cut inside a character stays text, cut back to the character.
+    let text = "€".repeat(30_000);
+    let letter = DeadLetter::of_record(String::new(), position(), text.as_bytes(), 1 << 20);
+    let kept = letter.payload.expect("still text");
+    assert!(text.starts_with(&kept) && kept.len() > TRUNCATED_PAYLOAD_BYTES - 3, "{}", kept.len());
+
+    // Text whose JSON escaping would be more than 1.5 times its size is
+    // written as base64; ordinary JSON text is not.
+    let controls: Vec<u8> = (0..3000).map(|i| [1u8, b'a', 2, b'"'][i % 4]).collect();
+    let letter = DeadLetter::new(String::new(), position(), &controls);
+    assert!(letter.payload.is_none() && letter.payload_base64.is_some());
+    assert!(serde_json::to_vec(&letter).unwrap().len() * 2 <= controls.len() * 3 + 400);
+    let json = design_example_bytes();
+    assert!(DeadLetter::new(String::new(), position(), &json).payload.is_some());
+
+    // A reason quoting a huge value with control characters is cut and cleaned.
+    let wrong = InvalidEvent::WrongType(format!("Pay\u{1b}[31m{}", "x".repeat(1 << 20)));
+    let reason = dead_letter_reason(&wrong);
+    assert!(reason.len() <= MAX_REASON_BYTES && reason.ends_with('…'), "{}", reason.len());
+    assert!(!reason.chars().any(char::is_control), "{reason}");
+    let letter = DeadLetter::new(wrong.to_string(), position(), b"{}");
+    assert_eq!(letter.reason, reason, "a dead letter bounds its reason the same way");
+    assert_valid(&validator, &to_value(&letter), "a dead letter with a long reason");
+}
+
+#[test]
 fn a_rejected_record_becomes_a_dead_letter_with_the_reason() {
     let payload = mutated(|v| v["amount"]["currency"] = json!("eur"));
     let error = parse(&payload).expect_err("lowercase currency is invalid");

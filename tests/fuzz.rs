@@ -1,4 +1,5 @@
-//! Fuzzing what a producer or a deployer hands weir: input events,
+//! Fuzzing what a producer or a deployer hands weir: input events, the
+//! embedded input reader (records around and far over the size limit),
 //! manifests, case files, rule components, and rules directories whose
 //! package files may be links, pipes, directories or sparse files. A target
 //! must never panic (nor hang), whatever the bytes; refusing them with an
@@ -364,5 +365,114 @@ fn rules_directory() {
             assert!(!text.contains(SECRET), "a refusal quotes the secret: {text}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+/// The input reader's size limit in its target.
+const READER_LIMIT: usize = 1024;
+/// What a dead letter may add to its payload: the reason (1 KiB, JSON
+/// escaping at most doubles it), the input position, the field names.
+const DEAD_LETTER_ENVELOPE: usize = 2 * weir::events::MAX_REASON_BYTES + 512;
+
+/// A fuzz input made into reader input: a line holding `\x1e` and a digit
+/// stands for the bytes before the marker repeated to a size the digit picks
+/// — around the limit (0–4), over it (5, 6) or far over it (7–9) — followed
+/// by the bytes after the digit. So a saved failure reproduces as it is.
+fn expand_sizes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, piece) in bytes.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        match piece.iter().position(|&b| b == 0x1e) {
+            Some(at) if at > 0 && piece.get(at + 1).is_some_and(u8::is_ascii_digit) => {
+                let size = match piece[at + 1] - b'0' {
+                    d @ 0..=4 => READER_LIMIT + usize::from(d) - 1,
+                    5 => 2 * READER_LIMIT,
+                    6 => (64 << 10) + READER_LIMIT,
+                    7 => 200 << 10,
+                    8 => 1 << 20,
+                    _ => 4 << 20,
+                };
+                out.extend(piece[..at].iter().cycle().take(size));
+                out.extend_from_slice(&piece[at + 2..]);
+            }
+            _ => out.extend_from_slice(piece),
+        }
+    }
+    out
+}
+
+/// The embedded input reader over records of every size around and far
+/// over its limit, with and without newlines, with control bytes and bytes
+/// that are not UTF-8: no panic; every line that is not blank is decided,
+/// dead-lettered (with its line number and size, and a prefix of it) or a
+/// confirmation; no dead letter is more than 1.5 times its payload plus a
+/// bounded envelope.
+#[test]
+fn input_reader() {
+    use weir::events::{DeadLetter, DecisionEvent};
+    use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
+
+    let engine = Engine::new().unwrap();
+    let rules = RuleSet::new(weir::packages::load_shipped(&engine).unwrap()).unwrap();
+    let evaluator = std::cell::RefCell::new(Evaluator::new(&rules, Policy::default()));
+    let opts = PipelineOptions {
+        batch_size: 100_000,
+        max_event_bytes: READER_LIMIT,
+        input_name: "fuzz".to_owned(),
+        ..PipelineOptions::default()
+    };
+    fuzz("input-reader", corpus("input-reader"), |bytes| {
+        let input = expand_sizes(bytes);
+        // The lines as the reader sees them: `\n` ends one, `\r\n` too, the
+        // last may lack it; a blank line within the limit is no record.
+        let mut lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if input.last() == Some(&b'\n') || input.is_empty() {
+            lines.pop();
+        }
+        let lines: Vec<&[u8]> = lines.into_iter().map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+        let is_record = |l: &[u8]| l.len() > READER_LIMIT || !l.iter().all(u8::is_ascii_whitespace);
+        let records = lines.iter().filter(|l| is_record(l)).count() as u64;
+
+        let dir = crate::util::tempdir();
+        let out = OutputPaths::in_dir(dir.path());
+        let summary = run_embedded(input.as_slice(), &mut evaluator.borrow_mut(), &out, &opts, |_| {})
+            .expect("bad input never stops the pipeline");
+        assert_eq!(summary.records, records, "every line that is not blank is a record");
+        assert_eq!(
+            summary.decided() + summary.dead_letters + summary.confirmations + summary.duplicates,
+            records,
+            "every record is accounted for"
+        );
+        let decisions: Vec<DecisionEvent> = weir_testkit::jsonl(&out.decisions);
+        assert_eq!(decisions.len() as u64, summary.decided());
+        let written = std::fs::read_to_string(&out.dead_letters).unwrap();
+        assert_eq!(written.lines().count() as u64, summary.dead_letters);
+        let mut seen = std::collections::HashSet::new();
+        for d in &decisions {
+            let line = lines[d.input.offset as usize - 1];
+            assert!(is_record(line) && seen.insert(d.input.offset), "a decision names its own line");
+        }
+        for text in written.lines() {
+            let letter: DeadLetter = serde_json::from_str(text).unwrap();
+            let line = lines[letter.input.offset as usize - 1];
+            assert!(is_record(line) && seen.insert(letter.input.offset), "a dead letter names its own line");
+            assert_eq!(letter.payload_bytes, line.len() as u64, "the line's size, newline excluded");
+            assert_eq!(letter.truncated, line.len() > READER_LIMIT);
+            let kept = match (&letter.payload, &letter.payload_base64) {
+                (Some(text), None) => text.as_bytes().to_vec(),
+                (None, Some(encoded)) => crate::pipeline::unbase64(encoded),
+                other => panic!("exactly one payload: {other:?}"),
+            };
+            assert!(line.starts_with(&kept), "the payload is the line or its start");
+            assert!(kept.len() == line.len() || kept.len() + 4 > READER_LIMIT.min(64 << 10), "the prefix is capped");
+            assert!(
+                text.len() <= kept.len() * 3 / 2 + 4 + DEAD_LETTER_ENVELOPE,
+                "a dead letter of {} bytes for {} bytes kept",
+                text.len(),
+                kept.len()
+            );
+        }
     });
 }

@@ -212,6 +212,69 @@ fn every_transaction_is_decided_exactly_once_and_bad_records_are_dead_lettered()
     assert!(setup.log("a").contains("weir is leaving the group"), "graceful shutdown leaves the group");
 }
 
+/// A record within the size limit but too large for the producer's message
+/// size, and one over the limit: each is dead-lettered cut to fit, with its
+/// size in the headers, and every transaction around them is decided once.
+#[test]
+fn records_too_large_for_a_dead_letter_are_cut_to_fit_the_producer() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("oversized");
+    let good = stream(300, 11);
+    let padded = |size: usize| {
+        let head = r#"{"event_id":"big","pad":""#;
+        format!("{head}{}", "x".repeat(size - head.len()))
+    };
+    // Over the producer's 1 000 000 bytes, within weir's limit; over both.
+    let (within, over) = (padded(1_010_000), padded(1_040_000));
+    weir::kafka::create_topics(&setup.kafka_config(), &Default::default()).unwrap();
+    let producer: BaseProducer = broker().client().set("message.max.bytes", "2000000").create().unwrap();
+    let topic = setup.topic("in");
+    for (i, line) in good.iter().enumerate() {
+        let key = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["account_id"].as_str().map(str::to_owned));
+        let key = key.unwrap_or_else(|| "unparseable".to_owned());
+        producer.send(BaseRecord::to(&topic).key(&key).payload(line)).unwrap();
+        if i == 100 {
+            producer.send(BaseRecord::to(&topic).key("big").payload(&within)).unwrap();
+        }
+        if i == 200 {
+            producer.send(BaseRecord::to(&topic).key("big").payload(&over)).unwrap();
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let mut config = setup.weir_config("a");
+    config.kafka.as_mut().unwrap().max_event_bytes = 1_020_000;
+    let config_path = setup.dir.path().join("a.toml");
+    weir_testkit::config::write(&config, &config_path);
+    let mut weir =
+        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &setup.log_path("a"), "info");
+    let reference = embedded_reference(&good);
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(90));
+    weir.terminate(STOP_DEADLINE);
+    assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
+
+    let dead = read_to_end(broker(), &[setup.topic("dead")], Duration::from_secs(60));
+    let big: Vec<_> = dead.iter().filter(|r| r.key.as_deref() == Some(b"big")).collect();
+    assert_eq!(big.len(), 2, "each large record is dead-lettered once");
+    for (record, original) in big.iter().zip([&within, &over]) {
+        let header = |name: &str| record.header(name).unwrap_or_else(|| panic!("header {name}")).to_owned();
+        assert_eq!(header("weir.payload.bytes"), original.len().to_string());
+        assert_eq!(header("weir.truncated"), "true");
+        assert!(original.as_bytes().starts_with(&record.payload), "the payload is the record's start");
+        assert!(
+            record.payload.len() + 4096 <= 1_000_000,
+            "{} bytes fit the producer's message size",
+            record.payload.len()
+        );
+    }
+    assert_eq!(big[1].payload.len(), weir::events::TRUNCATED_PAYLOAD_BYTES, "a record over the limit keeps 64 KiB");
+    assert!(big[1].header("weir.reason").unwrap().contains("payload of 1040000 bytes exceeds the 1020000-byte limit"));
+    assert!(big[0].header("weir.reason").unwrap().contains("not valid JSON"));
+}
+
 #[test]
 fn kill_nine_mid_stream_and_restart_keeps_decisions_exact() {
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());

@@ -7,8 +7,9 @@
 //! - `events`: the JSON Schemas match the Rust event types; old fixtures parse.
 //! - `sandbox`: hostile and broken rules cost only their own verdict;
 //!   components for another contract, core modules and garbage are refused.
-//! - `pipeline`: the embedded pipeline — dead letters, atomic batches,
-//!   reruns, restarts and replays decide each transaction exactly once.
+//! - `pipeline`: the embedded pipeline — dead letters (bounded, whatever the
+//!   record's size), atomic batches, reruns, restarts and replays decide
+//!   each transaction exactly once.
 //! - `shipped`: the shipped rules pass their sandbox cases, agree between
 //!   wasm and native builds, and tell the demo's story.
 //! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules; the
@@ -30,8 +31,8 @@
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
 //!   rebalances and a broker outage; dead letters; state follows the account;
 //!   limits; the chaos run.
-//! - `fuzz`: seeded, time-bounded mutation fuzzing of events, manifests,
-//!   case files and components over the committed corpus.
+//! - `fuzz`: seeded, time-bounded mutation fuzzing of events, the input
+//!   reader, manifests, case files and components over the committed corpus.
 //!
 //! `util` gives each test its own temporary directory and the built guests;
 //! `native_rules` the shipped rules compiled natively.

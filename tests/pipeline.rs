@@ -37,6 +37,40 @@ fn dead_letters(out: &Path) -> Vec<DeadLetter> {
     weir_testkit::jsonl(&out.join("dead-letters.jsonl"))
 }
 
+/// The bytes a dead letter kept, from `payload` or `payload_base64`.
+fn kept_payload(letter: &DeadLetter) -> Vec<u8> {
+    match (&letter.payload, &letter.payload_base64) {
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(encoded)) => unbase64(encoded),
+        other => panic!("exactly one payload expected: {other:?}"),
+    }
+}
+
+/// Standard padded base64, decoded.
+pub fn unbase64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let value = |c: u8| ALPHABET.iter().position(|&a| a == c).unwrap_or_else(|| panic!("not base64: {c}")) as u32;
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for quad in text.as_bytes().chunks(4) {
+        assert_eq!(quad.len(), 4, "padded");
+        let pad = quad.iter().filter(|&&c| c == b'=').count();
+        let n = quad.iter().take(4 - pad).fold(0u32, |n, &c| n << 6 | value(c)) << (6 * pad);
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    out
+}
+
+/// The embedded pipeline over any reader, with a size limit of `limit`.
+fn run_limited(input: impl std::io::Read + Send, out: &Path, limit: usize) -> Result<Summary, PipelineError> {
+    let opts = PipelineOptions {
+        batch_size: 64,
+        max_event_bytes: limit,
+        input_name: "input.jsonl".to_owned(),
+        ..PipelineOptions::default()
+    };
+    run_embedded(input, &mut shipped_evaluator(), &OutputPaths::in_dir(out), &opts, |_| {})
+}
+
 fn stream(n: usize) -> Vec<u8> {
     let s = demo::generate(n, 50, 7);
     s.lines.join("\n").into_bytes()
@@ -84,12 +118,15 @@ fn malformed_records_are_dead_lettered_and_the_rest_decided() {
     assert_eq!(dead.len(), bad.len());
     for (letter, (payload, reason)) in dead.iter().zip(&bad) {
         assert!(letter.reason.contains(reason), "{:?} should mention {reason:?}", letter.reason);
-        let kept = match (&letter.payload, &letter.payload_base64) {
-            (Some(text), None) => text.as_bytes().to_vec(),
-            (None, Some(_)) => payload.clone(), // non-UTF-8: checked below
-            other => panic!("payload missing: {other:?}"),
-        };
-        assert_eq!(&kept, payload, "the original record is kept whole");
+        assert_eq!(letter.payload_bytes, payload.len() as u64);
+        let kept = kept_payload(letter);
+        if payload.len() > 4096 {
+            assert!(letter.truncated && kept.len() == 4096, "a record over the limit keeps its first bytes");
+            assert_eq!(&kept[..], &payload[..4096]);
+        } else {
+            assert!(!letter.truncated);
+            assert_eq!(&kept, payload, "the original record is kept whole");
+        }
     }
     assert_eq!(dead[2].payload_base64.as_deref(), Some("//57fQ=="));
     assert_eq!(dead[0].input.offset, 21, "dead letters point at their input line");
@@ -289,4 +326,164 @@ fn accounts_stored_whole_by_an_earlier_version_are_read_and_then_written_as_part
     let read = redb::ReadableDatabase::begin_read(&db).unwrap();
     let table = read.open_table(whole).unwrap();
     assert!(table.get("acct-9").unwrap().is_none(), "the whole record was replaced by parts");
+}
+
+/// A line of `size` bytes that starts like a transaction, streamed without
+/// ever being held: `{"event_id":"huge","pad":"xxxx…`.
+fn huge_line(size: u64) -> impl std::io::Read + Send {
+    use std::io::Read as _;
+    let head = br#"{"event_id":"huge","pad":""#;
+    std::io::Cursor::new(head.to_vec()).chain(std::io::repeat(b'x').take(size - head.len() as u64))
+}
+
+#[test]
+fn a_line_far_over_the_limit_is_dead_lettered_with_its_size_and_a_prefix_and_later_lines_keep_their_numbers() {
+    use std::io::Read as _;
+    const HUGE: u64 = 64 << 20;
+    let before: Vec<_> = (0..3).map(|i| tx(&format!("tx-a{i}"), i)).collect();
+    let after: Vec<_> = (0..3).map(|i| tx(&format!("tx-b{i}"), 100 + i)).collect();
+    let input = || {
+        std::io::Cursor::new(jsonl(&before).into_bytes())
+            .chain(huge_line(HUGE))
+            .chain(std::io::Cursor::new(format!("\r\n{}", jsonl(&after)).into_bytes()))
+    };
+    let dir = tempdir();
+    let first = run_limited(input(), dir.path(), 4096).unwrap();
+    assert_eq!((first.records, first.decided(), first.dead_letters), (7, 6, 1));
+    let dead = dead_letters(dir.path());
+    assert_eq!(dead.len(), 1);
+    let letter = &dead[0];
+    assert_eq!(letter.payload_bytes, HUGE, "the original size, newline excluded");
+    assert!(letter.truncated);
+    assert!(
+        letter.reason.contains(&format!("payload of {HUGE} bytes exceeds the 4096-byte limit")),
+        "{}",
+        letter.reason
+    );
+    let kept = kept_payload(letter);
+    assert_eq!(kept.len(), 4096, "the prefix is capped at the limit");
+    assert!(kept.starts_with(br#"{"event_id":"huge","pad":"xxx"#));
+    assert_eq!(letter.input.offset, 4, "the line's own number");
+    let offsets: Vec<i64> = decisions(dir.path()).iter().map(|d| d.input.offset).collect();
+    assert_eq!(offsets, [1, 2, 3, 5, 6, 7], "the lines after it keep their numbers");
+
+    // A restart that reads it again dead-letters it again, and decides
+    // nothing twice.
+    let second = run_limited(input(), dir.path(), 4096).unwrap();
+    assert_eq!((second.decided(), second.duplicates, second.dead_letters), (0, 6, 1));
+    assert_eq!(decisions(dir.path()).len(), 6);
+    assert_eq!(dead_letters(dir.path()), [letter.clone(), letter.clone()]);
+}
+
+#[test]
+fn weir_run_reads_a_line_far_over_the_limit_in_bounded_memory() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    const HUGE: usize = 256 << 20;
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--rules", "rules", "--input", "-", "--output", "out"])
+        .env("WEIR_MAX_EVENT_BYTES", "4096")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let before: Vec<_> = (0..3).map(|i| tx(&format!("tx-a{i}"), i)).collect();
+    let after: Vec<_> = (0..3).map(|i| tx(&format!("tx-b{i}"), 100 + i)).collect();
+    stdin.write_all(jsonl(&before).as_bytes()).unwrap();
+    let piece = vec![b'x'; 1 << 20];
+    stdin.write_all(br#"{"event_id":"huge","pad":""#).unwrap();
+    for _ in 0..HUGE >> 20 {
+        stdin.write_all(&piece).unwrap();
+    }
+    stdin.write_all(b"\n").unwrap();
+    stdin.write_all(jsonl(&after).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+
+    // While weir still runs (its input open), once everything is decided:
+    // its peak memory.
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(out.join("decisions.jsonl")).map_or(0, |d| d.lines().count()) < 6 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the records around the line are decided");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(
+        peak_kib * 1024 < (HUGE / 2) as u64,
+        "weir's peak memory, {peak_kib} KiB, stays far below the {HUGE}-byte line"
+    );
+    let dead = dead_letters(&out);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload_bytes, HUGE as u64 + 26);
+    assert!(dead[0].truncated);
+}
+
+/// Lines full of control bytes, within and over the limit, escape to at
+/// most 1.5 times their size (base64 instead of `\u00XX`).
+#[test]
+fn dead_letters_of_control_bytes_stay_within_one_and_a_half_times_the_input() {
+    let limit = 16 << 10;
+    let mut input = Vec::new();
+    let mut lines = Vec::new();
+    for i in 0..400usize {
+        // Mostly control bytes, some text, some not UTF-8; a few over the limit.
+        let len = if i % 50 == 0 { 100_000 } else { 2000 + i * 31 % 9000 };
+        let line: Vec<u8> = (0..len)
+            .map(|j| match (i + j) % 7 {
+                0 => b'"',
+                1..=3 => 1 + (j % 7) as u8,
+                4 if i % 3 == 0 => 0xff,
+                _ => b'a' + (j % 26) as u8,
+            })
+            .collect();
+        input.extend_from_slice(&line);
+        input.push(b'\n');
+        lines.push(line);
+    }
+    assert!(input.len() > 2 << 20);
+    let dir = tempdir();
+    let summary = run_limited(std::io::Cursor::new(input.clone()), dir.path(), limit).unwrap();
+    assert_eq!(summary.dead_letters, 400);
+    let written = std::fs::metadata(dir.path().join("dead-letters.jsonl")).unwrap().len();
+    assert!(
+        written * 2 <= input.len() as u64 * 3,
+        "{written} bytes of dead letters for {} bytes of input: more than 1.5 times",
+        input.len()
+    );
+    // Nothing is lost within the limit, and the prefix of a longer line is its start.
+    for (letter, line) in dead_letters(dir.path()).iter().zip(&lines) {
+        let kept = kept_payload(letter);
+        assert_eq!(letter.payload_bytes, line.len() as u64);
+        assert_eq!(letter.truncated, line.len() > limit);
+        assert_eq!(&line[..kept.len()], &kept[..]);
+        if !letter.truncated {
+            assert_eq!(kept.len(), line.len());
+        }
+    }
+}
+
+#[test]
+fn a_payload_that_is_not_utf8_round_trips_through_base64() {
+    let whole: Vec<u8> = (0..3000u32).map(|i| [0xff, b'{', 0x80, 0x00, b'a'][i as usize % 5]).collect();
+    let over: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).map(|b| if b == b'\n' { 0xfe } else { b }).collect();
+    let input = [&whole[..], b"\n", &over[..], b"\n"].concat();
+    let dir = tempdir();
+    run_limited(std::io::Cursor::new(input), dir.path(), 4096).unwrap();
+    let dead = dead_letters(dir.path());
+    assert!(dead.iter().all(|d| d.payload.is_none() && d.payload_base64.is_some()));
+    assert_eq!(kept_payload(&dead[0]), whole);
+    assert_eq!(kept_payload(&dead[1]), &over[..4096]);
+    assert_eq!((dead[1].payload_bytes, dead[1].truncated), (9000, true));
 }

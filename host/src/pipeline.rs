@@ -3,7 +3,10 @@
 //!
 //! Three threads, so reading, deciding and making batches durable overlap:
 //!
-//! - the **reader** reads lines and parses them (a chunk at a time);
+//! - the **reader** reads lines and parses them (a chunk at a time); a line
+//!   over `max_event_bytes` is never held whole: its first bytes (at most
+//!   64 KiB) and its size go to its dead letter, the rest is skipped as it
+//!   is read, so the reader's memory is bounded by the limit, not the input;
 //! - the **decider** (the calling thread) runs each record through
 //!   [`crate::record::process`] and gathers a batch: its decisions, dead
 //!   letters, the parts of account state it changed, and the transaction ids
@@ -24,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
@@ -33,9 +36,11 @@ use std::time::{Duration, Instant};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine::{Evaluator, RuleStats};
-use crate::events::{DeadLetter, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, parse_input};
+use crate::events::{
+    DeadLetter, InputEvent, InputPosition, InvalidEvent, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input,
+};
 use crate::live::TookEffect;
-use crate::record::{Accounts, Counters, Processed, process, rule_stats};
+use crate::record::{Accounts, Counters, Processed, process, read_line, rule_stats};
 use crate::state::AccountState;
 use crate::store::{BatchCommit, SinkOffsets, StateStore, StoreError, StoreReader};
 use crate::telemetry::Hooks;
@@ -51,6 +56,13 @@ const ACCOUNT_CACHE_LIMIT: usize = 200_000;
 pub const MAX_BATCH_FACTOR: usize = 16;
 /// Lines the reader hands over at a time.
 const CHUNK_LINES: usize = 512;
+/// Bytes of lines the reader hands over at a time, at most (plus one line):
+/// what the reader holds ahead of the decider stays bounded however large
+/// the records are.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Bytes of dead letters at which a batch is sealed, whatever its count of
+/// records: a flood of bad records does not grow a batch without bound.
+const BATCH_DEAD_LETTER_BYTES: usize = 16 << 20;
 /// How long the decider waits for input before it commits what it has.
 const INPUT_PAUSE: Duration = Duration::from_millis(20);
 
@@ -171,7 +183,15 @@ struct Line {
     number: i64,
     parsed: Result<InputEvent, InvalidEvent>,
     /// The line itself, kept only when it is dead-lettered.
-    raw: Option<Vec<u8>>,
+    raw: Option<Raw>,
+}
+
+/// What a dead letter keeps of a line.
+struct Raw {
+    /// The line, or the first bytes of one over the size limit.
+    kept: Vec<u8>,
+    /// The line's size in bytes.
+    size: u64,
 }
 
 /// What the reader hands over.
@@ -250,35 +270,47 @@ pub fn run_embedded(
 }
 
 /// Reads `input` line by line, parses each line, and hands the lines over
-/// in chunks: a chunk is sent when full, or when no more input is buffered
-/// (so a trickle on stdin is decided as it comes).
+/// in chunks: a chunk is sent when full (in lines or in bytes), or when no
+/// more input is buffered (so a trickle on stdin is decided as it comes).
+///
+/// A line over `max_event_bytes` is never held whole ([`read_line`]): it is
+/// handed over as a too-large record with its size and its first bytes, for
+/// its dead letter. Every line counts in the numbering, so later records keep
+/// their line numbers.
 fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
     let mut input = BufReader::with_capacity(1 << 16, input);
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut chunk_bytes = 0usize;
     let mut line = Vec::new();
     let mut number: i64 = 0;
     loop {
-        line.clear();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
+        let size = match read_line(&mut input, &mut line, max_event_bytes) {
+            Ok(Some(size)) => size,
+            Ok(None) => break,
             Err(e) => {
                 let _ = to.send(Input::Failed(e));
                 return;
             }
-        }
+        };
         number += 1;
-        let record = trim_newline(&line);
-        if !record.iter().all(u8::is_ascii_whitespace) {
-            let parsed = parse_input(record, max_event_bytes);
-            let raw = parsed.is_err().then(|| record.to_vec());
+        if size > max_event_bytes as u64 {
+            let size_in_memory = usize::try_from(size).unwrap_or(usize::MAX);
+            let parsed = Err(InvalidEvent::TooLarge { size: size_in_memory, limit: max_event_bytes });
+            let kept = line[..line.len().min(max_event_bytes).min(TRUNCATED_PAYLOAD_BYTES)].to_vec();
+            chunk_bytes += kept.len();
+            chunk.push(Line { number, parsed, raw: Some(Raw { kept, size }) });
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
+            let parsed = parse_input(&line, max_event_bytes);
+            let raw = parsed.is_err().then(|| Raw { kept: line.clone(), size });
+            chunk_bytes += line.len();
             chunk.push(Line { number, parsed, raw });
         }
         // Nothing more buffered: the next read may wait for the input, so
         // what was read is handed over first.
         let buffered = !input.buffer().is_empty();
-        if chunk.len() >= CHUNK_LINES || (!buffered && !chunk.is_empty()) {
+        if chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES || (!buffered && !chunk.is_empty()) {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_LINES));
+            chunk_bytes = 0;
             if to.send(Input::Lines(full)).is_err() {
                 return;
             }
@@ -402,7 +434,8 @@ impl Decider<'_> {
                 }
                 in_batch += self.decide_chunk(chunk, &reader, &mut dirty, &mut batch, &mut last_line)?;
                 let full = in_batch >= batch_size && idle.load(Ordering::Acquire);
-                if full || in_batch >= batch_size * MAX_BATCH_FACTOR {
+                let largest = in_batch >= batch_size * MAX_BATCH_FACTOR;
+                if full || largest || batch.dead_letters.len() >= BATCH_DEAD_LETTER_BYTES {
                     break;
                 }
             }
@@ -508,8 +541,8 @@ impl Decider<'_> {
                 }
                 Processed::DeadLetter(reason) => {
                     tracing::debug!(line = line.number, "dead-lettered: {reason}");
-                    let raw = line.raw.as_deref().unwrap_or_default();
-                    let letter = DeadLetter::new(reason, position, raw);
+                    let (kept, size) = line.raw.as_ref().map_or((&[][..], 0), |r| (r.kept.as_slice(), r.size));
+                    let letter = DeadLetter::of_record(reason, position, kept, size);
                     serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
                     batch.dead_letters.push(b'\n');
                 }
@@ -547,9 +580,4 @@ fn wait_idle(idle: &AtomicBool) {
     while !idle.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -10,13 +10,22 @@
 //! transaction is decided by the [`Evaluator`] against its account's state.
 //! [`Counters`] counts what became of the records, the same way for both
 //! pipelines.
+//!
+//! It also owns reading one record of a JSON-lines input ([`read_line`]),
+//! for the embedded pipeline and a backtest's history: a line longer than
+//! the size limit is never held whole — its first bytes are kept, the rest
+//! is skipped as it is read, and its size is counted — so a record of any
+//! size costs the reader at most the limit in memory.
 
 use std::collections::BTreeMap;
+use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 
 use crate::engine::{Evaluator, RuleStats};
-use crate::events::{DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded};
+use crate::events::{
+    DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, dead_letter_reason,
+};
 use crate::state::AccountState;
 
 /// What one input record came to.
@@ -24,7 +33,8 @@ use crate::state::AccountState;
 pub enum Processed {
     /// A transaction, decided: write the decision.
     Decided(Box<DecisionEvent>),
-    /// A malformed record: write it to the dead letters with this reason.
+    /// A malformed record: write it to the dead letters with this reason
+    /// (bounded by [`dead_letter_reason`]).
     DeadLetter(String),
     /// A customer's confirmation, recorded in its account's state; nothing to write.
     Confirmation,
@@ -62,7 +72,7 @@ pub fn process<A: Accounts>(
             tracing::debug!(account_id = %confirmation.account_id, merchant_id = %confirmation.merchant_id, transaction_id = %confirmation.transaction_id, "customer confirmation recorded");
             return Ok(Processed::Confirmation);
         }
-        Err(reason) => return Ok(Processed::DeadLetter(reason.to_string())),
+        Err(reason) => return Ok(Processed::DeadLetter(dead_letter_reason(&reason))),
     };
     if accounts.decided_before(&tx)? {
         tracing::debug!(transaction_id = %tx.transaction_id, partition = position.partition, offset = position.offset, "already decided; skipped");
@@ -136,4 +146,65 @@ pub fn rule_stats_of<'a>(workers: impl IntoIterator<Item = &'a [(String, RuleSta
         }
     }
     by_id.into_iter().collect()
+}
+
+/// Reads the next line of a JSON-lines `input` into `line` (cleared first,
+/// its capacity reused) and returns the line's size in bytes, without its
+/// newline (`\n` or `\r\n`); `None` at the end of the input.
+///
+/// When the size is at most `limit`, `line` holds the whole line. A longer
+/// line is held only in part — at most its first `limit + 2` bytes, the rest
+/// skipped as it is read — while the size returned counts all of it. So
+/// `line` never grows past `limit + 2` bytes, whatever the input, and the
+/// next call reads the next line from its start.
+pub fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, limit: usize) -> io::Result<Option<u64>> {
+    line.clear();
+    let room = limit.saturating_add(2);
+    let read = input.by_ref().take(room as u64).read_until(b'\n', line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') || read < room {
+        // Whole: the newline was read, or the input ended first.
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        return Ok(Some(line.len() as u64));
+    }
+    // Over the limit: count the rest of the line as it goes by.
+    let mut size = read as u64;
+    let mut last = line.last().copied();
+    loop {
+        let buffered = match input.fill_buf() {
+            Ok(buffered) => buffered,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buffered.is_empty() {
+            break;
+        }
+        match buffered.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                if end > 0 {
+                    last = Some(buffered[end - 1]);
+                }
+                size += end as u64;
+                input.consume(end + 1);
+                break;
+            }
+            None => {
+                let n = buffered.len();
+                last = Some(buffered[n - 1]);
+                size += n as u64;
+                input.consume(n);
+            }
+        }
+    }
+    if last == Some(b'\r') {
+        size -= 1;
+    }
+    Ok(Some(size))
 }

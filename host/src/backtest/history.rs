@@ -3,13 +3,16 @@
 //! offsets or timestamps — and, for a shadow report, the decisions weir
 //! published. Reading is separate from running, so a program embedding weir
 //! backtests any history it holds, and the `weir` commands read theirs here.
+//! A history line over the size limit is held only in part, as the
+//! embedded pipeline holds it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use crate::events::DecisionEvent;
+use crate::events::{DecisionEvent, MAX_EVENT_BYTES};
 use crate::kafka::{Bound, KafkaConfig, read_range};
+use crate::record::read_line;
 
 use super::error::BacktestError;
 
@@ -28,11 +31,13 @@ pub enum History<'a> {
 impl History<'_> {
     /// The raw records, in order: a file's lines (blank ones included, as
     /// the backtest skips them itself), or a topic range partition after
-    /// partition.
+    /// partition. A line over [`MAX_EVENT_BYTES`] is never held whole: its
+    /// first `MAX_EVENT_BYTES + 1` bytes stand for it, which the backtest
+    /// counts as a dead letter, as weir would.
     pub fn read(&self) -> Result<Vec<Vec<u8>>, BacktestError> {
         match *self {
-            History::Stdin => lines(std::io::stdin().lock(), "standard input").collect(),
-            History::File(path) => lines(open(path)?, &path.display().to_string()).collect(),
+            History::Stdin => records(std::io::stdin().lock(), "standard input"),
+            History::File(path) => records(open(path)?, &path.display().to_string()),
             History::Topic { kafka, topic, from, to } => read_range(kafka, topic, from, to)
                 .map_err(|source| BacktestError::Topic { topic: topic.to_owned(), source }),
         }
@@ -72,8 +77,21 @@ fn open(path: &Path) -> Result<BufReader<File>, BacktestError> {
     File::open(path).map(BufReader::new).map_err(|source| BacktestError::Open { path: path.to_owned(), source })
 }
 
-/// The lines of a JSON-lines input, without their newlines; `input` names
-/// it in a read error.
+/// The records of a JSON-lines history, without their newlines, each cut
+/// to `MAX_EVENT_BYTES + 1` bytes as it is read (see [`read_line`]);
+/// `input` names it in a read error.
+fn records(mut reader: impl BufRead, input: &str) -> Result<Vec<Vec<u8>>, BacktestError> {
+    let failed = |source| BacktestError::Read { input: input.to_owned(), source };
+    let mut records = Vec::new();
+    let mut line = Vec::new();
+    while read_line(&mut reader, &mut line, MAX_EVENT_BYTES).map_err(failed)?.is_some() {
+        records.push(line[..line.len().min(MAX_EVENT_BYTES + 1)].to_vec());
+    }
+    Ok(records)
+}
+
+/// The lines of a JSON-lines file of weir's own output, without their
+/// newlines; `input` names it in a read error.
 fn lines<'a>(reader: impl BufRead + 'a, input: &'a str) -> impl Iterator<Item = Result<Vec<u8>, BacktestError>> + 'a {
     reader.split(b'\n').map(move |line| line.map_err(|source| BacktestError::Read { input: input.to_owned(), source }))
 }

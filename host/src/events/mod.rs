@@ -25,7 +25,9 @@
 //! - `json`: [`DecisionEvent::write_json`], the decision's bytes written by hand, exactly as
 //!   serde_json writes them;
 //! - `shared_str`: [`SharedStr`], the reference-counted rule names a decision holds;
-//! - `dead_letter`: [`DeadLetter`], what is written for a record that cannot be processed;
+//! - `dead_letter`: [`DeadLetter`], what is written for a record that cannot be processed,
+//!   bounded: a record over the size limit keeps a capped prefix and its size, the payload is
+//!   written at most 1.5 times its size, the reason is cut ([`dead_letter_reason`]);
 //! - [`rfc3339_utc_millis`]: the serde format of event times.
 //!
 //! The JSON Schemas in `schemas/` describe the same shapes for downstream teams; the `events`
@@ -49,7 +51,7 @@ mod shared_str;
 mod transaction;
 
 pub use confirmation::{CustomerConfirmation, TRANSACTION_VERIFIED, VERIFIED_BY_CUSTOMER};
-pub use dead_letter::DeadLetter;
+pub use dead_letter::{DeadLetter, MAX_REASON_BYTES, TRUNCATED_PAYLOAD_BYTES, dead_letter_reason};
 pub use decision::{
     DECISION_ID_NAMESPACE, DECISION_SCHEMA_VERSION, DecisionEvent, DecisionType, EngineInfo, InputPosition,
     decision_event_id,

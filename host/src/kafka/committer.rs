@@ -336,13 +336,16 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                         .insert(Header { key: "content-type", value: Some("application/json") }),
                 );
             }
-            Headers::DeadLetter { reason, offset } => {
+            Headers::DeadLetter { reason, offset, size, truncated } => {
+                let truncated = if *truncated { "true" } else { "false" };
                 record = record.headers(
                     OwnedHeaders::new()
                         .insert(Header { key: "weir.reason", value: Some(reason.as_str()) })
                         .insert(Header { key: "weir.source.topic", value: Some(topics.input.as_str()) })
                         .insert(Header { key: "weir.source.partition", value: Some(&r.partition.to_string()) })
-                        .insert(Header { key: "weir.source.offset", value: Some(&offset.to_string()) }),
+                        .insert(Header { key: "weir.source.offset", value: Some(&offset.to_string()) })
+                        .insert(Header { key: "weir.payload.bytes", value: Some(&size.to_string()) })
+                        .insert(Header { key: "weir.truncated", value: Some(truncated) }),
                 );
             }
         }

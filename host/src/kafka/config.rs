@@ -160,6 +160,13 @@ impl KafkaConfig {
     }
 
     /// A client configuration with the pass-through properties applied.
+    /// The largest message weir's producer sends: `message.max.bytes` of
+    /// the `client` table, else librdkafka's default. A dead letter is cut
+    /// to fit it.
+    pub fn producer_message_max(&self) -> usize {
+        self.client.get("message.max.bytes").and_then(client_value).and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    }
+
     pub(crate) fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers);

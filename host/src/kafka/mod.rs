@@ -138,10 +138,13 @@ enum Headers {
         id: uuid::Uuid,
         event_type: DecisionType,
     },
-    /// Why a record was dead-lettered, and where it was read.
+    /// Why a record was dead-lettered, where it was read, its size, and
+    /// whether the payload is only its first bytes.
     DeadLetter {
         reason: String,
         offset: i64,
+        size: usize,
+        truncated: bool,
     },
 }
 

@@ -10,6 +10,12 @@
 //! the accounts it touched, the partitions' next offsets — into its
 //! [`Outbox`], where the committer takes it. Rule swaps happen between two
 //! chunks.
+//!
+//! A dead letter is the record's payload with the reason, source and size in
+//! headers, cut to fit: a record over `max_event_bytes` keeps its first
+//! 64 KiB, and no dead letter is larger than the producer's
+//! `message.max.bytes` allows, so a record the consumer could receive never
+//! fails the transaction that dead-letters it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
 use crate::engine::{Evaluator, Policy, RuleSet};
-use crate::events::{InputPosition, TransactionRecorded, parse_input};
+use crate::events::{InputPosition, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input};
 use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
 use crate::state::AccountState;
@@ -36,6 +42,12 @@ use crate::telemetry::Hooks;
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 /// How long a worker waits for records before it looks for new rules.
 const IDLE: Duration = Duration::from_millis(50);
+/// The most of an input record's key a dead letter keeps (keys are account
+/// ids, at most 256 bytes when valid).
+const DEAD_LETTER_KEY_MAX: usize = 1024;
+/// Room a dead letter keeps in the producer's message size for its key,
+/// headers (the reason is at most 1 KiB) and the record's framing.
+const DEAD_LETTER_ENVELOPE: usize = 4096;
 
 /// What the intake tells a worker.
 pub(super) enum ToWorker {
@@ -182,12 +194,19 @@ impl<'a> Worker<'a> {
                 }
                 Processed::DeadLetter(reason) => {
                     tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
+                    let size = record.payload.len();
+                    let (mut key, mut payload) = (record.key, record.payload);
+                    payload.truncate(self.dead_letter_payload_max(size));
+                    if let Some(key) = key.as_mut() {
+                        key.truncate(DEAD_LETTER_KEY_MAX);
+                    }
+                    let truncated = payload.len() < size;
                     out.records.push(OutRecord {
                         destination: Destination::DeadLetter,
                         partition: record.partition,
-                        key: record.key,
-                        payload: Some(record.payload),
-                        headers: Headers::DeadLetter { reason, offset: record.offset },
+                        key,
+                        payload: Some(payload),
+                        headers: Headers::DeadLetter { reason, offset: record.offset, size, truncated },
                     });
                 }
                 Processed::Confirmation | Processed::Duplicate => {}
@@ -219,6 +238,16 @@ impl<'a> Worker<'a> {
         }
         self.deliver(out);
         Ok(())
+    }
+
+    /// How much of a dead-lettered record of `size` bytes its dead letter
+    /// keeps: all of a record within the size limit, the first
+    /// [`TRUNCATED_PAYLOAD_BYTES`] of a larger one, and never more than fits
+    /// the producer's message size with the key and headers.
+    fn dead_letter_payload_max(&self, size: usize) -> usize {
+        let limit = self.config.max_event_bytes;
+        let kept = if size > limit { limit.min(TRUNCATED_PAYLOAD_BYTES) } else { size };
+        kept.min(self.config.producer_message_max().saturating_sub(DEAD_LETTER_ENVELOPE))
     }
 
     /// Adds `out` to the outbox, then waits while the outbox holds more than
