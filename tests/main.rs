@@ -14,6 +14,8 @@
 //!   wasm and native builds, and tell the demo's story.
 //! - `cli`: the `weir` binary — demo, run, rule new/build/test, rules; the
 //!   README's walkthrough, run verbatim outside the source tree.
+//! - `clean_text`: no text from a deployer, producer or rule reaches a
+//!   terminal or log line with raw control characters.
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
@@ -42,6 +44,7 @@
 
 mod architecture;
 mod backtest;
+mod clean_text;
 mod cli;
 mod deploy;
 mod events;

@@ -234,14 +234,9 @@ fn a_customer_confirmation_changes_later_decisions_and_decides_nothing() {
         }
         serde_json::to_string(&t).unwrap()
     };
-    let confirmation = |merchant: &str| {
-        serde_json::json!({
-            "event_id": format!("confirm-{merchant}"), "event_type": "TransactionVerified", "schema_version": 1,
-            "occurred_at": "2026-11-28T20:00:00Z", "causation_id": "decision-1", "transaction_id": "tx-bet-1",
-            "account_id": "acct-3307", "merchant_id": merchant, "verified_by": "customer"
-        })
-        .to_string()
-    };
+    // The customer answers the FraudSuspected weir published for tx-bet-1.
+    let suspected = weir::events::decision_event_id("evt-tx-bet-1").to_string();
+    let confirmation = |merchant: &str| confirmation_of(&suspected, "tx-bet-1", merchant, "acct-3307", 60);
     let mut forged = confirmation("m-spinpalace");
     forged = forged.replace("\"customer\"", "\"weir\"");
     let lines = [
@@ -486,4 +481,69 @@ fn a_payload_that_is_not_utf8_round_trips_through_base64() {
     assert_eq!(kept_payload(&dead[0]), whole);
     assert_eq!(kept_payload(&dead[1]), &over[..4096]);
     assert_eq!((dead[1].payload_bytes, dead[1].truncated), (9000, true));
+}
+
+/// A customer's confirmation (`TransactionVerified` by the customer) of
+/// `transaction_id`, answering the decision `causation_id`, `after_secs`
+/// after the test transactions' base time.
+fn confirmation_of(causation_id: &str, transaction_id: &str, merchant: &str, account: &str, after_secs: i64) -> String {
+    let at = serde_json::to_value(tx("time", after_secs)).unwrap()["occurred_at"].clone();
+    serde_json::json!({
+        "event_id": format!("confirm-{causation_id}-{merchant}"), "event_type": "TransactionVerified", "schema_version": 1,
+        "occurred_at": at, "causation_id": causation_id, "transaction_id": transaction_id,
+        "account_id": account, "merchant_id": merchant, "verified_by": "customer"
+    })
+    .to_string()
+}
+
+/// A confirmation counts only as the answer to a FraudSuspected weir
+/// published for the account — the decision's event id, the same
+/// transaction and merchant, within the window; anything else is
+/// dead-lettered with its reason, and forged ones cannot crowd out the
+/// customer's real one.
+#[test]
+fn a_confirmation_counts_only_as_the_answer_to_a_suspicion_weir_published() {
+    let bet = |id: &str, merchant: &str, after_secs: i64| {
+        let mut t = tx(id, after_secs);
+        t.account_id = "acct-77".to_owned();
+        t.merchant.id = merchant.to_owned();
+        t.merchant.category_code = "7995".to_owned();
+        serde_json::to_string(&t).unwrap()
+    };
+    let suspected = weir::events::decision_event_id("evt-tx-bet-1").to_string();
+    let mut lines = vec![bet("tx-bet-1", "m-luckybets", 0)];
+    // 70 forged confirmations for other merchants, naming no suspicion.
+    for i in 0..70 {
+        lines.push(confirmation_of(&format!("forged-{i}"), "tx-bet-1", &format!("m-forged-{i}"), "acct-77", 30));
+    }
+    lines.push(confirmation_of(&suspected, "tx-other", "m-luckybets", "acct-77", 40));
+    lines.push(confirmation_of(&suspected, "tx-bet-1", "m-spinpalace", "acct-77", 40));
+    lines.push(confirmation_of(&suspected, "tx-bet-1", "m-luckybets", "acct-77", 31 * 86_400));
+    lines.push(confirmation_of(&suspected, "tx-bet-1", "m-luckybets", "acct-other", 50));
+    lines.push(confirmation_of(&suspected, "tx-bet-1", "m-luckybets", "acct-77", 60));
+    lines.push(bet("tx-bet-2", "m-luckybets", 600));
+    lines.push(bet("tx-bet-3", "m-forged-3", 700));
+    let dir = tempdir();
+    let summary = run(lines.join("\n").as_bytes(), dir.path(), 16).unwrap();
+    assert_eq!((summary.decided(), summary.confirmations, summary.dead_letters), (3, 1, 74));
+    let reasons: Vec<String> = dead_letters(dir.path()).into_iter().map(|d| d.reason).collect();
+    assert!(reasons[..70].iter().all(|r| r.contains("names no FraudSuspected")), "{:?}", &reasons[..2]);
+    assert!(reasons[70].contains("transaction_id"), "{}", reasons[70]);
+    assert!(reasons[71].contains("merchant_id"), "{}", reasons[71]);
+    assert!(reasons[72].contains("confirmations are accepted for 30 days"), "{}", reasons[72]);
+    assert!(reasons[73].contains("names no FraudSuspected"), "another account's: {}", reasons[73]);
+    let dead = dead_letters(dir.path());
+    assert!(dead[0].payload.as_deref().is_some_and(|p| p.contains("forged-0")), "nothing is lost");
+    let got: Vec<(String, DecisionType)> =
+        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    use DecisionType::*;
+    assert_eq!(
+        got,
+        [
+            ("tx-bet-1".to_owned(), FraudSuspected),
+            ("tx-bet-2".to_owned(), TransactionVerified),
+            ("tx-bet-3".to_owned(), FraudSuspected)
+        ],
+        "the genuine confirmation counts; the forged merchants stay suspect"
+    );
 }

@@ -16,6 +16,7 @@
 //! [policy]
 //! suspect_score = 50         # total score that suspects fraud
 //! lock_score = 150           # total score that locks (unset: scores never lock)
+//! confirmation_window_days = 30  # a customer's "it was me" is accepted this long after the suspicion
 //!
 //! [embedded]
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb

@@ -301,7 +301,10 @@ fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
             chunk.push(Line { number, parsed, raw: Some(Raw { kept, size }) });
         } else if !line.iter().all(u8::is_ascii_whitespace) {
             let parsed = parse_input(&line, max_event_bytes);
-            let raw = parsed.is_err().then(|| Raw { kept: line.clone(), size });
+            // Kept for a dead letter: what does not parse, and a customer's
+            // confirmation (refused when it answers no suspicion).
+            let keep = matches!(parsed, Err(_) | Ok(InputEvent::CustomerConfirmation(_)));
+            let raw = keep.then(|| Raw { kept: line.clone(), size });
             chunk_bytes += line.len();
             chunk.push(Line { number, parsed, raw });
         }

@@ -26,7 +26,7 @@ use crate::engine::{Evaluator, RuleStats};
 use crate::events::{
     DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, dead_letter_reason,
 };
-use crate::state::AccountState;
+use crate::state::{AccountState, Suspicion};
 
 /// What one input record came to.
 #[derive(Debug)]
@@ -67,10 +67,16 @@ pub fn process<A: Accounts>(
     let tx = match parsed {
         Ok(InputEvent::Transaction(tx)) => tx,
         Ok(InputEvent::CustomerConfirmation(confirmation)) => {
-            // Idempotent: a confirmation read again changes nothing.
-            accounts.account(&confirmation.account_id)?.record_confirmation(&confirmation);
-            tracing::debug!(account_id = %confirmation.account_id, merchant_id = %confirmation.merchant_id, transaction_id = %confirmation.transaction_id, "customer confirmation recorded");
-            return Ok(Processed::Confirmation);
+            // Only an answer to a FraudSuspected weir published for the
+            // account counts; idempotent, so one read again changes nothing.
+            let window_ms = evaluator.policy().confirmation_window_ms();
+            return match accounts.account(&confirmation.account_id)?.confirm(&confirmation, window_ms) {
+                Ok(()) => {
+                    tracing::debug!(account_id = %confirmation.account_id, merchant_id = %confirmation.merchant_id, transaction_id = %confirmation.transaction_id, "customer confirmation recorded");
+                    Ok(Processed::Confirmation)
+                }
+                Err(why) => Ok(Processed::DeadLetter(format!("customer confirmation not accepted: {why}"))),
+            };
         }
         Err(reason) => return Ok(Processed::DeadLetter(dead_letter_reason(&reason))),
     };
@@ -79,6 +85,15 @@ pub fn process<A: Accounts>(
         return Ok(Processed::Duplicate);
     }
     let decision = evaluator.decide(&tx, accounts.account(&tx.account_id)?, position);
+    if decision.event_type == DecisionType::FraudSuspected {
+        accounts.account(&tx.account_id)?.record_suspicion(Suspicion {
+            decision_event_id: decision.event_id.to_string(),
+            transaction_id: tx.transaction_id.clone(),
+            merchant_id: tx.merchant.id.clone(),
+            at_ms: tx.occurred_at_ms(),
+            confirmed: false,
+        });
+    }
     accounts.decided(&tx);
     Ok(Processed::Decided(Box::new(decision)))
 }

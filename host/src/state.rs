@@ -42,6 +42,38 @@ use crate::events::{CustomerConfirmation, HostFacts, TransactionRecorded};
 /// logged and not kept.
 pub const MAX_CONFIRMED_MERCHANTS: usize = 64;
 
+/// The most recent `FraudSuspected` decisions kept per account, for the
+/// customer's confirmations to answer; older ones go first.
+pub const MAX_SUSPICIONS: usize = 16;
+
+/// A `FraudSuspected` weir published for the account: what a customer's
+/// confirmation must name to be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspicion {
+    /// The decision's `event_id`: the confirmation's `causation_id`.
+    pub decision_event_id: String,
+    pub transaction_id: String,
+    pub merchant_id: String,
+    /// The suspected transaction's event time, ms since the epoch.
+    pub at_ms: i64,
+    /// Whether the customer confirmed it (a repeat is accepted, idempotent).
+    pub confirmed: bool,
+}
+
+/// Why a customer's confirmation is not accepted; it is dead-lettered with
+/// this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmationRefused {
+    #[error(
+        "its causation_id names no FraudSuspected weir published for this account (the newest {MAX_SUSPICIONS} are kept)"
+    )]
+    NoSuchSuspicion,
+    #[error("its {field} is not the suspected transaction's")]
+    Mismatch { field: &'static str },
+    #[error("it came {days} days after the suspected transaction; confirmations are accepted for {window_days} days")]
+    Expired { days: i64, window_days: i64 },
+}
+
 /// Everything weir keeps about one account.
 #[derive(Debug, Clone, Default)]
 pub struct AccountState {
@@ -54,6 +86,9 @@ pub struct AccountState {
     /// Merchant ids the customer confirmed a purchase at, sorted, at most
     /// [`MAX_CONFIRMED_MERCHANTS`].
     pub confirmed_merchants: Vec<String>,
+    /// The account's recent `FraudSuspected` decisions, oldest first, at
+    /// most [`MAX_SUSPICIONS`].
+    pub suspicions: Vec<Suspicion>,
     /// How many transactions the history has ever recorded: the newest
     /// entry's sequence number is `history_seq - 1`.
     pub history_seq: u64,
@@ -72,6 +107,7 @@ impl PartialEq for AccountState {
             && self.history == other.history
             && self.lock == other.lock
             && self.confirmed_merchants == other.confirmed_merchants
+            && self.suspicions == other.suspicions
             && self.history_seq == other.history_seq
     }
 }
@@ -102,6 +138,14 @@ pub struct Part {
 /// The `m` part.
 #[derive(Serialize, Deserialize)]
 struct Meta {
+    lock: Option<Lock>,
+    confirmed_merchants: Vec<String>,
+    suspicions: Vec<Suspicion>,
+}
+
+/// The `m` part before suspicions were kept.
+#[derive(Deserialize)]
+struct MetaV1 {
     lock: Option<Lock>,
     confirmed_merchants: Vec<String>,
 }
@@ -170,6 +214,7 @@ impl AccountState {
             history,
             lock,
             confirmed_merchants,
+            suspicions: Vec::new(),
             history_seq,
             changes: Changes { all: true, ..Changes::default() },
         })
@@ -182,9 +227,15 @@ impl AccountState {
         for (name, bytes) in parts {
             let err = |source| PartError { part: name.to_owned(), source };
             if name == "m" {
-                let meta: Meta = postcard::from_bytes(bytes).map_err(err)?;
+                let meta = match postcard::from_bytes::<Meta>(bytes) {
+                    Err(postcard::Error::DeserializeUnexpectedEnd) => postcard::from_bytes::<MetaV1>(bytes)
+                        .map(|m| Meta { lock: m.lock, confirmed_merchants: m.confirmed_merchants, suspicions: vec![] }),
+                    other => other,
+                }
+                .map_err(err)?;
                 account.lock = meta.lock;
                 account.confirmed_merchants = meta.confirmed_merchants;
+                account.suspicions = meta.suspicions;
             } else if let Some(rule) = name.strip_prefix("r/") {
                 account.rules.insert(rule.to_owned(), postcard::from_bytes(bytes).map_err(err)?);
             } else if name.starts_with("h/") {
@@ -238,8 +289,12 @@ impl AccountState {
         let changes = std::mem::take(&mut self.changes);
         let mut parts = Vec::new();
         if changes.all || changes.meta {
-            let empty = self.lock.is_none() && self.confirmed_merchants.is_empty();
-            let meta = Meta { lock: self.lock.clone(), confirmed_merchants: self.confirmed_merchants.clone() };
+            let empty = self.lock.is_none() && self.confirmed_merchants.is_empty() && self.suspicions.is_empty();
+            let meta = Meta {
+                lock: self.lock.clone(),
+                confirmed_merchants: self.confirmed_merchants.clone(),
+                suspicions: self.suspicions.clone(),
+            };
             parts.push(Part { name: "m".to_owned(), value: (!empty).then(|| encode(&meta)) });
         }
         let rule_part = |id: &str, state: Option<&RuleState>| Part {
@@ -260,9 +315,45 @@ impl AccountState {
         parts
     }
 
-    /// Records the customer's confirmation of a purchase at `confirmation.merchant_id`.
-    /// Idempotent: a redelivered confirmation changes nothing.
-    pub fn record_confirmation(&mut self, confirmation: &CustomerConfirmation) {
+    /// Remembers a `FraudSuspected` weir published for the account, for a
+    /// confirmation to answer; the oldest goes past [`MAX_SUSPICIONS`].
+    pub fn record_suspicion(&mut self, suspicion: Suspicion) {
+        if self.suspicions.iter().any(|s| s.decision_event_id == suspicion.decision_event_id) {
+            return;
+        }
+        if self.suspicions.len() >= MAX_SUSPICIONS {
+            self.suspicions.remove(0);
+        }
+        self.suspicions.push(suspicion);
+        self.changes.meta = true;
+    }
+
+    /// Accepts the customer's confirmation ("it was me") when it answers a
+    /// `FraudSuspected` weir published for this account — its decision's
+    /// `event_id` as `causation_id`, the same transaction and merchant —
+    /// within `window_ms` of the suspected transaction; then records the
+    /// merchant. Idempotent: a confirmation read again changes nothing.
+    pub fn confirm(&mut self, confirmation: &CustomerConfirmation, window_ms: i64) -> Result<(), ConfirmationRefused> {
+        let suspicion = self
+            .suspicions
+            .iter_mut()
+            .find(|s| s.decision_event_id == confirmation.causation_id)
+            .ok_or(ConfirmationRefused::NoSuchSuspicion)?;
+        if suspicion.transaction_id != confirmation.transaction_id {
+            return Err(ConfirmationRefused::Mismatch { field: "transaction_id" });
+        }
+        if suspicion.merchant_id != confirmation.merchant_id {
+            return Err(ConfirmationRefused::Mismatch { field: "merchant_id" });
+        }
+        let age_ms = confirmation.occurred_at_ms().saturating_sub(suspicion.at_ms);
+        if age_ms > window_ms {
+            const DAY_MS: i64 = 86_400_000;
+            return Err(ConfirmationRefused::Expired { days: age_ms / DAY_MS, window_days: window_ms / DAY_MS });
+        }
+        if !suspicion.confirmed {
+            suspicion.confirmed = true;
+            self.changes.meta = true;
+        }
         let merchant = &confirmation.merchant_id;
         match self.confirmed_merchants.binary_search(merchant) {
             Ok(_) => {}
@@ -272,10 +363,10 @@ impl AccountState {
             }
             Err(_) => tracing::warn!(
                 account_id = %confirmation.account_id,
-                merchant_id = %merchant,
                 "the account already has {MAX_CONFIRMED_MERCHANTS} confirmed merchants; this confirmation is not kept"
             ),
         }
+        Ok(())
     }
 
     /// What rules learn about `tx` from this account's state.
@@ -406,31 +497,81 @@ mod tests {
         assert!(AccountState::decode(&old[..old.len() - 1]).is_err(), "a truncated record is still an error");
     }
 
-    #[test]
-    fn confirmations_are_a_bounded_sorted_set() {
-        let confirm = |merchant: &str| CustomerConfirmation {
-            event_id: format!("c-{merchant}"),
+    fn confirmation(causation: &str, tx: &str, merchant: &str, at_ms: i64) -> CustomerConfirmation {
+        CustomerConfirmation {
+            event_id: format!("c-{causation}"),
             event_type: "TransactionVerified".into(),
             schema_version: 1,
-            occurred_at: time::OffsetDateTime::UNIX_EPOCH,
-            causation_id: "d-1".into(),
-            transaction_id: "tx-1".into(),
+            occurred_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).unwrap(),
+            causation_id: causation.into(),
+            transaction_id: tx.into(),
             account_id: "acct-1".into(),
             merchant_id: merchant.into(),
             verified_by: "customer".into(),
-        };
+        }
+    }
+
+    fn suspicion(n: usize) -> Suspicion {
+        Suspicion {
+            decision_event_id: format!("d-{n}"),
+            transaction_id: format!("tx-{n}"),
+            merchant_id: format!("m-{n}"),
+            at_ms: 1_000,
+            confirmed: false,
+        }
+    }
+
+    #[test]
+    fn only_a_confirmation_of_a_suspicion_weir_published_is_accepted() {
+        const WINDOW: i64 = 30 * 86_400_000;
         let mut s = AccountState::default();
-        for m in ["m-b", "m-a", "m-b"] {
-            s.record_confirmation(&confirm(m));
-        }
-        assert_eq!(s.confirmed_merchants, ["m-a", "m-b"]);
+        s.record_suspicion(suspicion(1));
+        let _ = s.take_changes();
+        let refused = |s: &mut AccountState, c| s.confirm(&c, WINDOW).unwrap_err();
+        assert_eq!(
+            refused(&mut s, confirmation("d-forged", "tx-1", "m-1", 2_000)),
+            ConfirmationRefused::NoSuchSuspicion
+        );
+        let wrong_tx = refused(&mut s, confirmation("d-1", "tx-9", "m-1", 2_000));
+        assert_eq!(wrong_tx, ConfirmationRefused::Mismatch { field: "transaction_id" });
+        let wrong_merchant = refused(&mut s, confirmation("d-1", "tx-1", "m-9", 2_000));
+        assert_eq!(wrong_merchant, ConfirmationRefused::Mismatch { field: "merchant_id" });
+        assert!(matches!(
+            refused(&mut s, confirmation("d-1", "tx-1", "m-1", WINDOW + 2_000)),
+            ConfirmationRefused::Expired { .. }
+        ));
+        assert!(s.confirmed_merchants.is_empty() && !s.has_changes(), "nothing refused is kept");
+        s.confirm(&confirmation("d-1", "tx-1", "m-1", 2_000), WINDOW).unwrap();
+        assert_eq!(s.confirmed_merchants, ["m-1"]);
         assert_eq!(s.take_changes().len(), 1, "the meta part");
-        s.record_confirmation(&confirm("m-a"));
+        s.confirm(&confirmation("d-1", "tx-1", "m-1", 2_000), WINDOW).unwrap();
         assert!(s.take_changes().is_empty(), "a redelivered confirmation changes nothing");
-        for i in 0..100 {
-            s.record_confirmation(&confirm(&format!("m-{i:03}")));
+    }
+
+    #[test]
+    fn suspicions_are_bounded_and_survive_the_meta_part() {
+        let mut s = AccountState::default();
+        for n in 0..MAX_SUSPICIONS + 5 {
+            s.record_suspicion(suspicion(n));
         }
-        assert_eq!(s.confirmed_merchants.len(), MAX_CONFIRMED_MERCHANTS);
-        assert!(s.confirmed_merchants.is_sorted());
+        assert_eq!(s.suspicions.len(), MAX_SUSPICIONS);
+        assert_eq!(s.suspicions[0].decision_event_id, "d-5", "the oldest go first");
+        let parts = s.take_changes();
+        let back =
+            AccountState::from_parts(parts.iter().map(|p| (p.name.as_str(), p.value.as_deref().unwrap()))).unwrap();
+        assert_eq!(back.suspicions, s.suspicions);
+    }
+
+    #[test]
+    fn a_meta_part_written_before_suspicions_still_reads() {
+        #[derive(Serialize)]
+        struct OldMeta {
+            lock: Option<Lock>,
+            confirmed_merchants: Vec<String>,
+        }
+        let old = postcard::to_stdvec(&OldMeta { lock: None, confirmed_merchants: vec!["m-a".into()] }).unwrap();
+        let back = AccountState::from_parts([("m", old.as_slice())]).unwrap();
+        assert_eq!(back.confirmed_merchants, ["m-a"]);
+        assert!(back.suspicions.is_empty());
     }
 }

@@ -1,8 +1,8 @@
 //! The report as a terminal table: what `weir backtest` and
 //! `weir shadow-report` print.
 
+use crate::events::shown as clean;
 use std::fmt::Write as _;
-use weir_sdk::limits::clean;
 
 use crate::events::DecisionType;
 

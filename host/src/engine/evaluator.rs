@@ -50,6 +50,11 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
+    /// The decision policy it applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
         let slots = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default()));
         Evaluator {

@@ -27,11 +27,14 @@ pub struct Policy {
     pub suspect_score: u32,
     /// A total score at or above this locks the account; unset: scores never lock.
     pub lock_score: Option<u32>,
+    /// How long after a suspected transaction (event time) the customer's
+    /// confirmation of it is accepted, in days.
+    pub confirmation_window_days: u32,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { suspect_score: 50, lock_score: None }
+        Policy { suspect_score: 50, lock_score: None, confirmation_window_days: 30 }
     }
 }
 
@@ -44,6 +47,11 @@ pub struct Combined {
 }
 
 impl Policy {
+    /// [`Policy::confirmation_window_days`] in ms.
+    pub fn confirmation_window_ms(&self) -> i64 {
+        i64::from(self.confirmation_window_days) * 86_400_000
+    }
+
     pub fn combine(&self, results: &[RuleResult], existing_lock: Option<&Lock>) -> Combined {
         let enforced: Vec<&RuleResult> = results.iter().filter(|r| enforced(r)).collect();
         let score = enforced.iter().map(|r| r.score).fold(0u32, u32::saturating_add);
@@ -124,7 +132,7 @@ mod tests {
 
     #[test]
     fn scores_add_up_to_the_thresholds() {
-        let p = Policy { suspect_score: 50, lock_score: Some(100) };
+        let p = Policy { lock_score: Some(100), ..Policy::default() };
         let r = [
             result("a", RuleMode::Enforce, RuleOutcome::Score, 30),
             result("b", RuleMode::Enforce, RuleOutcome::Score, 19),

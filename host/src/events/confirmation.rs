@@ -1,7 +1,7 @@
 //! [`CustomerConfirmation`], the customer's "it was me": the other event weir reads from its
 //! input topic, besides transactions. It is parsed and validated here with the same strictness
-//! as a transaction; what weir does with it (record the merchant in the account's state) is the
-//! state's business.
+//! as a transaction; what weir does with it (accept it only as the answer to a `FraudSuspected`
+//! weir published for the account, then record the merchant) is the state's business.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,8 +22,10 @@ pub const VERIFIED_BY_CUSTOMER: &str = "customer";
 /// `FraudSuspected`: a `TransactionVerified` event with `verified_by = "customer"`, produced to
 /// weir's input topic and keyed by account id like every input event.
 ///
-/// weir does not decide it (it is not a transaction) and writes no decision for it: it records
-/// the merchant in the account's state, in the same batch as everything else, and from then on
+/// weir does not decide it (it is not a transaction) and writes no decision for it. It accepts it
+/// only when `causation_id` is the `event_id` of a `FraudSuspected` weir published for the account,
+/// for the same transaction and merchant, within the policy's window (else it is dead-lettered);
+/// then it records the merchant in the account's state, in the same batch as everything else, and from then on
 /// rules see the account's transactions at that merchant with the attribute
 /// `weir.customer_confirmed_merchant = "true"`. Its schema is
 /// `schemas/customer-confirmation.v1.schema.json`.
@@ -49,6 +51,11 @@ pub struct CustomerConfirmation {
 }
 
 impl CustomerConfirmation {
+    /// When the customer confirmed, in ms since the epoch.
+    pub fn occurred_at_ms(&self) -> i64 {
+        i64::try_from(self.occurred_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
     fn validate(&self) -> Result<(), InvalidEvent> {
         if self.event_type != TRANSACTION_VERIFIED {
             return Err(InvalidEvent::WrongType(self.event_type.clone()));

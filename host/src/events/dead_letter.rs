@@ -62,7 +62,7 @@ impl DeadLetter {
             Ok(text) if json_escaped_len(text) <= kept.len() + kept.len() / 2 => (Some(text.to_owned()), None),
             _ => (None, Some(base64(kept))),
         };
-        let reason = match weir_sdk::limits::clean(&reason, MAX_REASON_BYTES) {
+        let reason = match super::shown(&reason, MAX_REASON_BYTES) {
             std::borrow::Cow::Borrowed(_) => reason,
             std::borrow::Cow::Owned(cleaned) => cleaned,
         };
@@ -77,7 +77,7 @@ pub fn dead_letter_reason(reason: &impl Display) -> String {
     let mut bounded = Bounded(String::new());
     // An error here only means the bound was reached.
     let _ = write!(bounded, "{reason}");
-    weir_sdk::limits::clean(&bounded.0, MAX_REASON_BYTES).into_owned()
+    super::shown(&bounded.0, MAX_REASON_BYTES).into_owned()
 }
 
 /// A `fmt::Write` that keeps whole characters up to a little past [`MAX_REASON_BYTES`], then

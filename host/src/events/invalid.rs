@@ -40,6 +40,18 @@ pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), InvalidEv
     }
 }
 
+/// Text bound for a log line or a terminal: at most `max` bytes (cut at a
+/// character), with every character that [`forges_text`] replaced by `�`.
+/// The one helper for text from a deployer, a producer or a rule that is
+/// shown (the SDK's `limits::clean`, plus bidirectional overrides).
+pub fn shown(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let cleaned = weir_sdk::limits::clean(text, max);
+    if !cleaned.chars().any(forges_text) {
+        return cleaned;
+    }
+    std::borrow::Cow::Owned(cleaned.chars().map(|c| if forges_text(c) { '\u{FFFD}' } else { c }).collect())
+}
+
 /// Whether `c` could forge what a log line or a terminal shows: a control
 /// character (escape sequences, line breaks) or a bidirectional override.
 /// Identifiers in events and a manifest's labels may not hold one; text

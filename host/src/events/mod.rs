@@ -57,7 +57,7 @@ pub use decision::{
     decision_event_id,
 };
 pub use input::{InputEvent, parse_input};
-pub use invalid::{InvalidEvent, MAX_ID_BYTES, forges_text};
+pub use invalid::{InvalidEvent, MAX_ID_BYTES, forges_text, shown};
 pub use rule_result::{Evidence, FailurePolicy, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode};
 pub use rule_view::HostFacts;
 pub use shared_str::SharedStr;

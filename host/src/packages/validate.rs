@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use weir_sdk::limits::clean;
+use crate::events::shown as clean;
 
 use super::{FileProblem, PackageFiles, SignatureProblem, Trust};
 use crate::cases::{CaseFile, CasesError, run_cases};

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use weir::cases::{CaseFile, describe, run_cases};
 use weir::engine::Engine;
+use weir::events::shown as clean;
 use weir::manifest::RuleSpec;
-use weir_sdk::limits::clean;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
