@@ -330,9 +330,10 @@ fn a_component_over_its_cap_is_refused_before_reading() {
 fn a_manifest_over_its_cap_is_refused() {
     let dir = tempdir();
     std::fs::write(dir.path().join("velocity.wasm"), guest("velocity")).unwrap();
-    let head = "[rule]\nid = \"velocity\"\nversion = \"1\"\ndescription = \"";
-    let padding = "x".repeat(MAX_MANIFEST_BYTES as usize + 1 - head.len() - 2);
-    let manifest = format!("{head}{padding}\"\n");
+    // Padded with a comment: a description has a cap of its own.
+    let head = "[rule]\nid = \"velocity\"\nversion = \"1\"\n# ";
+    let padding = "x".repeat(MAX_MANIFEST_BYTES as usize + 1 - head.len() - 1);
+    let manifest = format!("{head}{padding}\n");
     assert_eq!(manifest.len() as u64, MAX_MANIFEST_BYTES + 1);
     std::fs::write(dir.path().join("velocity.toml"), &manifest).unwrap();
     let reason = refusal(&dir.path().join("velocity.toml")).to_string();
