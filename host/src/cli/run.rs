@@ -41,6 +41,17 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run(&self) -> anyhow::Result<ExitCode> {
         let config = self.config()?;
+        // On Kafka, SIGTERM is answered from the start: one that arrives
+        // while the rules load stops weir cleanly once it has joined.
+        let shutdown = Arc::new(AtomicBool::new(false));
+        if config.kafka.is_some() {
+            // The first SIGTERM or Ctrl-C finishes the open batch and leaves
+            // the group; a second one exits at once.
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))?;
+                signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
+            }
+        }
         let live = LiveRules::start(&config.rules.dir, config.rules.validator()?)?;
         for r in live.refused() {
             eprintln!("refused {}: {}", r.path.display(), r.reason);
@@ -60,7 +71,7 @@ impl RunArgs {
                     kafka.topics.input
                 );
             }
-            return run_kafka(kafka, &config.policy, &live, &hooks);
+            return run_kafka(kafka, &config.policy, &live, &hooks, &shutdown);
         }
         let paths = OutputPaths::in_dir(&config.embedded.output);
         let mut opts = PipelineOptions {
@@ -105,14 +116,13 @@ impl RunArgs {
     }
 }
 
-fn run_kafka(kafka: &KafkaConfig, policy: &Policy, live: &LiveRules, hooks: &Hooks) -> anyhow::Result<ExitCode> {
-    // The first SIGTERM or Ctrl-C finishes the open batch and leaves the
-    // group; a second one exits at once.
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))?;
-        signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
-    }
+fn run_kafka(
+    kafka: &KafkaConfig,
+    policy: &Policy,
+    live: &LiveRules,
+    hooks: &Hooks,
+    shutdown: &Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     let rules = live.current().set.clone();
     eprintln!(
         "weir: {} rules, consuming {} as {} in group {} with {} decide workers (Ctrl-C to stop)",
@@ -122,7 +132,7 @@ fn run_kafka(kafka: &KafkaConfig, policy: &Policy, live: &LiveRules, hooks: &Hoo
         kafka.group_id,
         kafka.workers()
     );
-    let summary = match weir::kafka::run(kafka, &rules, policy, &shutdown, hooks) {
+    let summary = match weir::kafka::run(kafka, &rules, policy, shutdown, hooks) {
         Err(KafkaRunError::Stopped(waiting)) => {
             println!("Stopped as asked, while {waiting}: the broker did not answer; nothing was committed meanwhile.");
             return Ok(ExitCode::SUCCESS);
