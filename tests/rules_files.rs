@@ -16,7 +16,7 @@ use weir::packages::{
     MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, PackageFiles, REFUSAL_TEXT_MAX, Refusal, Trust, Validator,
 };
 
-use crate::deploy::{free_addr, get};
+use crate::deploy::{free_addr, wait_status};
 use crate::util::{guest, tempdir, text, weir};
 
 /// What a secret file starts with, as `/etc/shadow` or a key file would.
@@ -88,23 +88,6 @@ fn run_on_stdin(rules: &Path, work: &Path, addr: &str) -> Running {
         .spawn()
         .unwrap();
     Running(Some(child))
-}
-
-fn wait_status(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = get(addr, "/status")
-            && done(&status)
-        {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}: {:#?}",
-            get(addr, "/status")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn refused_reason(status: &Value, file: &str) -> Option<String> {
