@@ -22,7 +22,7 @@ pub fn native_rules() -> Vec<LoadedRule> {
         .map(|r| {
             let spec = RuleSpec::parse(r.manifest).expect("shipped manifests parse");
             let hash = weir::engine::content_hash(r.component, r.manifest);
-            Engine::native(spec, natives[r.name], &hash)
+            Engine::native(spec, natives[r.name], &hash).expect("shipped parameters resolve")
         })
         .collect()
 }

@@ -19,8 +19,21 @@
 //! reason_code = "VELOCITY_COUNT"         # optional
 //! score = 30                             # optional
 //! evidence = { count = "4" }             # optional, a subset
-//! error = "fuel"                         # optional, for outcome = "error": a substring
+//!
+//! [[case]]
+//! name = "a zero window is refused"
+//! params = { window_secs = 0 }
+//! [case.expect]
+//! outcome = "error"
+//! kind = "parameter"                     # for outcome = "error", kind or error or both:
+//! error = "window_secs"                  #   the kind, and a substring of the error
 //! ```
+//!
+//! The kinds of error: `parameter` (the rule's declaration refuses the
+//! case's parameters; the rule does not run), `fuel`, `memory`, `stack`,
+//! `panic`, `trap`, `returned` (the rule returned an error), `instantiate`,
+//! `verdict` (an explanation over the host's limits), `state` (over the
+//! state quota), `budget`, `quarantined`.
 //!
 //! Transactions default to the concert-ticket purchase from the story;
 //! prior transactions run through the rule first, building its state as
@@ -34,7 +47,9 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::engine::{Engine, Evaluator, LoadError, LoadedRule, Policy, RuleSet};
+use crate::engine::{
+    ERROR_KINDS, Engine, Evaluator, LoadError, LoadedRule, PARAMS_REFUSED, Policy, RuleError, RuleSet, content_hash,
+};
 use crate::events::{InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
 use crate::manifest::{ManifestError, RuleSpec};
 use crate::state::AccountState;
@@ -93,8 +108,34 @@ pub struct Expect {
     pub score: Option<u32>,
     #[serde(default)]
     pub evidence: BTreeMap<String, String>,
+    /// For `outcome = "error"`: the kind of error (`parameter`, `fuel`,
+    /// `panic`, `returned`, ... see [`ERROR_KINDS`]).
+    pub kind: Option<String>,
     /// For `outcome = "error"`: a substring of the error.
     pub error: Option<String>,
+}
+
+impl Expect {
+    /// A case that expects an error says which one, and only such a case
+    /// names one: otherwise a case passes for any failure, a panic included.
+    fn check(&self) -> Result<(), String> {
+        let is_error = self.outcome == RuleOutcome::Error;
+        if is_error && self.kind.is_none() && self.error.is_none() {
+            return Err(format!(
+                "`outcome = \"error\"` must say which error: `kind = ` one of {} or `error = \"a substring\"`",
+                ERROR_KINDS.join(", ")
+            ));
+        }
+        if !is_error && (self.kind.is_some() || self.error.is_some()) {
+            return Err("`kind` and `error` go only with `outcome = \"error\"`".to_owned());
+        }
+        match &self.kind {
+            Some(kind) if !ERROR_KINDS.contains(&kind.as_str()) => {
+                Err(format!("`kind = {kind:?}` is not a kind of error; the kinds are {}", ERROR_KINDS.join(", ")))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl CaseTx {
@@ -153,6 +194,9 @@ pub enum CasesError {
     RuleSet(LoadError),
     #[error("the rule produced no result")]
     NoResult,
+    /// A case's `expect` cannot be checked as written.
+    #[error("case {case:?}: {problem}")]
+    Expect { case: String, problem: String },
 }
 
 /// Runs every case of `file` against `rule` (compiled for `base`).
@@ -163,6 +207,9 @@ pub fn run_cases(
     base: &RuleSpec,
     file: &CaseFile,
 ) -> Result<Vec<CaseReport>, CasesError> {
+    for case in &file.cases {
+        case.expect.check().map_err(|problem| CasesError::Expect { case: case.name.clone(), problem })?;
+    }
     let file_spec = base.clone().with_params(&file.params).map_err(CasesError::Params)?;
     let mut reports = Vec::new();
     for case in &file.cases {
@@ -170,7 +217,17 @@ pub fn run_cases(
             .clone()
             .with_params(&case.params)
             .map_err(|error| CasesError::CaseParams { case: case.name.clone(), error })?;
-        let rule: LoadedRule = engine.load(spec.clone(), component, manifest_text).map_err(CasesError::Refused)?;
+        let rule: LoadedRule = match engine.load(spec.clone(), component, manifest_text) {
+            Ok(rule) => rule,
+            // The declaration refuses the case's parameters: the rule does
+            // not run, and the case passes only if it expects just that.
+            Err(LoadError::Params(problems)) if !case.params.is_empty() => {
+                let result = refused_params(&spec, component, manifest_text, &problems.join("; "));
+                reports.push(CaseReport { name: case.name.clone(), failure: compare(&case.expect, &result), result });
+                continue;
+            }
+            Err(e) => return Err(CasesError::Refused(e)),
+        };
         let set = RuleSet::new(vec![rule]).map_err(CasesError::RuleSet)?;
         let mut evaluator = Evaluator::new(&set, Policy::default());
         // A case may expect an error: the report says what failed.
@@ -198,6 +255,24 @@ pub fn run_cases(
     Ok(reports)
 }
 
+/// The result a case records when the rule's declaration refused its
+/// parameters: an error of kind `parameter`.
+fn refused_params(spec: &RuleSpec, component: &[u8], manifest: &str, problems: &str) -> RuleResult {
+    RuleResult {
+        rule_id: spec.id.as_str().into(),
+        rule_version: content_hash(component, manifest).into(),
+        version_label: spec.version_label.as_str().into(),
+        mode: spec.mode,
+        outcome: RuleOutcome::Error,
+        score: 0,
+        reason_code: String::new(),
+        message: String::new(),
+        evidence: Vec::new(),
+        error: Some(format!("{PARAMS_REFUSED}{problems}")),
+        failure_policy: None,
+    }
+}
+
 /// What differs between `expect` and `got`, if anything.
 fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
     let mut problems = Vec::new();
@@ -219,6 +294,15 @@ fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
             Some(e) if &e.value == value => {}
             Some(e) => problems.push(format!("expected evidence {name} = {value:?}, got {:?}", e.value)),
             None => problems.push(format!("expected evidence {name} = {value:?}, but the verdict has none")),
+        }
+    }
+    if let Some(kind) = &expect.kind {
+        let got_kind = got.error.as_deref().map(RuleError::kind_of);
+        if got_kind != Some(kind.as_str()) {
+            problems.push(match &got.error {
+                Some(error) => format!("expected a {kind} error, got a {} error: {error}", RuleError::kind_of(error)),
+                None => format!("expected a {kind} error, got no error"),
+            });
         }
     }
     if let Some(fragment) = &expect.error {

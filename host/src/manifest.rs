@@ -197,8 +197,7 @@ impl RuleSpec {
         if !is_bare_file_name(&component) {
             return Err(ManifestError::BadComponent(component));
         }
-        let mut params = Vec::new();
-        flatten_params("", &raw.params, &mut params)?;
+        let mut params = flatten_params(&raw.params)?;
         params.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(RuleSpec {
             component,
@@ -216,9 +215,7 @@ impl RuleSpec {
 
     /// Overrides parameters (e.g. from a sandbox case file).
     pub fn with_params(mut self, overrides: &toml::Table) -> Result<RuleSpec, ManifestError> {
-        let mut extra = Vec::new();
-        flatten_params("", overrides, &mut extra)?;
-        for (name, value) in extra {
+        for (name, value) in flatten_params(overrides)? {
             match self.params.binary_search_by(|(k, _)| k.cmp(&name)) {
                 Ok(i) => self.params[i].1 = value,
                 Err(i) => self.params.insert(i, (name, value)),
@@ -286,34 +283,8 @@ fn is_bare_file_name(name: &str) -> bool {
 }
 
 /// Turns a TOML table into dotted-name parameters.
-fn flatten_params(prefix: &str, table: &toml::Table, out: &mut Vec<(String, ParamValue)>) -> Result<(), ManifestError> {
-    for (key, value) in table {
-        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        let bad = |problem: &str| ManifestError::BadParam { name: name.clone(), problem: problem.to_owned() };
-        let value = match value {
-            toml::Value::Integer(i) => ParamValue::Integer(*i),
-            toml::Value::Float(f) => ParamValue::Float(*f),
-            toml::Value::Boolean(b) => ParamValue::Boolean(*b),
-            toml::Value::String(s) => ParamValue::Text(s.clone()),
-            toml::Value::Array(items) => ParamValue::TextList(
-                items
-                    .iter()
-                    .map(|item| match item {
-                        toml::Value::String(s) => Ok(s.clone()),
-                        toml::Value::Integer(i) => Ok(i.to_string()),
-                        _ => Err(bad("lists may hold only strings or integers")),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            toml::Value::Table(t) => {
-                flatten_params(&name, t, out)?;
-                continue;
-            }
-            toml::Value::Datetime(_) => return Err(bad("dates are not supported; use a string")),
-        };
-        out.push((name, value));
-    }
-    Ok(())
+fn flatten_params(table: &toml::Table) -> Result<Vec<(String, ParamValue)>, ManifestError> {
+    weir_sdk::params_from_toml(table).map_err(|p| ManifestError::BadParam { name: p.name, problem: p.detail })
 }
 
 #[cfg(test)]

@@ -167,16 +167,28 @@ strip = true
 
 const LIB_RS: &str = r#"//! `{name}`: suspects purchases above a limit at night (event time, UTC).
 //!
-//! Parameters: `limit` (minor units, default 50 000), `night_starts_hour` and
-//! `night_ends_hour` (default 0 and 6). Returns `suspect` with reason
-//! `NIGHT_SPEND` and evidence `amount`, `limit` and `hour`.
+//! A purchase strictly above `limit` (minor units of its own currency)
+//! whose event time falls from `night_starts_hour` up to `night_ends_hour`
+//! (UTC) is suspected, with reason `NIGHT_SPEND` and evidence `amount`,
+//! `limit` and `hour`; everything else passes. The parameters, with their
+//! types, defaults and ranges, are declared in `PARAMS`.
 
 use weir_sdk::prelude::*;
 
+/// The parameters this rule reads. `weir rule build`, `weir rule test` and
+/// every deploy check `rule.toml`'s `[params]` against them (a misspelled
+/// name or a wrong type is refused); what `rule.toml` leaves out takes the
+/// default given here. `weir rules` lists them with their values.
+const PARAMS: &[Param] = &[
+    Param::integer("limit", 50_000).min(0).doc("Suspect night purchases above this amount, in minor units."),
+    Param::integer("night_starts_hour", 0).range(0, 23).doc("The night starts at this hour (UTC)."),
+    Param::integer("night_ends_hour", 6).range(1, 24).doc("The night ends before this hour (UTC)."),
+];
+
 pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let limit: i64 = ctx.param_or("limit", 50_000)?;
-    let starts: i64 = ctx.param_or("night_starts_hour", 0)?;
-    let ends: i64 = ctx.param_or("night_ends_hour", 6)?;
+    let limit: i64 = ctx.param("limit")?;
+    let starts: i64 = ctx.param("night_starts_hour")?;
+    let ends: i64 = ctx.param("night_ends_hour")?;
     let hour = tx.occurred_at_ms.rem_euclid(86_400_000) / 3_600_000;
     if (starts..ends).contains(&hour) && tx.amount.minor_units > limit {
         return Ok(Verdict::suspect("NIGHT_SPEND", "a large purchase in the middle of the night")
@@ -187,7 +199,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     Ok(Verdict::pass())
 }
 
-weir_sdk::rule!(evaluate);
+weir_sdk::rule!(evaluate, params = PARAMS);
 
 #[cfg(test)]
 mod tests {
@@ -201,6 +213,19 @@ mod tests {
         let verdict = Harness::new(RULE).run(&night).unwrap();
         assert_eq!(verdict.reason_code, "NIGHT_SPEND");
         assert_eq!(verdict.evidence("hour"), Some("0"));
+    }
+
+    #[test]
+    fn the_shipped_manifest_applies() {
+        let night = tx().amount(60_000, "EUR").after_secs(5 * 3600).build();
+        let mut h = Harness::new(RULE).manifest(include_str!("../rule.toml"));
+        assert_eq!(h.run(&night).unwrap().evidence("limit"), Some("50000"));
+    }
+
+    #[test]
+    fn a_misspelled_parameter_is_refused() {
+        let err = Harness::new(RULE).param("limt", 10_000).run(&tx().build()).unwrap_err();
+        assert!(err.message().contains("did you mean `limit`"), "{}", err.message());
     }
 
     #[test]

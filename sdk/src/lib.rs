@@ -5,7 +5,7 @@
 //!
 //! /// Suspects any transaction above a per-rule threshold.
 //! pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-//!     let threshold: i64 = ctx.param_or("threshold", 100_000)?;
+//!     let threshold: i64 = ctx.param("threshold")?;
 //!     if tx.amount.minor_units > threshold {
 //!         return Ok(Verdict::suspect("LARGE_AMOUNT", "amount above the threshold")
 //!             .with("amount", tx.amount.minor_units)
@@ -14,7 +14,12 @@
 //!     Ok(Verdict::pass())
 //! }
 //!
-//! weir_sdk::rule!(evaluate);
+//! /// What the rule reads from its manifest's `[params]`.
+//! const PARAMS: &[Param] = &[
+//!     Param::integer("threshold", 100_000).min(0).doc("Suspect above this amount, in minor units."),
+//! ];
+//!
+//! weir_sdk::rule!(evaluate, params = PARAMS);
 //! ```
 //!
 //! Built for `wasm32-wasip2`, [`rule!`] exports the function through the weir
@@ -24,14 +29,22 @@
 //! [`Context`] runs against an in-memory account, so `cargo test` on a rule
 //! crate needs no wasm at all — see [`testing`].
 //!
+//! # Declared parameters
+//!
+//! A rule declares every parameter it reads ([`Param`]: name, type,
+//! default, range or allowed values, doc). [`rule!`] carries the
+//! declaration in the component, and the host checks the manifest's
+//! `[params]` against it at `weir rule build`, `weir rule test`, deploy and
+//! `weir rules`: a misspelled name, a wrong type, a value out of range is a
+//! refusal that names the parameter. What the manifest leaves out takes its
+//! declared default, so the code reads values and repeats no default.
+//!
 //! # Parameters, read once
 //!
-//! A rule with parameters can declare them as one struct, parsed from the
-//! manifest's `[params]` once per rule instance rather than on every
-//! transaction: implement [`FromParams`] and export with
+//! A rule with several parameters can read them into one struct, parsed
+//! once per rule instance rather than on every transaction: implement
+//! [`FromParams`] (its `PARAMS` is the declaration) and export with
 //! `rule!(evaluate, Config)`; `evaluate` then takes the parsed `&Config`.
-//! The readers on [`Params`] check each parameter's shape and name it in
-//! their errors, and an error is the rule's error on every evaluation.
 //!
 //! ```
 //! use std::time::Duration;
@@ -52,13 +65,23 @@
 //! }
 //!
 //! impl FromParams for Config {
+//!     const PARAMS: &'static [Param] = &[
+//!         Param::integer("window_secs", 3600)
+//!             .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
+//!             .doc("The window, in seconds of event time."),
+//!         Param::integer_table("limits").min(0).doc("Spending limits per currency, in minor units."),
+//!         Param::text_list("exempt_merchants", &[]).doc("Merchants never checked."),
+//!         Param::choice("action", &["suspect", "lock"], "suspect").doc("What going over the limit does."),
+//!         Param::integer("min_count", 1).min(1).doc("Transactions in the window before the limit applies."),
+//!     ];
+//!
 //!     fn from_params(p: &Params) -> Result<Self, Error> {
 //!         Ok(Config {
-//!             window: p.window_secs("window_secs", 3600)?,
+//!             window: Duration::from_secs(p.param("window_secs")?),
 //!             limits: p.typed_table("limits")?,
-//!             exempt: p.list("exempt_merchants")?.to_vec(),
-//!             lock: p.choice("action", &["suspect", "lock"], "suspect")? == "lock",
-//!             min_count: p.in_range("min_count", 1, 1..)?,
+//!             exempt: p.param("exempt_merchants")?,
+//!             lock: p.param::<String>("action")? == "lock",
+//!             min_count: p.param("min_count")?,
 //!         })
 //!     }
 //! }
@@ -87,7 +110,9 @@
 //! assert!(h.run(&tx().amount(20_000, "EUR").build()).unwrap().is_pass());
 //! assert_eq!(h.run(&tx().amount(20_000, "EUR").after_secs(60).build()).unwrap().reason_code, "SPEND");
 //! let err = Harness::new(RULE).param("action", "block").run(&tx().build()).unwrap_err();
-//! assert_eq!(err.message(), r#"parameter `action`: expected "suspect" or "lock""#);
+//! assert_eq!(err.message(), r#"parameter `action`: expected one of "suspect", "lock", found a string ("block")"#);
+//! let err = Harness::new(RULE).param("min_cuont", 2).run(&tx().build()).unwrap_err();
+//! assert_eq!(err.message(), "parameter `min_cuont`: not a parameter of this rule; did you mean `min_count`?");
 //! ```
 //!
 //! Layout: `types` holds the transaction and verdict types, `context` the
@@ -112,8 +137,11 @@ pub mod testing;
 #[cfg(not(target_family = "wasm"))]
 pub use context::AccountHost;
 pub use context::{Context, LogLevel};
+pub use params::declare::{self, Param};
 #[doc(hidden)]
 pub use params::evaluate_configured as __evaluate_configured;
+#[cfg(not(target_family = "wasm"))]
+pub use params::flatten as params_from_toml;
 pub use params::{FromParam, FromParams, ParamError, ParamValue, Params, Table};
 pub use types::{
     CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel, DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money,
@@ -131,19 +159,34 @@ pub type RuleFn = fn(&Transaction, &mut Context<'_>) -> Result<Verdict, Error>;
 #[derive(Clone, Copy)]
 pub struct NativeRule {
     pub evaluate: RuleFn,
+    /// Its declared parameters, encoded as in the component's custom
+    /// section (see [`declare`]).
+    pub params: &'static [u8],
 }
 
 impl NativeRule {
+    /// A rule that declares no parameters.
     pub const fn new(evaluate: RuleFn) -> Self {
-        Self { evaluate }
+        const NONE: [u8; declare::encoded_len(&[])] = declare::encode(&[]);
+        Self { evaluate, params: &NONE }
+    }
+
+    /// The same rule declaring the parameters encoded in `params`.
+    pub const fn with_params(self, params: &'static [u8]) -> Self {
+        Self { params, ..self }
+    }
+
+    /// Its declared parameters.
+    pub fn declared(&self) -> Result<Vec<declare::ParamSpec>, declare::DeclarationError> {
+        declare::decode(self.params)
     }
 }
 
 /// Everything a rule author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Channel, Context, Error, Evidence, FromParams, Money, Outcome, Params, PastTransaction, Table, Transaction,
-        Verdict,
+        Channel, Context, Error, Evidence, FromParams, Money, Outcome, Param, Params, PastTransaction, Table,
+        Transaction, Verdict,
     };
 }
 
@@ -205,23 +248,26 @@ pub mod __private {
     }
 }
 
-/// Exports `evaluate` as the rule.
+/// Exports `evaluate` as the rule, with its declared parameters.
 ///
-/// On `wasm32-wasip2` this implements the contract's `evaluator` interface;
-/// natively it defines `pub const RULE: weir_sdk::NativeRule` for tests and
-/// benchmarks.
+/// On `wasm32-wasip2` this implements the contract's `evaluator` interface
+/// and writes the declaration into the component's custom section
+/// `weir:params` ([`declare`]); natively it defines
+/// `pub const RULE: weir_sdk::NativeRule` for tests and benchmarks.
 ///
-/// Two forms:
-/// - `rule!(evaluate)`: `evaluate(tx, ctx)` reads its parameters itself,
-///   through [`Context::param_or`] and [`Context::params`].
-/// - `rule!(evaluate, Config)`: `Config` implements [`FromParams`] and is
-///   parsed once per rule instance; `evaluate(tx, ctx, &config)` gets it,
-///   and a parse error is the rule's error on every evaluation (see the
-///   crate docs for an example).
+/// Three forms:
+/// - `rule!(evaluate)`: a rule without parameters; a manifest that gives it
+///   any is refused.
+/// - `rule!(evaluate, params = PARAMS)`: `PARAMS: &[Param]` declares the
+///   parameters `evaluate(tx, ctx)` reads through [`Context::param`].
+/// - `rule!(evaluate, Config)`: `Config` implements [`FromParams`], whose
+///   `PARAMS` declares them; `Config` is parsed once per rule instance and
+///   `evaluate(tx, ctx, &config)` gets it, and a parse error is the rule's
+///   error on every evaluation (see the crate docs for an example).
 #[macro_export]
 macro_rules! rule {
     // The wasm export of a function with the `RuleFn` signature.
-    (@wasm $evaluate:path) => {
+    (@wasm $evaluate:path, $params:expr) => {
         #[cfg(target_family = "wasm")]
         const _: () = {
             use $crate::bindings::weir::rule::types as wit;
@@ -232,37 +278,42 @@ macro_rules! rule {
                 }
             }
             $crate::bindings::__export_rule_world!(WeirRule);
+
+            const DECLARATION: &[$crate::Param] = $params;
+            const LEN: usize = $crate::declare::encoded_len(DECLARATION);
+            /// The declaration, read by the host without running the rule.
+            #[used]
+            #[unsafe(link_section = "weir:params")]
+            static DECLARED: [u8; LEN] = $crate::declare::encode::<LEN>(DECLARATION);
         };
     };
-    ($evaluate:path) => {
-        $crate::rule!(@wasm $evaluate);
-
-        /// This rule, compiled natively: run it with `weir_sdk::testing`.
-        #[cfg(not(target_family = "wasm"))]
-        pub const RULE: $crate::NativeRule = $crate::NativeRule::new($evaluate);
-    };
-    ($evaluate:path, $config:ty) => {
-        #[cfg(target_family = "wasm")]
-        const _: () = {
-            fn configured(
-                tx: &$crate::Transaction,
-                ctx: &mut $crate::Context<'_>,
-            ) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
-                $crate::__evaluate_configured::<$config, _>(tx, ctx, $evaluate)
-            }
-            $crate::rule!(@wasm configured);
-        };
-
+    // The native rule for a function with the `RuleFn` signature.
+    (@native $evaluate:path, $params:expr) => {
         /// This rule, compiled natively: run it with `weir_sdk::testing`.
         #[cfg(not(target_family = "wasm"))]
         pub const RULE: $crate::NativeRule = {
-            fn configured(
-                tx: &$crate::Transaction,
-                ctx: &mut $crate::Context<'_>,
-            ) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
-                $crate::__evaluate_configured::<$config, _>(tx, ctx, $evaluate)
-            }
-            $crate::NativeRule::new(configured)
+            const DECLARATION: &[$crate::Param] = $params;
+            const LEN: usize = $crate::declare::encoded_len(DECLARATION);
+            const DECLARED: [u8; LEN] = $crate::declare::encode::<LEN>(DECLARATION);
+            $crate::NativeRule::new($evaluate).with_params(&DECLARED)
         };
+    };
+    ($evaluate:path) => {
+        $crate::rule!($evaluate, params = &[]);
+    };
+    ($evaluate:path, params = $params:expr) => {
+        $crate::rule!(@wasm $evaluate, $params);
+        $crate::rule!(@native $evaluate, $params);
+    };
+    ($evaluate:path, $config:ty) => {
+        #[doc(hidden)]
+        fn __weir_configured(
+            tx: &$crate::Transaction,
+            ctx: &mut $crate::Context<'_>,
+        ) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
+            $crate::__evaluate_configured::<$config, _>(tx, ctx, $evaluate)
+        }
+        $crate::rule!(@wasm __weir_configured, <$config as $crate::FromParams>::PARAMS);
+        $crate::rule!(@native __weir_configured, <$config as $crate::FromParams>::PARAMS);
     };
 }

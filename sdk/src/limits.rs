@@ -25,6 +25,14 @@ pub const ERROR_MESSAGE_MAX: usize = 512;
 /// How much of one log line is kept, in bytes.
 pub const LOG_LINE_MAX: usize = 1024;
 
+/// The longest window of event time a rule can query, in seconds (31
+/// days): series points older than this are not kept. A declared window
+/// parameter's range: `.range(1, MAX_WINDOW_SECS)`.
+pub const MAX_WINDOW_SECS: i64 = crate::state::SERIES_RETENTION_MS / 1000;
+/// How many earlier transactions of an account the host keeps, the most
+/// [`crate::Context::recent`] returns: `.range(1, MAX_HISTORY_LEN)`.
+pub const MAX_HISTORY_LEN: i64 = crate::state::HISTORY_LEN as i64;
+
 /// Checks a verdict's explanation against the limits above; the error says
 /// which limit, in a sentence.
 pub fn check_verdict<'a>(

@@ -19,7 +19,11 @@
 //! The harness keeps one account's state between runs and records each
 //! transaction in the history after the rule has seen it — as the host does.
 
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
 use crate::context::{AccountHost, LogLevel};
+use crate::params::declare::ParamSpec;
 use crate::params::{ParamValue, Params};
 use crate::state::{History, RuleState};
 use crate::types::{Channel, Merchant, Money, PastTransaction, Transaction};
@@ -66,39 +70,105 @@ impl AccountHost for MemoryAccount {
     }
 }
 
-/// Runs one rule against one in-memory account.
+/// Runs one rule against one in-memory account, as the sandbox would.
+///
+/// Parameters are checked against the rule's declaration and take its
+/// defaults, as the host does at deploy: a parameter the rule does not
+/// declare, or of the wrong type, makes every run fail with the text the
+/// host's refusal gives. [`Harness::manifest`] applies a manifest's
+/// `[params]`, so `cargo test` runs the rule with the parameters it ships
+/// with.
+///
+/// A run that takes longer than the step limit (one second unless
+/// [`Harness::step_limit`] says otherwise) fails instead of hanging the
+/// test: the sandbox stops such a rule when its fuel runs out. Native code
+/// is faster than the sandbox and the limit is wall time, so a rule close
+/// to its fuel can pass here and still run out in `weir rule test`.
 ///
 /// A rule exported with `rule!(evaluate, Config)` parses its `Config` on
 /// the first run and keeps it for the harness's life, as a wasm instance
 /// does; [`Harness::param`] gives the harness new parameters, parsed afresh.
 pub struct Harness {
     rule: NativeRule,
-    params: Params,
+    declared: Vec<ParamSpec>,
+    given: Vec<(String, ParamValue)>,
+    /// The resolved parameters, or why the host would refuse them.
+    params: Result<Arc<Params>, String>,
+    step_limit: Duration,
+    /// Set once a run overran the step limit: its thread still holds the
+    /// account.
+    overran: bool,
     pub account: MemoryAccount,
 }
 
 impl Harness {
+    /// # Panics
+    /// If the rule's declaration is malformed (a default outside its own
+    /// range, two parameters with one name).
     pub fn new(rule: NativeRule) -> Self {
-        Harness { rule, params: Params::default(), account: MemoryAccount::default() }
+        let declared = rule.declared().unwrap_or_else(|e| panic!("{e}"));
+        let mut h = Harness {
+            rule,
+            declared,
+            given: Vec::new(),
+            params: Ok(Arc::default()),
+            step_limit: Duration::from_secs(1),
+            overran: false,
+            account: MemoryAccount::default(),
+        };
+        h.resolve();
+        h
     }
 
     /// Sets a parameter, as the manifest's `[params]` table would.
     pub fn param(mut self, name: &str, value: impl Into<ParamValue>) -> Self {
-        let mut entries: Vec<_> = self.params.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-        entries.retain(|(k, _)| k != name);
-        entries.push((name.to_owned(), value.into()));
-        self.params = Params::new(entries);
+        self.given.retain(|(k, _)| k != name);
+        self.given.push((name.to_owned(), value.into()));
+        self.resolve();
         self
+    }
+
+    /// Applies the `[params]` of a manifest's text, e.g.
+    /// `Harness::new(RULE).manifest(include_str!("../rule.toml"))`.
+    ///
+    /// # Panics
+    /// If the text is not TOML, or a parameter has a type no manifest
+    /// can give (a date).
+    pub fn manifest(mut self, manifest: &str) -> Self {
+        let table: toml::Table = manifest.parse().unwrap_or_else(|e| panic!("the manifest is not valid TOML: {e}"));
+        if let Some(params) = table.get("params") {
+            let toml::Value::Table(params) = params else { panic!("the manifest's `params` is not a table") };
+            for (name, value) in crate::params::flatten(params).unwrap_or_else(|p| panic!("{p}")) {
+                self.given.retain(|(k, _)| *k != name);
+                self.given.push((name, value));
+            }
+        }
+        self.resolve();
+        self
+    }
+
+    /// Fails a run that takes longer than `limit` (default one second).
+    pub fn step_limit(mut self, limit: Duration) -> Self {
+        self.step_limit = limit;
+        self
+    }
+
+    fn resolve(&mut self) {
+        self.params = match crate::declare::resolve(&self.declared, &self.given) {
+            Ok(resolution) => Ok(Arc::new(Params::new(resolution.flattened()))),
+            Err(problems) => Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+        };
     }
 
     /// Evaluates `tx`, then records it in the account's history.
     pub fn run(&mut self, tx: &Transaction) -> Result<Verdict, Error> {
+        let params = self.params.clone().map_err(Error::msg)?;
+        if self.overran {
+            return Err(Error::msg("an earlier run overran the step limit; this harness has no account left"));
+        }
         self.account.now_ms = tx.occurred_at_ms;
         let before = self.account.state.clone();
-        let verdict = {
-            let mut ctx = Context::native(&mut self.account, &self.params, tx.occurred_at_ms);
-            (self.rule.evaluate)(tx, &mut ctx)
-        };
+        let verdict = self.evaluate(tx, params)?;
         // The host's limits: an explanation over them, or state over the
         // default quota, is the rule's error, and its writes are undone.
         let verdict = verdict.and_then(|v| {
@@ -112,6 +182,38 @@ impl Harness {
         }
         self.account.history.push(PastTransaction::from(tx));
         verdict
+    }
+
+    /// Runs the rule on its own thread, so a rule that never returns fails
+    /// the run after the step limit. A panic in the rule is the test's
+    /// panic, as if the rule ran on the test's thread.
+    fn evaluate(&mut self, tx: &Transaction, params: Arc<Params>) -> Result<Result<Verdict, Error>, Error> {
+        let (rule, tx, mut account) = (self.rule, tx.clone(), std::mem::take(&mut self.account));
+        let (done, outcome) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let verdict = {
+                let mut ctx = Context::native(&mut account, &params, tx.occurred_at_ms);
+                (rule.evaluate)(&tx, &mut ctx)
+            };
+            let _ = done.send((account, verdict));
+        });
+        match outcome.recv_timeout(self.step_limit) {
+            Ok((account, verdict)) => {
+                self.account = account;
+                Ok(verdict)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.overran = true;
+                Err(Error::msg(format!(
+                    "ran past the harness's step limit of {} ms; in the sandbox it would run out of fuel",
+                    self.step_limit.as_millis()
+                )))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the rule's thread sends before it ends"),
+            },
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! What the pipelines' commands print alike: a progress bar on a terminal,
-//! the counters of what became of the records, and the per-rule summary.
+//! the counters of what became of the records, the per-rule summary, and
+//! a rule's parameters.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use weir::engine::{LoadedRule, QUARANTINE_AFTER, RuleSet};
+use weir::engine::{LoadedRule, Parameters, QUARANTINE_AFTER, RuleSet};
 use weir::events::DecisionType;
 use weir::pipeline::Summary;
 use weir::record::Counters;
@@ -57,15 +58,18 @@ pub fn print_counters(c: &Counters) {
 /// and the throughput of an embedded run.
 pub fn print_summary(summary: &Summary, set: &RuleSet) {
     print_counters(&summary.counters);
+    let versions: HashMap<&str, &LoadedRule> = set.rules().iter().map(|r| (r.spec.id.as_str(), &**r)).collect();
+    // As wide as the longest id and version label, so long ones line up.
+    let w = summary.rules.iter().map(|(id, _)| id.len()).max().unwrap_or(0).max(16);
+    let v = versions.values().map(|r| r.spec.version_label.len()).max().unwrap_or(0).max(8);
     println!(
-        "\n  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+        "\n  {:<w$} {:<v$} {:<8} {:>11} {:>7} {:>7} {:>9}",
         "rule", "version", "mode", "invocations", "hits", "errors", "avg fuel"
     );
-    let versions: HashMap<&str, &LoadedRule> = set.rules().iter().map(|r| (r.spec.id.as_str(), &**r)).collect();
     for (id, s) in &summary.rules {
         let rule = versions.get(id.as_str());
         println!(
-            "  {:<16} {:<8} {:<8} {:>11} {:>7} {:>7} {:>9}",
+            "  {:<w$} {:<v$} {:<8} {:>11} {:>7} {:>7} {:>9}",
             id,
             rule.map(|r| r.spec.version_label.as_str()).unwrap_or("?"),
             rule.map(|r| r.spec.mode.to_string()).unwrap_or_default(),
@@ -76,7 +80,7 @@ pub fn print_summary(summary: &Summary, set: &RuleSet) {
         );
         if s.quarantined {
             println!(
-                "  {:<16} quarantined: failed {} evaluations in a row; skipped until a new version is deployed",
+                "  {:<w$} quarantined: failed {} evaluations in a row; skipped until a new version is deployed",
                 "", QUARANTINE_AFTER
             );
         }
@@ -105,5 +109,20 @@ pub fn print_refused(live: &weir::live::LiveRules) {
     }
     if let Some(set) = set {
         println!("  the rules directory as a whole (the earlier rules ran): {}", set.reason);
+    }
+}
+
+/// A rule's parameters, one per line under the rule.
+pub fn print_params(parameters: &Parameters) {
+    let lines = parameters.lines();
+    if let Parameters::Undeclared(_) = parameters {
+        println!("             parameters: not declared by the rule (built with an older SDK), so not checked");
+    }
+    let name_width = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    let value_width = lines.iter().map(|l| l.value.chars().count()).max().unwrap_or(0).min(40);
+    for l in &lines {
+        let value = if l.value.is_empty() { "-" } else { &l.value };
+        let about = if l.doc.is_empty() { l.kind.clone() } else { format!("{}; {}", l.kind, l.doc) };
+        println!("             {:<name_width$} = {value:<value_width$}  ({}) {about}", l.name, l.source,);
     }
 }

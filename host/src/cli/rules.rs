@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::print::print_params;
 use clap::Args;
 use weir::config::Config;
 use weir::live::LiveRules;
@@ -16,6 +17,11 @@ pub struct RulesArgs {
     /// Configuration file (trusted keys, compile cache).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// Show each loaded rule's parameters: the value it runs with, where
+    /// the value came from (`rule.toml`, the rule's declared `default`, or
+    /// `unset`), and the declared type and doc.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub params: bool,
 }
 
 impl RulesArgs {
@@ -26,14 +32,21 @@ impl RulesArgs {
         // The same loader as a running weir's: what it would run, what it would refuse.
         let live = LiveRules::load(&self.dir, config.rules.validator()?)?;
         let generation = live.current();
-        for r in generation.set.rules() {
+        let rules = generation.set.rules();
+        // Columns as wide as the longest id and version, so long ids line up.
+        let id_width = rules.iter().map(|r| r.spec.id.len()).max().unwrap_or(0).max(16);
+        let version_width = rules.iter().map(|r| r.spec.version_label.len()).max().unwrap_or(0).max(8);
+        for r in rules {
             println!(
-                "  loaded   {:<16} {:<8} {:<8} {}",
+                "  loaded   {:<id_width$} {:<version_width$} {:<8} {}",
                 r.spec.id,
                 r.spec.version_label,
                 r.spec.mode.to_string(),
                 r.hash
             );
+            if self.params {
+                print_params(&r.parameters);
+            }
         }
         let refused = live.refused();
         for r in &refused {

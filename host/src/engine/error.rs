@@ -32,7 +32,61 @@ pub enum LoadError {
     Engine(String),
     #[error("two rules have the id `{0}`")]
     DuplicateId(String),
+    /// The manifest's `[params]` against the rule's declaration: every
+    /// problem, each naming its parameter.
+    #[error("{}", .0.join("; "))]
+    Params(Vec<String>),
+    #[error("{0}")]
+    Declaration(String),
 }
+
+/// The kinds of rule error a self-test case can expect
+/// (`expect.kind`), as [`RuleError::kind_of`] names them; `parameter` is a
+/// case whose parameters the rule's declaration refuses.
+pub const ERROR_KINDS: [&str; 12] = [
+    "parameter",
+    "fuel",
+    "memory",
+    "stack",
+    "panic",
+    "trap",
+    "returned",
+    "instantiate",
+    "verdict",
+    "state",
+    "budget",
+    "quarantined",
+];
+
+impl RuleError {
+    /// The kind of the error whose text (as a decision records it) is
+    /// `text`: `fuel`, `panic`, `returned`, ... (see [`ERROR_KINDS`]).
+    pub fn kind_of(text: &str) -> &'static str {
+        const PREFIXES: [(&str, &str); 11] = [
+            (PARAMS_REFUSED, "parameter"),
+            ("ran out of fuel", "fuel"),
+            ("exceeded its memory limit", "memory"),
+            ("overflowed its stack", "stack"),
+            ("trapped: ", "trap"),
+            ("returned an error: ", "returned"),
+            ("could not be instantiated", "instantiate"),
+            ("returned an explanation over", "verdict"),
+            ("went over its state quota", "state"),
+            ("was not run: ", "budget"),
+            ("is quarantined", "quarantined"),
+        ];
+        match PREFIXES.iter().find(|(prefix, _)| text.starts_with(prefix)) {
+            // A Rust panic leaves "panicked at" in the trap's text.
+            Some((_, "trap")) if text.contains("panicked at") => "panic",
+            Some((_, kind)) => kind,
+            None => "other",
+        }
+    }
+}
+
+/// How a self-test case's result begins when the rule's declaration
+/// refused the case's parameters (the rule did not run).
+pub const PARAMS_REFUSED: &str = "its parameters were refused: ";
 
 /// Why one evaluation of one rule failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -59,4 +113,34 @@ pub enum RuleError {
         "is quarantined after {failures} failures in a row (the last: {last}); it is skipped until a new version is deployed"
     )]
     Quarantined { failures: u32, last: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_error_text_names_its_kind() {
+        let cases = [
+            (RuleError::OutOfFuel { limit: 5 }, "fuel"),
+            (RuleError::MemoryLimit { limit_mib: 16 }, "memory"),
+            (RuleError::StackOverflow, "stack"),
+            (RuleError::Trap { trap: "unreachable".into(), panic: None }, "trap"),
+            (
+                RuleError::Trap { trap: "unreachable".into(), panic: Some("panicked at src/lib.rs:3:5: boom".into()) },
+                "panic",
+            ),
+            (RuleError::Returned("trapped: a rule's own words".into()), "returned"),
+            (RuleError::Instantiate("x".into()), "instantiate"),
+            (RuleError::Verdict("x".into()), "verdict"),
+            (RuleError::StateQuota("x".into()), "state"),
+            (RuleError::BudgetSpent, "budget"),
+            (RuleError::Quarantined { failures: 3, last: "ran out of fuel".into() }, "quarantined"),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(RuleError::kind_of(&error.to_string()), kind, "{error}");
+            assert!(ERROR_KINDS.contains(&kind));
+        }
+        assert_eq!(RuleError::kind_of(&format!("{PARAMS_REFUSED}parameter `n`: expected an integer")), "parameter");
+    }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use weir_sdk::{NativeRule, Params};
 
+use super::params::{Parameters, declaration};
 use super::rule::Code;
 use super::{LoadError, LoadedRule, cache, content_hash, wasm};
 use crate::manifest::RuleSpec;
@@ -83,12 +84,18 @@ impl Engine {
 
     /// Compiles and checks a component for `spec`. `manifest` is the
     /// manifest's text, part of the version hash.
-    pub fn load(&self, spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+    ///
+    /// The manifest's parameters are checked against the rule's declaration
+    /// first (the cheapest check, and the one an analyst most often fails);
+    /// the loaded rule runs with the declared defaults filled in.
+    pub fn load(&self, mut spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+        let parameters = Parameters::resolve(declaration(component)?, &spec.params)?;
+        spec.params = parameters.values();
         let (code, compilation) = self.component(component)?;
         let compiled = self.sandbox.prepare(&spec, &code)?;
         // Instantiate once now, so a rule that cannot start is refused at load.
         compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
-        Ok(LoadedRule::new(spec, content_hash(component, manifest), compilation, Code::Wasm(compiled)))
+        Ok(LoadedRule::new(spec, parameters, content_hash(component, manifest), compilation, Code::Wasm(compiled)))
     }
 
     /// The compiled component for `bytes`: from memory, from the disk
@@ -135,19 +142,15 @@ impl Engine {
         }
     }
 
-    /// The same rule code with another manifest (parameters, limits, mode):
-    /// no recompilation. `manifest` is the new manifest's text.
-    pub fn reconfigure(&self, rule: &LoadedRule, spec: RuleSpec, manifest: &str, component: &[u8]) -> LoadedRule {
-        let code = match &rule.code {
-            Code::Wasm(compiled) => Code::Wasm(compiled.with_spec(&spec)),
-            Code::Native { rule, .. } => Code::Native { rule: *rule, params: Params::new(spec.params.clone()) },
-        };
-        LoadedRule::new(spec, content_hash(component, manifest), Compilation::Memory, code)
-    }
-
     /// A natively compiled rule (benchmarks and tests of the engine itself).
-    pub fn native(spec: RuleSpec, rule: NativeRule, version_hash: &str) -> LoadedRule {
+    /// Its parameters are checked against its declaration, as a
+    /// component's are.
+    pub fn native(mut spec: RuleSpec, rule: NativeRule, version_hash: &str) -> Result<LoadedRule, LoadError> {
+        let declared = rule.declared().map_err(|e| LoadError::Declaration(e.to_string()))?;
+        let parameters = Parameters::resolve(Some(declared), &spec.params)?;
+        spec.params = parameters.values();
         let params = Params::new(spec.params.clone());
-        LoadedRule::new(spec, version_hash.to_owned(), Compilation::Native, Code::Native { rule, params })
+        let code = Code::Native { rule, params };
+        Ok(LoadedRule::new(spec, parameters, version_hash.to_owned(), Compilation::Native, code))
     }
 }

@@ -27,6 +27,8 @@
 //! - `call.rs`: the account state one evaluation runs against;
 //! - `inputs.rs`: the transaction in the form each rule takes;
 //! - `verdict.rs`: verdicts, their limits, and the result a decision records;
+//! - `params.rs`: a rule's declared parameters, read from its component
+//!   and checked against its manifest ([`Parameters`]);
 //! - `error.rs`: [`LoadError`] and [`RuleError`];
 //! - [`wasm`], [`cache`], [`policy`]: the sandbox, the compile cache, the
 //!   decision policy.
@@ -39,6 +41,7 @@ mod error;
 mod evaluator;
 mod inputs;
 mod load;
+mod params;
 pub mod policy;
 mod rule;
 mod rule_set;
@@ -46,9 +49,10 @@ mod slot;
 mod verdict;
 pub mod wasm;
 
-pub use error::{LoadError, RuleError};
+pub use error::{ERROR_KINDS, LoadError, PARAMS_REFUSED, RuleError};
 pub use evaluator::{Evaluator, TRANSACTION_FUEL};
 pub use load::{Compilation, Engine};
+pub use params::{ParamLine, Parameters, declaration};
 pub use policy::Policy;
 pub use rule::{LoadedRule, content_hash};
 pub use rule_set::RuleSet;

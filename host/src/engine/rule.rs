@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 use weir_sdk::{NativeRule, Params};
 
-use super::{Compilation, wasm};
+use super::{Compilation, Parameters, wasm};
 use crate::events::SharedStr;
 use crate::manifest::RuleSpec;
 
@@ -45,6 +45,8 @@ pub struct LoadedRule {
     /// result for this rule.
     pub(super) id: SharedStr,
     pub(super) label: SharedStr,
+    /// Its parameters: the values it reads and where each came from.
+    pub parameters: Parameters,
     /// How its code was obtained (compiled now, or cached).
     pub compilation: Compilation,
     pub(super) code: Code,
@@ -55,8 +57,14 @@ impl LoadedRule {
         matches!(self.code, Code::Wasm(_))
     }
 
-    pub(super) fn new(spec: RuleSpec, hash: String, compilation: Compilation, code: Code) -> LoadedRule {
+    pub(super) fn new(
+        spec: RuleSpec,
+        parameters: Parameters,
+        hash: String,
+        compilation: Compilation,
+        code: Code,
+    ) -> LoadedRule {
         let (id, label) = (spec.id.as_str().into(), spec.version_label.as_str().into());
-        LoadedRule { spec, hash: hash.into(), id, label, compilation, code }
+        LoadedRule { spec, parameters, hash: hash.into(), id, label, compilation, code }
     }
 }

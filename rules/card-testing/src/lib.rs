@@ -43,9 +43,25 @@ pub struct Config {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::integer("tiny_max", 200).min(0).doc("A transaction of 0 up to this amount (minor units) is a probe."),
+        Param::integer("large_min", 10_000)
+            .min(0)
+            .doc("A transaction of at least this amount (minor units) is a cash-out; must exceed tiny_max."),
+        Param::integer("window_secs", 600)
+            .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
+            .doc("How far back probes count, in seconds of event time."),
+        Param::integer("min_tiny", 3)
+            .range(1, u32::MAX as i64)
+            .doc("Lock (CARD_TESTING) on a cash-out after at least this many probes."),
+        Param::integer("suspect_tiny", 5)
+            .range(1, u32::MAX as i64)
+            .doc("Suspect (CARD_TESTING_PROBES) the probe that brings the count to this."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
-        let tiny_max = p.in_range("tiny_max", 200, 0..)?;
-        let large_min = p.param_or("large_min", 10_000)?;
+        let tiny_max = p.param("tiny_max")?;
+        let large_min = p.param("large_min")?;
         if large_min <= tiny_max {
             return Err(Error::msg(format!(
                 "parameter `large_min`: must exceed `tiny_max` ({tiny_max}), found {large_min}"
@@ -54,9 +70,9 @@ impl FromParams for Config {
         Ok(Config {
             tiny_max,
             large_min,
-            window: p.window_secs("window_secs", 600)?,
-            min_tiny: p.in_range("min_tiny", 3, 1..)?,
-            suspect_tiny: p.in_range("suspect_tiny", 5, 1..)?,
+            window: Duration::from_secs(p.param("window_secs")?),
+            min_tiny: p.param("min_tiny")?,
+            suspect_tiny: p.param("suspect_tiny")?,
         })
     }
 }

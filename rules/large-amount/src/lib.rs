@@ -49,15 +49,34 @@ struct Near {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::integer_table("suspect_over")
+            .min(0)
+            .doc("Suspect (LARGE_AMOUNT) when the amount is strictly above this, per currency, in minor units."),
+        Param::integer_table("lock_over")
+            .min(0)
+            .doc("Lock (LARGE_AMOUNT) above this, per currency, in minor units; checked before suspect_over."),
+        Param::optional_integer("default_suspect_over")
+            .min(0)
+            .doc("suspect_over for currencies missing from its table; without it they pass."),
+        Param::optional_integer("default_lock_over")
+            .min(0)
+            .doc("lock_over for currencies missing from its table; without it they are never locked."),
+        Param::optional_integer("score_from_percent")
+            .range(1, 100)
+            .doc("Score (NEAR_LARGE_AMOUNT) amounts above this percentage of the suspect threshold; off when absent."),
+        Param::integer("score_points", 20).range(0, u32::MAX as i64).doc("Risk-score points for NEAR_LARGE_AMOUNT."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
         Ok(Config {
             lock_over: p.typed_table("lock_over")?,
             default_lock_over: p.param_opt("default_lock_over")?,
             suspect_over: p.typed_table("suspect_over")?,
             default_suspect_over: p.param_opt("default_suspect_over")?,
-            near: match p.in_range_opt("score_from_percent", 1..=100)? {
+            near: match p.param_opt("score_from_percent")? {
                 None => None,
-                Some(percent) => Some(Near { percent, points: p.param_or("score_points", 20)? }),
+                Some(percent) => Some(Near { percent, points: p.param("score_points")? }),
             },
         })
     }
@@ -215,7 +234,10 @@ mod tests {
     #[test]
     fn wrong_parameter_types_name_the_parameter() {
         let err = harness().param("suspect_over.USD", "lots").run(&tx().build()).unwrap_err();
-        assert_eq!(err.message(), "parameter `suspect_over.USD`: expected a non-negative integer");
+        assert_eq!(
+            err.message(),
+            "parameter `suspect_over.USD`: expected an integer of at least 0, found a string (\"lots\")"
+        );
         let err = harness().param("suspect_over.EUR", -1).run(&tx().build()).unwrap_err();
         assert!(err.message().contains("`suspect_over.EUR`"), "{}", err.message());
         let err = harness().param("default_suspect_over", 1.5).run(&tx().build()).unwrap_err();

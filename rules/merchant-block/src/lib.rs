@@ -42,12 +42,21 @@ pub struct Config {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::text_list("blocked_merchants", &[]).doc("Merchant ids (BLOCKED_MERCHANT), exact match."),
+        Param::text_list("blocked_categories", &[])
+            .doc("ISO 18245 category codes (BLOCKED_CATEGORY), exact match; 7995 is betting and casino gambling."),
+        Param::choice("action", &["suspect", "lock"], "suspect").doc("What a match does."),
+        Param::boolean("customer_confirmation_clears_category", true)
+            .doc("A merchant the customer confirmed a purchase at is exempt from the category block."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
         Ok(Config {
-            merchants: p.list("blocked_merchants")?.to_vec(),
-            categories: p.list("blocked_categories")?.to_vec(),
-            lock: p.choice("action", &["suspect", "lock"], "suspect")? == "lock",
-            confirmation_clears: p.param_or("customer_confirmation_clears_category", true)?,
+            merchants: p.param("blocked_merchants")?,
+            categories: p.param("blocked_categories")?,
+            lock: p.param::<String>("action")? == "lock",
+            confirmation_clears: p.param("customer_confirmation_clears_category")?,
         })
     }
 }
@@ -174,12 +183,21 @@ mod tests {
     #[test]
     fn bad_parameters_name_the_parameter() {
         let err = harness().param("action", "block").run(&tx().build()).unwrap_err();
-        assert_eq!(err.message(), "parameter `action`: expected \"suspect\" or \"lock\"");
+        assert_eq!(
+            err.message(),
+            "parameter `action`: expected one of \"suspect\", \"lock\", found a string (\"block\")"
+        );
         let err = harness().param("action", true).run(&tx().build()).unwrap_err();
         assert!(err.message().contains("`action`"));
         let err = harness().param("blocked_merchants", "m-fakeshop").run(&tx().build()).unwrap_err();
-        assert_eq!(err.message(), "parameter `blocked_merchants`: expected a list of strings");
+        assert_eq!(
+            err.message(),
+            "parameter `blocked_merchants`: expected a list of strings, found a string (\"m-fakeshop\")"
+        );
         let err = harness().param("blocked_categories", 7995).run(&tx().build()).unwrap_err();
-        assert_eq!(err.message(), "parameter `blocked_categories`: expected a list of strings");
+        assert_eq!(
+            err.message(),
+            "parameter `blocked_categories`: expected a list of strings, found an integer (7995)"
+        );
     }
 }

@@ -55,11 +55,23 @@ pub struct Config {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::integer("min_travel_secs", 7200).min(0).doc(
+            "Card-present or ATM use in two countries less than this many seconds apart is IMPOSSIBLE_TRAVEL; 0 turns it off.",
+        ),
+        Param::integer("new_country_score", 30)
+            .range(0, u32::MAX as i64)
+            .doc("Risk-score points for a country new to the account (NEW_COUNTRY); 0 turns the verdict off."),
+        Param::integer("history_len", 8)
+            .range(1, weir_sdk::limits::MAX_HISTORY_LEN)
+            .doc("How many earlier transactions to read."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
         Ok(Config {
-            min_travel_secs: p.param_or("min_travel_secs", 7200)?,
-            new_country_score: p.param_or("new_country_score", 30)?,
-            history_len: p.history_len("history_len", 8)?,
+            min_travel_secs: p.param("min_travel_secs")?,
+            new_country_score: p.param("new_country_score")?,
+            history_len: p.param("history_len")?,
         })
     }
 }

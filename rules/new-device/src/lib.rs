@@ -40,11 +40,17 @@ pub struct Config {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::integer("new_device_score", 20)
+            .range(0, u32::MAX as i64)
+            .doc("Risk-score points for a purchase from a device new to the account (NEW_DEVICE); 0 turns it off."),
+        Param::integer("max_devices", 8)
+            .range(1, MAX_DEVICES as i64)
+            .doc("How many devices to remember per account; the least recently used is forgotten first."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
-        Ok(Config {
-            new_device_score: p.param_or("new_device_score", 20)?,
-            max_devices: p.in_range("max_devices", 8, 1..=MAX_DEVICES)?,
-        })
+        Ok(Config { new_device_score: p.param("new_device_score")?, max_devices: p.param("max_devices")? })
     }
 }
 

@@ -42,11 +42,26 @@ pub struct Config {
 }
 
 impl FromParams for Config {
+    const PARAMS: &'static [Param] = &[
+        Param::integer("window_secs", 3600)
+            .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
+            .doc("The sliding window, in seconds of event time."),
+        Param::integer("max_count", 10)
+            .range(0, u32::MAX as i64)
+            .doc("Suspect (VELOCITY_COUNT) when more transactions than this fall in the window."),
+        Param::optional_integer("lock_count")
+            .range(1, u32::MAX as i64)
+            .doc("Lock the account once this many transactions fall in the window; off when absent."),
+        Param::integer_table("max_sum")
+            .min(0)
+            .doc("Suspect (VELOCITY_SUM) when the window's amounts in a currency add up to more, in minor units."),
+    ];
+
     fn from_params(p: &Params) -> Result<Self, Error> {
         Ok(Config {
-            window: p.window_secs("window_secs", 3600)?,
-            max_count: p.param_or("max_count", 10)?,
-            lock_count: p.in_range_opt("lock_count", 1..)?,
+            window: Duration::from_secs(p.param("window_secs")?),
+            max_count: p.param("max_count")?,
+            lock_count: p.param_opt("lock_count")?,
             max_sum: p.typed_table("max_sum")?,
         })
     }
@@ -235,7 +250,7 @@ mod tests {
         let err = Harness::new(RULE).param("max_count", -1).run(&tx().build()).unwrap_err();
         assert_eq!(
             err.message(),
-            "parameter `max_count`: expected a non-negative integer below 2^32, found an integer (-1)"
+            "parameter `max_count`: expected an integer in 0..=4294967295, found an integer (-1)"
         );
     }
 }

@@ -10,6 +10,7 @@
 
 use std::any::Any;
 
+use super::declare::Param;
 use super::set::Params;
 use crate::{Context, Error, Transaction, Verdict};
 
@@ -25,11 +26,15 @@ use crate::{Context, Error, Transaction, Verdict};
 /// The struct is kept with the parameters, which the host may share between
 /// threads, so it owns its data (`String`, `Vec`, [`crate::Table`], numbers).
 ///
-/// Read each parameter with one of [`Params`]' readers ([`Params::param_or`],
-/// [`Params::in_range`], [`Params::list`], ...): each takes the parameter's
-/// name and default, which is what a later SDK may also hand the host to
-/// describe a rule's parameters; implementations stay as they are.
+/// `PARAMS` declares every parameter `from_params` reads: its type,
+/// default, range and doc ([`Param`]). The host checks the manifest against
+/// it before the rule runs and fills in the defaults, so `from_params`
+/// reads each one with [`Params::param`] (or [`Params::param_opt`] for an
+/// optional one, [`Params::typed_table`] for a table) and repeats no
+/// default or range.
 pub trait FromParams: Sized + Send + Sync + 'static {
+    /// The declared parameters.
+    const PARAMS: &'static [Param];
     fn from_params(params: &Params) -> Result<Self, Error>;
 }
 
@@ -77,9 +82,10 @@ mod tests {
     }
 
     impl FromParams for Config {
+        const PARAMS: &'static [Param] = &[Param::integer("limit", 100).min(0)];
         fn from_params(params: &Params) -> Result<Self, Error> {
             PARSED.fetch_add(1, Ordering::Relaxed);
-            Ok(Config { limit: params.in_range("limit", 100, 0..)? })
+            Ok(Config { limit: params.param("limit")? })
         }
     }
 
@@ -100,7 +106,7 @@ mod tests {
         let mut h = Harness::new(RULE).param("limit", -1);
         for _ in 0..2 {
             let err = h.run(&tx().build()).unwrap_err();
-            assert_eq!(err.message(), "parameter `limit`: must be at least 0, found -1");
+            assert_eq!(err.message(), "parameter `limit`: expected an integer of at least 0, found an integer (-1)");
         }
     }
 }

@@ -24,6 +24,7 @@ pub enum RuleCommand {
     /// Run sandbox cases against a rule component, in the production sandbox.
     ///
     /// Reports each case; exits non-zero if any case fails or the rule errs.
+    #[command(after_long_help = test::CASES_FORMAT)]
     Test(test::TestArgs),
     /// Deploy a package into the rules directory: validated first, then
     /// copied atomically; a running weir swaps to it without a restart.

@@ -29,6 +29,11 @@ impl NewArgs {
         if self.sdk.is_none() {
             println!("  with its own copy of the weir SDK {} in {}/", env!("CARGO_PKG_VERSION"), scaffold::SDK_DIR);
         }
+        println!(
+            "\nThe rule it holds is a working example: it suspects purchases above `limit` (50 000 minor units)\n\
+             made at night (00:00–06:00 UTC), reason NIGHT_SPEND. Its parameters are declared in src/lib.rs\n\
+             (`PARAMS`) and set in rule.toml; make it yours by editing both."
+        );
         println!("\nNext:");
         println!("  cd {}", dir.display());
         println!("  cargo test                      # the rule's unit tests, natively");

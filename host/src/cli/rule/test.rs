@@ -11,6 +11,33 @@ use weir::engine::Engine;
 use weir::events::shown as clean;
 use weir::manifest::RuleSpec;
 
+/// What `weir rule test --help` says of the cases file: every key.
+pub const CASES_FORMAT: &str = "\
+The cases file (TOML), one [[case]] per transaction to check:
+  [params]              parameters for every case, over the manifest's
+  [[case]]
+  name = \"...\"          the case's name (required)
+  params = { ... }      this case's parameters, over the file's
+  state = { k = \"v\" }   the rule's stored values before the case
+  confirmed_merchants = [\"m-1\"]   merchants the customer confirmed, before the case
+  prior = [{ amount = 1000 }, ...] earlier transactions, run through the rule first
+  transaction = { ... } the transaction the case is about
+  [case.expect]
+  outcome = \"suspect\"   pass | score | suspect | lock | error (required)
+  reason_code, score    checked when given
+  evidence = { k = \"v\" }  a subset of the verdict's evidence
+  kind = \"parameter\"    for outcome = \"error\": parameter (the declaration refuses
+                        the case's params; the rule does not run), fuel, memory,
+                        stack, panic, trap, returned, instantiate, verdict,
+                        state, budget, quarantined
+  error = \"...\"         for outcome = \"error\": a substring of the error
+An error case needs kind, error or both. A transaction is the story's
+purchase (EUR 189.00, m-ticketsrus, category 7922, NL, ecommerce, account
+acct-1029, 2026-11-28T19:42:07Z) changed by: id, account, amount (minor
+units), currency, merchant, category, country, channel (card_present,
+ecommerce, transfer, atm), after_secs, attributes = { k = \"v\" },
+device_fingerprint (makes it a version 2 event).";
+
 #[derive(Args, Debug)]
 pub struct TestArgs {
     /// The rule component (.wasm).

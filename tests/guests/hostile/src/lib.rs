@@ -17,7 +17,7 @@ use std::hint::black_box;
 use weir_sdk::prelude::*;
 
 pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
-    let behaviour: String = ctx.param_or("behaviour", String::from("pass"))?;
+    let behaviour: String = ctx.param("behaviour")?;
     ctx.set("touched", &tx.transaction_id);
     match behaviour.as_str() {
         "loop" => {
@@ -90,7 +90,10 @@ fn recurse(n: u64) -> u64 {
     recurse(black_box(n).wrapping_add(1)).wrapping_mul(black_box(3))
 }
 
-weir_sdk::rule!(evaluate);
+/// The one parameter: which misbehaviour.
+const PARAMS: &[Param] = &[Param::text("behaviour", "pass").doc("What the rule does; see the crate docs.")];
+
+weir_sdk::rule!(evaluate, params = PARAMS);
 
 #[cfg(test)]
 mod tests {
