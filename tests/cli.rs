@@ -103,7 +103,7 @@ fn rule_test_reports_each_case_and_fails_on_a_wrong_expectation() {
     );
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
-    assert!(text.contains("FAIL  a single purchase locks — expected outcome Lock, got Pass"), "{text}");
+    assert!(text.contains("FAIL  a single purchase locks — expected outcome lock, got pass"), "{text}");
     assert!(text.contains("0 passed, 1 failed"), "{text}");
 }
 
@@ -143,8 +143,8 @@ fn readme_walkthrough_runs_verbatim() {
     let (out, err) = (stdout(&o), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "the walkthrough failed:\n{out}\n{err}");
 
-    // cargo test: the scaffold's two unit tests; weir rule test: its three cases.
-    assert!(out.contains("2 passed"), "{out}");
+    // cargo test: the scaffold's four unit tests; weir rule test: its three cases.
+    assert!(out.contains("4 passed"), "{out}");
     assert!(out.contains("3 passed, 0 failed"), "{out}");
     assert!(out.contains("Deployed night-owl 0.1.0 (shadow"), "{out}");
     // The backtest compared the shipped rules with them plus night-owl, enforced.

@@ -1,6 +1,6 @@
 //! A deploy that lands while the input is idle decides the very next
 //! record: the pipeline adopts rules published while it waited for input,
-//! not only between two full batches.
+//! not only between two full batches. On Kafka: `kafka::a_deploy_while_idle_decides_the_next_record_on_kafka`.
 
 use std::io::Write;
 

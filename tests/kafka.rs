@@ -391,6 +391,47 @@ fn hot_deploy_on_kafka_under_a_continuous_stream() {
     assert!(setup.log("a").contains("rules swapped"), "swaps are logged with their partition offsets");
 }
 
+/// A deploy that lands while the input topic is idle decides the very next
+/// record: the records produced after version 2 is published are all
+/// decided by it, those before by version 1.
+#[test]
+fn a_deploy_while_idle_decides_the_next_record_on_kafka() {
+    use crate::deploy::{active_label, decidable, velocity_manifest, velocity_package, wait_status};
+
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("idle-deploy");
+    let rules = setup.dir.path().join("rules");
+    std::fs::remove_dir_all(&rules).unwrap();
+    velocity_package(&rules, "1.0.0", 10);
+    let lines = weir::demo::generate(60, 10, 3).lines;
+    let (before, after) = lines.split_at(30);
+    setup.produce(before);
+    let (mut weir, addr) = setup.start_with_status("a");
+    setup.wait_for_decisions(decidable(before).len(), Duration::from_secs(120));
+
+    // The input is idle; version 2 is deployed and published.
+    std::fs::write(rules.join("velocity.toml"), velocity_manifest("2.0.0", 4)).unwrap();
+    wait_status(&addr, "version 2 published", |s| active_label(s, "velocity").as_deref() == Some("\"2.0.0\""));
+    let v2 = weir::packages::PackageFiles::read(&rules.join("velocity.toml")).unwrap().hash;
+    setup.produce_quietly(after);
+    setup.wait_for_decisions(decidable(&lines).len(), Duration::from_secs(120));
+    weir.terminate(STOP_DEADLINE);
+
+    let got = setup.all_decisions();
+    let (ids_before, ids_after) = (decidable(before), decidable(after));
+    assert!(!ids_after.is_empty());
+    assert_eq!(got.len(), ids_before.len() + ids_after.len(), "one decision per transaction");
+    for d in &got {
+        let version = d.rules.iter().find(|r| &*r.rule_id == "velocity").unwrap().rule_version.to_string();
+        if ids_after.contains(&d.transaction_id) {
+            assert_eq!(version, v2, "{} came after the deploy and was decided by the old version", d.transaction_id);
+        } else {
+            assert!(ids_before.contains(&d.transaction_id));
+            assert_ne!(version, v2, "{} came before the deploy", d.transaction_id);
+        }
+    }
+}
+
 /// Every wait for the broker honours a stop: with nothing listening at the
 /// bootstrap address, weir keeps retrying (creating its topics, registering
 /// its producer) until SIGTERM, then ends within 10 s, cleanly.

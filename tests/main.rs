@@ -19,7 +19,11 @@
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
-//! - `idle_deploy`: a deploy while the input is idle decides the next record.
+//! - `idle_deploy`: a deploy while the input is idle decides the next record
+//!   (embedded here, Kafka in `kafka`).
+//! - `params`: declared parameters — a misspelled, mistyped or
+//!   out-of-range parameter is refused at build, test, `weir rules` and
+//!   deploy; error cases name their kind.
 //! - `refusals`: a refused package is listed in `weir run`'s summary.
 //! - `status_endpoint`: the status endpoint bounds requests, answers only
 //!   GET and HEAD, and asks for its bearer token when one is configured.
@@ -52,6 +56,7 @@ mod fuzz;
 mod idle_deploy;
 mod kafka;
 mod native_rules;
+mod params;
 mod pipeline;
 mod refusals;
 mod rules_files;

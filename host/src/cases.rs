@@ -275,9 +275,19 @@ fn refused_params(spec: &RuleSpec, component: &[u8], manifest: &str, problems: &
 
 /// What differs between `expect` and `got`, if anything.
 fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
+    // An unexpected failure is the root cause of every other difference:
+    // it comes alone, first, with its kind.
+    if got.outcome == RuleOutcome::Error && expect.outcome != RuleOutcome::Error {
+        let error = got.error.as_deref().unwrap_or("unknown error");
+        return Some(format!(
+            "the rule failed ({} error): {error}; expected outcome {}",
+            RuleError::kind_of(error),
+            expect.outcome
+        ));
+    }
     let mut problems = Vec::new();
     if got.outcome != expect.outcome {
-        problems.push(format!("expected outcome {:?}, got {:?}", expect.outcome, got.outcome));
+        problems.push(format!("expected outcome {}, got {}", expect.outcome, got.outcome));
     }
     if let Some(code) = &expect.reason_code
         && &got.reason_code != code
@@ -310,9 +320,6 @@ fn compare(expect: &Expect, got: &RuleResult) -> Option<String> {
         if !error.contains(fragment.as_str()) {
             problems.push(format!("expected an error containing {fragment:?}, got {error:?}"));
         }
-    }
-    if got.outcome == RuleOutcome::Error && expect.outcome != RuleOutcome::Error {
-        problems.push(format!("the rule failed: {}", got.error.as_deref().unwrap_or("unknown error")));
     }
     (!problems.is_empty()).then(|| problems.join("; "))
 }

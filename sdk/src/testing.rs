@@ -331,3 +331,63 @@ impl TxBuilder {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Harness, tx};
+    use crate::prelude::*;
+
+    const PARAMS: &[Param] =
+        &[Param::integer("limit", 100).min(0), Param::choice("behaviour", &["pass", "loop", "panic"], "pass")];
+
+    fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+        match ctx.param::<String>("behaviour")?.as_str() {
+            "loop" => loop {
+                std::hint::black_box(());
+            },
+            "panic" => panic!("the rule panicked on purpose"),
+            _ => {}
+        }
+        let limit: i64 = ctx.param("limit")?;
+        Ok(if tx.amount.minor_units > limit { Verdict::suspect("OVER", "over the limit") } else { Verdict::pass() })
+    }
+
+    crate::rule!(evaluate, params = PARAMS);
+
+    #[test]
+    fn a_manifest_sets_the_parameters_and_the_rest_take_their_defaults() {
+        let mut h = Harness::new(RULE);
+        assert_eq!(h.run(&tx().amount(101, "EUR").build()).unwrap().reason_code, "OVER");
+        let manifest = "[rule]\nid = \"t\"\n\n[params]\nlimit = 50000\n";
+        let mut h = Harness::new(RULE).manifest(manifest);
+        assert!(h.run(&tx().amount(101, "EUR").build()).unwrap().is_pass());
+    }
+
+    #[test]
+    fn a_manifest_the_declaration_refuses_fails_every_run_naming_the_parameter() {
+        let mut h = Harness::new(RULE).manifest("[params]\nlimt = 5\n");
+        let err = h.run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "parameter `limt`: not a parameter of this rule; did you mean `limit`?");
+        let mut h = Harness::new(RULE).manifest("[params]\nlimit = \"5\"\n");
+        let err = h.run(&tx().build()).unwrap_err();
+        assert_eq!(err.message(), "parameter `limit`: expected an integer of at least 0, found a string (\"5\")");
+    }
+
+    #[test]
+    fn a_rule_that_never_returns_fails_at_the_step_limit() {
+        let mut h = Harness::new(RULE).param("behaviour", "loop").step_limit(Duration::from_millis(100));
+        let started = Instant::now();
+        let err = h.run(&tx().build()).unwrap_err();
+        assert!(err.message().contains("step limit of 100 ms"), "{}", err.message());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(h.run(&tx().build()).is_err(), "the overrun run still holds the account");
+    }
+
+    #[test]
+    #[should_panic(expected = "the rule panicked on purpose")]
+    fn a_panic_in_the_rule_is_the_tests_panic() {
+        let _ = Harness::new(RULE).param("behaviour", "panic").run(&tx().build());
+    }
+}

@@ -755,4 +755,30 @@ mod tests {
         let err = decode(&encode::<BAD_LEN>(BAD)).unwrap_err();
         assert!(err.to_string().contains("the default of `n` is wrong"), "{err}");
     }
+
+    #[test]
+    fn damaged_bytes_never_panic_and_never_pass_a_bad_default() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let mut bytes = BYTES.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate(bytes.len() - (next() as usize % 3));
+            if let Ok(specs) = decode(&bytes) {
+                for spec in &specs {
+                    if let Some(default) = &spec.default {
+                        assert!(check_value(spec, default).is_ok(), "{spec:?}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -55,9 +55,9 @@ impl DeployArgs {
                     manifest.display()
                 );
                 println!(
-                    "A running weir watching {} swaps to it between two batches; `weir rule rollback {}` undoes it.",
+                    "A running weir watching {} swaps to it before its next record; `{}` undoes it.",
                     dir.display(),
-                    spec.id
+                    super::rollback_command(&spec.id, &dir, self.config.as_deref())
                 );
                 super::seal_hint(&config, &dir);
             }

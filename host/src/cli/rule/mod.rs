@@ -69,6 +69,14 @@ impl RuleCommand {
     }
 }
 
+/// The command that rolls `id` back in `dir`, with the same `--rules`
+/// (and `--config`) as the command that changed it: a bare `weir rule
+/// rollback` would look in the config's directory instead.
+fn rollback_command(id: &str, dir: &std::path::Path, config: Option<&std::path::Path>) -> String {
+    let config = config.map(|c| format!(" --config {}", c.display())).unwrap_or_default();
+    format!("weir rule rollback {id} --rules {}{config}", dir.display())
+}
+
 /// After a change to a rules directory on a host that runs only signed
 /// rule sets: the change waits for a new seal, and this says so.
 fn seal_hint(config: &weir::config::Config, dir: &std::path::Path) {

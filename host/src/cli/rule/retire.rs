@@ -27,8 +27,12 @@ impl RetireArgs {
         let dir = self.rules.clone().unwrap_or_else(|| config.rules.dir.clone());
         let retired = packages::retire(&dir, &self.id)?;
         println!(
-            "Retired {} {} ({}); `weir rule rollback {}` brings it back.",
-            self.id, retired.spec.version_label, retired.hash, self.id
+            "Retired {} {} ({}) from {}; `{}` brings it back.",
+            self.id,
+            retired.spec.version_label,
+            retired.hash,
+            dir.display(),
+            super::rollback_command(&self.id, &dir, self.config.as_deref())
         );
         super::seal_hint(&config, &dir);
         Ok(ExitCode::SUCCESS)

@@ -28,8 +28,9 @@ impl RollbackArgs {
         config.rules.dir = dir.clone();
         let done = packages::rollback(&dir, &self.id, &config.rules.validator()?)?;
         println!(
-            "Rolled back {} to {} ({}){}.",
+            "Rolled back {} in {} to {} ({}){}.",
             self.id,
+            dir.display(),
             done.to.spec.version_label,
             done.to.hash,
             done.replaced.map(|c| format!(", replacing {} ({})", c.spec.version_label, c.hash)).unwrap_or_default()
