@@ -188,7 +188,7 @@ pub enum CasesError {
     /// A case's `params` do not fit.
     #[error("case {case:?}: {error}")]
     CaseParams { case: String, error: ManifestError },
-    #[error("the component was refused: {0}")]
+    #[error("{0}")]
     Refused(LoadError),
     #[error("{0}")]
     RuleSet(LoadError),

@@ -34,7 +34,9 @@ pub enum Refusal {
     Manifest(ManifestError),
     /// Signatures: missing, malformed, or by no trusted key.
     Signature(SignatureProblem),
-    /// The component is not a rule for this host's contract.
+    /// The component is not a rule for this host's contract, or the
+    /// manifest's parameters are not what it declares (then `path` is the
+    /// manifest's).
     Component {
         path: PathBuf,
         error: LoadError,
@@ -125,10 +127,17 @@ impl Validator {
     /// take the rule away: a failure is logged at WARN and the package runs.
     pub fn validate_with(&self, package: &PackageFiles, cases_refuse: bool) -> Result<LoadedRule, Refusal> {
         self.trust.check(&package.hash, package.signature.as_deref())?;
-        let rule = self
-            .engine
-            .load(package.spec.clone(), &package.component, &package.manifest)
-            .map_err(|error: LoadError| Refusal::Component { path: package.component_path.clone(), error })?;
+        let rule = self.engine.load(package.spec.clone(), &package.component, &package.manifest).map_err(
+            |error: LoadError| {
+                // A parameter the declaration refuses is the manifest's fault:
+                // the refusal names the manifest, not the component.
+                let path = match error {
+                    LoadError::Params(_) => &package.manifest_path,
+                    _ => &package.component_path,
+                };
+                Refusal::Component { path: path.clone(), error }
+            },
+        )?;
         if let Some((path, text)) = &package.cases {
             match self_test(&self.engine, package, path, text) {
                 Err(refusal) if !cases_refuse => tracing::warn!(
