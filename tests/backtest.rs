@@ -267,3 +267,26 @@ fn a_refused_candidate_package_stops_the_backtest() {
     let first = stdout(&o).lines().next().unwrap_or_default().to_owned();
     assert!(first.starts_with("WARNING: compared without 1 refused package(s): candidate velocity.toml"), "{first}");
 }
+
+#[test]
+fn the_report_shows_each_rules_parameters_and_what_the_candidate_changed() {
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    velocity_dir(&dir.path().join("candidate"), 3);
+    let (lines, _) = history();
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let o = weir(&[&args[..], &["--json", "report.json"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = stdout(&o);
+    let candidate = out.split("\ncandidate (").nth(1).unwrap_or_default();
+    assert!(candidate.contains("max_count = 3 (rule.toml; baseline 10)"), "{out}");
+    assert!(candidate.contains("window_secs = 3600 (rule.toml)"), "{out}");
+    assert!(candidate.contains("lock_count = - (unset)"), "{out}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let params = report["candidate"]["params"]["velocity"].as_array().unwrap();
+    let max_count = params.iter().find(|p| p["name"] == "max_count").unwrap();
+    assert_eq!((max_count["value"].as_str(), max_count["source"].as_str()), (Some("3"), Some("rule.toml")));
+}

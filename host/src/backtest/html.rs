@@ -125,9 +125,35 @@ fn rules(h: &mut String, name: &str, side: &Side, cost: &Cost) {
         );
     }
     h.push_str("</table>\n");
+    params(h, name, side);
     let _ = writeln!(h, "<h3>{name}: hits per hour of event time</h3>");
     let series: Vec<(String, &_)> = side.rules.iter().map(|rule| (rule.rule_id.clone(), &rule.hits_by_hour)).collect();
     h.push_str(&line_chart(&series));
+}
+
+/// One side's parameters: a row per parameter of each rule, with the
+/// value it ran with, where the value came from, and what it is.
+fn params(h: &mut String, name: &str, side: &Side) {
+    if side.params.values().all(Vec::is_empty) {
+        return;
+    }
+    let _ = writeln!(h, "<h3>{name}: parameters</h3>");
+    h.push_str("<table><tr><th class=\"l\">rule</th><th class=\"l\">parameter</th><th class=\"l\">value</th><th class=\"l\">from</th><th class=\"l\">what it is</th></tr>\n");
+    for (id, lines) in &side.params {
+        for l in lines {
+            let about = if l.doc.is_empty() { l.kind.clone() } else { format!("{}; {}", l.kind, l.doc) };
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                esc(id),
+                esc(&l.name),
+                esc(if l.value.is_empty() { "-" } else { &l.value }),
+                l.source,
+                esc(&about)
+            );
+        }
+    }
+    h.push_str("</table>\n");
 }
 
 /// Precision, recall, false-positive rate and the confusion matrix of each

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::engine::ParamLine;
 use crate::events::DecisionType;
 use crate::record::Counters;
 
@@ -38,6 +39,11 @@ pub struct Side {
     pub rules_dir: String,
     pub decisions: BTreeMap<DecisionType, u64>,
     pub rules: Vec<RuleReport>,
+    /// Each rule's parameters: the value it ran with and where the value
+    /// came from, by rule id (none for `weir shadow-report`, which reads
+    /// decisions, not packages).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, Vec<ParamLine>>,
     /// Decisions by total score, in buckets of 10 points keyed by their
     /// lowest score (200 holds 200 and above), for the score distribution.
     pub scores: BTreeMap<u32, u64>,

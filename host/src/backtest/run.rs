@@ -130,13 +130,15 @@ struct Running {
     tally: Tally,
     evaluator: Evaluator,
     accounts: Memory,
+    params: BTreeMap<String, Vec<crate::engine::ParamLine>>,
 }
 
 impl Running {
     fn new(rules_dir: &Path, rules: &RuleSet, policy: &Policy) -> Running {
         let mut evaluator = Evaluator::new(rules, policy.clone());
         evaluator.time_evaluations();
-        Running { tally: Tally::new(rules_dir.display().to_string()), evaluator, accounts: Memory::default() }
+        let params = rules.rules().iter().map(|r| (r.spec.id.clone(), r.parameters.lines())).collect();
+        Running { tally: Tally::new(rules_dir.display().to_string()), evaluator, accounts: Memory::default(), params }
     }
 
     fn finish(self) -> (Side, Quality, Cost) {
@@ -154,7 +156,8 @@ impl Running {
             let fuel_mean = s.fuel.checked_div(s.invocations).unwrap_or(0);
             cost.insert(id.to_owned(), RuleCost { mean_us, p99_us, fuel_mean });
         }
-        let (side, quality) = self.tally.finish();
+        let (mut side, quality) = self.tally.finish();
+        side.params = self.params;
         (side, quality, Cost { rules: cost })
     }
 }

@@ -82,6 +82,13 @@ impl Tally {
             decision: self.confusion.finish(),
             rules: self.rule_confusion.into_iter().map(|(id, c)| (id, c.finish())).collect(),
         };
-        (Side { rules_dir: self.rules_dir, decisions: self.decisions, rules, scores: self.scores }, quality)
+        let side = Side {
+            rules_dir: self.rules_dir,
+            decisions: self.decisions,
+            rules,
+            scores: self.scores,
+            params: BTreeMap::new(),
+        };
+        (side, quality)
     }
 }

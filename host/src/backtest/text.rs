@@ -25,7 +25,9 @@ pub fn render_text(outcome: &Outcome) -> String {
         r.last_event.as_deref().unwrap_or("-")
     );
     side(&mut out, "baseline", &r.baseline, &outcome.baseline_cost);
+    params(&mut out, &r.baseline, None);
     side(&mut out, "candidate", &r.candidate, &outcome.candidate_cost);
+    params(&mut out, &r.candidate, Some(&r.baseline));
     changes(&mut out, &r.changes);
     if let Some(l) = &r.labels {
         labels(&mut out, l);
@@ -73,6 +75,34 @@ fn side(out: &mut String, name: &str, side: &Side, cost: &Cost) {
             c.mean_us,
             c.p99_us
         );
+    }
+}
+
+/// Each rule's parameters, one line per rule: `name = value (source)`; on
+/// the candidate's side, a value the baseline's same rule does not share
+/// says what the baseline had.
+fn params(out: &mut String, side: &Side, baseline: Option<&Side>) {
+    if side.params.values().all(Vec::is_empty) {
+        return;
+    }
+    let _ = writeln!(out, "  parameters (value, from where):");
+    for (id, lines) in &side.params {
+        if lines.is_empty() {
+            continue;
+        }
+        let before = baseline.and_then(|b| b.params.get(id));
+        let shown: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let value = if l.value.is_empty() { "-" } else { &l.value };
+                let was = before
+                    .and_then(|b| b.iter().find(|p| p.name == l.name))
+                    .filter(|p| p.value != l.value)
+                    .map(|p| format!("; baseline {}", if p.value.is_empty() { "-" } else { &p.value }));
+                format!("{} = {value} ({}{})", l.name, l.source, was.unwrap_or_default())
+            })
+            .collect();
+        let _ = writeln!(out, "    {:<18} {}", clean(id, 64), clean(&shown.join(", "), 4096));
     }
 }
 
