@@ -290,3 +290,158 @@ fn the_report_shows_each_rules_parameters_and_what_the_candidate_changed() {
     let max_count = params.iter().find(|p| p["name"] == "max_count").unwrap();
     assert_eq!((max_count["value"].as_str(), max_count["source"].as_str()), (Some("3"), Some("rule.toml")));
 }
+
+/// The shipped rules, and a candidate whose new-device rule suspects on its
+/// own (50 points, the suspect threshold): a signal that depends entirely
+/// on what the account's history holds.
+fn new_device_candidate(dir: &Path) {
+    weir::packages::export_shipped(&dir.join("baseline")).unwrap();
+    let candidate = dir.join("candidate");
+    weir::packages::export_shipped(&candidate).unwrap();
+    for (file, from, to) in [
+        ("new-device.toml", "new_device_score = 20", "new_device_score = 50"),
+        ("new-device.cases.toml", "score = 20", "score = 50"),
+    ] {
+        let text = std::fs::read_to_string(candidate.join(file)).unwrap();
+        assert!(text.contains(from), "{file} holds {from}");
+        std::fs::write(candidate.join(file), text.replace(from, to)).unwrap();
+    }
+}
+
+/// The event time of a transaction line, if it is one.
+fn transaction_time(line: &str) -> Option<time::OffsetDateTime> {
+    match weir::events::parse_input(line.as_bytes(), weir::events::MAX_EVENT_BYTES) {
+        Ok(weir::events::InputEvent::Transaction(tx)) => Some(tx.occurred_at),
+        _ => None,
+    }
+}
+
+/// Three weeks of traffic; the last week measured. With the first two
+/// weeks as warm-up, the accounts' devices are known, so the new-device
+/// candidate raises fewer false alarms on that week than on the same week
+/// from a cold start — and the warm-up's transactions are counted nowhere.
+#[test]
+fn a_warm_up_builds_the_accounts_history_and_is_not_counted() {
+    let dir = tempdir();
+    new_device_candidate(dir.path());
+    let stream = weir::demo::generate_days(6_000, 150, 21, 3);
+    let labels: String = std::iter::once("transaction_id,label\n".to_owned())
+        .chain(stream.labels.iter().map(|(id, label)| format!("{id},{label}\n")))
+        .collect();
+    std::fs::write(dir.path().join("labels.csv"), labels).unwrap();
+    std::fs::write(dir.path().join("all.jsonl"), stream.lines.join("\n") + "\n").unwrap();
+    let until = "2026-12-12T00:00:00Z";
+    let until_t = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).unwrap();
+    let times: Vec<time::OffsetDateTime> = stream.lines.iter().filter_map(|l| transaction_time(l)).collect();
+    let measured = times.iter().filter(|&&t| t >= until_t).count() as u64;
+    let warm_up = times.len() as u64 - measured;
+    assert!(measured > 1000 && warm_up > 3000, "{measured} measured, {warm_up} before");
+    // The same last week alone: a cold start.
+    let late: Vec<&String> =
+        stream.lines.iter().filter(|l| transaction_time(l).is_some_and(|t| t >= until_t)).collect();
+    std::fs::write(dir.path().join("late.jsonl"), late.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+
+    let common = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--labels", "labels.csv"];
+    let warm = ["--input", "all.jsonl", "--warm-up-until", until, "--json", "warm.json", "--html", "warm.html"];
+    let o = weir(&[&common[..], &warm].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let second = stdout(&o).lines().nth(1).unwrap_or_default().to_owned();
+    assert!(second.starts_with(&format!("warm-up: {warm_up} transactions")), "{second}");
+    assert!(second.contains(&format!("before {until}")), "{second}");
+    let o = weir(&[&common[..], &["--input", "late.jsonl", "--json", "cold.json"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let read = |f: &str| -> Value { serde_json::from_slice(&std::fs::read(dir.path().join(f)).unwrap()).unwrap() };
+    let (warm, cold) = (read("warm.json"), read("cold.json"));
+
+    // The warm-up's transactions are in the warm-up, and only there.
+    assert_eq!(warm["warm_up"]["transactions"], warm_up);
+    assert_eq!(warm["warm_up"]["until"], until);
+    assert!(warm["warm_up"]["last_event"].as_str().unwrap() < until);
+    assert!(warm["first_event"].as_str().unwrap() >= until);
+    let decided = |r: &Value, side: &str| {
+        r[side]["decisions"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>()
+    };
+    for side in ["baseline", "candidate"] {
+        assert_eq!(decided(&warm, side), measured, "{side} counts the measured week only");
+        assert_eq!(decided(&cold, side), measured);
+    }
+    assert_eq!(warm["candidate"]["rules"][4]["rule_id"], "new-device");
+    assert_eq!(warm["candidate"]["rules"][4]["invocations"], measured);
+    assert_eq!(cold.get("warm_up"), None, "no warm-up, no field");
+
+    // Fewer false alarms on the same week once the devices are known.
+    let false_alarms = |r: &Value| r["labels"]["candidate"]["decision"]["false_positives"].as_u64().unwrap();
+    let (warm_fp, cold_fp) = (false_alarms(&warm), false_alarms(&cold));
+    assert!(cold_fp > 0 && warm_fp < cold_fp, "false alarms: {warm_fp} after the warm-up, {cold_fp} from a cold start");
+    let device_fp = |r: &Value| r["labels"]["candidate"]["rules"]["new-device"]["false_positives"].as_u64().unwrap();
+    assert!(device_fp(&warm) < device_fp(&cold));
+    assert!(
+        std::fs::read_to_string(dir.path().join("warm.html"))
+            .unwrap()
+            .contains(&format!("Warm-up: {warm_up} transactions"))
+    );
+
+    // A time that is not RFC 3339, and one after every transaction.
+    let o = weir(&[&common[..], &["--input", "all.jsonl", "--warm-up-until", "2026-12-12"]].concat(), dir.path());
+    assert!(
+        !o.status.success() && text(&o).contains("--warm-up-until \"2026-12-12\": not an RFC 3339 time"),
+        "{}",
+        text(&o)
+    );
+    let o =
+        weir(&[&common[..], &["--input", "all.jsonl", "--warm-up-until", "2027-01-01T00:00:00Z"]].concat(), dir.path());
+    assert!(!o.status.success(), "{}", text(&o));
+    let expected = format!(
+        "no transaction has an event time at or after the warm-up's end, 2027-01-01T00:00:00Z ({} transactions before it)",
+        times.len()
+    );
+    assert!(text(&o).contains(&expected), "{}", text(&o));
+}
+
+/// More than 20 changed decisions: the JSON report holds every one, with
+/// the rules' evidence; the examples are its first 20, and the terminal
+/// and the page say how many more the JSON holds.
+#[test]
+fn the_json_report_holds_every_changed_decision() {
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    velocity_dir(&dir.path().join("candidate"), 3);
+    let lines = weir::demo::generate(3000, 60, 77).lines;
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let o = weir(&[&args[..], &["--json", "report.json", "--html", "report.html"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let total = r["changes"]["total"].as_u64().unwrap();
+    assert!(total > 100, "{total} changed decisions");
+    let all = r["changes"]["all"].as_array().unwrap();
+    assert_eq!(all.len() as u64, total, "every changed decision is in the JSON");
+    let examples = r["changes"]["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), weir::backtest::EXAMPLES);
+    assert_eq!(examples[..], all[..examples.len()], "the examples are the first of them");
+    let ids: std::collections::HashSet<&str> = all.iter().map(|e| e["transaction_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), all.len(), "each once");
+    let order: Vec<(&str, &str)> =
+        all.iter().map(|e| (e["occurred_at"].as_str().unwrap(), e["transaction_id"].as_str().unwrap())).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order of event time, then transaction id");
+    for e in all {
+        assert_eq!(e["from"], "TransactionVerified");
+        assert_eq!(e["to"], "FraudSuspected");
+        let hit = &e["candidate_hits"][0];
+        assert_eq!(
+            (&hit["rule_id"], &hit["outcome"], &hit["reason_code"]),
+            (&"velocity".into(), &"suspect".into(), &"VELOCITY_COUNT".into())
+        );
+        let evidence = hit["evidence"].as_array().unwrap();
+        let count = evidence.iter().find(|v| v["name"] == "count").unwrap()["value"].as_str().unwrap();
+        assert!(count.parse::<u32>().unwrap() > 3, "{e}");
+        assert_eq!(e.get("baseline_hits"), None, "the baseline passed it: {e}");
+    }
+    assert!(
+        stdout(&o).contains(&format!("... and {} more (every one, with evidence, in the JSON report", total - 10)),
+        "{}",
+        stdout(&o)
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains(&format!("and {} more (all in the JSON report)", total - 20)));
+}

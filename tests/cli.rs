@@ -53,6 +53,71 @@ fn demo_runs_with_nothing_set_up_and_reports() {
     assert_eq!(std::fs::read_to_string(out.join("decisions.jsonl")).unwrap(), decisions);
 }
 
+/// `weir demo --days 21`: three weeks of event time, each account with a
+/// history (many days, returning devices), labelled; the same seed gives
+/// the same stream, another seed another.
+#[test]
+fn demo_over_days_spans_weeks_with_histories_and_is_deterministic() {
+    let dir = tempdir();
+    let demo = |out: &str, seed: &str| {
+        let args =
+            ["demo", "--days", "21", "--transactions", "5000", "--accounts", "120", "--seed", seed, "--out", out];
+        let o = weir(&args, dir.path());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(stdout(&o).contains("over 21 days of event time"), "{}", stdout(&o));
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(out).join(f)).unwrap();
+        (read("transactions.jsonl"), read("labels.csv"))
+    };
+    let (lines, labels) = demo("a", "5");
+    assert_eq!(demo("b", "5"), (lines.clone(), labels.clone()), "the same seed, the same stream and labels");
+    assert_ne!(demo("c", "6").0, lines, "another seed, another stream");
+
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let mut times = Vec::new();
+    let mut days: std::collections::HashMap<String, std::collections::HashSet<i64>> = Default::default();
+    let mut devices: std::collections::HashMap<(String, String), std::collections::HashSet<i64>> = Default::default();
+    let mut ids = std::collections::HashSet::new();
+    for line in lines.lines() {
+        if weir::events::parse_input(line.as_bytes(), weir::events::MAX_EVENT_BYTES).is_err() {
+            continue; // the malformed records, dead-lettered
+        }
+        let tx: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(id) = tx["transaction_id"].as_str() else { continue };
+        let at = time::OffsetDateTime::parse(tx["occurred_at"].as_str().unwrap(), rfc3339).unwrap();
+        let day = at.unix_timestamp() / 86_400;
+        let account = tx["account_id"].as_str().unwrap().to_owned();
+        if let Some(device) = tx["device_fingerprint"].as_str() {
+            assert_eq!(tx["schema_version"], 2);
+            devices.entry((account.clone(), device.to_owned())).or_default().insert(day);
+        }
+        days.entry(account).or_default().insert(day);
+        times.push(at);
+        ids.insert(id.to_owned());
+    }
+    let span = *times.iter().max().unwrap() - *times.iter().min().unwrap();
+    assert!(span >= time::Duration::days(20) && span <= time::Duration::days(21), "the stream spans {span}");
+    let ordinary: Vec<_> = days.iter().filter(|(a, _)| a.starts_with("acct-0")).collect();
+    let long = ordinary.iter().filter(|(_, d)| d.len() >= 10).count();
+    assert!(long * 2 > ordinary.len(), "{long} of {} accounts shop on 10 days or more", ordinary.len());
+    let returning = devices.values().filter(|d| d.len() >= 3).count();
+    assert!(returning >= 100, "{returning} devices come back on three days or more");
+
+    // labels.csv names each transaction once, and only transactions of the stream.
+    let mut labelled = std::collections::HashMap::new();
+    for row in labels.lines().skip(1) {
+        let (id, label) = row.split_once(',').unwrap();
+        assert!(ids.contains(id), "{id} is labelled but not in the stream");
+        assert!(labelled.insert(id.to_owned(), label.to_owned()).is_none(), "{id} labelled twice");
+    }
+    for pattern in ["legit", "card-testing", "burst", "impossible-travel", "account-takeover"] {
+        let n = labelled.values().filter(|l| *l == pattern).count();
+        assert!(n > 0, "no {pattern} in the labels");
+    }
+    let incidents = labelled.values().filter(|l| *l == "account-takeover").count();
+    assert!(incidents >= 3 * 3, "three account takeovers of three purchases: {incidents} transactions");
+    assert_eq!(ids.len() - labelled.len(), 2, "only the story's betting purchase and transfer are unlabelled");
+}
+
 #[test]
 fn rules_reports_refused_packages_and_run_uses_the_rest() {
     let dir = tempdir();

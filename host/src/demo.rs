@@ -12,6 +12,17 @@
 //! - a purchase at a betting merchant (acct-1618),
 //! - a very large transfer (acct-1414),
 //! - malformed records, which are dead-lettered with their reasons.
+//!
+//! [`generate`] spreads the stream over 12 hours. [`generate_days`] spreads
+//! it over weeks of event time, so that each account has a history a rule
+//! can be judged on: every customer has habits — a few favourite merchants,
+//! one to three devices it shops online from (version 2 events carry the
+//! device fingerprint), an activity of its own — and shops in a daily rhythm
+//! (quiet nights, a lunch and an evening peak, quieter weekends). The story
+//! is played once; on top, a few fraud incidents a day strike ordinary
+//! accounts with a history (card testing and account takeover from a device
+//! the account never used, bursts, impossible travel), each labelled, after
+//! which the account's card is replaced and it shops no more.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +43,10 @@ pub struct Stream {
 }
 
 const START_MS: i64 = 1_795_852_800_000; // 2026-11-28T08:00:00Z
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The most days [`generate_days`] spreads a stream over.
+pub const MAX_DAYS: u32 = 366;
 
 struct Shop {
     id: &'static str,
@@ -59,29 +74,11 @@ const HOMES: &[(&str, &str)] = &[("NL", "EUR"), ("DE", "EUR"), ("BE", "EUR"), ("
 /// Builds the stream: `n` ordinary transactions over `accounts` accounts,
 /// plus the story's scenes and malformed records.
 pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
-    let mut b = Builder {
-        rng: ChaCha8Rng::seed_from_u64(seed),
-        seq: 0,
-        lines: Vec::with_capacity(n + 64),
-        story: Vec::new(),
-        labels: Vec::with_capacity(n + 32),
-    };
+    let mut b = Builder::new(n, seed);
     let accounts = accounts.max(10);
     let mut clock = START_MS;
     let mean_gap_ms = (12 * 3_600_000 / n.max(1)) as i64;
-
-    // Scenes are placed at fixed fractions of the ordinary stream (on a
-    // short stream two may fall on one transaction: the first is played).
-    let scene_at = |fraction: f64| (n as f64 * fraction) as usize;
-    let scenes: [(usize, Scene); 7] = [
-        (scene_at(0.15), Builder::concert_tickets),
-        (scene_at(0.3), Builder::card_testing),
-        (scene_at(0.45), Builder::burst),
-        (scene_at(0.5), Builder::impossible_travel),
-        (scene_at(0.6), Builder::betting),
-        (scene_at(0.75), Builder::large_transfer),
-        (scene_at(0.9), Builder::malformed),
-    ];
+    let scenes = scenes(n);
 
     for i in 0..n {
         clock += b.rng.random_range(0..=2 * mean_gap_ms.max(1));
@@ -92,6 +89,117 @@ pub fn generate(n: usize, accounts: usize, seed: u64) -> Stream {
     }
     Stream { lines: b.lines, story: b.story, labels: b.labels }
 }
+
+/// Builds a stream over `days` days of event time (1 to [`MAX_DAYS`]),
+/// from midnight UTC of 2026-11-28: `n` ordinary transactions by
+/// `accounts` customers with habits, in a daily rhythm, plus the story's
+/// scenes (once), malformed records and about three fraud incidents a day
+/// on accounts with a history (at most one account in ten). The same
+/// arguments give the same stream.
+pub fn generate_days(n: usize, accounts: usize, days: u32, seed: u64) -> Stream {
+    let days = days.clamp(1, MAX_DAYS);
+    let mut b = Builder::new(n, seed);
+    let accounts = accounts.max(10);
+    let customers: Vec<Customer> = (0..accounts).map(|a| Customer::draw(&mut b.rng, a)).collect();
+    let mut activity = Vec::with_capacity(accounts);
+    let mut total = 0.0;
+    for c in &customers {
+        total += c.activity;
+        activity.push(total);
+    }
+
+    // When the ordinary transactions happen: a day (weekends are quieter),
+    // an hour by the daily rhythm, any second of it; then in order.
+    let midnight = START_MS - 8 * HOUR_MS;
+    let day_weights: Vec<f64> =
+        (0..days).map(|d| if is_weekend(midnight + i64::from(d) * DAY_MS) { 0.8 } else { 1.0 }).collect();
+    let mut times: Vec<i64> = (0..n).map(|_| midnight + b.moment(&day_weights)).collect();
+    times.sort_unstable();
+
+    let scenes = scenes(n);
+    let incidents = (days as usize * 3).min(accounts / 10).min(n / 20);
+    let every = n / (incidents + 1);
+    let mut replaced = vec![false; accounts];
+    for (i, &clock) in times.iter().enumerate() {
+        let account = b.pick(&activity, &replaced);
+        b.habitual(&customers[account], clock);
+        if let Some((_, scene)) = scenes.iter().find(|(at, _)| *at == i) {
+            scene(&mut b, clock);
+        }
+        if incidents > 0 && i % every == every / 2 && i / every < incidents {
+            let victim = b.pick(&activity, &replaced);
+            replaced[victim] = true;
+            let incident = INCIDENTS[(i / every) % INCIDENTS.len()];
+            incident(&mut b, &customers[victim], clock);
+        }
+    }
+    Stream { lines: b.lines, story: b.story, labels: b.labels }
+}
+
+/// The story's scenes, at fixed fractions of `n` ordinary transactions (on
+/// a short stream two may fall on one transaction: the first is played).
+fn scenes(n: usize) -> [(usize, Scene); 7] {
+    let scene_at = |fraction: f64| (n as f64 * fraction) as usize;
+    [
+        (scene_at(0.15), Builder::concert_tickets),
+        (scene_at(0.3), Builder::card_testing),
+        (scene_at(0.45), Builder::burst),
+        (scene_at(0.5), Builder::impossible_travel),
+        (scene_at(0.6), Builder::betting),
+        (scene_at(0.75), Builder::large_transfer),
+        (scene_at(0.9), Builder::malformed),
+    ]
+}
+
+/// Whether the day of `ms` is a Saturday or a Sunday (UTC).
+fn is_weekend(ms: i64) -> bool {
+    // 1970-01-01 was a Thursday: day 2 of the week counted from Saturday.
+    (ms.div_euclid(DAY_MS) + 5) % 7 < 2
+}
+
+/// How many transactions start in each hour of the day, relative: quiet
+/// nights, a lunch peak and an evening peak.
+const HOURLY: [f64; 24] = [
+    1.0, 0.5, 0.3, 0.3, 0.3, 0.6, 2.0, 5.0, 7.0, 7.0, 8.0, 10.0, 13.0, 11.0, 9.0, 9.0, 10.0, 12.0, 14.0, 13.0, 10.0,
+    7.0, 4.0, 2.0,
+];
+
+/// A customer's habits in [`generate_days`].
+struct Customer {
+    /// `acct-NNNNN`.
+    account: String,
+    country: &'static str,
+    currency: &'static str,
+    /// Relative to other customers: how often this one shops.
+    activity: f64,
+    /// Indices into [`SHOPS`] of the merchants it returns to.
+    favourites: Vec<usize>,
+    /// The devices it shops online from, the first one most.
+    devices: Vec<String>,
+}
+
+impl Customer {
+    fn draw(rng: &mut ChaCha8Rng, account: usize) -> Customer {
+        let (country, currency) = HOMES[account % HOMES.len()];
+        let activity: f64 = rng.random_range(0.5..2.0f64).powi(2);
+        let mut favourites: Vec<usize> = Vec::new();
+        for _ in 0..rng.random_range(3..=5) {
+            let shop = rng.random_range(0..SHOPS.len());
+            if !favourites.contains(&shop) {
+                favourites.push(shop);
+            }
+        }
+        let devices = (0..rng.random_range(1..=3)).map(|_| format!("fp-{:016x}", rng.random::<u64>())).collect();
+        Customer { account: format!("acct-{account:05}"), country, currency, activity, favourites, devices }
+    }
+}
+
+/// A fraud incident on a customer's account, at a time on the stream's clock.
+type Incident = fn(&mut Builder, &Customer, i64);
+
+/// The incidents of [`generate_days`], in turn.
+const INCIDENTS: [Incident; 4] =
+    [Builder::account_takeover, Builder::tested_card, Builder::burst_on, Builder::travel_on];
 
 /// A scene of the story, played at a time on the stream's clock.
 type Scene = fn(&mut Builder, i64);
@@ -108,6 +216,138 @@ struct Builder {
 }
 
 impl Builder {
+    fn new(n: usize, seed: u64) -> Builder {
+        Builder {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seq: 0,
+            lines: Vec::with_capacity(n + 64),
+            story: Vec::new(),
+            labels: Vec::with_capacity(n + 32),
+        }
+    }
+
+    /// A moment in ms from the first midnight: a day drawn by
+    /// `day_weights`, an hour by [`HOURLY`], any millisecond in it.
+    fn moment(&mut self, day_weights: &[f64]) -> i64 {
+        let day = weighted(&mut self.rng, day_weights);
+        let hour = weighted(&mut self.rng, &HOURLY);
+        day as i64 * DAY_MS + hour as i64 * HOUR_MS + self.rng.random_range(0..HOUR_MS)
+    }
+
+    /// A customer by activity (`cumulative` is the running sum of the
+    /// customers' activities), one whose card was not replaced.
+    fn pick(&mut self, cumulative: &[f64], replaced: &[bool]) -> usize {
+        let total = cumulative.last().copied().unwrap_or(0.0);
+        for _ in 0..64 {
+            let x = self.rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
+            let at = cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1);
+            if !replaced[at] {
+                return at;
+            }
+        }
+        replaced.iter().position(|r| !r).unwrap_or(0)
+    }
+
+    /// A customer shopping as it does: mostly at a favourite merchant, in
+    /// its home country, online from one of its devices (mostly the first).
+    fn habitual(&mut self, c: &Customer, clock: i64) {
+        let shop = if self.rng.random_bool(0.85) {
+            c.favourites[self.rng.random_range(0..c.favourites.len())]
+        } else {
+            self.rng.random_range(0..SHOPS.len())
+        };
+        let shop = &SHOPS[shop];
+        let amount = self.rng.random_range(shop.typical.0..=shop.typical.1);
+        let (channel, device) = if shop.online {
+            let d = if c.devices.len() > 1 && self.rng.random_bool(0.3) {
+                self.rng.random_range(1..c.devices.len())
+            } else {
+                0
+            };
+            ("ecommerce", Some(c.devices[d].as_str()))
+        } else {
+            ("card_present", None)
+        };
+        let tx_id = self.transaction_from(&c.account, amount, c.currency, shop, c.country, channel, clock, device);
+        self.labels.push((tx_id, "legit"));
+    }
+
+    /// Account takeover: from a device the account never used, three
+    /// expensive online purchases within the hour.
+    fn account_takeover(&mut self, c: &Customer, clock: i64) {
+        let device = format!("fp-{:016x}", self.rng.random::<u64>());
+        for (k, shop) in [7, 8, 7].into_iter().enumerate() {
+            let shop = &SHOPS[shop];
+            let amount = self.rng.random_range(shop.typical.1 / 2..=shop.typical.1);
+            let at = clock + 60_000 + k as i64 * 1_200_000;
+            let tx_id =
+                self.transaction_from(&c.account, amount, c.currency, shop, c.country, "ecommerce", at, Some(&device));
+            self.labels.push((tx_id, "account-takeover"));
+        }
+    }
+
+    /// Card testing from a device the account never used: four tiny online
+    /// charges, then a large purchase.
+    fn tested_card(&mut self, c: &Customer, clock: i64) {
+        let device = format!("fp-{:016x}", self.rng.random::<u64>());
+        for k in 0..4 {
+            let at = clock + 30_000 * (k + 1);
+            let tx_id = self.transaction_from(
+                &c.account,
+                50 + 25 * k,
+                c.currency,
+                &SHOPS[6],
+                c.country,
+                "ecommerce",
+                at,
+                Some(&device),
+            );
+            self.labels.push((tx_id, "card-testing"));
+        }
+        let at = clock + 180_000;
+        let tx_id = self.transaction_from(
+            &c.account,
+            129_900,
+            c.currency,
+            &SHOPS[7],
+            c.country,
+            "ecommerce",
+            at,
+            Some(&device),
+        );
+        self.labels.push((tx_id, "card-testing"));
+    }
+
+    /// A burst: fourteen purchases at home in under half an hour.
+    fn burst_on(&mut self, c: &Customer, clock: i64) {
+        for k in 0..14 {
+            let shop = &SHOPS[k as usize % 6];
+            let at = clock + 60_000 + 120_000 * k;
+            let tx_id = self.transaction_from(
+                &c.account,
+                2_500 + k * 10,
+                c.currency,
+                shop,
+                c.country,
+                "card_present",
+                at,
+                None,
+            );
+            self.labels.push((tx_id, "burst"));
+        }
+    }
+
+    /// Impossible travel: the card at home, then in New York 40 minutes later.
+    fn travel_on(&mut self, c: &Customer, clock: i64) {
+        let tx_id =
+            self.transaction_from(&c.account, 1_450, c.currency, &SHOPS[4], c.country, "card_present", clock + 1, None);
+        self.labels.push((tx_id, "legit"));
+        let nyc = Shop { id: "m-bestbuy-nyc", name: "Best Buy", mcc: "5732", online: false, typical: (0, 0) };
+        let tx_id =
+            self.transaction_from(&c.account, 89_900, "USD", &nyc, "US", "card_present", clock + 2_400_001, None);
+        self.labels.push((tx_id, "impossible-travel"));
+    }
+
     /// The next transaction id, and a random event id.
     fn next_id(&mut self) -> (String, String) {
         self.seq += 1;
@@ -128,6 +368,31 @@ impl Builder {
     ) -> String {
         let (tx_id, event_id) = self.next_id();
         self.lines.push(event(&event_id, &tx_id, account, amount, currency, shop, country, channel, at_ms));
+        tx_id
+    }
+
+    /// Adds a transaction as [`Builder::transaction`] does, a version 2
+    /// event with the device's fingerprint when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn transaction_from(
+        &mut self,
+        account: &str,
+        amount: i64,
+        currency: &str,
+        shop: &Shop,
+        country: &str,
+        channel: &str,
+        at_ms: i64,
+        device: Option<&str>,
+    ) -> String {
+        let Some(device) = device else {
+            return self.transaction(account, amount, currency, shop, country, channel, at_ms);
+        };
+        let (tx_id, event_id) = self.next_id();
+        let mut line = event_value(&event_id, &tx_id, account, amount, currency, shop, country, channel, at_ms);
+        line["schema_version"] = json!(2);
+        line["device_fingerprint"] = json!(device);
+        self.lines.push(line.to_string());
         tx_id
     }
 
@@ -236,6 +501,22 @@ fn event(
     channel: &str,
     at_ms: i64,
 ) -> String {
+    event_value(event_id, tx_id, account, amount, currency, shop, country, channel, at_ms).to_string()
+}
+
+/// A version 1 `TransactionRecorded`.
+#[allow(clippy::too_many_arguments)]
+fn event_value(
+    event_id: &str,
+    tx_id: &str,
+    account: &str,
+    amount: i64,
+    currency: &str,
+    shop: &Shop,
+    country: &str,
+    channel: &str,
+    at_ms: i64,
+) -> serde_json::Value {
     json!({
         "event_id": event_id,
         "event_type": "TransactionRecorded",
@@ -247,12 +528,24 @@ fn event(
         "merchant": { "id": shop.id, "name": shop.name, "category_code": shop.mcc, "country": country },
         "channel": channel,
     })
-    .to_string()
 }
 
 fn rfc3339(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("demo times are valid");
     t.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339 formats every UTC time")
+}
+
+/// An index drawn with probability proportional to its weight.
+fn weighted(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut x = rng.random_range(0.0..total);
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
+    }
+    weights.len() - 1
 }
 
 fn uuid_like(rng: &mut ChaCha8Rng) -> String {

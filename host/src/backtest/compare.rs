@@ -1,7 +1,7 @@
 //! The pairs of decisions, baseline and candidate, compared transaction by
-//! transaction: which decisions change, by transition, with the earliest
-//! examples — kept by a total order, so the result does not depend on how
-//! the accounts' records interleave.
+//! transaction: which decisions change, by transition, every one of them
+//! with the rules' evidence — in a total order, so the result does not
+//! depend on how the accounts' records interleave.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use crate::events::DecisionEvent;
 use crate::record::Counters;
 
 use super::labels::{Label, Labels};
-use super::report::{Changes, EXAMPLES, Example, LabelReport, Quality, Report, Side};
+use super::report::{Changes, EXAMPLES, Example, Hit, LabelReport, Quality, Report, Side};
 
 /// The pairs of decisions compared so far.
 #[derive(Default)]
@@ -51,13 +51,9 @@ impl Comparison {
                 Label::Legitimate => "legitimate".to_owned(),
                 Label::Fraud(p) => p.clone(),
             }),
+            baseline_hits: Hit::of(&b.rules),
+            candidate_hits: Hit::of(&c.rules),
         });
-        // Keep the earliest examples only, by a total order: the result does
-        // not depend on how accounts' records interleave.
-        if self.changed.len() > 4 * EXAMPLES {
-            sort_examples(&mut self.changed);
-            self.changed.truncate(EXAMPLES);
-        }
     }
 
     pub(super) fn finish(
@@ -67,16 +63,24 @@ impl Comparison {
         candidate: Side,
         quality: Option<(Quality, Quality)>,
     ) -> Report {
+        // A total order: the result does not depend on how accounts'
+        // records interleave.
         sort_examples(&mut self.changed);
-        self.changed.truncate(EXAMPLES);
+        let examples = self.changed[..self.changed.len().min(EXAMPLES)].to_vec();
         let (labelled, fraud) = (self.labelled, self.fraud);
         Report {
             input,
             first_event: self.first.map(rfc3339),
             last_event: self.last.map(rfc3339),
+            warm_up: None,
             baseline,
             candidate,
-            changes: Changes { total: self.total_changes, by_transition: self.by_transition, examples: self.changed },
+            changes: Changes {
+                total: self.total_changes,
+                by_transition: self.by_transition,
+                examples,
+                all: self.changed,
+            },
             labels: quality.map(|(baseline, candidate)| LabelReport { labelled, fraud, baseline, candidate }),
         }
     }
@@ -86,6 +90,6 @@ fn sort_examples(examples: &mut [Example]) {
     examples.sort_by(|a, b| (&a.occurred_at, &a.transaction_id).cmp(&(&b.occurred_at, &b.transaction_id)));
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

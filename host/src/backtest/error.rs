@@ -41,6 +41,12 @@ pub enum BacktestError {
     /// it (e.g. `--from-time`).
     #[error("{flag} {value:?}: not an RFC 3339 time: {problem}")]
     Time { flag: &'static str, value: String, problem: time::error::Parse },
+    /// A warm-up left nothing to measure: no transaction of the history has
+    /// an event time at or after `until`.
+    #[error(
+        "no transaction has an event time at or after the warm-up's end, {until} ({warm_up} transactions before it)"
+    )]
+    NothingAfterWarmUp { until: String, warm_up: u64 },
     /// The history's Kafka topic could not be read.
     #[error("cannot read the topic {topic}")]
     Topic {

@@ -55,6 +55,19 @@ fn summary(h: &mut String, r: &Report) {
         esc(r.first_event.as_deref().unwrap_or("-")),
         esc(r.last_event.as_deref().unwrap_or("-"))
     );
+    if let Some(w) = &r.warm_up {
+        let _ = writeln!(
+            h,
+            "<p>Warm-up: {} transactions ({} records, event time {} to {}) before {} built the accounts' state only; \
+             the figures below count from {} on.</p>",
+            w.transactions,
+            w.records,
+            esc(w.first_event.as_deref().unwrap_or("-")),
+            esc(w.last_event.as_deref().unwrap_or("-")),
+            esc(&w.until),
+            esc(&w.until)
+        );
+    }
 }
 
 /// Decisions by type, a row per side.
@@ -98,6 +111,10 @@ fn changes(h: &mut String, changes: &Changes) {
         );
     }
     h.push_str("</table>\n");
+    let more = changes.total.saturating_sub(changes.examples.len() as u64);
+    if more > 0 {
+        let _ = writeln!(h, "<p class=\"muted\">and {more} more (all in the JSON report)</p>");
+    }
 }
 
 /// One side's rules: a row per rule (outcomes, fuel, time), then their hits

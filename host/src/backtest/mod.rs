@@ -9,9 +9,17 @@
 //! byte for byte, whatever order the accounts' records interleave in
 //! (records of one account keep their order, as on a Kafka partition).
 //!
+//! A warm-up ([`run_warmed_up`]) decides the records before a given event
+//! time only to build the accounts' state, so that a rule that depends on
+//! an account's history (a 30-day window, a device or country never seen)
+//! is judged on accounts with one rather than from a cold start; the report
+//! counts and compares only the records from that time on, and says how
+//! many came before.
+//!
 //! The report has, per side, each rule's invocations, hits by outcome,
 //! errors and fuel; the decisions that change from baseline to candidate
-//! (counts by transition, and examples with their reasons); with a labels
+//! (counts by transition, and every one with both sides' reasons and the
+//! evidence of the rules that did not pass); with a labels
 //! file, precision, recall and false-positive rate per rule and for the
 //! whole decision; hits over event time and the score distribution for the
 //! charts. What evaluations cost — time (mean, p99) and fuel — is kept apart
@@ -25,7 +33,7 @@
 //!
 //! A program embedding weir runs a backtest as the `weir backtest` command
 //! does: [`History::read`] the records, [`Labels::read`] the labels, [`run`]
-//! the two rule sets, then [`render_text`], [`render_html`] or
+//! (or [`run_warmed_up`]) the two rule sets, then [`render_text`], [`render_html`] or
 //! [`Report::to_json`].
 //!
 //! Layout:
@@ -57,8 +65,9 @@ pub use history::{History, parse_time, read_decisions};
 pub use html::render_html;
 pub use labels::{Label, Labels};
 pub use report::{
-    Changes, Confusion, Cost, EXAMPLES, Example, LabelReport, Outcome, Quality, Report, RuleCost, RuleReport, Side,
+    Changes, Confusion, Cost, EXAMPLES, Example, Hit, LabelReport, Outcome, Quality, Report, RuleCost, RuleReport,
+    Side, WarmUp,
 };
-pub use run::{RulesUnder, run};
+pub use run::{RulesUnder, run, run_warmed_up};
 pub use shadow::shadow;
 pub use text::render_text;

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::engine::ParamLine;
-use crate::events::DecisionType;
+use crate::events::{DecisionType, Evidence, RuleMode, RuleOutcome, RuleResult};
 use crate::record::Counters;
 
-/// How many changed decisions the report shows as examples.
+/// How many changed decisions the report shows as examples (the JSON
+/// report holds every one in [`Changes::all`]).
 pub const EXAMPLES: usize = 20;
 /// Width of a bucket of [`RuleReport::hits_by_hour`], in ms.
 pub(super) const BUCKET_MS: i64 = 60 * 60 * 1000;
@@ -24,12 +25,33 @@ pub struct Report {
     /// First and last event time of the transactions, RFC 3339.
     pub first_event: Option<String>,
     pub last_event: Option<String>,
+    /// With a warm-up: what was decided only to build the accounts' state,
+    /// counted nowhere else in the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_up: Option<WarmUp>,
     pub baseline: Side,
     pub candidate: Side,
     pub changes: Changes,
     /// With a labels file: how well each side's rules and decisions match it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelReport>,
+}
+
+/// The warm-up of a backtest (`weir backtest --warm-up-until`): records
+/// with event time before `until`, decided by both sides only to build the
+/// accounts' state; their decisions are neither counted nor compared.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct WarmUp {
+    /// Where the measured range starts, RFC 3339.
+    pub until: String,
+    /// Records of the warm-up: transactions, customer confirmations and
+    /// duplicates.
+    pub records: u64,
+    /// Transactions decided in the warm-up.
+    pub transactions: u64,
+    /// First and last event time of the warm-up's records, RFC 3339.
+    pub first_event: Option<String>,
+    pub last_event: Option<String>,
 }
 
 /// One side of the comparison.
@@ -71,8 +93,13 @@ pub struct Changes {
     pub by_transition: BTreeMap<String, u64>,
     /// The first [`EXAMPLES`] by event time, then transaction id.
     pub examples: Vec<Example>,
+    /// Every changed decision (`total` of them), in the same order: the
+    /// examples are its first ones.
+    pub all: Vec<Example>,
 }
 
+/// A changed decision: both sides' decision and reason, and the rules that
+/// did not pass on each side, with their evidence.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Example {
     pub transaction_id: String,
@@ -83,6 +110,55 @@ pub struct Example {
     pub baseline_reason: Option<String>,
     pub candidate_reason: Option<String>,
     pub label: Option<String>,
+    /// The baseline's rules whose verdict was not pass.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline_hits: Vec<Hit>,
+    /// The candidate's rules whose verdict was not pass.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidate_hits: Vec<Hit>,
+}
+
+/// A rule's verdict other than pass in a changed decision, as the
+/// decision recorded it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hit {
+    pub rule_id: String,
+    pub mode: RuleMode,
+    pub outcome: RuleOutcome,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub score: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason_code: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Hit {
+    /// The results of `rules` whose outcome is not pass.
+    pub(super) fn of(rules: &[RuleResult]) -> Vec<Hit> {
+        rules
+            .iter()
+            .filter(|r| r.outcome != RuleOutcome::Pass)
+            .map(|r| Hit {
+                rule_id: r.rule_id.to_string(),
+                mode: r.mode,
+                outcome: r.outcome,
+                score: r.score,
+                reason_code: r.reason_code.clone(),
+                message: r.message.clone(),
+                evidence: r.evidence.clone(),
+                error: r.error.clone(),
+            })
+            .collect()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Precision, recall and false-positive rate against the labels.

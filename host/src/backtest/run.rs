@@ -8,13 +8,16 @@ use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::engine::{Evaluator, Policy, RuleSet, RuleStats};
-use crate::events::{DecisionEvent, InputPosition, MAX_EVENT_BYTES, TransactionRecorded, parse_input};
+use crate::events::{
+    DecisionEvent, InputEvent, InputPosition, InvalidEvent, MAX_EVENT_BYTES, TransactionRecorded, parse_input,
+};
 use crate::record::{Accounts, Counters, Processed, process};
 use crate::state::AccountState;
 
-use super::compare::Comparison;
+use super::compare::{Comparison, rfc3339};
+use super::error::BacktestError;
 use super::labels::Labels;
-use super::report::{Cost, Outcome, Quality, RuleCost, Side};
+use super::report::{Cost, Outcome, Quality, RuleCost, Side, WarmUp};
 use super::tally::Tally;
 
 /// Records per hand-over from a side's thread to the comparison.
@@ -40,18 +43,55 @@ pub fn run(
     policy: &Policy,
     labels: Option<&Labels>,
 ) -> Outcome {
+    run_from(records, baseline, candidate, policy, labels, None)
+}
+
+/// [`run`] with a warm-up: the transactions (and customer confirmations)
+/// with event time before `until_ms` (ms since the epoch) are decided by
+/// both sides only to build their accounts' state, exactly as the rest;
+/// their decisions are neither counted nor compared, and the report says
+/// how many there were ([`Report::warm_up`](super::Report::warm_up)). The
+/// measured range starts at `until_ms`; a record without an event time (a
+/// dead letter) counts where it is. An error if no transaction has an
+/// event time at or after `until_ms`.
+pub fn run_warmed_up(
+    records: &[Vec<u8>],
+    baseline: RulesUnder<'_>,
+    candidate: RulesUnder<'_>,
+    policy: &Policy,
+    labels: Option<&Labels>,
+    until_ms: i64,
+) -> Result<Outcome, BacktestError> {
+    let outcome = run_from(records, baseline, candidate, policy, labels, Some(until_ms));
+    if outcome.report.input.decided() == 0 {
+        let warm_up = outcome.report.warm_up.as_ref().map_or(0, |w| w.transactions);
+        return Err(BacktestError::NothingAfterWarmUp { until: rfc3339(ms_to_time(until_ms)), warm_up });
+    }
+    Ok(outcome)
+}
+
+fn run_from(
+    records: &[Vec<u8>],
+    baseline: RulesUnder<'_>,
+    candidate: RulesUnder<'_>,
+    policy: &Policy,
+    labels: Option<&Labels>,
+    warm_up_until: Option<i64>,
+) -> Outcome {
     let mut base = Running::new(baseline.dir, baseline.rules, policy);
     let mut cand = Running::new(candidate.dir, candidate.rules, policy);
     let mut input = Counters::default();
+    let mut warm = Warming::default();
     let mut comparison = Comparison::default();
+    let until = warm_up_until.map(ms_to_time);
     std::thread::scope(|scope| {
         let (to_compare_b, from_base) = sync_channel::<Chunk>(8);
         let (to_compare_c, from_cand) = sync_channel::<Chunk>(8);
         let base_side = &mut base;
-        let input = &mut input;
-        scope.spawn(move || decide_side(records, base_side, labels, Some(input), to_compare_b));
+        let counted = (&mut input, &mut warm);
+        scope.spawn(move || decide_side(records, base_side, labels, until, Some(counted), to_compare_b));
         let cand_side = &mut cand;
-        scope.spawn(move || decide_side(records, cand_side, labels, None, to_compare_c));
+        scope.spawn(move || decide_side(records, cand_side, labels, until, None, to_compare_c));
         for (b_chunk, c_chunk) in from_base.iter().zip(from_cand.iter()) {
             for (b, c) in b_chunk.into_iter().zip(c_chunk) {
                 if let (Some(b), Some(c)) = (b, c) {
@@ -62,18 +102,51 @@ pub fn run(
     });
     let (baseline, base_quality, baseline_cost) = base.finish();
     let (candidate, cand_quality, candidate_cost) = cand.finish();
-    let report = comparison.finish(input, baseline, candidate, labels.map(|_| (base_quality, cand_quality)));
+    let mut report = comparison.finish(input, baseline, candidate, labels.map(|_| (base_quality, cand_quality)));
+    report.warm_up = until.map(|until| WarmUp {
+        until: rfc3339(until),
+        records: warm.records,
+        transactions: warm.transactions,
+        first_event: warm.first.map(rfc3339),
+        last_event: warm.last.map(rfc3339),
+    });
     Outcome { title: "weir backtest", report, baseline_cost, candidate_cost }
 }
 
-/// One side: decides every record, counts into `side` (and `input`, if
-/// given), and hands each record's decision (or `None`) to the comparison
-/// in chunks, in record order.
+/// What the warm-up held, counted on one side.
+#[derive(Default)]
+struct Warming {
+    records: u64,
+    transactions: u64,
+    first: Option<time::OffsetDateTime>,
+    last: Option<time::OffsetDateTime>,
+}
+
+fn ms_to_time(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The event time of a parsed input record, if it has one.
+fn event_time(parsed: &Result<InputEvent, InvalidEvent>) -> Option<time::OffsetDateTime> {
+    match parsed {
+        Ok(InputEvent::Transaction(tx)) => Some(tx.occurred_at),
+        Ok(InputEvent::CustomerConfirmation(c)) => Some(c.occurred_at),
+        Err(_) => None,
+    }
+}
+
+/// One side: decides every record, counts into `side` (and the input and
+/// the warm-up, if given), and hands each record's decision (or `None`) to
+/// the comparison in chunks, in record order. A record with event time
+/// before `warm_up_until` only builds the accounts' state: it is decided
+/// like any other, counted in the warm-up, and handed on as `None`.
 fn decide_side(
     records: &[Vec<u8>],
     side: &mut Running,
     labels: Option<&Labels>,
-    mut input: Option<&mut Counters>,
+    warm_up_until: Option<time::OffsetDateTime>,
+    mut counted: Option<(&mut Counters, &mut Warming)>,
     to_compare: SyncSender<Chunk>,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
@@ -83,18 +156,28 @@ fn decide_side(
         }
         let position = InputPosition { topic: "backtest".to_owned(), partition: 0, offset: offset as i64 };
         let parsed = parse_input(record, MAX_EVENT_BYTES);
+        let warming = warm_up_until.and_then(|until| event_time(&parsed).filter(|&t| t < until));
         let Ok(processed) = process(&mut side.evaluator, parsed, position, &mut side.accounts);
-        if let Some(input) = input.as_deref_mut() {
-            input.count(&processed);
-        }
-        let decided = match processed {
-            Processed::Decided(decision) => {
-                side.tally.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
-                Some(decision)
+        if let Some(at) = warming {
+            if let Some((_, warm)) = counted.as_mut() {
+                warm.records += 1;
+                warm.transactions += u64::from(matches!(processed, Processed::Decided(_)));
+                warm.first = Some(warm.first.map_or(at, |f| f.min(at)));
+                warm.last = Some(warm.last.map_or(at, |l| l.max(at)));
             }
-            _ => None,
-        };
-        chunk.push(decided);
+            chunk.push(None);
+        } else {
+            if let Some((input, _)) = counted.as_mut() {
+                input.count(&processed);
+            }
+            chunk.push(match processed {
+                Processed::Decided(decision) => {
+                    side.tally.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
+                    Some(decision)
+                }
+                _ => None,
+            });
+        }
         if chunk.len() == CHUNK && to_compare.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
             return;
         }

@@ -24,6 +24,19 @@ pub fn render_text(outcome: &Outcome) -> String {
         r.first_event.as_deref().unwrap_or("-"),
         r.last_event.as_deref().unwrap_or("-")
     );
+    if let Some(w) = &r.warm_up {
+        let _ = writeln!(
+            out,
+            "warm-up: {} transactions ({} records, event time {} .. {}) before {} built the accounts' state only; \
+             the figures below count from {} on",
+            w.transactions,
+            w.records,
+            w.first_event.as_deref().unwrap_or("-"),
+            w.last_event.as_deref().unwrap_or("-"),
+            w.until,
+            w.until
+        );
+    }
     side(&mut out, "baseline", &r.baseline, &outcome.baseline_cost);
     params(&mut out, &r.baseline, None);
     side(&mut out, "candidate", &r.candidate, &outcome.candidate_cost);
@@ -106,13 +119,16 @@ fn params(out: &mut String, side: &Side, baseline: Option<&Side>) {
     }
 }
 
+/// How many changed decisions the terminal shows.
+const SHOWN: usize = 10;
+
 /// The changed decisions: counts by transition and the first ten examples.
 fn changes(out: &mut String, changes: &Changes) {
     let _ = writeln!(out, "\nChanged decisions: {}", changes.total);
     for (transition, n) in &changes.by_transition {
         let _ = writeln!(out, "  {transition}: {n}");
     }
-    for e in changes.examples.iter().take(10) {
+    for e in changes.examples.iter().take(SHOWN) {
         let _ = writeln!(
             out,
             "  {} {} {} {} -> {}: {}{}",
@@ -123,6 +139,14 @@ fn changes(out: &mut String, changes: &Changes) {
             e.to.as_str(),
             clean(e.candidate_reason.as_deref().or(e.baseline_reason.as_deref()).unwrap_or("-"), 256),
             e.label.as_ref().map(|l| format!(" [labelled {}]", clean(l, 64))).unwrap_or_default()
+        );
+    }
+    let shown = changes.examples.len().min(SHOWN) as u64;
+    if changes.total > shown {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (every one, with evidence, in the JSON report: --json)",
+            changes.total - shown
         );
     }
 }

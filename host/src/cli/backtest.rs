@@ -43,6 +43,18 @@ pub struct BacktestArgs {
     /// With --topic: stop at the first record at or after this time (RFC 3339).
     #[arg(long, requires = "topic")]
     pub to_time: Option<String>,
+    /// Warm up the accounts' state first: transactions with event time
+    /// before this time (RFC 3339, e.g. 2026-12-12T00:00:00Z) are decided by
+    /// the baseline and the candidate only to build each account's state —
+    /// windows, known devices and countries, locks — and are neither counted
+    /// nor compared; the report measures from this time on and its first
+    /// lines say how many came before. A rule that depends on an account's
+    /// history (a 30-day window, a device or country never seen) is then
+    /// judged on accounts with one, not from a cold start. Works with
+    /// --input and --topic alike (event time, not the records' Kafka
+    /// timestamps); an error if no transaction falls at or after it.
+    #[arg(long, value_name = "TIME")]
+    pub warm_up_until: Option<String>,
     #[command(flatten)]
     pub report: ReportArgs,
     /// Compare even when packages of the candidate or the baseline are
@@ -71,23 +83,26 @@ impl BacktestArgs {
                 refused.join(", ")
             );
         }
+        let warm_up_until = time_flag("--warm-up-until", self.warm_up_until.as_deref())?;
         let labels = self.report.labels()?;
         let started = Instant::now();
         let records = self.history(&config)?.read()?;
         let read = started.elapsed();
-        let outcome = weir::backtest::run(
-            &records,
-            RulesUnder { dir: &baseline_dir, rules: &baseline },
-            RulesUnder { dir: &self.candidate, rules: &candidate },
-            &config.policy,
-            labels.as_ref(),
-        );
+        let baseline = RulesUnder { dir: &baseline_dir, rules: &baseline };
+        let candidate = RulesUnder { dir: &self.candidate, rules: &candidate };
+        let outcome = match warm_up_until {
+            None => weir::backtest::run(&records, baseline, candidate, &config.policy, labels.as_ref()),
+            Some(until) => {
+                weir::backtest::run_warmed_up(&records, baseline, candidate, &config.policy, labels.as_ref(), until)?
+            }
+        };
         let took = started.elapsed() - read;
         if !refused.is_empty() {
             println!("WARNING: compared without {} refused package(s): {}", refused.len(), refused.join(", "));
         }
         print!("{}", render_text(&outcome));
-        let transactions = outcome.report.input.decided();
+        let transactions =
+            outcome.report.input.decided() + outcome.report.warm_up.as_ref().map_or(0, |w| w.transactions);
         println!(
             "\n{transactions} transactions decided by both rule sets in {:.2} s ({:.0} transactions/s; reading took {:.2} s)",
             took.as_secs_f64(),

@@ -23,15 +23,27 @@ pub struct DemoArgs {
     /// Where to write the input, decisions, dead letters, state and rule packages.
     #[arg(long, default_value = "weir-demo")]
     pub out: PathBuf,
-    /// How many ordinary transactions to generate (the story's scenes come on top).
-    #[arg(long, default_value_t = 20_000)]
-    pub transactions: usize,
+    /// How many ordinary transactions to generate (the story's scenes come
+    /// on top) [default: 20000, or 2000 a day with --days].
+    #[arg(long)]
+    pub transactions: Option<usize>,
     /// How many ordinary customer accounts.
     #[arg(long, default_value_t = 2_000)]
     pub accounts: usize,
     /// Seed of the generator: the same seed gives the same stream.
     #[arg(long, default_value_t = 1029)]
     pub seed: u64,
+    /// Spread the stream over this many days of event time (default: 12
+    /// hours), so that accounts have a history to judge a rule on: each
+    /// customer returns to its favourite merchants, shops online from the
+    /// same one to three devices (version 2 events with a device
+    /// fingerprint), in a daily rhythm (quiet nights, quieter weekends).
+    /// The story is played once, and about three labelled fraud incidents a
+    /// day strike accounts with a history: account takeover and card
+    /// testing from a new device, bursts, impossible travel. Backtest a
+    /// rule over such a stream with `weir backtest --warm-up-until`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(demo::MAX_DAYS)))]
+    pub days: Option<u32>,
 }
 
 impl DemoArgs {
@@ -45,7 +57,13 @@ impl DemoArgs {
                 std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
             }
         }
-        let stream = demo::generate(self.transactions, self.accounts, self.seed);
+        let stream = match self.days {
+            None => demo::generate(self.transactions.unwrap_or(20_000), self.accounts, self.seed),
+            Some(days) => {
+                let n = self.transactions.unwrap_or(2_000 * days as usize);
+                demo::generate_days(n, self.accounts, days, self.seed)
+            }
+        };
         let input_path = write_inputs(out, &stream)?;
 
         let engine = Engine::new()?;
@@ -58,8 +76,9 @@ impl DemoArgs {
         let summary = run_embedded(reader, &mut evaluator, &paths, &opts, |s| bar.set_position(s.records))?;
         bar.finish_and_clear();
 
+        let span = self.days.map(|d| format!(" over {d} days of event time")).unwrap_or_default();
         println!(
-            "weir demo: {} transactions through {} shipped rules, embedded (no broker)\n",
+            "weir demo: {} transactions{span} through {} shipped rules, embedded (no broker)\n",
             summary.records,
             set.rules().len()
         );

@@ -41,6 +41,8 @@ pub enum Command {
     ///
     /// Needs no broker and no set-up. Writes the input, the decisions, the
     /// dead letters, the state store and the shipped rule packages to --out.
+    /// --days spreads the stream over weeks of event time, for backtests of
+    /// rules that depend on an account's history.
     Demo(demo::DemoArgs),
     /// Decide a stream of TransactionRecorded events (JSON lines) with the rules in a directory.
     ///
@@ -55,7 +57,10 @@ pub enum Command {
     /// a Kafka topic range) in memory, writes nothing to a live store or
     /// topic. Prints each rule's hits, errors, fuel and evaluation time, the
     /// decisions that change and, with --labels, precision, recall and
-    /// false-positive rate; --json and --html write the comparison.
+    /// false-positive rate; --json and --html write the comparison (the
+    /// JSON holds every changed decision, with the rules' evidence).
+    /// --warm-up-until builds the accounts' state on the history before a
+    /// time and measures only from it on.
     Backtest(backtest::BacktestArgs),
     /// What the shadow rules in published decisions would have changed, had they been enforced.
     ///
