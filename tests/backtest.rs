@@ -445,3 +445,26 @@ fn the_json_report_holds_every_changed_decision() {
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains(&format!("and {} more (all in the JSON report)", total - 20)));
 }
+
+#[test]
+fn the_rules_table_fits_a_long_rule_id() {
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    let candidate = dir.path().join("candidate");
+    velocity_dir(&candidate, 3);
+    let long = "velocity-per-account-within-the-hour";
+    let manifest = std::fs::read_to_string(candidate.join("velocity.toml")).unwrap();
+    let manifest = manifest.replace("id = \"velocity\"", &format!("id = \"{long}\"\ncomponent = \"velocity.wasm\""));
+    std::fs::write(candidate.join("velocity.toml"), manifest).unwrap();
+    let (lines, _) = history();
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    let args = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let o = weir(&args, dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = stdout(&o);
+    let table = out.split("\ncandidate (").nth(1).unwrap_or_default();
+    let header = table.lines().find(|l| l.trim_start().starts_with("rule ")).unwrap_or_default();
+    let row = table.lines().find(|l| l.trim_start().starts_with(long)).unwrap_or_default();
+    assert_eq!(header.find("version"), row.find("1.0.0"), "the version column lines up:\n{header}\n{row}");
+    assert_eq!(header.chars().count(), row.chars().count(), "the last column ends together:\n{header}\n{row}");
+}

@@ -53,9 +53,12 @@ fn side(out: &mut String, name: &str, side: &Side, cost: &Cost) {
     let decisions: Vec<String> =
         DecisionType::ALL.iter().map(|t| format!("{} {}", t.as_str(), side.decisions.get(t).unwrap_or(&0))).collect();
     let _ = writeln!(out, "\n{name} ({}): {}", side.rules_dir, decisions.join(", "));
+    // Columns as wide as the longest id and version shown, so long ones line up.
+    let w = side.rules.iter().map(|r| clean(&r.rule_id, 64).chars().count()).max().unwrap_or(0).max(18);
+    let v = side.rules.iter().map(|r| clean(&r.version_label, 64).chars().count()).max().unwrap_or(0).max(9);
     let _ = writeln!(
         out,
-        "  {:<18} {:<9} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9}",
+        "  {:<w$} {:<v$} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9}",
         "rule",
         "version",
         "mode",
@@ -74,7 +77,7 @@ fn side(out: &mut String, name: &str, side: &Side, cost: &Cost) {
         let c = cost.rules.get(&rule.rule_id).copied().unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<18} {:<9} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9.1} {:>9.1}",
+            "  {:<w$} {:<v$} {:<8} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9.1} {:>9.1}",
             clean(&rule.rule_id, 64),
             clean(&rule.version_label, 64),
             rule.mode,
@@ -99,6 +102,7 @@ fn params(out: &mut String, side: &Side, baseline: Option<&Side>) {
         return;
     }
     let _ = writeln!(out, "  parameters (value, from where):");
+    let w = side.params.keys().map(|id| clean(id, 64).chars().count()).max().unwrap_or(0).max(18);
     for (id, lines) in &side.params {
         if lines.is_empty() {
             continue;
@@ -115,7 +119,7 @@ fn params(out: &mut String, side: &Side, baseline: Option<&Side>) {
                 format!("{} = {value} ({}{})", l.name, l.source, was.unwrap_or_default())
             })
             .collect();
-        let _ = writeln!(out, "    {:<18} {}", clean(id, 64), clean(&shown.join(", "), 4096));
+        let _ = writeln!(out, "    {:<w$} {}", clean(id, 64), clean(&shown.join(", "), 4096));
     }
 }
 
