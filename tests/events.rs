@@ -61,6 +61,7 @@ fn fixtures(dir: &str) -> Vec<(String, Vec<u8>)> {
 fn all_fixtures() -> Vec<(String, Vec<u8>)> {
     let mut all = fixtures("v1");
     all.extend(fixtures("v2"));
+    all.extend(fixtures("v3"));
     all
 }
 
@@ -367,6 +368,8 @@ fn reserved_attributes_come_from_the_host_never_from_the_producer() {
         "card_last4": "4242",
         "weir.customer_confirmed_merchant": "true",
         "weir.device_fingerprint": "fp-forged",
+        "weir.counterparty_account": "NL00FORGED",
+        "weir.card_fingerprint": "card-forged",
         "weir.anything": "x"
     });
     let event = parse(value.to_string().as_bytes()).expect("parses");
@@ -374,15 +377,20 @@ fn reserved_attributes_come_from_the_host_never_from_the_producer() {
     assert_eq!(tx.attributes, [("card_last4".to_owned(), "4242".to_owned())]);
     assert!(!tx.merchant_confirmed_by_customer());
     assert_eq!(tx.device_fingerprint(), None);
+    assert_eq!((tx.counterparty_account(), tx.card_fingerprint()), (None, None));
 
     let confirmed = HostFacts { merchant_confirmed_by_customer: true };
     let mut v2 = event.clone();
     v2.device_fingerprint = Some("fp-real".to_owned());
+    v2.counterparty_account = Some("NL91ABNA0417164300".to_owned());
+    v2.card_fingerprint = Some("card-real".to_owned());
     let names: Vec<(String, String)> = v2.rule_attributes(confirmed);
     assert_eq!(
         names,
         [
             ("card_last4".to_owned(), "4242".to_owned()),
+            ("weir.card_fingerprint".to_owned(), "card-real".to_owned()),
+            ("weir.counterparty_account".to_owned(), "NL91ABNA0417164300".to_owned()),
             ("weir.customer_confirmed_merchant".to_owned(), "true".to_owned()),
             ("weir.device_fingerprint".to_owned(), "fp-real".to_owned()),
         ],
@@ -405,7 +413,10 @@ fn the_wire_encoding_gives_rules_the_same_transaction() {
     let mut v2 = event.clone();
     v2.device_fingerprint = Some("fp-real".to_owned());
     v2.merchant.name = None;
-    for tx in [&event, &v2] {
+    let mut v3 = v2.clone();
+    v3.counterparty_account = Some("NL91ABNA0417164300".to_owned());
+    v3.card_fingerprint = Some("card-real".to_owned());
+    for tx in [&event, &v2, &v3] {
         for confirmed in [false, true] {
             let facts = HostFacts { merchant_confirmed_by_customer: confirmed };
             let mut bytes = Vec::new();
@@ -454,6 +465,81 @@ fn v2_schema_is_v1_plus_the_optional_device_fingerprint() {
     assert!(error.contains("`device_fingerprint`"), "{error}");
     for example in v2["examples"].as_array().expect("the v2 schema has examples") {
         assert_valid(&validator, example, "the v2 schema's example");
+        let event: TransactionRecorded = serde_json::from_value(example.clone()).expect("the example parses");
+        assert_eq!(&to_value(&event), example);
+    }
+}
+
+fn v3_fixture(file: &str) -> (String, Vec<u8>) {
+    fixtures("v3").into_iter().find(|(n, _)| n.ends_with(file)).unwrap_or_else(|| panic!("no v3 fixture {file}"))
+}
+
+#[test]
+fn a_v3_event_carries_its_counterparty_and_card_to_rules() {
+    let (name, bytes) = v3_fixture("transfer.json");
+    let transfer = parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(transfer.schema_version, 3);
+    assert_eq!(transfer.counterparty_account.as_deref(), Some("NL91ABNA0417164300"));
+    assert_eq!(to_value(&transfer)["counterparty_account"], "NL91ABNA0417164300", "written back");
+    let tx = transfer.to_rule_transaction(HostFacts::default());
+    assert_eq!((tx.counterparty_account(), tx.card_fingerprint()), (Some("NL91ABNA0417164300"), None));
+
+    let (name, bytes) = v3_fixture("card.json");
+    let card = parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tx = card.to_rule_transaction(HostFacts::default());
+    assert_eq!(tx.card_fingerprint(), Some("card-5f0e1d2c3b4a"));
+    assert_eq!(tx.device_fingerprint(), Some("fp-9d4c2a7e61b03f58"), "the v2 field stays");
+    assert_eq!(tx.counterparty_account(), None);
+    // Earlier versions have neither, and write neither.
+    let v1 = design_example();
+    assert!(to_value(&v1).get("counterparty_account").is_none() && to_value(&v1).get("card_fingerprint").is_none());
+}
+
+#[test]
+fn v3_schema_is_v2_plus_the_optional_counterparty_and_card() {
+    let v2 = schema("transaction-recorded.v2.schema.json");
+    let v3 = schema("transaction-recorded.v3.schema.json");
+    let mut added: Vec<&String> = v3["properties"].as_object().unwrap().keys().collect();
+    added.retain(|k| v2["properties"].get(k.as_str()).is_none());
+    added.sort();
+    assert_eq!(added, ["card_fingerprint", "counterparty_account"], "v3 adds two fields");
+    assert_eq!(v2["required"], v3["required"], "and makes nothing new required");
+    for key in v2["properties"].as_object().unwrap().keys() {
+        if key != "schema_version" {
+            assert_eq!(v2["properties"][key], v3["properties"][key], "{key} is unchanged");
+        }
+    }
+    assert_eq!(v2["$defs"], v3["$defs"]);
+
+    // Every fixture, of every version, is valid against v1, v2 and v3:
+    // the versions share a topic.
+    let validators: Vec<_> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|v| validator(&schema(&format!("transaction-recorded.{v}.schema.json"))))
+        .collect();
+    for (name, bytes) in all_fixtures() {
+        let value: Value = serde_json::from_slice(&bytes).expect("JSON");
+        for (i, validator) in validators.iter().enumerate() {
+            assert_valid(validator, &value, &format!("{name} against v{}", i + 1));
+        }
+    }
+    let full: Vec<Value> = fixtures("v3").iter().map(|(_, bytes)| to_value(&parse(bytes).unwrap())).collect();
+    assert_schema_matches("TransactionRecorded v3", &v3, &full);
+    // The v3 fields are checked like identifiers, by the schema and by the parser.
+    let (_, bytes) = v3_fixture("card.json");
+    for field in ["counterparty_account", "card_fingerprint"] {
+        let mut value: Value = serde_json::from_slice(&bytes).unwrap();
+        value[field] = json!("");
+        assert!(!validators[2].is_valid(&value));
+        let error = parse(value.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(error.contains(&format!("field `{field}`: must not be empty")), "{error}");
+        value[field] = json!(42);
+        assert!(!validators[2].is_valid(&value));
+        let error = parse(value.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(error.contains(&format!("`{field}`")), "{error}");
+    }
+    for example in v3["examples"].as_array().expect("the v3 schema has examples") {
+        assert_valid(&validators[2], example, "the v3 schema's example");
         let event: TransactionRecorded = serde_json::from_value(example.clone()).expect("the example parses");
         assert_eq!(&to_value(&event), example);
     }
@@ -1234,6 +1320,7 @@ fn every_schema_is_draft_2020_12_titled_and_describes_every_property() {
             "fraud-suspected.v1.schema.json",
             "transaction-recorded.v1.schema.json",
             "transaction-recorded.v2.schema.json",
+            "transaction-recorded.v3.schema.json",
             "transaction-verified.v1.schema.json",
         ]
     );

@@ -37,7 +37,8 @@
 //!
 //! Transactions default to the concert-ticket purchase from the story;
 //! prior transactions run through the rule first, building its state as
-//! production would. A `device_fingerprint` makes a transaction version 2;
+//! production would. A `device_fingerprint` makes a transaction version 2, a
+//! `counterparty_account` or `card_fingerprint` version 3;
 //! `confirmed_merchants` is the account's state the host keeps from customer
 //! confirmations, so the rule sees `weir.customer_confirmed_merchant` exactly
 //! as in production.
@@ -98,6 +99,10 @@ pub struct CaseTx {
     pub attributes: BTreeMap<String, String>,
     /// Makes the transaction a version 2 event from this device.
     pub device_fingerprint: Option<String>,
+    /// Makes the transaction a version 3 transfer to this account.
+    pub counterparty_account: Option<String>,
+    /// Makes the transaction a version 3 event paid with this card.
+    pub card_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +154,13 @@ impl CaseTx {
         TransactionRecorded {
             event_id: format!("evt-{id}"),
             event_type: "TransactionRecorded".to_owned(),
-            schema_version: if self.device_fingerprint.is_some() { 2 } else { 1 },
+            schema_version: if self.counterparty_account.is_some() || self.card_fingerprint.is_some() {
+                3
+            } else if self.device_fingerprint.is_some() {
+                2
+            } else {
+                1
+            },
             occurred_at,
             account_id: self.account.clone().unwrap_or_else(|| "acct-1029".to_owned()),
             amount: weir_sdk::Money {
@@ -165,6 +176,8 @@ impl CaseTx {
             channel: self.channel.unwrap_or(weir_sdk::Channel::Ecommerce),
             attributes: self.attributes.clone(),
             device_fingerprint: self.device_fingerprint.clone(),
+            counterparty_account: self.counterparty_account.clone(),
+            card_fingerprint: self.card_fingerprint.clone(),
             transaction_id: id,
         }
     }

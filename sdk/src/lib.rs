@@ -144,8 +144,9 @@ pub use params::evaluate_configured as __evaluate_configured;
 pub use params::flatten as params_from_toml;
 pub use params::{FromParam, FromParams, ParamError, ParamValue, Params, Table};
 pub use types::{
-    CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel, DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money,
-    Outcome, PastTransaction, RESERVED_ATTRIBUTE_PREFIX, Transaction, Verdict,
+    CARD_FINGERPRINT_ATTRIBUTE, COUNTERPARTY_ACCOUNT_ATTRIBUTE, CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel,
+    DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money, Outcome, PastTransaction,
+    RESERVED_ATTRIBUTE_PREFIX, Transaction, Verdict,
 };
 
 /// The contract version this SDK builds rules for (the WIT package version).

@@ -323,6 +323,14 @@ impl TxBuilder {
     pub fn device_fingerprint(self, fingerprint: &str) -> Self {
         self.attribute(crate::types::DEVICE_FINGERPRINT_ATTRIBUTE, fingerprint)
     }
+    /// A version 3 transfer to this account.
+    pub fn counterparty_account(self, account: &str) -> Self {
+        self.attribute(crate::types::COUNTERPARTY_ACCOUNT_ATTRIBUTE, account)
+    }
+    /// A version 3 event paid with the card of this fingerprint.
+    pub fn card_fingerprint(self, fingerprint: &str) -> Self {
+        self.attribute(crate::types::CARD_FINGERPRINT_ATTRIBUTE, fingerprint)
+    }
     /// The customer has confirmed an earlier purchase at this merchant.
     pub fn merchant_confirmed_by_customer(self) -> Self {
         self.attribute(crate::types::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, "true")

@@ -72,6 +72,14 @@ pub const RESERVED_ATTRIBUTE_PREFIX: &str = "weir.";
 /// producer sent one.
 pub const DEVICE_FINGERPRINT_ATTRIBUTE: &str = "weir.device_fingerprint";
 
+/// The account a transfer goes to (IBAN or the bank's own account id), from
+/// a version 3 `TransactionRecorded`, when the producer sent one.
+pub const COUNTERPARTY_ACCOUNT_ATTRIBUTE: &str = "weir.counterparty_account";
+
+/// The fingerprint of the card used (a token, never the card number), from
+/// a version 3 `TransactionRecorded`, when the producer sent one.
+pub const CARD_FINGERPRINT_ATTRIBUTE: &str = "weir.card_fingerprint";
+
 /// `"true"` when the account's customer has confirmed ("it was me") an
 /// earlier purchase at this transaction's merchant.
 pub const CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE: &str = "weir.customer_confirmed_merchant";
@@ -87,6 +95,18 @@ impl Transaction {
     /// `None` for version 1 events.
     pub fn device_fingerprint(&self) -> Option<&str> {
         self.attribute(DEVICE_FINGERPRINT_ATTRIBUTE)
+    }
+
+    /// The account a transfer goes to, when the producer sent it
+    /// (`TransactionRecorded` version 3 and later).
+    pub fn counterparty_account(&self) -> Option<&str> {
+        self.attribute(COUNTERPARTY_ACCOUNT_ATTRIBUTE)
+    }
+
+    /// The fingerprint of the card used, when the producer sent it
+    /// (`TransactionRecorded` version 3 and later).
+    pub fn card_fingerprint(&self) -> Option<&str> {
+        self.attribute(CARD_FINGERPRINT_ATTRIBUTE)
     }
 
     /// Whether the account's customer has confirmed an earlier purchase at

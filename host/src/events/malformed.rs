@@ -87,7 +87,9 @@ fn offending_fields(top: &Map<String, Value>) -> Vec<String> {
         }
         Some(_) => bad.push("attributes".to_owned()),
     }
-    field::<Option<String>>(top, "", "device_fingerprint", false, &mut bad);
+    for name in ["device_fingerprint", "counterparty_account", "card_fingerprint"] {
+        field::<Option<String>>(top, "", name, false, &mut bad);
+    }
     bad
 }
 

@@ -4,7 +4,8 @@
 //! `weir::events::X` whatever file holds it):
 //!
 //! - `transaction`: [`TransactionRecorded`], the input contract other teams produce (version 1,
-//!   plus the optional `device_fingerprint` of version 2), with tolerant parsing and validation
+//!   plus the optional `device_fingerprint` of version 2 and `counterparty_account` and
+//!   `card_fingerprint` of version 3), with tolerant parsing and validation
 //!   in [`parse_transaction`]: unknown fields are ignored, and anything else that is wrong
 //!   becomes an [`InvalidEvent`] whose text goes to the dead-letter record;
 //! - `rule_view`: what rules see of a transaction beyond its fields:

@@ -1,5 +1,6 @@
 //! What rules see of a transaction: its fields, and attributes to which the host adds reserved
-//! `weir.*` ones, from the event (`weir.device_fingerprint`) and from the account's state
+//! `weir.*` ones, from the event (`weir.device_fingerprint`, `weir.counterparty_account`,
+//! `weir.card_fingerprint`) and from the account's state
 //! ([`HostFacts`]: `weir.customer_confirmed_merchant`), after dropping any a producer sent, so a
 //! producer cannot forge them. Also the transaction in the shapes the engine hands on: the wasm
 //! wire encoding ([`TransactionRecorded::encode_for_rules`]), the SDK's view for native rules and
@@ -31,11 +32,25 @@ impl TransactionRecorded {
         if facts.merchant_confirmed_by_customer {
             attributes.push((weir_sdk::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE.to_owned(), "true".to_owned()));
         }
-        if let Some(fingerprint) = &self.device_fingerprint {
-            attributes.push((weir_sdk::DEVICE_FINGERPRINT_ATTRIBUTE.to_owned(), fingerprint.clone()));
+        for (name, value) in self.reserved_attributes() {
+            attributes.push((name.to_owned(), value.to_owned()));
         }
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
         attributes
+    }
+
+    /// The reserved attributes the event itself carries, in key order:
+    /// `weir.card_fingerprint`, `weir.counterparty_account`, `weir.device_fingerprint`.
+    fn reserved_fields(&self) -> [Option<(&'static str, &str)>; 3] {
+        [
+            self.card_fingerprint.as_deref().map(|v| (weir_sdk::CARD_FINGERPRINT_ATTRIBUTE, v)),
+            self.counterparty_account.as_deref().map(|v| (weir_sdk::COUNTERPARTY_ACCOUNT_ATTRIBUTE, v)),
+            self.device_fingerprint.as_deref().map(|v| (weir_sdk::DEVICE_FINGERPRINT_ATTRIBUTE, v)),
+        ]
+    }
+
+    fn reserved_attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.reserved_fields().into_iter().flatten()
     }
 
     /// Appends the wire encoding rules of contract `weir:rule@2` read
@@ -64,8 +79,9 @@ impl TransactionRecorded {
             .map(|(k, v)| (k.as_str(), v.as_str()));
         let confirmed =
             facts.merchant_confirmed_by_customer.then_some((weir_sdk::CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, "true"));
-        let fingerprint = self.device_fingerprint.as_deref().map(|f| (weir_sdk::DEVICE_FINGERPRINT_ATTRIBUTE, f));
-        let mut reserved = confirmed.into_iter().chain(fingerprint).peekable();
+        // In key order: card, counterparty, customer, device.
+        let [card, counterparty, device] = self.reserved_fields();
+        let mut reserved = card.into_iter().chain(counterparty).chain(confirmed).chain(device).peekable();
         let mut producer = producer.peekable();
         let merged = std::iter::from_fn(move || match (producer.peek(), reserved.peek()) {
             (Some(p), Some(r)) if r.0 < p.0 => reserved.next(),

@@ -1,5 +1,6 @@
 //! [`TransactionRecorded`], the input contract other teams produce (version 1, plus the optional
-//! `device_fingerprint` of version 2), and [`parse_transaction`], which reads one record of it:
+//! `device_fingerprint` of version 2 and the `counterparty_account` and `card_fingerprint` of
+//! version 3), and [`parse_transaction`], which reads one record of it:
 //! tolerantly (unknown fields are ignored, later versions are read) but strictly on values, so
 //! that anything wrong becomes an [`InvalidEvent`] naming the field at fault, for the dead-letter
 //! record. What rules see of a transaction is in `rule_view`; the explanation of JSON that does
@@ -22,13 +23,15 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// The `event_type` of the input event.
 pub const TRANSACTION_RECORDED: &str = "TransactionRecorded";
 
-/// The newest `schema_version` of `TransactionRecorded` weir knows: 2 added `device_fingerprint`.
-/// Newer versions are read too (they may only add optional fields, which are ignored).
-pub const TRANSACTION_RECORDED_SCHEMA_VERSION: u32 = 2;
+/// The newest `schema_version` of `TransactionRecorded` weir knows: 2 added `device_fingerprint`,
+/// 3 `counterparty_account` and `card_fingerprint`. Newer versions are read too (they may only
+/// add optional fields, which are ignored).
+pub const TRANSACTION_RECORDED_SCHEMA_VERSION: u32 = 3;
 
 /// `TransactionRecorded`, the input contract: the v1 wire shape exactly as the contract fixes it
 /// (`schemas/transaction-recorded.v1.schema.json`), plus the optional fields of version 2
-/// (`device_fingerprint`). Later versions may only add optional fields, which this reader ignores.
+/// (`device_fingerprint`) and version 3 (`counterparty_account`, `card_fingerprint`). Later
+/// versions may only add optional fields, which this reader ignores.
 ///
 /// Adding a field here means a new schema version: a copy of the latest
 /// `schemas/transaction-recorded.v<N>.schema.json` with the field, optional (the tests compare
@@ -58,6 +61,14 @@ pub struct TransactionRecorded {
     /// knows it. Rules read it as the attribute `weir.device_fingerprint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_fingerprint: Option<String>,
+    /// Version 3: the account a transfer goes to (an IBAN or the bank's own account id), when the
+    /// producer knows it. Rules read it as the attribute `weir.counterparty_account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty_account: Option<String>,
+    /// Version 3: a fingerprint of the card used (a token, never the card number), when the
+    /// producer knows it. Rules read it as the attribute `weir.card_fingerprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_fingerprint: Option<String>,
 }
 
 /// Where the money went.
@@ -91,8 +102,14 @@ impl TransactionRecorded {
         check_id("event_id", &self.event_id)?;
         check_id("transaction_id", &self.transaction_id)?;
         check_id("account_id", &self.account_id)?;
-        if let Some(fingerprint) = &self.device_fingerprint {
-            check_id("device_fingerprint", fingerprint)?;
+        for (field, value) in [
+            ("device_fingerprint", &self.device_fingerprint),
+            ("counterparty_account", &self.counterparty_account),
+            ("card_fingerprint", &self.card_fingerprint),
+        ] {
+            if let Some(value) = value {
+                check_id(field, value)?;
+            }
         }
         if self.amount.minor_units < 0 {
             return Err(invalid(

@@ -36,7 +36,8 @@ purchase (EUR 189.00, m-ticketsrus, category 7922, NL, ecommerce, account
 acct-1029, 2026-11-28T19:42:07Z) changed by: id, account, amount (minor
 units), currency, merchant, category, country, channel (card_present,
 ecommerce, transfer, atm), after_secs, attributes = { k = \"v\" },
-device_fingerprint (makes it a version 2 event).";
+device_fingerprint (makes it a version 2 event), counterparty_account and
+card_fingerprint (a version 3 event).";
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
