@@ -203,3 +203,21 @@ weir_sdk::rule!(evaluate, params = PARAMS);
     let currencies = out.lines().find(|l| l.trim_start().starts_with("currencies")).unwrap_or_default();
     assert!(currencies.contains("[\"EUR\"]") && currencies.contains("(default)"), "{out}");
 }
+
+/// A component built before declarations (here, for contract 1.0.0) has
+/// no `weir:params` section: it still loads, its parameters unchecked,
+/// and `weir rules` says so rather than showing them as checked.
+#[test]
+fn a_component_without_a_declaration_runs_unchecked_and_weir_rules_says_so() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("legacy.wasm"), crate::util::guest("legacy-v1")).unwrap();
+    std::fs::write(rules.join("legacy.toml"), "[rule]\nid = \"legacy\"\nversion = \"1\"\n[params]\nburts = 3\n")
+        .unwrap();
+    let o = weir(&["rules", rules.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(out.contains("parameters: not declared by the rule"), "{out}");
+    assert!(out.contains("burts") && out.contains("(undeclared)"), "{out}");
+}
