@@ -547,3 +547,35 @@ fn a_confirmation_counts_only_as_the_answer_to_a_suspicion_weir_published() {
         "the genuine confirmation counts; the forged merchants stay suspect"
     );
 }
+
+/// Version 3's entity ids follow the schema: an empty, oversized or
+/// non-string `counterparty_account` or `card_fingerprint` is dead-lettered
+/// with the field named, and a well-formed v3 event is decided like any
+/// other (a missing entity is simply absent).
+#[test]
+fn bad_entity_ids_are_dead_lettered_naming_the_field_and_good_v3_events_are_decided() {
+    let v3 = |id: &str, field: &str, value: serde_json::Value| {
+        let mut event = serde_json::to_value(tx(id, 0)).unwrap();
+        event["schema_version"] = 3.into();
+        event[field] = value;
+        event.to_string()
+    };
+    let good = [
+        v3("tx-transfer", "counterparty_account", "NL91ABNA0417164300".into()),
+        v3("tx-card", "card_fingerprint", "card-5f0e1d2c3b4a".into()),
+    ];
+    let bad = [
+        (v3("tx-empty", "counterparty_account", "".into()), "`counterparty_account`: must not be empty"),
+        (v3("tx-long", "card_fingerprint", "c".repeat(300).into()), "`card_fingerprint`"),
+        (v3("tx-number", "card_fingerprint", 42.into()), "card_fingerprint"),
+    ];
+    let lines: Vec<&str> = good.iter().map(String::as_str).chain(bad.iter().map(|(l, _)| l.as_str())).collect();
+    let dir = tempdir();
+    let summary = run((lines.join("\n") + "\n").as_bytes(), dir.path(), 10).unwrap();
+    assert_eq!((summary.decided(), summary.dead_letters), (2, 3));
+    let ids: Vec<String> = decisions(dir.path()).into_iter().map(|d| d.transaction_id).collect();
+    assert_eq!(ids, ["tx-transfer", "tx-card"]);
+    for (letter, (_, reason)) in dead_letters(dir.path()).iter().zip(&bad) {
+        assert!(letter.reason.contains(reason), "{:?} should name {reason:?}", letter.reason);
+    }
+}
