@@ -33,6 +33,11 @@ fn decisions(out: &Path) -> Vec<DecisionEvent> {
     weir_testkit::jsonl(&out.join("decisions.jsonl"))
 }
 
+/// Each decision's transaction id and type, in output order.
+fn decided(out: &Path) -> Vec<(String, DecisionType)> {
+    decisions(out).into_iter().map(|d| (d.transaction_id, d.event_type)).collect()
+}
+
 fn dead_letters(out: &Path) -> Vec<DeadLetter> {
     weir_testkit::jsonl(&out.join("dead-letters.jsonl"))
 }
@@ -250,8 +255,7 @@ fn a_customer_confirmation_changes_later_decisions_and_decides_nothing() {
     let dir = tempdir();
     let summary = run(&input, dir.path(), 2).unwrap();
     assert_eq!((summary.decided(), summary.confirmations, summary.dead_letters), (3, 1, 1));
-    let got: Vec<(String, DecisionType)> =
-        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    let got = decided(dir.path());
     use DecisionType::*;
     assert_eq!(
         got,
@@ -306,8 +310,7 @@ fn accounts_stored_whole_by_an_earlier_version_are_read_and_then_written_as_part
     // suspected.
     run(jsonl(&[bet("tx-1", "acct-9", 0), bet("tx-2", "acct-7", 10)]).as_bytes(), dir.path(), 10).unwrap();
     run(jsonl(&[bet("tx-3", "acct-9", 60)]).as_bytes(), dir.path(), 10).unwrap();
-    let got: Vec<(String, DecisionType)> =
-        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    let got = decided(dir.path());
     use DecisionType::*;
     assert_eq!(
         got,
@@ -534,8 +537,7 @@ fn a_confirmation_counts_only_as_the_answer_to_a_suspicion_weir_published() {
     assert!(reasons[73].contains("names no FraudSuspected"), "another account's: {}", reasons[73]);
     let dead = dead_letters(dir.path());
     assert!(dead[0].payload.as_deref().is_some_and(|p| p.contains("forged-0")), "nothing is lost");
-    let got: Vec<(String, DecisionType)> =
-        decisions(dir.path()).into_iter().map(|d| (d.transaction_id, d.event_type)).collect();
+    let got = decided(dir.path());
     use DecisionType::*;
     assert_eq!(
         got,

@@ -367,7 +367,8 @@ impl Builder {
         at_ms: i64,
     ) -> String {
         let (tx_id, event_id) = self.next_id();
-        self.lines.push(event(&event_id, &tx_id, account, amount, currency, shop, country, channel, at_ms));
+        self.lines
+            .push(event_value(&event_id, &tx_id, account, amount, currency, shop, country, channel, at_ms).to_string());
         tx_id
     }
 
@@ -487,21 +488,6 @@ impl Builder {
         self.lines.push(r#"{"event_id":"bad-2","event_type":"TransactionRecorded","schema_version":1,"occurred_at":"2026-11-28T20:00:00Z","transaction_id":"tx-bad-2","account_id":"acct-00002","amount":{"minor_units":1250,"currency":"EUR"},"merchant":{"id":"m-bol","category_code":"5999"},"channel":"telepathy"}"#.to_owned());
         self.lines.push(r#"{"event_id":"bad-3","event_type":"TransactionRecorded","sche"#.to_owned());
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn event(
-    event_id: &str,
-    tx_id: &str,
-    account: &str,
-    amount: i64,
-    currency: &str,
-    shop: &Shop,
-    country: &str,
-    channel: &str,
-    at_ms: i64,
-) -> String {
-    event_value(event_id, tx_id, account, amount, currency, shop, country, channel, at_ms).to_string()
 }
 
 /// A version 1 `TransactionRecorded`.

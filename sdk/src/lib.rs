@@ -66,8 +66,7 @@
 //!
 //! impl FromParams for Config {
 //!     const PARAMS: &'static [Param] = &[
-//!         Param::integer("window_secs", 3600)
-//!             .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
+//!         Param::window_secs("window_secs", 3600)
 //!             .doc("The window, in seconds of event time."),
 //!         Param::integer_table("limits").min(0).doc("Spending limits per currency, in minor units."),
 //!         Param::text_list("exempt_merchants", &[]).doc("Merchants never checked."),

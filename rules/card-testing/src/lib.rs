@@ -48,9 +48,7 @@ impl FromParams for Config {
         Param::integer("large_min", 10_000)
             .min(0)
             .doc("A transaction of at least this amount (minor units) is a cash-out; must exceed tiny_max."),
-        Param::integer("window_secs", 600)
-            .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
-            .doc("How far back probes count, in seconds of event time."),
+        Param::window_secs("window_secs", 600).doc("How far back probes count, in seconds of event time."),
         Param::integer("min_tiny", 3)
             .range(1, u32::MAX as i64)
             .doc("Lock (CARD_TESTING) on a cash-out after at least this many probes."),

@@ -43,9 +43,7 @@ pub struct Config {
 
 impl FromParams for Config {
     const PARAMS: &'static [Param] = &[
-        Param::integer("window_secs", 3600)
-            .range(1, weir_sdk::limits::MAX_WINDOW_SECS)
-            .doc("The sliding window, in seconds of event time."),
+        Param::window_secs("window_secs", 3600).doc("The sliding window, in seconds of event time."),
         Param::integer("max_count", 10)
             .range(0, u32::MAX as i64)
             .doc("Suspect (VELOCITY_COUNT) when more transactions than this fall in the window."),

@@ -152,6 +152,12 @@ impl Param {
     pub const fn integer(name: &'static str, default: i64) -> Param {
         Param::new(name, ParamType::Integer, Fallback::Integer(default))
     }
+    /// A window of event time in whole seconds: an integer in 1 ..= the
+    /// longest window the host keeps series points for
+    /// ([`crate::limits::MAX_WINDOW_SECS`], 31 days).
+    pub const fn window_secs(name: &'static str, default: i64) -> Param {
+        Param::integer(name, default).range(1, crate::limits::MAX_WINDOW_SECS)
+    }
     /// An integer the manifest may leave out (the rule reads `None`).
     pub const fn optional_integer(name: &'static str) -> Param {
         Param::new(name, ParamType::Integer, Fallback::Absent)
