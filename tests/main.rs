@@ -19,6 +19,9 @@
 //! - `deploy`: hot deploy under a continuous stream — new versions, bad
 //!   packages, retirement, shadow rules, quarantine, signatures, the compile
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
+//! - `entities`: entity state — features per device and beneficiary equal
+//!   a brute-force oracle (1 h, 24 h, 7 days), embedded, across runs and in
+//!   a backtest; Kafka refuses entity rules for now.
 //! - `idle_deploy`: a deploy while the input is idle decides the next record
 //!   (embedded here, Kafka in `kafka`).
 //! - `params`: declared parameters — a misspelled, mistyped or
@@ -51,6 +54,7 @@ mod backtest;
 mod clean_text;
 mod cli;
 mod deploy;
+mod entities;
 mod events;
 mod fuzz;
 mod idle_deploy;

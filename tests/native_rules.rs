@@ -16,6 +16,8 @@ pub fn native_rules() -> Vec<LoadedRule> {
         ("new-country", new_country::RULE),
         ("merchant-block", merchant_block::RULE),
         ("new-device", new_device::RULE),
+        ("shared-device", shared_device::RULE),
+        ("mule-beneficiary", mule_beneficiary::RULE),
     ]);
     SHIPPED
         .iter()

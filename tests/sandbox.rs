@@ -138,7 +138,7 @@ fn component_for_another_contract_version_is_refused_naming_it() {
     let err = refusal(&guest("future-contract"));
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.0.0"), "{text}");
+    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.1.0"), "{text}");
     assert!(text.contains("rebuild the rule"), "{text}");
 }
 
@@ -181,6 +181,27 @@ fn rules_built_for_the_first_contract_still_run() {
     assert_eq!((after[0].outcome, previous), (RuleOutcome::Suspect, Some("tx-3")));
     let count = after[0].evidence.iter().find(|e| e.name == "count").map(|e| e.value.as_str());
     assert_eq!(count, Some("4"), "tx-4 and tx-5 added nothing to the series");
+}
+
+/// A rule built for `weir:rule@2.0.0`, before 2.1.0 added `distinct`,
+/// runs unchanged: its imports and its export resolve to 2.1.0's.
+#[test]
+fn rules_built_for_contract_2_0_still_run() {
+    let engine = Engine::new().unwrap();
+    let manifest = "[rule]\nid = \"v2-0\"\nversion = \"1\"\n";
+    let rule = engine.load(RuleSpec::parse(manifest).unwrap(), &guest("legacy-v2-0"), manifest).unwrap();
+    let mut ev = evaluator(vec![rule]);
+    let mut account = AccountState::default();
+    let mut decide = |id: &str, secs: i64| ev.decide(&tx(id, secs), &mut account, position(secs)).rules;
+    assert_eq!(decide("tx-1", 0)[0].outcome, RuleOutcome::Pass);
+    assert_eq!(decide("tx-2", 60)[0].outcome, RuleOutcome::Pass);
+    let third = decide("tx-3", 120);
+    assert_eq!((third[0].outcome, third[0].reason_code.as_str()), (RuleOutcome::Suspect, "V2_0_BURST"));
+    let evidence: Vec<(&str, &str)> = third[0].evidence.iter().map(|e| (e.name.as_str(), e.value.as_str())).collect();
+    assert_eq!(evidence[0], ("count", "3"));
+    // The history and the transaction cross as wire-encoded bytes.
+    assert!(evidence[1].1.parse::<usize>().unwrap() > 0, "two earlier transactions: {evidence:?}");
+    assert!(evidence[2].1.parse::<usize>().unwrap() > 0, "the previous transaction's size was stored: {evidence:?}");
 }
 
 #[test]

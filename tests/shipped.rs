@@ -65,17 +65,24 @@ fn demo_stream_tells_the_story() {
     use DecisionType::*;
     let expected = [
         TransactionVerified,
+        FraudSuspected, // the device ring's fourth account
         AccountLocked,
         FraudSuspected,
         FraudSuspected,
         FraudSuspected,
         FraudSuspected,
         FraudSuspected,
+        FraudSuspected, // the mule's fourth new sender
     ];
+    assert_eq!(stream.story.len(), expected.len());
     for (i, want) in expected.iter().enumerate() {
         assert_eq!(outcome(i), *want, "scene {i}: {}", stream.story[i].0);
     }
-    let lock = &by_tx[&stream.story[1].1];
+    let ring = &by_tx[&stream.story[1].1];
+    assert!(ring.rules.iter().any(|r| r.rule_id == "shared-device" && r.reason_code == "DEVICE_SHARED"), "{ring:?}");
+    let mule = &by_tx[&stream.story[8].1];
+    assert!(mule.rules.iter().any(|r| r.rule_id == "mule-beneficiary" && r.reason_code == "MULE_BENEFICIARY"));
+    let lock = &by_tx[&stream.story[2].1];
     assert!(lock.rules.iter().any(|r| r.rule_id == "card-testing" && r.reason_code == "CARD_TESTING"));
     assert!(lock.reason.as_deref().unwrap().contains("card-testing"));
     let concert = &by_tx["tx-000184467"];

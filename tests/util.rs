@@ -70,9 +70,18 @@ pub fn jsonl(txs: &[TransactionRecorded]) -> String {
 /// Runs `lines` through the shipped rules in a fresh embedded pipeline:
 /// the summary and the decisions by transaction id.
 pub fn decide_embedded(lines: &[String]) -> (Summary, HashMap<String, DecisionEvent>) {
+    decide_embedded_with(lines, |_| true)
+}
+
+/// [`decide_embedded`] with the shipped rules `keep` keeps.
+pub fn decide_embedded_with(
+    lines: &[String],
+    keep: impl Fn(&weir::engine::LoadedRule) -> bool,
+) -> (Summary, HashMap<String, DecisionEvent>) {
     let engine = Engine::new().unwrap();
-    let mut ev =
-        Evaluator::new(&RuleSet::new(weir::packages::load_shipped(&engine).unwrap()).unwrap(), Policy::default());
+    let mut rules = weir::packages::load_shipped(&engine).unwrap();
+    rules.retain(keep);
+    let mut ev = Evaluator::new(&RuleSet::new(rules).unwrap(), Policy::default());
     let dir = tempdir();
     let input = lines.join("\n");
     let out = OutputPaths::in_dir(dir.path());

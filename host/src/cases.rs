@@ -51,9 +51,12 @@ use serde::Deserialize;
 use crate::engine::{
     ERROR_KINDS, Engine, Evaluator, LoadError, LoadedRule, PARAMS_REFUSED, Policy, RuleError, RuleSet, content_hash,
 };
-use crate::events::{InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
+use crate::events::{InputEvent, InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
 use crate::manifest::{ManifestError, RuleSpec};
-use crate::state::AccountState;
+use crate::record::{MemoryAccounts, Processed, process};
+
+/// The account of a case's transactions unless they name another.
+const DEFAULT_ACCOUNT: &str = "acct-1029";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,7 +165,7 @@ impl CaseTx {
                 1
             },
             occurred_at,
-            account_id: self.account.clone().unwrap_or_else(|| "acct-1029".to_owned()),
+            account_id: self.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
             amount: weir_sdk::Money {
                 minor_units: self.amount.unwrap_or(18_900),
                 currency: self.currency.clone().unwrap_or_else(|| "EUR".to_owned()),
@@ -248,7 +251,12 @@ pub fn run_cases(
         let mut confirmed_merchants = case.confirmed_merchants.clone();
         confirmed_merchants.sort();
         confirmed_merchants.dedup();
-        let mut account = AccountState { confirmed_merchants, ..AccountState::default() };
+        // Through the pipelines' own step, so an entity rule runs against
+        // the entity's state, kept apart from the account's.
+        let mut accounts = MemoryAccounts::default();
+        let account_id = case.transaction.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
+        let account = accounts.accounts.entry(account_id).or_default();
+        account.confirmed_merchants = confirmed_merchants;
         if !case.state.is_empty() {
             let state = account.rules.entry(spec.id.clone()).or_default();
             for (k, v) in &case.state {
@@ -256,12 +264,19 @@ pub fn run_cases(
             }
         }
         let position = |offset| InputPosition { topic: "cases".to_owned(), partition: 0, offset };
+        let mut decide = |tx: TransactionRecorded, offset| match process(
+            &mut evaluator,
+            Ok(InputEvent::Transaction(tx)),
+            position(offset),
+            &mut accounts,
+        ) {
+            Ok(Processed::Decided(decision)) => Ok(*decision),
+            _ => Err(CasesError::NoResult),
+        };
         for (i, prior) in case.prior.iter().enumerate() {
-            let tx = prior.to_event(&format!("prior-{}", i + 1));
-            evaluator.decide(&tx, &mut account, position(i as i64));
+            decide(prior.to_event(&format!("prior-{}", i + 1)), i as i64)?;
         }
-        let tx = case.transaction.to_event("tx-000184467");
-        let decision = evaluator.decide(&tx, &mut account, position(case.prior.len() as i64));
+        let decision = decide(case.transaction.to_event("tx-000184467"), case.prior.len() as i64)?;
         let result = decision.rules.into_iter().next().ok_or(CasesError::NoResult)?;
         reports.push(CaseReport { name: case.name.clone(), failure: compare(&case.expect, &result), result });
     }

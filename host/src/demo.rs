@@ -11,6 +11,11 @@
 //!   (acct-2718),
 //! - a purchase at a betting merchant (acct-1618),
 //! - a very large transfer (acct-1414),
+//! - a device ring: five accounts buy online from one phone within two
+//!   hours (acct-4401 to acct-4405), which only the device's state shows,
+//! - a mule beneficiary: five accounts that never paid it transfer money to
+//!   acct-mule-8080 within a few hours (acct-5501 to acct-5505), which only
+//!   the beneficiary's state shows (version 3 events with a counterparty),
 //! - malformed records, which are dead-lettered with their reasons.
 //!
 //! [`generate`] spreads the stream over 12 hours. [`generate_days`] spreads
@@ -138,10 +143,12 @@ pub fn generate_days(n: usize, accounts: usize, days: u32, seed: u64) -> Stream 
 
 /// The story's scenes, at fixed fractions of `n` ordinary transactions (on
 /// a short stream two may fall on one transaction: the first is played).
-fn scenes(n: usize) -> [(usize, Scene); 7] {
+fn scenes(n: usize) -> [(usize, Scene); 9] {
     let scene_at = |fraction: f64| (n as f64 * fraction) as usize;
     [
         (scene_at(0.15), Builder::concert_tickets),
+        (scene_at(0.2), Builder::device_ring),
+        (scene_at(0.8), Builder::mule_beneficiary),
         (scene_at(0.3), Builder::card_testing),
         (scene_at(0.45), Builder::burst),
         (scene_at(0.5), Builder::impossible_travel),
@@ -480,6 +487,52 @@ impl Builder {
         let bank = Shop { id: "m-wire", name: "Wire transfer", mcc: "4829", online: true, typical: (0, 0) };
         let tx_id = self.transaction("acct-1414", 1_250_000, "EUR", &bank, "NL", "transfer", clock + 1);
         self.story.push(("acct-1414 transfers EUR 12 500.00", tx_id));
+    }
+
+    /// A device ring: five accounts buy online from one phone within two
+    /// hours; from the fourth on, the device has seen too many accounts.
+    fn device_ring(&mut self, clock: i64) {
+        for k in 0..5 {
+            let account = format!("acct-{}", 4401 + k);
+            let shop = &SHOPS[7 + k as usize % 2];
+            let at = clock + 1 + k * 1_500_000;
+            let tx_id = self.transaction_from(
+                &account,
+                35_000 + 1_000 * k,
+                "EUR",
+                shop,
+                "NL",
+                "ecommerce",
+                at,
+                Some("fp-ring-7731"),
+            );
+            self.labels.push((tx_id.clone(), "device-ring"));
+            if k == 3 {
+                self.story.push(("acct-4404 buys from a phone three other accounts used this hour", tx_id));
+            }
+        }
+    }
+
+    /// A mule beneficiary: five accounts that never paid acct-mule-8080
+    /// transfer money to it within a few hours; from the fourth on, it has
+    /// too many new senders.
+    fn mule_beneficiary(&mut self, clock: i64) {
+        let bank = Shop { id: "m-wire", name: "Wire transfer", mcc: "4829", online: true, typical: (0, 0) };
+        for k in 0..5 {
+            let account = format!("acct-{}", 5501 + k);
+            let (tx_id, event_id) = self.next_id();
+            let at = clock + 1 + k * 2_400_000;
+            let mut line =
+                event_value(&event_id, &tx_id, &account, 48_000 + 500 * k, "EUR", &bank, "NL", "transfer", at);
+            line["schema_version"] = json!(3);
+            line["counterparty_account"] = json!("acct-mule-8080");
+            self.lines.push(line.to_string());
+            self.labels.push((tx_id.clone(), "mule"));
+            if k == 3 {
+                self.story
+                    .push(("acct-5504 transfers EUR 495.00 to a payee three other new senders paid today", tx_id));
+            }
+        }
     }
 
     /// Malformed input from a buggy producer.

@@ -7,6 +7,7 @@
 //! description = "Too many transactions in an hour."
 //! mode = "enforce"           # or "shadow": evaluated and recorded, never decides
 //! failure = "fail-open"      # or "fail-closed": an error counts as a suspect verdict
+//! entity = "device"          # an entity rule: state per device, merchant, counterparty or card
 //!
 //! [limits]
 //! fuel = 2000000             # wasm fuel per evaluation
@@ -26,8 +27,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use weir_sdk::ParamValue;
 use weir_sdk::limits::StateQuota;
+use weir_sdk::{Entity, ParamValue};
 
 use crate::events::{FailurePolicy, RuleMode};
 
@@ -70,6 +71,9 @@ pub struct RawRule {
     /// The component file, relative to the manifest. Defaults to `<id>.wasm`.
     #[serde(default)]
     pub component: Option<String>,
+    /// For an entity rule, the entity its state is kept for.
+    #[serde(default)]
+    pub entity: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,8 +98,11 @@ pub struct RuleSpec {
     pub component: String,
     pub fuel: u64,
     pub memory_mib: u32,
-    /// How much state the rule may keep per account.
+    /// How much state the rule may keep per account (or entity).
     pub state_quota: StateQuota,
+    /// For an entity rule, the entity whose state it keeps (not the
+    /// account's).
+    pub entity: Option<Entity>,
     /// Flattened parameters, sorted by name.
     pub params: Vec<(String, ParamValue)>,
 }
@@ -127,6 +134,8 @@ pub enum ManifestError {
         "`rule.component` = {0:?}: give the file name only (like \"velocity.wasm\"), in the manifest's directory; paths are not allowed"
     )]
     BadComponent(String),
+    #[error("`rule.entity` = {0:?}: use one of \"device\", \"merchant\", \"counterparty\" or \"card\"")]
+    BadEntity(String),
     #[error("`params.{name}`: {problem}")]
     BadParam { name: String, problem: String },
 }
@@ -197,6 +206,10 @@ impl RuleSpec {
         if !is_bare_file_name(&component) {
             return Err(ManifestError::BadComponent(component));
         }
+        let entity = match raw.rule.entity {
+            None => None,
+            Some(name) => Some(Entity::parse(&name).ok_or(ManifestError::BadEntity(name))?),
+        };
         let mut params = flatten_params(&raw.params)?;
         params.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(RuleSpec {
@@ -209,6 +222,7 @@ impl RuleSpec {
             fuel,
             memory_mib,
             state_quota,
+            entity,
             params,
         })
     }

@@ -7,7 +7,8 @@
 //! confirmation is recorded in its account's state and decided no further;
 //! a transaction already decided (by this run, an earlier one, or — on
 //! Kafka — as the account's history shows) is skipped; every other
-//! transaction is decided by the [`Evaluator`] against its account's state.
+//! transaction is decided by the [`Evaluator`] against its account's state,
+//! after its entity rules ran against their entities' states.
 //! [`Counters`] counts what became of the records, the same way for both
 //! pipelines.
 //!
@@ -22,7 +23,7 @@ use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 
-use crate::engine::{Evaluator, RuleStats};
+use crate::engine::{Evaluator, RuleStats, entity_id, entity_key};
 use crate::events::{
     DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, dead_letter_reason,
 };
@@ -57,6 +58,30 @@ pub trait Accounts {
     fn decided(&mut self, tx: &TransactionRecorded);
 }
 
+/// Accounts (and entities) in memory: for a backtest's side and the
+/// self-test cases.
+#[derive(Default)]
+pub struct MemoryAccounts {
+    pub accounts: foldhash::HashMap<String, AccountState>,
+    decided: foldhash::HashSet<String>,
+}
+
+impl Accounts for MemoryAccounts {
+    type Error = std::convert::Infallible;
+
+    fn account(&mut self, id: &str) -> Result<&mut AccountState, Self::Error> {
+        Ok(self.accounts.entry(id.to_owned()).or_default())
+    }
+
+    fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
+        Ok(self.decided.contains(&tx.transaction_id))
+    }
+
+    fn decided(&mut self, tx: &TransactionRecorded) {
+        self.decided.insert(tx.transaction_id.clone());
+    }
+}
+
 /// Processes one parsed record read at `position`.
 pub fn process<A: Accounts>(
     evaluator: &mut Evaluator,
@@ -83,6 +108,15 @@ pub fn process<A: Accounts>(
     if accounts.decided_before(&tx)? {
         tracing::debug!(transaction_id = %tx.transaction_id, partition = position.partition, offset = position.offset, "already decided; skipped");
         return Ok(Processed::Duplicate);
+    }
+    // Entity rules first, each kind against its entity's state, kept next
+    // to the accounts under a key no account can have.
+    for k in 0..evaluator.entity_kinds().len() {
+        let kind = evaluator.entity_kinds()[k];
+        if let Some(id) = entity_id(kind, &tx) {
+            let entity = accounts.account(&entity_key(kind, id))?;
+            evaluator.decide_entity(kind, &tx, entity);
+        }
     }
     let decision = evaluator.decide(&tx, accounts.account(&tx.account_id)?, position);
     if decision.event_type == DecisionType::FraudSuspected {

@@ -74,6 +74,25 @@ pub enum ConfirmationRefused {
     Expired { days: i64, window_days: i64 },
 }
 
+/// A rule's state part: its key/values and series as they were always
+/// encoded, then its distinct sets, only if it has any — so a part
+/// written before sets existed reads as a state without sets.
+fn encode_rule_state(state: &RuleState) -> Vec<u8> {
+    let mut bytes = encode(state);
+    if !state.sets().is_empty() {
+        bytes.extend_from_slice(&encode(state.sets()));
+    }
+    bytes
+}
+
+fn decode_rule_state(bytes: &[u8]) -> Result<RuleState, postcard::Error> {
+    let (state, rest) = postcard::take_from_bytes::<RuleState>(bytes)?;
+    if rest.is_empty() {
+        return Ok(state);
+    }
+    Ok(state.with_sets(postcard::from_bytes(rest)?))
+}
+
 /// Everything weir keeps about one account.
 #[derive(Debug, Clone, Default)]
 pub struct AccountState {
@@ -237,7 +256,7 @@ impl AccountState {
                 account.confirmed_merchants = meta.confirmed_merchants;
                 account.suspicions = meta.suspicions;
             } else if let Some(rule) = name.strip_prefix("r/") {
-                account.rules.insert(rule.to_owned(), postcard::from_bytes(bytes).map_err(err)?);
+                account.rules.insert(rule.to_owned(), decode_rule_state(bytes).map_err(err)?);
             } else if name.starts_with("h/") {
                 entries.push(postcard::from_bytes(bytes).map_err(err)?);
             }
@@ -299,7 +318,7 @@ impl AccountState {
         }
         let rule_part = |id: &str, state: Option<&RuleState>| Part {
             name: format!("r/{id}"),
-            value: state.filter(|s| !s.is_empty()).map(encode),
+            value: state.filter(|s| !s.is_empty()).map(encode_rule_state),
         };
         if changes.all {
             parts.extend(self.rules.iter().map(|(id, state)| rule_part(id, Some(state))));
@@ -428,6 +447,22 @@ mod tests {
 
     fn load(store: &BTreeMap<String, Vec<u8>>) -> AccountState {
         AccountState::from_parts(store.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap()
+    }
+
+    #[test]
+    fn a_rule_part_keeps_its_sets_and_parts_written_before_sets_still_read() {
+        let mut r = RuleState::default();
+        r.set("k", "v");
+        r.window_add(10, "n", 3);
+        // What a part was before sets existed: the state's own encoding.
+        let before_sets = encode(&r);
+        assert_eq!(decode_rule_state(&before_sets).unwrap(), r);
+        assert_eq!(encode_rule_state(&r), before_sets, "a state without sets is written as before");
+        r.distinct_add(20, "accounts", "acct-1");
+        r.distinct_add(30, "accounts", "acct-2");
+        let read = decode_rule_state(&encode_rule_state(&r)).unwrap();
+        assert_eq!(read, r);
+        assert_eq!(read.last_seen("accounts", "acct-2"), Some(30));
     }
 
     #[test]

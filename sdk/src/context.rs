@@ -32,6 +32,9 @@ pub trait AccountHost {
     fn window_add(&mut self, name: &str, value: i64);
     fn window_sum(&mut self, name: &str, window_ms: u64) -> i64;
     fn window_count(&mut self, name: &str, window_ms: u64) -> u32;
+    fn distinct_add(&mut self, name: &str, member: &str);
+    fn distinct_count(&mut self, name: &str, window_ms: u64) -> u32;
+    fn last_seen(&self, name: &str, member: &str) -> Option<i64>;
     fn history(&self, limit: u32) -> Vec<PastTransaction>;
     /// The same, in the wire encoding (`crate::wire`), appended to `out`.
     fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
@@ -69,11 +72,12 @@ impl Context<'_> {
 
 #[cfg(target_family = "wasm")]
 mod imports {
-    use crate::bindings::weir::rule::{account, log, params, types as wit};
+    use crate::bindings::weir::rule::{account, distinct, log, params, types as wit};
     use crate::params::{ParamValue, Params};
     use std::sync::OnceLock;
 
     pub use account::{get, history, remove, set, window_add, window_count, window_sum};
+    pub use distinct::{add as distinct_add, count as distinct_count, last_seen};
 
     pub fn log(level: crate::context::LogLevel, message: &str) {
         let level = match level {
@@ -191,6 +195,38 @@ impl<'a> Context<'a> {
         return imports::window_count(name, window_ms(window));
         #[cfg(not(target_family = "wasm"))]
         return self.host.window_count(name, window_ms(window));
+    }
+
+    /// Records `member` in the distinct set `name` at this transaction's
+    /// event time: e.g. the account, in a device rule's set of accounts.
+    pub fn distinct_add(&mut self, name: &str, member: &str) {
+        #[cfg(target_family = "wasm")]
+        imports::distinct_add(name, member);
+        #[cfg(not(target_family = "wasm"))]
+        self.host.distinct_add(name, member);
+    }
+
+    /// How many members of the set `name` were last added within the last
+    /// `window` of event time, this transaction's included.
+    ///
+    /// Like a series, the set keeps members for the longest window it is
+    /// counted over (and at most 4096 members, the least recently seen
+    /// going first).
+    pub fn distinct_count(&mut self, name: &str, window: Duration) -> u32 {
+        #[cfg(target_family = "wasm")]
+        return imports::distinct_count(name, window_ms(window));
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.distinct_count(name, window_ms(window));
+    }
+
+    /// When `member` was last added to the set `name`, in ms since the Unix
+    /// epoch, if it is in the set. Asked before [`Context::distinct_add`],
+    /// it tells whether the member is new (e.g. a first-time sender).
+    pub fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        #[cfg(target_family = "wasm")]
+        return imports::last_seen(name, member);
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.last_seen(name, member);
     }
 
     /// Up to `limit` earlier transactions of this account, newest first.

@@ -144,12 +144,12 @@ pub use params::flatten as params_from_toml;
 pub use params::{FromParam, FromParams, ParamError, ParamValue, Params, Table};
 pub use types::{
     CARD_FINGERPRINT_ATTRIBUTE, COUNTERPARTY_ACCOUNT_ATTRIBUTE, CUSTOMER_CONFIRMED_MERCHANT_ATTRIBUTE, Channel,
-    DEVICE_FINGERPRINT_ATTRIBUTE, Error, Evidence, Merchant, Money, Outcome, PastTransaction,
+    DEVICE_FINGERPRINT_ATTRIBUTE, Entity, Error, Evidence, Merchant, Money, Outcome, PastTransaction,
     RESERVED_ATTRIBUTE_PREFIX, Transaction, Verdict,
 };
 
 /// The contract version this SDK builds rules for (the WIT package version).
-pub const CONTRACT_VERSION: &str = "2.0.0";
+pub const CONTRACT_VERSION: &str = "2.1.0";
 
 /// The signature of a rule: one function from a transaction and its account
 /// context to a verdict.
@@ -185,7 +185,7 @@ impl NativeRule {
 /// Everything a rule author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Channel, Context, Error, Evidence, FromParams, Money, Outcome, Param, Params, PastTransaction, Table,
+        Channel, Context, Entity, Error, Evidence, FromParams, Money, Outcome, Param, Params, PastTransaction, Table,
         Transaction, Verdict,
     };
 }

@@ -1,14 +1,18 @@
 //! The account state model a rule sees, with its exact semantics.
 //!
-//! [`RuleState`] is one rule's state for one account: small key/values and
-//! event-time series. [`History`] is the account's recent transactions,
+//! [`RuleState`] is one rule's state for one account (or, for an entity
+//! rule, for one device, merchant, counterparty or card): small key/values,
+//! event-time series, and distinct sets (which members were seen, and when
+//! last). [`History`] is the account's recent transactions,
 //! shared read-only by all rules. The native test harness and the weir host
 //! both use these types, so a rule's unit tests run against the same window
 //! arithmetic that production uses.
 //!
 //! Limits: a series keeps its points for the longest window it has been
 //! queried with (until its first query, [`SERIES_RETENTION_MS`]), and at
-//! most [`SERIES_MAX_POINTS`] points; the history keeps the last
+//! most [`SERIES_MAX_POINTS`] points; a distinct set likewise keeps its
+//! members for its longest queried window, at most [`SERIES_MAX_POINTS`]
+//! of them (the least recently seen go first); the history keeps the last
 //! [`HISTORY_LEN`] transactions. Older data is dropped when new data arrives,
 //! so a velocity rule over one hour keeps one hour of points per account.
 
@@ -29,6 +33,39 @@ pub const HISTORY_LEN: usize = 32;
 pub struct RuleState {
     values: BTreeMap<String, String>,
     series: BTreeMap<String, Series>,
+    /// Not in the derived encoding, which stays the one of states written
+    /// before sets existed: a host stores them after it ([`Sets`]).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    sets: Sets,
+}
+
+/// A rule state's distinct sets, by name: what a host stores after the rest
+/// of the state ([`RuleState::sets`], [`RuleState::with_sets`]), so states
+/// written before sets existed still read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Sets(BTreeMap<String, Distinct>);
+
+impl Sets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A distinct set: each member with the event time it was last added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Distinct {
+    /// The longest window this set was queried with; members last seen
+    /// before that are dropped.
+    retention_ms: i64,
+    members: BTreeMap<String, i64>,
+}
+
+impl Default for Distinct {
+    fn default() -> Self {
+        Distinct { retention_ms: SERIES_RETENTION_MS, members: BTreeMap::new() }
+    }
 }
 
 /// An event-time series: points (event time in ms, value), oldest first.
@@ -62,6 +99,12 @@ enum Undo {
     Inserted { name: Name, at: usize },
     /// `point` was dropped from the front of the series.
     Popped { name: Name, point: (i64, i64) },
+    /// The set did not exist.
+    NewSet { name: Name },
+    /// The set had retention `old`.
+    SetRetention { name: Name, old: i64 },
+    /// `member` of the set was last seen at `old` (or was not in it).
+    Member { name: Name, member: Name, old: Option<i64> },
 }
 
 /// Where a name lies in [`Journal::names`].
@@ -107,6 +150,13 @@ impl Journal {
     fn get(&self, name: Name) -> &str {
         &self.names[name.start as usize..(name.start + name.len) as usize]
     }
+
+    /// A second name for a record (a set's member), always appended.
+    fn member(&mut self, member: &str) -> Name {
+        let start = self.names.len() as u32;
+        self.names.push_str(member);
+        Name { start, len: member.len() as u32 }
+    }
 }
 
 impl Undo {
@@ -115,6 +165,7 @@ impl Undo {
             Undo::Value { key, .. } => key,
             Undo::NewSeries { name } | Undo::Retention { name, .. } => name,
             Undo::Inserted { name, .. } | Undo::Popped { name, .. } => name,
+            Undo::NewSet { name } | Undo::SetRetention { name, .. } | Undo::Member { name, .. } => name,
         }
     }
 }
@@ -123,16 +174,24 @@ impl Undo {
 /// nowhere (`()`).
 trait Record {
     fn record(&mut self, name: &str, undo: impl FnOnce(Name) -> Undo);
+    /// Records that `member` of the set `name` was last seen at `old`.
+    fn member(&mut self, name: &str, member: &str, old: Option<i64>);
 }
 
 impl Record for () {
     fn record(&mut self, _: &str, _: impl FnOnce(Name) -> Undo) {}
+    fn member(&mut self, _: &str, _: &str, _: Option<i64>) {}
 }
 
 impl Record for Journal {
     fn record(&mut self, name: &str, undo: impl FnOnce(Name) -> Undo) {
         let name = self.name(name);
         self.undo.push(undo(name))
+    }
+    fn member(&mut self, name: &str, member: &str, old: Option<i64>) {
+        let name = self.name(name);
+        let member = Journal::member(self, member);
+        self.undo.push(Undo::Member { name, member, old })
     }
 }
 
@@ -161,6 +220,36 @@ impl RuleState {
 
     pub fn window_count(&mut self, now_ms: i64, name: &str, window_ms: u64) -> u32 {
         self.window_count_in(now_ms, name, window_ms, &mut ())
+    }
+
+    /// Records `member` in the distinct set `name` as seen at `now_ms`,
+    /// dropping members last seen before the set's retention, and the
+    /// least recently seen over the member limit.
+    pub fn distinct_add(&mut self, now_ms: i64, name: &str, member: &str) {
+        self.distinct_add_in(now_ms, name, member, &mut ())
+    }
+
+    /// How many members of the set `name` were last seen in the window
+    /// `(now_ms - window_ms, now_ms]`. Extends the set's retention like a
+    /// series query.
+    pub fn distinct_count(&mut self, now_ms: i64, name: &str, window_ms: u64) -> u32 {
+        self.distinct_count_in(now_ms, name, window_ms, &mut ())
+    }
+
+    /// When `member` of the set `name` was last seen, if it is in the set.
+    pub fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        self.sets.0.get(name)?.members.get(member).copied()
+    }
+
+    /// The distinct sets, for a host to store after the rest of the state.
+    pub fn sets(&self) -> &Sets {
+        &self.sets
+    }
+
+    /// This state with `sets`, as a host read them back.
+    pub fn with_sets(mut self, sets: Sets) -> RuleState {
+        self.sets = sets;
+        self
     }
 
     /// The same operations, recording in `journal` how to undo them.
@@ -195,6 +284,23 @@ impl RuleState {
                 Undo::Popped { point, .. } => {
                     if let Some(series) = self.series.get_mut(name) {
                         series.points.push_front(point);
+                    }
+                }
+                Undo::NewSet { .. } => {
+                    self.sets.0.remove(name);
+                }
+                Undo::SetRetention { old, .. } => {
+                    if let Some(set) = self.sets.0.get_mut(name) {
+                        set.retention_ms = old;
+                    }
+                }
+                Undo::Member { member, old, .. } => {
+                    let member = journal.get(member);
+                    if let Some(set) = self.sets.0.get_mut(name) {
+                        match old {
+                            Some(t) => set.members.insert(member.to_owned(), t),
+                            None => set.members.remove(member),
+                        };
                     }
                 }
             }
@@ -281,16 +387,76 @@ impl RuleState {
         u32::try_from(self.window(now_ms, name, window_ms, r).count()).unwrap_or(u32::MAX)
     }
 
+    fn distinct_add_in(&mut self, now_ms: i64, name: &str, member: &str, r: &mut impl Record) {
+        let set = match self.sets.0.get_mut(name) {
+            Some(set) => set,
+            None => {
+                r.record(name, |name| Undo::NewSet { name });
+                self.sets.0.entry(name.to_owned()).or_default()
+            }
+        };
+        let old = set.members.get(member).copied();
+        if old.is_none_or(|t| t < now_ms) {
+            set.members.insert(member.to_owned(), now_ms);
+            r.member(name, member, old);
+        }
+        let horizon = now_ms.saturating_sub(set.retention_ms);
+        let mut gone: Vec<(String, i64)> = Vec::new();
+        if set.members.len() > SERIES_MAX_POINTS || set.members.values().any(|&t| t <= horizon) {
+            set.members.retain(|m, &mut t| {
+                let keep = t > horizon;
+                if !keep {
+                    gone.push((m.clone(), t));
+                }
+                keep
+            });
+            while set.members.len() > SERIES_MAX_POINTS {
+                // The least recently seen goes first; of equals, the least.
+                let Some((oldest, t)) = set.members.iter().min_by_key(|&(m, &t)| (t, m)).map(|(m, &t)| (m.clone(), t))
+                else {
+                    break;
+                };
+                set.members.remove(&oldest);
+                gone.push((oldest, t));
+            }
+        }
+        for (m, t) in gone {
+            r.member(name, &m, Some(t));
+        }
+    }
+
+    fn distinct_count_in(&mut self, now_ms: i64, name: &str, window_ms: u64, r: &mut impl Record) -> u32 {
+        let window_ms = i64::try_from(window_ms).unwrap_or(i64::MAX).min(SERIES_RETENTION_MS);
+        let start = now_ms.saturating_sub(window_ms);
+        let Some(set) = self.sets.0.get_mut(name) else {
+            return 0;
+        };
+        if (set.retention_ms == SERIES_RETENTION_MS || set.retention_ms < window_ms) && set.retention_ms != window_ms {
+            let old = set.retention_ms;
+            r.record(name, |name| Undo::SetRetention { name, old });
+            set.retention_ms = window_ms;
+        }
+        let n = set.members.values().filter(|&&t| t > start && t <= now_ms).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.series.is_empty()
+        self.values.is_empty() && self.series.is_empty() && self.sets.is_empty()
     }
 
     /// What this state holds: bytes of keys and values, series names and
-    /// points (16 bytes each).
+    /// points (16 bytes each), set names and members (their bytes and 8
+    /// for the time each).
     pub fn usage(&self) -> StateUsage {
         let values: usize = self.values.iter().map(|(k, v)| k.len() + v.len()).sum();
         let series: usize = self.series.iter().map(|(name, s)| name.len() + 16 * s.points.len()).sum();
-        StateUsage { bytes: values + series, keys: self.values.len(), series: self.series.len() }
+        let sets: usize =
+            self.sets.0.iter().map(|(name, s)| name.len() + s.members.keys().map(|m| m.len() + 8).sum::<usize>()).sum();
+        StateUsage {
+            bytes: values + series + sets,
+            keys: self.values.len(),
+            series: self.series.len() + self.sets.0.len(),
+        }
     }
 }
 
@@ -336,6 +502,18 @@ impl Journaled<'_> {
 
     pub fn window_count(&mut self, now_ms: i64, name: &str, window_ms: u64) -> u32 {
         self.state.window_count_in(now_ms, name, window_ms, self.journal)
+    }
+
+    pub fn distinct_add(&mut self, now_ms: i64, name: &str, member: &str) {
+        self.state.distinct_add_in(now_ms, name, member, self.journal)
+    }
+
+    pub fn distinct_count(&mut self, now_ms: i64, name: &str, window_ms: u64) -> u32 {
+        self.state.distinct_count_in(now_ms, name, window_ms, self.journal)
+    }
+
+    pub fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        self.state.last_seen(name, member)
     }
 }
 
@@ -442,6 +620,60 @@ mod tests {
         j.remove("absent");
         assert_eq!(j.window_count(2_000, "n", 60_000), 1);
         assert!(journal.is_empty());
+    }
+
+    #[test]
+    fn distinct_counts_members_last_seen_inside_the_window() {
+        let mut s = RuleState::default();
+        s.distinct_add(1_000, "accounts", "a");
+        s.distinct_add(2_000, "accounts", "b");
+        s.distinct_add(3_000, "accounts", "a"); // seen again: counted once
+        assert_eq!(s.distinct_count(3_000, "accounts", 60_000), 2);
+        // (1500, 3000] holds a (last seen 3000) and b (2000).
+        assert_eq!(s.distinct_count(3_000, "accounts", 1_500), 2);
+        // (2000, 3000] holds a only: the boundary is exclusive.
+        assert_eq!(s.distinct_count(3_000, "accounts", 1_000), 1);
+        assert_eq!(s.last_seen("accounts", "a"), Some(3_000));
+        assert_eq!(s.last_seen("accounts", "c"), None);
+        assert_eq!(s.distinct_count(3_000, "other", 60_000), 0);
+        // An earlier sighting does not move the last one back.
+        s.distinct_add(500, "accounts", "a");
+        assert_eq!(s.last_seen("accounts", "a"), Some(3_000));
+    }
+
+    #[test]
+    fn distinct_sets_keep_their_longest_window_and_a_bounded_count() {
+        let mut s = RuleState::default();
+        s.distinct_add(0, "d", "old");
+        s.distinct_count(0, "d", 10_000);
+        s.distinct_add(20_000, "d", "new");
+        assert_eq!(s.last_seen("d", "old"), None, "dropped past the 10 s retention");
+        for i in 0..SERIES_MAX_POINTS + 5 {
+            s.distinct_add(30_000 + i as i64, "many", &format!("m{i}"));
+        }
+        assert_eq!(s.distinct_count(40_000, "many", 60_000) as usize, SERIES_MAX_POINTS);
+        assert_eq!(s.last_seen("many", "m0"), None, "the least recently seen went first");
+        assert!(s.last_seen("many", "m5").is_some());
+    }
+
+    #[test]
+    fn undoing_distinct_writes_restores_the_sets() {
+        let mut s = RuleState::default();
+        s.distinct_add(1_000, "d", "a");
+        s.distinct_count(1_000, "d", 5_000);
+        let before = s.clone();
+        let mut journal = Journal::default();
+        {
+            let mut j = s.journaled(&mut journal);
+            j.distinct_add(2_000, "d", "a");
+            j.distinct_add(2_000, "d", "b");
+            j.distinct_add(9_000, "d", "c"); // drops a and b, past the 5 s retention
+            j.distinct_add(9_000, "fresh", "x");
+            j.distinct_count(9_000, "d", 60_000);
+        }
+        assert_ne!(s, before);
+        s.undo(&mut journal);
+        assert_eq!(s, before);
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //!
 //! The harness keeps one account's state between runs and records each
 //! transaction in the history after the rule has seen it — as the host does.
+//! For an entity rule ([`Harness::entity`], or `[rule] entity` in the
+//! manifest given to [`Harness::manifest`]) it keeps a state per entity id
+//! instead, and passes a transaction without the entity without running the
+//! rule — as the host does.
 
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -26,8 +30,9 @@ use crate::context::{AccountHost, LogLevel};
 use crate::params::declare::ParamSpec;
 use crate::params::{ParamValue, Params};
 use crate::state::{History, RuleState};
-use crate::types::{Channel, Merchant, Money, PastTransaction, Transaction};
+use crate::types::{Channel, Entity, Merchant, Money, PastTransaction, Transaction};
 use crate::{Context, Error, NativeRule, Verdict};
+use std::collections::HashMap;
 
 /// The event time test transactions start at: 2026-11-28T19:42:07Z.
 pub const BASE_TIME_MS: i64 = 1_795_894_927_000;
@@ -61,6 +66,15 @@ impl AccountHost for MemoryAccount {
     }
     fn window_count(&mut self, name: &str, window_ms: u64) -> u32 {
         self.state.window_count(self.now_ms, name, window_ms)
+    }
+    fn distinct_add(&mut self, name: &str, member: &str) {
+        self.state.distinct_add(self.now_ms, name, member)
+    }
+    fn distinct_count(&mut self, name: &str, window_ms: u64) -> u32 {
+        self.state.distinct_count(self.now_ms, name, window_ms)
+    }
+    fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        self.state.last_seen(name, member)
     }
     fn history(&self, limit: u32) -> Vec<PastTransaction> {
         self.history.recent(limit).cloned().collect()
@@ -98,7 +112,13 @@ pub struct Harness {
     /// Set once a run overran the step limit: its thread still holds the
     /// account.
     overran: bool,
+    /// The state the rule runs against: the account's, or (for an entity
+    /// rule) the current transaction's entity's.
     pub account: MemoryAccount,
+    /// For an entity rule: its kind, and the state of every entity id but
+    /// the one in `account`.
+    entity: Option<Entity>,
+    entities: HashMap<String, RuleState>,
 }
 
 impl Harness {
@@ -115,6 +135,8 @@ impl Harness {
             step_limit: Duration::from_secs(1),
             overran: false,
             account: MemoryAccount::default(),
+            entity: None,
+            entities: HashMap::new(),
         };
         h.resolve();
         h
@@ -136,6 +158,12 @@ impl Harness {
     /// can give (a date).
     pub fn manifest(mut self, manifest: &str) -> Self {
         let table: toml::Table = manifest.parse().unwrap_or_else(|e| panic!("the manifest is not valid TOML: {e}"));
+        if let Some(entity) = table.get("rule").and_then(|r| r.get("entity")) {
+            let name = entity.as_str().unwrap_or_else(|| panic!("the manifest's `rule.entity` is not text"));
+            let entity = Entity::parse(name)
+                .unwrap_or_else(|| panic!("the manifest's `rule.entity` {name:?} is no entity kind"));
+            self = self.entity(entity);
+        }
         if let Some(params) = table.get("params") {
             let toml::Value::Table(params) = params else { panic!("the manifest's `params` is not a table") };
             for (name, value) in crate::params::flatten(params).unwrap_or_else(|p| panic!("{p}")) {
@@ -145,6 +173,19 @@ impl Harness {
         }
         self.resolve();
         self
+    }
+
+    /// Runs the rule as an entity rule of `kind`: against the state of the
+    /// transaction's entity of that kind, with no history; a transaction
+    /// without that entity passes without running the rule.
+    pub fn entity(mut self, kind: Entity) -> Self {
+        self.entity = Some(kind);
+        self
+    }
+
+    /// The state the rule keeps for the entity `id` (an entity rule's).
+    pub fn entity_state(&self, id: &str) -> Option<&RuleState> {
+        self.entities.get(id)
     }
 
     /// Fails a run that takes longer than `limit` (default one second).
@@ -160,8 +201,20 @@ impl Harness {
         };
     }
 
-    /// Evaluates `tx`, then records it in the account's history.
+    /// Evaluates `tx`, then records it in the account's history (an entity
+    /// rule's entity keeps none).
     pub fn run(&mut self, tx: &Transaction) -> Result<Verdict, Error> {
+        let Some(kind) = self.entity else { return self.run_on_account(tx) };
+        let Some(id) = kind.of(tx) else { return Ok(Verdict::pass()) };
+        self.account.state = self.entities.remove(id).unwrap_or_default();
+        self.account.history = History::default();
+        let verdict = self.run_on_account(tx);
+        self.account.history = History::default();
+        self.entities.insert(id.to_owned(), std::mem::take(&mut self.account.state));
+        verdict
+    }
+
+    fn run_on_account(&mut self, tx: &Transaction) -> Result<Verdict, Error> {
         let params = self.params.clone().map_err(Error::msg)?;
         if self.overran {
             return Err(Error::msg("an earlier run overran the step limit; this harness has no account left"));

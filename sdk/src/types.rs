@@ -117,6 +117,57 @@ impl Transaction {
     }
 }
 
+/// What an entity rule keeps its state for: one of the transaction's
+/// entities other than the account. Named in the rule's manifest
+/// (`[rule] entity = "device"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Entity {
+    /// The device fingerprint (`TransactionRecorded` version 2 and later).
+    Device,
+    /// The merchant (every transaction has one).
+    Merchant,
+    /// The account a transfer goes to (version 3 and later).
+    Counterparty,
+    /// The card fingerprint (version 3 and later).
+    Card,
+}
+
+impl Entity {
+    /// Every kind, in the order their rules run.
+    pub const ALL: [Entity; 4] = [Entity::Device, Entity::Merchant, Entity::Counterparty, Entity::Card];
+
+    /// The manifest's name of the kind.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Entity::Device => "device",
+            Entity::Merchant => "merchant",
+            Entity::Counterparty => "counterparty",
+            Entity::Card => "card",
+        }
+    }
+
+    /// The kind a manifest names, if it is one.
+    pub fn parse(name: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// The transaction's id of this entity, if it has one.
+    pub fn of(self, tx: &Transaction) -> Option<&str> {
+        match self {
+            Entity::Device => tx.device_fingerprint(),
+            Entity::Merchant => Some(&tx.merchant.id),
+            Entity::Counterparty => tx.counterparty_account(),
+            Entity::Card => tx.card_fingerprint(),
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// An earlier transaction of the same account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

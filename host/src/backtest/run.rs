@@ -3,16 +3,13 @@
 //! through the pipelines' per-record core, their decisions paired record
 //! by record for the comparison.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::engine::{Evaluator, Policy, RuleSet, RuleStats};
-use crate::events::{
-    DecisionEvent, InputEvent, InputPosition, InvalidEvent, MAX_EVENT_BYTES, TransactionRecorded, parse_input,
-};
-use crate::record::{Accounts, Counters, Processed, process};
-use crate::state::AccountState;
+use crate::events::{DecisionEvent, InputEvent, InputPosition, InvalidEvent, MAX_EVENT_BYTES, parse_input};
+use crate::record::{Counters, MemoryAccounts, Processed, process};
 
 use super::compare::{Comparison, rfc3339};
 use super::error::BacktestError;
@@ -185,34 +182,11 @@ fn decide_side(
     let _ = to_compare.send(chunk);
 }
 
-/// Accounts in memory, for one side of a backtest.
-#[derive(Default)]
-struct Memory {
-    accounts: HashMap<String, AccountState>,
-    decided: HashSet<String>,
-}
-
-impl Accounts for Memory {
-    type Error = std::convert::Infallible;
-
-    fn account(&mut self, id: &str) -> Result<&mut AccountState, Self::Error> {
-        Ok(self.accounts.entry(id.to_owned()).or_default())
-    }
-
-    fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
-        Ok(self.decided.contains(&tx.transaction_id))
-    }
-
-    fn decided(&mut self, tx: &TransactionRecorded) {
-        self.decided.insert(tx.transaction_id.clone());
-    }
-}
-
 /// One side while the backtest runs.
 struct Running {
     tally: Tally,
     evaluator: Evaluator,
-    accounts: Memory,
+    accounts: MemoryAccounts,
     params: BTreeMap<String, Vec<crate::engine::ParamLine>>,
 }
 
@@ -221,7 +195,12 @@ impl Running {
         let mut evaluator = Evaluator::new(rules, policy.clone());
         evaluator.time_evaluations();
         let params = rules.rules().iter().map(|r| (r.spec.id.clone(), r.parameters.lines())).collect();
-        Running { tally: Tally::new(rules_dir.display().to_string()), evaluator, accounts: Memory::default(), params }
+        Running {
+            tally: Tally::new(rules_dir.display().to_string()),
+            evaluator,
+            accounts: MemoryAccounts::default(),
+            params,
+        }
     }
 
     fn finish(self) -> (Side, Quality, Cost) {

@@ -52,7 +52,11 @@ impl RunArgs {
                 signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
             }
         }
-        let live = LiveRules::start(&config.rules.dir, config.rules.validator()?)?;
+        let mut validator = config.rules.validator()?;
+        if config.kafka.is_some() {
+            validator = validator.without_entity_rules();
+        }
+        let live = LiveRules::start(&config.rules.dir, validator)?;
         for r in live.refused() {
             eprintln!("refused {}: {}", r.path.display(), r.reason);
         }

@@ -117,6 +117,27 @@ impl CallCtx {
         self.state.journaled(&mut self.journal).window_count(now, name, window_ms)
     }
 
+    /// Adds a member to a distinct set; false (nothing added) once the
+    /// evaluation has gone over its state quota.
+    pub(super) fn distinct_add(&mut self, name: &str, member: &str) -> bool {
+        let now = self.now_ms;
+        let ok = self.charge(name.len() + member.len() + 8);
+        if ok {
+            self.state.journaled(&mut self.journal).distinct_add(now, name, member)
+        }
+        ok
+    }
+
+    /// Counting may lengthen a set's retention, which is a write.
+    pub(super) fn distinct_count(&mut self, name: &str, window_ms: u64) -> u32 {
+        let now = self.now_ms;
+        self.state.journaled(&mut self.journal).distinct_count(now, name, window_ms)
+    }
+
+    pub(super) fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        self.state.last_seen(name, member)
+    }
+
     /// The rule state to keep — as written on success, as it was on
     /// failure — and whether it changed.
     pub(super) fn finish(&mut self, ok: bool) -> (RuleState, bool) {
@@ -147,6 +168,15 @@ impl AccountHost for CallCtx {
     }
     fn window_count(&mut self, name: &str, window_ms: u64) -> u32 {
         CallCtx::window_count(self, name, window_ms)
+    }
+    fn distinct_add(&mut self, name: &str, member: &str) {
+        CallCtx::distinct_add(self, name, member);
+    }
+    fn distinct_count(&mut self, name: &str, window_ms: u64) -> u32 {
+        CallCtx::distinct_count(self, name, window_ms)
+    }
+    fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
+        CallCtx::last_seen(self, name, member)
     }
     fn history(&self, limit: u32) -> Vec<weir_sdk::PastTransaction> {
         self.history.recent(limit).cloned().collect()

@@ -5,7 +5,14 @@
 //! A decision is a pass over the rules in order ([`Pass`]): each rule is
 //! lent its state, run within what is left of the transaction's fuel, its
 //! writes kept or undone, its outcome counted and its result recorded; then
-//! the policy combines the results into the one decision. This is the hot
+//! the policy combines the results into the one decision.
+//!
+//! Entity rules (a manifest's `rule.entity`) run first, in a pass of their
+//! own per entity kind against that entity's state
+//! ([`Evaluator::decide_entity`]), with a fuel budget of their own and no
+//! account facts, as they would in a stage that holds the entity and not
+//! the account; their results wait in the evaluator until the account's
+//! pass ([`Evaluator::decide`]) puts them in their place among the rules. This is the hot
 //! path: the buffers it needs live in the evaluator and are reused from
 //! transaction to transaction.
 
@@ -26,6 +33,7 @@ use crate::events::{
     decision_event_id,
 };
 use crate::state::{AccountState, Lock};
+use weir_sdk::Entity;
 
 /// The fuel one transaction may use across all its rules: a rule gets its
 /// own budget or what is left of this, whichever is less.
@@ -47,6 +55,28 @@ pub struct Evaluator {
     /// self-test cases, whose failures are expected and reported by the
     /// case runner).
     log_failures: bool,
+    /// The entity rules' results for the transaction being decided, by
+    /// slot, from [`Evaluator::decide_entity`] until [`Evaluator::decide`].
+    entity_results: Vec<Option<RuleResult>>,
+    /// The entity kinds the rules keep state for, in [`Entity::ALL`]'s order.
+    kinds: Vec<Entity>,
+}
+
+/// The key entity state is kept under, next to accounts: the kind and the
+/// id after a control character, which no account id may hold, so an
+/// entity never shares a key with an account.
+pub fn entity_key(kind: Entity, id: &str) -> String {
+    format!("\u{1}{kind}\u{1}{id}")
+}
+
+/// The transaction's id of the entity `kind`, if it has one.
+pub fn entity_id(kind: Entity, tx: &TransactionRecorded) -> Option<&str> {
+    match kind {
+        Entity::Device => tx.device_fingerprint.as_deref(),
+        Entity::Merchant => Some(&tx.merchant.id),
+        Entity::Counterparty => tx.counterparty_account.as_deref(),
+        Entity::Card => tx.card_fingerprint.as_deref(),
+    }
 }
 
 impl Evaluator {
@@ -56,16 +86,60 @@ impl Evaluator {
     }
 
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
-        let slots = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default()));
+        let slots: Vec<Slot> = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default())).collect();
         Evaluator {
-            slots: slots.collect(),
+            kinds: Evaluator::kinds_of(&slots),
+            slots,
             policy,
             call: CallCtx::default(),
             inputs: Inputs::default(),
             sample_every: 0,
             tick: 0,
             log_failures: true,
+            entity_results: Vec::new(),
         }
+    }
+
+    /// The entity kinds the rules keep state for, each once, in the order
+    /// their passes run ([`Entity::ALL`]'s).
+    pub fn entity_kinds(&self) -> &[Entity] {
+        &self.kinds
+    }
+
+    fn kinds_of(slots: &[Slot]) -> Vec<Entity> {
+        Entity::ALL.into_iter().filter(|kind| slots.iter().any(|s| s.rule.spec.entity == Some(*kind))).collect()
+    }
+
+    /// Runs the entity rules of `kind` on `tx` against `entity`'s state
+    /// (the transaction's entity of that kind; see [`entity_id`]), and
+    /// keeps their results for [`Evaluator::decide`]. Call it for every
+    /// kind of [`Evaluator::entity_kinds`] the transaction has, before
+    /// deciding it.
+    pub fn decide_entity(&mut self, kind: Entity, tx: &TransactionRecorded, entity: &mut AccountState) {
+        let now_ms = tx.occurred_at_ms();
+        let timing = self.sampled();
+        let Evaluator { slots, call, inputs, log_failures, entity_results, .. } = self;
+        entity_results.resize(slots.len(), None);
+        call.enter(&tx.transaction_id, now_ms, Default::default());
+        inputs.clear();
+        let mut pass = Pass {
+            tx,
+            now_ms,
+            facts: HostFacts::default(),
+            inputs,
+            call,
+            timing,
+            log_failures: *log_failures,
+            fuel_left: TRANSACTION_FUEL,
+            explained: 0,
+        };
+        for (slot, result) in slots.iter_mut().zip(entity_results.iter_mut()) {
+            if slot.rule.spec.entity == Some(kind) {
+                *result = Some(pass.step(slot, entity));
+            }
+        }
+        pass.call.leave();
+        inputs.clear();
     }
 
     /// Switches to another rule set between two transactions. Rules whose
@@ -82,6 +156,7 @@ impl Evaluator {
                 None => Slot::new(r.clone(), RuleStats::default()),
             })
             .collect();
+        self.kinds = Evaluator::kinds_of(&self.slots);
     }
 
     /// The rule versions this evaluator runs: (id, content hash).
@@ -143,7 +218,7 @@ impl Evaluator {
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
         let timing = self.sampled();
-        let Evaluator { slots, policy, call, inputs, log_failures, .. } = self;
+        let Evaluator { slots, policy, call, inputs, log_failures, entity_results, .. } = self;
         // The account's history is lent to the rules for the transaction.
         call.enter(&tx.transaction_id, now_ms, std::mem::take(&mut account.history));
         inputs.clear();
@@ -159,8 +234,16 @@ impl Evaluator {
             explained: 0,
         };
         let mut results = Vec::with_capacity(slots.len());
-        for slot in slots.iter_mut() {
-            results.push(pass.step(slot, account));
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.rule.spec.entity.is_none() {
+                results.push(pass.step(slot, account));
+                continue;
+            }
+            // An entity rule ran in its entity's pass; a transaction
+            // without that entity passes it unrun.
+            let mut result = entity_results.get_mut(i).and_then(Option::take).unwrap_or_else(|| unrun(&slot.rule));
+            limit_explanations(&mut result, &mut pass.explained);
+            results.push(result);
         }
         account.history = pass.call.leave();
         account.record_history(tx.to_past());
@@ -288,6 +371,12 @@ impl Pass<'_> {
         }
         (result, fuel)
     }
+}
+
+/// The result of an entity rule for a transaction without its entity.
+fn unrun(rule: &LoadedRule) -> RuleResult {
+    let pass = Verdict { outcome: crate::events::RuleOutcome::Pass, score: 0, explanation: Default::default() };
+    rule_result(rule, Ok(pass))
 }
 
 /// Locks `account` for the decision on `tx`, with the policy's reason.

@@ -50,7 +50,7 @@ mod verdict;
 pub mod wasm;
 
 pub use error::{ERROR_KINDS, LoadError, PARAMS_REFUSED, RuleError};
-pub use evaluator::{Evaluator, TRANSACTION_FUEL};
+pub use evaluator::{Evaluator, TRANSACTION_FUEL, entity_id, entity_key};
 pub use load::{Compilation, Engine};
 pub use params::{ParamLine, Parameters, declaration};
 pub use policy::Policy;

@@ -67,6 +67,11 @@ pub enum Refusal {
     NotInSignedSet {
         sequence: u64,
     },
+    /// An entity rule where this pipeline cannot run one (on Kafka, until
+    /// entity state has its partitions).
+    EntityRule {
+        entity: weir_sdk::Entity,
+    },
 }
 
 impl Refusal {
@@ -88,6 +93,9 @@ impl Refusal {
             Refusal::NotInSignedSet { sequence } => {
                 format!("not in the signed rule set #{sequence} (`weir rule seal` signs a new set)")
             }
+            Refusal::EntityRule { entity } => format!(
+                "an entity rule (`rule.entity` = \"{entity}\"): this version runs entity rules in the embedded pipeline and backtests only; on Kafka, entity state needs partitions of its own, which are not built yet"
+            ),
         }
     }
 }
@@ -104,11 +112,18 @@ impl std::error::Error for Refusal {}
 pub struct Validator {
     pub engine: Engine,
     pub trust: Trust,
+    /// Whether entity rules may run (not on Kafka, yet).
+    pub entity_rules: bool,
 }
 
 impl Validator {
     pub fn new(engine: Engine, trust: Trust) -> Validator {
-        Validator { engine, trust }
+        Validator { engine, trust, entity_rules: true }
+    }
+
+    /// Refuses entity rules, for a pipeline that cannot run them.
+    pub fn without_entity_rules(self) -> Validator {
+        Validator { entity_rules: false, ..self }
     }
 
     /// Reads and validates the package whose manifest is `manifest_path`.
@@ -127,6 +142,9 @@ impl Validator {
     /// take the rule away: a failure is logged at WARN and the package runs.
     pub fn validate_with(&self, package: &PackageFiles, cases_refuse: bool) -> Result<LoadedRule, Refusal> {
         self.trust.check(&package.hash, package.signature.as_deref())?;
+        if let Some(entity) = package.spec.entity.filter(|_| !self.entity_rules) {
+            return Err(Refusal::EntityRule { entity });
+        }
         let rule = self.engine.load(package.spec.clone(), &package.component, &package.manifest).map_err(
             |error: LoadError| {
                 // A parameter the declaration refuses is the manifest's fault:

@@ -1,6 +1,7 @@
-//! The host side of the contracts' imports — `account`, `params`,
-//! `verdict` and `log` — for both `weir:rule@2.0.0` and `weir:rule@1.0.0`,
-//! all acting on the instance's [`RuleHost`].
+//! The host side of the contracts' imports — `account`, `distinct`,
+//! `params`, `verdict` and `log` — for both `weir:rule@2.1.0` (which also
+//! serves rules built for 2.0.0) and `weir:rule@1.0.0`, all acting on the
+//! instance's [`RuleHost`].
 //!
 //! Both contracts share one implementation of each function; they differ
 //! only in their types (`history`'s form, the param and log types). The
@@ -23,13 +24,13 @@ use crate::engine::verdict::Explanation;
 /// How many log lines one evaluation may write; the rest are counted.
 pub(super) const MAX_LOG_LINES: u32 = 16;
 
-/// Redefines the string-taking functions of `weir:rule/account@2.0.0` to
+/// Redefines the string-taking functions of `weir:rule/account@2.1.0` to
 /// read their names in place from the guest's memory: the generated
 /// bindings lift every string argument into a new `String`, an allocation
 /// per call on the hottest path a rule has.
 pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let mut account = linker.instance("weir:rule/account@2.0.0")?;
+    let mut account = linker.instance(&format!("weir:rule/account@{}", super::CONTRACT_VERSION))?;
     account.func_wrap("window-add", |store, (name, value): (WasmStr, i64)| {
         with_name(store, name, |call, name| call.window_add(name, value))?.then_some(()).ok_or_else(over_quota)
     })?;
@@ -125,6 +126,20 @@ account_host!(v2::weir::rule::account::Host, Vec<u8>, |host, limit| {
     weir_sdk::wire::encode_history(&mut out, entries);
     out
 });
+
+impl v2::weir::rule::distinct::Host for RuleHost {
+    fn add(&mut self, name: String, member: String) {
+        self.call.distinct_add(&name, &member);
+    }
+
+    fn count(&mut self, name: String, window_ms: u64) -> u32 {
+        self.call.distinct_count(&name, window_ms)
+    }
+
+    fn last_seen(&mut self, name: String, member: String) -> Option<i64> {
+        self.call.last_seen(&name, &member)
+    }
+}
 
 /// The `params` import of both contracts: the manifest's parameters, copied
 /// into each contract's own types.
