@@ -18,6 +18,7 @@ pub fn native_rules() -> Vec<LoadedRule> {
         ("new-device", new_device::RULE),
         ("shared-device", shared_device::RULE),
         ("mule-beneficiary", mule_beneficiary::RULE),
+        ("merchant-new-cards", merchant_new_cards::RULE),
     ]);
     SHIPPED
         .iter()

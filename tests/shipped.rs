@@ -72,7 +72,8 @@ fn demo_stream_tells_the_story() {
         FraudSuspected,
         FraudSuspected,
         FraudSuspected,
-        FraudSuspected, // the mule's fourth new sender
+        FraudSuspected,      // the mule's fourth new sender
+        TransactionVerified, // a first-time card at a leaking merchant: scored, not suspected
     ];
     assert_eq!(stream.story.len(), expected.len());
     for (i, want) in expected.iter().enumerate() {
@@ -82,6 +83,8 @@ fn demo_stream_tells_the_story() {
     assert!(ring.rules.iter().any(|r| r.rule_id == "shared-device" && r.reason_code == "DEVICE_SHARED"), "{ring:?}");
     let mule = &by_tx[&stream.story[8].1];
     assert!(mule.rules.iter().any(|r| r.rule_id == "mule-beneficiary" && r.reason_code == "MULE_BENEFICIARY"));
+    let merchant = &by_tx[&stream.story[9].1];
+    assert!(merchant.rules.iter().any(|r| r.rule_id == "merchant-new-cards" && r.reason_code == "MERCHANT_NEW_CARDS"));
     let lock = &by_tx[&stream.story[2].1];
     assert!(lock.rules.iter().any(|r| r.rule_id == "card-testing" && r.reason_code == "CARD_TESTING"));
     assert!(lock.reason.as_deref().unwrap().contains("card-testing"));

@@ -16,6 +16,9 @@
 //! - a mule beneficiary: five accounts that never paid it transfer money to
 //!   acct-mule-8080 within a few hours (acct-5501 to acct-5505), which only
 //!   the beneficiary's state shows (version 3 events with a counterparty),
+//! - a merchant with a leaking payment page: 25 first-time cards of 25
+//!   accounts pay m-gadgetzone within the hour (version 3 events with card
+//!   fingerprints), which only the merchant's state shows,
 //! - malformed records, which are dead-lettered with their reasons.
 //!
 //! [`generate`] spreads the stream over 12 hours. [`generate_days`] spreads
@@ -143,12 +146,13 @@ pub fn generate_days(n: usize, accounts: usize, days: u32, seed: u64) -> Stream 
 
 /// The story's scenes, at fixed fractions of `n` ordinary transactions (on
 /// a short stream two may fall on one transaction: the first is played).
-fn scenes(n: usize) -> [(usize, Scene); 9] {
+fn scenes(n: usize) -> [(usize, Scene); 10] {
     let scene_at = |fraction: f64| (n as f64 * fraction) as usize;
     [
         (scene_at(0.15), Builder::concert_tickets),
         (scene_at(0.2), Builder::device_ring),
         (scene_at(0.8), Builder::mule_beneficiary),
+        (scene_at(0.85), Builder::new_cards_at_a_merchant),
         (scene_at(0.3), Builder::card_testing),
         (scene_at(0.45), Builder::burst),
         (scene_at(0.5), Builder::impossible_travel),
@@ -531,6 +535,27 @@ impl Builder {
             if k == 3 {
                 self.story
                     .push(("acct-5504 transfers EUR 495.00 to a payee three other new senders paid today", tx_id));
+            }
+        }
+    }
+
+    /// A merchant with a leaking payment page: 25 cards it never saw, of 25
+    /// accounts, within the hour; from the 21st on, the merchant has sales
+    /// enough to judge and its first-time cards score.
+    fn new_cards_at_a_merchant(&mut self, clock: i64) {
+        let shop = Shop { id: "m-gadgetzone", name: "GadgetZone", mcc: "5732", online: true, typical: (0, 0) };
+        for k in 0..25 {
+            let account = format!("acct-{}", 6601 + k);
+            let (tx_id, event_id) = self.next_id();
+            let at = clock + 1 + k * 120_000;
+            let mut line =
+                event_value(&event_id, &tx_id, &account, 2_000 + 10 * k, "EUR", &shop, "NL", "ecommerce", at);
+            line["schema_version"] = json!(3);
+            line["card_fingerprint"] = json!(format!("card-{:016x}", self.rng.random::<u64>()));
+            self.lines.push(line.to_string());
+            self.labels.push((tx_id.clone(), "compromised-merchant"));
+            if k == 20 {
+                self.story.push(("acct-6621 is the 21st first-time card at GadgetZone this hour", tx_id));
             }
         }
     }

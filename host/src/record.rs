@@ -60,7 +60,7 @@ pub trait Accounts {
 
 /// Accounts (and entities) in memory: for a backtest's side and the
 /// self-test cases.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct MemoryAccounts {
     pub accounts: foldhash::HashMap<String, AccountState>,
     decided: foldhash::HashSet<String>,
@@ -70,7 +70,10 @@ impl Accounts for MemoryAccounts {
     type Error = std::convert::Infallible;
 
     fn account(&mut self, id: &str) -> Result<&mut AccountState, Self::Error> {
-        Ok(self.accounts.entry(id.to_owned()).or_default())
+        if !self.accounts.contains_key(id) {
+            self.accounts.insert(id.to_owned(), AccountState::default());
+        }
+        Ok(self.accounts.get_mut(id).expect("inserted above"))
     }
 
     fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
@@ -109,16 +112,7 @@ pub fn process<A: Accounts>(
         tracing::debug!(transaction_id = %tx.transaction_id, partition = position.partition, offset = position.offset, "already decided; skipped");
         return Ok(Processed::Duplicate);
     }
-    // Entity rules first, each kind against its entity's state, kept next
-    // to the accounts under a key no account can have.
-    for k in 0..evaluator.entity_kinds().len() {
-        let kind = evaluator.entity_kinds()[k];
-        if let Some(id) = entity_id(kind, &tx) {
-            let entity = accounts.account(&entity_key(kind, id))?;
-            evaluator.decide_entity(kind, &tx, entity);
-        }
-    }
-    let decision = evaluator.decide(&tx, accounts.account(&tx.account_id)?, position);
+    let decision = decide(evaluator, &tx, position, accounts)?;
     if decision.event_type == DecisionType::FraudSuspected {
         accounts.account(&tx.account_id)?.record_suspicion(Suspicion {
             decision_event_id: decision.event_id.to_string(),
@@ -130,6 +124,25 @@ pub fn process<A: Accounts>(
     }
     accounts.decided(&tx);
     Ok(Processed::Decided(Box::new(decision)))
+}
+
+/// Decides `tx`: its entity rules first, each kind against its entity's
+/// state (kept next to the accounts, under a key no account can have),
+/// then the account's rules against the account's state.
+pub fn decide<A: Accounts>(
+    evaluator: &mut Evaluator,
+    tx: &TransactionRecorded,
+    position: InputPosition,
+    accounts: &mut A,
+) -> Result<DecisionEvent, A::Error> {
+    for k in 0..evaluator.entity_kinds().len() {
+        let kind = evaluator.entity_kinds()[k];
+        if let Some(id) = entity_id(kind, tx) {
+            let entity = accounts.account(&entity_key(kind, id))?;
+            evaluator.decide_entity(kind, tx, entity);
+        }
+    }
+    Ok(evaluator.decide(tx, accounts.account(&tx.account_id)?, position))
 }
 
 /// What became of the records a pipeline read, since it started.

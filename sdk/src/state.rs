@@ -53,18 +53,81 @@ impl Sets {
 }
 
 /// A distinct set: each member with the event time it was last added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(from = "DistinctRepr", into = "DistinctRepr"))]
 struct Distinct {
     /// The longest window this set was queried with; members last seen
     /// before that are dropped.
     retention_ms: i64,
     members: BTreeMap<String, i64>,
+    /// What the members hold for the quota (each its bytes and 8), kept
+    /// as they change so a quota check does not walk the set.
+    bytes: usize,
+    /// No member was last seen before this: the set is walked for members
+    /// past its retention only once one may be.
+    oldest: i64,
 }
+
+/// What a [`Distinct`] is stored as; the rest is derived on reading.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DistinctRepr {
+    retention_ms: i64,
+    members: BTreeMap<String, i64>,
+}
+
+#[cfg(feature = "serde")]
+impl From<DistinctRepr> for Distinct {
+    fn from(r: DistinctRepr) -> Distinct {
+        let mut set = Distinct { retention_ms: r.retention_ms, ..Distinct::default() };
+        for (member, t) in r.members {
+            set.insert(member, t);
+        }
+        set
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<Distinct> for DistinctRepr {
+    fn from(d: Distinct) -> DistinctRepr {
+        DistinctRepr { retention_ms: d.retention_ms, members: d.members }
+    }
+}
+
+/// Equal when retention and members are: the derived fields follow them.
+impl PartialEq for Distinct {
+    fn eq(&self, other: &Self) -> bool {
+        self.retention_ms == other.retention_ms && self.members == other.members
+    }
+}
+
+impl Eq for Distinct {}
 
 impl Default for Distinct {
     fn default() -> Self {
-        Distinct { retention_ms: SERIES_RETENTION_MS, members: BTreeMap::new() }
+        Distinct { retention_ms: SERIES_RETENTION_MS, members: BTreeMap::new(), bytes: 0, oldest: i64::MAX }
+    }
+}
+
+impl Distinct {
+    /// Sets `member`'s last sighting to `t`; its previous one, if any.
+    fn insert(&mut self, member: String, t: i64) -> Option<i64> {
+        self.oldest = self.oldest.min(t);
+        let len = member.len();
+        let old = self.members.insert(member, t);
+        if old.is_none() {
+            self.bytes += len + 8;
+        }
+        old
+    }
+
+    fn remove(&mut self, member: &str) -> Option<i64> {
+        let old = self.members.remove(member);
+        if old.is_some() {
+            self.bytes -= member.len() + 8;
+        }
+        old
     }
 }
 
@@ -298,8 +361,8 @@ impl RuleState {
                     let member = journal.get(member);
                     if let Some(set) = self.sets.0.get_mut(name) {
                         match old {
-                            Some(t) => set.members.insert(member.to_owned(), t),
-                            None => set.members.remove(member),
+                            Some(t) => set.insert(member.to_owned(), t),
+                            None => set.remove(member),
                         };
                     }
                 }
@@ -395,34 +458,38 @@ impl RuleState {
                 self.sets.0.entry(name.to_owned()).or_default()
             }
         };
-        let old = set.members.get(member).copied();
-        if old.is_none_or(|t| t < now_ms) {
-            set.members.insert(member.to_owned(), now_ms);
-            r.member(name, member, old);
-        }
-        let horizon = now_ms.saturating_sub(set.retention_ms);
-        let mut gone: Vec<(String, i64)> = Vec::new();
-        if set.members.len() > SERIES_MAX_POINTS || set.members.values().any(|&t| t <= horizon) {
-            set.members.retain(|m, &mut t| {
-                let keep = t > horizon;
-                if !keep {
-                    gone.push((m.clone(), t));
-                }
-                keep
-            });
-            while set.members.len() > SERIES_MAX_POINTS {
-                // The least recently seen goes first; of equals, the least.
-                let Some((oldest, t)) = set.members.iter().min_by_key(|&(m, &t)| (t, m)).map(|(m, &t)| (m.clone(), t))
-                else {
-                    break;
-                };
-                set.members.remove(&oldest);
-                gone.push((oldest, t));
+        match set.members.get_mut(member) {
+            Some(t) if *t >= now_ms => {}
+            Some(t) => {
+                let old = std::mem::replace(t, now_ms);
+                r.member(name, member, Some(old));
+            }
+            None => {
+                set.insert(member.to_owned(), now_ms);
+                r.member(name, member, None);
             }
         }
+        let horizon = now_ms.saturating_sub(set.retention_ms);
+        if set.oldest > horizon && set.members.len() <= SERIES_MAX_POINTS {
+            return;
+        }
+        // Someone may be past the retention, or the set is over its size.
+        let gone: Vec<(String, i64)> =
+            set.members.iter().filter(|&(_, &t)| t <= horizon).map(|(m, &t)| (m.clone(), t)).collect();
         for (m, t) in gone {
+            set.remove(&m);
             r.member(name, &m, Some(t));
         }
+        while set.members.len() > SERIES_MAX_POINTS {
+            // The least recently seen goes first; of equals, the least.
+            let Some((oldest, t)) = set.members.iter().min_by_key(|&(m, &t)| (t, m)).map(|(m, &t)| (m.clone(), t))
+            else {
+                break;
+            };
+            set.remove(&oldest);
+            r.member(name, &oldest, Some(t));
+        }
+        set.oldest = set.members.values().copied().min().unwrap_or(i64::MAX);
     }
 
     fn distinct_count_in(&mut self, now_ms: i64, name: &str, window_ms: u64, r: &mut impl Record) -> u32 {
@@ -450,8 +517,7 @@ impl RuleState {
     pub fn usage(&self) -> StateUsage {
         let values: usize = self.values.iter().map(|(k, v)| k.len() + v.len()).sum();
         let series: usize = self.series.iter().map(|(name, s)| name.len() + 16 * s.points.len()).sum();
-        let sets: usize =
-            self.sets.0.iter().map(|(name, s)| name.len() + s.members.keys().map(|m| m.len() + 8).sum::<usize>()).sum();
+        let sets: usize = self.sets.0.iter().map(|(name, s)| name.len() + s.bytes).sum();
         StateUsage {
             bytes: values + series + sets,
             keys: self.values.len(),
@@ -654,6 +720,8 @@ mod tests {
         assert_eq!(s.distinct_count(40_000, "many", 60_000) as usize, SERIES_MAX_POINTS);
         assert_eq!(s.last_seen("many", "m0"), None, "the least recently seen went first");
         assert!(s.last_seen("many", "m5").is_some());
+        let bytes: usize = s.sets.0["many"].members.keys().map(|m| m.len() + 8).sum();
+        assert_eq!(s.sets.0["many"].bytes, bytes, "the byte count follows the members");
     }
 
     #[test]

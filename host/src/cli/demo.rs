@@ -130,7 +130,16 @@ fn print_story(stream: &Stream, decided: &HashMap<String, DecisionEvent>) {
         match decided.get(tx_id.as_str()) {
             Some(d) => {
                 let why = d.reason.as_deref().map(|r| format!("\n      {r}")).unwrap_or_default();
-                println!("  {scene}\n    → {}{why}", d.event_type.as_str());
+                // Points that did not make the decision are still shown.
+                let scored = d
+                    .rules
+                    .iter()
+                    .filter(|r| d.reason.is_none() && r.score > 0)
+                    .map(|r| {
+                        format!("\n      {}: {} (+{} points, score {})", r.rule_id, r.reason_code, r.score, d.score)
+                    })
+                    .collect::<String>();
+                println!("  {scene}\n    → {}{why}{scored}", d.event_type.as_str());
             }
             None => println!("  {scene}\n    → no decision found (this is a bug)"),
         }

@@ -121,7 +121,7 @@ impl Evaluator {
         let Evaluator { slots, call, inputs, log_failures, entity_results, .. } = self;
         entity_results.resize(slots.len(), None);
         call.enter(&tx.transaction_id, now_ms, Default::default());
-        inputs.clear();
+        inputs.prepare(tx, HostFacts::default());
         let mut pass = Pass {
             tx,
             now_ms,
@@ -139,7 +139,6 @@ impl Evaluator {
             }
         }
         pass.call.leave();
-        inputs.clear();
     }
 
     /// Switches to another rule set between two transactions. Rules whose
@@ -221,11 +220,12 @@ impl Evaluator {
         let Evaluator { slots, policy, call, inputs, log_failures, entity_results, .. } = self;
         // The account's history is lent to the rules for the transaction.
         call.enter(&tx.transaction_id, now_ms, std::mem::take(&mut account.history));
-        inputs.clear();
+        let facts = account.facts(tx);
+        inputs.prepare(tx, facts);
         let mut pass = Pass {
             tx,
             now_ms,
-            facts: account.facts(tx),
+            facts,
             inputs,
             call,
             timing,
@@ -246,6 +246,7 @@ impl Evaluator {
             results.push(result);
         }
         account.history = pass.call.leave();
+        pass.inputs.finish();
         account.record_history(tx.to_past());
 
         let combined = policy.combine(&results, account.lock.as_ref());

@@ -3,8 +3,11 @@
 //! (native rules) — built at most once per transaction, and only if a rule
 //! needs that form.
 //!
-//! The evaluator keeps one and clears it between transactions, so the
-//! encoding buffer is reused rather than allocated per transaction.
+//! The evaluator keeps one; it is rebuilt when asked for another
+//! transaction or other host facts (an entity rule's pass has none, the
+//! account's pass has the account's), so the entity passes and a pass
+//! with the same facts share one encoding, and the encoding buffer is
+//! reused rather than allocated per transaction.
 
 use super::wasm;
 use crate::events::{HostFacts, TransactionRecorded};
@@ -20,15 +23,35 @@ pub(super) struct Inputs {
     record: Option<wasm::wit::Transaction>,
     /// Native rules: the SDK's type.
     sdk: Option<weir_sdk::Transaction>,
+    /// The transaction and facts the forms are of.
+    transaction_id: String,
+    facts: HostFacts,
 }
 
 impl Inputs {
     /// Forgets the last transaction's forms (keeping the buffer).
-    pub(super) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.encoded.clear();
         self.encoded_ready = false;
         self.record = None;
         self.sdk = None;
+    }
+
+    /// Forgets the forms once a transaction is decided.
+    pub(super) fn finish(&mut self) {
+        self.clear();
+        self.transaction_id.clear();
+    }
+
+    /// Makes the forms those of `tx` with `facts`: kept if they are,
+    /// forgotten if not.
+    pub(super) fn prepare(&mut self, tx: &TransactionRecorded, facts: HostFacts) {
+        if self.transaction_id != tx.transaction_id || self.facts != facts {
+            self.clear();
+            self.transaction_id.clear();
+            self.transaction_id.push_str(&tx.transaction_id);
+            self.facts = facts;
+        }
     }
 
     /// The wire encoding of `tx`, encoded on first use.

@@ -24,10 +24,10 @@ use crate::engine::verdict::Explanation;
 /// How many log lines one evaluation may write; the rest are counted.
 pub(super) const MAX_LOG_LINES: u32 = 16;
 
-/// Redefines the string-taking functions of `weir:rule/account@2.1.0` to
-/// read their names in place from the guest's memory: the generated
-/// bindings lift every string argument into a new `String`, an allocation
-/// per call on the hottest path a rule has.
+/// Redefines the string-taking functions of `weir:rule/account@2.1.0` and
+/// `weir:rule/distinct@2.1.0` to read their names in place from the
+/// guest's memory: the generated bindings lift every string argument into
+/// a new `String`, an allocation per call on the hottest path a rule has.
 pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut account = linker.instance(&format!("weir:rule/account@{}", super::CONTRACT_VERSION))?;
@@ -50,6 +50,18 @@ pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Resu
     })?;
     account.func_wrap("get", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| (call.get(key),)))?;
     account.func_wrap("remove", |store, (key,): (WasmStr,)| with_name(store, key, |call, key| call.remove(key)))?;
+    let mut distinct = linker.instance(&format!("weir:rule/distinct@{}", super::CONTRACT_VERSION))?;
+    distinct.func_wrap("add", |store, (name, member): (WasmStr, WasmStr)| {
+        with_name_and_member(store, name, member, |call, name, member| call.distinct_add(name, member))?
+            .then_some(())
+            .ok_or_else(over_quota)
+    })?;
+    distinct.func_wrap("count", |store, (name, window_ms): (WasmStr, u64)| {
+        with_name(store, name, |call, name| (call.distinct_count(name, window_ms),))
+    })?;
+    distinct.func_wrap("last-seen", |store, (name, member): (WasmStr, WasmStr)| {
+        with_name_and_member(store, name, member, |call, name, member| (call.last_seen(name, member),))
+    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -74,6 +86,22 @@ fn with_name<R>(
     let result = f(&mut host.call, &buffer);
     host.name_buffer = buffer;
     Ok(result)
+}
+
+/// Runs `f` with a name and a member read from the guest's memory into
+/// buffers the host reuses.
+fn with_name_and_member<R>(
+    mut store: StoreContextMut<'_, RuleHost>,
+    name: WasmStr,
+    member: WasmStr,
+    f: impl FnOnce(&mut CallCtx, &str, &str) -> R,
+) -> wasmtime::Result<R> {
+    let mut buffer = std::mem::take(&mut store.data_mut().value_buffer);
+    buffer.clear();
+    buffer.push_str(&member.to_str(&store)?);
+    let result = with_name(store.as_context_mut(), name, |call, name| f(call, name, &buffer));
+    store.data_mut().value_buffer = buffer;
+    result
 }
 
 impl wit::Host for RuleHost {}
