@@ -276,3 +276,17 @@ fn kafka_refuses_entity_rules_naming_why_and_runs_the_rest() {
         assert!(r.reason.contains("an entity rule") && r.reason.contains("on Kafka"), "{}", r.reason);
     }
 }
+
+#[test]
+fn weir_rules_says_whose_state_each_rule_keeps() {
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    let o = crate::util::weir(&["rules", "rules"], dir.path());
+    let text = crate::util::stdout(&o);
+    assert!(o.status.success(), "{text}");
+    let line = |id: &str| text.lines().find(|l| l.contains(&format!(" {id} "))).unwrap_or_default().to_owned();
+    assert!(line("shared-device").contains(" device "), "{text}");
+    assert!(line("mule-beneficiary").contains(" counterparty "), "{text}");
+    assert!(line("merchant-new-cards").contains(" merchant "), "{text}");
+    assert!(line("velocity").contains(" account "), "{text}");
+}

@@ -30,18 +30,25 @@ impl RulesArgs {
         let mut config = Config::load(self.config.as_deref())?;
         config.rules.dir = self.dir.clone();
         // The same loader as a running weir's: what it would run, what it would refuse.
-        let live = LiveRules::load(&self.dir, config.rules.validator()?)?;
+        let mut validator = config.rules.validator()?;
+        if config.kafka.is_some() {
+            validator = validator.without_entity_rules();
+        }
+        let live = LiveRules::load(&self.dir, validator)?;
         let generation = live.current();
         let rules = generation.set.rules();
         // Columns as wide as the longest id and version, so long ids line up.
         let id_width = rules.iter().map(|r| r.spec.id.len()).max().unwrap_or(0).max(16);
         let version_width = rules.iter().map(|r| r.spec.version_label.len()).max().unwrap_or(0).max(8);
         for r in rules {
+            // Whose state the rule keeps: the account's, or an entity's.
+            let per = r.spec.entity.map_or("account", |e| e.name());
             println!(
-                "  loaded   {:<id_width$} {:<version_width$} {:<8} {}",
+                "  loaded   {:<id_width$} {:<version_width$} {:<8} {:<12} {}",
                 r.spec.id,
                 r.spec.version_label,
                 r.spec.mode.to_string(),
+                per,
                 r.hash
             );
             if self.params {
