@@ -290,3 +290,24 @@ fn weir_rules_says_whose_state_each_rule_keeps() {
     assert!(line("merchant-new-cards").contains(" merchant "), "{text}");
     assert!(line("velocity").contains(" account "), "{text}");
 }
+
+/// An entity pass whose decision never came (its account could not be
+/// read) leaves nothing for the next transaction: its results are of
+/// another transaction.
+#[test]
+fn entity_results_of_an_undecided_transaction_are_not_taken_by_the_next() {
+    let set = RuleSet::new(vec![probe_rule("probe-device", "device")]).unwrap();
+    let mut ev = Evaluator::new(&set, Policy::default());
+    let txs = stream(40, 3);
+    let with = txs.iter().find(|t| t.device_fingerprint.is_some()).unwrap();
+    let without = txs.iter().find(|t| t.device_fingerprint.is_none()).unwrap();
+    let mut entity = weir::state::AccountState::default();
+    ev.decide_entity(weir_sdk::Entity::Device, with, &mut entity);
+    let decision = ev.decide(without, &mut weir::state::AccountState::default(), crate::util::position(1));
+    assert_eq!(decision.rules[0].outcome, RuleOutcome::Pass, "unrun, not the other transaction's suspicion");
+    assert!(decision.rules[0].evidence.is_empty());
+    // And its own pass is taken.
+    ev.decide_entity(weir_sdk::Entity::Device, with, &mut entity);
+    let decision = ev.decide(with, &mut weir::state::AccountState::default(), crate::util::position(2));
+    assert_eq!(decision.rules[0].outcome, RuleOutcome::Suspect);
+}

@@ -58,6 +58,9 @@ pub struct Evaluator {
     /// The entity rules' results for the transaction being decided, by
     /// slot, from [`Evaluator::decide_entity`] until [`Evaluator::decide`].
     entity_results: Vec<Option<RuleResult>>,
+    /// The transaction they are of: results of another one (whose decision
+    /// never came) are not taken for this one.
+    entity_tx: String,
     /// The entity kinds the rules keep state for, in [`Entity::ALL`]'s order.
     kinds: Vec<Entity>,
 }
@@ -97,6 +100,7 @@ impl Evaluator {
             tick: 0,
             log_failures: true,
             entity_results: Vec::new(),
+            entity_tx: String::new(),
         }
     }
 
@@ -118,7 +122,12 @@ impl Evaluator {
     pub fn decide_entity(&mut self, kind: Entity, tx: &TransactionRecorded, entity: &mut AccountState) {
         let now_ms = tx.occurred_at_ms();
         let timing = self.sampled();
-        let Evaluator { slots, call, inputs, log_failures, entity_results, .. } = self;
+        let Evaluator { slots, call, inputs, log_failures, entity_results, entity_tx, .. } = self;
+        if *entity_tx != tx.transaction_id {
+            entity_results.clear();
+            entity_tx.clear();
+            entity_tx.push_str(&tx.transaction_id);
+        }
         entity_results.resize(slots.len(), None);
         call.enter(&tx.transaction_id, now_ms, Default::default());
         inputs.prepare(tx, HostFacts::default());
@@ -156,6 +165,9 @@ impl Evaluator {
             })
             .collect();
         self.kinds = Evaluator::kinds_of(&self.slots);
+        // Results by slot are of the old set's slots.
+        self.entity_results.clear();
+        self.entity_tx.clear();
     }
 
     /// The rule versions this evaluator runs: (id, content hash).
@@ -217,7 +229,11 @@ impl Evaluator {
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
         let timing = self.sampled();
-        let Evaluator { slots, policy, call, inputs, log_failures, entity_results, .. } = self;
+        let Evaluator { slots, policy, call, inputs, log_failures, entity_results, entity_tx, .. } = self;
+        if *entity_tx != tx.transaction_id {
+            entity_results.clear();
+        }
+        entity_tx.clear();
         // The account's history is lent to the rules for the transaction.
         call.enter(&tx.transaction_id, now_ms, std::mem::take(&mut account.history));
         let facts = account.facts(tx);
