@@ -587,3 +587,64 @@ fn metrics_on_kafka_include_lag_and_latency() {
         assert!(series.contains(&name), "the dashboard queries {name}, which weir on Kafka does not export ({query})");
     }
 }
+
+/// Entity rules on Kafka: each transaction visits its device's and its
+/// beneficiary's partitions and comes back to its account. Through SIGKILLs
+/// and a rebalance between two instances, every transaction is decided
+/// exactly once, the shipped entity rules flag exactly what the brute-force
+/// oracle says, and the decisions equal the embedded run's.
+#[test]
+fn entity_rules_on_kafka_through_crashes_and_a_rebalance_equal_the_oracle_and_the_embedded_run() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("entities");
+    let txs = crate::entities::stream(1_500, 13);
+    let lines: Vec<String> = txs.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
+    let mut oracle = crate::entities::oracle(&txs);
+    for expected in oracle.values_mut() {
+        // The probes are native rules; on Kafka the shipped (wasm) ones run.
+        expected.probes.clear();
+    }
+    let reference = decide_embedded(&lines).1;
+    let with_entities = |instance: &str| {
+        let mut config = setup.weir_config(instance);
+        let kafka = config.kafka.as_mut().unwrap();
+        kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
+        let path = setup.dir.path().join(format!("{instance}.toml"));
+        weir_testkit::config::write(&config, &path);
+        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path(instance), "info")
+    };
+    let mut admin = setup.kafka_config();
+    admin.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
+    weir::kafka::create_topics(&admin, &Default::default()).unwrap();
+    setup.produce_quietly(&lines);
+
+    let mut a = with_entities("a");
+    setup.wait_for_decisions(reference.len() / 4, Duration::from_secs(120));
+    a.crash();
+    let mut a = with_entities("a");
+    let mut b = with_entities("b");
+    wait_for("the group to rebalance over both instances", Duration::from_secs(90), || {
+        setup.log("b").contains("partitions assigned")
+    });
+    setup.wait_for_decisions(reference.len() / 2, Duration::from_secs(120));
+    a.crash();
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(180));
+    b.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
+    assert_exactly_once_and_equal(&got, &reference);
+    let features: HashMap<String, crate::entities::Expected> = got
+        .iter()
+        .map(|d| {
+            let entity_rules: Vec<weir::events::RuleResult> = d
+                .rules
+                .iter()
+                .filter(|r| ["shared-device", "mule-beneficiary", "merchant-new-cards"].contains(&r.rule_id.as_str()))
+                .cloned()
+                .collect();
+            (d.transaction_id.clone(), crate::entities::from_results(&entity_rules))
+        })
+        .collect();
+    let (n, first) = crate::entities::mismatches(&oracle, &features);
+    assert_eq!(n, 0, "{first:#?}");
+    assert!(oracle.values().filter(|e| !e.flags.is_empty()).count() > 10, "the stream exercises the entity rules");
+}

@@ -21,7 +21,8 @@
 //!   cache, the status endpoint; embedded here, Kafka in `kafka`.
 //! - `entities`: entity state — features per device and beneficiary equal
 //!   a brute-force oracle (1 h, 24 h, 7 days), embedded, across runs and in
-//!   a backtest; Kafka refuses entity rules for now.
+//!   a backtest; Kafka refuses entity rules of kinds it does not route
+//!   (the Kafka hop itself is tested in `kafka`).
 //! - `idle_deploy`: a deploy while the input is idle decides the next record
 //!   (embedded here, Kafka in `kafka`).
 //! - `params`: declared parameters — a misspelled, mistyped or

@@ -56,6 +56,21 @@ pub trait Accounts {
 
     /// `tx` has just been decided.
     fn decided(&mut self, tx: &TransactionRecorded);
+
+    /// Runs `tx`'s entity rules before its decision: each kind's against
+    /// its entity's state, kept next to the accounts under a key no
+    /// account can have. A pipeline whose entities live elsewhere (Kafka's
+    /// entity hop) gives their verdicts instead.
+    fn entity_rules(&mut self, evaluator: &mut Evaluator, tx: &TransactionRecorded) -> Result<(), Self::Error> {
+        for k in 0..evaluator.entity_kinds().len() {
+            let kind = evaluator.entity_kinds()[k];
+            if let Some(id) = entity_id(kind, tx) {
+                let entity = self.account(&entity_key(kind, id))?;
+                evaluator.decide_entity(kind, tx, entity);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Accounts (and entities) in memory: for a backtest's side and the
@@ -126,8 +141,7 @@ pub fn process<A: Accounts>(
     Ok(Processed::Decided(Box::new(decision)))
 }
 
-/// Decides `tx`: its entity rules first, each kind against its entity's
-/// state (kept next to the accounts, under a key no account can have),
+/// Decides `tx`: its entity rules first ([`Accounts::entity_rules`]),
 /// then the account's rules against the account's state.
 pub fn decide<A: Accounts>(
     evaluator: &mut Evaluator,
@@ -135,13 +149,7 @@ pub fn decide<A: Accounts>(
     position: InputPosition,
     accounts: &mut A,
 ) -> Result<DecisionEvent, A::Error> {
-    for k in 0..evaluator.entity_kinds().len() {
-        let kind = evaluator.entity_kinds()[k];
-        if let Some(id) = entity_id(kind, tx) {
-            let entity = accounts.account(&entity_key(kind, id))?;
-            evaluator.decide_entity(kind, tx, entity);
-        }
-    }
+    accounts.entity_rules(evaluator, tx)?;
     Ok(evaluator.decide(tx, accounts.account(&tx.account_id)?, position))
 }
 

@@ -290,6 +290,7 @@ impl<'a> Story<'a> {
             account_locked: t.account_locked.clone(),
             dead_letters: t.dead_letters.clone(),
             changelog: t.changelog.clone(),
+            ..weir::kafka::TopicsConfig::default()
         };
         let path = self.opts.work_dir.join("weir.toml");
         weir_testkit::config::write(&config, &path);

@@ -31,8 +31,8 @@ impl RulesArgs {
         config.rules.dir = self.dir.clone();
         // The same loader as a running weir's: what it would run, what it would refuse.
         let mut validator = config.rules.validator()?;
-        if config.kafka.is_some() {
-            validator = validator.without_entity_rules();
+        if let Some(kafka) = &config.kafka {
+            validator = validator.only_entity_kinds(kafka.entity_kinds());
         }
         let live = LiveRules::load(&self.dir, validator)?;
         let generation = live.current();

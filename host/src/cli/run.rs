@@ -53,8 +53,8 @@ impl RunArgs {
             }
         }
         let mut validator = config.rules.validator()?;
-        if config.kafka.is_some() {
-            validator = validator.without_entity_rules();
+        if let Some(kafka) = &config.kafka {
+            validator = validator.only_entity_kinds(kafka.entity_kinds());
         }
         let live = LiveRules::start(&config.rules.dir, validator)?;
         for r in live.refused() {

@@ -150,6 +150,37 @@ impl Evaluator {
         pass.call.leave();
     }
 
+    /// Runs the entity rules of `kind` on `tx` against `entity`'s state
+    /// ([`Evaluator::decide_entity`]) for a decision made elsewhere: their
+    /// results, in the rules' order.
+    pub fn entity_verdict(
+        &mut self,
+        kind: Entity,
+        tx: &TransactionRecorded,
+        entity: &mut AccountState,
+    ) -> Vec<RuleResult> {
+        self.decide_entity(kind, tx, entity);
+        self.entity_tx.clear();
+        self.entity_results.iter_mut().filter_map(Option::take).collect()
+    }
+
+    /// Takes the results of `tx`'s entity rules, run elsewhere
+    /// ([`Evaluator::entity_verdict`]), for its decision: each goes to the
+    /// rule of its id. An entity rule without a result passes unrun.
+    pub fn accept_entity_results(&mut self, tx: &TransactionRecorded, results: Vec<RuleResult>) {
+        let Evaluator { slots, entity_results, entity_tx, .. } = self;
+        entity_results.clear();
+        entity_results.resize(slots.len(), None);
+        entity_tx.clear();
+        entity_tx.push_str(&tx.transaction_id);
+        for result in results {
+            let slot = slots.iter().position(|s| s.rule.spec.entity.is_some() && *s.rule.spec.id == *result.rule_id);
+            if let Some(i) = slot {
+                entity_results[i] = Some(result);
+            }
+        }
+    }
+
     /// Switches to another rule set between two transactions. Rules whose
     /// version (content hash) is unchanged keep their live instance; every
     /// rule id keeps its counters. What the set no longer has is retired.

@@ -1,5 +1,6 @@
 //! Creating weir's topics: decisions, dead letters and the input with the
-//! configured partitions, the changelog compacted with the input's.
+//! configured partitions; the changelog (compacted) and the entity hop's
+//! topics with the input's.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -33,18 +34,45 @@ pub fn create_topics(config: &KafkaConfig, stop: &AtomicBool) -> Result<(), Kafk
     let input_partitions = wait("reading the input's partitions", &mut || partition_count(&admin, &t.input))?;
     let changelog = NewTopic::new(&t.changelog, input_partitions, rf()).set("cleanup.policy", "compact");
     wait("creating the changelog", &mut || create(&admin, std::slice::from_ref(&changelog)).map(|()| 0))?;
-    let changelog_partitions =
-        wait("reading the changelog's partitions", &mut || partition_count(&admin, &t.changelog))?;
-    if changelog_partitions != input_partitions {
-        return Err(KafkaRunError::Topic {
-            topic: t.changelog.clone(),
-            problem: format!(
-                "has {changelog_partitions} partitions but the input {} has {input_partitions}; they must match",
-                t.input
-            ),
-        });
+    // The entity hop's topics, when entities are routed.
+    let hop: Vec<String> = hop_topics(config);
+    let hop_new: Vec<NewTopic> = hop.iter().map(|name| NewTopic::new(name, input_partitions, rf())).collect();
+    if !hop_new.is_empty() {
+        wait("creating the entity topics", &mut || create(&admin, &hop_new).map(|()| 0))?;
+    }
+    for topic in std::iter::once(&t.changelog).chain(&hop) {
+        let partitions = wait("reading a co-partitioned topic's partitions", &mut || partition_count(&admin, topic))?;
+        if partitions != input_partitions {
+            return Err(KafkaRunError::Topic {
+                topic: topic.clone(),
+                problem: format!(
+                    "has {partitions} partitions but the input {} has {input_partitions}; they must match",
+                    t.input
+                ),
+            });
+        }
     }
     Ok(())
+}
+
+/// The topics of the entity hop: one per routed kind, and the verdicts
+/// (none without routed kinds).
+pub(super) fn hop_topics(config: &KafkaConfig) -> Vec<String> {
+    let kinds = config.entity_kinds();
+    let t = &config.topics;
+    let mut topics: Vec<String> = kinds.iter().map(|k| t.entity(*k)).collect();
+    if !kinds.is_empty() {
+        topics.push(t.entity_verdicts.clone());
+    }
+    topics
+}
+
+/// The input topic's partition count (every co-partitioned topic has as many).
+pub(super) fn input_partitions(config: &KafkaConfig, stop: &AtomicBool) -> Result<i32, KafkaRunError> {
+    let admin: AdminClient<_> = config.client_config().create()?;
+    let what = "reading the input's partitions";
+    retry(stop, what, PATIENCE, || partition_count(&admin, &config.topics.input))
+        .map_err(|g| KafkaRunError::gave_up(what, g))
 }
 
 /// The partition count of `topic` (a new topic's metadata may take a

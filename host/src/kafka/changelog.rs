@@ -37,11 +37,22 @@ pub fn part_key(account: &str, part: &str) -> Vec<u8> {
     key
 }
 
+/// The changelog key of a task's own state (the entity hop's positions),
+/// named `name`.
+pub fn meta_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(2);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
 /// What a changelog key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
     /// One part of an account.
     Part { account: &'a str, part: &'a str },
+    /// A task's own state ([`meta_key`]).
+    Meta(&'a str),
     /// An account written whole, by an earlier version.
     Whole(&'a str),
 }
@@ -54,6 +65,7 @@ pub fn parse_key(key: &[u8]) -> Option<Key<'_>> {
             let (account, part) = (rest.get(..len)?, rest.get(len..)?);
             Some(Key::Part { account: std::str::from_utf8(account).ok()?, part: std::str::from_utf8(part).ok()? })
         }
+        [2, name @ ..] => std::str::from_utf8(name).ok().map(Key::Meta),
         _ => std::str::from_utf8(key).ok().map(Key::Whole),
     }
 }
@@ -70,10 +82,14 @@ pub fn records(account: &str, state: &mut AccountState) -> Vec<(Vec<u8>, Option<
     out
 }
 
+/// A partition's accounts and its task's own state, by name.
+pub type Restored = (HashMap<String, AccountState>, BTreeMap<String, Vec<u8>>);
+
 /// A partition's accounts, read back record by record in offset order.
 #[derive(Default)]
 pub struct Restore {
     accounts: HashMap<String, Restoring>,
+    meta: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -97,6 +113,12 @@ impl Restore {
                 let entry = self.accounts.entry(account.to_owned()).or_default();
                 entry.whole = value.map(<[u8]>::to_vec);
             }
+            Some(Key::Meta(name)) => {
+                match value {
+                    Some(v) => self.meta.insert(name.to_owned(), v.to_vec()),
+                    None => self.meta.remove(name),
+                };
+            }
             None => {}
         }
     }
@@ -104,6 +126,11 @@ impl Restore {
     /// The accounts: from their parts, or from a whole record where an
     /// account has no parts yet.
     pub fn finish(self) -> Result<HashMap<String, AccountState>, RestoreError> {
+        self.finish_with_meta().map(|(accounts, _)| accounts)
+    }
+
+    /// The accounts ([`Restore::finish`]) and the task's own state, by name.
+    pub fn finish_with_meta(self) -> Result<Restored, RestoreError> {
         let mut out = HashMap::with_capacity(self.accounts.len());
         for (id, r) in self.accounts {
             let state = if !r.parts.is_empty() {
@@ -116,7 +143,7 @@ impl Restore {
             };
             out.insert(id, state);
         }
-        Ok(out)
+        Ok((out, self.meta))
     }
 }
 
@@ -130,6 +157,7 @@ mod tests {
         assert_eq!(parse_key(&key), Some(Key::Part { account: "acct-1", part: "r/velocity" }));
         assert_eq!(parse_key(b"acct-1"), Some(Key::Whole("acct-1")));
         assert_eq!(parse_key(&key[..4]), None, "a truncated key");
+        assert_eq!(parse_key(&meta_key("router")), Some(Key::Meta("router")));
     }
 
     #[test]

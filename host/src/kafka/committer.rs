@@ -29,7 +29,10 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, retry};
-use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output};
+use super::{
+    Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output, Source,
+    Topology,
+};
 use crate::engine::RuleStats;
 use crate::telemetry::Hooks;
 
@@ -103,6 +106,7 @@ impl Link {
 
 pub(super) struct Committer<'a, C: ConsumerContext> {
     config: &'a KafkaConfig,
+    topology: &'a Topology,
     consumer: &'a BaseConsumer<C>,
     producer: ThreadedProducer<DefaultProducerContext>,
     outboxes: Vec<Arc<Outbox>>,
@@ -121,7 +125,7 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
 
 impl<'a, C: ConsumerContext> Committer<'a, C> {
     pub(super) fn new(
-        config: &'a KafkaConfig,
+        (config, topology): (&'a KafkaConfig, &'a Topology),
         consumer: &'a BaseConsumer<C>,
         (link, requests): (Link, Requests),
         outboxes: Vec<Arc<Outbox>>,
@@ -132,6 +136,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         let requests = requests.0;
         Ok(Committer {
             config,
+            topology,
             consumer,
             producer: transactional_producer(config, stop)?,
             stop,
@@ -233,7 +238,6 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
 
     /// Produces the outputs and commits them with their offsets.
     fn transact(&mut self, outputs: &[Output]) -> Result<(), KafkaError> {
-        let topics = &self.config.topics;
         let started = Instant::now();
         let mut produced = 0usize;
         self.producer.begin_transaction()?;
@@ -263,8 +267,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         let sent = started.elapsed();
         let mut offsets = TopicPartitionList::new();
         for out in outputs {
-            for (p, o) in &out.offsets {
-                offsets.add_partition_offset(&topics.input, *p, Offset::Offset(*o))?;
+            for ((source, p), o) in &out.offsets {
+                offsets.add_partition_offset(self.topology.topic(*source), *p, Offset::Offset(*o))?;
             }
         }
         if offsets.count() > 0 {
@@ -314,6 +318,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             Destination::Decision(t) => topics.decisions(t),
             Destination::DeadLetter => &topics.dead_letters,
             Destination::Changelog => &topics.changelog,
+            Destination::Entity(kind) => self.topology.topic(Source::Entity(kind)),
+            Destination::Verdicts => &topics.entity_verdicts,
         };
         let mut record = BaseRecord::<[u8], [u8]>::to(topic);
         if let Some(k) = &r.key {
@@ -349,8 +355,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                 );
             }
         }
-        if r.destination == Destination::Changelog {
-            record = record.partition(r.partition);
+        if let Some(p) = r.target {
+            record = record.partition(p);
         }
         send(&self.producer, record, self.stop)
     }

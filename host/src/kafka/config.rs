@@ -42,6 +42,18 @@ pub struct KafkaConfig {
     pub transaction_timeout_ms: u64,
     /// Records larger than this are dead-lettered.
     pub max_event_bytes: usize,
+    /// The entity kinds (`device`, `merchant`, `counterparty`, `card`)
+    /// whose rules run here: each gets partitions of its own (the topic
+    /// `<topics.entity_prefix><kind>`) that a transaction with the entity
+    /// visits before its decision. Entity rules of other kinds are refused.
+    /// Empty (the default): no hop, and no entity rules.
+    pub entities: Vec<String>,
+    /// How far behind the latest event time of its input partition a
+    /// transaction may come and still be applied to its entities in
+    /// event-time order (ms). Entities apply a transaction once every input
+    /// partition has passed its event time by this much; a transaction that
+    /// comes later than that passes its entity rules unrun, and is counted.
+    pub entity_grace_ms: u64,
     pub topics: TopicsConfig,
     /// librdkafka properties for every client (TLS, SASL, …), passed through.
     pub client: BTreeMap<String, toml::Value>,
@@ -61,6 +73,8 @@ impl Default for KafkaConfig {
             workers: None,
             transaction_timeout_ms: 10_000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
+            entities: Vec::new(),
+            entity_grace_ms: 0,
             topics: TopicsConfig::default(),
             client: BTreeMap::new(),
         }
@@ -80,6 +94,12 @@ pub struct TopicsConfig {
     pub dead_letters: String,
     /// Compacted topic of account state, co-partitioned with the input.
     pub changelog: String,
+    /// The entity kinds' topics are this followed by the kind
+    /// (`weir.by-device`), co-partitioned with the input.
+    pub entity_prefix: String,
+    /// Where entity rules' verdicts go back to the transactions' accounts,
+    /// co-partitioned with the input.
+    pub entity_verdicts: String,
 }
 
 impl Default for TopicsConfig {
@@ -91,6 +111,8 @@ impl Default for TopicsConfig {
             account_locked: "fraud.account-locked".to_owned(),
             dead_letters: "fraud.dead-letters".to_owned(),
             changelog: "weir.account-state".to_owned(),
+            entity_prefix: "weir.by-".to_owned(),
+            entity_verdicts: "weir.entity-verdicts".to_owned(),
         }
     }
 }
@@ -102,6 +124,11 @@ impl TopicsConfig {
             DecisionType::FraudSuspected => &self.fraud_suspected,
             DecisionType::AccountLocked => &self.account_locked,
         }
+    }
+
+    /// The topic of an entity kind's partitions.
+    pub fn entity(&self, kind: weir_sdk::Entity) -> String {
+        format!("{}{}", self.entity_prefix, kind.name())
     }
 }
 
@@ -117,6 +144,8 @@ pub enum KafkaConfigError {
     /// A `[kafka.client]` property that is not a string, number or boolean.
     #[error("`kafka.client.\"{key}\"`: use a string, number or boolean")]
     ClientValue { key: String },
+    #[error("`kafka.entities`: `{0}` is not an entity kind (device, merchant, counterparty or card)")]
+    Entity(String),
 }
 
 impl KafkaConfig {
@@ -131,6 +160,9 @@ impl KafkaConfig {
         }
         if self.workers == Some(0) {
             return Err(KafkaConfigError::NoWorkers);
+        }
+        if let Some(bad) = self.entities.iter().find(|e| weir_sdk::Entity::parse(e).is_none()) {
+            return Err(KafkaConfigError::Entity(bad.clone()));
         }
         for (key, value) in &self.client {
             if client_value(value).is_none() {
@@ -148,6 +180,12 @@ impl KafkaConfig {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "weir".to_owned())
         })
+    }
+
+    /// The entity kinds routed, in the order their rules run (a kind named
+    /// twice, once; one that is not a kind, none — see `validate`).
+    pub fn entity_kinds(&self) -> Vec<weir_sdk::Entity> {
+        weir_sdk::Entity::ALL.into_iter().filter(|k| self.entities.iter().any(|e| e == k.name())).collect()
     }
 
     pub fn transactional_id(&self) -> String {

@@ -1,5 +1,8 @@
-//! The intake: the consumer group member. It polls the input topic and
-//! hands the records of partition `p` to worker `p % workers`, in chunks.
+//! The intake: the consumer group member. It polls the input topic (and,
+//! with the entity hop, the entity and verdicts topics, co-partitioned) and
+//! hands the records of partition `p` of each to worker `p % workers`, in
+//! chunks; every 100 ms it tells the workers where their input partitions
+//! end, as far as the consumer knows.
 //!
 //! It also keeps the pipeline consistent when the ground moves:
 //!
@@ -19,7 +22,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -29,17 +32,20 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::committer::Link;
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::worker::ToWorker;
-use super::{KafkaConfig, KafkaRunError, Record};
+use super::{KafkaConfig, KafkaRunError, Record, Topology};
 
 /// Records handed to a worker at a time.
 const CHUNK: usize = 256;
 /// How long one poll waits for a record when nothing is pending.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the workers learn which input partitions were read to their
+/// end (for the entity hop's progress).
+const ENDS_EVERY: Duration = Duration::from_millis(100);
 
 /// The consumer's context: the routing to the workers, which the rebalance
 /// callbacks (run inside `poll`, on the intake's thread) use too.
 pub(super) struct IntakeContext {
-    input: String,
+    topology: Arc<Topology>,
     link: Link,
     routing: Mutex<Routing>,
     /// Set once the intake stopped: a rebalance then (the consumer leaving
@@ -63,7 +69,7 @@ impl ClientContext for IntakeContext {
     /// librdkafka's statistics (every `statistics.interval.ms`, set when a
     /// status endpoint listens): the consumer lag of each input partition.
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let Some(topic) = statistics.topics.get(&self.input) else { return };
+        let Some(topic) = statistics.topics.get(&self.topology.input) else { return };
         for (partition, p) in &topic.partitions {
             // Offsets are committed by the transactional producer, not by
             // this consumer, so librdkafka's `consumer_lag` (from its own
@@ -83,11 +89,11 @@ impl ConsumerContext for IntakeContext {
             return;
         }
         if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            let revoked = tasks(tpl);
             tracing::info!(partitions = ?revoked, "partitions revoked; committing what was decided for them");
             let mut routing = self.routing();
             if self.link.rewind_requested() {
-                routing.rewind(consumer, &self.input, &self.link);
+                routing.rewind(consumer, &self.topology, &self.link);
             }
             for pending in &mut routing.pending {
                 pending.retain(|r| !revoked.contains(&r.partition));
@@ -97,7 +103,7 @@ impl ConsumerContext for IntakeContext {
             if !self.link.flush() {
                 // Nothing of the revoked partitions is committed past their
                 // committed offsets; the rest is rewound.
-                routing.rewind(consumer, &self.input, &self.link);
+                routing.rewind(consumer, &self.topology, &self.link);
             }
             routing.each_worker(|_| ToWorker::Revoke(revoked.clone()));
             routing.barrier();
@@ -109,9 +115,10 @@ impl ConsumerContext for IntakeContext {
             return;
         }
         if let Rebalance::Assign(tpl) = rebalance {
-            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            let partitions = tasks(tpl);
             tracing::info!(partitions = ?partitions, "partitions assigned");
-            let starts = committed(consumer, &self.input, &partitions, &self.stop);
+            check_co_partitioned(tpl, &self.topology, &partitions);
+            let starts = committed(consumer, &self.topology.input, &partitions, &self.stop);
             self.routing().assign(&starts);
         }
     }
@@ -171,6 +178,24 @@ impl Routing {
         }
     }
 
+    /// Hands every pending record over, then tells each worker where its
+    /// input partitions end, as far as the consumer knows.
+    fn tell_ends<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str) {
+        self.hand_over();
+        let assigned = consumer.assignment().map(|tpl| tasks(&tpl)).unwrap_or_default();
+        let mut per_worker: Vec<Vec<(i32, i64, i64)>> = vec![Vec::new(); self.workers.len()];
+        for p in assigned {
+            if let Some((low, high)) = cached_watermarks(consumer, input, p) {
+                per_worker[self.worker_of(p)].push((p, low, high));
+            }
+        }
+        for (w, ends) in per_worker.into_iter().enumerate() {
+            if !ends.is_empty() {
+                self.send(w, ToWorker::Ends(ends));
+            }
+        }
+    }
+
     /// Tells the workers which partitions are theirs and where they resume.
     fn assign(&mut self, starts: &[(i32, Option<i64>)]) {
         let mut per_worker: Vec<Vec<(i32, Option<i64>)>> = vec![Vec::new(); self.workers.len()];
@@ -186,27 +211,80 @@ impl Routing {
 
     /// After a failed transaction: drops everything not committed and seeks
     /// every assigned partition back to its committed offset.
-    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str, link: &Link) {
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, topology: &Topology, link: &Link) {
         for pending in &mut self.pending {
             pending.clear();
         }
         self.each_worker(|_| ToWorker::Reset);
         self.barrier();
-        let assigned: Vec<i32> =
-            consumer.assignment().map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default();
-        let starts = committed(consumer, input, &assigned, &AtomicBool::new(false));
-        for (p, start) in &starts {
-            let offset = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
-            if let Err(e) = consumer.seek(input, *p, offset, Duration::from_secs(10)) {
-                // A partition not fetched from yet starts at its committed
-                // offset anyway.
-                tracing::debug!(partition = p, error = %e, "seek refused: the partition had not been fetched from yet");
+        let assigned: Vec<i32> = consumer.assignment().map(|tpl| tasks(&tpl)).unwrap_or_default();
+        let mut starts = Vec::new();
+        for topic in topology.topics() {
+            let committed = committed(consumer, topic, &assigned, &AtomicBool::new(false));
+            for (p, start) in &committed {
+                let offset = start.map(Offset::Offset).unwrap_or(Offset::Beginning);
+                if let Err(e) = consumer.seek(topic, *p, offset, Duration::from_secs(10)) {
+                    // A partition not fetched from yet starts at its committed
+                    // offset anyway.
+                    tracing::debug!(topic, partition = p, error = %e, "seek refused: the partition had not been fetched from yet");
+                }
+            }
+            if topic == topology.input {
+                starts = committed;
             }
         }
         self.assign(&starts);
         self.barrier();
         tracing::info!(partitions = ?assigned, "rewound to the committed offsets");
         link.rewound();
+    }
+}
+
+/// The low and high watermarks of a partition as the consumer last learnt
+/// them from the broker (with its fetches; no request is made). `None`
+/// until known.
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer lives as long as `consumer`; librdkafka
+    // only reads the topic name and writes the two offsets, which outlive
+    // the call. rust-rdkafka has no safe wrapper for this cached read
+    // (`fetch_watermarks` asks the broker every time).
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
+        .then_some((low, high))
+}
+
+/// The partition numbers (tasks) of a list of topic partitions, each once.
+fn tasks(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut tasks: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    tasks
+}
+
+/// Logs an assignment that does not give every topic's partition of each
+/// task to this member: the entity hop would wait for what another member
+/// holds.
+fn check_co_partitioned(tpl: &TopicPartitionList, topology: &Topology, tasks: &[i32]) {
+    for topic in topology.topics() {
+        let mut got: Vec<i32> = tpl.elements().iter().filter(|e| e.topic() == topic).map(|e| e.partition()).collect();
+        got.sort_unstable();
+        if got != tasks {
+            tracing::error!(topic, partitions = ?got, tasks = ?tasks, "the group's assignment is not co-partitioned: every member must use the `range` assignor and read the same topics");
+        }
     }
 }
 
@@ -253,6 +331,7 @@ fn committed<C: ConsumerContext>(
 /// Creates the group member.
 pub(super) fn consumer(
     config: &KafkaConfig,
+    topology: Arc<Topology>,
     workers: Vec<SyncSender<ToWorker>>,
     link: Link,
     stop: Arc<AtomicBool>,
@@ -261,7 +340,7 @@ pub(super) fn consumer(
     let statistics_ms = if hooks.observing() { "5000" } else { "0" };
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
     let context = IntakeContext {
-        input: config.topics.input.clone(),
+        topology,
         link,
         routing: Mutex::new(Routing { workers, pending, broken: false }),
         closed: AtomicBool::new(false),
@@ -277,27 +356,34 @@ pub(super) fn consumer(
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("queued.max.messages.kbytes", "16384")
+        // Partition p of every topic read goes to one member (a task), as
+        // the entity hop needs: the range assignor gives co-partitioned
+        // topics to members alike.
+        .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", statistics_ms)
         .create_with_context(context)?;
     Ok(consumer)
 }
 
 /// Polls until `shutdown` is set, then commits what was handed over.
-pub(super) fn run(
-    config: &KafkaConfig,
-    consumer: &BaseConsumer<IntakeContext>,
-    shutdown: &AtomicBool,
-) -> Result<(), KafkaRunError> {
-    consumer.subscribe(&[&config.topics.input])?;
+pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool) -> Result<(), KafkaRunError> {
     let context = consumer.context();
+    consumer.subscribe(&context.topology.topics())?;
+    let mut ends_told = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         if context.link.rewind_requested() {
-            context.routing().rewind(consumer, &context.input, &context.link);
+            context.routing().rewind(consumer, &context.topology, &context.link);
+        }
+        if context.topology.routes() && ends_told.elapsed() >= ENDS_EVERY {
+            ends_told = Instant::now();
+            context.routing().tell_ends(consumer, &context.topology.input);
         }
         let idle = context.routing().pending.iter().all(Vec::is_empty);
         match consumer.poll(if idle { POLL } else { Duration::ZERO }) {
             Some(Ok(m)) => {
+                let Some(source) = context.topology.source(m.topic()) else { continue };
                 let record = Record {
+                    source,
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp_ms: m.timestamp().to_millis(),

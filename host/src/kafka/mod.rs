@@ -36,12 +36,19 @@
 //! the rules' CPU work), so they are threads, joined by bounded channels;
 //! ARCHITECTURE.md has the measured comparison behind this split.
 //!
+//! With entity kinds routed (`kafka.entities`), a task — partition `p` of
+//! the input, of each kind's topic and of the verdicts — also routes its
+//! transactions to their entities, applies its entities' transactions in
+//! event-time order and waits for their verdicts before deciding ([`hop`]);
+//! all of it in the same transactions.
+//!
 //! Only this module knows rdkafka.
 
 pub mod admin;
 pub mod changelog;
 mod committer;
 pub mod config;
+mod hop;
 mod intake;
 pub mod range;
 mod retry;
@@ -111,8 +118,76 @@ impl std::ops::Deref for KafkaSummary {
     }
 }
 
-/// One input record, copied out of the consumer.
+/// Which of weir's topics a record was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Source {
+    Input,
+    /// A kind's partitions of the entity hop.
+    Entity(weir_sdk::Entity),
+    /// Entity rules' verdicts on their way back to the accounts.
+    Verdicts,
+}
+
+/// The topics an instance reads and the shape of its entity hop.
+#[derive(Debug, Clone)]
+struct Topology {
+    input: String,
+    /// The kinds routed, with their topics (none: no hop).
+    kinds: Vec<(weir_sdk::Entity, String)>,
+    verdicts: String,
+    /// The input's partition count (every topic read has as many).
+    partitions: i32,
+    grace_ms: i64,
+}
+
+impl Topology {
+    fn new(config: &KafkaConfig, partitions: i32) -> Topology {
+        let t = &config.topics;
+        Topology {
+            input: t.input.clone(),
+            kinds: config.entity_kinds().into_iter().map(|k| (k, t.entity(k))).collect(),
+            verdicts: t.entity_verdicts.clone(),
+            partitions,
+            grace_ms: i64::try_from(config.entity_grace_ms).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn routes(&self) -> bool {
+        !self.kinds.is_empty()
+    }
+
+    /// Every topic read.
+    fn topics(&self) -> Vec<&str> {
+        let mut topics = vec![self.input.as_str()];
+        if self.routes() {
+            topics.extend(self.kinds.iter().map(|(_, t)| t.as_str()));
+            topics.push(&self.verdicts);
+        }
+        topics
+    }
+
+    fn topic(&self, source: Source) -> &str {
+        match source {
+            Source::Input => &self.input,
+            Source::Entity(kind) => self.kinds.iter().find(|(k, _)| *k == kind).map_or("", |(_, t)| t.as_str()),
+            Source::Verdicts => &self.verdicts,
+        }
+    }
+
+    fn source(&self, topic: &str) -> Option<Source> {
+        if topic == self.input {
+            return Some(Source::Input);
+        }
+        if self.routes() && topic == self.verdicts {
+            return Some(Source::Verdicts);
+        }
+        self.kinds.iter().find(|(_, t)| t == topic).map(|(k, _)| Source::Entity(*k))
+    }
+}
+
+/// One record, copied out of the consumer.
 struct Record {
+    source: Source,
     partition: i32,
     offset: i64,
     /// The record's Kafka timestamp (ms), for the decision latency.
@@ -128,6 +203,10 @@ enum Destination {
     DeadLetter,
     /// The changelog, in the input record's partition.
     Changelog,
+    /// A kind's partitions of the entity hop.
+    Entity(weir_sdk::Entity),
+    /// The verdicts topic.
+    Verdicts,
 }
 
 /// What travels with an output record in its headers.
@@ -151,8 +230,10 @@ enum Headers {
 /// One record to produce in the next transaction.
 struct OutRecord {
     destination: Destination,
-    /// The input partition it comes from (the changelog partition).
+    /// The task (partition number) it comes from.
     partition: i32,
+    /// The partition it goes to; `None`: the producer's, by key.
+    target: Option<i32>,
     key: Option<Vec<u8>>,
     /// `None`: a tombstone.
     payload: Option<Vec<u8>>,
@@ -163,8 +244,9 @@ struct OutRecord {
 #[derive(Default)]
 struct Output {
     records: Vec<OutRecord>,
-    /// Per partition: the offset after the last record decided.
-    offsets: BTreeMap<i32, i64>,
+    /// Per topic and partition: the offset to commit (after the last
+    /// record decided, or of the oldest still waiting in the entity hop).
+    offsets: BTreeMap<(Source, i32), i64>,
     counters: Counters,
     /// The worker's per-rule counters so far (not a delta).
     rules: Vec<(String, RuleStats)>,
@@ -178,7 +260,7 @@ impl Output {
     /// Drops what concerns `partitions`.
     fn forget(&mut self, partitions: &[i32]) {
         self.records.retain(|r| !partitions.contains(&r.partition));
-        self.offsets.retain(|p, _| !partitions.contains(p));
+        self.offsets.retain(|(_, p), _| !partitions.contains(p));
     }
 }
 
@@ -225,6 +307,10 @@ pub fn run(
     if config.create_topics {
         create_topics(config, shutdown)?;
     }
+    // The entity hop needs the input's partition count; without it, nothing
+    // is asked of the broker.
+    let partitions = if config.entity_kinds().is_empty() { 0 } else { admin::input_partitions(config, shutdown)? };
+    let topology = Arc::new(Topology::new(config, partitions));
     let n = config.workers();
     let outboxes: Vec<Arc<Outbox>> = (0..n).map(|_| Arc::default()).collect();
     let doorbell = Arc::new(Doorbell::default());
@@ -234,21 +320,21 @@ pub fn run(
     for (index, outbox) in outboxes.iter().enumerate() {
         workers.push(worker::Worker::new(
             config,
+            topology.clone(),
             index,
             rules,
             policy,
             hooks.clone(),
-            outbox.clone(),
-            doorbell.clone(),
+            (outbox.clone(), doorbell.clone()),
         )?);
         let (to_worker, from_intake) = std::sync::mpsc::sync_channel(4);
         senders.push(to_worker);
         receivers.push(from_intake);
     }
     let (link, requests) = committer::Link::new();
-    let consumer = intake::consumer(config, senders, link.clone(), shutdown.clone(), hooks.clone())?;
+    let consumer = intake::consumer(config, topology.clone(), senders, link.clone(), shutdown.clone(), hooks.clone())?;
     let committer = committer::Committer::new(
-        config,
+        (config, &topology),
         &consumer,
         (link.clone(), requests),
         outboxes,
@@ -256,9 +342,10 @@ pub fn run(
         hooks.clone(),
         shutdown,
     )?;
-    tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, "weir is consuming");
+    let entities: Vec<&str> = topology.kinds.iter().map(|(k, _)| k.name()).collect();
+    tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, ?entities, "weir is consuming");
     let workers = workers.into_iter().zip(receivers).collect();
-    run_threads(config, &consumer, committer, workers, &link, shutdown)
+    run_threads(&consumer, committer, workers, &link, shutdown)
 }
 
 /// Runs the committer (on its runtime) and the workers on threads of their
@@ -266,7 +353,6 @@ pub fn run(
 /// the others. The first error is reported: the intake's, a worker's, then
 /// the committer's.
 fn run_threads(
-    config: &KafkaConfig,
     consumer: &BaseConsumer<intake::IntakeContext>,
     committer: committer::Committer<'_, intake::IntakeContext>,
     workers: Vec<(worker::Worker<'_>, Receiver<worker::ToWorker>)>,
@@ -293,7 +379,7 @@ fn run_threads(
                     .expect("a thread starts")
             })
             .collect();
-        let polled = intake::run(config, consumer, shutdown);
+        let polled = intake::run(consumer, shutdown);
         // The intake has stopped, after committing what it handed over (or
         // on a failure): the committer and the workers stop too.
         link.stop();

@@ -29,14 +29,21 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::hop::{self, Awaiting, EntityPartition, Pending, Progress, RouterMeta, Task, Verdict};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
-use super::{Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, changelog};
-use crate::engine::{Evaluator, Policy, RuleSet};
-use crate::events::{InputPosition, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input};
+use super::{
+    Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, Source, Topology,
+    changelog,
+};
+use crate::engine::{Evaluator, Policy, RuleSet, entity_id, entity_key};
+use crate::events::{
+    InputEvent, InputPosition, InvalidEvent, RuleResult, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input,
+};
 use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
 use crate::state::AccountState;
 use crate::telemetry::Hooks;
+use weir_sdk::Entity;
 
 /// How long restoring a partition's state may wait for the broker.
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
@@ -62,6 +69,9 @@ pub(super) enum ToWorker {
     Reset,
     /// Answer once everything sent before is done.
     Barrier(SyncSender<()>),
+    /// Where input partitions end, as far as the consumer knows:
+    /// (partition, low, high watermark). For the entity hop's progress.
+    Ends(Vec<(i32, i64, i64)>),
 }
 
 pub(super) struct Worker<'a> {
@@ -75,19 +85,48 @@ pub(super) struct Worker<'a> {
     restorer: BaseConsumer,
     /// This worker's partitions, with the offset of the next record to decide.
     assigned: BTreeMap<i32, Option<i64>>,
-    /// Account states of the partitions restored so far.
+    /// Account (and entity) states of the partitions restored so far.
     states: HashMap<i32, HashMap<String, AccountState>>,
+    topology: Arc<Topology>,
+    /// The entity hop's part of each task restored so far (when entities
+    /// are routed).
+    hops: HashMap<i32, TaskHop>,
+}
+
+/// A task's part in the entity hop (see [`hop`]).
+struct TaskHop {
+    router: RouterMeta,
+    router_changed: bool,
+    /// The latest event time of input transactions read since the task
+    /// came here.
+    latest: Option<i64>,
+    /// The progress last sent to the entities' partitions.
+    sent: Option<Progress>,
+    at_end: bool,
+    /// Per routed kind, in the topology's order.
+    entities: Vec<EntityPartition>,
+    awaiting: Awaiting,
+}
+
+impl TaskHop {
+    fn progress(&self, grace_ms: i64) -> Progress {
+        Progress {
+            position: self.router.routed,
+            watermark: self.latest.map(|t| t.saturating_sub(grace_ms)),
+            at_end: self.at_end,
+        }
+    }
 }
 
 impl<'a> Worker<'a> {
     pub(super) fn new(
         config: &'a KafkaConfig,
+        topology: Arc<Topology>,
         index: usize,
         rules: &RuleSet,
         policy: &Policy,
         hooks: Hooks,
-        outbox: Arc<Outbox>,
-        doorbell: Arc<Doorbell>,
+        (outbox, doorbell): (Arc<Outbox>, Arc<Doorbell>),
     ) -> Result<Worker<'a>, KafkaRunError> {
         let restorer: BaseConsumer = config
             .client_config()
@@ -111,6 +150,8 @@ impl<'a> Worker<'a> {
             restorer,
             assigned: BTreeMap::new(),
             states: HashMap::new(),
+            topology,
+            hops: HashMap::new(),
         })
     }
 
@@ -134,17 +175,20 @@ impl<'a> Worker<'a> {
                     for p in &partitions {
                         self.assigned.remove(p);
                         self.states.remove(p);
+                        self.hops.remove(p);
                     }
                     self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()).forget(&partitions);
                 }
                 ToWorker::Reset => {
                     self.assigned.clear();
                     self.states.clear();
+                    self.hops.clear();
                     *self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()) = Output::default();
                 }
                 ToWorker::Barrier(done) => {
                     let _ = done.send(());
                 }
+                ToWorker::Ends(ends) => self.ends(ends, stop)?,
             }
         }
     }
@@ -158,62 +202,325 @@ impl<'a> Worker<'a> {
         }
         self.adopt_rules();
         for p in records.iter().map(|r| r.partition).collect::<HashSet<i32>>() {
-            if !self.states.contains_key(&p) {
-                let restored = self.restore(p, stop)?;
-                self.states.insert(p, restored);
-            }
+            self.ensure_restored(p, stop)?;
         }
-        let topics = &self.config.topics;
         let mut out = Output::default();
         let mut touched: HashMap<i32, HashSet<String>> = HashMap::new();
+        let mut tasks: HashSet<i32> = HashSet::default();
         // The decision latency, from the chunk's last record's timestamp.
         let newest_ms = records.last().and_then(|r| r.timestamp_ms);
         let started = Instant::now();
         for record in records {
-            let position =
-                InputPosition { topic: topics.input.clone(), partition: record.partition, offset: record.offset };
-            let parsed = parse_input(&record.payload, self.config.max_event_bytes);
-            let accounts = self.states.get_mut(&record.partition).expect("restored above");
-            let mut view = PartitionAccounts { accounts, touched: touched.entry(record.partition).or_default() };
-            let processed = match process(&mut self.evaluator, parsed, position, &mut view) {
-                Ok(p) => p,
-                Err(never) => match never {},
-            };
-            out.counters.count(&processed);
-            match processed {
-                Processed::Decided(decision) => {
-                    let mut payload = Vec::with_capacity(2048);
-                    decision.write_json(&mut payload);
-                    out.records.push(OutRecord {
-                        destination: Destination::Decision(decision.event_type),
-                        partition: record.partition,
-                        key: Some(decision.account_id.into_bytes()),
-                        payload: Some(payload),
-                        headers: Headers::Decision { id: decision.event_id, event_type: decision.event_type },
-                    });
-                }
-                Processed::DeadLetter(reason) => {
-                    tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
-                    let size = record.payload.len();
-                    let (mut key, mut payload) = (record.key, record.payload);
-                    payload.truncate(self.dead_letter_payload_max(size));
-                    if let Some(key) = key.as_mut() {
-                        key.truncate(DEAD_LETTER_KEY_MAX);
-                    }
-                    let truncated = payload.len() < size;
-                    out.records.push(OutRecord {
-                        destination: Destination::DeadLetter,
-                        partition: record.partition,
-                        key,
-                        payload: Some(payload),
-                        headers: Headers::DeadLetter { reason, offset: record.offset, size, truncated },
-                    });
-                }
-                Processed::Confirmation | Processed::Duplicate => {}
+            if !self.topology.routes() {
+                let (p, offset) = (record.partition, record.offset);
+                let parsed = parse_input(&record.payload, self.config.max_event_bytes);
+                self.decide_one(record, parsed, None, &mut out, &mut touched);
+                out.offsets.insert((Source::Input, p), offset + 1);
+                self.assigned.insert(p, Some(offset + 1));
+                continue;
             }
-            out.offsets.insert(record.partition, record.offset + 1);
-            self.assigned.insert(record.partition, Some(record.offset + 1));
+            tasks.insert(record.partition);
+            match record.source {
+                Source::Input => self.route(record, &mut out),
+                Source::Entity(kind) => self.take_in(kind, record, &mut out),
+                Source::Verdicts => {
+                    let hop = self.hops.get_mut(&record.partition).expect("restored above");
+                    match Verdict::read(&record.payload) {
+                        Some(verdict) => hop.awaiting.verdict(record.offset, verdict),
+                        None => tracing::warn!(
+                            partition = record.partition,
+                            offset = record.offset,
+                            "a record of the verdicts topic that weir did not write; skipped"
+                        ),
+                    }
+                }
+            }
         }
+        if self.topology.routes() {
+            self.advance(&tasks, &mut out, &mut touched);
+        }
+        self.finish(out, touched, newest_ms, started);
+        Ok(())
+    }
+
+    /// What the consumer says of where input partitions end: a partition
+    /// read to its end holds the entities' event time back no more.
+    fn ends(&mut self, ends: Vec<(i32, i64, i64)>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
+        let mut tasks = HashSet::default();
+        for (p, low, high) in ends {
+            if !self.assigned.contains_key(&p) {
+                continue;
+            }
+            self.ensure_restored(p, stop)?;
+            let hop = self.hops.get_mut(&p).expect("restored above");
+            if hop.router.routed < low {
+                hop.router.routed = low;
+            }
+            hop.at_end = hop.router.routed >= high;
+            tasks.insert(p);
+        }
+        let mut out = Output::default();
+        let mut touched = HashMap::new();
+        self.advance(&tasks, &mut out, &mut touched);
+        if !out.is_empty() {
+            self.finish(out, touched, None, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Reads a partition's state back before its first record.
+    fn ensure_restored(&mut self, p: i32, stop: &AtomicBool) -> Result<(), KafkaRunError> {
+        if self.states.contains_key(&p) {
+            return Ok(());
+        }
+        let (accounts, meta) = self.restore(p, stop)?;
+        self.states.insert(p, accounts);
+        if self.topology.routes() {
+            fn read<T: serde::de::DeserializeOwned + Default>(
+                meta: &std::collections::BTreeMap<String, Vec<u8>>,
+                name: &str,
+            ) -> T {
+                meta.get(name).and_then(|v| postcard::from_bytes(v).ok()).unwrap_or_default()
+            }
+            let mut router: RouterMeta = read(&meta, "router");
+            // Decisions resume at the committed offset: what comes before
+            // was routed too (entities may have been switched on since).
+            let start = self.assigned.get(&p).copied().flatten();
+            router.routed = router.routed.max(start.unwrap_or(0));
+            let entities = self
+                .topology
+                .kinds
+                .iter()
+                .map(|(kind, _)| EntityPartition::new(read(&meta, &entity_meta_name(*kind))))
+                .collect();
+            let hop = TaskHop {
+                router,
+                router_changed: false,
+                latest: None,
+                sent: None,
+                at_end: false,
+                entities,
+                awaiting: Awaiting::starting_at(start),
+            };
+            self.hops.insert(p, hop);
+        }
+        Ok(())
+    }
+
+    /// Reads input record: routes a transaction to its entities (unless it
+    /// was routed before a restart) and queues it for its decision.
+    fn route(&mut self, record: Record, out: &mut Output) {
+        let p = record.partition;
+        let hop = self.hops.get_mut(&p).expect("restored above");
+        let parsed = parse_input(&record.payload, self.config.max_event_bytes);
+        let mut expects = 0;
+        let fresh = record.offset >= hop.router.routed;
+        if let Ok(InputEvent::Transaction(tx)) = &parsed {
+            hop.latest = hop.latest.max(Some(tx.occurred_at_ms()));
+            let accounts = self.states.get(&p).expect("restored above");
+            let duplicate = hop.awaiting.is_queued(&tx.transaction_id) || seen_before(accounts, tx);
+            for (kind, _) in self.topology.kinds.iter().filter(|_| !duplicate) {
+                let Some(id) = entity_id(*kind, tx) else { continue };
+                expects |= hop::bit(*kind);
+                if fresh {
+                    out.records.push(OutRecord {
+                        destination: Destination::Entity(*kind),
+                        partition: p,
+                        target: None,
+                        key: Some(id.as_bytes().to_vec()),
+                        payload: Some(hop::Record::task(p, record.offset, &record.payload)),
+                        headers: Headers::None,
+                    });
+                }
+            }
+        }
+        if fresh {
+            hop.router.routed = record.offset + 1;
+            hop.router_changed = true;
+            hop.at_end = false;
+        }
+        hop.awaiting.push(Pending { record, parsed, expects });
+    }
+
+    /// Takes in a record of kind `kind`'s partitions: a task waits for its
+    /// turn (or is answered now, unrun, when it came too late); a progress
+    /// record moves the partition's event time on.
+    fn take_in(&mut self, kind: Entity, record: Record, out: &mut Output) {
+        let p = record.partition;
+        let Some(index) = self.topology.kinds.iter().position(|(k, _)| *k == kind) else { return };
+        let hop = self.hops.get_mut(&p).expect("restored above");
+        let entity = &mut hop.entities[index];
+        match hop::Record::read(&record.payload) {
+            Some(hop::Record::Task { partition, offset, tx }) => {
+                let task = match parse_input(tx, usize::MAX) {
+                    Ok(InputEvent::Transaction(tx)) => Task { hop_offset: record.offset, partition, offset, tx },
+                    _ => {
+                        // Never routed by weir; its account must not wait.
+                        tracing::warn!(
+                            partition = p,
+                            offset = record.offset,
+                            "an entity task that is not a transaction; answered unrun"
+                        );
+                        entity.meta.consumed = entity.meta.consumed.max(record.offset + 1);
+                        entity.changed = true;
+                        out.records.push(verdict_record(p, partition, offset, kind, Vec::new(), None));
+                        return;
+                    }
+                };
+                if let Some(late) = entity.arrive(task) {
+                    let account = late.tx.account_id.clone().into_bytes();
+                    out.records.push(verdict_record(p, late.partition, late.offset, kind, Vec::new(), Some(account)));
+                }
+            }
+            Some(hop::Record::Progress { partition, progress }) => entity.progress(record.offset, partition, progress),
+            None => {
+                tracing::warn!(
+                    partition = p,
+                    offset = record.offset,
+                    "a record of an entity topic that weir did not write; skipped"
+                );
+                entity.meta.consumed = entity.meta.consumed.max(record.offset + 1);
+            }
+        }
+    }
+
+    /// After a chunk, for each of `tasks`: tells the entities' partitions
+    /// how far the router got, releases the tasks every input partition
+    /// has passed against their entities, decides the transactions whose
+    /// verdicts are all in, and records the task's positions.
+    fn advance(&mut self, tasks: &HashSet<i32>, out: &mut Output, touched: &mut HashMap<i32, HashSet<String>>) {
+        let topology = &*self.topology;
+        let mut late = 0;
+        for &p in tasks {
+            let Some(hop) = self.hops.get_mut(&p) else { continue };
+            let progress = hop.progress(topology.grace_ms);
+            if hop.sent != Some(progress) {
+                hop.sent = Some(progress);
+                let payload = hop::Record::progress(p, &progress);
+                for (kind, _) in &topology.kinds {
+                    for target in 0..topology.partitions {
+                        out.records.push(OutRecord {
+                            destination: Destination::Entity(*kind),
+                            partition: p,
+                            target: Some(target),
+                            key: None,
+                            payload: Some(payload.clone()),
+                            headers: Headers::None,
+                        });
+                    }
+                }
+            }
+            let accounts = self.states.get_mut(&p).expect("restored with its hop");
+            let touched = touched.entry(p).or_default();
+            for (index, (kind, _)) in topology.kinds.iter().enumerate() {
+                let entity = &mut hop.entities[index];
+                for task in entity.release(topology.partitions) {
+                    let id = entity_id(*kind, &task.tx).expect("routed for its entity");
+                    let key = entity_key(*kind, id);
+                    let state = accounts.entry(key.clone()).or_default();
+                    let results = self.evaluator.entity_verdict(*kind, &task.tx, state);
+                    touched.insert(key);
+                    let account = task.tx.account_id.into_bytes();
+                    out.records.push(verdict_record(p, task.partition, task.offset, *kind, results, Some(account)));
+                }
+                late += std::mem::take(&mut entity.late);
+                if std::mem::take(&mut entity.changed) {
+                    out.records.push(meta_record(p, &entity_meta_name(*kind), &entity.meta));
+                }
+                out.offsets.insert((Source::Entity(*kind), p), entity.commit_offset());
+            }
+            if std::mem::take(&mut hop.router_changed) {
+                out.records.push(meta_record(p, "router", &hop.router));
+            }
+        }
+        if late > 0 {
+            tracing::warn!(
+                late,
+                "transactions came later than `kafka.entity_grace_ms` allows: their entity rules passed them unrun"
+            );
+        }
+        // Decisions whose verdicts are all in, in input order.
+        for &p in tasks {
+            while let Some((pending, results)) = self.hops.get_mut(&p).and_then(|h| h.awaiting.next_ready()) {
+                let Pending { record, parsed, .. } = pending;
+                let offset = record.offset;
+                self.decide_one(record, parsed, Some(results), out, touched);
+                self.assigned.insert(p, Some(offset + 1));
+            }
+            let Some(hop) = self.hops.get(&p) else { continue };
+            if let Some(o) = hop.awaiting.input_commit() {
+                out.offsets.insert((Source::Input, p), o);
+            }
+            if let Some(o) = hop.awaiting.verdicts_commit() {
+                out.offsets.insert((Source::Verdicts, p), o);
+            }
+        }
+    }
+
+    /// Decides one input record (with its entity rules' results from the
+    /// hop, if entities are routed) and adds its output.
+    fn decide_one(
+        &mut self,
+        record: Record,
+        parsed: Result<InputEvent, InvalidEvent>,
+        given: Option<Vec<RuleResult>>,
+        out: &mut Output,
+        touched: &mut HashMap<i32, HashSet<String>>,
+    ) {
+        let topics = &self.config.topics;
+        let position =
+            InputPosition { topic: topics.input.clone(), partition: record.partition, offset: record.offset };
+        let accounts = self.states.get_mut(&record.partition).expect("restored before its records");
+        let mut view = PartitionAccounts { accounts, touched: touched.entry(record.partition).or_default(), given };
+        let processed = match process(&mut self.evaluator, parsed, position, &mut view) {
+            Ok(p) => p,
+            Err(never) => match never {},
+        };
+        out.counters.count(&processed);
+        match processed {
+            Processed::Decided(decision) => {
+                let mut payload = Vec::with_capacity(2048);
+                decision.write_json(&mut payload);
+                out.records.push(OutRecord {
+                    destination: Destination::Decision(decision.event_type),
+                    partition: record.partition,
+                    target: None,
+                    key: Some(decision.account_id.into_bytes()),
+                    payload: Some(payload),
+                    headers: Headers::Decision { id: decision.event_id, event_type: decision.event_type },
+                });
+            }
+            Processed::DeadLetter(reason) => {
+                tracing::debug!(partition = record.partition, offset = record.offset, "dead-lettered: {reason}");
+                let size = record.payload.len();
+                let (mut key, mut payload) = (record.key, record.payload);
+                payload.truncate(self.dead_letter_payload_max(size));
+                if let Some(key) = key.as_mut() {
+                    key.truncate(DEAD_LETTER_KEY_MAX);
+                }
+                let truncated = payload.len() < size;
+                out.records.push(OutRecord {
+                    destination: Destination::DeadLetter,
+                    partition: record.partition,
+                    target: None,
+                    key,
+                    payload: Some(payload),
+                    headers: Headers::DeadLetter { reason, offset: record.offset, size, truncated },
+                });
+            }
+            Processed::Confirmation | Processed::Duplicate => {}
+        }
+    }
+
+    /// Adds the changed parts of every touched account and entity to
+    /// `out`, with the counters, and delivers it.
+    fn finish(
+        &mut self,
+        mut out: Output,
+        touched: HashMap<i32, HashSet<String>>,
+        newest_ms: Option<i64>,
+        started: Instant,
+    ) {
         // What changed of every touched account, once per chunk.
         for (partition, account_id) in touched.into_iter().flat_map(|(p, ids)| ids.into_iter().map(move |id| (p, id))) {
             let Some(state) = self.states.get_mut(&partition).and_then(|a| a.get_mut(&account_id)) else { continue };
@@ -221,6 +528,7 @@ impl<'a> Worker<'a> {
                 out.records.push(OutRecord {
                     destination: Destination::Changelog,
                     partition,
+                    target: Some(partition),
                     key: Some(key),
                     payload: value,
                     headers: Headers::None,
@@ -237,7 +545,6 @@ impl<'a> Worker<'a> {
             }
         }
         self.deliver(out);
-        Ok(())
     }
 
     /// How much of a dead-lettered record of `size` bytes its dead letter
@@ -287,7 +594,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Reads a partition's account states back from the changelog.
-    fn restore(&mut self, partition: i32, stop: &AtomicBool) -> Result<HashMap<String, AccountState>, KafkaRunError> {
+    fn restore(&mut self, partition: i32, stop: &AtomicBool) -> Result<changelog::Restored, KafkaRunError> {
         let topic = &self.config.topics.changelog;
         let err = |problem: String| KafkaRunError::Restore { topic: topic.clone(), partition, problem };
         let started = Instant::now();
@@ -332,7 +639,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        let accounts = restore.finish().map_err(|e| err(e.to_string()))?;
+        let (accounts, meta) = restore.finish_with_meta().map_err(|e| err(e.to_string()))?;
         self.restorer.unassign().map_err(|e| err(e.to_string()))?;
         tracing::info!(
             partition,
@@ -342,7 +649,7 @@ impl<'a> Worker<'a> {
             ms = started.elapsed().as_millis() as u64,
             "state restored from the changelog"
         );
-        Ok(accounts)
+        Ok((accounts, meta))
     }
 }
 
@@ -354,6 +661,59 @@ struct PartitionAccounts<'a> {
     accounts: &'a mut HashMap<String, AccountState>,
     /// The accounts of the partition the chunk changed.
     touched: &'a mut HashSet<String>,
+    /// The entity rules' results from the entity hop (when entities are
+    /// routed, entity rules never run here).
+    given: Option<Vec<RuleResult>>,
+}
+
+/// The changelog name of a kind's [`EntityMeta`].
+fn entity_meta_name(kind: Entity) -> String {
+    format!("entity/{kind}")
+}
+
+/// A task's own state for the changelog.
+fn meta_record(task: i32, name: &str, value: &impl serde::Serialize) -> OutRecord {
+    OutRecord {
+        destination: Destination::Changelog,
+        partition: task,
+        target: Some(task),
+        key: Some(changelog::meta_key(name)),
+        payload: Some(postcard::to_allocvec(value).expect("task state serializes")),
+        headers: Headers::None,
+    }
+}
+
+/// The verdict of `kind`'s rules on the transaction read at
+/// (`partition`, `offset`), to its input partition's verdicts.
+fn verdict_record(
+    task: i32,
+    partition: i32,
+    offset: i64,
+    kind: Entity,
+    results: Vec<RuleResult>,
+    account: Option<Vec<u8>>,
+) -> OutRecord {
+    OutRecord {
+        destination: Destination::Verdicts,
+        partition: task,
+        target: Some(partition),
+        key: account,
+        payload: Some(Verdict { offset, kind, results }.write()),
+        headers: Headers::None,
+    }
+}
+
+/// Whether `tx` is among its account's recent transactions (published
+/// twice upstream, e.g. by an outbox relay that died before marking it sent).
+fn seen_before(accounts: &HashMap<String, AccountState>, tx: &TransactionRecorded) -> bool {
+    let id = tx.transaction_id.as_bytes();
+    // Ids usually share their length and prefix: the last byte tells
+    // most of them apart without a full comparison.
+    let same = |p: &weir_sdk::PastTransaction| {
+        let other = p.transaction_id.as_bytes();
+        other.len() == id.len() && other.last() == id.last() && other == id
+    };
+    accounts.get(&tx.account_id).is_some_and(|a| a.history.recent(u32::MAX).any(same))
 }
 
 impl Accounts for PartitionAccounts<'_> {
@@ -370,15 +730,15 @@ impl Accounts for PartitionAccounts<'_> {
     }
 
     fn decided_before(&mut self, tx: &TransactionRecorded) -> Result<bool, Self::Error> {
-        let id = tx.transaction_id.as_bytes();
-        // Ids usually share their length and prefix: the last byte tells
-        // most of them apart without a full comparison.
-        let same = |p: &weir_sdk::PastTransaction| {
-            let other = p.transaction_id.as_bytes();
-            other.len() == id.len() && other.last() == id.last() && other == id
-        };
-        Ok(self.accounts.get(&tx.account_id).is_some_and(|a| a.history.recent(u32::MAX).any(same)))
+        Ok(seen_before(self.accounts, tx))
     }
 
     fn decided(&mut self, _tx: &TransactionRecorded) {}
+
+    fn entity_rules(&mut self, evaluator: &mut Evaluator, tx: &TransactionRecorded) -> Result<(), Self::Error> {
+        if let Some(results) = self.given.take() {
+            evaluator.accept_entity_results(tx, results);
+        }
+        Ok(())
+    }
 }

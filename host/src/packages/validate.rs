@@ -67,8 +67,8 @@ pub enum Refusal {
     NotInSignedSet {
         sequence: u64,
     },
-    /// An entity rule where this pipeline cannot run one (on Kafka, until
-    /// entity state has its partitions).
+    /// An entity rule of a kind this pipeline does not route (on Kafka, a
+    /// kind missing from `kafka.entities`).
     EntityRule {
         entity: weir_sdk::Entity,
     },
@@ -94,7 +94,7 @@ impl Refusal {
                 format!("not in the signed rule set #{sequence} (`weir rule seal` signs a new set)")
             }
             Refusal::EntityRule { entity } => format!(
-                "an entity rule (`rule.entity` = \"{entity}\"): this version runs entity rules in the embedded pipeline and backtests only; on Kafka, entity state needs partitions of its own, which are not built yet"
+                "an entity rule (`rule.entity` = \"{entity}\") of a kind this instance does not route: on Kafka, add \"{entity}\" to `kafka.entities` (all instances of the group, then restart them) so that transactions visit their {entity}'s partitions"
             ),
         }
     }
@@ -112,18 +112,20 @@ impl std::error::Error for Refusal {}
 pub struct Validator {
     pub engine: Engine,
     pub trust: Trust,
-    /// Whether entity rules may run (not on Kafka, yet).
-    pub entity_rules: bool,
+    /// The entity kinds whose rules may run (`None`: all; on Kafka, the
+    /// kinds routed).
+    pub entity_kinds: Option<Vec<weir_sdk::Entity>>,
 }
 
 impl Validator {
     pub fn new(engine: Engine, trust: Trust) -> Validator {
-        Validator { engine, trust, entity_rules: true }
+        Validator { engine, trust, entity_kinds: None }
     }
 
-    /// Refuses entity rules, for a pipeline that cannot run them.
-    pub fn without_entity_rules(self) -> Validator {
-        Validator { entity_rules: false, ..self }
+    /// Refuses entity rules but those of `kinds`, for a pipeline that
+    /// routes only these.
+    pub fn only_entity_kinds(self, kinds: Vec<weir_sdk::Entity>) -> Validator {
+        Validator { entity_kinds: Some(kinds), ..self }
     }
 
     /// Reads and validates the package whose manifest is `manifest_path`.
@@ -142,7 +144,9 @@ impl Validator {
     /// take the rule away: a failure is logged at WARN and the package runs.
     pub fn validate_with(&self, package: &PackageFiles, cases_refuse: bool) -> Result<LoadedRule, Refusal> {
         self.trust.check(&package.hash, package.signature.as_deref())?;
-        if let Some(entity) = package.spec.entity.filter(|_| !self.entity_rules) {
+        if let Some(entity) =
+            package.spec.entity.filter(|e| self.entity_kinds.as_ref().is_some_and(|kinds| !kinds.contains(e)))
+        {
             return Err(Refusal::EntityRule { entity });
         }
         let rule = self.engine.load(package.spec.clone(), &package.component, &package.manifest).map_err(

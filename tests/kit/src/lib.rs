@@ -90,7 +90,7 @@ pub mod config {
     use weir::kafka::{KafkaConfig, TopicsConfig};
 
     /// The topics of a run with `prefix`: `<prefix>.in`, `.verified`,
-    /// `.suspected`, `.locked`, `.dead`, `.state`.
+    /// `.suspected`, `.locked`, `.dead`, `.state`, `.by-<kind>`, `.verdicts`.
     pub fn topics(prefix: &str) -> TopicsConfig {
         TopicsConfig {
             input: format!("{prefix}.in"),
@@ -99,6 +99,8 @@ pub mod config {
             account_locked: format!("{prefix}.locked"),
             dead_letters: format!("{prefix}.dead"),
             changelog: format!("{prefix}.state"),
+            entity_prefix: format!("{prefix}.by-"),
+            entity_verdicts: format!("{prefix}.verdicts"),
         }
     }
 
