@@ -15,6 +15,10 @@
 //! - `WEIR_BENCH_LATENCY_SECS`: how long each latency run produces, after a
 //!   one-second warm-up (default 15).
 //! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
+//! - `WEIR_BENCH_ENTITIES`: entity kinds this weir routes (`kafka.entities`,
+//!   comma-separated, e.g. `device,counterparty,merchant`): the shipped
+//!   entity rules run and every transaction with such an entity takes the
+//!   entity hop. Unset: none, as before.
 //! - `WEIR_BENCH_BASELINE_BIN` and `WEIR_BENCH_BASELINE_RULES`: another
 //!   `weir` binary (e.g. a build of an earlier commit) and a rules directory
 //!   it accepts; its throughput is measured in the same run, with its own
@@ -924,6 +928,11 @@ impl WeirProcess {
         let kafka = config.kafka.as_mut().expect("a Kafka configuration");
         kafka.partitions = PARTITIONS;
         kafka.workers = workers;
+        // The entity hop, when asked for: every transaction with a routed
+        // entity visits its entity's partition before its decision.
+        if let Ok(kinds) = std::env::var("WEIR_BENCH_ENTITIES") {
+            kafka.entities = kinds.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+        }
         let path = bench.dir.path().join(format!("{step}.toml"));
         weir_testkit::config::write(&config, &path);
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
