@@ -220,8 +220,7 @@ impl EntityPartition {
         let order = (task.tx.occurred_at_ms(), task.tx.transaction_id.clone(), task.partition, task.offset);
         let before_released = self.meta.released.as_ref().is_some_and(|(t, id)| (order.0, &order.1) <= (*t, id));
         let seen = task.hop_offset < self.meta.consumed;
-        self.meta.consumed = self.meta.consumed.max(task.hop_offset + 1);
-        self.changed = true;
+        self.skip(task.hop_offset);
         if before_released {
             if seen {
                 return None;
@@ -237,6 +236,11 @@ impl EntityPartition {
     /// Takes in a router's progress read at `hop_offset`.
     pub(super) fn progress(&mut self, hop_offset: i64, partition: i32, progress: Progress) {
         self.meta.progress.entry(partition).or_default().merge(progress);
+        self.skip(hop_offset);
+    }
+
+    /// Counts the record at `hop_offset` as taken in.
+    pub(super) fn skip(&mut self, hop_offset: i64) {
         self.meta.consumed = self.meta.consumed.max(hop_offset + 1);
         self.changed = true;
     }

@@ -361,14 +361,13 @@ impl<'a> Worker<'a> {
                             offset = record.offset,
                             "an entity task that is not a transaction; answered unrun"
                         );
-                        entity.meta.consumed = entity.meta.consumed.max(record.offset + 1);
-                        entity.changed = true;
+                        entity.skip(record.offset);
                         out.records.push(verdict_record(p, partition, offset, kind, Vec::new(), None));
                         return;
                     }
                 };
                 if let Some(late) = entity.arrive(task) {
-                    let account = late.tx.account_id.clone().into_bytes();
+                    let account = late.tx.account_id.into_bytes();
                     out.records.push(verdict_record(p, late.partition, late.offset, kind, Vec::new(), Some(account)));
                 }
             }
@@ -379,7 +378,7 @@ impl<'a> Worker<'a> {
                     offset = record.offset,
                     "a record of an entity topic that weir did not write; skipped"
                 );
-                entity.meta.consumed = entity.meta.consumed.max(record.offset + 1);
+                entity.skip(record.offset);
             }
         }
     }
