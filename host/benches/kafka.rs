@@ -19,6 +19,13 @@
 //!   comma-separated, e.g. `device,counterparty,merchant`): the shipped
 //!   entity rules run and every transaction with such an entity takes the
 //!   entity hop. Unset: none, as before.
+//! - `WEIR_BENCH_HOT_MERCHANT`: a share (0 to 1) of the transactions whose
+//!   merchant becomes one merchant, `m-hot` (a skewed key: with the hop, its
+//!   partition of `by-merchant` takes that share of all tasks). Unset: 0.
+//! - `WEIR_BENCH_IN_ORDER=1`: the records are produced in event-time order
+//!   (a stable sort by `occurred_at`; the demo's scenes otherwise put some
+//!   transactions hours ahead of their neighbours, which the entity hop
+//!   holds until every partition has passed them).
 //! - `WEIR_BENCH_BASELINE_BIN` and `WEIR_BENCH_BASELINE_RULES`: another
 //!   `weir` binary (e.g. a build of an earlier commit) and a rules directory
 //!   it accepts; its throughput is measured in the same run, with its own
@@ -320,10 +327,17 @@ struct Rec {
 }
 
 fn records(n: usize) -> Vec<Rec> {
-    weir::demo::generate(n, ACCOUNTS, SEED)
+    let hot: f64 = env_or("WEIR_BENCH_HOT_MERCHANT", 0.0);
+    assert!((0.0..=1.0).contains(&hot), "WEIR_BENCH_HOT_MERCHANT must be a share between 0 and 1");
+    let recs = weir::demo::generate(n, ACCOUNTS, SEED)
         .lines
         .into_iter()
-        .map(|line| {
+        .enumerate()
+        .map(|(i, line)| {
+            // Every record whose spread index falls under the share (the
+            // same records in every run) is moved to the hot merchant.
+            let spread = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+            let line = if (spread as f64) < hot * (1u64 << 53) as f64 { to_hot_merchant(line) } else { line };
             let key = serde_json::from_str::<serde_json::Value>(&line)
                 .ok()
                 .and_then(|v| v.get("account_id").and_then(|a| a.as_str()).map(str::to_owned))
@@ -333,7 +347,35 @@ fn records(n: usize) -> Vec<Rec> {
                 .map(|t| t.transaction_id);
             Rec { key, payload: line, tx_id }
         })
-        .collect()
+        .collect::<Vec<Rec>>();
+    if std::env::var("WEIR_BENCH_IN_ORDER").is_ok_and(|v| v == "1") {
+        // A record that is not a transaction keeps its place among the
+        // ones before it.
+        let mut at = i64::MIN;
+        let mut keyed: Vec<(i64, Rec)> = recs
+            .into_iter()
+            .map(|r| {
+                if let Ok(tx) = weir::events::parse_transaction(r.payload.as_bytes(), weir::events::MAX_EVENT_BYTES) {
+                    at = tx.occurred_at_ms();
+                }
+                (at, r)
+            })
+            .collect();
+        keyed.sort_by_key(|(at, _)| *at);
+        return keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    recs
+}
+
+/// The transaction at the hot merchant, `m-hot` (a record that is not a
+/// transaction with a merchant stays as it is).
+fn to_hot_merchant(line: String) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&line) else { return line };
+    match v.pointer_mut("/merchant/id") {
+        Some(id) => *id = serde_json::Value::from("m-hot"),
+        None => return line,
+    }
+    v.to_string()
 }
 
 /// The broker, the working directory (rules, configs, logs) and the topics

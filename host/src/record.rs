@@ -164,6 +164,9 @@ pub struct Counters {
     pub duplicates: u64,
     /// Customer confirmations recorded in their account's state (no decision).
     pub confirmations: u64,
+    /// Transactions that came to an entity later than `kafka.entity_grace_ms`
+    /// allows, once per entity: its rules passed them unrun (Kafka).
+    pub entity_late: u64,
 }
 
 impl Counters {
@@ -192,6 +195,7 @@ impl Counters {
         self.dead_letters += other.dead_letters;
         self.duplicates += other.duplicates;
         self.confirmations += other.confirmations;
+        self.entity_late += other.entity_late;
     }
 }
 

@@ -456,8 +456,8 @@ fn transactional_producer(
         // After a commit the coordinator answers CONCURRENT_TRANSACTIONS
         // until its markers are written; librdkafka's default 100 ms backoff
         // would then stall every transaction by 100 ms.
-        .set("retry.backoff.ms", "10")
-        .set("retry.backoff.max.ms", "100")
+        .set("retry.backoff.ms", "2")
+        .set("retry.backoff.max.ms", "20")
         .set("queue.buffering.max.kbytes", "65536")
         .set("queue.buffering.max.messages", "100000")
         .create()?;

@@ -54,6 +54,12 @@ pub struct KafkaConfig {
     /// partition has passed its event time by this much; a transaction that
     /// comes later than that passes its entity rules unrun, and is counted.
     pub entity_grace_ms: u64,
+    /// The most records of one input partition that may wait for their
+    /// entities' verdicts in memory. A partition that reaches it is paused
+    /// (the records stay in Kafka) until half have been decided; while it
+    /// is paused, its grace is waived (it holds the entities back only by
+    /// its latest event time), so a full queue always drains.
+    pub entity_max_waiting: usize,
     pub topics: TopicsConfig,
     /// librdkafka properties for every client (TLS, SASL, …), passed through.
     pub client: BTreeMap<String, toml::Value>,
@@ -75,6 +81,7 @@ impl Default for KafkaConfig {
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
             entities: Vec::new(),
             entity_grace_ms: 0,
+            entity_max_waiting: 20_000,
             topics: TopicsConfig::default(),
             client: BTreeMap::new(),
         }
@@ -141,6 +148,8 @@ pub enum KafkaConfigError {
     EmptyBatch,
     #[error("`kafka.workers` must be at least 1")]
     NoWorkers,
+    #[error("`kafka.entity_max_waiting` must be at least 2")]
+    NoWaiting,
     /// A `[kafka.client]` property that is not a string, number or boolean.
     #[error("`kafka.client.\"{key}\"`: use a string, number or boolean")]
     ClientValue { key: String },
@@ -160,6 +169,9 @@ impl KafkaConfig {
         }
         if self.workers == Some(0) {
             return Err(KafkaConfigError::NoWorkers);
+        }
+        if self.entity_max_waiting < 2 {
+            return Err(KafkaConfigError::NoWaiting);
         }
         if let Some(bad) = self.entities.iter().find(|e| weir_sdk::Entity::parse(e).is_none()) {
             return Err(KafkaConfigError::Entity(bad.clone()));

@@ -31,6 +31,8 @@
 //! hop had not committed, and nothing is routed, applied or decided twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::Entity;
@@ -39,9 +41,23 @@ use crate::events::{InputEvent, InvalidEvent, RuleResult, TransactionRecorded};
 
 use super::Record as InputRecord;
 
-const TASK: u8 = b'T';
+/// A task written before tasks carried their ordering time (it is then
+/// the transaction's event time).
+const TASK_UNTIMED: u8 = b'T';
+const TASK: u8 = b'S';
 const PROGRESS: u8 = b'P';
 const VERDICT: u8 = b'V';
+
+/// When a transaction is applied to its entities (ms): its event time, but
+/// never later than its input record's timestamp (when the producer sent
+/// it, or when the broker appended it). A transaction dated in the future (a
+/// wrong clock, a hostile producer) would otherwise wait until every
+/// partition had passed its date, holding back its partition's decisions.
+/// Both times are in the record, so a replay orders alike.
+pub(super) fn order_time(tx: &TransactionRecorded, record_ms: Option<i64>) -> i64 {
+    let at = tx.occurred_at_ms();
+    record_ms.map_or(at, |r| at.min(r))
+}
 
 /// The kind's index in [`Entity::ALL`], its bit in a mask.
 pub(super) fn bit(kind: Entity) -> u8 {
@@ -83,18 +99,21 @@ impl Progress {
 /// A record of a `by-<kind>` topic.
 #[derive(Debug, PartialEq)]
 pub(super) enum Record<'a> {
-    /// A transaction for its entity: where it was read, and its payload.
-    Task { partition: i32, offset: i64, tx: &'a [u8] },
+    /// A transaction for its entity: where it was read, when it is applied
+    /// (see [`order_time`]; `None` in a record of an earlier version: its
+    /// event time), and its payload.
+    Task { partition: i32, offset: i64, at: Option<i64>, tx: &'a [u8] },
     /// A router's progress on an input partition.
     Progress { partition: i32, progress: Progress },
 }
 
 impl Record<'_> {
-    pub(super) fn task(partition: i32, offset: i64, tx: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13 + tx.len());
+    pub(super) fn task(partition: i32, offset: i64, at: i64, tx: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(21 + tx.len());
         out.push(TASK);
         out.extend_from_slice(&partition.to_be_bytes());
         out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&at.to_be_bytes());
         out.extend_from_slice(tx);
         out
     }
@@ -118,7 +137,11 @@ impl Record<'_> {
         let offset = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
         let rest = &rest[8..];
         match tag {
-            TASK => Some(Record::Task { partition, offset, tx: rest }),
+            TASK => {
+                let at = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+                Some(Record::Task { partition, offset, at: Some(at), tx: &rest[8..] })
+            }
+            TASK_UNTIMED => Some(Record::Task { partition, offset, at: None, tx: rest }),
             PROGRESS => {
                 let [has, w @ .., end] = rest else { return None };
                 let watermark = i64::from_be_bytes(w.try_into().ok()?);
@@ -188,11 +211,13 @@ pub(super) struct Task {
     pub hop_offset: i64,
     pub partition: i32,
     pub offset: i64,
+    /// When it is applied ([`order_time`]).
+    pub at: i64,
     pub tx: TransactionRecorded,
 }
 
-/// The order tasks are applied in: event time, transaction id, then where
-/// it was read (a transaction published twice).
+/// The order tasks are applied in: [`order_time`], transaction id, then
+/// where it was read (a transaction published twice).
 type Order = (i64, String, i32, i64);
 
 /// One `by-<kind>` partition of a task.
@@ -217,7 +242,7 @@ impl EntityPartition {
     /// be answered now, unrun, because a later one was applied already; or
     /// it is dropped, having been taken in before a restart.
     pub(super) fn arrive(&mut self, task: Task) -> Option<Task> {
-        let order = (task.tx.occurred_at_ms(), task.tx.transaction_id.clone(), task.partition, task.offset);
+        let order = (task.at, task.tx.transaction_id.clone(), task.partition, task.offset);
         let before_released = self.meta.released.as_ref().is_some_and(|(t, id)| (order.0, &order.1) <= (*t, id));
         let seen = task.hop_offset < self.meta.consumed;
         self.skip(task.hop_offset);
@@ -282,6 +307,38 @@ impl EntityPartition {
     }
 }
 
+/// The input partitions whose records waiting for verdicts reached
+/// `kafka.entity_max_waiting`: the workers mark them, the intake pauses
+/// them until their queues drain to half.
+#[derive(Debug, Default)]
+pub(super) struct Full {
+    partitions: Mutex<BTreeSet<i32>>,
+    changed: AtomicBool,
+}
+
+impl Full {
+    pub(super) fn set(&self, partition: i32, full: bool) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if full { partitions.insert(partition) } else { partitions.remove(&partition) };
+        if changed {
+            self.changed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Asks for the partitions to be applied again (after a rebalance).
+    pub(super) fn touch(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// The full partitions, if they changed since the last call.
+    pub(super) fn take_changed(&self) -> Option<BTreeSet<i32>> {
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(self.partitions.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
 /// An input record read and not decided yet.
 pub(super) struct Pending {
     pub record: InputRecord,
@@ -319,6 +376,11 @@ impl Awaiting {
     /// Decisions resume at `start`, the committed offset, when known.
     pub(super) fn starting_at(start: Option<i64>) -> Awaiting {
         Awaiting { input_next: start, ..Awaiting::default() }
+    }
+
+    /// How many records wait.
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
     }
 
     pub(super) fn is_queued(&self, transaction_id: &str) -> bool {
@@ -404,8 +466,16 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let task = Record::task(3, 42, b"{\"a\":1}");
-        assert_eq!(Record::read(&task), Some(Record::Task { partition: 3, offset: 42, tx: b"{\"a\":1}" }));
+        let task = Record::task(3, 42, -7, b"{\"a\":1}");
+        assert_eq!(
+            Record::read(&task),
+            Some(Record::Task { partition: 3, offset: 42, at: Some(-7), tx: b"{\"a\":1}" })
+        );
+        let mut untimed = vec![b'T'];
+        untimed.extend_from_slice(&3i32.to_be_bytes());
+        untimed.extend_from_slice(&42i64.to_be_bytes());
+        untimed.extend_from_slice(b"{}");
+        assert_eq!(Record::read(&untimed), Some(Record::Task { partition: 3, offset: 42, at: None, tx: b"{}" }));
         for progress in [
             Progress { position: 7, watermark: Some(-5), at_end: true },
             Progress { position: 0, watermark: None, at_end: false },
@@ -434,7 +504,8 @@ mod tests {
 
     fn task(hop_offset: i64, partition: i32, at_secs: i64, id: &str) -> Task {
         let case = crate::cases::CaseTx { after_secs: Some(at_secs), ..Default::default() };
-        Task { hop_offset, partition, offset: hop_offset, tx: case.to_event(id) }
+        let tx = case.to_event(id);
+        Task { hop_offset, partition, offset: hop_offset, at: order_time(&tx, None), tx }
     }
 
     #[test]

@@ -46,6 +46,9 @@ const ENDS_EVERY: Duration = Duration::from_millis(100);
 /// callbacks (run inside `poll`, on the intake's thread) use too.
 pub(super) struct IntakeContext {
     topology: Arc<Topology>,
+    /// Input partitions to pause: too many of their records wait for
+    /// entity verdicts.
+    full: Arc<super::hop::Full>,
     link: Link,
     routing: Mutex<Routing>,
     /// Set once the intake stopped: a rebalance then (the consumer leaving
@@ -120,6 +123,8 @@ impl ConsumerContext for IntakeContext {
             check_co_partitioned(tpl, &self.topology, &partitions);
             let starts = committed(consumer, &self.topology.input, &partitions, &self.stop);
             self.routing().assign(&starts);
+            // A partition assigned again starts unpaused: pauses are applied anew.
+            self.full.touch();
         }
     }
 }
@@ -267,6 +272,33 @@ fn cached_watermarks<C: ConsumerContext>(
         .then_some((low, high))
 }
 
+/// Pauses the assigned input partitions in `full` and resumes the others
+/// (the records of a paused partition stay in Kafka until it is resumed).
+fn pause_full<C: ConsumerContext>(consumer: &BaseConsumer<C>, input: &str, full: &std::collections::BTreeSet<i32>) {
+    let assigned: Vec<i32> = consumer
+        .assignment()
+        .map(|tpl| tpl.elements().iter().filter(|e| e.topic() == input).map(|e| e.partition()).collect())
+        .unwrap_or_default();
+    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+    for p in assigned {
+        if full.contains(&p) {
+            pause.add_partition(input, p)
+        } else {
+            resume.add_partition(input, p)
+        };
+    }
+    if pause.count() > 0
+        && let Err(e) = consumer.pause(&pause)
+    {
+        tracing::warn!(error = %e, "pausing full input partitions failed");
+    }
+    if resume.count() > 0
+        && let Err(e) = consumer.resume(&resume)
+    {
+        tracing::warn!(error = %e, "resuming input partitions failed");
+    }
+}
+
 /// The partition numbers (tasks) of a list of topic partitions, each once.
 fn tasks(tpl: &TopicPartitionList) -> Vec<i32> {
     let mut tasks: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
@@ -331,7 +363,7 @@ fn committed<C: ConsumerContext>(
 /// Creates the group member.
 pub(super) fn consumer(
     config: &KafkaConfig,
-    topology: Arc<Topology>,
+    (topology, full): (Arc<Topology>, Arc<super::hop::Full>),
     workers: Vec<SyncSender<ToWorker>>,
     link: Link,
     stop: Arc<AtomicBool>,
@@ -341,6 +373,7 @@ pub(super) fn consumer(
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
     let context = IntakeContext {
         topology,
+        full,
         link,
         routing: Mutex::new(Routing { workers, pending, broken: false }),
         closed: AtomicBool::new(false),
@@ -373,6 +406,9 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
     while !shutdown.load(Ordering::Relaxed) {
         if context.link.rewind_requested() {
             context.routing().rewind(consumer, &context.topology, &context.link);
+        }
+        if let Some(full) = context.full.take_changed() {
+            pause_full(consumer, &context.topology.input, &full);
         }
         if context.topology.routes() && ends_told.elapsed() >= ENDS_EVERY {
             ends_told = Instant::now();

@@ -138,6 +138,8 @@ struct Topology {
     /// The input's partition count (every topic read has as many).
     partitions: i32,
     grace_ms: i64,
+    /// `kafka.entity_max_waiting`.
+    max_waiting: usize,
 }
 
 impl Topology {
@@ -149,6 +151,7 @@ impl Topology {
             verdicts: t.entity_verdicts.clone(),
             partitions,
             grace_ms: i64::try_from(config.entity_grace_ms).unwrap_or(i64::MAX),
+            max_waiting: config.entity_max_waiting,
         }
     }
 
@@ -314,6 +317,7 @@ pub fn run(
     let n = config.workers();
     let outboxes: Vec<Arc<Outbox>> = (0..n).map(|_| Arc::default()).collect();
     let doorbell = Arc::new(Doorbell::default());
+    let full = Arc::new(hop::Full::default());
     let mut workers = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
@@ -325,14 +329,15 @@ pub fn run(
             rules,
             policy,
             hooks.clone(),
-            (outbox.clone(), doorbell.clone()),
+            (outbox.clone(), doorbell.clone(), full.clone()),
         )?);
         let (to_worker, from_intake) = std::sync::mpsc::sync_channel(4);
         senders.push(to_worker);
         receivers.push(from_intake);
     }
     let (link, requests) = committer::Link::new();
-    let consumer = intake::consumer(config, topology.clone(), senders, link.clone(), shutdown.clone(), hooks.clone())?;
+    let consumer =
+        intake::consumer(config, (topology.clone(), full), senders, link.clone(), shutdown.clone(), hooks.clone())?;
     let committer = committer::Committer::new(
         (config, &topology),
         &consumer,

@@ -29,7 +29,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::hop::{self, Awaiting, EntityPartition, Pending, Progress, RouterMeta, Task, Verdict};
+use super::hop::{self, Awaiting, EntityPartition, Full, Pending, Progress, RouterMeta, Task, Verdict};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{
     Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, Source, Topology,
@@ -91,6 +91,8 @@ pub(super) struct Worker<'a> {
     /// The entity hop's part of each task restored so far (when entities
     /// are routed).
     hops: HashMap<i32, TaskHop>,
+    /// Where full input partitions are marked for the intake to pause.
+    full: Arc<Full>,
 }
 
 /// A task's part in the entity hop (see [`hop`]).
@@ -103,18 +105,27 @@ struct TaskHop {
     /// The progress last sent to the entities' partitions.
     sent: Option<Progress>,
     at_end: bool,
+    /// Whether its queue of records waiting for verdicts is full (the
+    /// intake pauses the input partition).
+    full: bool,
     /// Per routed kind, in the topology's order.
     entities: Vec<EntityPartition>,
     awaiting: Awaiting,
 }
 
 impl TaskHop {
+    /// What the router tells the entities' partitions. A full partition
+    /// reads nothing more until its queue drains, so holding the entities
+    /// back for what it might still send would hold its own verdicts back
+    /// for good: it waives its grace and passes its latest time (what it
+    /// reads later at or before that time comes late).
     fn progress(&self, grace_ms: i64) -> Progress {
-        Progress {
-            position: self.router.routed,
-            watermark: self.latest.map(|t| t.saturating_sub(grace_ms)),
-            at_end: self.at_end,
-        }
+        let watermark = if self.full {
+            self.latest.map(|t| t.saturating_add(1))
+        } else {
+            self.latest.map(|t| t.saturating_sub(grace_ms))
+        };
+        Progress { position: self.router.routed, watermark, at_end: self.at_end }
     }
 }
 
@@ -126,7 +137,7 @@ impl<'a> Worker<'a> {
         rules: &RuleSet,
         policy: &Policy,
         hooks: Hooks,
-        (outbox, doorbell): (Arc<Outbox>, Arc<Doorbell>),
+        (outbox, doorbell, full): (Arc<Outbox>, Arc<Doorbell>, Arc<Full>),
     ) -> Result<Worker<'a>, KafkaRunError> {
         let restorer: BaseConsumer = config
             .client_config()
@@ -152,6 +163,7 @@ impl<'a> Worker<'a> {
             states: HashMap::new(),
             topology,
             hops: HashMap::new(),
+            full,
         })
     }
 
@@ -175,14 +187,20 @@ impl<'a> Worker<'a> {
                     for p in &partitions {
                         self.assigned.remove(p);
                         self.states.remove(p);
-                        self.hops.remove(p);
+                        if self.hops.remove(p).is_some_and(|h| h.full) {
+                            self.full.set(*p, false);
+                        }
                     }
                     self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()).forget(&partitions);
                 }
                 ToWorker::Reset => {
                     self.assigned.clear();
                     self.states.clear();
-                    self.hops.clear();
+                    for (p, hop) in self.hops.drain() {
+                        if hop.full {
+                            self.full.set(p, false);
+                        }
+                    }
                     *self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()) = Output::default();
                 }
                 ToWorker::Barrier(done) => {
@@ -256,7 +274,9 @@ impl<'a> Worker<'a> {
             if hop.router.routed < low {
                 hop.router.routed = low;
             }
-            hop.at_end = hop.router.routed >= high;
+            // A paused partition is not fetched from: the consumer's end of
+            // it is stale, and more will come once it is resumed.
+            hop.at_end = !hop.full && hop.router.routed >= high;
             tasks.insert(p);
         }
         let mut out = Output::default();
@@ -299,6 +319,7 @@ impl<'a> Worker<'a> {
                 latest: None,
                 sent: None,
                 at_end: false,
+                full: false,
                 entities,
                 awaiting: Awaiting::starting_at(start),
             };
@@ -316,7 +337,8 @@ impl<'a> Worker<'a> {
         let mut expects = 0;
         let fresh = record.offset >= hop.router.routed;
         if let Ok(InputEvent::Transaction(tx)) = &parsed {
-            hop.latest = hop.latest.max(Some(tx.occurred_at_ms()));
+            let at = hop::order_time(tx, record.timestamp_ms);
+            hop.latest = hop.latest.max(Some(at));
             let accounts = self.states.get(&p).expect("restored above");
             let duplicate = hop.awaiting.is_queued(&tx.transaction_id) || seen_before(accounts, tx);
             for (kind, _) in self.topology.kinds.iter().filter(|_| !duplicate) {
@@ -328,7 +350,7 @@ impl<'a> Worker<'a> {
                         partition: p,
                         target: None,
                         key: Some(id.as_bytes().to_vec()),
-                        payload: Some(hop::Record::task(p, record.offset, &record.payload)),
+                        payload: Some(hop::Record::task(p, record.offset, at, &record.payload)),
                         headers: Headers::None,
                     });
                 }
@@ -351,9 +373,12 @@ impl<'a> Worker<'a> {
         let hop = self.hops.get_mut(&p).expect("restored above");
         let entity = &mut hop.entities[index];
         match hop::Record::read(&record.payload) {
-            Some(hop::Record::Task { partition, offset, tx }) => {
+            Some(hop::Record::Task { partition, offset, at, tx }) => {
                 let task = match parse_input(tx, usize::MAX) {
-                    Ok(InputEvent::Transaction(tx)) => Task { hop_offset: record.offset, partition, offset, tx },
+                    Ok(InputEvent::Transaction(tx)) => {
+                        let at = at.unwrap_or_else(|| tx.occurred_at_ms());
+                        Task { hop_offset: record.offset, partition, offset, at, tx }
+                    }
                     _ => {
                         // Never routed by weir; its account must not wait.
                         tracing::warn!(
@@ -432,6 +457,7 @@ impl<'a> Worker<'a> {
                 out.records.push(meta_record(p, "router", &hop.router));
             }
         }
+        out.counters.entity_late += late;
         if late > 0 {
             tracing::warn!(
                 late,
@@ -439,6 +465,7 @@ impl<'a> Worker<'a> {
             );
         }
         // Decisions whose verdicts are all in, in input order.
+        let max_waiting = self.topology.max_waiting;
         for &p in tasks {
             while let Some((pending, results)) = self.hops.get_mut(&p).and_then(|h| h.awaiting.next_ready()) {
                 let Pending { record, parsed, .. } = pending;
@@ -446,7 +473,23 @@ impl<'a> Worker<'a> {
                 self.decide_one(record, parsed, Some(results), out, touched);
                 self.assigned.insert(p, Some(offset + 1));
             }
-            let Some(hop) = self.hops.get(&p) else { continue };
+            let Some(hop) = self.hops.get_mut(&p) else { continue };
+            // A full queue pauses its partition until half of it is decided.
+            let waiting = hop.awaiting.len();
+            let full = if hop.full { waiting > max_waiting / 2 } else { waiting >= max_waiting };
+            if full != hop.full {
+                hop.full = full;
+                self.full.set(p, full);
+                if full {
+                    tracing::warn!(
+                        partition = p,
+                        waiting,
+                        "records waiting for entity verdicts reached `kafka.entity_max_waiting`: the partition is paused until half are decided"
+                    );
+                } else {
+                    tracing::info!(partition = p, waiting, "the partition's queue drained: it is read again");
+                }
+            }
             if let Some(o) = hop.awaiting.input_commit() {
                 out.offsets.insert((Source::Input, p), o);
             }

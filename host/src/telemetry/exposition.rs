@@ -114,6 +114,12 @@ fn encode_records(encoder: &mut DescriptorEncoder, c: &Counters) -> std::fmt::Re
     counter(encoder, "weir_dead_letters", "Malformed records dead-lettered", r.dead_letters)?;
     counter(encoder, "weir_duplicates", "Transactions skipped because they were decided before", r.duplicates)?;
     counter(encoder, "weir_confirmations", "Customer confirmations recorded in account state", r.confirmations)?;
+    counter(
+        encoder,
+        "weir_entity_late",
+        "Transactions that came to an entity later than kafka.entity_grace_ms allows; its rules passed them unrun",
+        r.entity_late,
+    )?;
     counter(encoder, "weir_batches", "Batches committed (on Kafka: transactions)", c.batches)
 }
 
@@ -191,11 +197,12 @@ mod tests {
         let mut rules = BTreeMap::new();
         rules.insert("velocity".to_owned(), RuleStats { invocations: 3, hits: 1, ..Default::default() });
         let stats: Vec<(String, RuleStats)> = rules.into_iter().collect();
-        metrics.record(&crate::record::Counters { records: 3, ..Default::default() }, &stats);
+        metrics.record(&crate::record::Counters { records: 3, entity_late: 2, ..Default::default() }, &stats);
         metrics.observe_commit(Duration::from_millis(5));
         metrics.set_consumer_lag(2, 40);
         let text = metrics.exposition(None);
         assert!(text.contains("weir_records_total 3"), "{text}");
+        assert!(text.contains("weir_entity_late_total 2"), "{text}");
         assert!(text.contains("weir_rule_invocations_total{rule=\"velocity\"} 3"), "{text}");
         assert!(text.contains("weir_commit_seconds_count 1"), "{text}");
         assert!(text.contains("weir_consumer_lag{partition=\"2\"} 40"), "{text}");
