@@ -26,6 +26,9 @@
 //!   (a stable sort by `occurred_at`; the demo's scenes otherwise put some
 //!   transactions hours ahead of their neighbours, which the entity hop
 //!   holds until every partition has passed them).
+//! - `WEIR_BENCH_WEIR_BIN`: run this `weir` binary instead of this build's
+//!   (with this build's configuration: a build of a nearby commit, to
+//!   compare latencies run by run).
 //! - `WEIR_BENCH_BASELINE_BIN` and `WEIR_BENCH_BASELINE_RULES`: another
 //!   `weir` binary (e.g. a build of an earlier commit) and a rules directory
 //!   it accepts; its throughput is measured in the same run, with its own
@@ -977,7 +980,8 @@ impl WeirProcess {
         }
         let path = bench.dir.path().join(format!("{step}.toml"));
         weir_testkit::config::write(&config, &path);
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+        let binary = std::env::var_os("WEIR_BENCH_WEIR_BIN")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")), PathBuf::from);
         Self::with_config(bench, step, binary, path, config.kafka.expect("a Kafka configuration"))
     }
 

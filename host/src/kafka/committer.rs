@@ -178,7 +178,10 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     /// Takes every outbox and commits what they held as one transaction.
     /// False if the transaction failed (it is then aborted).
     fn commit(&mut self) -> Result<bool, KafkaRunError> {
-        let outputs: Vec<Output> = self.outboxes.iter().map(|o| take(o)).collect();
+        let outputs: Vec<Output> = {
+            let _all_at_once = self.doorbell.epoch.write().unwrap_or_else(|e| e.into_inner());
+            self.outboxes.iter().map(|o| take(o)).collect()
+        };
         if outputs.iter().all(Output::is_empty) {
             return Ok(true);
         }

@@ -339,6 +339,42 @@ impl Full {
     }
 }
 
+/// Verdicts handed from one worker to another in memory, so a transaction
+/// whose entity partition is on this instance is decided without waiting
+/// for its verdict's round trip through Kafka. The verdict is produced to
+/// the verdicts topic all the same (a restart reads it there); the copy
+/// read later finds its transaction decided, or holds its offset until it
+/// is. A worker posts only after its output (the verdict, the entity's new
+/// state) is in its outbox, and the committer takes every outbox at once,
+/// so a decision never commits before the verdict it used. Each post
+/// carries the sender's count of resets: a verdict of work a failed
+/// transaction undid is not taken.
+#[derive(Debug)]
+pub(super) struct Mail {
+    boxes: Vec<Mutex<Vec<(u64, i32, Verdict)>>>,
+}
+
+impl Mail {
+    pub(super) fn new(workers: usize) -> Mail {
+        Mail { boxes: (0..workers).map(|_| Mutex::default()).collect() }
+    }
+
+    /// Posts to `worker` the verdict for its input partition `partition`.
+    pub(super) fn post(&self, worker: usize, resets: u64, partition: i32, verdict: Verdict) {
+        if let Some(b) = self.boxes.get(worker) {
+            b.lock().unwrap_or_else(|e| e.into_inner()).push((resets, partition, verdict));
+        }
+    }
+
+    /// Takes what was posted to `worker`.
+    pub(super) fn take(&self, worker: usize) -> Vec<(u64, i32, Verdict)> {
+        match self.boxes.get(worker) {
+            Some(b) => std::mem::take(&mut *b.lock().unwrap_or_else(|e| e.into_inner())),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// An input record read and not decided yet.
 pub(super) struct Pending {
     pub record: InputRecord,
@@ -408,21 +444,28 @@ impl Awaiting {
         self.queue.push_back(pending);
     }
 
-    /// Takes in a verdict read at `offset` of the verdicts partition.
-    pub(super) fn verdict(&mut self, offset: i64, verdict: Verdict) {
-        self.verdicts_next = Some(self.verdicts_next.map_or(offset + 1, |n| n.max(offset + 1)));
+    /// Takes in a verdict read at `offset` of the verdicts partition, or
+    /// (`None`) handed over in memory by the worker that produced it.
+    pub(super) fn verdict(&mut self, offset: Option<i64>, verdict: Verdict) {
+        if let Some(offset) = offset {
+            self.verdicts_next = Some(self.verdicts_next.map_or(offset + 1, |n| n.max(offset + 1)));
+        }
         if self.input_commit().is_some_and(|next| verdict.offset < next) {
             // Its transaction was decided.
             return;
         }
         let got = self.verdicts.entry(verdict.offset).or_default();
+        if let Some(offset) = offset {
+            // Held until its transaction is decided, even when its copy in
+            // memory came first: a restart before then reads it again.
+            got.offsets.push(offset);
+            self.held.insert(offset);
+        }
         if got.kinds & bit(verdict.kind) != 0 {
             return;
         }
         got.kinds |= bit(verdict.kind);
         got.results.extend(verdict.results);
-        got.offsets.push(offset);
-        self.held.insert(offset);
     }
 
     /// The next record whose verdicts are all in, with their results.

@@ -145,7 +145,7 @@ impl IntakeContext {
 
 impl Routing {
     fn worker_of(&self, partition: i32) -> usize {
-        partition.unsigned_abs() as usize % self.workers.len().max(1)
+        super::worker_of(partition, self.workers.len())
     }
 
     fn send(&mut self, worker: usize, message: ToWorker) {

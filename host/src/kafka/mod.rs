@@ -277,19 +277,31 @@ struct Outbox {
     taken: Condvar,
 }
 
+/// The decide worker (of `workers`) that owns partition `p` of every topic.
+fn worker_of(partition: i32, workers: usize) -> usize {
+    partition.unsigned_abs() as usize % workers.max(1)
+}
+
 /// Signals from the workers (threads) to the committer (an async task)
-/// that output is waiting.
+/// that output is waiting; and the lock that makes the committer's taking
+/// of every outbox one step for the workers (a worker adds to its outbox
+/// under `epoch.read()`, the committer takes them all under `epoch.write()`):
+/// what a worker added before another worker added its own never commits
+/// in a later transaction than that (see [`hop::Mail`]).
 #[derive(Default)]
-struct Doorbell(tokio::sync::Notify);
+struct Doorbell {
+    notify: tokio::sync::Notify,
+    epoch: std::sync::RwLock<()>,
+}
 
 impl Doorbell {
     fn ring(&self) {
-        self.0.notify_one();
+        self.notify.notify_one();
     }
 
     /// Waits until rung or `timeout` passes.
     async fn wait(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.0.notified()).await;
+        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
     }
 }
 
@@ -318,6 +330,7 @@ pub fn run(
     let outboxes: Vec<Arc<Outbox>> = (0..n).map(|_| Arc::default()).collect();
     let doorbell = Arc::new(Doorbell::default());
     let full = Arc::new(hop::Full::default());
+    let mail = Arc::new(hop::Mail::new(n));
     let mut workers = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
@@ -329,7 +342,7 @@ pub fn run(
             rules,
             policy,
             hooks.clone(),
-            (outbox.clone(), doorbell.clone(), full.clone()),
+            (outbox.clone(), doorbell.clone(), full.clone(), mail.clone()),
         )?);
         let (to_worker, from_intake) = std::sync::mpsc::sync_channel(4);
         senders.push(to_worker);

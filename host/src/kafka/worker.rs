@@ -29,7 +29,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::hop::{self, Awaiting, EntityPartition, Full, Pending, Progress, RouterMeta, Task, Verdict};
+use super::hop::{self, Awaiting, EntityPartition, Full, Mail, Pending, Progress, RouterMeta, Task, Verdict};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{
     Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, Source, Topology,
@@ -93,6 +93,13 @@ pub(super) struct Worker<'a> {
     hops: HashMap<i32, TaskHop>,
     /// Where full input partitions are marked for the intake to pause.
     full: Arc<Full>,
+    /// Verdicts for other workers' partitions, handed over in memory.
+    mail: Arc<Mail>,
+    /// Verdicts to post once this chunk's output is in the outbox:
+    /// (worker, input partition, verdict).
+    outgoing: Vec<(usize, i32, Verdict)>,
+    /// Resets (failed transactions) so far; the same count in every worker.
+    resets: u64,
 }
 
 /// A task's part in the entity hop (see [`hop`]).
@@ -137,7 +144,7 @@ impl<'a> Worker<'a> {
         rules: &RuleSet,
         policy: &Policy,
         hooks: Hooks,
-        (outbox, doorbell, full): (Arc<Outbox>, Arc<Doorbell>, Arc<Full>),
+        (outbox, doorbell, full, mail): (Arc<Outbox>, Arc<Doorbell>, Arc<Full>, Arc<Mail>),
     ) -> Result<Worker<'a>, KafkaRunError> {
         let restorer: BaseConsumer = config
             .client_config()
@@ -164,6 +171,9 @@ impl<'a> Worker<'a> {
             topology,
             hops: HashMap::new(),
             full,
+            mail,
+            outgoing: Vec::new(),
+            resets: 0,
         })
     }
 
@@ -176,6 +186,7 @@ impl<'a> Worker<'a> {
                     // An idle worker takes up new rules too, so every
                     // partition's cutover is known even without traffic.
                     self.adopt_rules();
+                    self.read_mail();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -194,6 +205,9 @@ impl<'a> Worker<'a> {
                     self.outbox.output.lock().unwrap_or_else(|e| e.into_inner()).forget(&partitions);
                 }
                 ToWorker::Reset => {
+                    self.resets += 1;
+                    self.mail.take(self.index);
+                    self.outgoing.clear();
                     self.assigned.clear();
                     self.states.clear();
                     for (p, hop) in self.hops.drain() {
@@ -208,6 +222,37 @@ impl<'a> Worker<'a> {
                 }
                 ToWorker::Ends(ends) => self.ends(ends, stop)?,
             }
+            self.read_mail();
+        }
+    }
+
+    /// Takes the verdicts other workers handed over for this worker's
+    /// partitions and decides what they complete.
+    fn read_mail(&mut self) {
+        let mail = self.mail.take(self.index);
+        if mail.is_empty() {
+            return;
+        }
+        let mut tasks = HashSet::default();
+        for (resets, p, verdict) in mail {
+            // Of work a failed transaction undid: its copy in Kafka, if
+            // any, is read again.
+            if resets != self.resets {
+                continue;
+            }
+            if let Some(hop) = self.hops.get_mut(&p) {
+                hop.awaiting.verdict(None, verdict);
+                tasks.insert(p);
+            }
+        }
+        if tasks.is_empty() {
+            return;
+        }
+        let mut out = Output::default();
+        let mut touched = HashMap::new();
+        self.advance(&tasks, &mut out, &mut touched);
+        if !out.is_empty() {
+            self.finish(out, touched, None, Instant::now());
         }
     }
 
@@ -244,7 +289,7 @@ impl<'a> Worker<'a> {
                 Source::Verdicts => {
                     let hop = self.hops.get_mut(&record.partition).expect("restored above");
                     match Verdict::read(&record.payload) {
-                        Some(verdict) => hop.awaiting.verdict(record.offset, verdict),
+                        Some(verdict) => hop.awaiting.verdict(Some(record.offset), verdict),
                         None => tracing::warn!(
                             partition = record.partition,
                             offset = record.offset,
@@ -387,13 +432,15 @@ impl<'a> Worker<'a> {
                             "an entity task that is not a transaction; answered unrun"
                         );
                         entity.skip(record.offset);
-                        out.records.push(verdict_record(p, partition, offset, kind, Vec::new(), None));
+                        let verdict = Verdict { offset, kind, results: Vec::new() };
+                        out.records.push(verdict_record(p, partition, &verdict, None));
                         return;
                     }
                 };
                 if let Some(late) = entity.arrive(task) {
                     let account = late.tx.account_id.into_bytes();
-                    out.records.push(verdict_record(p, late.partition, late.offset, kind, Vec::new(), Some(account)));
+                    let verdict = Verdict { offset: late.offset, kind, results: Vec::new() };
+                    out.records.push(verdict_record(p, late.partition, &verdict, Some(account)));
                 }
             }
             Some(hop::Record::Progress { partition, progress }) => entity.progress(record.offset, partition, progress),
@@ -415,6 +462,8 @@ impl<'a> Worker<'a> {
     fn advance(&mut self, tasks: &HashSet<i32>, out: &mut Output, touched: &mut HashMap<i32, HashSet<String>>) {
         let topology = &*self.topology;
         let mut late = 0;
+        // Verdicts for input partitions of this instance, to hand over.
+        let mut handed: Vec<(i32, Verdict)> = Vec::new();
         for &p in tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
             let progress = hop.progress(topology.grace_ms);
@@ -445,7 +494,9 @@ impl<'a> Worker<'a> {
                     let results = self.evaluator.entity_verdict(*kind, &task.tx, state);
                     touched.insert(key);
                     let account = task.tx.account_id.into_bytes();
-                    out.records.push(verdict_record(p, task.partition, task.offset, *kind, results, Some(account)));
+                    let verdict = Verdict { offset: task.offset, kind: *kind, results };
+                    out.records.push(verdict_record(p, task.partition, &verdict, Some(account)));
+                    handed.push((task.partition, verdict));
                 }
                 late += std::mem::take(&mut entity.late);
                 if std::mem::take(&mut entity.changed) {
@@ -464,9 +515,24 @@ impl<'a> Worker<'a> {
                 "transactions came later than `kafka.entity_grace_ms` allows: their entity rules passed them unrun"
             );
         }
+        // This worker's own partitions take their verdicts now (they commit
+        // in this chunk's output); the other workers' once it is delivered.
+        let workers = self.config.workers();
+        let mut deciding: Vec<i32> = tasks.iter().copied().collect();
+        for (partition, verdict) in handed {
+            let owner = super::worker_of(partition, workers);
+            if owner != self.index {
+                self.outgoing.push((owner, partition, verdict));
+            } else if let Some(hop) = self.hops.get_mut(&partition) {
+                hop.awaiting.verdict(None, verdict);
+                if !tasks.contains(&partition) && !deciding.contains(&partition) {
+                    deciding.push(partition);
+                }
+            }
+        }
         // Decisions whose verdicts are all in, in input order.
         let max_waiting = self.topology.max_waiting;
-        for &p in tasks {
+        for p in deciding {
             while let Some((pending, results)) = self.hops.get_mut(&p).and_then(|h| h.awaiting.next_ready()) {
                 let Pending { record, parsed, .. } = pending;
                 let offset = record.offset;
@@ -587,6 +653,9 @@ impl<'a> Worker<'a> {
             }
         }
         self.deliver(out);
+        for (worker, partition, verdict) in self.outgoing.drain(..) {
+            self.mail.post(worker, self.resets, partition, verdict);
+        }
     }
 
     /// How much of a dead-lettered record of `size` bytes its dead letter
@@ -602,12 +671,16 @@ impl<'a> Worker<'a> {
     /// Adds `out` to the outbox, then waits while the outbox holds more than
     /// `batch_max_records` records (the committer is behind).
     fn deliver(&self, out: Output) {
-        let mut output = self.outbox.output.lock().unwrap_or_else(|e| e.into_inner());
-        output.records.extend(out.records);
-        output.offsets.extend(out.offsets);
-        output.counters.add(&out.counters);
-        output.rules = out.rules;
+        {
+            let _in_step = self.doorbell.epoch.read().unwrap_or_else(|e| e.into_inner());
+            let mut output = self.outbox.output.lock().unwrap_or_else(|e| e.into_inner());
+            output.records.extend(out.records);
+            output.offsets.extend(out.offsets);
+            output.counters.add(&out.counters);
+            output.rules = out.rules;
+        }
         self.doorbell.ring();
+        let mut output = self.outbox.output.lock().unwrap_or_else(|e| e.into_inner());
         while output.records.len() >= self.config.batch_max_records {
             let (next, _) =
                 self.outbox.taken.wait_timeout(output, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner());
@@ -725,22 +798,15 @@ fn meta_record(task: i32, name: &str, value: &impl serde::Serialize) -> OutRecor
     }
 }
 
-/// The verdict of `kind`'s rules on the transaction read at
-/// (`partition`, `offset`), to its input partition's verdicts.
-fn verdict_record(
-    task: i32,
-    partition: i32,
-    offset: i64,
-    kind: Entity,
-    results: Vec<RuleResult>,
-    account: Option<Vec<u8>>,
-) -> OutRecord {
+/// A verdict on a transaction read from input partition `partition`, to
+/// that partition's verdicts.
+fn verdict_record(task: i32, partition: i32, verdict: &Verdict, account: Option<Vec<u8>>) -> OutRecord {
     OutRecord {
         destination: Destination::Verdicts,
         partition: task,
         target: Some(partition),
         key: account,
-        payload: Some(Verdict { offset, kind, results }.write()),
+        payload: Some(verdict.write()),
         headers: Headers::None,
     }
 }
