@@ -123,8 +123,11 @@ impl ConsumerContext for IntakeContext {
             check_co_partitioned(tpl, &self.topology, &partitions);
             let starts = committed(consumer, &self.topology.input, &partitions, &self.stop);
             self.routing().assign(&starts);
-            // A partition assigned again starts unpaused: pauses are applied anew.
-            self.full.touch();
+            // A partition assigned again starts unpaused: pauses are applied
+            // anew. Without the entity hop nothing is ever paused or resumed.
+            if self.topology.routes() {
+                self.full.touch();
+            }
         }
     }
 }
