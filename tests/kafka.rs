@@ -84,16 +84,21 @@ impl Setup {
         )
     }
 
+    /// Starts instance `instance` with `config` (made from
+    /// [`Setup::weir_config`] and changed).
+    fn start_with(&self, instance: &str, config: &weir::config::Config) -> WeirProcess {
+        let config_path = self.dir.path().join(format!("{instance}.toml"));
+        weir_testkit::config::write(config, &config_path);
+        WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &self.log_path(instance), "info")
+    }
+
     /// Starts instance `instance` with its status endpoint on a free
     /// address: the process, and the address.
     fn start_with_status(&self, instance: &str) -> (WeirProcess, String) {
         let addr = crate::deploy::free_addr();
         let mut config = self.weir_config(instance);
         config.status.listen = Some(addr.clone());
-        let config_path = self.dir.path().join(format!("{instance}.toml"));
-        weir_testkit::config::write(&config, &config_path);
-        let log = self.log_path(instance);
-        (WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &log, "info"), addr)
+        (self.start_with(instance, &config), addr)
     }
 
     fn log(&self, instance: &str) -> String {
@@ -469,13 +474,18 @@ fn state_and_decisions_at_the_largest_limits_fit_the_broker() {
         std::fs::write(rules.join(format!("{id}.toml")), manifest).unwrap();
     };
     let fill = 512 * 1024 - 200;
-    rule("filler", &format!("fill:{fill}"), "state_kib = 512\nfuel = 50000000");
+    rule("filler", &format!("fill:{fill}"), "state_kib = 512\nfuel = 5000000");
     for i in 0..48 {
-        rule(&format!("explainer-{i}"), "max-verdict", "fuel = 50000000");
+        rule(&format!("explainer-{i}"), "max-verdict", "fuel = 5000000");
     }
     let lines = stream(30, 41);
     setup.produce(&lines);
-    let mut weir = setup.start("a");
+    // Each evaluation of the filler costs about 500 000 fuel units: the
+    // default average would quarantine it within 30 transactions. A bank
+    // that accepts the cost says so.
+    let mut config = setup.weir_config("a");
+    config.policy.rule_fuel_average = weir::manifest::MAX_FUEL;
+    let mut weir = setup.start_with("a", &config);
     let expected = crate::deploy::decidable(&lines).len();
     setup.wait_for_decisions(expected, Duration::from_secs(120));
     weir.terminate(STOP_DEADLINE);

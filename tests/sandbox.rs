@@ -28,7 +28,8 @@ fn bulk_memory_work_runs_out_of_fuel() {
     let engine = Engine::new().unwrap();
     let mut ev = evaluator(vec![hostile_with_limits(&engine, "filler", "memfill", "memory_mib = 16")]);
     let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
-    assert_eq!(d.rules[0].error.as_deref(), Some(RuleError::OutOfFuel { limit: 5_000_000 }.to_string().as_str()));
+    let limit = weir::manifest::DEFAULT_FUEL;
+    assert_eq!(d.rules[0].error.as_deref(), Some(RuleError::OutOfFuel { limit }.to_string().as_str()));
 }
 
 #[test]
@@ -250,7 +251,7 @@ fn state_over_the_quota_is_the_rules_error_and_none_of_it_is_kept() {
 fn a_rule_writing_in_a_loop_is_stopped_at_its_quota_not_at_its_fuel() {
     let engine = Engine::new().unwrap();
     let mut ev =
-        evaluator(vec![hostile_with_limits(&engine, "writer", "write-loop", "fuel = 50000000\nmemory_mib = 64")]);
+        evaluator(vec![hostile_with_limits(&engine, "writer", "write-loop", "fuel = 5000000\nmemory_mib = 64")]);
     let mut account = AccountState::default();
     let d = ev.decide(&tx("tx-1", 0), &mut account, position(1));
     let err = d.rules[0].error.as_deref().unwrap();
@@ -261,13 +262,13 @@ fn a_rule_writing_in_a_loop_is_stopped_at_its_quota_not_at_its_fuel() {
 #[test]
 fn explanations_over_the_limits_are_the_rules_error() {
     let engine = Engine::new().unwrap();
-    let huge = hostile_with_limits(&engine, "huge", "huge-message", "memory_mib = 128\nfuel = 50000000");
+    let huge = hostile_with_limits(&engine, "huge", "huge-message", "memory_mib = 128\nfuel = 5000000");
     let escape = hostile_with_limits(&engine, "escape", "escape", "");
     let mut ev = evaluator(vec![huge, escape]);
     let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
     let by_id = |id: &str| d.rules.iter().find(|r| &*r.rule_id == id).unwrap();
     let err = by_id("huge").error.as_deref().unwrap();
-    assert!(err.contains("message is 25165824 bytes; at most 1024"), "{err}");
+    assert!(err.contains("message is 2097152 bytes; at most 1024"), "{err}");
     let err = by_id("escape").error.as_deref().unwrap();
     assert!(err.contains("reason code"), "{err}");
     assert_eq!(d.event_type, DecisionType::TransactionVerified, "fail-open: the errors do not suspect");
@@ -276,45 +277,104 @@ fn explanations_over_the_limits_are_the_rules_error() {
     assert!(!json.contains('\u{1b}') && !json.contains("\\u001b"), "no terminal escape reaches the decision: {json}");
 }
 
+/// Decides `n` transactions `t0`, `t1`, ... with `ev`, one account.
+fn decide_n(ev: &mut weir::engine::Evaluator, n: i64) -> Vec<weir::events::DecisionEvent> {
+    let mut account = AccountState::default();
+    (0..n).map(|i| ev.decide(&tx(&format!("t{i}"), i), &mut account, position(i))).collect()
+}
+
 #[test]
 fn a_rule_failing_again_and_again_is_quarantined_until_a_new_version() {
     use weir::engine::QUARANTINE_AFTER;
     let engine = Engine::new().unwrap();
-    let looping = hostile(&engine, "looper", "loop", "");
-    let mut ev = evaluator(vec![looping]);
-    let mut account = AccountState::default();
+    let mut ev = evaluator(vec![hostile(&engine, "grumpy", "error", "")]);
     let n = i64::from(QUARANTINE_AFTER) + 10;
-    let decisions: Vec<_> = (0..n).map(|i| ev.decide(&tx(&format!("t{i}"), i), &mut account, position(i))).collect();
+    let decisions = decide_n(&mut ev, n);
     let error = |i: usize| decisions[i].rules[0].error.clone().unwrap();
-    assert!(error(0).contains("ran out of fuel"), "{}", error(0));
-    assert!(error(QUARANTINE_AFTER as usize - 1).contains("ran out of fuel"));
+    assert!(error(0).contains("returned an error"), "{}", error(0));
+    assert!(error(QUARANTINE_AFTER as usize - 1).contains("returned an error"));
     let skipped = error(QUARANTINE_AFTER as usize);
     assert!(
-        skipped.contains("quarantined after 50 failures in a row") && skipped.contains("ran out of fuel"),
+        skipped.contains("is quarantined: 50 of its last 100 evaluations failed")
+            && skipped.contains("hostile rule gave up"),
         "{skipped}"
     );
     assert!(decisions.iter().all(|d| d.rules[0].outcome == RuleOutcome::Error));
     let stats = ev.stats().next().unwrap().1.clone();
     assert!(stats.quarantined);
-    assert_eq!(stats.fuel, u64::from(QUARANTINE_AFTER) * 2_000_000, "a quarantined rule burns no fuel");
+    assert!(stats.quarantine_reason.as_deref().is_some_and(|r| r.starts_with("50 of its last 100")), "{stats:?}");
     assert_eq!(stats.errors, n as u64, "skipped transactions count as errors");
     // A new version (here: a new manifest) runs again.
-    let fixed = hostile(&engine, "looper", "pass", "");
+    let fixed = hostile(&engine, "grumpy", "pass", "");
     ev.swap(&weir::engine::RuleSet::new(vec![fixed]).unwrap());
+    let mut account = AccountState::default();
     let d = ev.decide(&tx("after", n), &mut account, position(n));
     assert_eq!(d.rules[0].outcome, RuleOutcome::Pass, "{:?}", d.rules[0]);
     assert!(!ev.stats().next().unwrap().1.quarantined);
 }
 
+/// Failing every other evaluation is half of the window: quarantined at
+/// the 50th failure, the 100th evaluation, though it never failed twice in
+/// a row.
+#[test]
+fn a_rule_failing_half_the_time_is_quarantined_on_its_share() {
+    let engine = Engine::new().unwrap();
+    let mut ev = evaluator(vec![hostile(&engine, "flaky", "every-other:error", "")]);
+    let decisions = decide_n(&mut ev, 120);
+    let outcome = |i: usize| &decisions[i].rules[0];
+    assert_eq!(outcome(98).outcome, RuleOutcome::Pass, "49 failures of 99: still running");
+    assert!(outcome(99).error.as_deref().is_some_and(|e| e.starts_with("returned an error")), "{:?}", outcome(99));
+    let skipped = outcome(100).error.clone().unwrap();
+    assert!(skipped.contains("is quarantined: 50 of its last 100 evaluations failed"), "{skipped}");
+    assert!(decisions[100..].iter().all(|d| d.rules[0].error.as_deref().is_some_and(|e| e.contains("quarantined"))));
+    assert!(ev.stats().next().unwrap().1.quarantined);
+}
+
+/// A rule that mostly succeeds but spends its whole fuel on every other
+/// transaction is quarantined on its cost, after a handful of evaluations,
+/// long before its failure share would tell; a rule at the average stays.
+#[test]
+fn a_rule_costing_more_than_its_average_allows_is_quarantined_on_its_fuel() {
+    use weir::engine::{FUEL_AVERAGE_MAX, FUEL_WINDOW};
+    use weir::manifest::MAX_FUEL;
+    let engine = Engine::new().unwrap();
+    let limits = format!("fuel = {MAX_FUEL}");
+    let mut ev = evaluator(vec![hostile_with_limits(&engine, "pricey", "every-other:loop", &limits)]);
+    let decisions = decide_n(&mut ev, 20);
+    let allowance = FUEL_AVERAGE_MAX * FUEL_WINDOW as u64;
+    let first_skipped = decisions
+        .iter()
+        .position(|d| d.rules[0].error.as_deref().is_some_and(|e| e.contains("quarantined")))
+        .expect("quarantined");
+    // Three evaluations at the maximum use the window's whole allowance;
+    // with the passes' own fuel they go over it.
+    assert_eq!(allowance, 3 * MAX_FUEL);
+    assert_eq!(first_skipped, 6, "t1, t3 and t5 ran out of fuel; t6 is skipped");
+    let why = decisions[first_skipped].rules[0].error.clone().unwrap();
+    assert!(
+        why.contains("its last 6 evaluations used")
+            && why.contains(&format!("more than its last {FUEL_WINDOW} may use ({allowance}, {FUEL_AVERAGE_MAX} each")),
+        "{why}"
+    );
+    let stats = ev.stats().next().unwrap().1.clone();
+    assert!(stats.quarantined);
+    assert!(stats.fuel > allowance && stats.fuel <= allowance + MAX_FUEL, "it spent {} at most", stats.fuel);
+    assert!(stats.errors - 3 == 20 - first_skipped as u64, "three failures, then skips: {stats:?}");
+}
+
 #[test]
 fn one_transactions_rules_share_a_fuel_budget() {
+    use weir::engine::TRANSACTION_FUEL;
+    use weir::manifest::MAX_FUEL;
     let engine = Engine::new().unwrap();
-    let limits = "fuel = 50000000";
-    let rules = ["a", "b", "c"].map(|id| hostile_with_limits(&engine, id, "loop", limits));
-    let mut ev = evaluator(rules.into());
+    let limits = format!("fuel = {MAX_FUEL}");
+    let at_most = (TRANSACTION_FUEL / MAX_FUEL) as usize;
+    let ids: Vec<String> = (0..=at_most).map(|i| format!("r{i}")).collect();
+    let rules = ids.iter().map(|id| hostile_with_limits(&engine, id, "loop", &limits)).collect();
+    let mut ev = evaluator(rules);
     let d = ev.decide(&tx("tx-1", 0), &mut AccountState::default(), position(1));
     let errors: Vec<_> = d.rules.iter().map(|r| r.error.clone().unwrap()).collect();
-    assert!(errors[0].contains("ran out of fuel after 50000000"), "{errors:?}");
-    assert!(errors[1].contains("ran out of fuel after 50000000"), "{errors:?}");
-    assert_eq!(errors[2], RuleError::BudgetSpent.to_string());
+    let ran_out = format!("ran out of fuel after {MAX_FUEL}");
+    assert!(errors[..at_most].iter().all(|e| e.contains(&ran_out)), "{errors:?}");
+    assert_eq!(errors[at_most], RuleError::BudgetSpent.to_string());
 }

@@ -17,6 +17,7 @@
 //! suspect_score = 50         # total score that suspects fraud
 //! lock_score = 150           # total score that locks (unset: scores never lock)
 //! confirmation_window_days = 30  # a customer's "it was me" is accepted this long after the suspicion
+//! rule_fuel_average = 15000  # fuel a rule may use per evaluation on average (over its last 1 000) before it is quarantined
 //!
 //! [embedded]
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
@@ -32,7 +33,7 @@
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
-//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`,
+//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`, `WEIR_RULE_FUEL_AVERAGE`,
 //! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
 //! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
 //! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
@@ -201,6 +202,11 @@ pub enum ConfigError {
     /// A number below what the key allows.
     #[error("`{key}` must be at least {min}")]
     TooSmall { key: &'static str, min: usize },
+    #[error(
+        "`policy.rule_fuel_average` = {0}: must be between 1 and {max} (the most one evaluation may use)",
+        max = crate::manifest::MAX_FUEL
+    )]
+    RuleFuelAverage(u64),
     #[error("`policy.lock_score` ({lock}) is below `policy.suspect_score` ({suspect})")]
     LockBelowSuspect { lock: u32, suspect: u32 },
     #[error(transparent)]
@@ -277,6 +283,9 @@ impl Config {
         if let Some(v) = lookup("WEIR_LOCK_SCORE") {
             self.policy.lock_score = Some(number("WEIR_LOCK_SCORE", v)?);
         }
+        if let Some(v) = lookup("WEIR_RULE_FUEL_AVERAGE") {
+            self.policy.rule_fuel_average = number("WEIR_RULE_FUEL_AVERAGE", v)?;
+        }
         if let Some(v) = lookup("WEIR_BATCH_SIZE") {
             self.embedded.batch_size = number("WEIR_BATCH_SIZE", v)?;
         }
@@ -310,6 +319,10 @@ impl Config {
         if let Some(kafka) = &self.kafka {
             kafka.validate()?;
         }
+        let fuel_average = self.policy.rule_fuel_average;
+        if !(1..=crate::manifest::MAX_FUEL).contains(&fuel_average) {
+            return Err(ConfigError::RuleFuelAverage(fuel_average));
+        }
         if let Some(lock) = self.policy.lock_score
             && lock < self.policy.suspect_score
         {
@@ -332,6 +345,12 @@ mod tests {
         assert_eq!(c.rules.dir, PathBuf::from("r"));
         let err = c.apply_env(|v| (v == "WEIR_BATCH_SIZE").then(|| "many".to_owned())).unwrap_err();
         assert!(err.to_string().contains("WEIR_BATCH_SIZE"));
+        c.apply_env(|v| (v == "WEIR_RULE_FUEL_AVERAGE").then(|| "200000".to_owned())).unwrap();
+        assert_eq!(c.policy.rule_fuel_average, 200_000);
+        c.validate().unwrap();
+        c.policy.rule_fuel_average = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`policy.rule_fuel_average` = 0: must be between 1 and 5000000"), "{err}");
     }
 
     #[test]

@@ -33,15 +33,21 @@ use weir_sdk::{Entity, ParamValue};
 use crate::events::{FailurePolicy, RuleMode};
 
 /// Default fuel per evaluation: ample for the shipped rules (which use
-/// well under 100 000), small enough that a loop is stopped in milliseconds.
-pub const DEFAULT_FUEL: u64 = 5_000_000;
+/// 1 300 to 4 600), small enough that a loop is stopped within a
+/// millisecond.
+pub const DEFAULT_FUEL: u64 = 1_000_000;
 /// Default linear-memory cap per rule instance.
 pub const DEFAULT_MEMORY_MIB: u32 = 32;
-/// The largest limits a manifest may ask for. Fuel: the slowest rate
-/// measured is about 4e9 units a second (a rule doing real work: 1e9 took
-/// 0.25 s; a bare loop burns 50M in about 2 ms; BENCHMARKS.md), so the most
-/// a rule may ask for is at most about 12 ms of one core per transaction.
-pub const MAX_FUEL: u64 = 50_000_000;
+/// The largest limits a manifest may ask for.
+///
+/// Fuel: derived from the per-transaction budget at the throughput target
+/// (see [`crate::engine::FUEL_AVERAGE_MAX`]). A rule may average 15 000
+/// units over its last 1 000 evaluations; one evaluation may ask for a
+/// third of that window's allowance, so it can use its maximum now and
+/// then without being quarantined. At the slowest rate measured (4e9 units
+/// a second; a bare loop is faster) that is at most 1.25 ms of one core,
+/// a fortieth of the 50 ms p99 latency target.
+pub const MAX_FUEL: u64 = 5_000_000;
 pub const MAX_MEMORY_MIB: u32 = 1024;
 
 /// The manifest file as written.

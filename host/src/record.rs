@@ -217,6 +217,9 @@ pub fn rule_stats_of<'a>(workers: impl IntoIterator<Item = &'a [(String, RuleSta
             total.errors += s.errors;
             total.fuel += s.fuel;
             total.quarantined |= s.quarantined;
+            if total.quarantine_reason.is_none() {
+                total.quarantine_reason.clone_from(&s.quarantine_reason);
+            }
         }
     }
     by_id.into_iter().collect()

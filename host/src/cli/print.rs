@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use weir::engine::{LoadedRule, Parameters, QUARANTINE_AFTER, RuleSet};
+use weir::engine::{LoadedRule, Parameters, RuleSet};
 use weir::events::DecisionType;
 use weir::pipeline::Summary;
 use weir::record::Counters;
@@ -78,11 +78,8 @@ pub fn print_summary(summary: &Summary, set: &RuleSet) {
             s.errors,
             s.fuel.checked_div(s.invocations).unwrap_or(0)
         );
-        if s.quarantined {
-            println!(
-                "  {:<w$} quarantined: failed {} evaluations in a row; skipped until a new version is deployed",
-                "", QUARANTINE_AFTER
-            );
+        if let Some(why) = &s.quarantine_reason {
+            println!("  {:<w$} quarantined: {why}; skipped until a new version is deployed", "");
         }
     }
     let secs = summary.elapsed.as_secs_f64();

@@ -109,10 +109,8 @@ pub enum RuleError {
     StateQuota(String),
     #[error("was not run: the transaction's fuel budget ({TRANSACTION_FUEL} units across all rules) was spent")]
     BudgetSpent,
-    #[error(
-        "is quarantined after {failures} failures in a row (the last: {last}); it is skipped until a new version is deployed"
-    )]
-    Quarantined { failures: u32, last: String },
+    #[error("is quarantined: {why}; it is skipped until a new version is deployed")]
+    Quarantined { why: String },
 }
 
 #[cfg(test)]
@@ -135,7 +133,7 @@ mod tests {
             (RuleError::Verdict("x".into()), "verdict"),
             (RuleError::StateQuota("x".into()), "state"),
             (RuleError::BudgetSpent, "budget"),
-            (RuleError::Quarantined { failures: 3, last: "ran out of fuel".into() }, "quarantined"),
+            (RuleError::Quarantined { why: "50 of its last 100 evaluations failed".into() }, "quarantined"),
         ];
         for (error, kind) in cases {
             assert_eq!(RuleError::kind_of(&error.to_string()), kind, "{error}");

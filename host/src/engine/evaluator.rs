@@ -36,8 +36,10 @@ use crate::state::{AccountState, Lock};
 use weir_sdk::Entity;
 
 /// The fuel one transaction may use across all its rules: a rule gets its
-/// own budget or what is left of this, whichever is less.
-pub const TRANSACTION_FUEL: u64 = 100_000_000;
+/// own budget or what is left of this, whichever is less. Four rules at
+/// their maximum ([`crate::manifest::MAX_FUEL`]); the shipped rules use
+/// about 16 000 together.
+pub const TRANSACTION_FUEL: u64 = 20_000_000;
 
 /// Decides transactions with one rule set. One per worker thread.
 pub struct Evaluator {
@@ -89,7 +91,9 @@ impl Evaluator {
     }
 
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
-        let slots: Vec<Slot> = rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default())).collect();
+        let average = policy.rule_fuel_average;
+        let slots: Vec<Slot> =
+            rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default(), average)).collect();
         Evaluator {
             kinds: Evaluator::kinds_of(&slots),
             slots,
@@ -191,8 +195,8 @@ impl Evaluator {
             .iter()
             .map(|r| match old.remove(&r.spec.id) {
                 Some(slot) if slot.rule.hash == r.hash => slot.renewed(r.clone()),
-                Some(slot) => Slot::new(r.clone(), slot.stats),
-                None => Slot::new(r.clone(), RuleStats::default()),
+                Some(slot) => Slot::new(r.clone(), slot.stats, self.policy.rule_fuel_average),
+                None => Slot::new(r.clone(), RuleStats::default(), self.policy.rule_fuel_average),
             })
             .collect();
         self.kinds = Evaluator::kinds_of(&self.slots);

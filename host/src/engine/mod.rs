@@ -56,5 +56,5 @@ pub use params::{ParamLine, Parameters, declaration};
 pub use policy::Policy;
 pub use rule::{LoadedRule, content_hash};
 pub use rule_set::RuleSet;
-pub use slot::{QUARANTINE_AFTER, RuleStats};
+pub use slot::{FAILURE_WINDOW, FUEL_AVERAGE_MAX, FUEL_WINDOW, QUARANTINE_AFTER, RuleStats};
 pub use verdict::DECISION_EXPLANATIONS_MAX;

@@ -30,11 +30,21 @@ pub struct Policy {
     /// How long after a suspected transaction (event time) the customer's
     /// confirmation of it is accepted, in days.
     pub confirmation_window_days: u32,
+    /// The most fuel a rule may use per evaluation, on average over its
+    /// last [`super::FUEL_WINDOW`] evaluations on a worker, before it is
+    /// quarantined (default [`super::FUEL_AVERAGE_MAX`]). Raise it to run
+    /// a costly rule (a model, say) at the cost of throughput.
+    pub rule_fuel_average: u64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { suspect_score: 50, lock_score: None, confirmation_window_days: 30 }
+        Policy {
+            suspect_score: 50,
+            lock_score: None,
+            confirmation_window_days: 30,
+            rule_fuel_average: super::FUEL_AVERAGE_MAX,
+        }
     }
 }
 

@@ -141,7 +141,7 @@ fn encode_rules(encoder: &mut DescriptorEncoder, c: &Counters) -> std::fmt::Resu
         encoder,
         (
             "weir_rule_quarantined",
-            "1 while a rule's running version is quarantined (skipped after failing too often in a row), by rule",
+            "1 while a rule's running version is quarantined (skipped after failing or costing too much), by rule",
             MetricType::Gauge,
         ),
         c.rules.iter().map(|(id, s)| (rule(id), ConstGauge::new(i64::from(s.quarantined)))),

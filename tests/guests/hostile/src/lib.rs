@@ -6,10 +6,12 @@
 //! `error` returns an error, `lock` locks, `hoard` writes 64 KiB under a
 //! new key every transaction, `fill:<bytes>` keeps one value of that many
 //! bytes, `write-loop` writes without end, `huge-message` explains itself in
-//! 24 MiB, `escape` puts terminal escapes in its reason, `memfill` fills
+//! 2 MiB (as much as the largest fuel allows building), `escape` puts terminal escapes in its reason, `memfill` fills
 //! 8 MiB again and again (bulk memory), `max-verdict`
 //! explains itself with everything the host's limits allow (in characters
-//! JSON must escape), anything else passes.
+//! JSON must escape), `every-other:<behaviour>` does `<behaviour>` when the
+//! transaction id ends in an odd digit and passes otherwise, anything else
+//! passes.
 //! Every behaviour first writes `touched` to the account state, so tests can
 //! check that a failed evaluation leaves no state behind.
 
@@ -19,7 +21,15 @@ use weir_sdk::prelude::*;
 pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     let behaviour: String = ctx.param("behaviour")?;
     ctx.set("touched", &tx.transaction_id);
-    match behaviour.as_str() {
+    match behaviour.strip_prefix("every-other:") {
+        Some(inner) if tx.transaction_id.bytes().last().is_some_and(|b| b % 2 == 1) => run(inner, tx, ctx),
+        Some(_) => Ok(Verdict::pass()),
+        None => run(&behaviour, tx, ctx),
+    }
+}
+
+fn run(behaviour: &str, tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    match behaviour {
         "loop" => {
             let mut i: u64 = 0;
             loop {
@@ -70,7 +80,7 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
                 black_box(&block);
             }
         }
-        "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(24 << 20))),
+        "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(2 << 20))),
         "escape" => Ok(Verdict::suspect("ESC\x1b[2J", "clears your terminal\x1b[2J")),
         b if b.starts_with("fill:") => {
             let bytes: usize = b["fill:".len()..].parse().map_err(|_| Error::msg("fill:<bytes>"))?;
