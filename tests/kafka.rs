@@ -433,6 +433,51 @@ fn a_deploy_while_idle_decides_the_next_record_on_kafka() {
     }
 }
 
+/// `kafka.commit_interval_ms` spaces transactions: records trickling in
+/// every 100 ms, which back-to-back commits would take in one transaction
+/// each, go in at most one transaction per interval, every one decided
+/// once.
+#[test]
+fn the_commit_interval_makes_fewer_fuller_transactions() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("interval");
+    let lines = stream(120, 43);
+    setup.produce(&lines[..4]);
+    let mut config = setup.weir_config("a");
+    let interval = Duration::from_millis(500);
+    config.kafka.as_mut().unwrap().commit_interval_ms = interval.as_millis() as u64;
+    let started = Instant::now();
+    let mut weir = setup.start_with("a", &config);
+    let producer: BaseProducer = broker().client().set("enable.idempotence", "true").create().unwrap();
+    for chunk in lines[4..].chunks(4) {
+        std::thread::sleep(Duration::from_millis(100));
+        for line in chunk {
+            let key = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["account_id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            producer.send(BaseRecord::to(&setup.topic("in")).key(&key).payload(line)).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+    let expected = crate::deploy::decidable(&lines).len();
+    setup.wait_for_decisions(expected, Duration::from_secs(120));
+    let out = weir.terminate(STOP_DEADLINE);
+    let elapsed = started.elapsed();
+    let committed: u128 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Transactions: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no transaction count in {out}"));
+    let chunks = lines[4..].chunks(4).count() as u128;
+    // One per interval at most, and one more for the flush at the stop.
+    let most = elapsed.as_millis() / interval.as_millis() + 2;
+    assert!(committed <= most, "{committed} transactions in {elapsed:?}: more than one per {interval:?}");
+    assert!(committed < chunks, "{committed} transactions for {chunks} trickles: none was shared");
+    let ids: std::collections::HashSet<String> = setup.all_decisions().into_iter().map(|d| d.transaction_id).collect();
+    assert_eq!(ids, crate::deploy::decidable(&lines), "each transaction decided once");
+    assert_eq!(setup.all_decisions().len(), expected, "and no more");
+}
+
 /// Every wait for the broker honours a stop: with nothing listening at the
 /// bootstrap address, weir keeps retrying (creating its topics, registering
 /// its producer) until SIGTERM, then ends within 10 s, cleanly.

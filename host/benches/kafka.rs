@@ -14,6 +14,14 @@
 //!   separated, one run each (default `1000,5000`).
 //! - `WEIR_BENCH_LATENCY_SECS`: how long each latency run produces, after a
 //!   one-second warm-up (default 15).
+//! - `WEIR_BENCH_COMMIT_INTERVAL_MS`: weir's `kafka.commit_interval_ms`
+//!   (default: weir's default).
+//! - `WEIR_BENCH_PARTITIONS`: partitions of every topic (default 4).
+//! - `WEIR_BENCH_BACKLOG`: records of the backlog step (default 4 × N;
+//!   0 skips the step).
+//! - `WEIR_BENCH_ONLY`: run only these steps, comma separated, of
+//!   `throughput` (steps 1 to 3), `latency` (4), `backlog` (5) (default:
+//!   all).
 //! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
 //! - `WEIR_BENCH_ENTITIES`: entity kinds this weir routes (`kafka.entities`,
 //!   comma-separated, e.g. `device,counterparty,merchant`): the shipped
@@ -41,7 +49,7 @@
 //! Method. The input is `weir::demo::generate(N, 2000, 42)` (N ordinary
 //! transactions over 2 000 accounts plus the demo's scenes and three
 //! malformed records), keyed by account id (`unparseable` for a record that
-//! is not JSON). Every step has fresh topics (4 partitions, replication 1)
+//! is not JSON). Every step has fresh topics (4 partitions by default, replication 1)
 //! and its own consumer group:
 //!
 //! 1. Passthrough, plain: the records are pre-produced to an input topic;
@@ -77,6 +85,16 @@
 //!    time in an HDR histogram (µs). The send time is the actual `send`
 //!    call; the pacer's worst lag behind its schedule is reported, so
 //!    coordinated omission would show.
+//! 5. weir backlog: a warm weir (defaults, fresh topics) decides a first
+//!    tenth of the records and is then stopped with SIGSTOP, as a service
+//!    that went offline; the rest, the backlog, is produced while it is
+//!    stopped; the clock starts at SIGCONT and runs until every backlog
+//!    decision is visible to a `read_committed` reader. weir's CPU time
+//!    and the broker's over that span come from /proc (`utime + stime`;
+//!    the broker is the local `kafka.Kafka` JVM, when there is one), so
+//!    the report gives the cores weir used and the broker's CPU seconds
+//!    per 100 000 decisions. The latency steps report the broker's CPU per
+//!    100 000 decisions too, over the whole run (warm-up included).
 //!
 //! Rates: "overall" is the records over the time from start (subscribe or
 //! spawn, so including weir's start-up: compiling the rules, joining the
@@ -113,7 +131,11 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
-const PARTITIONS: i32 = 4;
+/// Partitions of every topic (`WEIR_BENCH_PARTITIONS`, default 4).
+fn partitions() -> i32 {
+    static PARTITIONS: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *PARTITIONS.get_or_init(|| env_or("WEIR_BENCH_PARTITIONS", 4))
+}
 const ACCOUNTS: usize = 2_000;
 const SEED: u64 = 42;
 /// Records per Kafka transaction in the transactional passthrough (as weir
@@ -133,6 +155,9 @@ fn main() {
         .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("WEIR_BENCH_RATES: {s:?} is not a number")))
         .collect();
     let latency_secs: u64 = env_or("WEIR_BENCH_LATENCY_SECS", 15);
+    let backlog_n: usize = env_or("WEIR_BENCH_BACKLOG", 4 * n);
+    let only = std::env::var("WEIR_BENCH_ONLY").unwrap_or_else(|_| "throughput,latency,backlog".into());
+    let step = |name: &str| only.split(',').any(|s| s.trim() == name);
     assert!(n >= 1_000, "WEIR_BENCH_N must be at least 1000");
     assert!(rates.iter().all(|r| *r > 0), "WEIR_BENCH_RATES must be positive");
     let load_before = read("/proc/loadavg");
@@ -143,37 +168,47 @@ fn main() {
     let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
     let dead = recs.len() - expected;
 
-    eprintln!("[1/4] passthrough, plain");
-    let plain = passthrough(&bench, &recs, Mode::Plain);
-    eprintln!("      {}", plain.line());
-    eprintln!("[2/4] passthrough, transactional, client defaults (1/2)");
-    let txn = passthrough(&bench, &recs, Mode::Txn);
-    eprintln!("      {}", txn.line());
-    eprintln!("[2/4] passthrough, transactional, tuned (2/2)");
-    let tuned = passthrough(&bench, &recs, Mode::TxnTuned);
-    eprintln!("      {}", tuned.line());
-    eprintln!("[3/4] weir throughput, one decide worker (1/2)");
-    let (weir_one, _) = weir_throughput(&bench, &recs, expected, Some(1));
-    eprintln!("      {}", weir_one.line());
-    eprintln!("[3/4] weir throughput, default (a decide worker per core) (2/2)");
-    let (weir, weir_hwm) = weir_throughput(&bench, &recs, expected, None);
-    eprintln!("      {}  (peak RSS {})", weir.line(), mib(weir_hwm));
-    let baseline = std::env::var_os("WEIR_BENCH_BASELINE_BIN").map(|bin| {
-        let rules = std::env::var_os("WEIR_BENCH_BASELINE_RULES").expect("WEIR_BENCH_BASELINE_RULES names its rules");
-        eprintln!("[3/4] baseline weir throughput (WEIR_BENCH_BASELINE_BIN)");
-        let (run, _) = baseline_throughput(&bench, &recs, expected, Path::new(&bin), Path::new(&rules));
-        eprintln!("      {}", run.line());
-        run
+    let tput = step("throughput").then(|| {
+        eprintln!("[1/5] passthrough, plain");
+        let plain = passthrough(&bench, &recs, Mode::Plain);
+        eprintln!("      {}", plain.line());
+        eprintln!("[2/5] passthrough, transactional, client defaults (1/2)");
+        let txn = passthrough(&bench, &recs, Mode::Txn);
+        eprintln!("      {}", txn.line());
+        eprintln!("[2/5] passthrough, transactional, tuned (2/2)");
+        let tuned = passthrough(&bench, &recs, Mode::TxnTuned);
+        eprintln!("      {}", tuned.line());
+        eprintln!("[3/5] weir throughput, one decide worker (1/2)");
+        let (weir_one, _) = weir_throughput(&bench, &recs, expected, Some(1));
+        eprintln!("      {}", weir_one.line());
+        eprintln!("[3/5] weir throughput, default (a decide worker per core) (2/2)");
+        let (weir, weir_hwm) = weir_throughput(&bench, &recs, expected, None);
+        eprintln!("      {}  (peak RSS {})", weir.line(), mib(weir_hwm));
+        let baseline = std::env::var_os("WEIR_BENCH_BASELINE_BIN").map(|bin| {
+            let rules =
+                std::env::var_os("WEIR_BENCH_BASELINE_RULES").expect("WEIR_BENCH_BASELINE_RULES names its rules");
+            eprintln!("[3/5] baseline weir throughput (WEIR_BENCH_BASELINE_BIN)");
+            let (run, _) = baseline_throughput(&bench, &recs, expected, Path::new(&bin), Path::new(&rules));
+            eprintln!("      {}", run.line());
+            run
+        });
+        Throughput { plain, txn, tuned, weir_one, weir, weir_hwm, baseline }
     });
     let mut latencies = Vec::new();
-    for (i, rate) in rates.iter().enumerate() {
-        eprintln!("[4/4] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
+    for (i, rate) in rates.iter().enumerate().filter(|_| step("latency")) {
+        eprintln!("[4/5] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
         let warm = *rate as usize; // one second
         let lat_recs = records((*rate * latency_secs) as usize + warm);
         let l = latency(&bench, &lat_recs, warm, *rate);
         eprintln!("      {}", l.line());
         latencies.push(l);
     }
+    let backlog = (step("backlog") && backlog_n > 0).then(|| {
+        eprintln!("[5/5] weir backlog: {backlog_n} records produced while weir is stopped");
+        let b = backlog(&bench, &records(backlog_n));
+        eprintln!("      {}", b.line());
+        b
+    });
     let load_after = read("/proc/loadavg");
     bench.delete_topics();
 
@@ -204,60 +239,65 @@ fn main() {
     );
     println!("load:     {} before, {} after (1/5/15 min)", loadavg(&load_before), loadavg(&load_after));
     println!(
-        "input:    {} records ({expected} transactions + {dead} malformed → dead letters), {ACCOUNTS} accounts, {PARTITIONS} partitions",
-        recs.len()
+        "input:    {} records ({expected} transactions + {dead} malformed → dead letters), {ACCOUNTS} accounts, {} partitions",
+        recs.len(),
+        partitions()
     );
     println!();
     let w = 46;
-    println!(
-        "{:<w$} {:>13} {:>13} {:>13} {:>9}",
-        "throughput (records/s)", "overall", "first→last", "steady", "start-up"
-    );
-    for r in [&plain, &txn, &tuned].into_iter().chain(&baseline).chain([&weir_one, &weir]) {
+    if let Some(Throughput { plain, txn, tuned, weir_one, weir, weir_hwm, baseline }) = &tput {
         println!(
-            "{:<w$} {:>13} {:>13} {:>13} {:>8.2}s",
-            r.name,
-            thousands(r.overall_rate()),
-            thousands(r.first_to_last_rate()),
-            thousands(r.steady_rate()),
-            secs(r.done_ns[0])
+            "{:<w$} {:>13} {:>13} {:>13} {:>9}",
+            "throughput (records/s)", "overall", "first→last", "steady", "start-up"
         );
-    }
-    let ratio = |f: fn(&Run) -> f64, reference: &Run| f(&weir) / f(reference);
-    for reference in [&plain, &txn, &tuned].into_iter().chain(&baseline) {
+        for r in [plain, txn, tuned].into_iter().chain(baseline).chain([weir_one, weir]) {
+            println!(
+                "{:<w$} {:>13} {:>13} {:>13} {:>8.2}s",
+                r.name,
+                thousands(r.overall_rate()),
+                thousands(r.first_to_last_rate()),
+                thousands(r.steady_rate()),
+                secs(r.done_ns[0])
+            );
+        }
+        let ratio = |f: fn(&Run) -> f64, reference: &Run| f(weir) / f(reference);
+        for reference in [plain, txn, tuned].into_iter().chain(baseline) {
+            println!(
+                "{:<w$} {:>12.2}x {:>12.2}x {:>12.2}x",
+                format!("  weir ÷ {}", reference.short),
+                ratio(Run::overall_rate, reference),
+                ratio(Run::first_to_last_rate, reference),
+                ratio(Run::steady_rate, reference),
+            );
+        }
+        let steady_ratio = ratio(Run::steady_rate, plain);
+        println!(
+            "{:<w$} {}",
+            "  target ≥ 0.5x plain passthrough (steady)",
+            verdict(steady_ratio >= 0.5, &format!("{steady_ratio:.2}x ({:+.0} %)", (steady_ratio / 0.5 - 1.0) * 100.0))
+        );
         println!(
             "{:<w$} {:>12.2}x {:>12.2}x {:>12.2}x",
-            format!("  weir ÷ {}", reference.short),
-            ratio(Run::overall_rate, reference),
-            ratio(Run::first_to_last_rate, reference),
-            ratio(Run::steady_rate, reference),
+            "  default ÷ one decide worker",
+            weir.overall_rate() / weir_one.overall_rate(),
+            weir.first_to_last_rate() / weir_one.first_to_last_rate(),
+            weir.steady_rate() / weir_one.steady_rate(),
+        );
+        println!("{:<w$} {}", "  offsets+commit per txn, txn default", txn.note);
+        println!("{:<w$} {}", "  offsets+commit per txn, txn tuned¹", tuned.note);
+        println!(
+            "{:<w$} {}",
+            "  weir peak RSS (VmHWM), throughput run",
+            verdict(*weir_hwm < 200 * 1024, &format!("{} (target < 200 MiB)", mib(*weir_hwm)))
         );
     }
-    let steady_ratio = ratio(Run::steady_rate, &plain);
-    println!(
-        "{:<w$} {}",
-        "  target ≥ 0.5x plain passthrough (steady)",
-        verdict(steady_ratio >= 0.5, &format!("{steady_ratio:.2}x ({:+.0} %)", (steady_ratio / 0.5 - 1.0) * 100.0))
-    );
-    println!(
-        "{:<w$} {:>12.2}x {:>12.2}x {:>12.2}x",
-        "  default ÷ one decide worker",
-        weir.overall_rate() / weir_one.overall_rate(),
-        weir.first_to_last_rate() / weir_one.first_to_last_rate(),
-        weir.steady_rate() / weir_one.steady_rate(),
-    );
-    println!("{:<w$} {}", "  offsets+commit per txn, txn default", txn.note);
-    println!("{:<w$} {}", "  offsets+commit per txn, txn tuned¹", tuned.note);
-    println!(
-        "{:<w$} {}",
-        "  weir peak RSS (VmHWM), throughput run",
-        verdict(weir_hwm < 200 * 1024, &format!("{} (target < 200 MiB)", mib(weir_hwm)))
-    );
-    println!();
-    println!(
-        "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>10}",
-        "latency, produce→decision (ms)", "p50", "p90", "p99", "p99.9", "max", "rate/s", "pacer lag", "peak RSS"
-    );
+    if !latencies.is_empty() {
+        println!();
+        println!(
+            "{:<w$} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>10}",
+            "latency, produce→decision (ms)", "p50", "p90", "p99", "p99.9", "max", "rate/s", "pacer lag", "peak RSS"
+        );
+    }
     for l in &latencies {
         let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         println!(
@@ -281,6 +321,14 @@ fn main() {
             q(&l.ack, 0.999),
             l.ack.max() as f64 / 1000.0,
         );
+        if let Some(cpu) = l.broker_cpu_s {
+            let per = cpu / l.decisions as f64 * 100_000.0;
+            println!(
+                "{:<w$} {}",
+                "  broker CPU per 100 000 decisions",
+                verdict(per <= 4.0, &format!("{per:.1} s ({cpu:.1} s for {} decisions; target ≤ 4 s)", l.decisions))
+            );
+        }
         let p99 = q(&l.e2e, 0.99);
         // The targets: p99 ≤ 50 ms at 1 000/s, ≤ 100 ms at 5 000/s.
         let target = if l.rate <= 1_000 { 50.0 } else { 100.0 };
@@ -298,14 +346,42 @@ fn main() {
             )
         );
     }
-    println!();
-    println!(
-        "¹ tuned: waits until the producer has no delivery in flight before commit_transaction (rust-rdkafka's \
+    if let Some(b) = &backlog {
+        println!();
+        println!("{:<w$} {}", "backlog, a warm weir resumed (SIGCONT)", b.line());
+        println!(
+            "{:<w$} {}",
+            "  target ≥ 120 000 decisions/s on ≥ 1.8 cores",
+            verdict(
+                b.rate() >= 120_000.0 && b.cores() >= 1.8,
+                &format!("{} /s, {:.2} cores", thousands(b.rate()), b.cores())
+            )
+        );
+        if let Some(per) = b.broker_per_100k() {
+            println!("{:<w$} {per:.1} s", "  broker CPU per 100 000 decisions");
+        }
+    }
+    if tput.is_some() {
+        println!();
+        println!(
+            "¹ tuned: waits until the producer has no delivery in flight before commit_transaction (rust-rdkafka's \
          commit_transaction flushes first, and its flush polls a full 100 ms whenever a message is still in \
          flight), and retry.backoff.ms=10 (librdkafka retries an AddOffsetsToTxn refused with \
          CONCURRENT_TRANSACTIONS, which the broker answers while it still writes the previous transaction's \
          markers, after retry.backoff.ms, default 100 ms)."
-    );
+        );
+    }
+}
+
+/// Steps 1 to 3: the passthroughs and weir's throughput.
+struct Throughput {
+    plain: Run,
+    txn: Run,
+    tuned: Run,
+    weir_one: Run,
+    weir: Run,
+    weir_hwm: u64,
+    baseline: Option<Run>,
 }
 
 // ---------------------------------------------------------------- set-up
@@ -422,7 +498,7 @@ impl Bench {
     fn create_topics(&self, names: &[&str]) {
         self.remember(names);
         let topics: Vec<NewTopic> =
-            names.iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
+            names.iter().map(|n| NewTopic::new(n, partitions(), TopicReplication::Fixed(1))).collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures_executor::block_on(self.admin().create_topics(&topics, &opts))
             .unwrap_or_else(|e| panic!("creating topics {names:?}: {e}"));
@@ -496,7 +572,7 @@ impl Bench {
             .expect("a reader");
         let mut tpl = TopicPartitionList::new();
         for t in topics {
-            for p in 0..PARTITIONS {
+            for p in 0..partitions() {
                 tpl.add_partition_offset(t, p, Offset::Beginning).expect("a partition offset");
             }
         }
@@ -828,6 +904,10 @@ struct Latency {
     max_lag_ns: u64,
     duplicates: u64,
     hwm_kb: u64,
+    /// Decisions read (warm-up included), and the broker's CPU seconds
+    /// over the run, when the broker is a local process.
+    decisions: usize,
+    broker_cpu_s: Option<f64>,
 }
 
 impl Latency {
@@ -903,6 +983,7 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
 
     weir.spawn();
     weir.wait_for_log("partitions assigned", Duration::from_secs(120));
+    let broker_before = broker_cpu();
     let acks = Acks::new(base, n);
     let producer = bench.producer(&acks, &[]);
     let input = weir.kafka.topics.input.clone();
@@ -944,9 +1025,132 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
         std::thread::sleep(Duration::from_millis(200));
     }
     let (e2e, duplicates) = reading.join().unwrap_or_else(|_| panic!("the latency reader failed (see above)"));
+    let broker_cpu_s = broker_before.zip(broker_cpu()).map(|(before, after)| after - before);
     let hwm_kb = weir.vm_hwm_kb();
     weir.terminate();
-    Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb }
+    Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s }
+}
+
+// --------------------------------------------------------------- backlog
+
+/// Step 5: a warm weir, stopped while a backlog was produced, resumed.
+struct Backlog {
+    decisions: usize,
+    wall_s: f64,
+    weir_cpu_s: f64,
+    broker_cpu_s: Option<f64>,
+    hwm_kb: u64,
+}
+
+impl Backlog {
+    fn rate(&self) -> f64 {
+        self.decisions as f64 / self.wall_s.max(1e-9)
+    }
+
+    /// weir's CPU time over the wall time: the cores it kept busy.
+    fn cores(&self) -> f64 {
+        self.weir_cpu_s / self.wall_s.max(1e-9)
+    }
+
+    fn broker_per_100k(&self) -> Option<f64> {
+        self.broker_cpu_s.map(|cpu| cpu / self.decisions as f64 * 100_000.0)
+    }
+
+    fn line(&self) -> String {
+        let broker = self.broker_cpu_s.map(|c| format!(", broker {c:.1} CPU-s")).unwrap_or_default();
+        format!(
+            "{} decisions in {:.2} s: {} /s; weir {:.1} CPU-s ({:.2} cores){broker}; peak RSS {}",
+            self.decisions,
+            self.wall_s,
+            thousands(self.rate()),
+            self.weir_cpu_s,
+            self.cores(),
+            mib(self.hwm_kb)
+        )
+    }
+}
+
+fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
+    let mut weir = WeirProcess::prepare(bench, "backlog", None);
+    let reader = bench.reader(&weir.decision_topics());
+    let (warm, rest) = recs.split_at(recs.len() / 10);
+    let decided = |r: &[Rec]| r.iter().filter(|r| r.tx_id.is_some()).count();
+    let read = |count: usize, what: &str, weir: &mut WeirProcess| {
+        let started = Instant::now();
+        let mut n = 0;
+        let mut checked = Instant::now();
+        while n < count {
+            assert!(started.elapsed() < STEP_TIMEOUT, "{what}: only {n} of {count} decisions in {STEP_TIMEOUT:?}");
+            match reader.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(_)) => n += 1,
+                Some(Err(e)) => panic!("reading decisions: {e}"),
+            }
+            if checked.elapsed() > Duration::from_millis(500) {
+                weir.check_alive();
+                checked = Instant::now();
+            }
+        }
+    };
+    weir.spawn();
+    weir.wait_for_log("partitions assigned", Duration::from_secs(120));
+    bench.preproduce(&weir.kafka.topics.input, warm);
+    read(decided(warm), "the warm-up", &mut weir);
+    // Nothing in flight: no Kafka transaction is left open while stopped.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = weir.running().pid();
+    signal(pid, "STOP");
+    bench.preproduce(&weir.kafka.topics.input, rest);
+    let (weir_before, broker_before) = (cpu_secs(pid).expect("weir's CPU time"), broker_cpu());
+    let started = Instant::now();
+    signal(pid, "CONT");
+    let decisions = decided(rest);
+    read(decisions, "the backlog", &mut weir);
+    let wall_s = started.elapsed().as_secs_f64();
+    let weir_cpu_s = cpu_secs(pid).expect("weir's CPU time") - weir_before;
+    let broker_cpu_s = broker_before.zip(broker_cpu()).map(|(before, after)| after - before);
+    let hwm_kb = weir.vm_hwm_kb();
+    weir.terminate();
+    Backlog { decisions, wall_s, weir_cpu_s, broker_cpu_s, hwm_kb }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+}
+
+/// CPU time (user and system) of process `pid` so far, in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name's closing parenthesis: the state (field 3),
+    // ..., utime (14) and stime (15), in clock ticks.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux by default).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The CPU seconds of the local Kafka broker (the `kafka.Kafka` JVM) so
+/// far; `None` without one on this machine.
+fn broker_cpu() -> Option<f64> {
+    let pid = std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        cmdline.split(|b| *b == 0).any(|arg| arg == b"kafka.Kafka").then_some(pid)
+    })?;
+    cpu_secs(pid)
 }
 
 // ------------------------------------------------------------ weir itself
@@ -971,8 +1175,9 @@ impl WeirProcess {
         let rules = bench.dir.path().join("rules");
         let mut config = weir_testkit::config::kafka(&bench.broker, &p, "bench", &rules);
         let kafka = config.kafka.as_mut().expect("a Kafka configuration");
-        kafka.partitions = PARTITIONS;
+        kafka.partitions = partitions();
         kafka.workers = workers;
+        kafka.commit_interval_ms = env_or("WEIR_BENCH_COMMIT_INTERVAL_MS", kafka.commit_interval_ms);
         // The entity hop, when asked for: every transaction with a routed
         // entity visits its entity's partition before its decision.
         if let Ok(kinds) = std::env::var("WEIR_BENCH_ENTITIES") {
@@ -991,12 +1196,13 @@ impl WeirProcess {
         let p = bench.prefix("base");
         let mut kafka =
             weir_testkit::config::kafka(&bench.broker, &p, "bench", rules).kafka.expect("a Kafka configuration");
-        kafka.partitions = PARTITIONS;
+        kafka.partitions = partitions();
         let t = &kafka.topics;
         let text = format!(
-            "[rules]\ndir = {rules:?}\n\n[kafka]\nbootstrap_servers = {:?}\ngroup_id = {:?}\ninstance_id = \"bench\"\npartitions = {PARTITIONS}\n\n[kafka.topics]\ninput = {:?}\ntransaction_verified = {:?}\nfraud_suspected = {:?}\naccount_locked = {:?}\ndead_letters = {:?}\nchangelog = {:?}\n",
+            "[rules]\ndir = {rules:?}\n\n[kafka]\nbootstrap_servers = {:?}\ngroup_id = {:?}\ninstance_id = \"bench\"\npartitions = {}\n\n[kafka.topics]\ninput = {:?}\ntransaction_verified = {:?}\nfraud_suspected = {:?}\naccount_locked = {:?}\ndead_letters = {:?}\nchangelog = {:?}\n",
             kafka.bootstrap_servers,
             kafka.group_id,
+            partitions(),
             t.input,
             t.transaction_verified,
             t.fraud_suspected,

@@ -1,5 +1,6 @@
 //! The committer: one Kafka transaction after another, each holding what
-//! the workers decided while the previous one committed.
+//! the workers decided while the previous one committed, and starting no
+//! sooner than `commit_interval_ms` after the previous one started.
 //!
 //! A transaction takes every worker's outbox whole, produces its records
 //! (decisions, dead letters, and the newest record of each changelog key),
@@ -154,7 +155,12 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     /// Commits until stopped.
     pub(super) async fn run(mut self) -> Result<KafkaSummary, KafkaRunError> {
         let idle = Duration::from_millis(self.config.batch_max_ms);
+        let interval = Duration::from_millis(self.config.commit_interval_ms);
+        let mut started = tokio::time::Instant::now();
         loop {
+            // With a commit interval, the next transaction waits for it;
+            // a flush (a rebalance, a stop) never does.
+            let next = started + interval;
             tokio::select! {
                 biased;
                 request = self.requests.recv() => match request {
@@ -165,8 +171,12 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     }
                     Some(Request::Stop) | None => break,
                 },
-                () = self.doorbell.wait(idle) => {}
+                () = async {
+                    tokio::time::sleep_until(next).await;
+                    self.doorbell.wait(idle).await;
+                } => {}
             }
+            started = tokio::time::Instant::now();
             if !self.commit()? && !self.wait_for_rewind().await {
                 break;
             }

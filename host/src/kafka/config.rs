@@ -33,6 +33,14 @@ pub struct KafkaConfig {
     /// the committer is idle. Transactions otherwise start as soon as the
     /// previous one is committed, holding what was decided meanwhile.
     pub batch_max_ms: u64,
+    /// The shortest time from the start of one Kafka transaction to the
+    /// start of the next: the one setting that trades latency for broker
+    /// CPU. 0: back to back, each holding what was decided while the
+    /// previous one committed. The default, 20 ms, halves the broker's CPU
+    /// per decision and, on a broker that shares the machine, shortens
+    /// the p99 too (BENCHMARKS.md has the trade); more saves the broker
+    /// more, for up to that much more latency.
+    pub commit_interval_ms: u64,
     /// Threads that decide records in parallel (each owns the partitions
     /// `p` with `p % workers` = its index, with their state). Default: the
     /// machine's cores.
@@ -76,6 +84,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             batch_max_records: 20_000,
             batch_max_ms: 10,
+            commit_interval_ms: 20,
             workers: None,
             transaction_timeout_ms: 10_000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
