@@ -162,6 +162,15 @@ struct Meta {
     suspicions: Vec<Suspicion>,
 }
 
+/// The `m` part as written: [`Meta`] borrowed from the account, the same
+/// bytes without copying it first.
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    lock: &'a Option<Lock>,
+    confirmed_merchants: &'a [String],
+    suspicions: &'a [Suspicion],
+}
+
 /// The `m` part before suspicions were kept.
 #[derive(Deserialize)]
 struct MetaV1 {
@@ -174,6 +183,13 @@ struct MetaV1 {
 struct HistoryEntry {
     seq: u64,
     transaction: PastTransaction,
+}
+
+/// An `h/<slot>` part as written: [`HistoryEntry`] borrowed.
+#[derive(Serialize)]
+struct HistoryEntryRef<'a> {
+    seq: u64,
+    transaction: &'a PastTransaction,
 }
 
 /// The whole-account record before parts (second shape).
@@ -309,10 +325,10 @@ impl AccountState {
         let mut parts = Vec::new();
         if changes.all || changes.meta {
             let empty = self.lock.is_none() && self.confirmed_merchants.is_empty() && self.suspicions.is_empty();
-            let meta = Meta {
-                lock: self.lock.clone(),
-                confirmed_merchants: self.confirmed_merchants.clone(),
-                suspicions: self.suspicions.clone(),
+            let meta = MetaRef {
+                lock: &self.lock,
+                confirmed_merchants: &self.confirmed_merchants,
+                suspicions: &self.suspicions,
             };
             parts.push(Part { name: "m".to_owned(), value: (!empty).then(|| encode(&meta)) });
         }
@@ -328,7 +344,7 @@ impl AccountState {
         let fresh = if changes.all { self.history.len() as u64 } else { changes.history.min(HISTORY_LEN as u64) };
         for (age, transaction) in self.history.recent(fresh as u32).enumerate() {
             let seq = self.history_seq - 1 - age as u64;
-            let entry = HistoryEntry { seq, transaction: transaction.clone() };
+            let entry = HistoryEntryRef { seq, transaction };
             parts.push(Part { name: format!("h/{}", seq % HISTORY_LEN as u64), value: Some(encode(&entry)) });
         }
         parts
@@ -595,6 +611,31 @@ mod tests {
         let back =
             AccountState::from_parts(parts.iter().map(|p| (p.name.as_str(), p.value.as_deref().unwrap()))).unwrap();
         assert_eq!(back.suspicions, s.suspicions);
+    }
+
+    /// The parts are written from borrowed views: the bytes are those of
+    /// the owned types they are read back as.
+    #[test]
+    fn borrowed_parts_encode_as_the_owned_ones() {
+        let mut s = sample();
+        s.record_suspicion(Suspicion {
+            decision_event_id: "d-1".into(),
+            transaction_id: "tx-1".into(),
+            merchant_id: "m-1".into(),
+            at_ms: 7,
+            confirmed: true,
+        });
+        let owned = Meta {
+            lock: s.lock.clone(),
+            confirmed_merchants: s.confirmed_merchants.clone(),
+            suspicions: s.suspicions.clone(),
+        };
+        let borrowed =
+            MetaRef { lock: &s.lock, confirmed_merchants: &s.confirmed_merchants, suspicions: &s.suspicions };
+        assert_eq!(encode(&borrowed), encode(&owned));
+        let transaction = s.history.recent(1).next().unwrap();
+        let owned = HistoryEntry { seq: 2, transaction: transaction.clone() };
+        assert_eq!(encode(&HistoryEntryRef { seq: 2, transaction }), encode(&owned));
     }
 
     #[test]
