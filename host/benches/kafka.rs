@@ -20,8 +20,12 @@
 //! - `WEIR_BENCH_BACKLOG`: records of the backlog step (default 4 × N;
 //!   0 skips the step).
 //! - `WEIR_BENCH_ONLY`: run only these steps, comma separated, of
-//!   `throughput` (steps 1 to 3), `latency` (4), `backlog` (5) (default:
-//!   all).
+//!   `throughput` (steps 1 to 3), `latency` (4), `backlog` (5), `restore`
+//!   (6) (default: all but `restore`).
+//! - `WEIR_BENCH_RESTORE_ACCOUNTS`: accounts the restore step's
+//!   transactions are drawn over (default 1 000 000), and
+//!   `WEIR_BENCH_RESTORE_TRANSACTIONS` how many (default three per account,
+//!   so that about 95 % of the accounts have one).
 //! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
 //! - `WEIR_BENCH_ENTITIES`: entity kinds this weir routes (`kafka.entities`,
 //!   comma-separated, e.g. `device,counterparty,merchant`): the shipped
@@ -95,6 +99,14 @@
 //!    the report gives the cores weir used and the broker's CPU seconds
 //!    per 100 000 decisions. The latency steps report the broker's CPU per
 //!    100 000 decisions too, over the whole run (warm-up included).
+//! 6. weir restore (only when asked for): weir decides transactions drawn
+//!    over `WEIR_BENCH_RESTORE_ACCOUNTS` accounts and stops; a plain
+//!    `read_committed` consumer reads the whole changelog (the raw rate);
+//!    then weir starts again and a few records reach every partition, so
+//!    each worker restores its partitions from the changelog. weir logs
+//!    each partition's restore (accounts, records, ms); a worker restores
+//!    its partitions one after another and the workers run in parallel, so
+//!    the restore's wall time is the largest per-worker sum.
 //!
 //! Rates: "overall" is the records over the time from start (subscribe or
 //! spawn, so including weir's start-up: compiling the rules, joining the
@@ -169,25 +181,25 @@ fn main() {
     let dead = recs.len() - expected;
 
     let tput = step("throughput").then(|| {
-        eprintln!("[1/5] passthrough, plain");
+        eprintln!("[1/6] passthrough, plain");
         let plain = passthrough(&bench, &recs, Mode::Plain);
         eprintln!("      {}", plain.line());
-        eprintln!("[2/5] passthrough, transactional, client defaults (1/2)");
+        eprintln!("[2/6] passthrough, transactional, client defaults (1/2)");
         let txn = passthrough(&bench, &recs, Mode::Txn);
         eprintln!("      {}", txn.line());
-        eprintln!("[2/5] passthrough, transactional, tuned (2/2)");
+        eprintln!("[2/6] passthrough, transactional, tuned (2/2)");
         let tuned = passthrough(&bench, &recs, Mode::TxnTuned);
         eprintln!("      {}", tuned.line());
-        eprintln!("[3/5] weir throughput, one decide worker (1/2)");
+        eprintln!("[3/6] weir throughput, one decide worker (1/2)");
         let (weir_one, _) = weir_throughput(&bench, &recs, expected, Some(1));
         eprintln!("      {}", weir_one.line());
-        eprintln!("[3/5] weir throughput, default (a decide worker per core) (2/2)");
+        eprintln!("[3/6] weir throughput, default (a decide worker per core) (2/2)");
         let (weir, weir_hwm) = weir_throughput(&bench, &recs, expected, None);
         eprintln!("      {}  (peak RSS {})", weir.line(), mib(weir_hwm));
         let baseline = std::env::var_os("WEIR_BENCH_BASELINE_BIN").map(|bin| {
             let rules =
                 std::env::var_os("WEIR_BENCH_BASELINE_RULES").expect("WEIR_BENCH_BASELINE_RULES names its rules");
-            eprintln!("[3/5] baseline weir throughput (WEIR_BENCH_BASELINE_BIN)");
+            eprintln!("[3/6] baseline weir throughput (WEIR_BENCH_BASELINE_BIN)");
             let (run, _) = baseline_throughput(&bench, &recs, expected, Path::new(&bin), Path::new(&rules));
             eprintln!("      {}", run.line());
             run
@@ -196,15 +208,23 @@ fn main() {
     });
     let mut latencies = Vec::new();
     for (i, rate) in rates.iter().enumerate().filter(|_| step("latency")) {
-        eprintln!("[4/5] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
+        eprintln!("[4/6] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
         let warm = *rate as usize; // one second
         let lat_recs = records((*rate * latency_secs) as usize + warm);
         let l = latency(&bench, &lat_recs, warm, *rate);
         eprintln!("      {}", l.line());
         latencies.push(l);
     }
+    let restore_accounts: usize = env_or("WEIR_BENCH_RESTORE_ACCOUNTS", 1_000_000);
+    let restore = step("restore").then(|| {
+        eprintln!("[6/6] weir restore: {restore_accounts} accounts");
+        let transactions: usize = env_or("WEIR_BENCH_RESTORE_TRANSACTIONS", 3 * restore_accounts);
+        let r = restore(&bench, transactions, restore_accounts);
+        eprintln!("      {}", r.line());
+        r
+    });
     let backlog = (step("backlog") && backlog_n > 0).then(|| {
-        eprintln!("[5/5] weir backlog: {backlog_n} records produced while weir is stopped");
+        eprintln!("[5/6] weir backlog: {backlog_n} records produced while weir is stopped");
         let b = backlog(&bench, &records(backlog_n));
         eprintln!("      {}", b.line());
         b
@@ -345,6 +365,10 @@ fn main() {
                 )
             )
         );
+    }
+    if let Some(r) = &restore {
+        println!();
+        println!("{:<w$} {}", "restore from the changelog", r.line());
     }
     if let Some(b) = &backlog {
         println!();
@@ -1112,6 +1136,133 @@ fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
     let hwm_kb = weir.vm_hwm_kb();
     weir.terminate();
     Backlog { decisions, wall_s, weir_cpu_s, broker_cpu_s, hwm_kb }
+}
+
+// --------------------------------------------------------------- restore
+
+/// Step 6: weir's restore of a partition's state, against a raw read of
+/// the same changelog.
+struct RestoreRun {
+    accounts: u64,
+    records: u64,
+    /// The largest per-worker sum of its partitions' restore times.
+    weir_ms: u64,
+    raw_records: u64,
+    raw_bytes: u64,
+    raw_ms: u64,
+}
+
+impl RestoreRun {
+    fn line(&self) -> String {
+        let per_s = |n: u64, ms: u64| n as f64 * 1000.0 / ms.max(1) as f64;
+        let mb = self.raw_bytes as f64 / 1e6;
+        format!(
+            "weir: {} accounts ({} records) in {:.2} s, {} accounts/s, {:.1} MB/s; raw read: {} records, {mb:.1} MB in {:.2} s, {:.1} MB/s; weir ÷ raw {:.2}x",
+            self.accounts,
+            self.records,
+            self.weir_ms as f64 / 1000.0,
+            thousands(per_s(self.accounts, self.weir_ms)),
+            mb * 1000.0 / self.weir_ms.max(1) as f64,
+            self.raw_records,
+            self.raw_ms as f64 / 1000.0,
+            mb * 1000.0 / self.raw_ms.max(1) as f64,
+            self.raw_ms as f64 / self.weir_ms.max(1) as f64,
+        )
+    }
+}
+
+fn restore(bench: &Bench, transactions: usize, accounts: usize) -> RestoreRun {
+    let recs: Vec<Rec> = weir::demo::generate(transactions, accounts, SEED)
+        .lines
+        .into_iter()
+        .map(|line| {
+            let tx = weir::events::parse_transaction(line.as_bytes(), weir::events::MAX_EVENT_BYTES).ok();
+            let key = tx.as_ref().map_or_else(|| "unparseable".to_owned(), |t| t.account_id.clone());
+            Rec { key, payload: line, tx_id: tx.map(|t| t.transaction_id) }
+        })
+        .collect();
+    let mut weir = WeirProcess::prepare(bench, "restore", None);
+    bench.preproduce(&weir.kafka.topics.input, &recs);
+    let reader = bench.reader(&weir.decision_topics());
+    weir.spawn();
+    let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
+    let (mut read, started) = (0, Instant::now());
+    while read < expected {
+        assert!(started.elapsed() < STEP_TIMEOUT, "restore: only {read} of {expected} decisions");
+        if let Some(m) = reader.poll(Duration::from_millis(100)) {
+            m.unwrap_or_else(|e| panic!("reading decisions: {e}"));
+            read += 1;
+        }
+    }
+    weir.terminate();
+
+    // The raw read: one consumer, every partition, to the end.
+    let changelog = weir.kafka.topics.changelog.clone();
+    let raw: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bench.broker)
+        .set("group.id", format!("{}-raw", bench.prefix("restore")))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("a raw reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions() {
+        tpl.add_partition_offset(&changelog, p, Offset::Beginning).expect("a partition offset");
+    }
+    raw.assign(&tpl).expect("assigning the changelog");
+    let started = Instant::now();
+    let (mut raw_records, mut raw_bytes, mut ended) = (0u64, 0u64, 0);
+    while ended < partitions() {
+        assert!(started.elapsed() < STEP_TIMEOUT, "the raw read did not end");
+        match raw.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                raw_records += 1;
+                raw_bytes += (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
+            Some(Err(e)) => panic!("reading the changelog: {e}"),
+            None => {}
+        }
+    }
+    let raw_ms = started.elapsed().as_millis() as u64;
+
+    // weir again: a few records reach every partition, which restores it.
+    let log_before = std::fs::read_to_string(&weir.log).map(|s| s.len()).unwrap_or(0);
+    weir.spawn();
+    let nudge: Vec<Rec> = (0..20 * partitions())
+        .map(|i| Rec { key: format!("restore-nudge-{i}"), payload: "{}".to_owned(), tx_id: None })
+        .collect();
+    bench.preproduce(&weir.kafka.topics.input, &nudge);
+    let started = Instant::now();
+    let lines = loop {
+        let log = std::fs::read_to_string(&weir.log).unwrap_or_default();
+        let lines: Vec<String> = log[log_before..]
+            .lines()
+            .filter(|l| l.contains("state restored from the changelog"))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= partitions() as usize {
+            break lines;
+        }
+        assert!(started.elapsed() < STEP_TIMEOUT, "only {} partitions restored", lines.len());
+        weir.check_alive();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    weir.terminate();
+    let field = |line: &str, name: &str| -> u64 {
+        let at = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 1;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next().and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let mut per_worker: HashMap<u64, u64> = HashMap::new();
+    let (mut accounts, mut records) = (0, 0);
+    for line in &lines {
+        *per_worker.entry(field(line, "worker")).or_default() += field(line, "ms");
+        accounts += field(line, "accounts");
+        records += field(line, "records");
+    }
+    let weir_ms = per_worker.values().copied().max().unwrap_or(0);
+    RestoreRun { accounts, records, weir_ms, raw_records, raw_bytes, raw_ms }
 }
 
 fn signal(pid: u32, name: &str) {
