@@ -16,6 +16,8 @@
 //!   one-second warm-up (default 15).
 //! - `WEIR_BENCH_COMMIT_INTERVAL_MS`: weir's `kafka.commit_interval_ms`
 //!   (default: weir's default).
+//! - `WEIR_BENCH_WORKERS`: weir's decide workers in the latency, backlog
+//!   and restore steps (default: weir's, a worker per core).
 //! - `WEIR_BENCH_PARTITIONS`: partitions of every topic (default 4).
 //! - `WEIR_BENCH_BACKLOG`: records of the backlog step (default 4 × N;
 //!   0 skips the step).
@@ -97,7 +99,10 @@
 //!    and the broker's over that span come from /proc (`utime + stime`;
 //!    the broker is the local `kafka.Kafka` JVM, when there is one), so
 //!    the report gives the cores weir used and the broker's CPU seconds
-//!    per 100 000 decisions. The latency steps report the broker's CPU per
+//!    per 100 000 decisions, and weir's CPU by thread (from
+//!    /proc/<pid>/task): the decide workers, which scale with cores, and
+//!    the serial parts, the intake, the committer and librdkafka's
+//!    threads. The latency steps report the broker's CPU per
 //!    100 000 decisions too, over the whole run (warm-up included).
 //! 6. weir restore (only when asked for): weir decides transactions drawn
 //!    over `WEIR_BENCH_RESTORE_ACCOUNTS` accounts and stops; a plain
@@ -126,7 +131,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -227,6 +232,7 @@ fn main() {
         eprintln!("[5/6] weir backlog: {backlog_n} records produced while weir is stopped");
         let b = backlog(&bench, &records(backlog_n));
         eprintln!("      {}", b.line());
+        eprintln!("      {}", b.threads_line());
         b
     });
     let load_after = read("/proc/loadavg");
@@ -384,6 +390,7 @@ fn main() {
         if let Some(per) = b.broker_per_100k() {
             println!("{:<w$} {per:.1} s", "  broker CPU per 100 000 decisions");
         }
+        println!("{:<w$} {}", "  weir's CPU by thread (per decision)", b.threads_line());
     }
     if tput.is_some() {
         println!();
@@ -1062,6 +1069,8 @@ struct Backlog {
     decisions: usize,
     wall_s: f64,
     weir_cpu_s: f64,
+    /// weir's CPU seconds over the drain by kind of thread.
+    threads: BTreeMap<&'static str, f64>,
     broker_cpu_s: Option<f64>,
     hwm_kb: u64,
 }
@@ -1078,6 +1087,14 @@ impl Backlog {
 
     fn broker_per_100k(&self) -> Option<f64> {
         self.broker_cpu_s.map(|cpu| cpu / self.decisions as f64 * 100_000.0)
+    }
+
+    /// weir's CPU per thread kind, in µs per decision.
+    fn threads_line(&self) -> String {
+        let per = |s: f64| s * 1e6 / self.decisions.max(1) as f64;
+        let kinds: Vec<String> =
+            self.threads.iter().map(|(kind, s)| format!("{kind} {s:.1} s ({:.1} µs)", per(*s))).collect();
+        kinds.join(", ")
     }
 
     fn line(&self) -> String {
@@ -1126,16 +1143,21 @@ fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
     signal(pid, "STOP");
     bench.preproduce(&weir.kafka.topics.input, rest);
     let (weir_before, broker_before) = (cpu_secs(pid).expect("weir's CPU time"), broker_cpu());
+    let threads_before = thread_cpu(pid);
     let started = Instant::now();
     signal(pid, "CONT");
     let decisions = decided(rest);
     read(decisions, "the backlog", &mut weir);
     let wall_s = started.elapsed().as_secs_f64();
     let weir_cpu_s = cpu_secs(pid).expect("weir's CPU time") - weir_before;
+    let mut threads: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for ((kind, after), (_, before)) in thread_cpu(pid).into_iter().zip(threads_before) {
+        *threads.entry(kind).or_default() += after - before;
+    }
     let broker_cpu_s = broker_before.zip(broker_cpu()).map(|(before, after)| after - before);
     let hwm_kb = weir.vm_hwm_kb();
     weir.terminate();
-    Backlog { decisions, wall_s, weir_cpu_s, broker_cpu_s, hwm_kb }
+    Backlog { decisions, wall_s, weir_cpu_s, threads, broker_cpu_s, hwm_kb }
 }
 
 // --------------------------------------------------------------- restore
@@ -1270,9 +1292,39 @@ fn signal(pid: u32, name: &str) {
     assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
 }
 
+/// CPU seconds so far of each kind of thread of process `pid`, always in
+/// the same order: `workers`, `intake`, `committer`, `librdkafka`,
+/// `other`.
+fn thread_cpu(pid: u32) -> [(&'static str, f64); 5] {
+    let mut kinds = [("workers", 0.0), ("intake", 0.0), ("committer", 0.0), ("librdkafka", 0.0), ("other", 0.0)];
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return kinds };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let kind = match name.trim() {
+            n if n.starts_with("weir-worker") => 0,
+            // The intake runs on weir's main thread.
+            "weir" => 1,
+            "weir-committer" => 2,
+            n if n.starts_with("rdk:") || n.starts_with("producer") => 3,
+            _ => 4,
+        };
+        kinds[kind].1 += task_cpu_secs(pid, tid).unwrap_or(0.0);
+    }
+    kinds
+}
+
+fn task_cpu_secs(pid: u32, tid: u32) -> Option<f64> {
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
+}
+
 /// CPU time (user and system) of process `pid` so far, in seconds.
 fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The CPU seconds in a /proc `stat` line.
+fn stat_cpu_secs(stat: &str) -> Option<f64> {
     // After the command name's closing parenthesis: the state (field 3),
     // ..., utime (14) and stime (15), in clock ticks.
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
@@ -1327,7 +1379,7 @@ impl WeirProcess {
         let mut config = weir_testkit::config::kafka(&bench.broker, &p, "bench", &rules);
         let kafka = config.kafka.as_mut().expect("a Kafka configuration");
         kafka.partitions = partitions();
-        kafka.workers = workers;
+        kafka.workers = workers.or_else(|| std::env::var("WEIR_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()));
         kafka.commit_interval_ms = env_or("WEIR_BENCH_COMMIT_INTERVAL_MS", kafka.commit_interval_ms);
         // The entity hop, when asked for: every transaction with a routed
         // entity visits its entity's partition before its decision.
