@@ -591,14 +591,21 @@ impl Bench {
     }
 
     /// A `read_committed` reader of every partition of `topics` from the
-    /// beginning.
+    /// beginning, with `fetch.wait.max.ms=10` so its own long poll adds
+    /// nothing to a latency.
     fn reader(&self, topics: &[String]) -> BaseConsumer {
+        self.reader_with(topics, ("fetch.wait.max.ms", "10"))
+    }
+
+    /// A `read_committed` reader of every partition of `topics` from the
+    /// beginning, with one more client property.
+    fn reader_with(&self, topics: &[String], (key, value): (&str, &str)) -> BaseConsumer {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.broker)
             .set("group.id", format!("{}-reader", self.prefix("r")))
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
+            .set(key, value)
             .create()
             .expect("a reader");
         let mut tpl = TopicPartitionList::new();
@@ -607,7 +614,7 @@ impl Bench {
                 tpl.add_partition_offset(t, p, Offset::Beginning).expect("a partition offset");
             }
         }
-        consumer.assign(&tpl).expect("assigning the decision topics");
+        consumer.assign(&tpl).unwrap_or_else(|e| panic!("assigning {topics:?}: {e}"));
         consumer
     }
 
@@ -1116,23 +1123,7 @@ fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
     let reader = bench.reader(&weir.decision_topics());
     let (warm, rest) = recs.split_at(recs.len() / 10);
     let decided = |r: &[Rec]| r.iter().filter(|r| r.tx_id.is_some()).count();
-    let read = |count: usize, what: &str, weir: &mut WeirProcess| {
-        let started = Instant::now();
-        let mut n = 0;
-        let mut checked = Instant::now();
-        while n < count {
-            assert!(started.elapsed() < STEP_TIMEOUT, "{what}: only {n} of {count} decisions in {STEP_TIMEOUT:?}");
-            match reader.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(_)) => n += 1,
-                Some(Err(e)) => panic!("reading decisions: {e}"),
-            }
-            if checked.elapsed() > Duration::from_millis(500) {
-                weir.check_alive();
-                checked = Instant::now();
-            }
-        }
-    };
+    let read = |count: usize, what: &str, weir: &mut WeirProcess| read_decisions(&reader, count, what, weir);
     weir.spawn();
     weir.wait_for_log("partitions assigned", Duration::from_secs(120));
     bench.preproduce(&weir.kafka.topics.input, warm);
@@ -1208,31 +1199,11 @@ fn restore(bench: &Bench, transactions: usize, accounts: usize) -> RestoreRun {
     let reader = bench.reader(&weir.decision_topics());
     weir.spawn();
     let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
-    let (mut read, started) = (0, Instant::now());
-    while read < expected {
-        assert!(started.elapsed() < STEP_TIMEOUT, "restore: only {read} of {expected} decisions");
-        if let Some(m) = reader.poll(Duration::from_millis(100)) {
-            m.unwrap_or_else(|e| panic!("reading decisions: {e}"));
-            read += 1;
-        }
-    }
+    read_decisions(&reader, expected, "restore", &mut weir);
     weir.terminate();
 
     // The raw read: one consumer, every partition, to the end.
-    let changelog = weir.kafka.topics.changelog.clone();
-    let raw: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bench.broker)
-        .set("group.id", format!("{}-raw", bench.prefix("restore")))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("a raw reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions() {
-        tpl.add_partition_offset(&changelog, p, Offset::Beginning).expect("a partition offset");
-    }
-    raw.assign(&tpl).expect("assigning the changelog");
+    let raw = bench.reader_with(std::slice::from_ref(&weir.kafka.topics.changelog), ("enable.partition.eof", "true"));
     let started = Instant::now();
     let (mut raw_records, mut raw_bytes, mut ended) = (0u64, 0u64, 0);
     while ended < partitions() {
@@ -1285,6 +1256,25 @@ fn restore(bench: &Bench, transactions: usize, accounts: usize) -> RestoreRun {
     }
     let weir_ms = per_worker.values().copied().max().unwrap_or(0);
     RestoreRun { accounts, records, weir_ms, raw_records, raw_bytes, raw_ms }
+}
+
+/// Reads `count` decisions with `reader`, checking that `weir` still runs.
+fn read_decisions(reader: &BaseConsumer, count: usize, what: &str, weir: &mut WeirProcess) {
+    let started = Instant::now();
+    let mut n = 0;
+    let mut checked = Instant::now();
+    while n < count {
+        assert!(started.elapsed() < STEP_TIMEOUT, "{what}: only {n} of {count} decisions in {STEP_TIMEOUT:?}");
+        match reader.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => panic!("reading decisions: {e}"),
+        }
+        if checked.elapsed() > Duration::from_millis(500) {
+            weir.check_alive();
+            checked = Instant::now();
+        }
+    }
 }
 
 fn signal(pid: u32, name: &str) {

@@ -13,9 +13,9 @@
 //!   ([`QUARANTINE_AFTER`]), which also covers that many in a row;
 //! - cost: its last [`FUEL_WINDOW`] evaluations used more than
 //!   [`FUEL_AVERAGE_MAX`] fuel units each on average (the policy's
-//!   `rule_fuel_average`), whether they failed or not. Fuel stands for CPU time, and unlike wall time it is the same
-//!   on every run, so a replay or a backtest quarantines at the same
-//!   transaction.
+//!   `rule_fuel_average`), whether they failed or not. Fuel stands for CPU
+//!   time, and unlike wall time it is the same on every run, so a replay
+//!   or a backtest quarantines at the same transaction.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -31,7 +31,8 @@ pub struct KafkaConfig {
     pub batch_max_records: usize,
     /// The longest a decided record waits for its transaction to start when
     /// the committer is idle. Transactions otherwise start as soon as the
-    /// previous one is committed, holding what was decided meanwhile.
+    /// previous one is committed and `commit_interval_ms` allows, holding
+    /// what was decided meanwhile.
     pub batch_max_ms: u64,
     /// The shortest time from the start of one Kafka transaction to the
     /// start of the next: the one setting that trades latency for broker
