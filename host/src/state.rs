@@ -19,7 +19,9 @@
 //! 32 transactions): `m` holds the lock and the confirmed merchants, `r/<rule
 //! id>` one rule's state, `h/<slot>` one history entry (slot = its sequence
 //! number modulo [`HISTORY_LEN`]), so the history is a ring of records that
-//! are overwritten in place. [`AccountState`] remembers which parts changed
+//! are overwritten in place, and `s/<slot>` one recent `FraudSuspected`
+//! (slot modulo [`MAX_SUSPICIONS`]), a ring too: a suspicion writes one small
+//! record, not all the account's suspicions again. [`AccountState`] remembers which parts changed
 //! since they were last written ([`AccountState::take_changes`]); a part
 //! that becomes empty is deleted. [`AccountState::from_parts`] puts an
 //! account back together.
@@ -27,8 +29,12 @@
 //! Before parts, an account was one record (postcard of the whole state);
 //! [`AccountState::decode`] still reads those, of both earlier shapes, and
 //! an account read from one is written out whole, as parts, the next time
-//! it changes. The encoding (postcard) is not self-describing: fields are
-//! only ever added at the end.
+//! it changes. A meta part written before suspicions had their own parts
+//! holds them inside; they are read from it and moved to their parts on the
+//! next write. The encoding (postcard) is not self-describing: fields are
+//! only ever added at the end. An older binary ignores parts it does not
+//! know, so a rollback reads the account without its suspicions (a
+//! customer's confirmation of one of them is then refused).
 
 use std::collections::BTreeMap;
 
@@ -111,6 +117,9 @@ pub struct AccountState {
     /// How many transactions the history has ever recorded: the newest
     /// entry's sequence number is `history_seq - 1`.
     pub history_seq: u64,
+    /// How many suspicions the account has ever recorded: the newest one's
+    /// sequence number is `suspicion_seq - 1`.
+    pub suspicion_seq: u64,
     /// What changed since the parts were last taken for writing.
     pub(crate) changes: Changes,
 }
@@ -128,6 +137,7 @@ impl PartialEq for AccountState {
             && self.confirmed_merchants == other.confirmed_merchants
             && self.suspicions == other.suspicions
             && self.history_seq == other.history_seq
+            && self.suspicion_seq == other.suspicion_seq
     }
 }
 
@@ -144,7 +154,11 @@ pub(crate) struct Changes {
     rules: Vec<String>,
     /// History entries recorded since, newest last (at most [`HISTORY_LEN`] matter).
     history: u64,
+    /// Suspicion slots written since, one bit per slot.
+    suspicions: u32,
 }
+
+const _: () = assert!(MAX_SUSPICIONS <= 32, "one bit per suspicion slot in `Changes::suspicions`");
 
 /// One part of an account to write: its name (`m`, `r/<rule id>`,
 /// `h/<slot>`) and its record, or `None` to delete it.
@@ -163,7 +177,8 @@ struct Meta {
 }
 
 /// The `m` part as written: [`Meta`] borrowed from the account, the same
-/// bytes without copying it first.
+/// bytes without copying it first. Its `suspicions` are always empty now
+/// (they have their own parts); the field stays for the format.
 #[derive(Serialize)]
 struct MetaRef<'a> {
     lock: &'a Option<Lock>,
@@ -190,6 +205,20 @@ struct HistoryEntry {
 struct HistoryEntryRef<'a> {
     seq: u64,
     transaction: &'a PastTransaction,
+}
+
+/// An `s/<slot>` part.
+#[derive(Serialize, Deserialize)]
+struct SuspicionEntry {
+    seq: u64,
+    suspicion: Suspicion,
+}
+
+/// An `s/<slot>` part as written: [`SuspicionEntry`] borrowed.
+#[derive(Serialize)]
+struct SuspicionEntryRef<'a> {
+    seq: u64,
+    suspicion: &'a Suspicion,
 }
 
 /// The whole-account record before parts (second shape).
@@ -251,6 +280,7 @@ impl AccountState {
             confirmed_merchants,
             suspicions: Vec::new(),
             history_seq,
+            suspicion_seq: 0,
             changes: Changes { all: true, ..Changes::default() },
         })
     }
@@ -259,6 +289,7 @@ impl AccountState {
     pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<AccountState, PartError> {
         let mut account = AccountState::default();
         let mut entries: Vec<HistoryEntry> = Vec::new();
+        let mut suspicions: Vec<SuspicionEntry> = Vec::new();
         for (name, bytes) in parts {
             let err = |source| PartError { part: name.to_owned(), source };
             if name == "m" {
@@ -275,6 +306,8 @@ impl AccountState {
                 account.rules.insert(rule.to_owned(), decode_rule_state(bytes).map_err(err)?);
             } else if name.starts_with("h/") {
                 entries.push(postcard::from_bytes(bytes).map_err(err)?);
+            } else if name.starts_with("s/") {
+                suspicions.push(postcard::from_bytes(bytes).map_err(err)?);
             }
             // Parts of a later version are ignored.
         }
@@ -282,6 +315,17 @@ impl AccountState {
         account.history_seq = entries.last().map_or(0, |e| e.seq + 1);
         for entry in entries {
             account.history.push(entry.transaction);
+        }
+        if !account.suspicions.is_empty() {
+            // Kept inside the meta part by an earlier version: moved to their
+            // own parts, and the meta part rewritten without them, together.
+            account.suspicion_seq = account.suspicions.len() as u64;
+            account.changes.meta = true;
+            account.changes.suspicions = u32::MAX;
+        } else if !suspicions.is_empty() {
+            suspicions.sort_by_key(|e| e.seq);
+            account.suspicion_seq = suspicions.last().map_or(0, |e| e.seq + 1);
+            account.suspicions = suspicions.into_iter().map(|e| e.suspicion).collect();
         }
         Ok(account)
     }
@@ -315,7 +359,7 @@ impl AccountState {
     /// Whether some part changed since the parts were last taken.
     pub fn has_changes(&self) -> bool {
         let c = &self.changes;
-        c.all || c.meta || !c.rules.is_empty() || c.history > 0
+        c.all || c.meta || !c.rules.is_empty() || c.history > 0 || c.suspicions != 0
     }
 
     /// The parts that changed since the last call, encoded, and forgets
@@ -324,12 +368,8 @@ impl AccountState {
         let changes = std::mem::take(&mut self.changes);
         let mut parts = Vec::new();
         if changes.all || changes.meta {
-            let empty = self.lock.is_none() && self.confirmed_merchants.is_empty() && self.suspicions.is_empty();
-            let meta = MetaRef {
-                lock: &self.lock,
-                confirmed_merchants: &self.confirmed_merchants,
-                suspicions: &self.suspicions,
-            };
+            let empty = self.lock.is_none() && self.confirmed_merchants.is_empty();
+            let meta = MetaRef { lock: &self.lock, confirmed_merchants: &self.confirmed_merchants, suspicions: &[] };
             parts.push(Part { name: "m".to_owned(), value: (!empty).then(|| encode(&meta)) });
         }
         let rule_part = |id: &str, state: Option<&RuleState>| Part {
@@ -347,7 +387,24 @@ impl AccountState {
             let entry = HistoryEntryRef { seq, transaction };
             parts.push(Part { name: format!("h/{}", seq % HISTORY_LEN as u64), value: Some(encode(&entry)) });
         }
+        let written = if changes.all { u32::MAX } else { changes.suspicions };
+        if written != 0 {
+            let first = self.suspicion_seq - self.suspicions.len() as u64;
+            for (seq, suspicion) in (first..).zip(&self.suspicions) {
+                let slot = seq % MAX_SUSPICIONS as u64;
+                if written & (1 << slot) != 0 {
+                    let entry = SuspicionEntryRef { seq, suspicion };
+                    parts.push(Part { name: format!("s/{slot}"), value: Some(encode(&entry)) });
+                }
+            }
+        }
         parts
+    }
+
+    /// Notes that the suspicion at `index` (oldest first) changed.
+    fn suspicion_changed(&mut self, index: usize) {
+        let seq = self.suspicion_seq - self.suspicions.len() as u64 + index as u64;
+        self.changes.suspicions |= 1 << (seq % MAX_SUSPICIONS as u64);
     }
 
     /// Remembers a `FraudSuspected` weir published for the account, for a
@@ -357,10 +414,12 @@ impl AccountState {
             return;
         }
         if self.suspicions.len() >= MAX_SUSPICIONS {
+            // Its slot is the new one's: overwritten, not deleted.
             self.suspicions.remove(0);
         }
         self.suspicions.push(suspicion);
-        self.changes.meta = true;
+        self.suspicion_seq += 1;
+        self.suspicion_changed(self.suspicions.len() - 1);
     }
 
     /// Accepts the customer's confirmation ("it was me") when it answers a
@@ -369,11 +428,12 @@ impl AccountState {
     /// within `window_ms` of the suspected transaction; then records the
     /// merchant. Idempotent: a confirmation read again changes nothing.
     pub fn confirm(&mut self, confirmation: &CustomerConfirmation, window_ms: i64) -> Result<(), ConfirmationRefused> {
-        let suspicion = self
+        let index = self
             .suspicions
-            .iter_mut()
-            .find(|s| s.decision_event_id == confirmation.causation_id)
+            .iter()
+            .position(|s| s.decision_event_id == confirmation.causation_id)
             .ok_or(ConfirmationRefused::NoSuchSuspicion)?;
+        let suspicion = &mut self.suspicions[index];
         if suspicion.transaction_id != confirmation.transaction_id {
             return Err(ConfirmationRefused::Mismatch { field: "transaction_id" });
         }
@@ -387,7 +447,7 @@ impl AccountState {
         }
         if !suspicion.confirmed {
             suspicion.confirmed = true;
-            self.changes.meta = true;
+            self.suspicion_changed(index);
         }
         let merchant = &confirmation.merchant_id;
         match self.confirmed_merchants.binary_search(merchant) {
@@ -594,23 +654,54 @@ mod tests {
         assert!(s.confirmed_merchants.is_empty() && !s.has_changes(), "nothing refused is kept");
         s.confirm(&confirmation("d-1", "tx-1", "m-1", 2_000), WINDOW).unwrap();
         assert_eq!(s.confirmed_merchants, ["m-1"]);
-        assert_eq!(s.take_changes().len(), 1, "the meta part");
+        let names: Vec<String> = s.take_changes().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["m", "s/0"], "the confirmed merchants and the confirmed suspicion");
         s.confirm(&confirmation("d-1", "tx-1", "m-1", 2_000), WINDOW).unwrap();
         assert!(s.take_changes().is_empty(), "a redelivered confirmation changes nothing");
     }
 
     #[test]
-    fn suspicions_are_bounded_and_survive_the_meta_part() {
+    fn suspicions_are_bounded_and_written_as_a_ring() {
         let mut s = AccountState::default();
         for n in 0..MAX_SUSPICIONS + 5 {
             s.record_suspicion(suspicion(n));
         }
         assert_eq!(s.suspicions.len(), MAX_SUSPICIONS);
         assert_eq!(s.suspicions[0].decision_event_id, "d-5", "the oldest go first");
+        let mut store = BTreeMap::new();
         let parts = s.take_changes();
-        let back =
-            AccountState::from_parts(parts.iter().map(|p| (p.name.as_str(), p.value.as_deref().unwrap()))).unwrap();
-        assert_eq!(back.suspicions, s.suspicions);
+        assert_eq!(parts.len(), MAX_SUSPICIONS, "one part per slot, no meta part: {parts:?}");
+        apply(&mut store, parts);
+        assert_eq!(load(&store), s);
+
+        // One more suspicion writes its slot only, over the oldest's.
+        s.record_suspicion(suspicion(99));
+        let parts = s.take_changes();
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [format!("s/{}", (MAX_SUSPICIONS + 5) % MAX_SUSPICIONS)]);
+        apply(&mut store, parts);
+        let back = load(&store);
+        assert_eq!(back, s);
+        assert_eq!(back.suspicions[0].decision_event_id, "d-6");
+        assert_eq!(back.suspicions.last().unwrap().decision_event_id, "d-99");
+    }
+
+    /// A meta part of the previous version kept the suspicions inside: they
+    /// read, and the next write moves them to their own parts.
+    #[test]
+    fn suspicions_kept_in_the_meta_part_move_to_their_own_parts() {
+        let suspicions: Vec<Suspicion> = (0..3).map(suspicion).collect();
+        let old = Meta { lock: None, confirmed_merchants: vec!["m-a".into()], suspicions: suspicions.clone() };
+        let mut store = BTreeMap::from([("m".to_owned(), encode(&old))]);
+        let mut read = load(&store);
+        assert_eq!(read.suspicions, suspicions);
+        apply(&mut store, read.take_changes());
+        let names: Vec<&str> = store.keys().map(String::as_str).collect();
+        assert_eq!(names, ["m", "s/0", "s/1", "s/2"]);
+        let meta: Meta = postcard::from_bytes(&store["m"]).unwrap();
+        assert!(meta.suspicions.is_empty(), "the meta part no longer holds them");
+        assert_eq!(load(&store), read);
+        assert_eq!(load(&store).suspicions, suspicions);
     }
 
     /// The parts are written from borrowed views: the bytes are those of
