@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{guest_path, stdout, tempdir, weir};
+use crate::util::{card_testing, guest_path, stdout, tempdir, weir};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -15,7 +15,7 @@ fn help_explains_every_command() {
     let o = weir(&["--help"], dir.path());
     assert!(o.status.success());
     let text = stdout(&o);
-    for cmd in ["demo", "run", "rule", "rules"] {
+    for cmd in ["demo", "run", "rule", "rules", "case"] {
         assert!(text.contains(&format!("  {cmd} ")), "--help lists {cmd}:\n{text}");
     }
     let o = weir(&["rule", "test", "--help"], dir.path());
@@ -176,6 +176,55 @@ fn rule_test_reports_each_case_and_fails_on_a_wrong_expectation() {
 /// it: `weir` on the PATH (a copy of the binary outside the source tree), in
 /// an empty directory, with nothing of weir's source tree referenced by the
 /// rule crate it makes.
+/// `weir case unlock` for the embedded pipeline: the event appended to an
+/// input file (or printed), which `weir run` applies, so the next card
+/// testing locks the account again; a bad argument is refused naming the field.
+#[test]
+fn case_unlock_feeds_the_embedded_pipeline_and_refuses_bad_input() {
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("first.jsonl"), card_testing("acct-u", "tx-a", 0).join("\n")).unwrap();
+    let run = |input: &str| {
+        let o = weir(&["run", "--rules", "rules", "--input", input, "--output", "out"], dir.path());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+    run("first.jsonl");
+    let unlock = ["case", "unlock", "--account", "acct-u", "--transaction", "tx-a-4", "--analyst", "analyst-7"];
+    let o = weir(&[&unlock[..], &["--note", "identity checked", "--append", "second.jsonl"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("appended to second.jsonl"), "{}", stdout(&o));
+    let mut second = std::fs::read_to_string(dir.path().join("second.jsonl")).unwrap();
+    second.push_str(&card_testing("acct-u", "tx-b", 3600).join("\n"));
+    std::fs::write(dir.path().join("second.jsonl"), second).unwrap();
+    let summary = run("second.jsonl");
+    assert!(summary.contains("unlocks") && summary.contains("analysts' unlocks"), "{summary}");
+    let decisions = std::fs::read_to_string(dir.path().join("out/decisions.jsonl")).unwrap();
+    let locks: Vec<String> = decisions
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| d["event_type"] == "AccountLocked")
+        .map(|d| d["transaction_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(locks, ["tx-a-4", "tx-b-4"], "locked again after the unlock");
+
+    // Without --append, the event is printed, one JSON line.
+    let o = weir(&unlock, dir.path());
+    let printed: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (printed["event_type"].as_str(), printed["transaction_id"].as_str()),
+        (Some("AccountUnlocked"), Some("tx-a-4"))
+    );
+    // A bad argument is refused, naming the field; nothing is written.
+    let o = weir(
+        &["case", "unlock", "--account", "", "--transaction", "tx-1", "--analyst", "a", "--append", "bad.jsonl"],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("account_id"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("bad.jsonl").exists());
+}
+
 #[test]
 fn readme_walkthrough_runs_verbatim() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();

@@ -647,6 +647,75 @@ fn the_confirmation_schema_matches_the_type() {
     }
 }
 
+fn unlock_json() -> Value {
+    json!({
+        "event_id": "u-0001",
+        "event_type": "AccountUnlocked",
+        "schema_version": 1,
+        "occurred_at": "2026-11-29T09:15:00.000Z",
+        "account_id": "acct-3307",
+        "transaction_id": "tx-000184470",
+        "analyst": "analyst-12",
+        "note": "identity checked by phone"
+    })
+}
+
+#[test]
+fn the_unlock_schema_matches_the_type() {
+    let schema = schema("account-unlocked.v1.schema.json");
+    let validator = validator(&schema);
+    let mut samples = Vec::new();
+    for value in [unlock_json(), {
+        let mut v = unlock_json();
+        v.as_object_mut().unwrap().remove("note");
+        v
+    }] {
+        assert_valid(&validator, &value, "the unlock");
+        let Ok(InputEvent::AccountUnlocked(u)) = parse_input(value.to_string().as_bytes(), MAX_EVENT_BYTES) else {
+            panic!("not an unlock: {value}")
+        };
+        samples.push(to_value(&u));
+    }
+    assert_schema_matches("AccountUnlocked", &schema, &samples);
+    for example in schema["examples"].as_array().expect("the unlock schema has examples") {
+        assert_valid(&validator, example, "the schema's example");
+        assert!(matches!(
+            parse_input(example.to_string().as_bytes(), MAX_EVENT_BYTES),
+            Ok(InputEvent::AccountUnlocked(_))
+        ));
+    }
+}
+
+#[test]
+fn an_invalid_unlock_is_rejected_by_parser_and_schema_naming_the_field() {
+    let with = |key: &str, value: Value| {
+        let mut v = unlock_json();
+        v[key] = value;
+        v
+    };
+    let without = |key: &str| {
+        let mut v = unlock_json();
+        v.as_object_mut().unwrap().remove(key);
+        v
+    };
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        ("no analyst", without("analyst"), &["AccountUnlocked", "`analyst`"]),
+        ("no transaction", without("transaction_id"), &["AccountUnlocked", "`transaction_id`"]),
+        ("empty account", with("account_id", json!("")), &["field `account_id`: must not be empty"]),
+        ("a note too long", with("note", json!("n".repeat(MAX_NOTE_BYTES + 1))), &["field `note`"]),
+        ("a number for a note", with("note", json!(7)), &["AccountUnlocked", "`note`"]),
+        ("a time that is not RFC 3339", with("occurred_at", json!("now")), &["AccountUnlocked", "`occurred_at`"]),
+    ];
+    let validator = validator(&schema("account-unlocked.v1.schema.json"));
+    for (name, value, expected) in cases {
+        let error = parse_input(value.to_string().as_bytes(), MAX_EVENT_BYTES).expect_err(name).to_string();
+        for e in expected {
+            assert!(error.contains(e), "{name}: {error:?} does not contain {e:?}");
+        }
+        assert!(!validator.is_valid(&value), "{name}: the schema accepts what the parser rejects");
+    }
+}
+
 #[test]
 fn times_with_offsets_are_read_as_utc_and_written_as_utc_millis() {
     let offset =
@@ -719,7 +788,9 @@ enum Kind {
 fn kind(error: &InvalidEvent) -> Kind {
     match error {
         InvalidEvent::TooLarge { .. } => Kind::TooLarge,
-        InvalidEvent::Malformed(_) | InvalidEvent::MalformedConfirmation(_) => Kind::Malformed,
+        InvalidEvent::Malformed(_) | InvalidEvent::MalformedConfirmation(_) | InvalidEvent::MalformedUnlock(_) => {
+            Kind::Malformed
+        }
         InvalidEvent::WrongType(_) => Kind::WrongType,
         InvalidEvent::Invalid { field, .. } => Kind::Invalid(field),
     }
@@ -1315,6 +1386,7 @@ fn every_schema_is_draft_2020_12_titled_and_describes_every_property() {
         names,
         [
             "account-locked.v1.schema.json",
+            "account-unlocked.v1.schema.json",
             "customer-confirmation.v1.schema.json",
             "dead-letter.v1.schema.json",
             "fraud-suspected.v1.schema.json",

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use weir::events::{DecisionEvent, DecisionType};
 use weir_testkit::{Broker, WeirProcess, kafka_script, read_committed, read_to_end};
 
-use crate::util::{decide_embedded, decide_embedded_with, tempdir};
+use crate::util::{card_testing, decide_embedded, decide_embedded_with, tempdir};
 
 /// Serializes the broker-restart test against the others.
 static BROKER_LOCK: RwLock<()> = RwLock::new(());
@@ -798,4 +798,75 @@ fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
     assert!(!differ.contains(&"tx-future"), "the transaction dated 2099 is decided as embedded");
     assert!(log.contains("reached `kafka.entity_max_waiting`"), "a partition filled up and was paused:\n{log}");
     assert!(log.contains("the partition's queue drained"), "and was read again:\n{log}");
+}
+
+/// On the real broker, across a weir restart: card testing locks an account;
+/// an analyst unlocks it with `weir case unlock` (to the input topic); the
+/// next card testing locks it again, exactly once, and the unlock is written
+/// on to the account-locked topic between the locks. The same unlock run again,
+/// and one naming the first lock after the second, are dead-lettered with
+/// the reason and lift nothing.
+#[test]
+fn an_analyst_unlock_on_kafka_lets_the_next_fraud_lock_again_across_a_restart() {
+    use DecisionType::*;
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("unlock");
+    setup.produce(&card_testing("acct-u", "tx-a", 0));
+    let mut weir = setup.start("a");
+    setup.wait_for_decisions(5, Duration::from_secs(90));
+    weir.terminate(STOP_DEADLINE);
+
+    let unlock = |transaction: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["case", "unlock", "--account", "acct-u", "--transaction", transaction])
+            .args(["--analyst", "analyst-7", "--note", "identity checked by phone", "--json", "--config"])
+            .arg(setup.config("cli"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(written["topic"], setup.topic("in"));
+        assert_eq!(written["event"]["event_type"], "AccountUnlocked");
+        assert!(written["offset"].as_i64().is_some(), "{written}");
+    };
+    // Weir is down: the unlocks wait on the topic, in order with the account's transactions.
+    unlock("tx-a-4");
+    unlock("tx-a-4");
+    setup.produce_quietly(&card_testing("acct-u", "tx-b", 3600));
+    unlock("tx-a-4");
+    setup.produce_quietly(&card_testing("acct-u", "tx-c", 7200));
+
+    let mut weir = setup.start("a");
+    setup.wait_for_decisions(15, Duration::from_secs(90));
+    weir.terminate(STOP_DEADLINE);
+    // The accepted unlock is written on to the account-locked topic, between the two locks.
+    let on_locked: Vec<serde_json::Value> = read_to_end(broker(), &[setup.topic("locked")], Duration::from_secs(60))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    let order: Vec<(&str, &str)> =
+        on_locked.iter().map(|v| (v["event_type"].as_str().unwrap(), v["transaction_id"].as_str().unwrap())).collect();
+    assert_eq!(order, [("AccountLocked", "tx-a-4"), ("AccountUnlocked", "tx-a-4"), ("AccountLocked", "tx-b-4")]);
+    assert_eq!(on_locked[1]["analyst"], "analyst-7");
+    let records = read_to_end(broker(), &setup.decision_topics(), Duration::from_secs(60));
+    let got: Vec<DecisionEvent> = records
+        .iter()
+        .filter(|r| !r.payload.windows(17).any(|w| w == b"\"AccountUnlocked\""))
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    let by_tx: HashMap<&str, &DecisionEvent> = got.iter().map(|d| (d.transaction_id.as_str(), d)).collect();
+    assert_eq!((got.len(), by_tx.len()), (15, 15), "exactly once");
+    let kind = |tx: &str| by_tx[tx].event_type;
+    assert_eq!([kind("tx-a-4"), kind("tx-a-5")], [AccountLocked, FraudSuspected]);
+    assert_eq!([kind("tx-b-4"), kind("tx-b-5")], [AccountLocked, FraudSuspected], "locked again after the unlock");
+    assert_eq!(kind("tx-c-4"), FraudSuspected, "the stale unlock lifted nothing");
+    let reason = by_tx["tx-c-4"].reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("ACCOUNT_ALREADY_LOCKED: locked by transaction tx-b-4"), "{reason}");
+    let locks = got.iter().filter(|d| d.event_type == AccountLocked).count();
+    assert_eq!(locks, 2, "one AccountLocked per lock");
+    let dead = setup.all_dead_letters();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[0].0.contains("the account is not locked"), "{dead:?}");
+    assert!(dead[1].0.contains("locked by transaction tx-b-4"), "{dead:?}");
+    assert!(dead.iter().all(|(_, payload)| payload.contains("AccountUnlocked")), "nothing is lost");
 }

@@ -12,7 +12,7 @@ use weir::events::{DeadLetter, DecisionEvent, DecisionType};
 use weir::packages::load_shipped;
 use weir::pipeline::{OutputPaths, PipelineError, PipelineOptions, Summary, run_embedded};
 
-use crate::util::{jsonl, tempdir, tx};
+use crate::util::{card_testing, jsonl, tempdir, tx, unlock_line};
 
 fn shipped_evaluator() -> Evaluator {
     let engine = Engine::new().unwrap();
@@ -272,6 +272,43 @@ fn a_customer_confirmation_changes_later_decisions_and_decides_nothing() {
     run(later.as_bytes(), dir.path(), 2).unwrap();
     let last = decisions(dir.path()).pop().unwrap();
     assert_eq!((last.transaction_id.as_str(), last.event_type), ("tx-bet-4", TransactionVerified));
+}
+
+/// An analyst's unlock lifts the lock it names, across runs: the account's
+/// next lock emits `AccountLocked` again. An unlock that names no current
+/// lock — read twice, or naming a lock a later one replaced — is
+/// dead-lettered with the reason and changes nothing.
+#[test]
+fn an_analyst_unlock_lets_the_next_fraud_lock_the_account_again() {
+    use DecisionType::*;
+    let dir = tempdir();
+    // Run 1: card testing locks the account; the next cash-out is only suspected.
+    let first = card_testing("acct-u", "tx-a", 0);
+    run(first.join("\n").as_bytes(), dir.path(), 2).unwrap();
+    let got = decided(dir.path());
+    assert_eq!(got[3], ("tx-a-4".to_owned(), AccountLocked));
+    assert_eq!(got[4], ("tx-a-5".to_owned(), FraudSuspected));
+
+    // Run 2: unlocked (the second unlock finds no lock); card testing again locks it again;
+    // an unlock naming the first lock does not lift the second.
+    let mut second = vec![unlock_line("acct-u", "tx-a-4", 0), unlock_line("acct-u", "tx-a-4", 1)];
+    second.extend(card_testing("acct-u", "tx-b", 3600));
+    second.push(unlock_line("acct-u", "tx-a-4", 2));
+    second.extend(card_testing("acct-u", "tx-c", 7200));
+    let summary = run(second.join("\n").as_bytes(), dir.path(), 3).unwrap();
+    assert_eq!((summary.decided(), summary.unlocks, summary.dead_letters), (10, 1, 2));
+    let got = decided(dir.path());
+    assert_eq!(got.len(), 15);
+    assert_eq!(got[8], ("tx-b-4".to_owned(), AccountLocked), "locked again after the unlock: {got:?}");
+    assert_eq!(got[9], ("tx-b-5".to_owned(), FraudSuspected));
+    assert_eq!(got[13], ("tx-c-4".to_owned(), FraudSuspected), "the stale unlock lifted nothing");
+    let still_locked = &decisions(dir.path())[13];
+    let reason = still_locked.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("ACCOUNT_ALREADY_LOCKED: locked by transaction tx-b-4"), "{reason}");
+    let dead = dead_letters(dir.path());
+    assert!(dead[0].reason.contains("account unlock not accepted: the account is not locked"), "{}", dead[0].reason);
+    assert!(dead[1].reason.contains("locked by transaction tx-b-4"), "{}", dead[1].reason);
+    assert!(dead[1].payload.as_deref().is_some_and(|p| p.contains("AccountUnlocked")), "nothing is lost");
 }
 
 /// A store written by an earlier version holds each account whole, under its

@@ -108,3 +108,32 @@ pub fn stdout(o: &std::process::Output) -> String {
 pub fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// Card testing on `account` that makes the shipped rules lock it: three
+/// probes of 1.00, then a cash-out of 200.00 (the lock's transaction is
+/// `<prefix>-4`), then one more cash-out (suspected: already locked).
+/// Starts `after_secs` after the test transactions' base time.
+pub fn card_testing(account: &str, prefix: &str, after_secs: i64) -> Vec<String> {
+    let amounts = [100, 100, 100, 20_000, 20_000];
+    amounts
+        .iter()
+        .enumerate()
+        .map(|(i, amount)| {
+            let case = CaseTx {
+                account: Some(account.to_owned()),
+                amount: Some(*amount),
+                after_secs: Some(after_secs + 10 * i as i64),
+                ..CaseTx::default()
+            };
+            serde_json::to_string(&case.to_event(&format!("{prefix}-{}", i + 1))).unwrap()
+        })
+        .collect()
+}
+
+/// An analyst's unlock of `account`'s lock by `transaction`, as one input line.
+pub fn unlock_line(account: &str, transaction: &str, at_secs: i64) -> String {
+    let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_800_000_000 + at_secs);
+    let unlock =
+        weir::events::AccountUnlocked::new(account, transaction, "analyst-7", Some("identity checked"), at).unwrap();
+    serde_json::to_string(&unlock).unwrap()
+}

@@ -301,9 +301,10 @@ fn read_lines(input: impl Read, max_event_bytes: usize, to: SyncSender<Input>) {
             chunk.push(Line { number, parsed, raw: Some(Raw { kept, size }) });
         } else if !line.iter().all(u8::is_ascii_whitespace) {
             let parsed = parse_input(&line, max_event_bytes);
-            // Kept for a dead letter: what does not parse, and a customer's
-            // confirmation (refused when it answers no suspicion).
-            let keep = matches!(parsed, Err(_) | Ok(InputEvent::CustomerConfirmation(_)));
+            // Kept for a dead letter: what does not parse, a customer's
+            // confirmation (refused when it answers no suspicion) and an
+            // analyst's unlock (refused when it names no lock).
+            let keep = !matches!(parsed, Ok(InputEvent::Transaction(_)));
             let raw = keep.then(|| Raw { kept: line.clone(), size });
             chunk_bytes += line.len();
             chunk.push(Line { number, parsed, raw });
@@ -549,7 +550,7 @@ impl Decider<'_> {
                     serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
                     batch.dead_letters.push(b'\n');
                 }
-                Processed::Confirmation | Processed::Duplicate => {}
+                Processed::Confirmation | Processed::Unlocked(_) | Processed::Duplicate => {}
             }
         }
         Ok(records)

@@ -4,7 +4,8 @@
 //! only move records in and results out; this module owns the step in
 //! between. A record is parsed ([`crate::events::parse_input`]); a
 //! malformed one becomes a dead letter with the reason; a customer's
-//! confirmation is recorded in its account's state and decided no further;
+//! confirmation and an analyst's unlock are applied to their account's state
+//! and decided no further (one that does not apply is a dead letter);
 //! a transaction already decided (by this run, an earlier one, or — on
 //! Kafka — as the account's history shows) is skipped; every other
 //! transaction is decided by the [`Evaluator`] against its account's state,
@@ -25,7 +26,8 @@ use serde::Serialize;
 
 use crate::engine::{Evaluator, RuleStats, entity_id, entity_key};
 use crate::events::{
-    DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded, dead_letter_reason,
+    AccountUnlocked, DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded,
+    dead_letter_reason,
 };
 use crate::state::{AccountState, Suspicion};
 
@@ -39,6 +41,9 @@ pub enum Processed {
     DeadLetter(String),
     /// A customer's confirmation, recorded in its account's state; nothing to write.
     Confirmation,
+    /// An analyst's unlock, applied to its account's state. On Kafka it is
+    /// written on to the account-locked topic, after the lock it lifts.
+    Unlocked(Box<AccountUnlocked>),
     /// A transaction decided before; nothing to write.
     Duplicate,
 }
@@ -121,6 +126,16 @@ pub fn process<A: Accounts>(
                 Err(why) => Ok(Processed::DeadLetter(format!("customer confirmation not accepted: {why}"))),
             };
         }
+        Ok(InputEvent::AccountUnlocked(unlock)) => {
+            // Only the lock it names is lifted: read twice, it lifts nothing.
+            return match accounts.account(&unlock.account_id)?.unlock(&unlock) {
+                Ok(lock) => {
+                    tracing::info!(account_id = %unlock.account_id, transaction_id = %lock.transaction_id, analyst = %unlock.analyst, "account unlocked by an analyst");
+                    Ok(Processed::Unlocked(Box::new(unlock)))
+                }
+                Err(why) => Ok(Processed::DeadLetter(format!("account unlock not accepted: {why}"))),
+            };
+        }
         Err(reason) => return Ok(Processed::DeadLetter(dead_letter_reason(&reason))),
     };
     if accounts.decided_before(&tx)? {
@@ -164,6 +179,8 @@ pub struct Counters {
     pub duplicates: u64,
     /// Customer confirmations recorded in their account's state (no decision).
     pub confirmations: u64,
+    /// Analysts' unlocks applied to their account's state (no decision).
+    pub unlocks: u64,
     /// Transactions that came to an entity later than `kafka.entity_grace_ms`
     /// allows, once per entity: its rules passed them unrun (Kafka).
     pub entity_late: u64,
@@ -177,6 +194,7 @@ impl Counters {
             Processed::Decided(d) => *self.decisions.entry(d.event_type).or_default() += 1,
             Processed::DeadLetter(_) => self.dead_letters += 1,
             Processed::Confirmation => self.confirmations += 1,
+            Processed::Unlocked(_) => self.unlocks += 1,
             Processed::Duplicate => self.duplicates += 1,
         }
     }
@@ -195,6 +213,7 @@ impl Counters {
         self.dead_letters += other.dead_letters;
         self.duplicates += other.duplicates;
         self.confirmations += other.confirmations;
+        self.unlocks += other.unlocks;
         self.entity_late += other.entity_late;
     }
 }

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use weir_sdk::PastTransaction;
 use weir_sdk::state::{HISTORY_LEN, History, RuleState};
 
-use crate::events::{CustomerConfirmation, HostFacts, TransactionRecorded};
+use crate::events::{AccountUnlocked, CustomerConfirmation, HostFacts, TransactionRecorded};
 
 /// The most confirmed merchants kept per account; further confirmations are
 /// logged and not kept.
@@ -244,6 +244,15 @@ struct WholeV1 {
 pub struct PartError {
     pub part: String,
     pub source: postcard::Error,
+}
+
+/// Why an analyst's unlock was not applied; the text goes to its dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnlockRefused {
+    #[error("the account is not locked")]
+    NotLocked,
+    #[error("the account is locked by transaction {transaction_id}, not the one the unlock names")]
+    OtherLock { transaction_id: String },
 }
 
 /// Why and when weir locked an account.
@@ -462,6 +471,23 @@ impl AccountState {
             ),
         }
         Ok(())
+    }
+
+    /// Lifts the lock `unlock` names: the account must be locked by its
+    /// transaction. Then the account's next lock is announced again. An
+    /// unlock read again finds no such lock and is refused, so it never
+    /// lifts a newer lock. Returns the lock lifted.
+    pub fn unlock(&mut self, unlock: &AccountUnlocked) -> Result<Lock, UnlockRefused> {
+        match &self.lock {
+            None => Err(UnlockRefused::NotLocked),
+            Some(lock) if lock.transaction_id != unlock.transaction_id => {
+                Err(UnlockRefused::OtherLock { transaction_id: lock.transaction_id.clone() })
+            }
+            Some(_) => {
+                self.changes.meta = true;
+                Ok(self.lock.take().expect("matched above"))
+            }
+        }
     }
 
     /// What rules learn about `tx` from this account's state.
@@ -684,6 +710,25 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(back.suspicions[0].decision_event_id, "d-6");
         assert_eq!(back.suspicions.last().unwrap().decision_event_id, "d-99");
+    }
+
+    #[test]
+    fn an_unlock_lifts_only_the_lock_it_names() {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let unlock = |tx: &str| AccountUnlocked::new("acct-1", tx, "analyst-7", None, at).unwrap();
+        let mut s = AccountState::default();
+        assert_eq!(s.unlock(&unlock("tx-1")), Err(UnlockRefused::NotLocked));
+        s.set_lock(Lock { transaction_id: "tx-2".into(), occurred_at_ms: 5, reason: "card testing".into() });
+        let _ = s.take_changes();
+        let other = s.unlock(&unlock("tx-1")).unwrap_err();
+        assert_eq!(other, UnlockRefused::OtherLock { transaction_id: "tx-2".into() });
+        assert!(!s.has_changes(), "a refused unlock changes nothing");
+        assert_eq!(s.unlock(&unlock("tx-2")).unwrap().transaction_id, "tx-2");
+        assert!(s.lock.is_none());
+        let mut store = BTreeMap::new();
+        apply(&mut store, s.take_changes());
+        assert!(store.is_empty(), "the emptied meta part is deleted: {store:?}");
+        assert_eq!(s.unlock(&unlock("tx-2")), Err(UnlockRefused::NotLocked), "read twice, it lifts nothing");
     }
 
     /// A meta part of the previous version kept the suspicions inside: they

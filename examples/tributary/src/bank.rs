@@ -15,7 +15,10 @@
 //! Once the event is in the outbox the purchase is complete: nobody waits
 //! for fraud analysis, and the bank never calls weir. When weir locks an
 //! account, the [`LockListener`] sets the account's flag in the bank's
-//! database; the next purchase checks the flag locally and is refused.
+//! database; the next purchase checks the flag locally and is refused. When
+//! an analyst unlocks the account (`weir case unlock`), weir writes the
+//! `AccountUnlocked` on to the same topic, after the lock, and the listener
+//! clears the flag.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +30,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::events::{Decision, Merchant, Money, TransactionRecorded};
+use crate::events::{AccountUnlocked, Decision, Merchant, Money, TransactionRecorded};
 use crate::{Deliveries, Kafka, idempotent_producer, now_rfc3339};
 
 const SCHEMA: &str = "
@@ -275,7 +278,9 @@ impl Relay {
     }
 }
 
-/// Consumes `AccountLocked` and sets the account's flag in the bank's database.
+/// Consumes the account-locked topic: `AccountLocked` sets the account's
+/// flag in the bank's database, `AccountUnlocked` (an analyst's, accepted by
+/// weir) clears it. Both come in the account's order on one topic.
 pub struct LockListener {
     conn: Connection,
     consumer: BaseConsumer,
@@ -306,11 +311,24 @@ impl LockListener {
         Ok(LockListener { conn: open_db(db)?, consumer })
     }
 
-    /// Handles at most one record. Setting a flag is idempotent, so a
-    /// redelivered lock (after a crash before the offset commit) is harmless.
+    /// Handles at most one record. Setting and clearing a flag are
+    /// idempotent and the topic keeps each account's order, so a redelivered
+    /// record (after a crash before the offset commit) is harmless.
     pub fn poll(&mut self, timeout: Duration) -> anyhow::Result<Option<AppliedLock>> {
         let Some(message) = self.consumer.poll(timeout) else { return Ok(None) };
         let message = message?;
+        if let Some(Ok(unlock)) = message.payload().map(serde_json::from_slice::<AccountUnlocked>)
+            && unlock.event_type == "AccountUnlocked"
+        {
+            self.conn.execute(
+                "UPDATE accounts SET locked = 0, lock_reason = NULL, lock_event_id = NULL, locked_at = NULL
+                 WHERE account_id = ?1",
+                [&unlock.account_id],
+            )?;
+            tracing::info!(account_id = %unlock.account_id, analyst = %unlock.analyst, "account unlocked in the bank's database");
+            self.consumer.commit_message(&message, CommitMode::Sync)?;
+            return Ok(None);
+        }
         let applied = match message.payload().map(serde_json::from_slice::<Decision>) {
             Some(Ok(d)) if d.event_type == "AccountLocked" => {
                 let reason = d.reason.clone().unwrap_or_default();

@@ -91,6 +91,22 @@ pub struct Decision {
     pub rules: Vec<RuleResult>,
 }
 
+/// An analyst's unlock that weir accepted, written on to the account-locked
+/// topic after the lock it lifts (`schemas/account-unlocked.v1.schema.json`;
+/// what the bank reads of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountUnlocked {
+    pub event_id: String,
+    /// `AccountUnlocked`.
+    pub event_type: String,
+    pub account_id: String,
+    /// The transaction whose lock it lifted.
+    pub transaction_id: String,
+    pub analyst: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
 /// One rule's part in a decision (what the story shows of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleResult {

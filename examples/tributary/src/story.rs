@@ -12,7 +12,10 @@
 //!    fingerprint): both verified.
 //! 2. A fraudster tests a stolen card with tiny payments from an unknown
 //!    device, then cashes out: `AccountLocked`. The bank sets its flag and
-//!    refuses the next purchase locally.
+//!    refuses the next purchase locally. Bram calls; an analyst unlocks the
+//!    account (`weir case unlock`); weir writes the `AccountUnlocked` on and
+//!    the bank clears its flag; Bram shops again. The thief cashes out
+//!    again: `AccountLocked` again, and the bank's flag follows.
 //! 3. A customer's bet is suspected; they confirm "it was me"; the next bet
 //!    at that site is verified, a bet at another site is still suspected.
 //! 4. weir is stopped. Purchases go on and succeed; their events wait in
@@ -40,7 +43,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use weir_testkit::{Broker, WeirProcess};
 
 use crate::bank::{Bank, LockListener, Outcome, Purchase, Relay};
-use crate::events::{Decision, Merchant, Money};
+use crate::events::{AccountUnlocked, Decision, Merchant, Money};
 use crate::notifier::{self, Handled, Notification, Notifier};
 use crate::{Kafka, Topics, confirm};
 
@@ -74,6 +77,13 @@ pub struct Report {
     pub bank_lock_reason: Option<String>,
     /// Scene 2: the purchase after the lock was refused by the bank itself.
     pub refused_after_lock: bool,
+    /// Scene 2: after the analyst's unlock, the owner's purchase and the
+    /// thief's next cash-out, decided.
+    pub after_unlock: Vec<String>,
+    /// Scene 2: the bank cleared its flag on the unlock, then set it again.
+    pub bank_unlocked_then_locked: bool,
+    /// Scene 2: `AccountUnlocked` records on the account-locked topic.
+    pub unlocks_published: usize,
     /// Scenes 3 and 4: the first bet, the bet after the confirmation, the bet
     /// elsewhere, and a bet at the confirmed site while weir was stopped.
     pub bets: Vec<String>,
@@ -162,6 +172,8 @@ impl Drop for Running {
 struct DecisionLog {
     decisions: Mutex<Vec<Decision>>,
     dead_letters: Mutex<usize>,
+    /// Analysts' unlocks weir wrote on to the account-locked topic.
+    unlocks: Mutex<usize>,
 }
 
 impl DecisionLog {
@@ -195,6 +207,10 @@ fn read_decisions(kafka: &Kafka, log: &DecisionLog, stop: &AtomicBool) -> anyhow
             continue;
         }
         let payload = message.payload().unwrap_or_default();
+        if serde_json::from_slice::<AccountUnlocked>(payload).is_ok_and(|u| u.event_type == "AccountUnlocked") {
+            *log.unlocks.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            continue;
+        }
         let decision: Decision = serde_json::from_slice(payload)
             .with_context(|| format!("a record on {} is not a decision", message.topic()))?;
         log.decisions.lock().unwrap_or_else(|e| e.into_inner()).push(decision);
@@ -530,7 +546,41 @@ impl<'a> Story<'a> {
         ensure!(matches!(next, Outcome::Refused { .. }), "the purchase on the locked account was accepted");
         ensure!(self.bank.outbox_len()? == before, "a refused purchase wrote an event");
         self.report.refused_after_lock = true;
+        self.unlock_and_lock_again(&cash_out, grocer, electro)?;
         say!(self, "");
+        Ok(())
+    }
+
+    /// Bram calls; an analyst unlocks his account; the thief tries again.
+    fn unlock_and_lock_again(
+        &mut self,
+        locked_by: &str,
+        grocer: (&str, &str, &str, &str),
+        electro: (&str, &str, &str, &str),
+    ) -> anyhow::Result<()> {
+        say!(self, "   Bram calls the bank and passes the identity check. An analyst unlocks the account:");
+        let config = self.weir_config()?;
+        let out = Command::new(&self.opts.weir)
+            .args(["case", "unlock", "--account", "acct-2211", "--transaction", locked_by])
+            .args(["--analyst", "fraud-ops/analyst-12", "--note", "owner verified by phone; card replaced"])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .context("running weir case unlock")?;
+        ensure!(out.status.success(), "weir case unlock failed: {}", String::from_utf8_lossy(&out.stderr));
+        say!(self, "  $ weir case unlock --account acct-2211 --transaction {locked_by} ...");
+        say!(self, "    {}", String::from_utf8_lossy(&out.stdout).trim());
+        self.wait_until("the bank to clear the flag on acct-2211", |s| Ok(s.bank.lock_of("acct-2211")?.is_none()))?;
+        say!(self, "  🏦 weir wrote AccountUnlocked on after the lock; the bank consumed it and cleared its flag.");
+        let own = self.accepted("acct-2211", 1_200, grocer, "card_present", Some("fp-bram-phone"))?;
+        let d = self.decision(&own)?;
+        self.report.after_unlock.push(d.event_type);
+        let again = self.accepted("acct-2211", 89_900, electro, "ecommerce", Some("fp-unknown-laptop"))?;
+        let lock = self.expect_decision(&again, "AccountLocked")?;
+        self.report.after_unlock.push(lock.event_type);
+        self.bank_lock("acct-2211")?;
+        self.report.bank_unlocked_then_locked = true;
+        self.report.unlocks_published = *self.decisions.unlocks.lock().unwrap_or_else(|e| e.into_inner());
         Ok(())
     }
 
@@ -624,7 +674,7 @@ impl<'a> Story<'a> {
             let all = self.decisions.decisions.lock().unwrap_or_else(|e| e.into_inner());
             all.iter().filter(|d| d.event_type != "TransactionVerified").map(|d| d.event_id.clone()).collect()
         };
-        ensure!(expected.len() == 4, "expected 2 locks and 2 suspicions, got {} such decisions", expected.len());
+        ensure!(expected.len() == 5, "expected 3 locks and 2 suspicions, got {} such decisions", expected.len());
         self.wait_until("the notifier to send every notification", |s| Ok(s.sent()?.len() >= expected.len()))?;
         let sent = self.sent()?;
         for n in &sent {

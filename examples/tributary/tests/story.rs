@@ -30,6 +30,11 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.fraud_chain.last().map(String::as_str), Some("AccountLocked"));
     assert!(report.bank_lock_reason.as_deref().is_some_and(|r| r.contains("card-testing")), "{report:?}");
     assert!(report.refused_after_lock);
+    // ...an analyst unlocks it: the bank's flag clears, the owner shops, the thief's next
+    // cash-out locks it again, and the bank's flag follows.
+    assert_eq!(report.after_unlock, ["TransactionVerified", "AccountLocked"]);
+    assert!(report.bank_unlocked_then_locked);
+    assert_eq!(report.unlocks_published, 1, "weir wrote the unlock on once");
     // 3. Confirmation: suspected, then verified at the same merchant, suspected elsewhere.
     assert_eq!(report.bets[..3], ["FraudSuspected", "TransactionVerified", "FraudSuspected"]);
     // ...and the confirmation still holds after weir's restart.
@@ -40,15 +45,15 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.decided_after_restart, 7);
     assert!(report.lock_after_restart.is_some());
     assert!(report.refused_after_restart);
-    // 5. Notifications: two emails (locks), two pushes (suspicions), none twice.
+    // 5. Notifications: three emails (locks), two pushes (suspicions), none twice.
     let channels: Vec<&str> = report.notifications.iter().map(|n| n.channel.as_str()).collect();
-    assert_eq!(channels.iter().filter(|c| **c == "email").count(), 2, "{channels:?}");
+    assert_eq!(channels.iter().filter(|c| **c == "email").count(), 3, "{channels:?}");
     assert_eq!(channels.iter().filter(|c| **c == "push").count(), 2, "{channels:?}");
-    assert_eq!(report.redelivered, 4, "the rewound notifier read every decision again");
+    assert_eq!(report.redelivered, 5, "the rewound notifier read every decision again");
     assert_eq!(report.resent, 0);
     // Exactly one decision per published purchase; none for refused ones; both schema versions.
     assert!(report.decisions_per_transaction.values().all(|n| *n == 1), "{:?}", report.decisions_per_transaction);
-    assert_eq!(report.decisions_per_transaction.len(), 17, "purchases the bank accepted");
+    assert_eq!(report.decisions_per_transaction.len(), 19, "purchases the bank accepted");
     assert_eq!(report.refused.len(), 2);
     assert_eq!(report.schema_versions_decided, [1, 2].into());
     assert_eq!(report.dead_letters, 0);

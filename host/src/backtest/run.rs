@@ -129,6 +129,7 @@ fn event_time(parsed: &Result<InputEvent, InvalidEvent>) -> Option<time::OffsetD
     match parsed {
         Ok(InputEvent::Transaction(tx)) => Some(tx.occurred_at),
         Ok(InputEvent::CustomerConfirmation(c)) => Some(c.occurred_at),
+        Ok(InputEvent::AccountUnlocked(u)) => Some(u.occurred_at),
         Err(_) => None,
     }
 }

@@ -3,11 +3,13 @@
 //! program embedding weir would, and turns the result into terminal output.
 //!
 //! One file per subcommand, each with its arguments (`XxxArgs`) and their
-//! `run`; `rule/` holds the `weir rule ...` family; `report` the arguments
+//! `run`; `rule/` holds the `weir rule ...` family, `case` the `weir case
+//! ...` one; `report` the arguments
 //! and output files a backtest and a shadow report share; `print` the
 //! progress bar and the summary tables the pipelines share.
 
 mod backtest;
+mod case;
 mod demo;
 mod print;
 mod report;
@@ -73,6 +75,9 @@ pub enum Command {
     /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(rule::RuleCommand),
+    /// What analysts do about an account: unlock it.
+    #[command(subcommand)]
+    Case(case::CaseCommand),
     /// Check the rule packages in a directory: which load, which are refused and why.
     ///
     /// Runs the same validation as a running weir does before a package
@@ -92,6 +97,7 @@ impl Command {
             Command::Backtest(args) => args.run(),
             Command::ShadowReport(args) => args.run(),
             Command::Rule(command) => command.run(),
+            Command::Case(command) => command.run(),
             Command::Rules(args) => args.run(),
         }
     }

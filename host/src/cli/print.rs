@@ -52,6 +52,9 @@ pub fn print_counters(c: &Counters) {
     if c.confirmations > 0 {
         println!("  {:<22} {:>9}   (customer confirmations; no decision)", "confirmations", c.confirmations);
     }
+    if c.unlocks > 0 {
+        println!("  {:<22} {:>9}   (analysts' unlocks; no decision)", "unlocks", c.unlocks);
+    }
 }
 
 /// The counters, a row per rule of `set` (invocations, hits, errors, fuel)

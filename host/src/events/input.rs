@@ -1,6 +1,6 @@
-//! One record of weir's input topic, [`InputEvent`]: a transaction to decide or a customer's
-//! confirmation. [`parse_input`] tells them apart, transactions first, since they are nearly
-//! every record. Both are JSON objects and nothing else ([`object`]), as the input contract says.
+//! One record of weir's input topic, [`InputEvent`]: a transaction to decide, a customer's
+//! confirmation or an analyst's unlock. [`parse_input`] tells them apart, transactions first,
+//! since they are nearly every record. Both are JSON objects and nothing else ([`object`]), as the input contract says.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -9,7 +9,11 @@ use serde::de;
 use serde::{Deserialize, Deserializer};
 
 use super::confirmation::parse_confirmation;
-use super::{CustomerConfirmation, InvalidEvent, TRANSACTION_VERIFIED, TransactionRecorded, parse_transaction};
+use super::unlock::parse_unlock;
+use super::{
+    ACCOUNT_UNLOCKED, AccountUnlocked, CustomerConfirmation, InvalidEvent, TRANSACTION_VERIFIED, TransactionRecorded,
+    parse_transaction,
+};
 
 /// One record of weir's input topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub enum InputEvent {
     Transaction(TransactionRecorded),
     /// A customer's "it was me", recorded in the account's state; no decision.
     CustomerConfirmation(CustomerConfirmation),
+    /// An analyst lifts the account's lock, recorded in the account's state; no decision.
+    AccountUnlocked(AccountUnlocked),
 }
 
 impl InputEvent {
@@ -26,18 +32,23 @@ impl InputEvent {
         match self {
             InputEvent::Transaction(tx) => &tx.account_id,
             InputEvent::CustomerConfirmation(c) => &c.account_id,
+            InputEvent::AccountUnlocked(u) => &u.account_id,
         }
     }
 }
 
 /// Parses one input record: a [`TransactionRecorded`] (see [`parse_transaction`]) or, when its
-/// `event_type` is `TransactionVerified`, a [`CustomerConfirmation`]. Transactions take the
+/// `event_type` is `TransactionVerified`, a [`CustomerConfirmation`], or `AccountUnlocked`, an
+/// [`AccountUnlocked`]. Transactions take the
 /// fast path; only a record that is not one is looked at a second time.
 pub fn parse_input(payload: &[u8], limit: usize) -> Result<InputEvent, InvalidEvent> {
     match parse_transaction(payload, limit) {
         Ok(tx) => Ok(InputEvent::Transaction(tx)),
         Err(InvalidEvent::WrongType(t)) if t == TRANSACTION_VERIFIED => {
             parse_confirmation(payload).map(InputEvent::CustomerConfirmation)
+        }
+        Err(InvalidEvent::WrongType(t)) if t == ACCOUNT_UNLOCKED => {
+            parse_unlock(payload).map(InputEvent::AccountUnlocked)
         }
         Err(e) => Err(e),
     }

@@ -15,11 +15,16 @@ pub enum InvalidEvent {
     /// offending field paths when they can be found.
     #[error("payload is not valid JSON for TransactionRecorded: {0}")]
     Malformed(String),
-    #[error("event_type is `{0}`, expected `TransactionRecorded` (or `TransactionVerified` by the customer)")]
+    #[error(
+        "event_type is `{0}`, expected `TransactionRecorded` (or `TransactionVerified` by the customer, or `AccountUnlocked`)"
+    )]
     WrongType(String),
     /// A customer confirmation (`TransactionVerified` on the input topic) of the wrong shape.
     #[error("payload is not valid JSON for a customer confirmation (TransactionVerified): {0}")]
     MalformedConfirmation(String),
+    /// An analyst's unlock (`AccountUnlocked` on the input topic) of the wrong shape.
+    #[error("payload is not valid JSON for an analyst's unlock (AccountUnlocked): {0}")]
+    MalformedUnlock(String),
     #[error("field `{field}`: {problem}")]
     Invalid { field: &'static str, problem: String },
 }

@@ -5,8 +5,9 @@
 //! reported as that, whatever its shape.
 //!
 //! The lists of fields here follow the structs: a field added to
-//! [`TransactionRecorded`](super::TransactionRecorded) or
-//! [`CustomerConfirmation`](super::CustomerConfirmation) is added here too.
+//! [`TransactionRecorded`](super::TransactionRecorded),
+//! [`CustomerConfirmation`](super::CustomerConfirmation) or
+//! [`AccountUnlocked`](super::AccountUnlocked) is added here too.
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -101,6 +102,25 @@ pub(super) fn explain_malformed_confirmation(payload: &[u8], error: &serde_json:
         name_offending_fields(&mut text, &confirmation_offending_fields(&top));
     }
     InvalidEvent::MalformedConfirmation(text)
+}
+
+/// Turns a serde error on an analyst's unlock into [`InvalidEvent::MalformedUnlock`]: serde's
+/// message, followed by the paths of the fields that do not deserialize.
+pub(super) fn explain_malformed_unlock(payload: &[u8], error: &serde_json::Error) -> InvalidEvent {
+    let mut text = error.to_string();
+    if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(payload) {
+        let mut bad = Vec::new();
+        for key in ["event_id", "event_type", "account_id", "transaction_id", "analyst"] {
+            field::<String>(&top, "", key, true, &mut bad);
+        }
+        field::<u32>(&top, "", "schema_version", true, &mut bad);
+        if top.get("occurred_at").is_none_or(|v| rfc3339_utc_millis::deserialize(v).is_err()) {
+            bad.push("occurred_at".to_owned());
+        }
+        field::<String>(&top, "", "note", false, &mut bad);
+        name_offending_fields(&mut text, &bad);
+    }
+    InvalidEvent::MalformedUnlock(text)
 }
 
 /// The names of the fields of `top` that do not deserialize into

@@ -13,8 +13,10 @@
 //!   fingerprint, customer-confirmed merchant, from [`HostFacts`]) and drops any a producer sent;
 //! - `confirmation`: [`CustomerConfirmation`], the customer's "it was me" (`TransactionVerified`
 //!   with `verified_by = "customer"`), the other event weir reads from its input topic;
+//! - `unlock`: [`AccountUnlocked`], an analyst lifting the lock weir put on an account, the third
+//!   event of the input topic;
 //! - `input`: [`InputEvent`], one record of the input topic, and [`parse_input`], which tells
-//!   the two events apart;
+//!   the three events apart;
 //! - `invalid`: [`InvalidEvent`], why a record is rejected, and the value checks both input
 //!   events share; `malformed`: the offending fields of JSON that does not deserialize;
 //! - `decision`: [`DecisionEvent`], one type for the three decisions (`TransactionVerified`,
@@ -50,6 +52,7 @@ mod rule_result;
 mod rule_view;
 mod shared_str;
 mod transaction;
+mod unlock;
 
 pub use confirmation::{CustomerConfirmation, TRANSACTION_VERIFIED, VERIFIED_BY_CUSTOMER};
 pub use dead_letter::{DeadLetter, MAX_REASON_BYTES, TRUNCATED_PAYLOAD_BYTES, dead_letter_reason};
@@ -66,3 +69,4 @@ pub use transaction::{
     MAX_EVENT_BYTES, Merchant, TRANSACTION_RECORDED, TRANSACTION_RECORDED_SCHEMA_VERSION, TransactionRecorded,
     parse_transaction,
 };
+pub use unlock::{ACCOUNT_UNLOCKED, AccountUnlocked, MAX_NOTE_BYTES};

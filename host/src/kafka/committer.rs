@@ -35,6 +35,7 @@ use super::{
     Topology,
 };
 use crate::engine::RuleStats;
+use crate::events::ACCOUNT_UNLOCKED;
 use crate::telemetry::Hooks;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -350,6 +351,16 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                     OwnedHeaders::new()
                         .insert(Header { key: "ce_id", value: Some(&*id) })
                         .insert(Header { key: "ce_type", value: Some(event_type.as_str()) })
+                        .insert(Header { key: "ce_source", value: Some("weir") })
+                        .insert(Header { key: "ce_specversion", value: Some("1.0") })
+                        .insert(Header { key: "content-type", value: Some("application/json") }),
+                );
+            }
+            Headers::Unlocked { id } => {
+                record = record.headers(
+                    OwnedHeaders::new()
+                        .insert(Header { key: "ce_id", value: Some(id.as_str()) })
+                        .insert(Header { key: "ce_type", value: Some(ACCOUNT_UNLOCKED) })
                         .insert(Header { key: "ce_source", value: Some("weir") })
                         .insert(Header { key: "ce_specversion", value: Some("1.0") })
                         .insert(Header { key: "content-type", value: Some("application/json") }),

@@ -50,6 +50,7 @@ mod committer;
 pub mod config;
 mod hop;
 mod intake;
+pub mod publish;
 pub mod range;
 mod retry;
 mod worker;
@@ -65,6 +66,7 @@ use rdkafka::error::KafkaError;
 
 pub use self::admin::create_topics;
 pub use self::config::{KafkaConfig, KafkaConfigError, TopicsConfig};
+pub use self::publish::{Published, publish_input};
 pub use self::range::{Bound, read_range};
 use crate::engine::{Policy, RuleSet, RuleStats};
 use crate::events::DecisionType;
@@ -219,6 +221,11 @@ enum Headers {
     Decision {
         id: uuid::Uuid,
         event_type: DecisionType,
+    },
+    /// CloudEvents attributes of an analyst's unlock, written on after the
+    /// locks on their topic.
+    Unlocked {
+        id: String,
     },
     /// Why a record was dead-lettered, where it was read, its size, and
     /// whether the payload is only its first bytes.

@@ -37,7 +37,8 @@ use super::{
 };
 use crate::engine::{Evaluator, Policy, RuleSet, entity_id, entity_key};
 use crate::events::{
-    InputEvent, InputPosition, InvalidEvent, RuleResult, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input,
+    DecisionType, InputEvent, InputPosition, InvalidEvent, RuleResult, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded,
+    parse_input,
 };
 use crate::live::TookEffect;
 use crate::record::{Accounts, Processed, process};
@@ -614,6 +615,19 @@ impl<'a> Worker<'a> {
                     key,
                     payload: Some(payload),
                     headers: Headers::DeadLetter { reason, offset: record.offset, size, truncated },
+                });
+            }
+            Processed::Unlocked(unlock) => {
+                // Downstream (the bank's lock flag) learns of it on the topic
+                // it learns of locks, in order with them, exactly once.
+                let payload = serde_json::to_vec(&unlock).expect("an unlock serializes");
+                out.records.push(OutRecord {
+                    destination: Destination::Decision(DecisionType::AccountLocked),
+                    partition: record.partition,
+                    target: None,
+                    key: Some(unlock.account_id.into_bytes()),
+                    payload: Some(payload),
+                    headers: Headers::Unlocked { id: unlock.event_id },
                 });
             }
             Processed::Confirmation | Processed::Duplicate => {}

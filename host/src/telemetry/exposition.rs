@@ -114,6 +114,7 @@ fn encode_records(encoder: &mut DescriptorEncoder, c: &Counters) -> std::fmt::Re
     counter(encoder, "weir_dead_letters", "Malformed records dead-lettered", r.dead_letters)?;
     counter(encoder, "weir_duplicates", "Transactions skipped because they were decided before", r.duplicates)?;
     counter(encoder, "weir_confirmations", "Customer confirmations recorded in account state", r.confirmations)?;
+    counter(encoder, "weir_unlocks", "Analysts' unlocks applied to account state", r.unlocks)?;
     counter(
         encoder,
         "weir_entity_late",
