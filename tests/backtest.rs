@@ -39,6 +39,53 @@ fn history() -> (Vec<String>, String) {
     (lines, labels.to_owned())
 }
 
+/// `weir case resolve` records the same verdicts as `history()`'s labels
+/// file, with a correction: a-5 first called fraud, then legitimate. `to`:
+/// where they go (`--append FILE`, or `-c CONFIG` for Kafka).
+fn resolve_as_the_labels(dir: &Path, to: &[&str]) {
+    let resolve = |args: &[&str]| {
+        let common = ["case", "resolve", "--analyst", "analyst-7"];
+        let o = weir(&[&common[..], to, args].concat(), dir);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    resolve(&["--account", "acct-a", "--transaction", "a-5", "--verdict", "fraud"]);
+    resolve(&["--account", "acct-a", "--transaction", "a-4", "--verdict", "fraud", "--pattern", "card-testing"]);
+    let legit = ["--verdict", "legitimate", "--note", "customer confirmed by phone"];
+    let a = ["--account", "acct-a", "--transaction", "a-1", "--transaction", "a-2", "--transaction", "a-3"];
+    resolve(&[&a[..], &["--transaction", "a-5"], &legit[..]].concat());
+    resolve(&[&["--account", "acct-b", "--transaction", "b-1", "--transaction", "b-2"][..], &legit[..]].concat());
+}
+
+/// Labels taken from analysts' dispositions give the same figures as the
+/// equivalent labels file, a later verdict replacing an earlier one; a
+/// malformed disposition is refused naming its line.
+#[test]
+fn a_backtest_labelled_by_dispositions_equals_one_labelled_by_the_file() {
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    velocity_dir(&dir.path().join("candidate"), 3);
+    let (lines, labels) = history();
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("labels.csv"), labels).unwrap();
+    resolve_as_the_labels(dir.path(), &["--append", "dispositions.jsonl"]);
+    let common = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let report = |labels: &[&str], json: &str| -> Value {
+        let o = weir(&[&common[..], labels, &["--json", json]].concat(), dir.path());
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&std::fs::read(dir.path().join(json)).unwrap()).unwrap()
+    };
+    let by_file = report(&["--labels", "labels.csv"], "file.json");
+    let by_dispositions = report(&["--dispositions", "dispositions.jsonl"], "dispositions.json");
+    assert_eq!(by_file["labels"]["labelled"], 7);
+    assert_eq!(by_dispositions["labels"], by_file["labels"]);
+    assert_eq!(by_dispositions["changes"], by_file["changes"], "the changed decisions carry the same labels");
+
+    std::fs::write(dir.path().join("bad.jsonl"), "\n{\"event_type\": \"CaseResolved\"}\n").unwrap();
+    let o = weir(&[&common[..], &["--dispositions", "bad.jsonl"]].concat(), dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("bad.jsonl:2: not a disposition"), "{}", text(&o));
+}
+
 #[test]
 fn backtest_figures_on_a_labelled_set_with_known_answers() {
     let dir = tempdir();
@@ -183,6 +230,38 @@ fn backtest_from_a_kafka_topic_range_equals_the_file() {
     assert!(o.status.success(), "{}", text(&o));
     let empty: Value = serde_json::from_slice(&std::fs::read(dir.path().join("empty.json")).unwrap()).unwrap();
     assert_eq!(empty["input"]["records"], 0);
+}
+
+/// Dispositions written to their Kafka topic by `weir case resolve` label a
+/// backtest (`--dispositions kafka`) as the equivalent labels file does.
+#[test]
+fn dispositions_on_kafka_label_a_backtest_as_the_file_does() {
+    let broker = weir_testkit::Broker::get(&["WEIR_TEST_KAFKA_BOOTSTRAP"]);
+    let dir = tempdir();
+    velocity_dir(&dir.path().join("baseline"), 10);
+    velocity_dir(&dir.path().join("candidate"), 3);
+    let (lines, labels) = history();
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("labels.csv"), labels).unwrap();
+    let prefix = weir_testkit::unique_prefix("dispositions");
+    let config = weir_testkit::config::kafka(&broker.bootstrap, &prefix, "bt", &dir.path().join("baseline"));
+    weir_testkit::config::write(&config, &dir.path().join("weir.toml"));
+    resolve_as_the_labels(dir.path(), &["-c", "weir.toml"]);
+    let written =
+        weir_testkit::read_to_end(broker, &[format!("{prefix}.dispositions")], std::time::Duration::from_secs(30));
+    assert_eq!(written.len(), 4, "one record per `weir case resolve`");
+    assert!(written.iter().all(|r| r.key.as_deref().is_some_and(|k| k.starts_with(b"acct-"))), "keyed by account");
+
+    let common = ["backtest", "--baseline", "baseline", "--candidate", "candidate", "--input", "history.jsonl"];
+    let report = |labels: &[&str], json: &str| -> Value {
+        let o = weir(&[&common[..], labels, &["-c", "weir.toml", "--json", json]].concat(), dir.path());
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&std::fs::read(dir.path().join(json)).unwrap()).unwrap()
+    };
+    let by_file = report(&["--labels", "labels.csv"], "file.json");
+    let by_topic = report(&["--dispositions", "kafka"], "topic.json");
+    assert_eq!(by_file["labels"]["labelled"], 7);
+    assert_eq!(by_topic["labels"], by_file["labels"]);
 }
 
 /// The shadow report over published decisions says what the shadow rule

@@ -716,6 +716,77 @@ fn an_invalid_unlock_is_rejected_by_parser_and_schema_naming_the_field() {
     }
 }
 
+fn disposition_json() -> Value {
+    json!({
+        "event_id": "r-0001",
+        "event_type": "CaseResolved",
+        "schema_version": 1,
+        "occurred_at": "2026-11-29T10:02:00.000Z",
+        "account_id": "acct-2211",
+        "transaction_ids": ["tx-1", "tx-2"],
+        "verdict": "fraud",
+        "pattern": "card-testing",
+        "analyst": "analyst-12",
+        "note": "card reported stolen"
+    })
+}
+
+#[test]
+fn the_disposition_schema_matches_the_type() {
+    let schema = schema("case-resolved.v1.schema.json");
+    let validator = validator(&schema);
+    let mut samples = Vec::new();
+    let mut bare = disposition_json();
+    for key in ["pattern", "note"] {
+        bare.as_object_mut().unwrap().remove(key);
+    }
+    for value in [disposition_json(), bare] {
+        assert_valid(&validator, &value, "the disposition");
+        let resolved = parse_disposition(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("{value}: {e}"));
+        samples.push(to_value(&resolved));
+    }
+    assert_schema_matches("CaseResolved", &schema, &samples);
+    for example in schema["examples"].as_array().expect("the disposition schema has examples") {
+        assert_valid(&validator, example, "the schema's example");
+        assert!(parse_disposition(example.to_string().as_bytes()).is_ok());
+    }
+}
+
+#[test]
+fn an_invalid_disposition_is_rejected_by_parser_and_schema_naming_the_field() {
+    let with = |key: &str, value: Value| {
+        let mut v = disposition_json();
+        v[key] = value;
+        v
+    };
+    let legit_with_pattern = {
+        let mut v = disposition_json();
+        v["verdict"] = json!("legitimate");
+        v
+    };
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        ("no transactions", with("transaction_ids", json!([])), &["field `transaction_ids`"]),
+        ("an empty transaction id", with("transaction_ids", json!(["tx-1", ""])), &["field `transaction_ids`"]),
+        (
+            "too many transactions",
+            with("transaction_ids", json!(vec!["tx"; MAX_RESOLVED_TRANSACTIONS + 1])),
+            &["field `transaction_ids`"],
+        ),
+        ("an unknown verdict", with("verdict", json!("maybe")), &["CaseResolved", "unknown variant"]),
+        ("a pattern on a legitimate verdict", legit_with_pattern, &["field `pattern`"]),
+        ("an empty analyst", with("analyst", json!("")), &["field `analyst`"]),
+        ("a note too long", with("note", json!("n".repeat(MAX_NOTE_BYTES + 1))), &["field `note`"]),
+    ];
+    let validator = validator(&schema("case-resolved.v1.schema.json"));
+    for (name, value, expected) in cases {
+        let error = parse_disposition(value.to_string().as_bytes()).expect_err(name).to_string();
+        for e in expected {
+            assert!(error.contains(e), "{name}: {error:?} does not contain {e:?}");
+        }
+        assert!(!validator.is_valid(&value), "{name}: the schema accepts what the parser rejects");
+    }
+}
+
 #[test]
 fn times_with_offsets_are_read_as_utc_and_written_as_utc_millis() {
     let offset =
@@ -788,9 +859,10 @@ enum Kind {
 fn kind(error: &InvalidEvent) -> Kind {
     match error {
         InvalidEvent::TooLarge { .. } => Kind::TooLarge,
-        InvalidEvent::Malformed(_) | InvalidEvent::MalformedConfirmation(_) | InvalidEvent::MalformedUnlock(_) => {
-            Kind::Malformed
-        }
+        InvalidEvent::Malformed(_)
+        | InvalidEvent::MalformedConfirmation(_)
+        | InvalidEvent::MalformedUnlock(_)
+        | InvalidEvent::MalformedDisposition(_) => Kind::Malformed,
         InvalidEvent::WrongType(_) => Kind::WrongType,
         InvalidEvent::Invalid { field, .. } => Kind::Invalid(field),
     }
@@ -1387,6 +1459,7 @@ fn every_schema_is_draft_2020_12_titled_and_describes_every_property() {
         [
             "account-locked.v1.schema.json",
             "account-unlocked.v1.schema.json",
+            "case-resolved.v1.schema.json",
             "customer-confirmation.v1.schema.json",
             "dead-letter.v1.schema.json",
             "fraud-suspected.v1.schema.json",

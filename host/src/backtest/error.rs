@@ -67,4 +67,7 @@ pub enum LabelProblem {
     NotCsv,
     #[error("the label of {transaction_id} is empty")]
     EmptyLabel { transaction_id: String },
+    /// A record of the dispositions is not a valid `CaseResolved`.
+    #[error("not a disposition: {0}")]
+    Disposition(crate::events::InvalidEvent),
 }

@@ -1,11 +1,13 @@
-//! The labels file: what each transaction really was (legitimate, or fraud
-//! of a named pattern), against which a backtest measures precision, recall
-//! and false-positive rate.
+//! The labels: what each transaction really was (legitimate, or fraud of a
+//! named pattern), against which a backtest measures precision, recall and
+//! false-positive rate. From a labels file, or from analysts' dispositions
+//! (`CaseResolved`), so their verdicts need no hand-made file.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::{BacktestError, LabelProblem};
+use crate::events::{Verdict, parse_disposition};
 
 /// Transaction id → what it really was, from a labels file.
 #[derive(Debug, Default, Clone)]
@@ -55,6 +57,48 @@ impl Labels {
             by_transaction.insert(id, label);
         }
         Ok(Labels { by_transaction })
+    }
+
+    /// Labels from analysts' dispositions (`CaseResolved`, one per record:
+    /// a JSON-lines export's lines or a topic's records, in order), named
+    /// `source` in errors. A fraud verdict labels its transactions with its
+    /// pattern (or `fraud`), a legitimate one `legitimate`; a later
+    /// disposition of a transaction replaces an earlier one, so an
+    /// analyst's correction counts. Blank lines are skipped; any other
+    /// record that is not a valid disposition is an error naming it.
+    pub fn from_dispositions<'a>(
+        records: impl IntoIterator<Item = &'a [u8]>,
+        source: &Path,
+    ) -> Result<Labels, BacktestError> {
+        let mut by_transaction = HashMap::new();
+        for (n, record) in records.into_iter().enumerate() {
+            if record.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let resolved = parse_disposition(record).map_err(|e| BacktestError::Label {
+                path: source.to_owned(),
+                line: n + 1,
+                problem: LabelProblem::Disposition(e),
+            })?;
+            let label = match resolved.verdict {
+                Verdict::Fraud => Label::Fraud(resolved.pattern.unwrap_or_else(|| "fraud".to_owned())),
+                Verdict::Legitimate => Label::Legitimate,
+            };
+            for id in resolved.transaction_ids {
+                by_transaction.insert(id, label.clone());
+            }
+        }
+        Ok(Labels { by_transaction })
+    }
+
+    /// How many transactions are labelled.
+    pub fn len(&self) -> usize {
+        self.by_transaction.len()
+    }
+
+    /// Whether no transaction is labelled.
+    pub fn is_empty(&self) -> bool {
+        self.by_transaction.is_empty()
     }
 
     pub(super) fn get(&self, transaction_id: &str) -> Option<&Label> {

@@ -84,7 +84,7 @@ impl BacktestArgs {
             );
         }
         let warm_up_until = time_flag("--warm-up-until", self.warm_up_until.as_deref())?;
-        let labels = self.report.labels()?;
+        let labels = self.report.labels(&config)?;
         let started = Instant::now();
         let records = self.history(&config)?.read()?;
         let read = started.elapsed();

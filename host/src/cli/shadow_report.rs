@@ -32,7 +32,7 @@ pub struct ShadowReportArgs {
 impl ShadowReportArgs {
     pub fn run(&self) -> anyhow::Result<ExitCode> {
         let config = Config::load(self.config.as_deref())?;
-        let labels = self.report.labels()?;
+        let labels = self.report.labels(&config)?;
         let range =
             (time_flag("--from-time", self.from_time.as_deref())?, time_flag("--to-time", self.to_time.as_deref())?);
         let decisions = read_decisions(&self.decisions)?;

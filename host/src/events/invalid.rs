@@ -25,6 +25,9 @@ pub enum InvalidEvent {
     /// An analyst's unlock (`AccountUnlocked` on the input topic) of the wrong shape.
     #[error("payload is not valid JSON for an analyst's unlock (AccountUnlocked): {0}")]
     MalformedUnlock(String),
+    /// An analyst's disposition (`CaseResolved`) of the wrong shape.
+    #[error("not valid JSON for an analyst's disposition (CaseResolved): {0}")]
+    MalformedDisposition(String),
     #[error("field `{field}`: {problem}")]
     Invalid { field: &'static str, problem: String },
 }

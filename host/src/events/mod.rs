@@ -15,6 +15,8 @@
 //!   with `verified_by = "customer"`), the other event weir reads from its input topic;
 //! - `unlock`: [`AccountUnlocked`], an analyst lifting the lock weir put on an account, the third
 //!   event of the input topic;
+//! - `disposition`: [`CaseResolved`], an analyst's verdict (fraud or legitimate) on flagged
+//!   transactions, on its own topic, read back as a backtest's labels;
 //! - `input`: [`InputEvent`], one record of the input topic, and [`parse_input`], which tells
 //!   the three events apart;
 //! - `invalid`: [`InvalidEvent`], why a record is rejected, and the value checks both input
@@ -43,6 +45,7 @@
 mod confirmation;
 mod dead_letter;
 mod decision;
+mod disposition;
 mod input;
 mod invalid;
 mod json;
@@ -60,6 +63,7 @@ pub use decision::{
     DECISION_ID_NAMESPACE, DECISION_SCHEMA_VERSION, DecisionEvent, DecisionType, EngineInfo, InputPosition,
     decision_event_id,
 };
+pub use disposition::{CASE_RESOLVED, CaseResolved, MAX_RESOLVED_TRANSACTIONS, Verdict, parse_disposition};
 pub use input::{InputEvent, parse_input};
 pub use invalid::{InvalidEvent, MAX_ID_BYTES, forges_text, shown};
 pub use rule_result::{Evidence, FailurePolicy, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode};

@@ -93,16 +93,21 @@ impl AccountUnlocked {
         check_id("account_id", &self.account_id)?;
         check_id("transaction_id", &self.transaction_id)?;
         check_id("analyst", &self.analyst)?;
-        let note = self.note.as_deref().unwrap_or_default();
-        if note.len() > MAX_NOTE_BYTES {
-            return Err(invalid("note", format!("is {} bytes long, the limit is {MAX_NOTE_BYTES}", note.len())));
-        }
-        // Line breaks and tabs are the note's own; other control characters could forge a log line.
-        if note.chars().any(|c| forges_text(c) && !matches!(c, '\n' | '\t')) {
-            return Err(invalid("note", "holds a control or bidirectional-override character"));
-        }
-        Ok(())
+        check_note(self.note.as_deref())
     }
+}
+
+/// An analyst's note: at most [`MAX_NOTE_BYTES`], line breaks and tabs allowed, no other control
+/// character (one could forge a log line).
+pub(super) fn check_note(note: Option<&str>) -> Result<(), InvalidEvent> {
+    let note = note.unwrap_or_default();
+    if note.len() > MAX_NOTE_BYTES {
+        return Err(invalid("note", format!("is {} bytes long, the limit is {MAX_NOTE_BYTES}", note.len())));
+    }
+    if note.chars().any(|c| forges_text(c) && !matches!(c, '\n' | '\t')) {
+        return Err(invalid("note", "holds a control or bidirectional-override character"));
+    }
+    Ok(())
 }
 
 /// Parses and validates a record whose `event_type` is `AccountUnlocked`.

@@ -22,7 +22,7 @@ pub fn create_topics(config: &KafkaConfig, stop: &AtomicBool) -> Result<(), Kafk
     let t = &config.topics;
     let rf = || TopicReplication::Fixed(config.replication_factor);
     let plain: Vec<NewTopic> =
-        [&t.input, &t.transaction_verified, &t.fraud_suspected, &t.account_locked, &t.dead_letters]
+        [&t.input, &t.transaction_verified, &t.fraud_suspected, &t.account_locked, &t.dead_letters, &t.dispositions]
             .into_iter()
             .map(|name| NewTopic::new(name, config.partitions, rf()))
             .collect();

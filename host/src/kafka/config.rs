@@ -117,6 +117,10 @@ pub struct TopicsConfig {
     /// Where entity rules' verdicts go back to the transactions' accounts,
     /// co-partitioned with the input.
     pub entity_verdicts: String,
+    /// Analysts' dispositions (`CaseResolved`), keyed by account id: written
+    /// by `weir case resolve`, read as labels by `weir backtest` and `weir
+    /// shadow-report` (`--dispositions kafka`).
+    pub dispositions: String,
 }
 
 impl Default for TopicsConfig {
@@ -130,6 +134,7 @@ impl Default for TopicsConfig {
             changelog: "weir.account-state".to_owned(),
             entity_prefix: "weir.by-".to_owned(),
             entity_verdicts: "weir.entity-verdicts".to_owned(),
+            dispositions: "fraud.dispositions".to_owned(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Writing one event to weir's input topic, for the commands that speak for
-//! someone other than the bank's transaction producer (`weir case unlock`).
+//! someone other than the bank's transaction producer (`weir case unlock`),
+//! or to another of its topics (`weir case resolve`, the dispositions).
 //! The record is keyed by its account, like every input event, so it lands
 //! on the account's partition, after the transactions produced before it.
 
@@ -47,9 +48,13 @@ impl ProducerContext for Delivery {
 /// producer (`acks=all`, no duplicates from its own retries), and waits
 /// until the broker has it.
 pub fn publish_input(config: &KafkaConfig, key: &str, payload: &[u8]) -> Result<Published, KafkaError> {
+    publish(config, &config.topics.input, key, payload)
+}
+
+/// [`publish_input`] to any topic.
+pub fn publish(config: &KafkaConfig, topic: &str, key: &str, payload: &[u8]) -> Result<Published, KafkaError> {
     let producer: BaseProducer<Delivery> =
         config.client_config().set("enable.idempotence", "true").create_with_context(Delivery::default())?;
-    let topic = config.topics.input.as_str();
     producer.send(BaseRecord::to(topic).key(key).payload(payload)).map_err(|(e, _)| e)?;
     producer.flush(PATIENCE)?;
     let report = producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -90,7 +90,8 @@ pub mod config {
     use weir::kafka::{KafkaConfig, TopicsConfig};
 
     /// The topics of a run with `prefix`: `<prefix>.in`, `.verified`,
-    /// `.suspected`, `.locked`, `.dead`, `.state`, `.by-<kind>`, `.verdicts`.
+    /// `.suspected`, `.locked`, `.dead`, `.state`, `.by-<kind>`, `.verdicts`,
+    /// `.dispositions`.
     pub fn topics(prefix: &str) -> TopicsConfig {
         TopicsConfig {
             input: format!("{prefix}.in"),
@@ -101,6 +102,7 @@ pub mod config {
             changelog: format!("{prefix}.state"),
             entity_prefix: format!("{prefix}.by-"),
             entity_verdicts: format!("{prefix}.verdicts"),
+            dispositions: format!("{prefix}.dispositions"),
         }
     }
 
