@@ -145,6 +145,7 @@ const HOST_LAYERS: &[&str] = &[
     // What one record, one case file, one package, one store is.
     "store",
     "record",
+    "review",
     "cases",
     "scaffold",
     "demo",

@@ -869,4 +869,21 @@ fn an_analyst_unlock_on_kafka_lets_the_next_fraud_lock_again_across_a_restart() 
     assert!(dead[0].0.contains("the account is not locked"), "{dead:?}");
     assert!(dead[1].0.contains("locked by transaction tx-b-4"), "{dead:?}");
     assert!(dead.iter().all(|(_, payload)| payload.contains("AccountUnlocked")), "nothing is lost");
+
+    // `weir case list` folds the case from the topics: no disposition yet, so one open
+    // case holds every flagged decision, with the unlock noted.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["case", "list", "--state", "all", "--json", "--config"])
+        .arg(setup.config("cli"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let flagged: Vec<&str> =
+        cases[0]["decisions"].as_array().unwrap().iter().map(|d| d["transaction_id"].as_str().unwrap()).collect();
+    assert_eq!(flagged, ["tx-a-4", "tx-a-5", "tx-b-4", "tx-b-5", "tx-c-4", "tx-c-5"]);
+    assert_eq!((cases[0]["state"].as_str(), cases[0]["locked"].as_bool()), (Some("open"), Some(true)));
+    assert_eq!(cases[0]["unlocks"][0]["transaction_id"], "tx-a-4");
 }

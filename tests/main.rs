@@ -36,6 +36,8 @@
 //! - `rules_files`: what a deployer can leave in the rules directory — links
 //!   to secrets or to stdin, named pipes, huge and sparse files — is refused
 //!   without hanging or being read, in bounded text that quotes none of it.
+//! - `review`: review cases folded from decisions and dispositions, and
+//!   `weir case list` / `weir case show` over the embedded files.
 //! - `backtest`: `weir backtest` and `weir shadow-report` on labelled
 //!   history whose answers are known; a Kafka topic range equal to the file.
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
@@ -64,6 +66,7 @@ mod native_rules;
 mod params;
 mod pipeline;
 mod refusals;
+mod review;
 mod rules_files;
 mod sandbox;
 mod shipped;

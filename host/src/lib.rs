@@ -24,6 +24,8 @@
 //! - [`http`]: the HTTP side, above the pipelines: the status endpoint
 //!   (`/health`, `/status`, `/metrics`).
 //! - [`cases`]: sandbox test cases (`weir rule test`) and their runner.
+//! - [`review`]: review cases for analysts, folded from published
+//!   decisions and dispositions (`weir case list`, `weir case show`).
 //! - [`scaffold`]: `weir rule new` and `weir rule build`.
 //! - [`toolchain`]: the `wasm32-wasip2` target, added to the toolchain when
 //!   it is missing (also used by host/build.rs).
@@ -49,6 +51,7 @@ pub mod manifest;
 pub mod packages;
 pub mod pipeline;
 pub mod record;
+pub mod review;
 pub mod scaffold;
 pub mod state;
 pub mod store;

@@ -1,7 +1,9 @@
-//! `weir case ...`: what analysts do about an account, as events.
-//! `weir case unlock` lifts the lock weir put on an account (to weir's
-//! input); `weir case resolve` records a verdict on flagged transactions
-//! (to the dispositions topic), which backtests read as labels.
+//! `weir case ...`: what analysts do about an account, as events, and the
+//! review cases they work on. `weir case unlock` lifts the lock weir put on
+//! an account (to weir's input); `weir case resolve` records a verdict on
+//! flagged transactions (to the dispositions topic), which backtests read
+//! as labels; `weir case list` and `weir case show` fold the cases from the
+//! published decisions and the dispositions ([`weir::review`]).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -10,8 +12,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use weir::config::Config;
-use weir::events::{AccountUnlocked, CaseResolved, Verdict};
-use weir::kafka::KafkaConfig;
+use weir::events::{ACCOUNT_UNLOCKED, AccountUnlocked, CaseResolved, Verdict, parse_disposition, shown};
+use weir::kafka::{Bound, KafkaConfig};
+use weir::review::{Case, CaseState, Published};
 
 #[derive(Subcommand)]
 pub enum CaseCommand {
@@ -41,6 +44,19 @@ pub enum CaseCommand {
     /// the verdict shows up in rule precision. A later verdict on a
     /// transaction replaces an earlier one.
     Resolve(ResolveArgs),
+    /// List review cases: every FraudSuspected and AccountLocked opens one for its account.
+    ///
+    /// Folded from weir's published decisions and the analysts'
+    /// dispositions: on Kafka (--config with a `[kafka]` table) the decision
+    /// topics, the unlocks on the account-locked topic and the dispositions
+    /// topic, read to their end; embedded, --decisions FILE and
+    /// --dispositions FILE. A flagged decision joins its account's open case;
+    /// a disposition naming a transaction of the case resolves it, and the
+    /// account's next flagged decision opens a new one.
+    List(ListArgs),
+    /// Show a case: its decisions with each rule's reason and evidence, the
+    /// account's decisions before it, unlocks and the resolution.
+    Show(ShowArgs),
 }
 
 impl CaseCommand {
@@ -48,6 +64,8 @@ impl CaseCommand {
         match self {
             CaseCommand::Unlock(args) => args.run(),
             CaseCommand::Resolve(args) => args.run(),
+            CaseCommand::List(args) => args.run(),
+            CaseCommand::Show(args) => args.run(),
         }
     }
 }
@@ -206,4 +224,261 @@ impl ResolveArgs {
         self.output.write(&config, |k| &k.topics.dispositions, &resolved.account_id, &resolved, &what)?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Where the cases are read from.
+#[derive(Args, Debug)]
+pub struct CaseSource {
+    /// Configuration file (TOML); with a `[kafka]` table the cases are read from the topics.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Embedded: the decisions weir wrote (decisions.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub decisions: Option<PathBuf>,
+    /// Embedded: the dispositions (`weir case resolve --append FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub dispositions: Option<PathBuf>,
+}
+
+impl CaseSource {
+    fn cases(&self) -> anyhow::Result<Vec<Case>> {
+        let config = Config::load(self.config.as_deref())?;
+        let mut published = Published::default();
+        match (&config.kafka, &self.decisions) {
+            (_, Some(path)) => {
+                published.decisions = weir::backtest::read_decisions(path)?;
+                if let Some(path) = &self.dispositions {
+                    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let r = parse_disposition(line)
+                            .with_context(|| format!("{}:{}: not a disposition", path.display(), n + 1))?;
+                        published.dispositions.push(r);
+                    }
+                }
+            }
+            (Some(kafka), None) => {
+                anyhow::ensure!(
+                    self.dispositions.is_none(),
+                    "--dispositions FILE goes with --decisions FILE; on Kafka the dispositions topic is read"
+                );
+                let t = &kafka.topics;
+                for topic in [&t.transaction_verified, &t.fraud_suspected, &t.account_locked] {
+                    let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
+                        .with_context(|| format!("cannot read `{topic}`"))?;
+                    for (n, record) in records.iter().enumerate() {
+                        if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(record)
+                            && unlock.event_type == ACCOUNT_UNLOCKED
+                        {
+                            published.unlocks.push(unlock);
+                            continue;
+                        }
+                        let decision = serde_json::from_slice(record)
+                            .with_context(|| format!("`{topic}`, record {}: not a weir decision", n + 1))?;
+                        published.decisions.push(decision);
+                    }
+                }
+                let topic = &t.dispositions;
+                let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
+                    .with_context(|| format!("cannot read `{topic}`"))?;
+                for (n, record) in records.iter().enumerate() {
+                    let r = parse_disposition(record)
+                        .with_context(|| format!("`{topic}`, record {}: not a disposition", n + 1))?;
+                    published.dispositions.push(r);
+                }
+            }
+            (None, None) => {
+                anyhow::bail!("give the decisions: --decisions FILE (embedded), or --config with a [kafka] table")
+            }
+        }
+        Ok(weir::review::cases(published))
+    }
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Open,
+    Fraud,
+    Legitimate,
+    All,
+}
+
+/// How to order the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    /// Oldest first.
+    Age,
+    /// Highest score first.
+    Score,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: CaseSource,
+    /// Which cases.
+    #[arg(long, value_enum, default_value = "open")]
+    pub state: StateArg,
+    #[arg(long, value_enum, default_value = "age")]
+    pub sort: SortArg,
+    /// Print the cases as JSON (an array), in full.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListArgs {
+    fn run(&self) -> anyhow::Result<ExitCode> {
+        let mut cases: Vec<Case> = self
+            .source
+            .cases()?
+            .into_iter()
+            .filter(|c| match self.state {
+                StateArg::All => true,
+                StateArg::Open => c.state == CaseState::Open,
+                StateArg::Fraud => c.state == CaseState::Fraud,
+                StateArg::Legitimate => c.state == CaseState::Legitimate,
+            })
+            .collect();
+        match self.sort {
+            SortArg::Age => cases.sort_by(|a, b| a.opened_at.cmp(&b.opened_at).then(a.case_id.cmp(&b.case_id))),
+            SortArg::Score => cases.sort_by(|a, b| b.max_score.cmp(&a.max_score).then(a.opened_at.cmp(&b.opened_at))),
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&cases)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{} case(s)", cases.len());
+        if !cases.is_empty() {
+            println!(
+                "{:<10} {:<20} {:<10} {:<24} {:>9} {:>5} {:<6}  first rule",
+                "case", "account", "state", "opened", "decisions", "score", "locked"
+            );
+        }
+        for c in &cases {
+            let state = match c.state {
+                CaseState::Open => "open",
+                CaseState::Fraud => "fraud",
+                CaseState::Legitimate => "legitimate",
+            };
+            let first = c.decisions.first().and_then(|d| d.fired.first()).map_or("", String::as_str);
+            println!(
+                "{:<10} {:<20} {:<10} {:<24} {:>9} {:>5} {:<6}  {}",
+                &c.case_id[..8],
+                shown(&c.account_id, 20),
+                state,
+                c.opened_at,
+                c.decisions.len(),
+                c.max_score,
+                if c.locked { "yes" } else { "no" },
+                shown(first, 60)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The case id (or its first characters, as `weir case list` shows), or an account id:
+    /// that account's cases.
+    pub case: String,
+    #[command(flatten)]
+    pub source: CaseSource,
+    /// Print the case(s) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ShowArgs {
+    fn run(&self) -> anyhow::Result<ExitCode> {
+        let found: Vec<Case> = self
+            .source
+            .cases()?
+            .into_iter()
+            .filter(|c| c.account_id == self.case || c.case_id.starts_with(&self.case))
+            .collect();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "no case {} (a case id, its first characters, or an account id)",
+            shown(&self.case, 80)
+        );
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for c in &found {
+            print_case(c);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print_case(c: &Case) {
+    println!("case {} — account {} — {:?}", c.case_id, shown(&c.account_id, 256), c.state);
+    println!(
+        "  opened {}, highest score {}, {}",
+        c.opened_at,
+        c.max_score,
+        if c.locked { "account locked" } else { "not locked" }
+    );
+    println!("  decisions:");
+    for d in &c.decisions {
+        print_decision(d, "    ");
+        for r in &d.rules {
+            let evidence: Vec<String> =
+                r.evidence.iter().map(|e| format!("{}={}", shown(&e.name, 64), shown(&e.value, 128))).collect();
+            println!(
+                "        {} {} {:?} {}: {} [{}]",
+                shown(&r.rule_id, 64),
+                shown(&r.rule_version, 32),
+                r.mode,
+                shown(&r.reason_code, 64),
+                shown(&r.message, 256),
+                evidence.join(", ")
+            );
+        }
+    }
+    if !c.recent.is_empty() {
+        println!("  the account's decisions before:");
+        for d in &c.recent {
+            print_decision(d, "    ");
+        }
+    }
+    for u in &c.unlocks {
+        println!(
+            "  unlocked (the lock by {}) by {} at {}: {}",
+            shown(&u.transaction_id, 256),
+            shown(&u.analyst, 256),
+            u.at,
+            shown(u.note.as_deref().unwrap_or(""), 512)
+        );
+    }
+    if let Some(r) = &c.resolution {
+        println!(
+            "  resolved {:?}{} by {} at {}: {}",
+            r.verdict,
+            r.pattern.as_deref().map(|p| format!(" ({})", shown(p, 64))).unwrap_or_default(),
+            shown(&r.analyst, 256),
+            r.at,
+            shown(r.note.as_deref().unwrap_or(""), 512)
+        );
+    }
+    println!();
+}
+
+fn print_decision(d: &weir::review::CaseDecision, indent: &str) {
+    println!(
+        "{indent}{} {} {} {} {} (minor units) at {} score {}{}",
+        d.occurred_at,
+        shown(&d.transaction_id, 256),
+        d.event_type.as_str(),
+        shown(&d.amount.currency, 8),
+        d.amount.minor_units,
+        shown(&d.merchant_id, 256),
+        d.score,
+        d.reason.as_deref().map(|r| format!(" — {}", shown(r, 256))).unwrap_or_default()
+    );
 }

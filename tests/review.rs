@@ -1,0 +1,132 @@
+//! Review cases (`weir::review`, `weir case list`, `weir case show`): the
+//! cases folded from what weir decided and what analysts concluded.
+
+use weir::events::{CaseResolved, DecisionType, Verdict};
+use weir::review::{CaseState, Published, cases};
+
+use crate::util::{card_testing, decide_embedded, stdout, tempdir, text, unlock_line, weir};
+
+/// acct-u: card testing locks it (case 1); an analyst unlocks it and calls
+/// it fraud; card testing again (case 2, open). acct-v: card testing,
+/// called legitimate. acct-w: never flagged, no case.
+fn scenario() -> (Vec<String>, Vec<CaseResolved>) {
+    let mut lines = card_testing("acct-u", "tx-a", 0);
+    lines.push(unlock_line("acct-u", "tx-a-4", 0));
+    lines.extend(card_testing("acct-u", "tx-b", 3600));
+    lines.extend(card_testing("acct-v", "tx-v", 0));
+    lines.push(
+        serde_json::to_string(
+            &weir::cases::CaseTx { account: Some("acct-w".into()), ..Default::default() }.to_event("tx-w"),
+        )
+        .unwrap(),
+    );
+    let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let dispositions = vec![
+        CaseResolved::new(
+            "acct-u",
+            &ids(&["tx-a-4", "tx-a-5"]),
+            Verdict::Fraud,
+            Some("card-testing"),
+            "analyst-7",
+            None,
+            at,
+        )
+        .unwrap(),
+        CaseResolved::new(
+            "acct-v",
+            &ids(&["tx-v-4", "tx-v-5"]),
+            Verdict::Legitimate,
+            None,
+            "analyst-7",
+            Some("own purchases"),
+            at,
+        )
+        .unwrap(),
+    ];
+    (lines, dispositions)
+}
+
+#[test]
+fn flagged_decisions_open_cases_that_dispositions_resolve() {
+    let (lines, dispositions) = scenario();
+    let (_, decided) = decide_embedded(&lines);
+    let decisions: Vec<_> = decided.into_values().collect();
+    let unlocks = vec![serde_json::from_str(&lines[5]).unwrap()];
+    let all = cases(Published { decisions: decisions.clone(), unlocks, dispositions });
+    let summary: Vec<(&str, CaseState, Vec<&str>)> = all
+        .iter()
+        .map(|c| (c.account_id.as_str(), c.state, c.decisions.iter().map(|d| d.transaction_id.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("acct-u", CaseState::Fraud, vec!["tx-a-4", "tx-a-5"]),
+            ("acct-u", CaseState::Open, vec!["tx-b-4", "tx-b-5"]),
+            ("acct-v", CaseState::Legitimate, vec!["tx-v-4", "tx-v-5"]),
+        ],
+        "{all:#?}"
+    );
+    let first = &all[0];
+    assert!(first.locked && first.decisions[0].event_type == DecisionType::AccountLocked);
+    assert!(
+        first.decisions[0].fired.iter().any(|f| f == "card-testing:CARD_TESTING"),
+        "{:?}",
+        first.decisions[0].fired
+    );
+    assert_eq!(
+        first.decisions[0].rules.iter().find(|r| r.rule_id.as_ref() == "card-testing").unwrap().reason_code,
+        "CARD_TESTING"
+    );
+    assert_eq!(first.unlocks.len(), 1, "the analyst's unlock is on the case it lifted");
+    assert_eq!(first.resolution.as_ref().unwrap().pattern.as_deref(), Some("card-testing"));
+    let recent: Vec<&str> = first.recent.iter().map(|d| d.transaction_id.as_str()).collect();
+    assert_eq!(recent, ["tx-a-1", "tx-a-2", "tx-a-3"], "the account's decisions before the case");
+    assert!(all[1].unlocks.is_empty() && all[1].resolution.is_none());
+
+    // The same decisions in another order give the same cases.
+    let mut shuffled = decisions;
+    shuffled.reverse();
+    let (_, dispositions) = scenario();
+    let unlocks = vec![serde_json::from_str(&lines[5]).unwrap()];
+    let again = cases(Published { decisions: shuffled, unlocks, dispositions });
+    assert_eq!(again, all);
+}
+
+/// `weir case list` and `weir case show` over the embedded pipeline's files.
+#[test]
+fn case_list_and_show_over_the_embedded_files() {
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    let (lines, dispositions) = scenario();
+    std::fs::write(dir.path().join("input.jsonl"), lines.join("\n")).unwrap();
+    let d: Vec<String> = dispositions.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    std::fs::write(dir.path().join("dispositions.jsonl"), d.join("\n")).unwrap();
+    let o = weir(&["run", "--rules", "rules", "--input", "input.jsonl", "--output", "out"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let source = ["--decisions", "out/decisions.jsonl", "--dispositions", "dispositions.jsonl"];
+
+    let o = weir(&[&["case", "list"][..], &source].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = stdout(&o);
+    assert!(
+        listed.starts_with("1 case(s)") && listed.contains("acct-u") && listed.contains("card-testing:CARD_TESTING"),
+        "{listed}"
+    );
+    let o = weir(&[&["case", "list", "--state", "all", "--sort", "score", "--json"][..], &source].concat(), dir.path());
+    let all: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let states: Vec<&str> = all.as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(states.len(), 3);
+    assert!(states.contains(&"fraud") && states.contains(&"legitimate") && states.contains(&"open"), "{states:?}");
+
+    let o = weir(&[&["case", "show", "acct-v"][..], &source].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let shown = stdout(&o);
+    assert!(shown.contains("Legitimate") && shown.contains("own purchases") && shown.contains("tx-v-4"), "{shown}");
+    let id = all[0]["case_id"].as_str().unwrap();
+    let o = weir(&[&["case", "show", &id[..8], "--json"][..], &source].concat(), dir.path());
+    let one: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(one[0]["case_id"], id);
+    let o = weir(&[&["case", "show", "no-such-case"][..], &source].concat(), dir.path());
+    assert!(!o.status.success() && text(&o).contains("no case no-such-case"), "{}", text(&o));
+}
