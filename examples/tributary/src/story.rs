@@ -15,7 +15,8 @@
 //!    refuses the next purchase locally. Bram calls; an analyst unlocks the
 //!    account (`weir case unlock`); weir writes the `AccountUnlocked` on and
 //!    the bank clears its flag; Bram shops again. The thief cashes out
-//!    again: `AccountLocked` again, and the bank's flag follows.
+//!    again: `AccountLocked` again, and the bank's flag follows. The analyst
+//!    resolves the first case as fraud; the new lock has a case of its own.
 //! 3. A customer's bet is suspected; they confirm "it was me"; the next bet
 //!    at that site is verified, a bet at another site is still suspected.
 //! 4. weir is stopped. Purchases go on and succeed; their events wait in
@@ -84,6 +85,9 @@ pub struct Report {
     pub bank_unlocked_then_locked: bool,
     /// Scene 2: `AccountUnlocked` records on the account-locked topic.
     pub unlocks_published: usize,
+    /// Scene 2: the states of the owner's review cases once the analyst
+    /// resolved the first (`weir case show`).
+    pub bram_cases: Vec<String>,
     /// Scenes 3 and 4: the first bet, the bet after the confirmation, the bet
     /// elsewhere, and a bet at the confirmed site while weir was stopped.
     pub bets: Vec<String>,
@@ -559,17 +563,11 @@ impl<'a> Story<'a> {
         electro: (&str, &str, &str, &str),
     ) -> anyhow::Result<()> {
         say!(self, "   Bram calls the bank and passes the identity check. An analyst unlocks the account:");
-        let config = self.weir_config()?;
-        let out = Command::new(&self.opts.weir)
-            .args(["case", "unlock", "--account", "acct-2211", "--transaction", locked_by])
-            .args(["--analyst", "fraud-ops/analyst-12", "--note", "owner verified by phone; card replaced"])
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .context("running weir case unlock")?;
-        ensure!(out.status.success(), "weir case unlock failed: {}", String::from_utf8_lossy(&out.stderr));
+        let unlock = ["case", "unlock", "--account", "acct-2211", "--transaction", locked_by];
+        let out =
+            self.weir_cli(&[&unlock[..], &["--analyst", "fraud-ops/analyst-12", "--note", "owner verified"]].concat())?;
         say!(self, "  $ weir case unlock --account acct-2211 --transaction {locked_by} ...");
-        say!(self, "    {}", String::from_utf8_lossy(&out.stdout).trim());
+        say!(self, "    {}", out.trim());
         self.wait_until("the bank to clear the flag on acct-2211", |s| Ok(s.bank.lock_of("acct-2211")?.is_none()))?;
         say!(self, "  🏦 weir wrote AccountUnlocked on after the lock; the bank consumed it and cleared its flag.");
         let own = self.accepted("acct-2211", 1_200, grocer, "card_present", Some("fp-bram-phone"))?;
@@ -581,7 +579,43 @@ impl<'a> Story<'a> {
         self.bank_lock("acct-2211")?;
         self.report.bank_unlocked_then_locked = true;
         self.report.unlocks_published = *self.decisions.unlocks.lock().unwrap_or_else(|e| e.into_inner());
+
+        say!(self, "   The analyst closes the first case as card testing; the new lock waits in a case of its own:");
+        let resolve = ["case", "resolve", "--account", "acct-2211", "--transaction", locked_by, "--verdict", "fraud"];
+        let out = self
+            .weir_cli(&[&resolve[..], &["--pattern", "card-testing", "--analyst", "fraud-ops/analyst-12"]].concat())?;
+        say!(
+            self,
+            "  $ weir case resolve --account acct-2211 --transaction {locked_by} --verdict fraud --pattern card-testing ..."
+        );
+        say!(self, "    {}", out.trim());
+        let shown: serde_json::Value =
+            serde_json::from_str(&self.weir_cli(&["case", "show", "acct-2211", "--json"])?)
+                .context("weir case show --json prints JSON")?;
+        for case in shown.as_array().context("an array of cases")? {
+            let state = case["state"].as_str().unwrap_or_default().to_owned();
+            let decisions = case["decisions"].as_array().map_or(0, Vec::len);
+            say!(
+                self,
+                "    case {} of acct-2211: {state}, {decisions} flagged decision(s)",
+                &case["case_id"].as_str().unwrap_or_default()[..8]
+            );
+            self.report.bram_cases.push(state);
+        }
         Ok(())
+    }
+
+    /// Runs `weir` with `args` and the story's configuration: its stdout.
+    fn weir_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let config = self.weir_config()?;
+        let out = Command::new(&self.opts.weir)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .with_context(|| format!("running weir {}", args.join(" ")))?;
+        ensure!(out.status.success(), "weir {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn confirmation(&mut self) -> anyhow::Result<()> {

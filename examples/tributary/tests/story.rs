@@ -35,6 +35,8 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.after_unlock, ["TransactionVerified", "AccountLocked"]);
     assert!(report.bank_unlocked_then_locked);
     assert_eq!(report.unlocks_published, 1, "weir wrote the unlock on once");
+    // The analyst resolves the first case as fraud; the new lock is in an open case of its own.
+    assert_eq!(report.bram_cases, ["fraud", "open"]);
     // 3. Confirmation: suspected, then verified at the same merchant, suspected elsewhere.
     assert_eq!(report.bets[..3], ["FraudSuspected", "TransactionVerified", "FraudSuspected"]);
     // ...and the confirmation still holds after weir's restart.
