@@ -179,6 +179,7 @@ pub struct ResolveArgs {
     /// A transaction the verdict is about (repeat for several, up to 1000).
     #[arg(long = "transaction", required = true)]
     pub transactions: Vec<String>,
+    /// What the analyst concluded.
     #[arg(long, value_enum)]
     pub verdict: VerdictArg,
     /// For fraud, the pattern's name (e.g. `card-testing`): the label backtests show.

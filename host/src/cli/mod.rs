@@ -75,7 +75,7 @@ pub enum Command {
     /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(rule::RuleCommand),
-    /// What analysts do about an account: unlock it.
+    /// Review cases and what analysts do about them: unlock, resolve, list, show.
     #[command(subcommand)]
     Case(case::CaseCommand),
     /// Check the rule packages in a directory: which load, which are refused and why.
