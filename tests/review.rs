@@ -129,4 +129,28 @@ fn case_list_and_show_over_the_embedded_files() {
     assert_eq!(one[0]["case_id"], id);
     let o = weir(&[&["case", "show", "no-such-case"][..], &source].concat(), dir.path());
     assert!(!o.status.success() && text(&o).contains("no case no-such-case"), "{}", text(&o));
+
+    // `weir case resolve --case` covers every flagged decision of the open case; then none is open.
+    let open = all.as_array().unwrap().iter().find(|c| c["state"] == "open").unwrap();
+    let open_id = open["case_id"].as_str().unwrap();
+    let resolve = ["case", "resolve", "--verdict", "fraud", "--pattern", "card-testing", "--analyst", "analyst-7"];
+    let files = ["--decisions", "out/decisions.jsonl", "--append", "dispositions.jsonl"];
+    let o = weir(&[&resolve[..], &["--case", &open_id[..8]], &files[..]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let written: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("dispositions.jsonl")).unwrap().lines().last().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["account_id"], open["account_id"]);
+    let named: Vec<&str> = written["transaction_ids"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let flagged: Vec<&str> =
+        open["decisions"].as_array().unwrap().iter().map(|d| d["transaction_id"].as_str().unwrap()).collect();
+    assert_eq!(named, flagged);
+    let o = weir(&[&["case", "list"][..], &source].concat(), dir.path());
+    assert!(stdout(&o).starts_with("0 case(s)"), "{}", stdout(&o));
+    // An unknown case is refused and nothing is written.
+    let before = std::fs::read_to_string(dir.path().join("dispositions.jsonl")).unwrap();
+    let o = weir(&[&resolve[..], &["--case", "ffffffff"], &files[..]].concat(), dir.path());
+    assert!(!o.status.success() && text(&o).contains("no case ffffffff"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.path().join("dispositions.jsonl")).unwrap(), before);
 }

@@ -6,7 +6,7 @@
 //! published decisions and the dispositions ([`weir::review`]).
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -119,7 +119,20 @@ impl Output {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open {} to append {what}", path.display()))?;
-            writeln!(file, "{line}").with_context(|| format!("cannot append {what} to {}", path.display()))?;
+            // A file whose last line has no line break gets one first, so the event is a line of its own.
+            let unterminated = {
+                use std::io::{Read as _, Seek as _, SeekFrom};
+                let mut last = [b'\n'];
+                let mut reader =
+                    std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+                if reader.seek(SeekFrom::End(0))? > 0 {
+                    reader.seek(SeekFrom::End(-1))?;
+                    reader.read_exact(&mut last)?;
+                }
+                last[0] != b'\n'
+            };
+            let text = if unterminated { format!("\n{line}") } else { line.clone() };
+            writeln!(file, "{text}").with_context(|| format!("cannot append {what} to {}", path.display()))?;
             if self.json {
                 println!("{}", serde_json::json!({ "event": event, "file": path }));
             } else {
@@ -173,11 +186,20 @@ pub enum VerdictArg {
 
 #[derive(Args, Debug)]
 pub struct ResolveArgs {
+    /// The case to resolve, as `weir case list` shows it (its id or first characters): the
+    /// verdict covers every flagged decision of the case. The cases are read as `weir case
+    /// list` reads them (the topics; embedded, --decisions and the --append file). Instead of
+    /// --account and --transaction.
+    #[arg(long = "case", value_name = "CASE", conflicts_with_all = ["account", "transactions"])]
+    pub case_id: Option<String>,
+    /// With --case, embedded: the decisions weir wrote (decisions.jsonl).
+    #[arg(long, value_name = "FILE", requires = "case_id")]
+    pub decisions: Option<PathBuf>,
     /// The account the transactions belong to.
-    #[arg(long)]
-    pub account: String,
+    #[arg(long, required_unless_present = "case_id")]
+    pub account: Option<String>,
     /// A transaction the verdict is about (repeat for several, up to 1000).
-    #[arg(long = "transaction", required = true)]
+    #[arg(long = "transaction", required_unless_present = "case_id")]
     pub transactions: Vec<String>,
     /// What the analyst concluded.
     #[arg(long, value_enum)]
@@ -203,9 +225,25 @@ impl ResolveArgs {
             VerdictArg::Legitimate => Verdict::Legitimate,
         };
         let now = time::OffsetDateTime::now_utc();
+        let (account, transactions) = match &self.case_id {
+            Some(id) => {
+                let cases = read_cases(&config, self.decisions.as_deref(), self.output.append.as_deref())?;
+                let case = the_case(&cases, id)?;
+                if let Some(r) = &case.resolution {
+                    eprintln!(
+                        "case {} was resolved {:?} by {}; this verdict replaces it",
+                        &case.case_id[..8],
+                        r.verdict,
+                        shown(&r.analyst, 256)
+                    );
+                }
+                (case.account_id.clone(), case.decisions.iter().map(|d| d.transaction_id.clone()).collect())
+            }
+            None => (self.account.clone().unwrap_or_default(), self.transactions.clone()),
+        };
         let resolved = CaseResolved::new(
-            &self.account,
-            &self.transactions,
+            &account,
+            &transactions,
             verdict,
             self.pattern.as_deref(),
             &self.analyst,
@@ -244,58 +282,74 @@ pub struct CaseSource {
 impl CaseSource {
     fn cases(&self) -> anyhow::Result<Vec<Case>> {
         let config = Config::load(self.config.as_deref())?;
-        let mut published = Published::default();
-        match (&config.kafka, &self.decisions) {
-            (_, Some(path)) => {
-                published.decisions = weir::backtest::read_decisions(path)?;
-                if let Some(path) = &self.dispositions {
-                    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        let r = parse_disposition(line)
-                            .with_context(|| format!("{}:{}: not a disposition", path.display(), n + 1))?;
-                        published.dispositions.push(r);
+        read_cases(&config, self.decisions.as_deref(), self.dispositions.as_deref())
+    }
+}
+
+/// The case `id` names (a case id or its first characters) among `cases`.
+fn the_case<'a>(cases: &'a [Case], id: &str) -> anyhow::Result<&'a Case> {
+    let found: Vec<&Case> = cases.iter().filter(|c| c.case_id.starts_with(id)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => anyhow::bail!("no case {} (see `weir case list --state all`)", shown(id, 80)),
+        many => anyhow::bail!("{} cases start with {}; give more of the id", many.len(), shown(id, 80)),
+    }
+}
+
+/// The cases, folded from the Kafka topics, or with `decisions` from the
+/// embedded files (`dispositions`, if it exists).
+fn read_cases(config: &Config, decisions: Option<&Path>, dispositions: Option<&Path>) -> anyhow::Result<Vec<Case>> {
+    let mut published = Published::default();
+    match (&config.kafka, decisions) {
+        (_, Some(path)) => {
+            published.decisions = weir::backtest::read_decisions(path)?;
+            if let Some(path) = dispositions.filter(|p| p.exists()) {
+                let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
                     }
-                }
-            }
-            (Some(kafka), None) => {
-                anyhow::ensure!(
-                    self.dispositions.is_none(),
-                    "--dispositions FILE goes with --decisions FILE; on Kafka the dispositions topic is read"
-                );
-                let t = &kafka.topics;
-                for topic in [&t.transaction_verified, &t.fraud_suspected, &t.account_locked] {
-                    let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
-                        .with_context(|| format!("cannot read `{topic}`"))?;
-                    for (n, record) in records.iter().enumerate() {
-                        if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(record)
-                            && unlock.event_type == ACCOUNT_UNLOCKED
-                        {
-                            published.unlocks.push(unlock);
-                            continue;
-                        }
-                        let decision = serde_json::from_slice(record)
-                            .with_context(|| format!("`{topic}`, record {}: not a weir decision", n + 1))?;
-                        published.decisions.push(decision);
-                    }
-                }
-                let topic = &t.dispositions;
-                let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
-                    .with_context(|| format!("cannot read `{topic}`"))?;
-                for (n, record) in records.iter().enumerate() {
-                    let r = parse_disposition(record)
-                        .with_context(|| format!("`{topic}`, record {}: not a disposition", n + 1))?;
+                    let r = parse_disposition(line)
+                        .with_context(|| format!("{}:{}: not a disposition", path.display(), n + 1))?;
                     published.dispositions.push(r);
                 }
             }
-            (None, None) => {
-                anyhow::bail!("give the decisions: --decisions FILE (embedded), or --config with a [kafka] table")
+        }
+        (Some(kafka), None) => {
+            anyhow::ensure!(
+                dispositions.is_none(),
+                "dispositions from a file go with --decisions FILE; on Kafka the dispositions topic is read"
+            );
+            let t = &kafka.topics;
+            for topic in [&t.transaction_verified, &t.fraud_suspected, &t.account_locked] {
+                let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
+                    .with_context(|| format!("cannot read `{topic}`"))?;
+                for (n, record) in records.iter().enumerate() {
+                    if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(record)
+                        && unlock.event_type == ACCOUNT_UNLOCKED
+                    {
+                        published.unlocks.push(unlock);
+                        continue;
+                    }
+                    let decision = serde_json::from_slice(record)
+                        .with_context(|| format!("`{topic}`, record {}: not a weir decision", n + 1))?;
+                    published.decisions.push(decision);
+                }
+            }
+            let topic = &t.dispositions;
+            let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
+                .with_context(|| format!("cannot read `{topic}`"))?;
+            for (n, record) in records.iter().enumerate() {
+                let r = parse_disposition(record)
+                    .with_context(|| format!("`{topic}`, record {}: not a disposition", n + 1))?;
+                published.dispositions.push(r);
             }
         }
-        Ok(weir::review::cases(published))
+        (None, None) => {
+            anyhow::bail!("give the decisions: --decisions FILE (embedded), or --config with a [kafka] table")
+        }
     }
+    Ok(weir::review::cases(published))
 }
 
 /// Which cases to list.
