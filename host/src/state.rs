@@ -122,6 +122,10 @@ pub struct AccountState {
     pub suspicion_seq: u64,
     /// What changed since the parts were last taken for writing.
     pub(crate) changes: Changes,
+    /// Hashes of the history's transaction ids, newest first like the
+    /// history, for [`AccountState::has_transaction`]; in memory only, and
+    /// used only while it has as many entries as the history.
+    id_hashes: std::collections::VecDeque<u64>,
 }
 
 /// Equal when the state is: what is pending a write does not count, and a
@@ -263,6 +267,12 @@ pub struct Lock {
     pub reason: String,
 }
 
+/// A transaction id's hash for [`AccountState::has_transaction`] (in memory only).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::with_seed(0x77e1_5eed).hash_one(id)
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Sized for a typical part, so encoding does not grow the buffer step by step.
     postcard::to_extend(value, Vec::with_capacity(256)).expect("account state always serializes")
@@ -291,6 +301,7 @@ impl AccountState {
             history_seq,
             suspicion_seq: 0,
             changes: Changes { all: true, ..Changes::default() },
+            id_hashes: Default::default(),
         })
     }
 
@@ -341,9 +352,28 @@ impl AccountState {
 
     /// Records a transaction in the history, once every rule has seen it.
     pub fn record_history(&mut self, transaction: PastTransaction) {
+        let in_step = self.id_hashes.len() == self.history.len();
+        let hash = id_hash(&transaction.transaction_id);
         self.history.push(transaction);
         self.history_seq += 1;
         self.changes.history += 1;
+        if in_step {
+            self.id_hashes.push_front(hash);
+            self.id_hashes.truncate(HISTORY_LEN);
+        } else {
+            // Read back from parts, or built by hand: hashed once, here.
+            self.id_hashes = self.history.recent(u32::MAX).map(|t| id_hash(&t.transaction_id)).collect();
+        }
+    }
+
+    /// Whether the transaction `id` is in the account's history: one of
+    /// its recent transactions (published twice upstream).
+    pub fn has_transaction(&self, id: &str) -> bool {
+        if self.id_hashes.len() != self.history.len() {
+            return self.history.recent(u32::MAX).any(|t| t.transaction_id == id);
+        }
+        let hash = id_hash(id);
+        self.id_hashes.iter().zip(self.history.recent(u32::MAX)).any(|(h, t)| *h == hash && t.transaction_id == id)
     }
 
     /// Locks the account.
@@ -710,6 +740,25 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(back.suspicions[0].decision_event_id, "d-6");
         assert_eq!(back.suspicions.last().unwrap().decision_event_id, "d-99");
+    }
+
+    #[test]
+    fn the_history_knows_its_transactions_whether_kept_in_step_or_read_back() {
+        let past = |i: usize| weir_sdk::PastTransaction::from(&tx().id(&format!("tx-{i}")).build());
+        let mut s = AccountState::default();
+        for i in 0..40 {
+            s.record_history(past(i));
+        }
+        assert!(s.has_transaction("tx-39") && s.has_transaction("tx-8"));
+        assert!(!s.has_transaction("tx-7"), "beyond the history's 32");
+        assert!(!s.has_transaction("tx-40"));
+        // Read back from parts: the hashes are rebuilt on the next transaction.
+        let mut store = BTreeMap::new();
+        apply(&mut store, s.take_changes());
+        let mut back = load(&store);
+        assert!(back.has_transaction("tx-39") && !back.has_transaction("tx-7"));
+        back.record_history(past(40));
+        assert!(back.has_transaction("tx-40") && back.has_transaction("tx-9") && !back.has_transaction("tx-8"));
     }
 
     #[test]

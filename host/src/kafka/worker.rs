@@ -828,14 +828,7 @@ fn verdict_record(task: i32, partition: i32, verdict: &Verdict, account: Option<
 /// Whether `tx` is among its account's recent transactions (published
 /// twice upstream, e.g. by an outbox relay that died before marking it sent).
 fn seen_before(accounts: &HashMap<String, AccountState>, tx: &TransactionRecorded) -> bool {
-    let id = tx.transaction_id.as_bytes();
-    // Ids usually share their length and prefix: the last byte tells
-    // most of them apart without a full comparison.
-    let same = |p: &weir_sdk::PastTransaction| {
-        let other = p.transaction_id.as_bytes();
-        other.len() == id.len() && other.last() == id.last() && other == id
-    };
-    accounts.get(&tx.account_id).is_some_and(|a| a.history.recent(u32::MAX).any(same))
+    accounts.get(&tx.account_id).is_some_and(|a| a.has_transaction(&tx.transaction_id))
 }
 
 impl Accounts for PartitionAccounts<'_> {
