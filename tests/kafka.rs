@@ -887,3 +887,45 @@ fn an_analyst_unlock_on_kafka_lets_the_next_fraud_lock_again_across_a_restart() 
     assert_eq!((cases[0]["state"].as_str(), cases[0]["locked"].as_bool()), (Some("open"), Some(true)));
     assert_eq!(cases[0]["unlocks"][0]["transaction_id"], "tx-a-4");
 }
+
+/// The entity hop's records below the committed offsets are deleted from
+/// its topics (`kafka.hop_purge_interval_ms`), and every transaction is
+/// still decided once.
+#[test]
+fn the_entity_hop_deletes_what_it_committed() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("purge");
+    let txs = crate::entities::stream(600, 17);
+    let lines: Vec<String> = txs.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
+    let mut config = setup.weir_config("a");
+    let kafka = config.kafka.as_mut().unwrap();
+    kafka.entities = vec!["device".into()];
+    kafka.hop_purge_interval_ms = 200;
+    weir::kafka::create_topics(kafka, &Default::default()).unwrap();
+    let hop = [setup.topic("by-device"), setup.topic("verdicts")];
+    setup.produce_quietly(&lines);
+    let mut weir = setup.start_with("a", &config);
+    setup.wait_for_decisions(lines.len(), Duration::from_secs(120));
+
+    let consumer: rdkafka::consumer::BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker().bootstrap).create().unwrap();
+    use rdkafka::consumer::Consumer as _;
+    let watermarks = |topic: &str| -> Vec<(i64, i64)> {
+        (0..4).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap()).collect()
+    };
+    wait_for("the hop's committed records to be deleted", Duration::from_secs(60), || {
+        hop.iter().all(|t| watermarks(t).iter().filter(|(_, high)| *high > 0).all(|(low, _)| *low > 0))
+    });
+    for topic in &hop {
+        let marks = watermarks(topic);
+        assert!(marks.iter().any(|(_, high)| *high > 0), "{topic} carried records: {marks:?}");
+    }
+    weir.terminate(STOP_DEADLINE);
+    let got = setup.all_decisions();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for d in &got {
+        *counts.entry(d.transaction_id.as_str()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), lines.len(), "every transaction decided");
+    assert!(counts.values().all(|n| *n == 1), "each once");
+}

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -123,6 +125,20 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
     renewals: Vec<Instant>,
     /// Set when weir is asked to stop: waits for the broker give up.
     stop: &'a AtomicBool,
+    /// Deleting the entity hop's committed records (none without a hop).
+    purge: Option<Purge>,
+}
+
+/// The entity hop's records below the committed offsets, deleted from its
+/// topics every `kafka.hop_purge_interval_ms`: nothing reads them again
+/// (a restart or a new owner starts at the committed offsets), so the hop
+/// keeps on disk only what is still to be decided.
+struct Purge {
+    admin: AdminClient<DefaultClientContext>,
+    every: Duration,
+    last: Instant,
+    /// The newest committed offset of each hop partition since the last purge.
+    committed: HashMap<(Source, i32), i64>,
 }
 
 impl<'a, C: ConsumerContext> Committer<'a, C> {
@@ -150,7 +166,49 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             link,
             summary: KafkaSummary::default(),
             renewals: Vec::new(),
+            purge: match (topology.kinds.is_empty(), config.hop_purge_interval_ms) {
+                (true, _) | (_, 0) => None,
+                (false, ms) => Some(Purge {
+                    admin: config.client_config().create()?,
+                    every: Duration::from_millis(ms),
+                    last: Instant::now(),
+                    committed: HashMap::new(),
+                }),
+            },
         })
+    }
+
+    /// Deletes the hop's records below the offsets committed since the last
+    /// purge, when one is due. A failure is logged; the next purge retries.
+    async fn purge_hop(&mut self) {
+        let patience = self.patience();
+        let Some(purge) = self.purge.as_mut() else { return };
+        if purge.committed.is_empty() || purge.last.elapsed() < purge.every {
+            return;
+        }
+        purge.last = Instant::now();
+        let mut offsets = TopicPartitionList::new();
+        for ((source, p), o) in purge.committed.drain() {
+            if let Err(e) = offsets.add_partition_offset(self.topology.topic(source), p, Offset::Offset(o)) {
+                tracing::warn!(error = %e, "cannot name a hop partition to purge");
+            }
+        }
+        let options = AdminOptions::new().request_timeout(Some(patience));
+        match purge.admin.delete_records(&offsets, &options).await {
+            Ok(result) => {
+                let failed: Vec<String> = result
+                    .elements()
+                    .iter()
+                    .filter_map(|e| e.error().err().map(|err| format!("{}/{}: {err}", e.topic(), e.partition())))
+                    .collect();
+                if failed.is_empty() {
+                    tracing::debug!(partitions = result.count(), "entity hop purged up to the committed offsets");
+                } else {
+                    tracing::warn!(failed = ?failed, "some entity hop partitions were not purged; the next purge retries");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "purging the entity hop failed; the next purge retries"),
+        }
     }
 
     /// Commits until stopped.
@@ -181,6 +239,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             if !self.commit()? && !self.wait_for_rewind().await {
                 break;
             }
+            self.purge_hop().await;
         }
         self.summary.rules = crate::record::rule_stats_of(self.rules.iter().map(Vec::as_slice));
         Ok(self.summary)
@@ -203,6 +262,14 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             Ok(()) => {
                 self.hooks.observe_commit(started.elapsed());
                 self.summary.transactions_committed += 1;
+                if let Some(purge) = self.purge.as_mut() {
+                    for ((source, p), o) in outputs.iter().flat_map(|out| &out.offsets) {
+                        if *source != Source::Input {
+                            let newest = purge.committed.entry((*source, *p)).or_insert(*o);
+                            *newest = (*newest).max(*o);
+                        }
+                    }
+                }
                 for (worker, out) in outputs.iter().enumerate() {
                     self.summary.counters.add(&out.counters);
                     if !out.rules.is_empty() {

@@ -69,6 +69,11 @@ pub struct KafkaConfig {
     /// is paused, its grace is waived (it holds the entities back only by
     /// its latest event time), so a full queue always drains.
     pub entity_max_waiting: usize,
+    /// How often the entity hop's records below the committed offsets are
+    /// deleted from its topics (Kafka's DeleteRecords), so the hop holds on
+    /// disk only what is not yet decided. 0: never (the topics' retention
+    /// applies).
+    pub hop_purge_interval_ms: u64,
     pub topics: TopicsConfig,
     /// librdkafka properties for every client (TLS, SASL, …), passed through.
     pub client: BTreeMap<String, toml::Value>,
@@ -92,6 +97,7 @@ impl Default for KafkaConfig {
             entities: Vec::new(),
             entity_grace_ms: 0,
             entity_max_waiting: 20_000,
+            hop_purge_interval_ms: 30_000,
             topics: TopicsConfig::default(),
             client: BTreeMap::new(),
         }
