@@ -1,8 +1,10 @@
 //! The notification service: tells customers about locks and suspected
 //! purchases, each event once, even when Kafka delivers it again.
 //!
-//! It consumes `AccountLocked` (an email) and `FraudSuspected` (a push
-//! message asking "was this you?") with `read_committed`, and "sends" by
+//! It consumes `AccountLocked` (an email), `AccountUnlocked` (an email: the
+//! account is unlocked; weir writes it on to the account-locked topic when
+//! an analyst unlocks the account) and `FraudSuspected` (a push message
+//! asking "was this you?") with `read_committed`, and "sends" by
 //! writing the message to its own outbox table, `notifications`, which a
 //! mail or push gateway would drain. weir does not know it exists.
 //!
@@ -24,7 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::events::Decision;
+use crate::events::{AccountUnlocked, Decision};
 use crate::{Kafka, now_rfc3339};
 
 const SCHEMA: &str = "
@@ -155,13 +157,26 @@ impl Notifier {
     pub fn poll(&mut self, timeout: Duration) -> anyhow::Result<Option<Handled>> {
         let Some(message) = self.consumer.poll(timeout) else { return Ok(None) };
         let message = message?;
-        let decision = message.payload().map(serde_json::from_slice::<Decision>);
+        let payload = message.payload().unwrap_or_default();
+        let notification = match serde_json::from_slice::<AccountUnlocked>(payload) {
+            Ok(u) if u.event_type == "AccountUnlocked" => Some(compose_unlock(&u)),
+            _ => match serde_json::from_slice::<Decision>(payload) {
+                Ok(d) if d.event_type == "AccountLocked" || d.event_type == "FraudSuspected" => Some(compose(&d)),
+                other => {
+                    tracing::warn!(
+                        topic = message.topic(),
+                        offset = message.offset(),
+                        "not a decision to notify about: {other:?}"
+                    );
+                    None
+                }
+            },
+        };
         let db = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let handled = match decision {
-            Some(Ok(d)) if d.event_type == "AccountLocked" || d.event_type == "FraudSuspected" => {
-                let new = db.execute("INSERT OR IGNORE INTO handled (event_id) VALUES (?1)", [&d.event_id])? == 1;
+        let handled = match notification {
+            Some(n) => {
+                let new = db.execute("INSERT OR IGNORE INTO handled (event_id) VALUES (?1)", [&n.event_id])? == 1;
                 if new {
-                    let n = compose(&d);
                     db.execute(
                         "INSERT INTO notifications (event_id, event_type, channel, account_id, transaction_id, merchant_id, message, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -170,18 +185,11 @@ impl Notifier {
                     tracing::info!(channel = %n.channel, account_id = %n.account_id, "sent: {}", n.message);
                     Handled::Sent(n)
                 } else {
-                    tracing::info!(event_id = %d.event_id, "already notified; nothing sent");
-                    Handled::Duplicate { event_id: d.event_id }
+                    tracing::info!(event_id = %n.event_id, "already notified; nothing sent");
+                    Handled::Duplicate { event_id: n.event_id }
                 }
             }
-            other => {
-                tracing::warn!(
-                    topic = message.topic(),
-                    offset = message.offset(),
-                    "not a decision to notify about: {other:?}"
-                );
-                Handled::Ignored
-            }
+            None => Handled::Ignored,
         };
         db.execute(
             "INSERT INTO consumed (topic, partition, next_offset) VALUES (?1, ?2, ?3)
@@ -200,6 +208,19 @@ impl Notifier {
             }
         }
         Ok(())
+    }
+}
+
+/// The message for an analyst's unlock weir accepted: the customer can pay again.
+fn compose_unlock(u: &AccountUnlocked) -> Notification {
+    Notification {
+        event_id: u.event_id.clone(),
+        event_type: u.event_type.clone(),
+        channel: "email".to_owned(),
+        account_id: u.account_id.clone(),
+        transaction_id: u.transaction_id.clone(),
+        merchant_id: String::new(),
+        message: format!("To the holder of {}: your account is unlocked. You can pay with it again.", u.account_id),
     }
 }
 

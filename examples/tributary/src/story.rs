@@ -23,7 +23,7 @@
 //!    Kafka, undecided. weir is restarted, catches up, decides every one of
 //!    them once, and the lock of a fraud made meanwhile still arrives; the
 //!    customer's confirmation still holds (restored from the changelog).
-//! 5. The notifier has sent one message per lock or suspicion; forced to
+//! 5. The notifier has sent one message per lock, unlock or suspicion; forced to
 //!    read everything again, it sends nothing twice.
 //!
 //! Every check that fails stops the story with an error that says what was
@@ -176,8 +176,8 @@ impl Drop for Running {
 struct DecisionLog {
     decisions: Mutex<Vec<Decision>>,
     dead_letters: Mutex<usize>,
-    /// Analysts' unlocks weir wrote on to the account-locked topic.
-    unlocks: Mutex<usize>,
+    /// The event ids of analysts' unlocks weir wrote on to the account-locked topic.
+    unlocks: Mutex<Vec<String>>,
 }
 
 impl DecisionLog {
@@ -211,8 +211,10 @@ fn read_decisions(kafka: &Kafka, log: &DecisionLog, stop: &AtomicBool) -> anyhow
             continue;
         }
         let payload = message.payload().unwrap_or_default();
-        if serde_json::from_slice::<AccountUnlocked>(payload).is_ok_and(|u| u.event_type == "AccountUnlocked") {
-            *log.unlocks.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        if let Ok(u) = serde_json::from_slice::<AccountUnlocked>(payload)
+            && u.event_type == "AccountUnlocked"
+        {
+            log.unlocks.lock().unwrap_or_else(|e| e.into_inner()).push(u.event_id);
             continue;
         }
         let decision: Decision = serde_json::from_slice(payload)
@@ -578,7 +580,7 @@ impl<'a> Story<'a> {
         self.report.after_unlock.push(lock.event_type);
         self.bank_lock("acct-2211")?;
         self.report.bank_unlocked_then_locked = true;
-        self.report.unlocks_published = *self.decisions.unlocks.lock().unwrap_or_else(|e| e.into_inner());
+        self.report.unlocks_published = self.decisions.unlocks.lock().unwrap_or_else(|e| e.into_inner()).len();
 
         say!(self, "   The analyst closes the first case as card testing; the new lock waits in a case of its own:");
         let resolve = ["case", "resolve", "--account", "acct-2211", "--transaction", locked_by, "--verdict", "fraud"];
@@ -706,9 +708,14 @@ impl<'a> Story<'a> {
         say!(self, "5. The notifier, which weir does not know about, told each customer once.");
         let expected: BTreeSet<String> = {
             let all = self.decisions.decisions.lock().unwrap_or_else(|e| e.into_inner());
-            all.iter().filter(|d| d.event_type != "TransactionVerified").map(|d| d.event_id.clone()).collect()
+            let unlocks = self.decisions.unlocks.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter()
+                .filter(|d| d.event_type != "TransactionVerified")
+                .map(|d| d.event_id.clone())
+                .chain(unlocks.iter().cloned())
+                .collect()
         };
-        ensure!(expected.len() == 5, "expected 3 locks and 2 suspicions, got {} such decisions", expected.len());
+        ensure!(expected.len() == 6, "expected 3 locks, 1 unlock and 2 suspicions, got {} such events", expected.len());
         self.wait_until("the notifier to send every notification", |s| Ok(s.sent()?.len() >= expected.len()))?;
         let sent = self.sent()?;
         for n in &sent {

@@ -47,11 +47,13 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.decided_after_restart, 7);
     assert!(report.lock_after_restart.is_some());
     assert!(report.refused_after_restart);
-    // 5. Notifications: three emails (locks), two pushes (suspicions), none twice.
+    // 5. Notifications: four emails (three locks, one unlock), two pushes (suspicions), none twice.
     let channels: Vec<&str> = report.notifications.iter().map(|n| n.channel.as_str()).collect();
-    assert_eq!(channels.iter().filter(|c| **c == "email").count(), 3, "{channels:?}");
+    assert_eq!(channels.iter().filter(|c| **c == "email").count(), 4, "{channels:?}");
     assert_eq!(channels.iter().filter(|c| **c == "push").count(), 2, "{channels:?}");
-    assert_eq!(report.redelivered, 5, "the rewound notifier read every decision again");
+    let unlocked = report.notifications.iter().find(|n| n.event_type == "AccountUnlocked").expect("an unlock email");
+    assert!(unlocked.message.contains("your account is unlocked"), "{}", unlocked.message);
+    assert_eq!(report.redelivered, 6, "the rewound notifier read every decision and the unlock again");
     assert_eq!(report.resent, 0);
     // Exactly one decision per published purchase; none for refused ones; both schema versions.
     assert!(report.decisions_per_transaction.values().all(|n| *n == 1), "{:?}", report.decisions_per_transaction);
