@@ -39,6 +39,16 @@ pub enum CaseState {
     Legitimate,
 }
 
+impl CaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Fraud => "fraud",
+            CaseState::Legitimate => "legitimate",
+        }
+    }
+}
+
 /// One decision as a case shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaseDecision {

@@ -251,10 +251,7 @@ impl ResolveArgs {
             now,
         )
         .context("the disposition is not valid")?;
-        let verdict = match verdict {
-            Verdict::Fraud => "fraud",
-            Verdict::Legitimate => "legitimate",
-        };
+        let verdict = verdict.as_str();
         let what = format!(
             "verdict {verdict} on {} transaction(s) of {}",
             resolved.transaction_ids.len(),
@@ -413,11 +410,7 @@ impl ListArgs {
             );
         }
         for c in &cases {
-            let state = match c.state {
-                CaseState::Open => "open",
-                CaseState::Fraud => "fraud",
-                CaseState::Legitimate => "legitimate",
-            };
+            let state = c.state.as_str();
             let first = c.decisions.first().and_then(|d| d.fired.first()).map_or("", String::as_str);
             println!(
                 "{:<10} {:<20} {:<10} {:<24} {:>9} {:>5} {:<6}  {}",

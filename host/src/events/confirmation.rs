@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::input::object;
-use super::invalid::{check_id, invalid};
+use super::invalid::{check_id, check_kind, invalid};
 use super::malformed::explain_malformed_confirmation;
 use super::{InvalidEvent, rfc3339_utc_millis};
 
@@ -53,16 +53,11 @@ pub struct CustomerConfirmation {
 impl CustomerConfirmation {
     /// When the customer confirmed, in ms since the epoch.
     pub fn occurred_at_ms(&self) -> i64 {
-        i64::try_from(self.occurred_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        rfc3339_utc_millis::epoch_ms(self.occurred_at)
     }
 
     fn validate(&self) -> Result<(), InvalidEvent> {
-        if self.event_type != TRANSACTION_VERIFIED {
-            return Err(InvalidEvent::WrongType(self.event_type.clone()));
-        }
-        if self.schema_version < 1 {
-            return Err(invalid("schema_version", "must be 1 or greater"));
-        }
+        check_kind(&self.event_type, TRANSACTION_VERIFIED, self.schema_version)?;
         if self.verified_by != VERIFIED_BY_CUSTOMER {
             return Err(invalid(
                 "verified_by",

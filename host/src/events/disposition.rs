@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::input::object;
-use super::invalid::{check_id, invalid};
-use super::unlock::check_note;
-use super::{DECISION_ID_NAMESPACE, InvalidEvent, rfc3339_utc_millis};
+use super::invalid::{check_id, check_kind, invalid};
+use super::unlock::{check_note, derived_event_id};
+use super::{InvalidEvent, rfc3339_utc_millis};
 
 /// The `event_type` of a disposition.
 pub const CASE_RESOLVED: &str = "CaseResolved";
@@ -56,6 +56,15 @@ pub struct CaseResolved {
     pub note: Option<String>,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Fraud => "fraud",
+            Verdict::Legitimate => "legitimate",
+        }
+    }
+}
+
 impl CaseResolved {
     /// A disposition, validated like one read back. Its `event_id` is derived from what it says.
     #[allow(clippy::too_many_arguments)]
@@ -86,23 +95,18 @@ impl CaseResolved {
             transaction_ids.join("\n"),
             resolved.occurred_at_ms()
         );
-        resolved.event_id = uuid::Uuid::new_v5(&DECISION_ID_NAMESPACE, name.as_bytes()).to_string();
+        resolved.event_id = derived_event_id(&name);
         resolved.validate()?;
         Ok(resolved)
     }
 
     /// When the analyst resolved the case, in ms since the epoch.
     pub fn occurred_at_ms(&self) -> i64 {
-        i64::try_from(self.occurred_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        rfc3339_utc_millis::epoch_ms(self.occurred_at)
     }
 
     fn validate(&self) -> Result<(), InvalidEvent> {
-        if self.event_type != CASE_RESOLVED {
-            return Err(InvalidEvent::WrongType(self.event_type.clone()));
-        }
-        if self.schema_version < 1 {
-            return Err(invalid("schema_version", "must be 1 or greater"));
-        }
+        check_kind(&self.event_type, CASE_RESOLVED, self.schema_version)?;
         check_id("event_id", &self.event_id)?;
         check_id("account_id", &self.account_id)?;
         check_id("analyst", &self.analyst)?;

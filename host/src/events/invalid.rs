@@ -36,6 +36,18 @@ pub(super) fn invalid(field: &'static str, problem: impl Into<String>) -> Invali
     InvalidEvent::Invalid { field, problem: problem.into() }
 }
 
+/// The checks every input event starts with: its `event_type` is `expected` (else it is another
+/// event, [`InvalidEvent::WrongType`]) and its `schema_version` at least 1.
+pub(super) fn check_kind(event_type: &str, expected: &str, schema_version: u32) -> Result<(), InvalidEvent> {
+    if event_type != expected {
+        return Err(InvalidEvent::WrongType(event_type.to_owned()));
+    }
+    if schema_version < 1 {
+        return Err(invalid("schema_version", "must be 1 or greater"));
+    }
+    Ok(())
+}
+
 pub(super) fn check_id(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
     if value.is_empty() {
         Err(invalid(field, "must not be empty"))

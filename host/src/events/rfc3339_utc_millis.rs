@@ -22,6 +22,11 @@ pub fn normalize(value: OffsetDateTime) -> Option<OffsetDateTime> {
     utc.replace_millisecond(utc.millisecond()).ok()
 }
 
+/// `value` in ms since the Unix epoch (saturating).
+pub fn epoch_ms(value: OffsetDateTime) -> i64 {
+    i64::try_from(value.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 const OUT_OF_RANGE: &str = "is outside the years 0000 to 9999 in UTC";
 
 pub fn serialize<S: Serializer>(value: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use weir_sdk::{Channel, Money};
 
 use super::input::object;
-use super::invalid::{check_id, invalid, is_ascii_code};
+use super::invalid::{check_id, check_kind, invalid, is_ascii_code};
 use super::malformed::explain_malformed;
 use super::{InvalidEvent, rfc3339_utc_millis};
 
@@ -93,12 +93,7 @@ impl TransactionRecorded {
     /// Checks what serde cannot: the input contract's rules on values (the lengths, patterns and
     /// minimums its schemas state).
     fn validate(&self) -> Result<(), InvalidEvent> {
-        if self.event_type != TRANSACTION_RECORDED {
-            return Err(InvalidEvent::WrongType(self.event_type.clone()));
-        }
-        if self.schema_version < 1 {
-            return Err(invalid("schema_version", "must be 1 or greater"));
-        }
+        check_kind(&self.event_type, TRANSACTION_RECORDED, self.schema_version)?;
         check_id("event_id", &self.event_id)?;
         check_id("transaction_id", &self.transaction_id)?;
         check_id("account_id", &self.account_id)?;

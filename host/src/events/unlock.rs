@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::input::object;
-use super::invalid::{check_id, invalid};
+use super::invalid::{check_id, check_kind, invalid};
 use super::malformed::explain_malformed_unlock;
 use super::{DECISION_ID_NAMESPACE, InvalidEvent, forges_text, rfc3339_utc_millis};
 
@@ -72,29 +72,30 @@ impl AccountUnlocked {
         };
         let name =
             format!("{ACCOUNT_UNLOCKED}\n{account_id}\n{transaction_id}\n{analyst}\n{}", unlock.occurred_at_ms());
-        unlock.event_id = uuid::Uuid::new_v5(&DECISION_ID_NAMESPACE, name.as_bytes()).to_string();
+        unlock.event_id = derived_event_id(&name);
         unlock.validate()?;
         Ok(unlock)
     }
 
     /// When the analyst unlocked the account, in ms since the epoch.
     pub fn occurred_at_ms(&self) -> i64 {
-        i64::try_from(self.occurred_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        rfc3339_utc_millis::epoch_ms(self.occurred_at)
     }
 
     fn validate(&self) -> Result<(), InvalidEvent> {
-        if self.event_type != ACCOUNT_UNLOCKED {
-            return Err(InvalidEvent::WrongType(self.event_type.clone()));
-        }
-        if self.schema_version < 1 {
-            return Err(invalid("schema_version", "must be 1 or greater"));
-        }
+        check_kind(&self.event_type, ACCOUNT_UNLOCKED, self.schema_version)?;
         check_id("event_id", &self.event_id)?;
         check_id("account_id", &self.account_id)?;
         check_id("transaction_id", &self.transaction_id)?;
         check_id("analyst", &self.analyst)?;
         check_note(self.note.as_deref())
     }
+}
+
+/// The id of an analyst's event made by weir's commands: UUID v5 of what it says, so the same
+/// event written twice carries the same id.
+pub(super) fn derived_event_id(name: &str) -> String {
+    uuid::Uuid::new_v5(&DECISION_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
 /// An analyst's note: at most [`MAX_NOTE_BYTES`], line breaks and tabs allowed, no other control
