@@ -140,6 +140,7 @@ const HOST_LAYERS: &[&str] = &[
     "events",
     "manifest",
     "state",
+    "lists",
     // The sandbox and the evaluator.
     "engine",
     // What one record, one case file, one package, one store is.

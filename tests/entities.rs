@@ -237,7 +237,7 @@ fn a_backtest_gives_the_oracles_entity_features() {
     let records: Vec<Vec<u8>> = txs.iter().map(|t| serde_json::to_vec(t).unwrap()).collect();
     let (none, rules) = (RuleSet::new(Vec::new()).unwrap(), entity_rules());
     let dir = tempdir();
-    let under = |rules| RulesUnder { dir: dir.path(), rules };
+    let under = |rules| RulesUnder { dir: dir.path(), rules, lists: None };
     let outcome = weir::backtest::run(&records, under(&none), under(&rules), &Policy::default(), None);
     // Against no rules, every transaction with an entity is a change (the
     // probes suspect it), and the change lists the candidate's hits.

@@ -155,6 +155,7 @@ fn rule(id: &str, mode: RuleMode, outcome: RuleOutcome) -> RuleResult {
         evidence: Vec::new(),
         error: None,
         failure_policy: None,
+        lists: Vec::new(),
     }
 }
 
@@ -179,16 +180,21 @@ fn sample_rules() -> Vec<RuleResult> {
     scored.score = 30;
     let mut shadow_scored = rule("g-new-country", Shadow, Score);
     shadow_scored.score = 15;
+    let mut listed = explained(
+        rule("d-merchant-block", Enforce, Lock),
+        "BLOCKED_MERCHANT",
+        "merchant on the block list",
+        &[("merchant_id", "m-ticketsrus"), ("list", "blocked_merchants")],
+    );
+    listed.lists = vec![
+        ListVersion { list: "blocked-merchants".into(), version: "00f1a2b3c4d5e6f7".into() },
+        ListVersion { list: "allowed-\"accounts\"".into(), version: "8000000000000000".into() },
+    ];
     let rules = vec![
         rule("a-large-amount", Enforce, Pass),
         scored,
         explained(rule("c-card-testing", Shadow, Suspect), "CARD_TESTING", "small amounts then a large one", &[]),
-        explained(
-            rule("d-merchant-block", Enforce, Lock),
-            "BLOCKED_MERCHANT",
-            "merchant on the block list",
-            &[("merchant_id", "m-ticketsrus"), ("list", "blocked_merchants")],
-        ),
+        listed,
         failed(rule("e-hostile", Shadow, Error), "rule ran out of fuel", FailurePolicy::FailOpen),
         failed(rule("f-broken", Enforce, Error), "wasm trap: unreachable", FailurePolicy::FailClosed),
         shadow_scored,
@@ -752,6 +758,73 @@ fn the_disposition_schema_matches_the_type() {
     }
 }
 
+fn list_change_json() -> Value {
+    json!({
+        "event_id": "l-0001",
+        "event_type": "ListChanged",
+        "schema_version": 1,
+        "occurred_at": "2026-12-05T09:15:00.000Z",
+        "list": "blocked-devices",
+        "value": "fp-7c1e9a",
+        "action": "add",
+        "expires_at": "2027-01-05T00:00:00.000Z",
+        "analyst": "analyst-12",
+        "note": "seen in three takeovers"
+    })
+}
+
+#[test]
+fn the_list_change_schema_matches_the_type() {
+    let schema = schema("list-changed.v1.schema.json");
+    let validator = validator(&schema);
+    let mut samples = Vec::new();
+    let mut bare = list_change_json();
+    for key in ["expires_at", "note"] {
+        bare.as_object_mut().unwrap().remove(key);
+    }
+    let mut removal = bare.clone();
+    removal["action"] = json!("remove");
+    for value in [list_change_json(), bare, removal] {
+        assert_valid(&validator, &value, "the list change");
+        let change = parse_list_change(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("{value}: {e}"));
+        samples.push(to_value(&change));
+    }
+    assert_schema_matches("ListChanged", &schema, &samples);
+    for example in schema["examples"].as_array().expect("the list change schema has examples") {
+        assert_valid(&validator, example, "the schema's example");
+        assert!(parse_list_change(example.to_string().as_bytes()).is_ok());
+    }
+}
+
+#[test]
+fn an_invalid_list_change_is_rejected_by_parser_and_schema_naming_the_field() {
+    let with = |key: &str, value: Value| {
+        let mut v = list_change_json();
+        v[key] = value;
+        v
+    };
+    let removal_with_expiry = with("action", json!("remove"));
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        ("an upper-case list name", with("list", json!("Blocked")), &["field `list`"]),
+        ("a list name with a slash", with("list", json!("a/b")), &["field `list`"]),
+        ("a list name too long", with("list", json!("l".repeat(MAX_LIST_NAME_BYTES + 1))), &["field `list`"]),
+        ("an empty value", with("value", json!("")), &["field `value`"]),
+        ("a value too long", with("value", json!("v".repeat(MAX_ID_BYTES + 1))), &["field `value`"]),
+        ("an unknown action", with("action", json!("block")), &["ListChanged", "unknown variant"]),
+        ("an expiry on a removal", removal_with_expiry, &["field `expires_at`"]),
+        ("an empty analyst", with("analyst", json!("")), &["field `analyst`"]),
+        ("a note too long", with("note", json!("n".repeat(MAX_NOTE_BYTES + 1))), &["field `note`"]),
+    ];
+    let validator = validator(&schema("list-changed.v1.schema.json"));
+    for (name, value, expected) in cases {
+        let error = parse_list_change(value.to_string().as_bytes()).expect_err(name).to_string();
+        for e in expected {
+            assert!(error.contains(e), "{name}: {error:?} does not contain {e:?}");
+        }
+        assert!(!validator.is_valid(&value), "{name}: the schema accepts what the parser rejects");
+    }
+}
+
 #[test]
 fn an_invalid_disposition_is_rejected_by_parser_and_schema_naming_the_field() {
     let with = |key: &str, value: Value| {
@@ -862,7 +935,8 @@ fn kind(error: &InvalidEvent) -> Kind {
         InvalidEvent::Malformed(_)
         | InvalidEvent::MalformedConfirmation(_)
         | InvalidEvent::MalformedUnlock(_)
-        | InvalidEvent::MalformedDisposition(_) => Kind::Malformed,
+        | InvalidEvent::MalformedDisposition(_)
+        | InvalidEvent::MalformedListChange(_) => Kind::Malformed,
         InvalidEvent::WrongType(_) => Kind::WrongType,
         InvalidEvent::Invalid { field, .. } => Kind::Invalid(field),
     }
@@ -1463,6 +1537,7 @@ fn every_schema_is_draft_2020_12_titled_and_describes_every_property() {
             "customer-confirmation.v1.schema.json",
             "dead-letter.v1.schema.json",
             "fraud-suspected.v1.schema.json",
+            "list-changed.v1.schema.json",
             "transaction-recorded.v1.schema.json",
             "transaction-recorded.v2.schema.json",
             "transaction-recorded.v3.schema.json",

@@ -929,3 +929,96 @@ fn the_entity_hop_deletes_what_it_committed() {
     assert_eq!(counts.len(), lines.len(), "every transaction decided");
     assert!(counts.values().all(|n| *n == 1), "each once");
 }
+
+/// Runtime lists on Kafka: a `weir list add` reaches two running instances
+/// (their /status shows the list's version), the transactions both decide
+/// afterwards are blocked and record that version, a malformed record on
+/// the lists topic is refused by both and changes nothing, and a removal
+/// lets the next transactions through.
+#[test]
+fn a_list_change_reaches_two_running_instances_and_their_decisions_record_its_version() {
+    use DecisionType::*;
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("lists");
+    // Accounts on every partition, so both instances decide some.
+    let accounts: Vec<String> = (0..16).map(|i| format!("acct-l{i}")).collect();
+    let purchases = |prefix: &str, device: &str, secs: i64| -> Vec<String> {
+        accounts
+            .iter()
+            .map(|a| {
+                let tx = weir::cases::CaseTx {
+                    account: Some(a.clone()),
+                    device_fingerprint: Some(device.into()),
+                    after_secs: Some(secs),
+                    ..Default::default()
+                };
+                serde_json::to_string(&tx.to_event(&format!("{prefix}-{a}"))).unwrap()
+            })
+            .collect()
+    };
+    setup.produce(&purchases("before", "fp-stolen", 0));
+    let (mut a, addr_a) = setup.start_with_status("a");
+    let (mut b, addr_b) = setup.start_with_status("b");
+    setup.wait_for_decisions(16, Duration::from_secs(90));
+    let list = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("list")
+            .args(args)
+            .args(["--analyst", "analyst-7", "--json", "--config"])
+            .arg(setup.config("cli"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let added = list(&["add", "blocked-devices", "fp-stolen"]);
+    assert_eq!(added["written"]["topic"], setup.topic("lists"));
+    let version = added["version"].as_str().unwrap().to_owned();
+    let has = |addr: &str, version: &str| {
+        crate::deploy::get(addr, "/status")
+            .is_some_and(|s| s["lists"]["lists"].as_array().is_some_and(|l| l.iter().any(|l| l["version"] == version)))
+    };
+    wait_for("the change on both instances", Duration::from_secs(30), || {
+        has(&addr_a, &version) && has(&addr_b, &version)
+    });
+
+    // Someone writes garbage to the lists topic: refused by both, nothing changes.
+    weir_testkit::produce_by_account(broker(), &setup.topic("lists"), &["{\"event_type\":\"ListChanged\"}".to_owned()]);
+    let refused = |addr: &str| crate::deploy::get(addr, "/status").is_some_and(|s| s["lists"]["refused"] == 1);
+    wait_for("the refusal on both instances", Duration::from_secs(30), || refused(&addr_a) && refused(&addr_b));
+    assert!(has(&addr_a, &version) && has(&addr_b, &version));
+
+    setup.produce_quietly(&purchases("after", "fp-stolen", 60));
+    setup.wait_for_decisions(32, Duration::from_secs(90));
+    let removed = list(&["remove", "blocked-devices", "fp-stolen"]);
+    assert!(removed["version"].is_null(), "{removed}");
+    wait_for("the removal on both instances", Duration::from_secs(30), || {
+        [&addr_a, &addr_b].iter().all(|addr| {
+            crate::deploy::get(addr, "/status")
+                .is_some_and(|s| s["lists"]["lists"].as_array().is_some_and(Vec::is_empty))
+        })
+    });
+    setup.produce_quietly(&purchases("later", "fp-stolen", 120));
+    setup.wait_for_decisions(48, Duration::from_secs(90));
+    a.terminate(STOP_DEADLINE);
+    b.terminate(STOP_DEADLINE);
+    let logs = setup.log("a") + &setup.log("b");
+    assert!(logs.matches("lists loaded").count() >= 2, "{logs}");
+
+    let got = setup.all_decisions();
+    assert_eq!(got.len(), 48, "exactly once");
+    for d in &got {
+        let blocklist = d.rules.iter().find(|r| &*r.rule_id == "blocklist").unwrap();
+        if d.transaction_id.starts_with("after-") {
+            assert_eq!((d.event_type, blocklist.reason_code.as_str()), (FraudSuspected, "BLOCKED_DEVICE"), "{d:?}");
+            assert_eq!(blocklist.lists.len(), 1, "{d:?}");
+            assert_eq!(
+                (blocklist.lists[0].list.as_str(), blocklist.lists[0].version.as_str()),
+                ("blocked-devices", version.as_str())
+            );
+        } else {
+            assert_eq!(d.event_type, TransactionVerified, "{d:?}");
+            assert!(blocklist.lists.is_empty(), "{d:?}");
+        }
+    }
+}

@@ -38,6 +38,10 @@
 //!   without hanging or being read, in bounded text that quotes none of it.
 //! - `review`: review cases folded from decisions and dispositions, and
 //!   `weir case list` / `weir case show` over the embedded files.
+//! - `lists`: runtime lists — rules read the lists in effect, decisions
+//!   record their versions, `weir run --lists` follows the file, a replay
+//!   with the same versions is byte-identical, bad changes and lists over
+//!   their bounds are refused with nothing written.
 //! - `backtest`: `weir backtest` and `weir shadow-report` on labelled
 //!   history whose answers are known; a Kafka topic range equal to the file.
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
@@ -62,6 +66,7 @@ mod events;
 mod fuzz;
 mod idle_deploy;
 mod kafka;
+mod lists;
 mod native_rules;
 mod params;
 mod pipeline;

@@ -19,6 +19,7 @@ pub fn native_rules() -> Vec<LoadedRule> {
         ("shared-device", shared_device::RULE),
         ("mule-beneficiary", mule_beneficiary::RULE),
         ("merchant-new-cards", merchant_new_cards::RULE),
+        ("blocklist", blocklist::RULE),
     ]);
     SHIPPED
         .iter()

@@ -31,7 +31,7 @@ fn serve_with_token(dir: &std::path::Path) -> (String, String) {
     std::fs::write(&file, format!("{token}\n")).unwrap();
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let addr = free_addr();
-    weir::http::serve(&addr, Some(&file), None, Arc::new(Metrics::default())).unwrap();
+    weir::http::serve(&addr, Some(&file), None, None, Arc::new(Metrics::default())).unwrap();
     (addr, token.to_owned())
 }
 
@@ -53,14 +53,14 @@ fn status_and_metrics_need_the_token_and_health_does_not() {
     let open = dir.path().join("open.token");
     std::fs::write(&open, "a-long-random-status-token-0123456789").unwrap();
     std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let err = weir::http::serve(&free_addr(), Some(&open), None, Arc::new(Metrics::default())).unwrap_err();
+    let err = weir::http::serve(&free_addr(), Some(&open), None, None, Arc::new(Metrics::default())).unwrap_err();
     assert!(err.to_string().contains("readable by every user"), "{err}");
 }
 
 #[test]
 fn only_get_and_bounded_requests_are_answered() {
     let addr = free_addr();
-    weir::http::serve(&addr, None, None, Arc::new(Metrics::default())).unwrap();
+    weir::http::serve(&addr, None, None, None, Arc::new(Metrics::default())).unwrap();
     let (head, _) = exchange(&addr, "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 405") && head.contains("Allow: GET, HEAD"), "{head}");
     let (head, body) = exchange(&addr, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -139,7 +139,7 @@ fn main() {
         std::thread::spawn(move || {
             let opts = PipelineOptions {
                 batch_size: 500,
-                hooks: Hooks { live: Some(live.clone()), metrics: None },
+                hooks: Hooks { live: Some(live.clone()), metrics: None, lists: None },
                 ..PipelineOptions::default()
             };
             run_embedded(BufReader::new(input), &mut evaluator, &out, &opts, |s| {

@@ -52,6 +52,7 @@ use crate::engine::{
     ERROR_KINDS, Engine, Evaluator, LoadError, LoadedRule, PARAMS_REFUSED, Policy, RuleError, RuleSet, content_hash,
 };
 use crate::events::{InputEvent, InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
+use crate::lists::ListSet;
 use crate::manifest::{ManifestError, RuleSpec};
 use crate::record::{MemoryAccounts, Processed, process};
 
@@ -78,6 +79,10 @@ pub struct Case {
     /// Merchant ids the customer has confirmed purchases at, before the case.
     #[serde(default)]
     pub confirmed_merchants: Vec<String>,
+    /// Runtime lists in effect for the case: list name → values (never
+    /// expiring), as `weir list add` would put them.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub prior: Vec<CaseTx>,
     #[serde(default)]
@@ -213,6 +218,9 @@ pub enum CasesError {
     /// A case's `expect` cannot be checked as written.
     #[error("case {case:?}: {problem}")]
     Expect { case: String, problem: String },
+    /// A case's `lists` are not valid list entries.
+    #[error("case {case:?}: lists: {error}")]
+    Lists { case: String, error: String },
 }
 
 /// Runs every case of `file` against `rule` (compiled for `base`).
@@ -248,6 +256,13 @@ pub fn run_cases(
         let mut evaluator = Evaluator::new(&set, Policy::default());
         // A case may expect an error: the report says what failed.
         evaluator.quiet();
+        if !case.lists.is_empty() {
+            let entries =
+                case.lists.iter().flat_map(|(list, values)| values.iter().map(move |v| (list.as_str(), v.as_str())));
+            let lists = ListSet::of(entries)
+                .map_err(|e| CasesError::Lists { case: case.name.clone(), error: e.to_string() })?;
+            evaluator.set_lists(1, std::sync::Arc::new(lists));
+        }
         let mut confirmed_merchants = case.confirmed_merchants.clone();
         confirmed_merchants.sort();
         confirmed_merchants.dedup();
@@ -298,6 +313,7 @@ fn refused_params(spec: &RuleSpec, component: &[u8], manifest: &str, problems: &
         evidence: Vec::new(),
         error: Some(format!("{PARAMS_REFUSED}{problems}")),
         failure_policy: None,
+        lists: Vec::new(),
     }
 }
 

@@ -24,6 +24,13 @@
 //! batch_size = 4000          # records per atomic batch (more while a commit runs)
 //! max_event_bytes = 1048576  # larger records are dead-lettered
 //!
+//! [lists]                    # runtime block and allow lists (`weir list`)
+//! file = "lists.jsonl"       # embedded: the list changes, followed while running (on Kafka: kafka.topics.lists)
+//! max_lists = 1000           # changes over a bound are refused (logged, in /status)
+//! max_entries_per_list = 100000
+//! max_entries = 1000000
+//! max_bytes = 268435456      # values and analysts' names, plus 64 bytes per entry
+//!
 //! [kafka]                    # present: weir runs on Kafka instead of embedded
 //! bootstrap_servers = "127.0.0.1:9092"
 //! group_id = "weir"
@@ -33,7 +40,7 @@
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
-//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`, `WEIR_RULE_FUEL_AVERAGE`,
+//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_LISTS_FILE`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`, `WEIR_RULE_FUEL_AVERAGE`,
 //! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
 //! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
 //! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
@@ -53,6 +60,8 @@ pub struct Config {
     pub policy: Policy,
     pub embedded: EmbeddedConfig,
     pub status: StatusConfig,
+    /// Runtime lists: the embedded pipeline's file, and the bounds.
+    pub lists: crate::lists::ListsConfig,
     /// Kafka mode; absent: the embedded pipeline.
     pub kafka: Option<crate::kafka::KafkaConfig>,
 }
@@ -267,6 +276,9 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(v) = lookup("WEIR_LISTS_FILE") {
+            self.lists.file = Some(PathBuf::from(v));
         }
         if let Some(v) = lookup("WEIR_STATUS_LISTEN") {
             self.status.listen = Some(v);

@@ -5,6 +5,8 @@
 //! Layout (see ARCHITECTURE.md for the whole map):
 //! - [`events`]: wire types of the input, decision and dead-letter events.
 //! - [`manifest`]: rule manifests (`rule.toml`), parsed strictly.
+//! - [`lists`]: runtime block and allow lists that rules read, with
+//!   each list's version, and the snapshot the pipelines share.
 //! - [`engine`]: the wasm sandbox, the rule set, the evaluator and the
 //!   decision policy. Only `engine` knows wasmtime.
 //! - [`state`]: per-account state (rule state, history, lock).
@@ -46,6 +48,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod kafka;
+pub mod lists;
 pub mod live;
 pub mod manifest;
 pub mod packages;

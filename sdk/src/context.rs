@@ -35,6 +35,12 @@ pub trait AccountHost {
     fn distinct_add(&mut self, name: &str, member: &str);
     fn distinct_count(&mut self, name: &str, window_ms: u64) -> u32;
     fn last_seen(&self, name: &str, member: &str) -> Option<i64>;
+    /// Whether `value` is on the runtime list `list` at the transaction's
+    /// event time. A host without runtime lists has none: false.
+    fn in_list(&mut self, list: &str, value: &str) -> bool {
+        let _ = (list, value);
+        false
+    }
     fn history(&self, limit: u32) -> Vec<PastTransaction>;
     /// The same, in the wire encoding (`crate::wire`), appended to `out`.
     fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
@@ -72,12 +78,13 @@ impl Context<'_> {
 
 #[cfg(target_family = "wasm")]
 mod imports {
-    use crate::bindings::weir::rule::{account, distinct, log, params, types as wit};
+    use crate::bindings::weir::rule::{account, distinct, lists, log, params, types as wit};
     use crate::params::{ParamValue, Params};
     use std::sync::OnceLock;
 
     pub use account::{get, history, remove, set, window_add, window_count, window_sum};
     pub use distinct::{add as distinct_add, count as distinct_count, last_seen};
+    pub use lists::contains as in_list;
 
     pub fn log(level: crate::context::LogLevel, message: &str) {
         let level = match level {
@@ -227,6 +234,40 @@ impl<'a> Context<'a> {
         return imports::last_seen(name, member);
         #[cfg(not(target_family = "wasm"))]
         return self.host.last_seen(name, member);
+    }
+
+    /// Whether `value` is on the runtime list `list` — a block or allow
+    /// list analysts change without a deploy (`weir list add`) — and its
+    /// entry has not expired at this transaction's event time. Exact match;
+    /// a list without entries holds nothing. Take the list's name from a
+    /// parameter, so the bank names its lists.
+    ///
+    /// The decision records the version of each list the rule read, so a
+    /// replay with the same list versions decides the same. One evaluation
+    /// may read at most 8 different lists; asking about a ninth fails it.
+    ///
+    /// ```
+    /// use weir_sdk::prelude::*;
+    /// use weir_sdk::testing::{tx, Harness};
+    ///
+    /// fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    ///     let device = tx.device_fingerprint().unwrap_or_default();
+    ///     Ok(if ctx.in_list("blocked-devices", device) {
+    ///         Verdict::suspect("BLOCKED_DEVICE", "the device is on a block list").with("device", device)
+    ///     } else {
+    ///         Verdict::pass()
+    ///     })
+    /// }
+    ///
+    /// let mut h = Harness::new(weir_sdk::NativeRule::new(evaluate)).list("blocked-devices", ["fp-stolen"]);
+    /// assert_eq!(h.run(&tx().device_fingerprint("fp-stolen").build()).unwrap().reason_code, "BLOCKED_DEVICE");
+    /// assert!(h.run(&tx().device_fingerprint("fp-mine").build()).unwrap().is_pass());
+    /// ```
+    pub fn in_list(&mut self, list: &str, value: &str) -> bool {
+        #[cfg(target_family = "wasm")]
+        return imports::in_list(list, value);
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.in_list(list, value);
     }
 
     /// Up to `limit` earlier transactions of this account, newest first.

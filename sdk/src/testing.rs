@@ -46,6 +46,9 @@ pub struct MemoryAccount {
     pub now_ms: i64,
     /// What the rule logged, in order.
     pub logs: Vec<(LogLevel, String)>,
+    /// Runtime lists: list → value → expiry (event time, ms since the
+    /// epoch; `None`: never). See [`Harness::list`].
+    pub lists: HashMap<String, HashMap<String, Option<i64>>>,
 }
 
 impl AccountHost for MemoryAccount {
@@ -75,6 +78,10 @@ impl AccountHost for MemoryAccount {
     }
     fn last_seen(&self, name: &str, member: &str) -> Option<i64> {
         self.state.last_seen(name, member)
+    }
+    fn in_list(&mut self, list: &str, value: &str) -> bool {
+        let entry = self.lists.get(list).and_then(|l| l.get(value));
+        entry.is_some_and(|expires| expires.is_none_or(|at| self.now_ms < at))
     }
     fn history(&self, limit: u32) -> Vec<PastTransaction> {
         self.history.recent(limit).cloned().collect()
@@ -122,6 +129,22 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Puts `values` on the runtime list `list` (never expiring), as
+    /// `weir list add` would; the rule reads them with
+    /// [`Context::in_list`](crate::Context::in_list).
+    pub fn list<const N: usize>(mut self, list: &str, values: [&str; N]) -> Self {
+        let entries = self.account.lists.entry(list.to_owned()).or_default();
+        entries.extend(values.iter().map(|v| ((*v).to_owned(), None)));
+        self
+    }
+
+    /// Puts `value` on `list` until the event time `expires_at_ms` (a
+    /// transaction at or after it does not match).
+    pub fn list_entry_until(mut self, list: &str, value: &str, expires_at_ms: i64) -> Self {
+        self.account.lists.entry(list.to_owned()).or_default().insert(value.to_owned(), Some(expires_at_ms));
+        self
+    }
+
     /// # Panics
     /// If the rule's declaration is malformed (a default outside its own
     /// range, two parameters with one name).

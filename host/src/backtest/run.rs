@@ -3,6 +3,9 @@
 //! through the pipelines' per-record core, their decisions paired record
 //! by record for the comparison.
 
+use std::sync::Arc;
+
+use crate::lists::ListSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -28,6 +31,8 @@ type Chunk = Vec<Option<Box<DecisionEvent>>>;
 pub struct RulesUnder<'a> {
     pub dir: &'a Path,
     pub rules: &'a RuleSet,
+    /// The runtime lists the rules read (none: every list is empty).
+    pub lists: Option<Arc<ListSet>>,
 }
 
 /// Runs `baseline` and `candidate` over `records` (raw input records, in
@@ -75,8 +80,8 @@ fn run_from(
     labels: Option<&Labels>,
     warm_up_until: Option<i64>,
 ) -> Outcome {
-    let mut base = Running::new(baseline.dir, baseline.rules, policy);
-    let mut cand = Running::new(candidate.dir, candidate.rules, policy);
+    let mut base = Running::new(&baseline, policy);
+    let mut cand = Running::new(&candidate, policy);
     let mut input = Counters::default();
     let mut warm = Warming::default();
     let mut comparison = Comparison::default();
@@ -192,9 +197,13 @@ struct Running {
 }
 
 impl Running {
-    fn new(rules_dir: &Path, rules: &RuleSet, policy: &Policy) -> Running {
+    fn new(under: &RulesUnder<'_>, policy: &Policy) -> Running {
+        let (rules_dir, rules) = (under.dir, under.rules);
         let mut evaluator = Evaluator::new(rules, policy.clone());
         evaluator.time_evaluations();
+        if let Some(lists) = &under.lists {
+            evaluator.set_lists(1, lists.clone());
+        }
         let params = rules.rules().iter().map(|r| (r.spec.id.clone(), r.parameters.lines())).collect();
         Running {
             tally: Tally::new(rules_dir.display().to_string()),

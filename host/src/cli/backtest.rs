@@ -66,6 +66,10 @@ pub struct BacktestArgs {
     /// Configuration file (policy, baseline directory, Kafka, trusted keys).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// The runtime lists both sides read: a lists file (`weir list export`
+    /// writes one). Without it every list is empty.
+    #[arg(long, value_name = "FILE")]
+    pub lists: Option<PathBuf>,
 }
 
 impl BacktestArgs {
@@ -88,8 +92,16 @@ impl BacktestArgs {
         let started = Instant::now();
         let records = self.history(&config)?.read()?;
         let read = started.elapsed();
-        let baseline = RulesUnder { dir: &baseline_dir, rules: &baseline };
-        let candidate = RulesUnder { dir: &self.candidate, rules: &candidate };
+        let lists = match &self.lists {
+            Some(path) => Some(
+                weir::lists::follow_file(path.clone(), config.lists.limits(), false)
+                    .with_context(|| format!("cannot read the lists file {}", path.display()))?
+                    .current(),
+            ),
+            None => None,
+        };
+        let baseline = RulesUnder { dir: &baseline_dir, rules: &baseline, lists: lists.clone() };
+        let candidate = RulesUnder { dir: &self.candidate, rules: &candidate, lists };
         let outcome = match warm_up_until {
             None => weir::backtest::run(&records, baseline, candidate, &config.policy, labels.as_ref()),
             Some(until) => {

@@ -114,25 +114,7 @@ impl Output {
                 println!("{what} written to {} partition {} offset {}", at.topic, at.partition, at.offset);
             }
         } else if let Some(path) = &self.append {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open {} to append {what}", path.display()))?;
-            // A file whose last line has no line break gets one first, so the event is a line of its own.
-            let unterminated = {
-                use std::io::{Read as _, Seek as _, SeekFrom};
-                let mut last = [b'\n'];
-                let mut reader =
-                    std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-                if reader.seek(SeekFrom::End(0))? > 0 {
-                    reader.seek(SeekFrom::End(-1))?;
-                    reader.read_exact(&mut last)?;
-                }
-                last[0] != b'\n'
-            };
-            let text = if unterminated { format!("\n{line}") } else { line.clone() };
-            writeln!(file, "{text}").with_context(|| format!("cannot append {what} to {}", path.display()))?;
+            append_lines(path, std::slice::from_ref(&line), what)?;
             if self.json {
                 println!("{}", serde_json::json!({ "event": event, "file": path }));
             } else {
@@ -529,4 +511,34 @@ fn print_decision(d: &weir::review::CaseDecision, indent: &str) {
         d.score,
         d.reason.as_deref().map(|r| format!(" — {}", shown(r, 256))).unwrap_or_default()
     );
+}
+
+/// Appends `lines` to the JSON-lines file `path` (made if missing), each a
+/// line of its own: a file whose last line has no line break gets one
+/// first. `what` names them in the error.
+pub(super) fn append_lines(path: &Path, lines: &[String], what: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} to append {what}", path.display()))?;
+    let unterminated = {
+        let mut last = [b'\n'];
+        let mut reader = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if reader.seek(SeekFrom::End(0))? > 0 {
+            reader.seek(SeekFrom::End(-1))?;
+            reader.read_exact(&mut last)?;
+        }
+        last[0] != b'\n'
+    };
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 1);
+    if unterminated {
+        text.push('\n');
+    }
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    file.write_all(text.as_bytes()).with_context(|| format!("cannot append {what} to {}", path.display()))
 }

@@ -11,6 +11,7 @@
 mod backtest;
 mod case;
 mod demo;
+mod list;
 mod print;
 mod report;
 mod rule;
@@ -78,6 +79,14 @@ pub enum Command {
     /// Review cases and what analysts do about them: unlock, resolve, list, show.
     #[command(subcommand)]
     Case(case::CaseCommand),
+    /// Runtime block and allow lists that rules read: add, remove, show, export.
+    ///
+    /// Analysts change them without a deploy: on Kafka through the compacted
+    /// lists topic every instance reads (in effect within a second),
+    /// embedded through the lists file `weir run --lists` follows. Every
+    /// decision records the versions of the lists its rules read.
+    #[command(subcommand)]
+    List(list::ListCommand),
     /// Check the rule packages in a directory: which load, which are refused and why.
     ///
     /// Runs the same validation as a running weir does before a package
@@ -98,6 +107,7 @@ impl Command {
             Command::ShadowReport(args) => args.run(),
             Command::Rule(command) => command.run(),
             Command::Case(command) => command.run(),
+            Command::List(command) => command.run(),
             Command::Rules(args) => args.run(),
         }
     }

@@ -13,6 +13,7 @@ use clap::Args;
 use weir::config::Config;
 use weir::engine::{Evaluator, Policy};
 use weir::kafka::{KafkaConfig, KafkaRunError};
+use weir::lists::LiveLists;
 use weir::live::LiveRules;
 use weir::pipeline::{OutputPaths, PipelineOptions, run_embedded};
 use weir::telemetry::{Hooks, Metrics};
@@ -36,6 +37,11 @@ pub struct RunArgs {
     /// Records per atomic batch (overrides `embedded.batch_size`).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Embedded: the runtime lists, a JSON-lines file of list changes that
+    /// `weir list add --append` writes, followed while weir runs (overrides
+    /// `lists.file`). On Kafka the lists come from `kafka.topics.lists`.
+    #[arg(long, value_name = "FILE")]
+    pub lists: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -64,10 +70,20 @@ impl RunArgs {
         // Hot deploy: the watch lasts until the run ends.
         let _watch = if config.rules.watch { Some(live.watch()?) } else { None };
         let metrics = Arc::new(Metrics::default());
+        let lists = match (&config.kafka, &config.lists.file) {
+            // Read by the Kafka pipeline before it decides anything.
+            (Some(kafka), _) => Some(LiveLists::new(format!("kafka:{}", kafka.topics.lists), config.lists.limits())),
+            (None, Some(file)) => Some(
+                weir::lists::follow_file(file.clone(), config.lists.limits(), true)
+                    .with_context(|| format!("cannot read the lists file {}", file.display()))?,
+            ),
+            (None, None) => None,
+        };
         if let Some(listen) = &config.status.listen {
-            weir::http::serve(listen, config.status.token_file.as_deref(), Some(live.clone()), metrics.clone())?;
+            let token = config.status.token_file.as_deref();
+            weir::http::serve(listen, token, Some(live.clone()), lists.clone(), metrics.clone())?;
         }
-        let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics) };
+        let hooks = Hooks { live: config.rules.watch.then(|| live.clone()), metrics: Some(metrics), lists };
         if let Some(kafka) = &config.kafka {
             if self.input != "-" || self.output.is_some() {
                 bail!(
@@ -114,6 +130,9 @@ impl RunArgs {
         }
         if let Some(n) = self.batch_size {
             config.embedded.batch_size = n;
+        }
+        if let Some(file) = &self.lists {
+            config.lists.file = Some(file.clone());
         }
         config.validate()?;
         Ok(config)

@@ -7,10 +7,17 @@
 //! the rule: the sandbox's imports ([`super::wasm`]) and native rules call
 //! the same methods, so both see the same state semantics.
 
+use std::sync::Arc;
+
 use weir_sdk::state::{History, Journal, RuleState};
 use weir_sdk::{AccountHost, LogLevel};
 
 use super::RuleError;
+use crate::events::ListVersion;
+use crate::lists::{ListSet, version_text};
+
+/// How many different lists one evaluation may read.
+pub const MAX_LISTS_READ: usize = 8;
 
 /// The account state and event time one rule evaluation runs against.
 ///
@@ -30,6 +37,14 @@ pub(crate) struct CallCtx {
     now_ms: i64,
     /// For log lines; a buffer reused from transaction to transaction.
     pub(super) transaction_id: String,
+    /// The runtime lists in effect, and the lists the evaluation asked
+    /// about (names reused from evaluation to evaluation; `lists_asked`
+    /// are in use), each with its version if it has entries.
+    lists: Arc<ListSet>,
+    lists_read: Vec<(String, Option<u64>)>,
+    lists_asked: usize,
+    /// Whether the evaluation asked about more than [`MAX_LISTS_READ`].
+    lists_over: bool,
 }
 
 impl CallCtx {
@@ -77,6 +92,52 @@ impl CallCtx {
         self.quota = quota;
         self.written = 0;
         self.over_quota = false;
+        self.lists_asked = 0;
+        self.lists_over = false;
+    }
+
+    /// The runtime lists the next evaluations read.
+    pub(super) fn set_lists(&mut self, lists: Arc<ListSet>) {
+        self.lists = lists;
+    }
+
+    /// Whether `value` is on `list` at the transaction's event time. Once
+    /// the evaluation has asked about more than [`MAX_LISTS_READ`]
+    /// different lists, false, and the evaluation fails
+    /// ([`CallCtx::check_lists`]).
+    pub(super) fn list_contains(&mut self, list: &str, value: &str) -> bool {
+        let found = self.lists.contains(list, value, self.now_ms);
+        let asked = &self.lists_read[..self.lists_asked];
+        if !asked.iter().any(|(name, _)| name == list) {
+            if self.lists_asked == MAX_LISTS_READ {
+                self.lists_over = true;
+                return false;
+            }
+            let version = found.map(|(_, v)| v);
+            match self.lists_read.get_mut(self.lists_asked) {
+                Some((name, v)) => {
+                    name.clear();
+                    name.push_str(list);
+                    *v = version;
+                }
+                None => self.lists_read.push((list.to_owned(), version)),
+            }
+            self.lists_asked += 1;
+        }
+        found.is_some_and(|(on, _)| on)
+    }
+
+    /// Whether the evaluation kept to [`MAX_LISTS_READ`] lists.
+    pub(super) fn check_lists(&self) -> Result<(), RuleError> {
+        if self.lists_over { Err(RuleError::TooManyLists(MAX_LISTS_READ)) } else { Ok(()) }
+    }
+
+    /// The lists with entries this evaluation read, with their versions.
+    pub(super) fn lists_read(&self) -> Vec<ListVersion> {
+        self.lists_read[..self.lists_asked]
+            .iter()
+            .filter_map(|(list, v)| v.map(|v| ListVersion { list: list.clone(), version: version_text(v) }))
+            .collect()
     }
 
     /// Whether the evaluation left the rule's state within its quota.
@@ -183,6 +244,9 @@ impl AccountHost for CallCtx {
     }
     fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
         weir_sdk::wire::encode_history(out, self.history.recent(limit))
+    }
+    fn in_list(&mut self, list: &str, value: &str) -> bool {
+        CallCtx::list_contains(self, list, value)
     }
     fn log(&mut self, level: LogLevel, message: &str) {
         let message = weir_sdk::limits::clean(message, weir_sdk::limits::LOG_LINE_MAX);

@@ -43,7 +43,7 @@ pub enum LoadError {
 /// The kinds of rule error a self-test case can expect
 /// (`expect.kind`), as [`RuleError::kind_of`] names them; `parameter` is a
 /// case whose parameters the rule's declaration refuses.
-pub const ERROR_KINDS: [&str; 12] = [
+pub const ERROR_KINDS: [&str; 13] = [
     "parameter",
     "fuel",
     "memory",
@@ -54,6 +54,7 @@ pub const ERROR_KINDS: [&str; 12] = [
     "instantiate",
     "verdict",
     "state",
+    "lists",
     "budget",
     "quarantined",
 ];
@@ -62,7 +63,7 @@ impl RuleError {
     /// The kind of the error whose text (as a decision records it) is
     /// `text`: `fuel`, `panic`, `returned`, ... (see [`ERROR_KINDS`]).
     pub fn kind_of(text: &str) -> &'static str {
-        const PREFIXES: [(&str, &str); 11] = [
+        const PREFIXES: [(&str, &str); 12] = [
             (PARAMS_REFUSED, "parameter"),
             ("ran out of fuel", "fuel"),
             ("exceeded its memory limit", "memory"),
@@ -72,6 +73,7 @@ impl RuleError {
             ("could not be instantiated", "instantiate"),
             ("returned an explanation over", "verdict"),
             ("went over its state quota", "state"),
+            ("read more than", "lists"),
             ("was not run: ", "budget"),
             ("is quarantined", "quarantined"),
         ];
@@ -107,6 +109,9 @@ pub enum RuleError {
     Verdict(String),
     #[error("went over its state quota: {0}; none of its writes were kept")]
     StateQuota(String),
+    /// It asked about more different runtime lists than one evaluation may.
+    #[error("read more than {0} different lists in one evaluation")]
+    TooManyLists(usize),
     #[error("was not run: the transaction's fuel budget ({TRANSACTION_FUEL} units across all rules) was spent")]
     BudgetSpent,
     #[error("is quarantined: {why}; it is skipped until a new version is deployed")]
@@ -132,6 +137,7 @@ mod tests {
             (RuleError::Instantiate("x".into()), "instantiate"),
             (RuleError::Verdict("x".into()), "verdict"),
             (RuleError::StateQuota("x".into()), "state"),
+            (RuleError::TooManyLists(8), "lists"),
             (RuleError::BudgetSpent, "budget"),
             (RuleError::Quarantined { why: "50 of its last 100 evaluations failed".into() }, "quarantined"),
         ];

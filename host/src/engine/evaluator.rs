@@ -17,6 +17,7 @@
 //! transaction to transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use weir_sdk::Context;
@@ -32,6 +33,7 @@ use crate::events::{
     DecisionEvent, DecisionType, EngineInfo, HostFacts, InputPosition, RuleResult, TransactionRecorded,
     decision_event_id,
 };
+use crate::lists::ListSet;
 use crate::state::{AccountState, Lock};
 use weir_sdk::Entity;
 
@@ -65,6 +67,8 @@ pub struct Evaluator {
     entity_tx: String,
     /// The entity kinds the rules keep state for, in [`Entity::ALL`]'s order.
     kinds: Vec<Entity>,
+    /// The generation of the runtime lists in `call`.
+    lists_generation: u64,
 }
 
 /// The key entity state is kept under, next to accounts: the kind and the
@@ -105,6 +109,7 @@ impl Evaluator {
             log_failures: true,
             entity_results: Vec::new(),
             entity_tx: String::new(),
+            lists_generation: 0,
         }
     }
 
@@ -203,6 +208,18 @@ impl Evaluator {
         // Results by slot are of the old set's slots.
         self.entity_results.clear();
         self.entity_tx.clear();
+    }
+
+    /// The runtime lists the next transactions are decided with, and their
+    /// generation ([`crate::lists::LiveLists`]): swapped between batches.
+    pub fn set_lists(&mut self, generation: u64, lists: Arc<ListSet>) {
+        self.lists_generation = generation;
+        self.call.set_lists(lists);
+    }
+
+    /// The generation of the runtime lists in use (0: none yet).
+    pub fn lists_generation(&self) -> u64 {
+        self.lists_generation
     }
 
     /// The rule versions this evaluator runs: (id, content hash).
@@ -350,7 +367,8 @@ impl Pass<'_> {
         self.fuel_left = self.fuel_left.saturating_sub(fuel);
         // Going over the quota is the error even if the rule then
         // trapped on the refused write.
-        let verdict = self.call.check_quota().and(verdict).and_then(|v| v.check().map(|()| v));
+        let verdict =
+            self.call.check_quota().and(self.call.check_lists()).and(verdict).and_then(|v| v.check().map(|()| v));
         let (state, changed) = self.call.finish(verdict.is_ok());
         let id = &slot.rule.spec.id;
         match kept {
@@ -365,6 +383,7 @@ impl Pass<'_> {
         }
         slot.count(&verdict, fuel, &self.tx.transaction_id, self.log_failures);
         let mut result = rule_result(&slot.rule, verdict);
+        result.lists = self.call.lists_read();
         limit_explanations(&mut result, &mut self.explained);
         result
     }

@@ -125,6 +125,7 @@ mod tests {
             evidence: vec![],
             error: (outcome == RuleOutcome::Error).then(|| "ran out of fuel after 10 units".into()),
             failure_policy: None,
+            lists: vec![],
         }
     }
 

@@ -72,6 +72,7 @@ pub(super) fn rule_result(rule: &LoadedRule, verdict: Result<Verdict, RuleError>
         evidence: Vec::new(),
         error: None,
         failure_policy: None,
+        lists: Vec::new(),
     };
     match verdict {
         Ok(v) => RuleResult {

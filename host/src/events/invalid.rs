@@ -28,6 +28,9 @@ pub enum InvalidEvent {
     /// An analyst's disposition (`CaseResolved`) of the wrong shape.
     #[error("not valid JSON for an analyst's disposition (CaseResolved): {0}")]
     MalformedDisposition(String),
+    /// A list change (`ListChanged`) of the wrong shape.
+    #[error("not valid JSON for a list change (ListChanged): {0}")]
+    MalformedListChange(String),
     #[error("field `{field}`: {problem}")]
     Invalid { field: &'static str, problem: String },
 }

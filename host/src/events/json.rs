@@ -110,6 +110,20 @@ impl RuleResult {
             out.extend_from_slice(policy.as_str().as_bytes());
             out.push(b'"');
         }
+        if !self.lists.is_empty() {
+            out.extend_from_slice(b",\"lists\":[");
+            for (i, l) in self.lists.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"list\":");
+                push_str(out, &l.list);
+                out.extend_from_slice(b",\"version\":");
+                push_str(out, &l.version);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
         out.push(b'}');
     }
 }

@@ -17,6 +17,9 @@
 //!   event of the input topic;
 //! - `disposition`: [`CaseResolved`], an analyst's verdict (fraud or legitimate) on flagged
 //!   transactions, on its own topic, read back as a backtest's labels;
+//! - `list_change`: [`ListChanged`], an analyst's change to a runtime block or allow list (an
+//!   entry added, with an optional expiry in event time, or removed), on the compacted lists
+//!   topic or a lists file;
 //! - `input`: [`InputEvent`], one record of the input topic, and [`parse_input`], which tells
 //!   the three events apart;
 //! - `invalid`: [`InvalidEvent`], why a record is rejected, and the value checks both input
@@ -49,6 +52,7 @@ mod disposition;
 mod input;
 mod invalid;
 mod json;
+mod list_change;
 mod malformed;
 pub mod rfc3339_utc_millis;
 mod rule_result;
@@ -66,7 +70,8 @@ pub use decision::{
 pub use disposition::{CASE_RESOLVED, CaseResolved, MAX_RESOLVED_TRANSACTIONS, Verdict, parse_disposition};
 pub use input::{InputEvent, parse_input};
 pub use invalid::{InvalidEvent, MAX_ID_BYTES, forges_text, shown};
-pub use rule_result::{Evidence, FailurePolicy, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode};
+pub use list_change::{LIST_CHANGED, ListAction, ListChanged, MAX_LIST_NAME_BYTES, check_list_name, parse_list_change};
+pub use rule_result::{Evidence, FailurePolicy, ListVersion, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode};
 pub use rule_view::HostFacts;
 pub use shared_str::SharedStr;
 pub use transaction::{

@@ -35,6 +35,19 @@ pub struct RuleResult {
     /// For outcome = error: the failure policy that was applied. Only set on error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_policy: Option<FailurePolicy>,
+    /// The runtime lists the rule read ([`crate::lists`]) that had entries,
+    /// each with its version, in the order first read: replaying the input
+    /// with the same list versions gives the same result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<ListVersion>,
+}
+
+/// A runtime list a rule read, and the version it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListVersion {
+    pub list: String,
+    /// The list's content hash, 16 lowercase hex digits.
+    pub version: String,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -22,6 +22,7 @@
 //! The pipeline writes [`Metrics`] after each batch; the server threads
 //! only read them.
 
+use crate::lists::{ListsStatus, LiveLists};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -63,11 +64,16 @@ struct StatusBody {
     engine_version: &'static str,
     pipeline: Counters,
     rules: Option<RulesStatus>,
+    /// The runtime lists: where they come from, each list's entries and
+    /// version, the changes applied and refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lists: Option<ListsStatus>,
 }
 
 /// What the server answers from.
 struct Site {
     live: Option<Arc<LiveRules>>,
+    lists: Option<Arc<LiveLists>>,
     metrics: Arc<Metrics>,
     /// `/status` and `/metrics` need this bearer token, when set.
     token: Option<String>,
@@ -80,6 +86,7 @@ pub fn serve(
     listen: &str,
     token_file: Option<&std::path::Path>,
     live: Option<Arc<LiveRules>>,
+    lists: Option<Arc<LiveLists>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServeError> {
     let token = token_file.map(read_token).transpose()?;
@@ -95,7 +102,7 @@ pub fn serve(
         );
     }
     tracing::info!(listen, "status endpoint: /health /status /metrics");
-    let site = Arc::new(Site { live, metrics, token });
+    let site = Arc::new(Site { live, lists, metrics, token });
     std::thread::Builder::new().name("weir-status".to_owned()).spawn(move || accept(&listener, &site))?;
     Ok(())
 }
@@ -206,6 +213,7 @@ fn answer(method: &str, target: &str, bearer: Option<&str>, site: &Site) -> (u16
                 engine_version: env!("CARGO_PKG_VERSION"),
                 pipeline: site.metrics.snapshot(),
                 rules: site.live.as_ref().map(|l| l.status()),
+                lists: site.lists.as_ref().map(|l| l.status()),
             };
             (200, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default())
         }

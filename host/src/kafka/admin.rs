@@ -34,6 +34,10 @@ pub fn create_topics(config: &KafkaConfig, stop: &AtomicBool) -> Result<(), Kafk
     let input_partitions = wait("reading the input's partitions", &mut || partition_count(&admin, &t.input))?;
     let changelog = NewTopic::new(&t.changelog, input_partitions, rf()).set("cleanup.policy", "compact");
     wait("creating the changelog", &mut || create(&admin, std::slice::from_ref(&changelog)).map(|()| 0))?;
+    // The runtime lists: one partition (every instance reads all of it, in
+    // the order the changes were made), compacted to each entry's last change.
+    let lists = NewTopic::new(&t.lists, 1, rf()).set("cleanup.policy", "compact");
+    wait("creating the lists topic", &mut || create(&admin, std::slice::from_ref(&lists)).map(|()| 0))?;
     // The entity hop's topics, when entities are routed.
     let hop: Vec<String> = hop_topics(config);
     let hop_new: Vec<NewTopic> = hop.iter().map(|name| NewTopic::new(name, input_partitions, rf())).collect();

@@ -127,6 +127,10 @@ pub struct TopicsConfig {
     /// by `weir case resolve`, read as labels by `weir backtest` and `weir
     /// shadow-report` (`--dispositions kafka`).
     pub dispositions: String,
+    /// The runtime lists (`ListChanged`, keyed by `list/value`), compacted,
+    /// one partition: written by `weir list`, read in full by every
+    /// instance.
+    pub lists: String,
 }
 
 impl Default for TopicsConfig {
@@ -141,6 +145,7 @@ impl Default for TopicsConfig {
             entity_prefix: "weir.by-".to_owned(),
             entity_verdicts: "weir.entity-verdicts".to_owned(),
             dispositions: "fraud.dispositions".to_owned(),
+            lists: "fraud.lists".to_owned(),
         }
     }
 }

@@ -50,6 +50,7 @@ mod committer;
 pub mod config;
 mod hop;
 mod intake;
+pub mod lists;
 pub mod publish;
 pub mod range;
 mod retry;
@@ -66,7 +67,7 @@ use rdkafka::error::KafkaError;
 
 pub use self::admin::create_topics;
 pub use self::config::{KafkaConfig, KafkaConfigError, TopicsConfig};
-pub use self::publish::{Published, publish, publish_input};
+pub use self::publish::{Published, publish, publish_all, publish_input};
 pub use self::range::{Bound, read_range};
 use crate::engine::{Policy, RuleSet, RuleStats};
 use crate::events::DecisionType;
@@ -328,6 +329,9 @@ pub fn run(
 ) -> Result<KafkaSummary, KafkaRunError> {
     if config.create_topics {
         create_topics(config, shutdown)?;
+    }
+    if let Some(live) = &hooks.lists {
+        lists::start(config, live.clone(), shutdown)?;
     }
     // The entity hop needs the input's partition count; without it, nothing
     // is asked of the broker.

@@ -25,9 +25,9 @@ pub struct Published {
     pub offset: i64,
 }
 
-/// Remembers the one delivery report a publish waits for.
+/// Remembers the delivery reports a publish waits for.
 #[derive(Default)]
-struct Delivery(Mutex<Option<Result<(i32, i64), KafkaError>>>);
+struct Delivery(Mutex<Vec<Result<(i32, i64), KafkaError>>>);
 
 impl ClientContext for Delivery {}
 
@@ -40,7 +40,7 @@ impl ProducerContext for Delivery {
             Ok(m) => Ok((m.partition(), m.offset())),
             Err((e, _)) => Err(e.clone()),
         };
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(report);
     }
 }
 
@@ -53,14 +53,45 @@ pub fn publish_input(config: &KafkaConfig, key: &str, payload: &[u8]) -> Result<
 
 /// [`publish_input`] to any topic.
 pub fn publish(config: &KafkaConfig, topic: &str, key: &str, payload: &[u8]) -> Result<Published, KafkaError> {
+    publish_all(config, topic, [(key, payload)])
+}
+
+/// Writes every (key, payload) record to `topic`, in order, with one
+/// idempotent producer, and waits until the broker has them all: where the
+/// last one landed. Any record the broker refuses fails the whole call
+/// (the ones before it may have been written).
+pub fn publish_all<'a>(
+    config: &KafkaConfig,
+    topic: &str,
+    records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Published, KafkaError> {
     let producer: BaseProducer<Delivery> =
         config.client_config().set("enable.idempotence", "true").create_with_context(Delivery::default())?;
-    producer.send(BaseRecord::to(topic).key(key).payload(payload)).map_err(|(e, _)| e)?;
-    producer.flush(PATIENCE)?;
-    let report = producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match report {
-        Some(Ok((partition, offset))) => Ok(Published { topic: topic.to_owned(), partition, offset }),
-        Some(Err(e)) => Err(e),
-        None => Err(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)),
+    let mut sent = 0;
+    for (key, payload) in records {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                // The local queue is full: let deliveries drain it.
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        sent += 1;
     }
+    producer.flush(PATIENCE)?;
+    let reports = std::mem::take(&mut *producer.context().0.lock().unwrap_or_else(|p| p.into_inner()));
+    if reports.len() < sent {
+        return Err(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut));
+    }
+    let mut last = None;
+    for report in reports {
+        let (partition, offset) = report?;
+        last = Some(Published { topic: topic.to_owned(), partition, offset });
+    }
+    last.ok_or(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut))
 }

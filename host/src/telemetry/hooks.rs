@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Evaluator, RuleStats};
+use crate::lists::LiveLists;
 use crate::live::{Generation, LiveRules, TookEffect};
 
 use super::Metrics;
@@ -18,6 +19,8 @@ pub struct Hooks {
     pub live: Option<Arc<LiveRules>>,
     /// Where to count batches for the status endpoint.
     pub metrics: Option<Arc<Metrics>>,
+    /// The runtime lists: the newest snapshot is adopted between batches.
+    pub lists: Option<Arc<LiveLists>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -25,14 +28,22 @@ impl std::fmt::Debug for Hooks {
         f.debug_struct("Hooks")
             .field("live", &self.live.as_ref().map(|l| l.dir().to_owned()))
             .field("metrics", &self.metrics.is_some())
+            .field("lists", &self.lists.as_ref().map(|l| l.generation()))
             .finish()
     }
 }
 
 impl Hooks {
     /// Between two batches: swaps `evaluator` to a newer generation if
-    /// there is one (`running` is the generation it runs now).
+    /// there is one (`running` is the generation it runs now), and to the
+    /// newest runtime lists.
     pub fn adopt(&self, running: &mut u64, evaluator: &mut Evaluator) -> Option<Arc<Generation>> {
+        if let Some(lists) = &self.lists {
+            let mut generation = evaluator.lists_generation();
+            if let Some(set) = lists.adopt(&mut generation) {
+                evaluator.set_lists(generation, set);
+            }
+        }
         self.live.as_ref()?.adopt(running, evaluator)
     }
 

@@ -103,6 +103,7 @@ pub mod config {
             entity_prefix: format!("{prefix}.by-"),
             entity_verdicts: format!("{prefix}.verdicts"),
             dispositions: format!("{prefix}.dispositions"),
+            lists: format!("{prefix}.lists"),
         }
     }
 

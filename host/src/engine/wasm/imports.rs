@@ -1,5 +1,5 @@
 //! The host side of the contracts' imports — `account`, `distinct`,
-//! `params`, `verdict` and `log` — for both `weir:rule@2.1.0` (which also
+//! `params`, `verdict` and `log`, and `lists` — for both `weir:rule@2.2.0` (which also
 //! serves rules built for 2.0.0) and `weir:rule@1.0.0`, all acting on the
 //! instance's [`RuleHost`].
 //!
@@ -24,8 +24,8 @@ use crate::engine::verdict::Explanation;
 /// How many log lines one evaluation may write; the rest are counted.
 pub(super) const MAX_LOG_LINES: u32 = 16;
 
-/// Redefines the string-taking functions of `weir:rule/account@2.1.0` and
-/// `weir:rule/distinct@2.1.0` to read their names in place from the
+/// Redefines the string-taking functions of `weir:rule/account`,
+/// `weir:rule/distinct` and `weir:rule/lists` to read their names in place from the
 /// guest's memory: the generated bindings lift every string argument into
 /// a new `String`, an allocation per call on the hottest path a rule has.
 pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
@@ -61,6 +61,10 @@ pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Resu
     })?;
     distinct.func_wrap("last-seen", |store, (name, member): (WasmStr, WasmStr)| {
         with_name_and_member(store, name, member, |call, name, member| (call.last_seen(name, member),))
+    })?;
+    let mut lists = linker.instance(&format!("weir:rule/lists@{}", super::CONTRACT_VERSION))?;
+    lists.func_wrap("contains", |store, (list, value): (WasmStr, WasmStr)| {
+        with_name_and_member(store, list, value, |call, list, value| (call.list_contains(list, value),))
     })?;
     linker.allow_shadowing(false);
     Ok(())
@@ -166,6 +170,12 @@ impl v2::weir::rule::distinct::Host for RuleHost {
 
     fn last_seen(&mut self, name: String, member: String) -> Option<i64> {
         self.call.last_seen(&name, &member)
+    }
+}
+
+impl v2::weir::rule::lists::Host for RuleHost {
+    fn contains(&mut self, name: String, value: String) -> bool {
+        self.call.list_contains(&name, &value)
     }
 }
 

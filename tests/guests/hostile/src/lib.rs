@@ -81,6 +81,16 @@ fn run(behaviour: &str, tx: &Transaction, ctx: &mut Context) -> Result<Verdict, 
             }
         }
         "huge-message" => Ok(Verdict::suspect("HUGE", "m".repeat(2 << 20))),
+        "many-lists" => {
+            // Asks about one list after another; the host allows eight per evaluation.
+            let on_any = (0..100).any(|i| ctx.in_list(&format!("list-{i}"), &tx.account_id));
+            Ok(if on_any { Verdict::suspect("LISTED", "on a list") } else { Verdict::pass() })
+        }
+        "same-list" => {
+            // The same list a thousand times is one list.
+            let hits = (0..1000).filter(|_| ctx.in_list("list-0", &tx.account_id)).count();
+            Ok(if hits > 0 { Verdict::suspect("LISTED", "on list-0") } else { Verdict::pass() })
+        }
         "escape" => Ok(Verdict::suspect("ESC\x1b[2J", "clears your terminal\x1b[2J")),
         b if b.starts_with("fill:") => {
             let bytes: usize = b["fill:".len()..].parse().map_err(|_| Error::msg("fill:<bytes>"))?;
