@@ -187,8 +187,8 @@ fn sample_rules() -> Vec<RuleResult> {
         &[("merchant_id", "m-ticketsrus"), ("list", "blocked_merchants")],
     );
     listed.lists = vec![
-        ListVersion { list: "blocked-merchants".into(), version: "00f1a2b3c4d5e6f7".into() },
-        ListVersion { list: "allowed-\"accounts\"".into(), version: "8000000000000000".into() },
+        ListVersion { list: "blocked-merchants".into(), version: 0x00f1_a2b3_c4d5_e6f7 },
+        ListVersion { list: "allowed-\"accounts\"".into(), version: 0x8000_0000_0000_0000 },
     ];
     let rules = vec![
         rule("a-large-amount", Enforce, Pass),

@@ -1013,8 +1013,8 @@ fn a_list_change_reaches_two_running_instances_and_their_decisions_record_its_ve
             assert_eq!((d.event_type, blocklist.reason_code.as_str()), (FraudSuspected, "BLOCKED_DEVICE"), "{d:?}");
             assert_eq!(blocklist.lists.len(), 1, "{d:?}");
             assert_eq!(
-                (blocklist.lists[0].list.as_str(), blocklist.lists[0].version.as_str()),
-                ("blocked-devices", version.as_str())
+                (blocklist.lists[0].list.as_str(), weir::lists::version_text(blocklist.lists[0].version)),
+                ("blocked-devices", version.clone())
             );
         } else {
             assert_eq!(d.event_type, TransactionVerified, "{d:?}");

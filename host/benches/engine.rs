@@ -48,10 +48,10 @@ fn position(i: usize) -> InputPosition {
 }
 
 /// The shipped account rules (the six the figures before entity rules
-/// were measured with), in wasm.
+/// and runtime lists were measured with), in wasm.
 fn account_rules(engine: &Engine) -> Vec<LoadedRule> {
     let mut rules = load_shipped(engine).expect("shipped rules load");
-    rules.retain(|r| r.spec.entity.is_none());
+    rules.retain(|r| r.spec.entity.is_none() && r.spec.id != "blocklist");
     rules
 }
 
@@ -59,7 +59,7 @@ fn throughput(c: &mut Criterion) {
     let engine = Engine::new().expect("engine");
     let (lines, txs) = workload();
     let mut native = native_rules::native_rules();
-    native.retain(|r| r.spec.entity.is_none());
+    native.retain(|r| r.spec.entity.is_none() && r.spec.id != "blocklist");
     let sets =
         [("wasm", RuleSet::new(account_rules(&engine)).expect("set")), ("native", RuleSet::new(native).expect("set"))];
     let mut group = c.benchmark_group("engine");
@@ -89,6 +89,57 @@ fn throughput(c: &mut Criterion) {
                         let mut json = Vec::with_capacity(2048);
                         evaluator.decide(&tx, account, position(i)).write_json(&mut json);
                         black_box(json);
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// The six account rules, then the same with the shipped `blocklist` rule
+/// (six list lookups per transaction) reading no lists, and reading six
+/// lists of 90 000 entries each (plus a tenth of the demo's devices, so
+/// some transactions hit): what runtime lists cost a decision.
+fn lists(c: &mut Criterion) {
+    let engine = Engine::new().expect("engine");
+    let (_, txs) = workload();
+    let six = RuleSet::new(account_rules(&engine)).expect("set");
+    let mut with_blocklist = account_rules(&engine);
+    with_blocklist.extend(load_shipped(&engine).expect("shipped").into_iter().filter(|r| r.spec.id == "blocklist"));
+    let seven = RuleSet::new(with_blocklist).expect("set");
+    let names = ["blocked-accounts", "blocked-devices", "blocked-cards", "blocked-counterparties", "blocked-merchants"];
+    let mut values: Vec<(String, String)> = Vec::new();
+    for name in names.iter().chain(&["blocked-countries"]) {
+        values.extend((0..90_000).map(|i| (name.to_string(), format!("{name}-{i}"))));
+    }
+    let devices: std::collections::BTreeSet<&str> =
+        txs.iter().filter_map(|t| t.device_fingerprint.as_deref()).collect();
+    values.extend(devices.iter().step_by(10).map(|d| ("blocked-devices".to_owned(), d.to_string())));
+    let full = std::sync::Arc::new(
+        weir::lists::ListSet::of(values.iter().map(|(l, v)| (l.as_str(), v.as_str()))).expect("within the bounds"),
+    );
+    let mut group = c.benchmark_group("lists");
+    group.throughput(Throughput::Elements(txs.len() as u64));
+    group.sample_size(30);
+    let runs: [(&str, &RuleSet, Option<&std::sync::Arc<weir::lists::ListSet>>); 3] = [
+        ("six-rules", &six, None),
+        ("blocklist/no-lists", &seven, None),
+        ("blocklist/540k-entries", &seven, Some(&full)),
+    ];
+    for (name, set, lists) in runs {
+        let mut evaluator = Evaluator::new(set, Policy::default());
+        if let Some(lists) = lists {
+            evaluator.set_lists(1, lists.clone());
+        }
+        group.bench_function(format!("decide/{name}"), |b| {
+            b.iter_batched_ref(
+                HashMap::<String, AccountState>::new,
+                |accounts| {
+                    for (i, tx) in txs.iter().enumerate() {
+                        let account = accounts.entry(tx.account_id.clone()).or_default();
+                        black_box(evaluator.decide(tx, account, position(i)));
                     }
                 },
                 BatchSize::LargeInput,
@@ -272,5 +323,5 @@ fn entity(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput, parallel, entity, compile_and_instantiate);
+criterion_group!(benches, throughput, parallel, entity, lists, compile_and_instantiate);
 criterion_main!(benches);

@@ -23,7 +23,10 @@
 //!   0 skips the step).
 //! - `WEIR_BENCH_ONLY`: run only these steps, comma separated, of
 //!   `throughput` (steps 1 to 3), `latency` (4), `backlog` (5), `restore`
-//!   (6) (default: all but `restore`).
+//!   (6), `lists` (7) (default: all but `restore` and `lists`).
+//! - `WEIR_BENCH_LIST_CHANGES`: list changes the `lists` step times
+//!   (default 30): each is produced to the lists topic, and the clock runs
+//!   until both of two running instances show its version in /status.
 //! - `WEIR_BENCH_RESTORE_ACCOUNTS`: accounts the restore step's
 //!   transactions are drawn over (default 1 000 000), and
 //!   `WEIR_BENCH_RESTORE_TRANSACTIONS` how many (default three per account,
@@ -228,6 +231,13 @@ fn main() {
         eprintln!("      {}", r.line());
         r
     });
+    let lists = step("lists").then(|| {
+        let changes: usize = env_or("WEIR_BENCH_LIST_CHANGES", 30);
+        eprintln!("[7/7] runtime lists: {changes} changes, two running instances");
+        let l = list_changes(&bench, changes);
+        eprintln!("      {}", l.line());
+        l
+    });
     let backlog = (step("backlog") && backlog_n > 0).then(|| {
         eprintln!("[5/6] weir backlog: {backlog_n} records produced while weir is stopped");
         let b = backlog(&bench, &records(backlog_n));
@@ -375,6 +385,15 @@ fn main() {
     if let Some(r) = &restore {
         println!();
         println!("{:<w$} {}", "restore from the changelog", r.line());
+    }
+    if let Some(l) = &lists {
+        println!();
+        println!("{:<w$} {}", "a list change, produced → in effect on both", l.line());
+        println!(
+            "{:<w$} {}",
+            "  target: within one second on both",
+            verdict(l.max_ms() <= 1000.0, &format!("max {:.0} ms", l.max_ms()))
+        );
     }
     if let Some(b) = &backlog {
         println!();
@@ -542,7 +561,10 @@ impl Bench {
     }
 
     fn delete_topics(&self) {
-        let topics = std::mem::take(&mut *self.topics.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut topics = std::mem::take(&mut *self.topics.lock().unwrap_or_else(|e| e.into_inner()));
+        // Instances of one step share topics: each name once.
+        topics.sort();
+        topics.dedup();
         if topics.is_empty() || std::env::var("WEIR_BENCH_KEEP_TOPICS").is_ok_and(|v| v == "1") {
             return;
         }
@@ -1151,6 +1173,122 @@ fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
     Backlog { decisions, wall_s, weir_cpu_s, threads, broker_cpu_s, hwm_kb }
 }
 
+// ----------------------------------------------------------------- lists
+
+/// Step 7: how long a list change takes to be in effect on two running
+/// instances: from the produce (`weir list add` writes the same record) to
+/// the moment both instances' /status show the list's new version (they
+/// publish a snapshot as they read a change, and adopt it before their next
+/// batch), in ms per change.
+struct ListChanges {
+    ms: Vec<f64>,
+    /// Of which the produce, until the broker acknowledged it.
+    ack_ms: Vec<f64>,
+}
+
+impl ListChanges {
+    fn quantile(values: &[f64], q: f64) -> f64 {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0)
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.ms.iter().copied().fold(0.0, f64::max)
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} changes: median {:.0} ms, p90 {:.0} ms, max {:.0} ms (of which the produce's ack: median {:.0} ms)",
+            self.ms.len(),
+            Self::quantile(&self.ms, 0.5),
+            Self::quantile(&self.ms, 0.9),
+            self.max_ms(),
+            Self::quantile(&self.ack_ms, 0.5),
+        )
+    }
+}
+
+/// `GET /status` on `addr`, as JSON; `None` while it is not up.
+fn status(addr: &str) -> Option<serde_json::Value> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET /status HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
+}
+
+fn list_changes(bench: &Bench, changes: usize) -> ListChanges {
+    let p = bench.prefix("lists");
+    let rules = bench.dir.path().join("rules");
+    let binary = std::env::var_os("WEIR_BENCH_WEIR_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")), PathBuf::from);
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let mut config = weir_testkit::config::kafka(&bench.broker, &p, name, &rules);
+        config.kafka.as_mut().expect("a Kafka configuration").partitions = partitions();
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            format!("127.0.0.1:{}", listener.local_addr().expect("an address").port())
+        };
+        config.status.listen = Some(addr.clone());
+        let path = bench.dir.path().join(format!("lists-{name}.toml"));
+        weir_testkit::config::write(&config, &path);
+        let kafka = config.kafka.expect("a Kafka configuration");
+        let mut weir = WeirProcess::with_config(bench, &format!("lists-{name}"), binary.clone(), path, kafka);
+        weir.spawn();
+        instances.push((weir, addr));
+    }
+    for (weir, _) in &mut instances {
+        weir.wait_for_log("lists loaded", Duration::from_secs(120));
+    }
+    let kafka = instances[0].0.kafka.clone();
+    let shows = |addr: &str, version: &str| {
+        status(addr).is_some_and(|s| {
+            s["lists"]["lists"].as_array().is_some_and(|l| l.iter().any(|l| l["version"].as_str() == Some(version)))
+        })
+    };
+    let mut expected = weir::lists::ListSet::default();
+    let (mut ms, mut ack_ms) = (Vec::new(), Vec::new());
+    for i in 0..changes {
+        let change = weir::events::ListChanged::new(
+            "bench-blocked-devices",
+            &format!("fp-{i}"),
+            weir::events::ListAction::Add,
+            None,
+            "bench",
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("a valid change");
+        expected.apply(&change, &weir::lists::ListLimits::default()).expect("within the bounds");
+        let version = weir::lists::version_text(expected.get("bench-blocked-devices").expect("the list").version());
+        let json = serde_json::to_vec(&change).expect("serializes");
+        let started = Instant::now();
+        weir::kafka::publish_changes(&kafka, &kafka.topics.lists, [(change.key().as_str(), json.as_slice())])
+            .expect("the change is written");
+        ack_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let mut seen = [false, false];
+        while !seen.iter().all(|s| *s) {
+            for (s, (_, addr)) in seen.iter_mut().zip(&instances) {
+                *s = *s || shows(addr, &version);
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "change {i} was not in effect on both within 60 s");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Changes a human makes are seconds apart; a pause keeps them from
+        // landing in one poll.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (weir, _) in &mut instances {
+        weir.terminate();
+    }
+    ListChanges { ms, ack_ms }
+}
+
 // --------------------------------------------------------------- restore
 
 /// Step 6: weir's restore of a partition's state, against a raw read of
@@ -1424,6 +1562,8 @@ impl WeirProcess {
             &t.account_locked,
             &t.dead_letters,
             &t.changelog,
+            &t.dispositions,
+            &t.lists,
         ]);
         weir::kafka::create_topics(&kafka, &Default::default())
             .unwrap_or_else(|e| panic!("creating {}.*: {e}", bench.prefix(step)));

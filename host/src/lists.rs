@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::events::{ListAction, ListChanged, parse_list_change};
+use crate::events::{ListAction, ListChanged, SharedStr, parse_list_change};
 
 /// How many refusals the status keeps, and how many are logged one by one
 /// before only every thousandth is.
@@ -164,14 +164,14 @@ pub struct Refusal {
 /// Every list, as of one point in the change log.
 #[derive(Debug, Clone, Default)]
 pub struct ListSet {
-    lists: BTreeMap<String, Arc<List>>,
+    lists: BTreeMap<SharedStr, Arc<List>>,
     entries: usize,
     bytes: usize,
 }
 
 /// A list's version as decisions and the status show it: 16 hex digits.
 pub fn version_text(version: u64) -> String {
-    format!("{version:016x}")
+    String::from_utf8_lossy(&crate::events::hex_u64::digits(version)).into_owned()
 }
 
 /// The hash an entry adds to its list's version: of the list, the value and the expiry (who
@@ -200,9 +200,14 @@ impl ListSet {
     /// expiry is at or before `now_ms` does not match), and the list's
     /// version; `None` if the list has no entries.
     pub fn contains(&self, list: &str, value: &str, now_ms: i64) -> Option<(bool, u64)> {
-        let list = self.lists.get(list)?;
+        self.lookup(list, value, now_ms).map(|(on, _, version)| (on, version))
+    }
+
+    /// [`ListSet::contains`] with the list's shared name.
+    pub fn lookup(&self, list: &str, value: &str, now_ms: i64) -> Option<(bool, &SharedStr, u64)> {
+        let (name, list) = self.lists.get_key_value(list)?;
         let on = list.entries.get(value).is_some_and(|e| e.expires_at_ms.is_none_or(|at| now_ms < at));
-        Some((on, list.version))
+        Some((on, name, list.version))
     }
 
     /// The lists with entries, by name.
@@ -238,7 +243,7 @@ impl ListSet {
         };
         match change.action {
             ListAction::Remove => {
-                let Some(list) = self.lists.get_mut(&change.list) else { return Ok(()) };
+                let Some(list) = self.lists.get_mut(change.list.as_str()) else { return Ok(()) };
                 let list = Arc::make_mut(list);
                 if let Some(old) = list.entries.remove(&change.value) {
                     list.version =
@@ -247,7 +252,7 @@ impl ListSet {
                     self.bytes -= Entry::bytes(&change.value, &old.analyst);
                 }
                 if list.entries.is_empty() {
-                    self.lists.remove(&change.list);
+                    self.lists.remove(change.list.as_str());
                 }
                 Ok(())
             }
@@ -256,7 +261,7 @@ impl ListSet {
                 let entry =
                     Entry { expires_at_ms, analyst: change.analyst.clone(), added_at_ms: change.occurred_at_ms() };
                 let bytes = Entry::bytes(&change.value, &change.analyst);
-                let existing = self.lists.get(&change.list);
+                let existing = self.lists.get(change.list.as_str());
                 let old = existing.and_then(|l| l.entries.get(&change.value));
                 let old_bytes = old.map_or(0, |o| Entry::bytes(&change.value, &o.analyst));
                 if existing.is_none() && self.lists.len() >= limits.max_lists {
@@ -285,7 +290,7 @@ impl ListSet {
                         limits.max_bytes
                     )));
                 }
-                let list = Arc::make_mut(self.lists.entry(change.list.clone()).or_default());
+                let list = Arc::make_mut(self.lists.entry(change.list.as_str().into()).or_default());
                 let added = entry_hash(&change.list, &change.value, expires_at_ms);
                 match list.entries.insert(change.value.clone(), entry) {
                     Some(old) => {

@@ -191,14 +191,16 @@ impl ChangeArgs {
         let place = if let Some(kafka) = &config.kafka {
             let keys: Vec<String> = changes.iter().map(ListChanged::key).collect();
             let records = keys.iter().zip(&lines).map(|(k, l)| (k.as_str(), l.as_bytes()));
-            let at = weir::kafka::publish_all(kafka, &kafka.topics.lists, records)
+            let at = weir::kafka::publish_changes(kafka, &kafka.topics.lists, records)
                 .with_context(|| format!("cannot write {what} to `{}`", kafka.topics.lists))?;
-            serde_json::json!({ "topic": at.topic, "partition": at.partition, "last_offset": at.offset })
+            let text = format!("written to {} partition {} (last offset {})", at.topic, at.partition, at.offset);
+            (serde_json::json!({ "topic": at.topic, "partition": at.partition, "last_offset": at.offset }), text)
         } else {
             let path = self.append.as_deref().or(config.lists.file.as_deref()).expect("load found the file");
             append_lines(path, &lines, &what)?;
-            serde_json::json!({ "file": path })
+            (serde_json::json!({ "file": path }), format!("appended to {}", path.display()))
         };
+        let (place, place_text) = place;
         let list = after.get(&self.list);
         let (entries, version) = (list.map_or(0, |l| l.len()), list.map(|l| version_text(l.version())));
         if self.json {
@@ -211,7 +213,7 @@ impl ChangeArgs {
             let verb = if action == ListAction::Add { "added to" } else { "removed from" };
             let version = version.unwrap_or_else(|| "none (empty)".to_owned());
             println!(
-                "{} value(s) {verb} list {}: {entries} entries, version {version}; written to {place}",
+                "{} value(s) {verb} list {}: {entries} entries, version {version}; {place_text}",
                 changes.len(),
                 self.list
             );

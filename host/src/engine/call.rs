@@ -13,8 +13,8 @@ use weir_sdk::state::{History, Journal, RuleState};
 use weir_sdk::{AccountHost, LogLevel};
 
 use super::RuleError;
-use crate::events::ListVersion;
-use crate::lists::{ListSet, version_text};
+use crate::events::{ListVersion, SharedStr};
+use crate::lists::ListSet;
 
 /// How many different lists one evaluation may read.
 pub const MAX_LISTS_READ: usize = 8;
@@ -41,7 +41,7 @@ pub(crate) struct CallCtx {
     /// about (names reused from evaluation to evaluation; `lists_asked`
     /// are in use), each with its version if it has entries.
     lists: Arc<ListSet>,
-    lists_read: Vec<(String, Option<u64>)>,
+    lists_read: Vec<(String, Option<(SharedStr, u64)>)>,
     lists_asked: usize,
     /// Whether the evaluation asked about more than [`MAX_LISTS_READ`].
     lists_over: bool,
@@ -106,14 +106,14 @@ impl CallCtx {
     /// different lists, false, and the evaluation fails
     /// ([`CallCtx::check_lists`]).
     pub(super) fn list_contains(&mut self, list: &str, value: &str) -> bool {
-        let found = self.lists.contains(list, value, self.now_ms);
+        let found = self.lists.lookup(list, value, self.now_ms);
         let asked = &self.lists_read[..self.lists_asked];
         if !asked.iter().any(|(name, _)| name == list) {
             if self.lists_asked == MAX_LISTS_READ {
                 self.lists_over = true;
                 return false;
             }
-            let version = found.map(|(_, v)| v);
+            let version = found.map(|(_, name, v)| (name.clone(), v));
             match self.lists_read.get_mut(self.lists_asked) {
                 Some((name, v)) => {
                     name.clear();
@@ -124,7 +124,7 @@ impl CallCtx {
             }
             self.lists_asked += 1;
         }
-        found.is_some_and(|(on, _)| on)
+        found.is_some_and(|(on, _, _)| on)
     }
 
     /// Whether the evaluation kept to [`MAX_LISTS_READ`] lists.
@@ -136,7 +136,9 @@ impl CallCtx {
     pub(super) fn lists_read(&self) -> Vec<ListVersion> {
         self.lists_read[..self.lists_asked]
             .iter()
-            .filter_map(|(list, v)| v.map(|v| ListVersion { list: list.clone(), version: version_text(v) }))
+            .filter_map(|(_, read)| {
+                read.as_ref().map(|(list, version)| ListVersion { list: list.clone(), version: *version })
+            })
             .collect()
     }
 

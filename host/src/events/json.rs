@@ -118,9 +118,9 @@ impl RuleResult {
                 }
                 out.extend_from_slice(b"{\"list\":");
                 push_str(out, &l.list);
-                out.extend_from_slice(b",\"version\":");
-                push_str(out, &l.version);
-                out.push(b'}');
+                out.extend_from_slice(b",\"version\":\"");
+                out.extend_from_slice(&super::rule_result::hex_u64::digits(l.version));
+                out.extend_from_slice(b"\"}");
             }
             out.push(b']');
         }

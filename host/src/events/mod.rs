@@ -71,7 +71,9 @@ pub use disposition::{CASE_RESOLVED, CaseResolved, MAX_RESOLVED_TRANSACTIONS, Ve
 pub use input::{InputEvent, parse_input};
 pub use invalid::{InvalidEvent, MAX_ID_BYTES, forges_text, shown};
 pub use list_change::{LIST_CHANGED, ListAction, ListChanged, MAX_LIST_NAME_BYTES, check_list_name, parse_list_change};
-pub use rule_result::{Evidence, FailurePolicy, ListVersion, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode};
+pub use rule_result::{
+    Evidence, FailurePolicy, ListVersion, RuleMode, RuleOutcome, RuleResult, UnknownRuleMode, hex_u64,
+};
 pub use rule_view::HostFacts;
 pub use shared_str::SharedStr;
 pub use transaction::{

@@ -45,9 +45,38 @@ pub struct RuleResult {
 /// A runtime list a rule read, and the version it read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListVersion {
-    pub list: String,
-    /// The list's content hash, 16 lowercase hex digits.
-    pub version: String,
+    /// Shared with the lists: a decision copies no list's name.
+    pub list: SharedStr,
+    /// The list's content hash, written as 16 lowercase hex digits.
+    #[serde(with = "hex_u64")]
+    pub version: u64,
+}
+
+/// A list's version as decisions write it: 16 lowercase hex digits.
+pub mod hex_u64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `version` as 16 lowercase hex digits, in a buffer of its own.
+    pub fn digits(version: u64) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((version >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+
+    pub fn serialize<S: Serializer>(version: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        let digits = digits(*version);
+        serializer.serialize_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() != 16 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(serde::de::Error::custom("a list version is 16 lowercase hex digits"));
+        }
+        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
