@@ -17,6 +17,8 @@
 //!    the bank clears its flag; Bram shops again. The thief cashes out
 //!    again: `AccountLocked` again, and the bank's flag follows. The analyst
 //!    resolves the first case as fraud; the new lock has a case of its own.
+//!    The analyst puts the thief's laptop on the block list (`weir list
+//!    add`); its next purchase, on another account, is suspected at once.
 //! 3. A customer's bet is suspected; they confirm "it was me"; the next bet
 //!    at that site is verified, a bet at another site is still suspected.
 //! 4. weir is stopped. Purchases go on and succeed; their events wait in
@@ -88,6 +90,9 @@ pub struct Report {
     /// Scene 2: the states of the owner's review cases once the analyst
     /// resolved the first (`weir case show`).
     pub bram_cases: Vec<String>,
+    /// Scene 2: what fired on the thief's laptop, used on another account
+    /// after the analyst blocked it (`weir list add`).
+    pub blocked_device: Vec<String>,
     /// Scenes 3 and 4: the first bet, the bet after the confirmation, the bet
     /// elsewhere, and a bet at the confirmed site while weir was stopped.
     pub bets: Vec<String>,
@@ -312,6 +317,9 @@ impl<'a> Story<'a> {
             account_locked: t.account_locked.clone(),
             dead_letters: t.dead_letters.clone(),
             changelog: t.changelog.clone(),
+            // The story's own, so a run never sees another run's verdicts or lists.
+            dispositions: format!("{}.dispositions", self.opts.prefix),
+            lists: format!("{}.lists", self.opts.prefix),
             ..weir::kafka::TopicsConfig::default()
         };
         let path = self.opts.work_dir.join("weir.toml");
@@ -604,6 +612,27 @@ impl<'a> Story<'a> {
             );
             self.report.bram_cases.push(state);
         }
+        self.block_the_laptop()
+    }
+
+    /// The analyst blocks the thief's laptop; its next purchase, on another
+    /// account, is suspected at once.
+    fn block_the_laptop(&mut self) -> anyhow::Result<()> {
+        say!(self, "   The analyst puts the thief's laptop on the block list, without a deploy:");
+        let add = ["list", "add", "blocked-devices", "fp-unknown-laptop", "--analyst", "fraud-ops/analyst-12"];
+        let out = self.weir_cli(&[&add[..], &["--note", "card testing on acct-2211"]].concat())?;
+        say!(self, "  $ weir list add blocked-devices fp-unknown-laptop ...");
+        say!(self, "    {}", out.trim());
+        let shop = ("m-bol", "bol.com", "5999", "NL");
+        let probe = self.accepted("acct-5120", 1_500, shop, "ecommerce", Some("fp-unknown-laptop"))?;
+        let d = self.expect_decision(&probe, "FraudSuspected")?;
+        ensure!(
+            d.fired().iter().any(|f| f == "blocklist:BLOCKED_DEVICE"),
+            "the suspicion should come from the block list: {:?}",
+            d.fired()
+        );
+        self.report.blocked_device = d.fired();
+        say!(self, "   The same laptop on another account: suspected at once, by the list the analyst just changed.");
         Ok(())
     }
 
@@ -715,7 +744,7 @@ impl<'a> Story<'a> {
                 .chain(unlocks.iter().cloned())
                 .collect()
         };
-        ensure!(expected.len() == 6, "expected 3 locks, 1 unlock and 2 suspicions, got {} such events", expected.len());
+        ensure!(expected.len() == 7, "expected 3 locks, 1 unlock and 3 suspicions, got {} such events", expected.len());
         self.wait_until("the notifier to send every notification", |s| Ok(s.sent()?.len() >= expected.len()))?;
         let sent = self.sent()?;
         for n in &sent {

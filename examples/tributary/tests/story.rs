@@ -37,6 +37,8 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.unlocks_published, 1, "weir wrote the unlock on once");
     // The analyst resolves the first case as fraud; the new lock is in an open case of its own.
     assert_eq!(report.bram_cases, ["fraud", "open"]);
+    // The laptop on the block list: suspected on another account, by the list.
+    assert!(report.blocked_device.iter().any(|f| f == "blocklist:BLOCKED_DEVICE"), "{:?}", report.blocked_device);
     // 3. Confirmation: suspected, then verified at the same merchant, suspected elsewhere.
     assert_eq!(report.bets[..3], ["FraudSuspected", "TransactionVerified", "FraudSuspected"]);
     // ...and the confirmation still holds after weir's restart.
@@ -47,17 +49,17 @@ fn the_tributary_story_runs_end_to_end() {
     assert_eq!(report.decided_after_restart, 7);
     assert!(report.lock_after_restart.is_some());
     assert!(report.refused_after_restart);
-    // 5. Notifications: four emails (three locks, one unlock), two pushes (suspicions), none twice.
+    // 5. Notifications: four emails (three locks, one unlock), three pushes (suspicions), none twice.
     let channels: Vec<&str> = report.notifications.iter().map(|n| n.channel.as_str()).collect();
     assert_eq!(channels.iter().filter(|c| **c == "email").count(), 4, "{channels:?}");
-    assert_eq!(channels.iter().filter(|c| **c == "push").count(), 2, "{channels:?}");
+    assert_eq!(channels.iter().filter(|c| **c == "push").count(), 3, "{channels:?}");
     let unlocked = report.notifications.iter().find(|n| n.event_type == "AccountUnlocked").expect("an unlock email");
     assert!(unlocked.message.contains("your account is unlocked"), "{}", unlocked.message);
-    assert_eq!(report.redelivered, 6, "the rewound notifier read every decision and the unlock again");
+    assert_eq!(report.redelivered, 7, "the rewound notifier read every decision and the unlock again");
     assert_eq!(report.resent, 0);
     // Exactly one decision per published purchase; none for refused ones; both schema versions.
     assert!(report.decisions_per_transaction.values().all(|n| *n == 1), "{:?}", report.decisions_per_transaction);
-    assert_eq!(report.decisions_per_transaction.len(), 19, "purchases the bank accepted");
+    assert_eq!(report.decisions_per_transaction.len(), 20, "purchases the bank accepted");
     assert_eq!(report.refused.len(), 2);
     assert_eq!(report.schema_versions_decided, [1, 2].into());
     assert_eq!(report.dead_letters, 0);
