@@ -53,7 +53,7 @@ fn flagged_decisions_open_cases_that_dispositions_resolve() {
     let (_, decided) = decide_embedded(&lines);
     let decisions: Vec<_> = decided.into_values().collect();
     let unlocks = vec![serde_json::from_str(&lines[5]).unwrap()];
-    let all = cases(Published { decisions: decisions.clone(), unlocks, dispositions });
+    let all = cases(Published { decisions: decisions.clone(), unlocks, dispositions, confirmations: Vec::new() });
     let summary: Vec<(&str, CaseState, Vec<&str>)> = all
         .iter()
         .map(|c| (c.account_id.as_str(), c.state, c.decisions.iter().map(|d| d.transaction_id.as_str()).collect()))
@@ -89,7 +89,7 @@ fn flagged_decisions_open_cases_that_dispositions_resolve() {
     shuffled.reverse();
     let (_, dispositions) = scenario();
     let unlocks = vec![serde_json::from_str(&lines[5]).unwrap()];
-    let again = cases(Published { decisions: shuffled, unlocks, dispositions });
+    let again = cases(Published { decisions: shuffled, unlocks, dispositions, confirmations: Vec::new() });
     assert_eq!(again, all);
 }
 
@@ -153,4 +153,67 @@ fn case_list_and_show_over_the_embedded_files() {
     let o = weir(&[&resolve[..], &["--case", "ffffffff"], &files[..]].concat(), dir.path());
     assert!(!o.status.success() && text(&o).contains("no case ffffffff"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(dir.path().join("dispositions.jsonl")).unwrap(), before);
+}
+
+/// A customer's confirmation ("it was me") of a flagged transaction shows on
+/// its case (`--input`); a verdict on a transaction weir never decided for
+/// the account is refused, naming it, and nothing is written.
+#[test]
+fn a_case_shows_the_customers_confirmation_and_a_verdict_needs_a_decided_transaction() {
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    let bet = weir::cases::CaseTx {
+        account: Some("acct-c".into()),
+        merchant: Some("m-luckybets".into()),
+        category: Some("7995".into()),
+        ..Default::default()
+    }
+    .to_event("tx-bet");
+    let confirmation = serde_json::json!({
+        "event_id": "confirm-1", "event_type": "TransactionVerified", "schema_version": 1,
+        "occurred_at": serde_json::to_value(&bet).unwrap()["occurred_at"],
+        "causation_id": weir::events::decision_event_id(&bet.event_id).to_string(),
+        "transaction_id": "tx-bet", "account_id": "acct-c", "merchant_id": "m-luckybets", "verified_by": "customer"
+    });
+    let lines = [serde_json::to_string(&bet).unwrap(), confirmation.to_string()];
+    std::fs::write(dir.path().join("input.jsonl"), lines.join("\n")).unwrap();
+    let o = weir(&["run", "--rules", "rules", "--input", "input.jsonl", "--output", "out"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let source = ["--decisions", "out/decisions.jsonl", "--input", "input.jsonl"];
+    let o = weir(&[&["case", "show", "acct-c", "--json"][..], &source].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown[0]["decisions"][0]["event_type"], "FraudSuspected");
+    assert_eq!(shown[0]["confirmations"][0]["transaction_id"], "tx-bet", "{shown}");
+    let o = weir(&[&["case", "show", "acct-c"][..], &source].concat(), dir.path());
+    assert!(stdout(&o).contains("the customer confirmed tx-bet"), "{}", stdout(&o));
+    // Without the input, no confirmation is claimed.
+    let o = weir(&["case", "show", "acct-c", "--json", "--decisions", "out/decisions.jsonl"], dir.path());
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()[0].get("confirmations").is_none());
+
+    let resolve = ["case", "resolve", "--verdict", "legitimate", "--analyst", "analyst-7", "--account", "acct-c"];
+    let files = ["--decisions", "out/decisions.jsonl", "--append", "dispositions.jsonl"];
+    let o = weir(
+        &[&resolve[..], &["--transaction", "tx-bet", "--transaction", "tx-never"], &files[..]].concat(),
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("weir decided no transaction tx-never of account acct-c"), "{}", text(&o));
+    assert!(!dir.path().join("dispositions.jsonl").exists(), "nothing was written");
+    let o = weir(&[&resolve[..], &["--transaction", "tx-bet"], &files[..]].concat(), dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = weir(
+        &[
+            "case",
+            "list",
+            "--state",
+            "all",
+            "--decisions",
+            "out/decisions.jsonl",
+            "--dispositions",
+            "dispositions.jsonl",
+        ],
+        dir.path(),
+    );
+    assert!(stdout(&o).contains("legitimate") || stdout(&o).contains("Legitimate"), "{}", stdout(&o));
 }

@@ -7,7 +7,8 @@
 //! names a transaction of the open case resolves it with its verdict; the
 //! account's flagged decisions after the last transaction a disposition
 //! names open the next case. An accepted unlock is noted on the case it
-//! falls in. Order within an account is the input's (a decision's input
+//! falls in, and so is a customer's confirmation ("it was me") of one of
+//! the case's transactions. Order within an account is the input's (a decision's input
 //! partition and offset), never a wall clock, so the same decisions and
 //! dispositions always give the same cases, whichever topic or file they
 //! were read from and in whatever order the topics were read.
@@ -23,7 +24,9 @@ use serde::Serialize;
 
 use weir_sdk::Money;
 
-use crate::events::{AccountUnlocked, CaseResolved, DecisionEvent, DecisionType, RuleOutcome, Verdict};
+use crate::events::{
+    AccountUnlocked, CaseResolved, CustomerConfirmation, DecisionEvent, DecisionType, RuleOutcome, Verdict,
+};
 
 /// How many of an account's decisions before a case a case shows.
 pub const RECENT_DECISIONS: usize = 10;
@@ -93,6 +96,14 @@ pub struct CaseUnlock {
     pub at: String,
 }
 
+/// A customer's confirmation ("it was me") of one of a case's transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseConfirmation {
+    pub transaction_id: String,
+    pub merchant_id: String,
+    pub at: String,
+}
+
 /// One review case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Case {
@@ -112,6 +123,9 @@ pub struct Case {
     pub recent: Vec<CaseDecision>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unlocks: Vec<CaseUnlock>,
+    /// The customer's confirmations of the case's transactions, in input order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirmations: Vec<CaseConfirmation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
 }
@@ -122,6 +136,8 @@ pub struct Published {
     pub decisions: Vec<DecisionEvent>,
     pub unlocks: Vec<AccountUnlocked>,
     pub dispositions: Vec<CaseResolved>,
+    /// Customers' confirmations, from weir's input.
+    pub confirmations: Vec<CustomerConfirmation>,
 }
 
 /// Every case, oldest first by account then input order.
@@ -140,9 +156,26 @@ pub fn cases(published: Published) -> Vec<Case> {
         decisions.sort_by_key(|d| (d.input.partition, d.input.offset));
         let resolutions = dispositions.get(account.as_str()).map(Vec::as_slice).unwrap_or_default();
         let unlocks: Vec<&AccountUnlocked> = published.unlocks.iter().filter(|u| u.account_id == account).collect();
+        let first = out.len();
         fold_account(&decisions, resolutions, &unlocks, &mut out);
+        for case in &mut out[first..] {
+            note_confirmations(case, &published.confirmations);
+        }
     }
     out
+}
+
+/// Notes on `case` the customer's confirmations of its transactions.
+fn note_confirmations(case: &mut Case, confirmations: &[CustomerConfirmation]) {
+    for c in confirmations {
+        if c.account_id == case.account_id && case.decisions.iter().any(|d| d.transaction_id == c.transaction_id) {
+            case.confirmations.push(CaseConfirmation {
+                transaction_id: c.transaction_id.clone(),
+                merchant_id: c.merchant_id.clone(),
+                at: time_text(c.occurred_at),
+            });
+        }
+    }
 }
 
 fn fold_account(
@@ -173,6 +206,7 @@ fn fold_account(
                 decisions: Vec::new(),
                 recent,
                 unlocks: Vec::new(),
+                confirmations: Vec::new(),
                 resolution: None,
             }
         });

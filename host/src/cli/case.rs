@@ -174,8 +174,9 @@ pub struct ResolveArgs {
     /// --account and --transaction.
     #[arg(long = "case", value_name = "CASE", conflicts_with_all = ["account", "transactions"])]
     pub case_id: Option<String>,
-    /// With --case, embedded: the decisions weir wrote (decisions.jsonl).
-    #[arg(long, value_name = "FILE", requires = "case_id")]
+    /// Embedded: the decisions weir wrote (decisions.jsonl), where --case is
+    /// looked up and --transaction checked. On Kafka the decision topics are read.
+    #[arg(long, value_name = "FILE")]
     pub decisions: Option<PathBuf>,
     /// The account the transactions belong to.
     #[arg(long, required_unless_present = "case_id")]
@@ -195,11 +196,44 @@ pub struct ResolveArgs {
     /// Why, in the analyst's words (at most 4096 bytes).
     #[arg(long)]
     pub note: Option<String>,
+    /// Label transactions weir did not decide (history from before weir ran,
+    /// for backtests): --transaction is not checked against the decisions.
+    #[arg(long, conflicts_with = "case_id")]
+    pub unchecked: bool,
     #[command(flatten)]
     pub output: Output,
 }
 
 impl ResolveArgs {
+    /// Refuses transactions weir decided nothing for on `account` (a
+    /// disposition labels decisions), when the decisions can be read: on
+    /// Kafka, or embedded with --decisions.
+    fn check_decided(&self, config: &Config, account: &str) -> anyhow::Result<()> {
+        if self.unchecked {
+            return Ok(());
+        }
+        if config.kafka.is_none() && self.decisions.is_none() {
+            eprintln!("note: the transactions were not checked against weir's decisions (give --decisions FILE)");
+            return Ok(());
+        }
+        let published = read_published(config, self.decisions.as_deref(), None, None, false)?;
+        let decided: std::collections::HashSet<&str> =
+            published.decisions.iter().filter(|d| d.account_id == account).map(|d| d.transaction_id.as_str()).collect();
+        let unknown: Vec<String> = self
+            .transactions
+            .iter()
+            .filter(|t| !decided.contains(t.as_str()))
+            .map(|t| shown(t, 80).into_owned())
+            .collect();
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "weir decided no transaction {} of account {}: nothing was written (a verdict is about transactions weir decided; --unchecked labels others)",
+            unknown.join(", "),
+            shown(account, 80)
+        );
+        Ok(())
+    }
+
     fn run(&self) -> anyhow::Result<ExitCode> {
         let config = Config::load(self.output.config.as_deref())?;
         let verdict = match self.verdict {
@@ -209,7 +243,9 @@ impl ResolveArgs {
         let now = time::OffsetDateTime::now_utc();
         let (account, transactions) = match &self.case_id {
             Some(id) => {
-                let cases = read_cases(&config, self.decisions.as_deref(), self.output.append.as_deref())?;
+                let published =
+                    read_published(&config, self.decisions.as_deref(), self.output.append.as_deref(), None, false)?;
+                let cases = weir::review::cases(published);
                 let case = the_case(&cases, id)?;
                 if let Some(r) = &case.resolution {
                     eprintln!(
@@ -221,7 +257,11 @@ impl ResolveArgs {
                 }
                 (case.account_id.clone(), case.decisions.iter().map(|d| d.transaction_id.clone()).collect())
             }
-            None => (self.account.clone().unwrap_or_default(), self.transactions.clone()),
+            None => {
+                let account = self.account.clone().unwrap_or_default();
+                self.check_decided(&config, &account)?;
+                (account, self.transactions.clone())
+            }
         };
         let resolved = CaseResolved::new(
             &account,
@@ -256,13 +296,31 @@ pub struct CaseSource {
     /// Embedded: the dispositions (`weir case resolve --append FILE`).
     #[arg(long, value_name = "FILE")]
     pub dispositions: Option<PathBuf>,
+    /// Embedded: the input weir read, for the customers' confirmations
+    /// ("it was me") of the cases' transactions. On Kafka the input topic
+    /// is read for them.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 impl CaseSource {
     fn cases(&self) -> anyhow::Result<Vec<Case>> {
         let config = Config::load(self.config.as_deref())?;
-        read_cases(&config, self.decisions.as_deref(), self.dispositions.as_deref())
+        read_cases(&config, self.decisions.as_deref(), self.dispositions.as_deref(), self.input.as_deref())
     }
+}
+
+/// The customers' confirmations among input records: records that are not
+/// confirmations (transactions, unlocks, malformed ones) are passed over.
+fn confirmations<'a>(records: impl Iterator<Item = &'a [u8]>) -> Vec<weir::events::CustomerConfirmation> {
+    records
+        // Only a confirmation says who verified it: the rest is not parsed.
+        .filter(|r| r.windows(13).any(|w| w == b"\"verified_by\""))
+        .filter_map(|r| match weir::events::parse_input(r, weir::events::MAX_EVENT_BYTES) {
+            Ok(weir::events::InputEvent::CustomerConfirmation(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The case `id` names (a case id or its first characters) among `cases`.
@@ -277,11 +335,32 @@ fn the_case<'a>(cases: &'a [Case], id: &str) -> anyhow::Result<&'a Case> {
 
 /// The cases, folded from the Kafka topics, or with `decisions` from the
 /// embedded files (`dispositions`, if it exists).
-fn read_cases(config: &Config, decisions: Option<&Path>, dispositions: Option<&Path>) -> anyhow::Result<Vec<Case>> {
+fn read_cases(
+    config: &Config,
+    decisions: Option<&Path>,
+    dispositions: Option<&Path>,
+    input: Option<&Path>,
+) -> anyhow::Result<Vec<Case>> {
+    Ok(weir::review::cases(read_published(config, decisions, dispositions, input, true)?))
+}
+
+/// What the cases are folded from: the Kafka topics, or with `decisions`
+/// the embedded files; the customers' confirmations only `with_confirmations`.
+fn read_published(
+    config: &Config,
+    decisions: Option<&Path>,
+    dispositions: Option<&Path>,
+    input: Option<&Path>,
+    with_confirmations: bool,
+) -> anyhow::Result<Published> {
     let mut published = Published::default();
     match (&config.kafka, decisions) {
         (_, Some(path)) => {
             published.decisions = weir::backtest::read_decisions(path)?;
+            if let Some(path) = input {
+                let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                published.confirmations = confirmations(text.split(|b| *b == b'\n'));
+            }
             if let Some(path) = dispositions.filter(|p| p.exists()) {
                 let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
                 for (n, line) in text.split(|b| *b == b'\n').enumerate() {
@@ -323,12 +402,18 @@ fn read_cases(config: &Config, decisions: Option<&Path>, dispositions: Option<&P
                     .with_context(|| format!("`{topic}`, record {}: not a disposition", n + 1))?;
                 published.dispositions.push(r);
             }
+            anyhow::ensure!(input.is_none(), "--input is for files; on Kafka the input topic is read");
+            if with_confirmations {
+                let records = weir::kafka::read_range(kafka, &t.input, Bound::Edge, Bound::Edge)
+                    .with_context(|| format!("cannot read `{}`", t.input))?;
+                published.confirmations = confirmations(records.iter().map(Vec::as_slice));
+            }
         }
         (None, None) => {
             anyhow::bail!("give the decisions: --decisions FILE (embedded), or --config with a [kafka] table")
         }
     }
-    Ok(weir::review::cases(published))
+    Ok(published)
 }
 
 /// Which cases to list.
@@ -484,6 +569,14 @@ fn print_case(c: &Case) {
             shown(&u.analyst, 256),
             u.at,
             shown(u.note.as_deref().unwrap_or(""), 512)
+        );
+    }
+    for f in &c.confirmations {
+        println!(
+            "  the customer confirmed {} (at {}) at {}: \"it was me\"",
+            shown(&f.transaction_id, 256),
+            shown(&f.merchant_id, 256),
+            f.at
         );
     }
     if let Some(r) = &c.resolution {
