@@ -123,6 +123,10 @@ fn case_list_and_show_over_the_embedded_files() {
     assert!(o.status.success(), "{}", text(&o));
     let shown = stdout(&o);
     assert!(shown.contains("Legitimate") && shown.contains("own purchases") && shown.contains("tx-v-4"), "{shown}");
+    // With the input, the analyst's unlock shows on the case whose lock it lifted.
+    let o = weir(&[&["case", "show", "acct-u", "--input", "input.jsonl"][..], &source].concat(), dir.path());
+    let shown = stdout(&o);
+    assert_eq!(shown.matches("unlocked (the lock by tx-a-4)").count(), 1, "{shown}");
     let id = all[0]["case_id"].as_str().unwrap();
     let o = weir(&[&["case", "show", &id[..8], "--json"][..], &source].concat(), dir.path());
     let one: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

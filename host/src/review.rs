@@ -255,7 +255,9 @@ fn note_unlocks(case: &mut Case, unlocks: &[&AccountUnlocked]) {
             .decisions
             .iter()
             .any(|d| d.event_type == DecisionType::AccountLocked && d.transaction_id == u.transaction_id);
-        if lifts_this_case {
+        // An unlock repeated (weir refused the second) is noted once.
+        let noted = case.unlocks.iter().any(|n| n.transaction_id == u.transaction_id);
+        if lifts_this_case && !noted {
             case.unlocks.push(CaseUnlock {
                 transaction_id: u.transaction_id.clone(),
                 analyst: u.analyst.clone(),

@@ -297,8 +297,8 @@ pub struct CaseSource {
     #[arg(long, value_name = "FILE")]
     pub dispositions: Option<PathBuf>,
     /// Embedded: the input weir read, for the customers' confirmations
-    /// ("it was me") of the cases' transactions. On Kafka the input topic
-    /// is read for them.
+    /// ("it was me") of the cases' transactions and the analysts' unlocks.
+    /// On Kafka the input topic is read for the confirmations.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
 }
@@ -318,6 +318,19 @@ fn confirmations<'a>(records: impl Iterator<Item = &'a [u8]>) -> Vec<weir::event
         .filter(|r| r.windows(13).any(|w| w == b"\"verified_by\""))
         .filter_map(|r| match weir::events::parse_input(r, weir::events::MAX_EVENT_BYTES) {
             Ok(weir::events::InputEvent::CustomerConfirmation(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The analysts' unlocks in an embedded input file (on Kafka weir writes
+/// the accepted ones on to the account-locked topic).
+fn unlocks_in(lines: &[u8]) -> Vec<AccountUnlocked> {
+    lines
+        .split(|b| *b == b'\n')
+        .filter(|r| r.windows(17).any(|w| w == b"\"AccountUnlocked\""))
+        .filter_map(|r| match weir::events::parse_input(r, weir::events::MAX_EVENT_BYTES) {
+            Ok(weir::events::InputEvent::AccountUnlocked(u)) => Some(u),
             _ => None,
         })
         .collect()
@@ -360,6 +373,7 @@ fn read_published(
             if let Some(path) = input {
                 let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
                 published.confirmations = confirmations(text.split(|b| *b == b'\n'));
+                published.unlocks = unlocks_in(&text);
             }
             if let Some(path) = dispositions.filter(|p| p.exists()) {
                 let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
