@@ -26,7 +26,9 @@
 //!   (6), `lists` (7) (default: all but `restore` and `lists`).
 //! - `WEIR_BENCH_LIST_CHANGES`: list changes the `lists` step times
 //!   (default 30): each is produced to the lists topic, and the clock runs
-//!   until both of two running instances show its version in /status.
+//!   until both of two running instances show its version in /status;
+//!   `WEIR_BENCH_LIST_LOAD`: transactions per second the two instances
+//!   decide meanwhile (default 0: idle).
 //! - `WEIR_BENCH_RESTORE_ACCOUNTS`: accounts the restore step's
 //!   transactions are drawn over (default 1 000 000), and
 //!   `WEIR_BENCH_RESTORE_TRANSACTIONS` how many (default three per account,
@@ -1184,6 +1186,8 @@ struct ListChanges {
     ms: Vec<f64>,
     /// Of which the produce, until the broker acknowledged it.
     ack_ms: Vec<f64>,
+    /// Transactions per second the instances decided meanwhile.
+    load: u64,
 }
 
 impl ListChanges {
@@ -1199,8 +1203,9 @@ impl ListChanges {
 
     fn line(&self) -> String {
         format!(
-            "{} changes: median {:.0} ms, p90 {:.0} ms, max {:.0} ms (of which the produce's ack: median {:.0} ms)",
+            "{} changes at {}/s of transactions: median {:.0} ms, p90 {:.0} ms, max {:.0} ms (of which the produce's ack: median {:.0} ms)",
             self.ms.len(),
+            self.load,
             Self::quantile(&self.ms, 0.5),
             Self::quantile(&self.ms, 0.9),
             self.max_ms(),
@@ -1245,6 +1250,27 @@ fn list_changes(bench: &Bench, changes: usize) -> ListChanges {
         weir.wait_for_log("lists loaded", Duration::from_secs(120));
     }
     let kafka = instances[0].0.kafka.clone();
+    // Optionally a stream for the instances to decide meanwhile, paced.
+    let load: u64 = env_or("WEIR_BENCH_LIST_LOAD", 0);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = (load > 0).then(|| {
+        let recs = records((load as usize * (changes + 10) / 4).max(1_000));
+        let acks = Acks::new(Instant::now(), 0);
+        let producer = bench.producer(&acks, &[]);
+        let (stop, topic) = (stop.clone(), kafka.topics.input.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            for (i, r) in recs.iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let due = started + Duration::from_nanos(i as u64 * 1_000_000_000 / load);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                send(&producer, &topic, r.key.as_bytes(), r.payload.as_bytes(), usize::MAX);
+            }
+            let _ = producer.flush(Duration::from_secs(30));
+        })
+    });
     let shows = |addr: &str, version: &str| {
         status(addr).is_some_and(|s| {
             s["lists"]["lists"].as_array().is_some_and(|l| l.iter().any(|l| l["version"].as_str() == Some(version)))
@@ -1283,10 +1309,15 @@ fn list_changes(bench: &Bench, changes: usize) -> ListChanges {
         // landing in one poll.
         std::thread::sleep(Duration::from_millis(200));
     }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(loader) = loader {
+        loader.join().expect("the load generator");
+    }
     for (weir, _) in &mut instances {
+        weir.check_alive();
         weir.terminate();
     }
-    ListChanges { ms, ack_ms }
+    ListChanges { ms, ack_ms, load }
 }
 
 // --------------------------------------------------------------- restore
