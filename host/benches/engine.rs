@@ -109,6 +109,18 @@ fn lists(c: &mut Criterion) {
     let mut with_blocklist = account_rules(&engine);
     with_blocklist.extend(load_shipped(&engine).expect("shipped").into_iter().filter(|r| r.spec.id == "blocklist"));
     let seven = RuleSet::new(with_blocklist).expect("set");
+    // The same rule with every list's name empty: no lookup, the rule's own cost.
+    let shipped = SHIPPED.iter().find(|r| r.name == "blocklist").expect("blocklist ships");
+    let mut manifest = shipped.manifest.to_owned();
+    for (name, _) in
+        [("accounts", 0), ("devices", 0), ("cards", 0), ("counterparties", 0), ("merchants", 0), ("countries", 0)]
+    {
+        manifest = manifest.replace(&format!("{name} = \"blocked-{name}\""), &format!("{name} = \"\""));
+    }
+    let spec = RuleSpec::parse(&manifest).expect("manifest");
+    let mut no_lookups = account_rules(&engine);
+    no_lookups.push(engine.load(spec, shipped.component, &manifest).expect("loads"));
+    let seven_without_lookups = RuleSet::new(no_lookups).expect("set");
     let names = ["blocked-accounts", "blocked-devices", "blocked-cards", "blocked-counterparties", "blocked-merchants"];
     let mut values: Vec<(String, String)> = Vec::new();
     for name in names.iter().chain(&["blocked-countries"]) {
@@ -123,8 +135,9 @@ fn lists(c: &mut Criterion) {
     let mut group = c.benchmark_group("lists");
     group.throughput(Throughput::Elements(txs.len() as u64));
     group.sample_size(30);
-    let runs: [(&str, &RuleSet, Option<&std::sync::Arc<weir::lists::ListSet>>); 3] = [
+    let runs: [(&str, &RuleSet, Option<&std::sync::Arc<weir::lists::ListSet>>); 4] = [
         ("six-rules", &six, None),
+        ("blocklist/no-lookups", &seven_without_lookups, None),
         ("blocklist/no-lists", &seven, None),
         ("blocklist/540k-entries", &seven, Some(&full)),
     ];
