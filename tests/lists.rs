@@ -221,4 +221,21 @@ fn bad_list_changes_and_lists_over_their_bounds_are_refused_and_nothing_is_writt
     let o = list(&["remove", "blocked-devices", "fp-1", "--analyst", "analyst-7", "--append", "lists.jsonl", "--json"]);
     let done: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!((done["action"].as_str(), done["entries"].as_u64()), (Some("remove"), Some(1)));
+
+    // Expired entries match nothing but stay until removed: `remove-expired` takes them off.
+    let until = |value: &str, at: &str| {
+        let o = list(&[&add[..], &["blocked-merchants", value, "--expires", at]].concat());
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    until("m-breached", "2026-01-01T00:00:00Z");
+    until("m-later", "2027-06-01T00:00:00Z");
+    let o =
+        list(&["remove-expired", "--at", "2026-12-01T00:00:00Z", "--analyst", "analyst-7", "--append", "lists.jsonl"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(stdout(&o).contains("1 value(s) removed from list blocked-merchants: 1 entries"), "{}", stdout(&o));
+    let o = list(&["show", "blocked-merchants", "--from", "lists.jsonl"]);
+    assert!(stdout(&o).contains("m-later") && !stdout(&o).contains("m-breached"), "{}", stdout(&o));
+    let o =
+        list(&["remove-expired", "--at", "2026-12-01T00:00:00Z", "--analyst", "analyst-7", "--append", "lists.jsonl"]);
+    assert!(stdout(&o).contains("no expired entries"), "{}", stdout(&o));
 }

@@ -43,6 +43,13 @@ pub enum ListCommand {
     /// Write every entry as a ListChanged line: a lists file to replay with
     /// (`weir backtest --lists`, `weir run --lists`), with the same versions.
     Export(SourceArgs),
+    /// Take off every entry that has expired (by --at, default now).
+    ///
+    /// An expired entry matches no transaction after its expiry, but it
+    /// stays on its list, and counts towards the bounds, until it is
+    /// removed: this writes the removals (one ListChanged per entry, as
+    /// `weir list remove` does), list by list.
+    RemoveExpired(RemoveExpiredArgs),
 }
 
 impl ListCommand {
@@ -55,6 +62,7 @@ impl ListCommand {
             ListCommand::Remove(args) => args.change.run(ListAction::Remove, None),
             ListCommand::Show(args) => args.run(),
             ListCommand::Export(args) => export(&args),
+            ListCommand::RemoveExpired(args) => args.run(),
         }
     }
 }
@@ -111,6 +119,73 @@ pub struct AddArgs {
 pub struct RemoveArgs {
     #[command(flatten)]
     pub change: ChangeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveExpiredArgs {
+    /// Only this list (default: every list).
+    pub list: Option<String>,
+    /// Entries whose expiry is at or before this time (RFC 3339; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Who removes them, as the bank names its analysts (recorded).
+    #[arg(long)]
+    pub analyst: String,
+    /// Configuration file (TOML); with a `[kafka]` table the removals go to Kafka.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Without Kafka: the lists file (overrides `lists.file`).
+    #[arg(long, value_name = "FILE")]
+    pub append: Option<PathBuf>,
+    /// Print what was done as JSON, a line per list.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RemoveExpiredArgs {
+    fn run(&self) -> anyhow::Result<ExitCode> {
+        let config = Config::load(self.config.as_deref())?;
+        let at = match &self.at {
+            Some(text) => parse_time(text)?,
+            None => OffsetDateTime::now_utc(),
+        };
+        let at_ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).context("--at is out of range")?;
+        let (live, stop) = load(&config, self.append.as_deref())?;
+        let lists = live.current();
+        stop.store(true, Ordering::Relaxed);
+        let mut expired: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, list) in lists.lists() {
+            if self.list.as_deref().is_some_and(|only| only != name) {
+                continue;
+            }
+            let mut values: Vec<String> = list
+                .entries()
+                .filter(|(_, e)| e.expires_at_ms.is_some_and(|ms| ms <= at_ms))
+                .map(|(v, _)| v.to_owned())
+                .collect();
+            values.sort();
+            if !values.is_empty() {
+                expired.push((name.to_owned(), values));
+            }
+        }
+        if expired.is_empty() {
+            println!("no expired entries");
+        }
+        for (list, values) in expired {
+            let change = ChangeArgs {
+                list,
+                values,
+                values_from: None,
+                analyst: self.analyst.clone(),
+                note: Some("expired".to_owned()),
+                config: self.config.clone(),
+                append: self.append.clone(),
+                json: self.json,
+            };
+            change.run(ListAction::Remove, None)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[derive(Args, Debug)]
