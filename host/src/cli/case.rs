@@ -608,12 +608,11 @@ fn print_case(c: &Case) {
 
 fn print_decision(d: &weir::review::CaseDecision, indent: &str) {
     println!(
-        "{indent}{} {} {} {} {} (minor units) at {} score {}{}",
+        "{indent}{} {} {} {} at {} score {}{}",
         d.occurred_at,
         shown(&d.transaction_id, 256),
         d.event_type.as_str(),
-        shown(&d.amount.currency, 8),
-        d.amount.minor_units,
+        amount_text(d.amount.minor_units, &d.amount.currency),
         shown(&d.merchant_id, 256),
         d.score,
         d.reason.as_deref().map(|r| format!(" — {}", shown(r, 256))).unwrap_or_default()
@@ -648,4 +647,40 @@ pub(super) fn append_lines(path: &Path, lines: &[String], what: &str) -> anyhow:
         text.push('\n');
     }
     file.write_all(text.as_bytes()).with_context(|| format!("cannot append {what} to {}", path.display()))
+}
+
+/// An amount in minor units as a person reads it: `EUR 949.00`, `JPY 1200`,
+/// `KWD 1.250` — the currency's ISO 4217 minor unit (two digits unless the
+/// currency is known to have none, three or four).
+fn amount_text(minor_units: i64, currency: &str) -> String {
+    let digits: u32 = match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
+        _ => 2,
+    };
+    let currency = shown(currency, 8);
+    if digits == 0 {
+        return format!("{currency} {minor_units}");
+    }
+    let scale = 10u64.pow(digits);
+    let sign = if minor_units < 0 { "-" } else { "" };
+    let abs = minor_units.unsigned_abs();
+    format!("{currency} {sign}{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::amount_text;
+
+    #[test]
+    fn amounts_read_in_their_currencys_minor_unit() {
+        assert_eq!(amount_text(94_900, "EUR"), "EUR 949.00");
+        assert_eq!(amount_text(5, "EUR"), "EUR 0.05");
+        assert_eq!(amount_text(-150, "USD"), "USD -1.50");
+        assert_eq!(amount_text(1_200, "JPY"), "JPY 1200");
+        assert_eq!(amount_text(1_250, "KWD"), "KWD 1.250");
+        assert_eq!(amount_text(i64::MIN, "EUR"), "EUR -92233720368547758.08");
+    }
 }
