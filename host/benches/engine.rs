@@ -55,6 +55,20 @@ fn account_rules(engine: &Engine) -> Vec<LoadedRule> {
     rules
 }
 
+/// Each iteration decides `txs` from a fresh, empty account state.
+fn decide_all(b: &mut criterion::Bencher<'_>, evaluator: &mut Evaluator, txs: &[TransactionRecorded]) {
+    b.iter_batched_ref(
+        HashMap::<String, AccountState>::new,
+        |accounts| {
+            for (i, tx) in txs.iter().enumerate() {
+                let account = accounts.entry(tx.account_id.clone()).or_default();
+                black_box(evaluator.decide(tx, account, position(i)));
+            }
+        },
+        BatchSize::LargeInput,
+    )
+}
+
 fn throughput(c: &mut Criterion) {
     let engine = Engine::new().expect("engine");
     let (lines, txs) = workload();
@@ -67,18 +81,7 @@ fn throughput(c: &mut Criterion) {
     group.sample_size(30);
     for (name, set) in &sets {
         let mut evaluator = Evaluator::new(set, Policy::default());
-        group.bench_function(format!("decide/{name}"), |b| {
-            b.iter_batched_ref(
-                HashMap::<String, AccountState>::new,
-                |accounts| {
-                    for (i, tx) in txs.iter().enumerate() {
-                        let account = accounts.entry(tx.account_id.clone()).or_default();
-                        black_box(evaluator.decide(tx, account, position(i)));
-                    }
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        group.bench_function(format!("decide/{name}"), |b| decide_all(b, &mut evaluator, &txs));
         group.bench_function(format!("parse+decide/{name}"), |b| {
             b.iter_batched_ref(
                 HashMap::<String, AccountState>::new,
@@ -146,18 +149,7 @@ fn lists(c: &mut Criterion) {
         if let Some(lists) = lists {
             evaluator.set_lists(1, lists.clone());
         }
-        group.bench_function(format!("decide/{name}"), |b| {
-            b.iter_batched_ref(
-                HashMap::<String, AccountState>::new,
-                |accounts| {
-                    for (i, tx) in txs.iter().enumerate() {
-                        let account = accounts.entry(tx.account_id.clone()).or_default();
-                        black_box(evaluator.decide(tx, account, position(i)));
-                    }
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        group.bench_function(format!("decide/{name}"), |b| decide_all(b, &mut evaluator, &txs));
     }
     group.finish();
 }

@@ -94,13 +94,20 @@ pub struct ChangeArgs {
     /// Why, in the analyst's words (at most 4096 bytes).
     #[arg(long)]
     pub note: Option<String>,
-    /// Configuration file (TOML); with a `[kafka]` table the change goes to Kafka.
+    #[command(flatten)]
+    pub to: Destination,
+}
+
+/// Where list changes are written, and how the command reports them.
+#[derive(Args, Debug, Clone)]
+pub struct Destination {
+    /// Configuration file (TOML); with a `[kafka]` table the changes go to Kafka.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// Without Kafka: the lists file to append to (overrides `lists.file`).
     #[arg(long, value_name = "FILE")]
     pub append: Option<PathBuf>,
-    /// Print what was done as JSON.
+    /// Print what was done as JSON (a line per list).
     #[arg(long)]
     pub json: bool,
 }
@@ -131,26 +138,19 @@ pub struct RemoveExpiredArgs {
     /// Who removes them, as the bank names its analysts (recorded).
     #[arg(long)]
     pub analyst: String,
-    /// Configuration file (TOML); with a `[kafka]` table the removals go to Kafka.
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
-    /// Without Kafka: the lists file (overrides `lists.file`).
-    #[arg(long, value_name = "FILE")]
-    pub append: Option<PathBuf>,
-    /// Print what was done as JSON, a line per list.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub to: Destination,
 }
 
 impl RemoveExpiredArgs {
     fn run(&self) -> anyhow::Result<ExitCode> {
-        let config = Config::load(self.config.as_deref())?;
+        let config = Config::load(self.to.config.as_deref())?;
         let at = match &self.at {
             Some(text) => parse_time(text)?,
             None => OffsetDateTime::now_utc(),
         };
         let at_ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).context("--at is out of range")?;
-        let (live, stop) = load(&config, self.append.as_deref())?;
+        let (live, stop) = load(&config, self.to.append.as_deref())?;
         let lists = live.current();
         stop.store(true, Ordering::Relaxed);
         let mut expired: Vec<(String, Vec<String>)> = Vec::new();
@@ -178,9 +178,7 @@ impl RemoveExpiredArgs {
                 values_from: None,
                 analyst: self.analyst.clone(),
                 note: Some("expired".to_owned()),
-                config: self.config.clone(),
-                append: self.append.clone(),
-                json: self.json,
+                to: self.to.clone(),
             };
             change.run(ListAction::Remove, None)?;
         }
@@ -230,8 +228,8 @@ fn load(config: &Config, file: Option<&Path>) -> anyhow::Result<(Arc<LiveLists>,
 
 impl ChangeArgs {
     fn run(&self, action: ListAction, expires: Option<OffsetDateTime>) -> anyhow::Result<ExitCode> {
-        let config = Config::load(self.config.as_deref())?;
-        if config.kafka.is_some() && self.append.is_some() {
+        let config = Config::load(self.to.config.as_deref())?;
+        if config.kafka.is_some() && self.to.append.is_some() {
             bail!("--append is for files; the config names a Kafka broker");
         }
         let mut values = self.values.clone();
@@ -252,7 +250,7 @@ impl ChangeArgs {
             changes.push(change);
         }
         // Check against the lists as they are: what would be refused is refused here.
-        let (live, stop) = load(&config, self.append.as_deref())?;
+        let (live, stop) = load(&config, self.to.append.as_deref())?;
         let mut after: ListSet = (*live.current()).clone();
         stop.store(true, Ordering::Relaxed);
         let limits = config.lists.limits();
@@ -271,14 +269,14 @@ impl ChangeArgs {
             let text = format!("written to {} partition {} (last offset {})", at.topic, at.partition, at.offset);
             (serde_json::json!({ "topic": at.topic, "partition": at.partition, "last_offset": at.offset }), text)
         } else {
-            let path = self.append.as_deref().or(config.lists.file.as_deref()).expect("load found the file");
+            let path = self.to.append.as_deref().or(config.lists.file.as_deref()).expect("load found the file");
             append_lines(path, &lines, &what)?;
             (serde_json::json!({ "file": path }), format!("appended to {}", path.display()))
         };
         let (place, place_text) = place;
         let list = after.get(&self.list);
         let (entries, version) = (list.map_or(0, |l| l.len()), list.map(|l| version_text(l.version())));
-        if self.json {
+        if self.to.json {
             let out = serde_json::json!({
                 "list": self.list, "action": action.as_str(), "values": changes.len(),
                 "entries": entries, "version": version, "written": place,

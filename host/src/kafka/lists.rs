@@ -126,7 +126,6 @@ fn follow(
                         None => tombstone(m.key(), at),
                     });
                     changed = true;
-                    ends.retain(|(p, end)| !(*p == partition && offset + 1 >= *end));
                 }
                 Err(e) => {
                     errors += 1;
