@@ -146,7 +146,6 @@ const HOST_LAYERS: &[&str] = &[
     // What one record, one case file, one package, one store is.
     "store",
     "record",
-    "review",
     "cases",
     "scaffold",
     "demo",
@@ -158,6 +157,10 @@ const HOST_LAYERS: &[&str] = &[
     "pipeline",
     "kafka",
     "backtest",
+    // The review cases folded from what the pipelines published, and the
+    // analysts' console over them.
+    "review",
+    "console",
     // The configuration that assembles them, and the HTTP layer on top.
     "config",
     "http",

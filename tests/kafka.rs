@@ -15,10 +15,10 @@ use weir_testkit::{Broker, WeirProcess, kafka_script, read_committed, read_to_en
 use crate::util::{card_testing, decide_embedded, decide_embedded_with, tempdir};
 
 /// Serializes the broker-restart test against the others.
-static BROKER_LOCK: RwLock<()> = RwLock::new(());
+pub(crate) static BROKER_LOCK: RwLock<()> = RwLock::new(());
 
 /// The broker: `WEIR_TEST_KAFKA_BOOTSTRAP`, or the project's.
-fn broker() -> &'static Broker {
+pub(crate) fn broker() -> &'static Broker {
     Broker::get(&["WEIR_TEST_KAFKA_BOOTSTRAP"])
 }
 
@@ -33,28 +33,28 @@ fn own_broker(test: &str) -> bool {
 }
 
 /// How long a weir instance may take to stop after SIGTERM.
-const STOP_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(90);
 
 /// One test's topics, group and working directory.
-struct Setup {
+pub(crate) struct Setup {
     prefix: String,
     dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new(name: &str) -> Setup {
+    pub(crate) fn new(name: &str) -> Setup {
         broker();
         let dir = tempdir();
         weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
         Setup { prefix: weir_testkit::unique_prefix(name), dir }
     }
 
-    fn topic(&self, t: &str) -> String {
+    pub(crate) fn topic(&self, t: &str) -> String {
         format!("{}.{t}", self.prefix)
     }
 
     /// weir's configuration for instance `instance`, from weir's own types.
-    fn weir_config(&self, instance: &str) -> weir::config::Config {
+    pub(crate) fn weir_config(&self, instance: &str) -> weir::config::Config {
         let rules = self.dir.path().join("rules");
         let mut config = weir_testkit::config::kafka(&broker().bootstrap, &self.prefix, instance, &rules);
         let kafka = config.kafka.as_mut().unwrap();
@@ -65,17 +65,17 @@ impl Setup {
     }
 
     /// Writes weir.toml for instance `instance` and returns its path.
-    fn config(&self, instance: &str) -> PathBuf {
+    pub(crate) fn config(&self, instance: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{instance}.toml"));
         weir_testkit::config::write(&self.weir_config(instance), &path);
         path
     }
 
-    fn log_path(&self, instance: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, instance: &str) -> PathBuf {
         self.dir.path().join(format!("{instance}.log"))
     }
 
-    fn start(&self, instance: &str) -> WeirProcess {
+    pub(crate) fn start(&self, instance: &str) -> WeirProcess {
         WeirProcess::start(
             Path::new(env!("CARGO_BIN_EXE_weir")),
             &self.config(instance),
@@ -86,7 +86,7 @@ impl Setup {
 
     /// Starts instance `instance` with `config` (made from
     /// [`Setup::weir_config`] and changed).
-    fn start_with(&self, instance: &str, config: &weir::config::Config) -> WeirProcess {
+    pub(crate) fn start_with(&self, instance: &str, config: &weir::config::Config) -> WeirProcess {
         let config_path = self.dir.path().join(format!("{instance}.toml"));
         weir_testkit::config::write(config, &config_path);
         WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &config_path, &self.log_path(instance), "info")
@@ -94,19 +94,19 @@ impl Setup {
 
     /// Starts instance `instance` with its status endpoint on a free
     /// address: the process, and the address.
-    fn start_with_status(&self, instance: &str) -> (WeirProcess, String) {
+    pub(crate) fn start_with_status(&self, instance: &str) -> (WeirProcess, String) {
         let addr = crate::deploy::free_addr();
         let mut config = self.weir_config(instance);
         config.status.listen = Some(addr.clone());
         (self.start_with(instance, &config), addr)
     }
 
-    fn log(&self, instance: &str) -> String {
+    pub(crate) fn log(&self, instance: &str) -> String {
         std::fs::read_to_string(self.log_path(instance)).unwrap_or_default()
     }
 
     /// Produces the records to the input topic, keyed by account id.
-    fn produce(&self, lines: &[String]) {
+    pub(crate) fn produce(&self, lines: &[String]) {
         // weir creates its topics at start; create the input now so records
         // can be produced before weir runs.
         weir::kafka::create_topics(&self.kafka_config(), &Default::default()).unwrap();
@@ -115,32 +115,32 @@ impl Setup {
 
     /// Produces the records to the (existing) input topic, keyed by account
     /// id, waiting out a broker outage.
-    fn produce_quietly(&self, lines: &[String]) {
+    pub(crate) fn produce_quietly(&self, lines: &[String]) {
         weir_testkit::produce_by_account(broker(), &self.topic("in"), lines);
     }
 
-    fn kafka_config(&self) -> weir::kafka::KafkaConfig {
+    pub(crate) fn kafka_config(&self) -> weir::kafka::KafkaConfig {
         self.weir_config("admin").kafka.unwrap()
     }
 
-    fn decision_topics(&self) -> Vec<String> {
+    pub(crate) fn decision_topics(&self) -> Vec<String> {
         vec![self.topic("verified"), self.topic("suspected"), self.topic("locked")]
     }
 
     /// Waits until `expected` decisions are committed (or panics after `timeout`).
-    fn wait_for_decisions(&self, expected: usize, timeout: Duration) {
+    pub(crate) fn wait_for_decisions(&self, expected: usize, timeout: Duration) {
         read_committed(broker(), &self.decision_topics(), expected, timeout);
     }
 
     /// Every committed decision, read to the end of the topics (call once
     /// every instance stopped: nothing is pending then).
-    fn all_decisions(&self) -> Vec<DecisionEvent> {
+    pub(crate) fn all_decisions(&self) -> Vec<DecisionEvent> {
         let records = read_to_end(broker(), &self.decision_topics(), Duration::from_secs(60));
         records.iter().map(|r| serde_json::from_slice(&r.payload).unwrap()).collect()
     }
 
     /// Every committed dead letter: (the `weir.reason` header, payload).
-    fn all_dead_letters(&self) -> Vec<(String, String)> {
+    pub(crate) fn all_dead_letters(&self) -> Vec<(String, String)> {
         read_to_end(broker(), &[self.topic("dead")], Duration::from_secs(60))
             .into_iter()
             .map(|r| {
@@ -175,7 +175,7 @@ fn stream(n: usize, seed: u64) -> Vec<String> {
     weir::demo::generate(n, 80, seed).lines
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < timeout, "timed out waiting for {what}");

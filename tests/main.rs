@@ -60,6 +60,7 @@ mod architecture;
 mod backtest;
 mod clean_text;
 mod cli;
+mod console;
 mod deploy;
 mod entities;
 mod events;

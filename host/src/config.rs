@@ -62,6 +62,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Runtime lists: the embedded pipeline's file, and the bounds.
     pub lists: crate::lists::ListsConfig,
+    /// The analysts' console (`weir console`): listener, users, sessions.
+    pub console: crate::console::ConsoleConfig,
     /// Kafka mode; absent: the embedded pipeline.
     pub kafka: Option<crate::kafka::KafkaConfig>,
 }

@@ -43,6 +43,7 @@
 pub mod backtest;
 pub mod cases;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod engine;
 pub mod events;

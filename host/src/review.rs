@@ -18,11 +18,17 @@
 //! decisions. A console over months of cases needs a store it keeps up to
 //! date, not this fold run per request.
 
+mod read;
+mod write;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use weir_sdk::Money;
+
+pub use read::{Files, ReadError, read_published};
+pub use write::append_lines;
 
 use crate::events::{
     AccountUnlocked, CaseResolved, CustomerConfirmation, DecisionEvent, DecisionType, RuleOutcome, Verdict,
@@ -151,24 +157,34 @@ pub fn cases(published: Published) -> Vec<Case> {
     for r in &published.dispositions {
         dispositions.entry(r.account_id.as_str()).or_default().push(r);
     }
+    let mut unlocks: BTreeMap<&str, Vec<&AccountUnlocked>> = BTreeMap::new();
+    for u in &published.unlocks {
+        unlocks.entry(u.account_id.as_str()).or_default().push(u);
+    }
+    let mut confirmations: BTreeMap<&str, Vec<&CustomerConfirmation>> = BTreeMap::new();
+    for c in &published.confirmations {
+        confirmations.entry(c.account_id.as_str()).or_default().push(c);
+    }
     let mut out = Vec::new();
     for (account, mut decisions) in by_account {
         decisions.sort_by_key(|d| (d.input.partition, d.input.offset));
         let resolutions = dispositions.get(account.as_str()).map(Vec::as_slice).unwrap_or_default();
-        let unlocks: Vec<&AccountUnlocked> = published.unlocks.iter().filter(|u| u.account_id == account).collect();
+        let unlocks = unlocks.get(account.as_str()).map(Vec::as_slice).unwrap_or_default();
         let first = out.len();
-        fold_account(&decisions, resolutions, &unlocks, &mut out);
+        fold_account(&decisions, resolutions, unlocks, &mut out);
+        let confirmations = confirmations.get(account.as_str()).map(Vec::as_slice).unwrap_or_default();
         for case in &mut out[first..] {
-            note_confirmations(case, &published.confirmations);
+            note_confirmations(case, confirmations);
         }
     }
     out
 }
 
-/// Notes on `case` the customer's confirmations of its transactions.
-fn note_confirmations(case: &mut Case, confirmations: &[CustomerConfirmation]) {
+/// Notes on `case` the customer's confirmations of its transactions (the
+/// account's confirmations, in input order).
+fn note_confirmations(case: &mut Case, confirmations: &[&CustomerConfirmation]) {
     for c in confirmations {
-        if c.account_id == case.account_id && case.decisions.iter().any(|d| d.transaction_id == c.transaction_id) {
+        if case.decisions.iter().any(|d| d.transaction_id == c.transaction_id) {
             case.confirmations.push(CaseConfirmation {
                 transaction_id: c.transaction_id.clone(),
                 merchant_id: c.merchant_id.clone(),
@@ -293,4 +309,40 @@ fn case_decision(d: &DecisionEvent) -> CaseDecision {
 
 fn time_text(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// An amount in minor units as a person reads it: `EUR 949.00`, `JPY 1200`,
+/// `KWD 1.250` — the currency's ISO 4217 minor unit (two digits unless the
+/// currency is known to have none, three or four).
+pub fn amount_text(minor_units: i64, currency: &str) -> String {
+    let digits: u32 = match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
+        _ => 2,
+    };
+    let currency = crate::events::shown(currency, 8);
+    if digits == 0 {
+        return format!("{currency} {minor_units}");
+    }
+    let scale = 10u64.pow(digits);
+    let sign = if minor_units < 0 { "-" } else { "" };
+    let abs = minor_units.unsigned_abs();
+    format!("{currency} {sign}{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::amount_text;
+
+    #[test]
+    fn amounts_read_in_their_currencys_minor_unit() {
+        assert_eq!(amount_text(94_900, "EUR"), "EUR 949.00");
+        assert_eq!(amount_text(5, "EUR"), "EUR 0.05");
+        assert_eq!(amount_text(-150, "USD"), "USD -1.50");
+        assert_eq!(amount_text(1_200, "JPY"), "JPY 1200");
+        assert_eq!(amount_text(1_250, "KWD"), "KWD 1.250");
+        assert_eq!(amount_text(i64::MIN, "EUR"), "EUR -92233720368547758.08");
+    }
 }

@@ -5,15 +5,14 @@
 //! as labels; `weir case list` and `weir case show` fold the cases from the
 //! published decisions and the dispositions ([`weir::review`]).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use weir::config::Config;
-use weir::events::{ACCOUNT_UNLOCKED, AccountUnlocked, CaseResolved, Verdict, parse_disposition, shown};
-use weir::kafka::{Bound, KafkaConfig};
+use weir::events::{AccountUnlocked, CaseResolved, Verdict, shown};
+use weir::kafka::KafkaConfig;
 use weir::review::{Case, CaseState, Published};
 
 #[derive(Subcommand)]
@@ -310,32 +309,6 @@ impl CaseSource {
     }
 }
 
-/// The customers' confirmations among input records: records that are not
-/// confirmations (transactions, unlocks, malformed ones) are passed over.
-fn confirmations<'a>(records: impl Iterator<Item = &'a [u8]>) -> Vec<weir::events::CustomerConfirmation> {
-    records
-        // Only a confirmation says who verified it: the rest is not parsed.
-        .filter(|r| r.windows(13).any(|w| w == b"\"verified_by\""))
-        .filter_map(|r| match weir::events::parse_input(r, weir::events::MAX_EVENT_BYTES) {
-            Ok(weir::events::InputEvent::CustomerConfirmation(c)) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The analysts' unlocks in an embedded input file (on Kafka weir writes
-/// the accepted ones on to the account-locked topic).
-fn unlocks_in(lines: &[u8]) -> Vec<AccountUnlocked> {
-    lines
-        .split(|b| *b == b'\n')
-        .filter(|r| r.windows(17).any(|w| w == b"\"AccountUnlocked\""))
-        .filter_map(|r| match weir::events::parse_input(r, weir::events::MAX_EVENT_BYTES) {
-            Ok(weir::events::InputEvent::AccountUnlocked(u)) => Some(u),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The case `id` names (a case id or its first characters) among `cases`.
 fn the_case<'a>(cases: &'a [Case], id: &str) -> anyhow::Result<&'a Case> {
     let found: Vec<&Case> = cases.iter().filter(|c| c.case_id.starts_with(id)).collect();
@@ -366,68 +339,19 @@ fn read_published(
     input: Option<&Path>,
     with_confirmations: bool,
 ) -> anyhow::Result<Published> {
-    let mut published = Published::default();
-    match (&config.kafka, decisions) {
-        (_, Some(path)) => {
-            published.decisions = weir::backtest::read_decisions(path)?;
-            if let Some(path) = input {
-                let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                published.confirmations = confirmations(text.split(|b| *b == b'\n'));
-                published.unlocks = unlocks_in(&text);
-            }
-            if let Some(path) = dispositions.filter(|p| p.exists()) {
-                let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                for (n, line) in text.split(|b| *b == b'\n').enumerate() {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let r = parse_disposition(line)
-                        .with_context(|| format!("{}:{}: not a disposition", path.display(), n + 1))?;
-                    published.dispositions.push(r);
-                }
-            }
-        }
-        (Some(kafka), None) => {
-            anyhow::ensure!(
-                dispositions.is_none(),
-                "dispositions from a file go with --decisions FILE; on Kafka the dispositions topic is read"
-            );
-            let t = &kafka.topics;
-            for topic in [&t.transaction_verified, &t.fraud_suspected, &t.account_locked] {
-                let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
-                    .with_context(|| format!("cannot read `{topic}`"))?;
-                for (n, record) in records.iter().enumerate() {
-                    if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(record)
-                        && unlock.event_type == ACCOUNT_UNLOCKED
-                    {
-                        published.unlocks.push(unlock);
-                        continue;
-                    }
-                    let decision = serde_json::from_slice(record)
-                        .with_context(|| format!("`{topic}`, record {}: not a weir decision", n + 1))?;
-                    published.decisions.push(decision);
-                }
-            }
-            let topic = &t.dispositions;
-            let records = weir::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
-                .with_context(|| format!("cannot read `{topic}`"))?;
-            for (n, record) in records.iter().enumerate() {
-                let r = parse_disposition(record)
-                    .with_context(|| format!("`{topic}`, record {}: not a disposition", n + 1))?;
-                published.dispositions.push(r);
-            }
-            anyhow::ensure!(input.is_none(), "--input is for files; on Kafka the input topic is read");
-            if with_confirmations {
-                let records = weir::kafka::read_range(kafka, &t.input, Bound::Edge, Bound::Edge)
-                    .with_context(|| format!("cannot read `{}`", t.input))?;
-                published.confirmations = confirmations(records.iter().map(Vec::as_slice));
-            }
-        }
-        (None, None) => {
-            anyhow::bail!("give the decisions: --decisions FILE (embedded), or --config with a [kafka] table")
-        }
+    if config.kafka.is_some() && decisions.is_none() {
+        anyhow::ensure!(
+            dispositions.is_none(),
+            "dispositions from a file go with --decisions FILE; on Kafka the dispositions topic is read"
+        );
+        anyhow::ensure!(input.is_none(), "--input is for files; on Kafka the input topic is read");
     }
-    Ok(published)
+    let files = weir::review::Files {
+        decisions: decisions.map(Path::to_owned),
+        dispositions: dispositions.map(Path::to_owned),
+        input: input.map(Path::to_owned),
+    };
+    Ok(weir::review::read_published(config.kafka.as_ref(), &files, with_confirmations)?)
 }
 
 /// Which cases to list.
@@ -612,75 +536,15 @@ fn print_decision(d: &weir::review::CaseDecision, indent: &str) {
         d.occurred_at,
         shown(&d.transaction_id, 256),
         d.event_type.as_str(),
-        amount_text(d.amount.minor_units, &d.amount.currency),
+        weir::review::amount_text(d.amount.minor_units, &d.amount.currency),
         shown(&d.merchant_id, 256),
         d.score,
         d.reason.as_deref().map(|r| format!(" — {}", shown(r, 256))).unwrap_or_default()
     );
 }
 
-/// Appends `lines` to the JSON-lines file `path` (made if missing), each a
-/// line of its own: a file whose last line has no line break gets one
-/// first. `what` names them in the error.
+/// Appends `lines` to the JSON-lines file `path` ([`weir::review::append_lines`]);
+/// `what` names them in the error.
 pub(super) fn append_lines(path: &Path, lines: &[String], what: &str) -> anyhow::Result<()> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {} to append {what}", path.display()))?;
-    let unterminated = {
-        let mut last = [b'\n'];
-        let mut reader = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if reader.seek(SeekFrom::End(0))? > 0 {
-            reader.seek(SeekFrom::End(-1))?;
-            reader.read_exact(&mut last)?;
-        }
-        last[0] != b'\n'
-    };
-    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 1);
-    if unterminated {
-        text.push('\n');
-    }
-    for line in lines {
-        text.push_str(line);
-        text.push('\n');
-    }
-    file.write_all(text.as_bytes()).with_context(|| format!("cannot append {what} to {}", path.display()))
-}
-
-/// An amount in minor units as a person reads it: `EUR 949.00`, `JPY 1200`,
-/// `KWD 1.250` — the currency's ISO 4217 minor unit (two digits unless the
-/// currency is known to have none, three or four).
-fn amount_text(minor_units: i64, currency: &str) -> String {
-    let digits: u32 = match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
-        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    };
-    let currency = shown(currency, 8);
-    if digits == 0 {
-        return format!("{currency} {minor_units}");
-    }
-    let scale = 10u64.pow(digits);
-    let sign = if minor_units < 0 { "-" } else { "" };
-    let abs = minor_units.unsigned_abs();
-    format!("{currency} {sign}{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::amount_text;
-
-    #[test]
-    fn amounts_read_in_their_currencys_minor_unit() {
-        assert_eq!(amount_text(94_900, "EUR"), "EUR 949.00");
-        assert_eq!(amount_text(5, "EUR"), "EUR 0.05");
-        assert_eq!(amount_text(-150, "USD"), "USD -1.50");
-        assert_eq!(amount_text(1_200, "JPY"), "JPY 1200");
-        assert_eq!(amount_text(1_250, "KWD"), "KWD 1.250");
-        assert_eq!(amount_text(i64::MIN, "EUR"), "EUR -92233720368547758.08");
-    }
+    weir::review::append_lines(path, lines).with_context(|| format!("cannot append {what} to {}", path.display()))
 }

@@ -10,6 +10,7 @@
 
 mod backtest;
 mod case;
+mod console;
 mod demo;
 mod list;
 mod print;
@@ -87,6 +88,17 @@ pub enum Command {
     /// decision records the versions of the lists its rules read.
     #[command(subcommand)]
     List(list::ListCommand),
+    /// The analysts' console in the browser: the review queue, cases, lists and the audit log.
+    ///
+    /// Serves on `console.listen` (default 127.0.0.1:9190) for the users of
+    /// `[[console.users]]`, each a viewer, an analyst or an admin. On Kafka
+    /// (a `[kafka]` table) it reads the cases from weir's topics and writes
+    /// what analysts do as events (verdicts, unlocks, list changes) and one
+    /// audit record per action (`kafka.topics.audit`); embedded, the files
+    /// `console.decisions`, `console.dispositions`, `console.input`,
+    /// `lists.file` and `console.audit_file`.
+    #[command(subcommand)]
+    Console(console::ConsoleCommand),
     /// Check the rule packages in a directory: which load, which are refused and why.
     ///
     /// Runs the same validation as a running weir does before a package
@@ -108,6 +120,7 @@ impl Command {
             Command::Rule(command) => command.run(),
             Command::Case(command) => command.run(),
             Command::List(command) => command.run(),
+            Command::Console(command) => command.run(),
             Command::Rules(args) => args.run(),
         }
     }

@@ -38,6 +38,10 @@ pub fn create_topics(config: &KafkaConfig, stop: &AtomicBool) -> Result<(), Kafk
     // the order the changes were made), compacted to each entry's last change.
     let lists = NewTopic::new(&t.lists, 1, rf()).set("cleanup.policy", "compact");
     wait("creating the lists topic", &mut || create(&admin, std::slice::from_ref(&lists)).map(|()| 0))?;
+    // The console's audit log: one partition, so it reads in the order the
+    // actions were taken.
+    let audit = NewTopic::new(&t.audit, 1, rf());
+    wait("creating the audit topic", &mut || create(&admin, std::slice::from_ref(&audit)).map(|()| 0))?;
     // The entity hop's topics, when entities are routed.
     let hop: Vec<String> = hop_topics(config);
     let hop_new: Vec<NewTopic> = hop.iter().map(|name| NewTopic::new(name, input_partitions, rf())).collect();

@@ -131,6 +131,10 @@ pub struct TopicsConfig {
     /// one partition: written by `weir list`, read in full by every
     /// instance.
     pub lists: String,
+    /// The console's audit log (`ConsoleAction`, keyed by user), one
+    /// partition, kept like any topic: what every analyst did, with what
+    /// was there before and after (`weir console`).
+    pub audit: String,
 }
 
 impl Default for TopicsConfig {
@@ -146,6 +150,7 @@ impl Default for TopicsConfig {
             entity_verdicts: "weir.entity-verdicts".to_owned(),
             dispositions: "fraud.dispositions".to_owned(),
             lists: "fraud.lists".to_owned(),
+            audit: "fraud.console-audit".to_owned(),
         }
     }
 }

@@ -91,7 +91,7 @@ pub mod config {
 
     /// The topics of a run with `prefix`: `<prefix>.in`, `.verified`,
     /// `.suspected`, `.locked`, `.dead`, `.state`, `.by-<kind>`, `.verdicts`,
-    /// `.dispositions`.
+    /// `.dispositions`, `.lists`, `.audit`.
     pub fn topics(prefix: &str) -> TopicsConfig {
         TopicsConfig {
             input: format!("{prefix}.in"),
@@ -104,6 +104,7 @@ pub mod config {
             entity_verdicts: format!("{prefix}.verdicts"),
             dispositions: format!("{prefix}.dispositions"),
             lists: format!("{prefix}.lists"),
+            audit: format!("{prefix}.audit"),
         }
     }
 
