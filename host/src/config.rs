@@ -40,7 +40,7 @@
 //! ```
 //!
 //! Every key is optional. Environment variables override the file:
-//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_LISTS_FILE`, `WEIR_STATUS_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`, `WEIR_RULE_FUEL_AVERAGE`,
+//! `WEIR_RULES_DIR`, `WEIR_RULES_WATCH`, `WEIR_LISTS_FILE`, `WEIR_STATUS_LISTEN`, `WEIR_CONSOLE_LISTEN`, `WEIR_STATUS_TOKEN_FILE`, `WEIR_OUTPUT`, `WEIR_SUSPECT_SCORE`, `WEIR_LOCK_SCORE`, `WEIR_RULE_FUEL_AVERAGE`,
 //! `WEIR_BATCH_SIZE`, `WEIR_MAX_EVENT_BYTES`, and for Kafka
 //! `WEIR_KAFKA_BOOTSTRAP` (which also switches Kafka mode on),
 //! `WEIR_KAFKA_GROUP_ID`, `WEIR_KAFKA_INSTANCE_ID`, `WEIR_KAFKA_INPUT_TOPIC`;
@@ -281,6 +281,9 @@ impl Config {
         }
         if let Some(v) = lookup("WEIR_LISTS_FILE") {
             self.lists.file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = lookup("WEIR_CONSOLE_LISTEN") {
+            self.console.listen = v;
         }
         if let Some(v) = lookup("WEIR_STATUS_LISTEN") {
             self.status.listen = Some(v);
