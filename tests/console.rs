@@ -183,6 +183,10 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
     config.console.dispositions = Some(dir.path().join("dispositions.jsonl"));
     config.console.input = Some(dir.path().join("input.jsonl"));
     config.console.audit_file = Some(dir.path().join("audit.jsonl"));
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    std::fs::write(dir.path().join("reports/candidate.html"), "<!DOCTYPE html><title>backtest</title>").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("input.jsonl"), dir.path().join("reports/link.json")).unwrap();
+    config.console.reports_dir = Some(dir.path().join("reports"));
     let console = weir::console::start(&config.console, &config.lists, config.kafka.as_ref()).unwrap();
     let addr = console.addr;
 
@@ -220,9 +224,12 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
         ("GET", "/lists".into(), Some(Role::Viewer), ""),
         ("POST", "/lists/add".into(), Some(Role::Analyst), "list=blocked-accounts&value=acct-z"),
         ("POST", "/lists/remove".into(), Some(Role::Analyst), "list=blocked-devices&value=fp-1"),
+        ("GET", "/rules".into(), Some(Role::Viewer), ""),
+        ("GET", "/reports/candidate.html".into(), Some(Role::Viewer), ""),
         ("GET", "/audit".into(), Some(Role::Admin), ""),
     ];
-    let covered: Vec<String> = routes.iter().map(|(_, p, _, _)| p.replace(&case_x, "{id}")).collect();
+    let covered: Vec<String> =
+        routes.iter().map(|(_, p, _, _)| p.replace(&case_x, "{id}").replace("candidate.html", "{name}")).collect();
     for declared in declared_routes() {
         assert!(covered.contains(&declared), "route {declared} is not covered by this test");
     }
@@ -281,6 +288,16 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
         }
     }
     assert_eq!(written(), before, "nothing refused was written");
+
+    // Reports: only plain names of regular files in the reports directory.
+    let rules = http(addr, "GET", "/rules", Some(&viewer), &[], None).body;
+    assert!(rules.contains("href=\"/reports/candidate.html\"") && !rules.contains("link.json"), "{rules}");
+    for name in ["link.json", "..%2Finput.jsonl", "%2E%2E%2Finput.jsonl", "missing.html", "candidate.txt"] {
+        let r = http(addr, "GET", &format!("/reports/{name}"), Some(&viewer), &[], None);
+        assert_eq!(r.status, 404, "/reports/{name}");
+    }
+    let report = http(addr, "GET", "/reports/candidate.html", Some(&viewer), &[], None);
+    assert!(report.header("content-security-policy").is_some_and(|c| c.contains("sandbox")), "{:?}", report.headers);
 
     // An analyst's verdict is written, and audited with before and after.
     let r = http(
@@ -411,6 +428,7 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
 
     let mut config = console_config(setup.weir_config("console"));
     config.console.refresh_ms = 300;
+    config.console.instances = vec![status.clone()];
     let console = weir::console::start(&config.console, &config.lists, config.kafka.as_ref()).unwrap();
     let base = format!("http://{}", console.addr);
 
@@ -527,6 +545,15 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     ]);
     // Six decisions, the unlock weir accepted on the account-locked topic, two more decisions.
     setup.wait_for_decisions(9, Duration::from_secs(90));
+
+    // The rules page: the instance's rules with their hits.
+    tab.navigate_to(&format!("{base}/rules")).unwrap().wait_until_navigated().unwrap();
+    let rules = text_of(".live-rules");
+    let row = rules.lines().find(|l| l.starts_with("card-testing")).unwrap_or_else(|| panic!("{rules}"));
+    assert!(row.contains("enforce"), "{row}");
+    let hits: u64 = row.split('\t').nth(5).and_then(|h| h.trim().parse().ok()).unwrap_or_else(|| panic!("{row:?}"));
+    assert!(hits >= 2, "card-testing hit the lock and the one after: {row:?}");
+    shot("rules.png");
     weir_a.terminate(crate::kafka::STOP_DEADLINE);
     let records = weir_testkit::read_to_end(crate::kafka::broker(), &setup.decision_topics(), Duration::from_secs(60));
     let (unlocked, got): (Vec<_>, Vec<_>) =

@@ -73,6 +73,15 @@ pub struct ConsoleConfig {
     pub input: Option<PathBuf>,
     /// Embedded: the audit log (JSON lines). On Kafka, `kafka.topics.audit`.
     pub audit_file: Option<PathBuf>,
+    /// The running instances' status endpoints (`host:port`, their
+    /// `status.listen`), whose rules, hits, errors, quarantines and deploys
+    /// the rules page shows.
+    pub instances: Vec<String>,
+    /// The bearer token of the status endpoints (`status.token_file`).
+    pub status_token_file: Option<PathBuf>,
+    /// A directory of backtest and shadow reports (`weir backtest --html`,
+    /// `--json`): the rules page links to its `.html` and `.json` files.
+    pub reports_dir: Option<PathBuf>,
 }
 
 impl Default for ConsoleConfig {
@@ -92,6 +101,9 @@ impl Default for ConsoleConfig {
             dispositions: None,
             input: None,
             audit_file: None,
+            instances: Vec::new(),
+            status_token_file: None,
+            reports_dir: None,
         }
     }
 }
@@ -118,6 +130,8 @@ pub(crate) struct App {
     sink: actions::Sink,
     console: ConsoleConfig,
     kafka: Option<crate::kafka::KafkaConfig>,
+    /// The status endpoints' bearer token, read at start.
+    status_token: Option<String>,
 }
 
 /// A running console: where it listens; dropping it stops it.
@@ -171,6 +185,15 @@ pub fn start(
         login_window: Duration::from_secs(c.login_window_secs.max(1)),
     };
     let auth = auth::Auth::new(&c.users, proxy, limits)?;
+    let status_token = match &c.status_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| ConsoleError::Config(format!("status_token_file {}: {e}", path.display())))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let list_limits = lists_config.limits();
     let (sink, files, lists) = match kafka {
@@ -214,7 +237,16 @@ pub fn start(
         .map_err(|source| ConsoleError::Listen { addr: c.listen.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| ConsoleError::Listen { addr: c.listen.clone(), source })?;
     listener.set_nonblocking(true).map_err(|source| ConsoleError::Listen { addr: c.listen.clone(), source })?;
-    let app = Arc::new(App { auth, store, lists, list_limits, sink, console: c.clone(), kafka: kafka.cloned() });
+    let app = Arc::new(App {
+        auth,
+        store,
+        lists,
+        list_limits,
+        sink,
+        console: c.clone(),
+        kafka: kafka.cloned(),
+        status_token,
+    });
     let router = pages::router(app);
     let stopping = stop.clone();
     let thread = std::thread::Builder::new()

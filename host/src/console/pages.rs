@@ -13,6 +13,8 @@
 //! | `POST /cases/{id}/list` | analyst | add an entity to a list |
 //! | `GET /lists` | viewer | the lists and their entries |
 //! | `POST /lists/add`, `POST /lists/remove` | analyst | change a list |
+//! | `GET /rules` | viewer | the instances' rules, hits, errors, deploys |
+//! | `GET /reports/{name}` | viewer | a backtest or shadow report |
 //! | `GET /audit` | admin | the audit log |
 //! | `GET /assets/console.css` | anyone | the stylesheet |
 
@@ -53,6 +55,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/lists", get(lists_page))
         .route("/lists/add", post(list_add))
         .route("/lists/remove", post(list_remove))
+        .route("/rules", get(rules_page))
+        .route("/reports/{name}", get(report))
         .route("/audit", get(audit_page))
         .route("/assets/console.css", get(css))
         .layer(axum::middleware::map_response(secure_headers))
@@ -62,12 +66,14 @@ pub(super) fn router(app: Arc<App>) -> Router {
 /// Every answer: no script, no framing, nothing fetched from elsewhere, not cached.
 async fn secure_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -1132,4 +1138,258 @@ async fn audit_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         })
         .collect();
     render(&AuditPage { nav: "audit", me: app.me(&s, None), rows, total: records.len(), source })
+}
+
+// ---------------------------------------------------------------- rules
+
+struct RuleRow {
+    id: String,
+    version: String,
+    mode: String,
+    hash: String,
+    invocations: u64,
+    hits: u64,
+    errors: u64,
+    quarantine: String,
+}
+
+#[derive(Default)]
+struct InstanceView {
+    addr: String,
+    error: Option<String>,
+    engine: String,
+    counters: String,
+    rules: Vec<RuleRow>,
+    /// (generation, at, changes, took effect), newest first.
+    swaps: Vec<(u64, String, String, String)>,
+    refusals: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/rules.html")]
+struct RulesPage<'a> {
+    nav: &'a str,
+    me: Me,
+    instances: Vec<InstanceView>,
+    /// (file name, modified)
+    reports: Vec<(String, String)>,
+    configured: bool,
+}
+
+/// Bytes of an instance's /status read at most.
+const MAX_STATUS_BYTES: u64 = 16 << 20;
+/// Swaps and refusals shown per instance.
+const RECENT_SHOWN: usize = 10;
+
+fn fetch_status(addr: &str, token: Option<&str>) -> Result<serde_json::Value, String> {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(3))).build().into();
+    let mut request = agent.get(format!("http://{addr}/status"));
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut response = request.call().map_err(|e| e.to_string())?;
+    let text = response.body_mut().with_config().limit(MAX_STATUS_BYTES).read_to_string().map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("not a weir status: {e}"))
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn instance_view(addr: &str, status: Result<serde_json::Value, String>) -> InstanceView {
+    let s = match status {
+        Ok(s) => s,
+        Err(e) => return InstanceView { addr: addr.to_owned(), error: Some(e), ..Default::default() },
+    };
+    let p = &s["pipeline"];
+    let stats = &p["rules"];
+    let rules = s["rules"]["active"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let id = text(&v["rule_id"]);
+            let st = &stats[id.as_str()];
+            RuleRow {
+                version: text(&v["version_label"]),
+                mode: text(&v["mode"]),
+                hash: text(&v["hash"]).chars().take(19).collect(),
+                invocations: st["invocations"].as_u64().unwrap_or(0),
+                hits: st["hits"].as_u64().unwrap_or(0),
+                errors: st["errors"].as_u64().unwrap_or(0),
+                quarantine: if st["quarantined"].as_bool() == Some(true) {
+                    format!("quarantined: {}", text(&st["quarantine_reason"]))
+                } else {
+                    String::new()
+                },
+                id,
+            }
+        })
+        .collect();
+    let swaps = s["rules"]["swaps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .take(RECENT_SHOWN)
+        .map(|w| {
+            let at = w["at"].as_f64().map(|t| ms_text((t * 1000.0) as i64)).unwrap_or_default();
+            let changes = w["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let v = |k: &str| {
+                        format!("{} {} ({})", text(&c[k]["rule_id"]), text(&c[k]["version_label"]), text(&c[k]["mode"]))
+                    };
+                    match c["change"].as_str() {
+                        Some("added") => format!("added {}", v("to")),
+                        Some("replaced") => format!("replaced {} by {}", v("from"), v("to")),
+                        Some("removed") => format!("removed {}", v("from")),
+                        _ => text(c),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            (w["generation"].as_u64().unwrap_or(0), at, changes, text(&w["took_effect"]))
+        })
+        .collect();
+    let refusals = s["rules"]["refusals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .take(RECENT_SHOWN)
+        .map(|r| {
+            let path = text(&r["path"]);
+            let file = path.rsplit('/').next().unwrap_or_default();
+            crate::events::shown(&format!("{file}: {}", text(&r["reason"])), 1024).into_owned()
+        })
+        .collect();
+    InstanceView {
+        addr: addr.to_owned(),
+        error: None,
+        engine: text(&s["engine_version"]),
+        counters: format!(
+            "{} records read, {} decided ({}), {} dead-lettered, {} batches committed",
+            p["records"].as_u64().unwrap_or(0),
+            p["decisions"].as_object().map_or(0, |d| d.values().filter_map(serde_json::Value::as_u64).sum::<u64>()),
+            p["decisions"]
+                .as_object()
+                .map(|d| d.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            p["dead_letters"].as_u64().unwrap_or(0),
+            p["batches"].as_u64().unwrap_or(0)
+        ),
+        rules,
+        swaps,
+        refusals,
+    }
+}
+
+/// Whether `name` may be served from the reports directory: a plain file
+/// name of letters, digits, `.`, `_`, `-`, not hidden, `.html` or `.json`.
+fn report_name(name: &str) -> Option<&'static str> {
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match name.rsplit_once('.') {
+        Some((_, "html")) if plain => Some("text/html; charset=utf-8"),
+        Some((_, "json")) if plain => Some("application/json"),
+        _ => None,
+    }
+}
+
+/// The reports in `dir`: regular files with a servable name, newest first.
+fn reports_in(dir: &std::path::Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, String)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            report_name(&name)?;
+            let meta = e.metadata().ok().filter(|m| m.file_type().is_file())?;
+            Some((meta.modified().ok()?, name))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found
+        .into_iter()
+        .take(100)
+        .map(|(t, name)| {
+            let ms = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            (name, ms_text(ms))
+        })
+        .collect()
+}
+
+async fn rules_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let s = match app.reader(&headers, Role::Viewer) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let a = app.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let instances = a
+            .console
+            .instances
+            .iter()
+            .map(|addr| instance_view(addr, fetch_status(addr, a.status_token.as_deref())))
+            .collect::<Vec<_>>();
+        let reports = a.console.reports_dir.as_deref().map(reports_in).unwrap_or_default();
+        (instances, reports)
+    })
+    .await;
+    let (instances, reports) = match read {
+        Ok(r) => r,
+        Err(e) => return app.problem(&s, StatusCode::INTERNAL_SERVER_ERROR, "Cannot read the rules", &e.to_string()),
+    };
+    let configured = app.console.reports_dir.is_some();
+    render(&RulesPage { nav: "rules", me: app.me(&s, None), instances, reports, configured })
+}
+
+/// Reports are served at most this large.
+const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+async fn report(State(app): State<Arc<App>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let s = match app.reader(&headers, Role::Viewer) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (Some(dir), Some(content_type)) = (app.console.reports_dir.clone(), report_name(&name)) else {
+        return app.problem(&s, StatusCode::NOT_FOUND, "No such report", "There is no report by this name.");
+    };
+    let path = dir.join(&name);
+    let read = tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
+        // A regular file, not a link, within the cap.
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        (meta.file_type().is_file() && meta.len() <= MAX_REPORT_BYTES).then_some(())?;
+        std::fs::read(&path).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    match read {
+        // The report's own styles, and nothing active: no script, no form, no fetch.
+        Some(bytes) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox",
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => app.problem(&s, StatusCode::NOT_FOUND, "No such report", "There is no report by this name."),
+    }
 }
