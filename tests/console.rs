@@ -505,6 +505,15 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     tab.wait_until_navigated().unwrap();
     assert!(text_of("#flash").contains("List change written"));
 
+    // The lists page shows the entry, who added it and when, once the console read it back.
+    crate::kafka::wait_for("the entry on the lists page", Duration::from_secs(30), || {
+        tab.navigate_to(&format!("{base}/lists?list=blocked-devices")).unwrap().wait_until_navigated().unwrap();
+        tab.find_element("#entries").is_ok_and(|e| e.get_inner_text().is_ok_and(|t| t.contains("fp-console-laptop")))
+    });
+    let entry = text_of("#entries tbody tr");
+    assert!(entry.contains("fp-console-laptop") && entry.contains("ana") && entry.contains("never"), "{entry}");
+    shot("lists.png");
+
     // The events, on the broker.
     let read = |topic: &str| -> Vec<serde_json::Value> {
         weir_testkit::read_to_end(crate::kafka::broker(), &[setup.topic(topic)], Duration::from_secs(30))
@@ -569,4 +578,61 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     assert!(blocked.rules.iter().any(|r| &*r.rule_id == "blocklist" && r.reason_code == "BLOCKED_DEVICE"));
     assert_ne!(of("tx-c-6").event_type, AccountLocked, "the unlock lifted the lock: {:?}", of("tx-c-6"));
     drop(console);
+}
+
+/// Behind a single sign-on proxy: the header's user, if configured, gets
+/// its role and no password is asked; anyone else is sent to the login;
+/// forms still need the page's CSRF token.
+#[test]
+fn the_proxy_header_signs_in_configured_users_only() {
+    let dir = tempdir();
+    weir::packages::export_shipped(&dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), card_testing("acct-p", "tx-p", 0).join("\n") + "\n").unwrap();
+    let o = weir(&["run", "--rules", "rules", "--input", "input.jsonl", "--output", "out"], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let mut config = Config::default();
+    config.console.listen = "127.0.0.1:0".into();
+    config.console.proxy_user_header = Some("X-Forwarded-User".into());
+    config.console.users = vec![
+        UserConfig { name: "sso-ana".into(), role: Role::Analyst, password_hash: None },
+        UserConfig { name: "sso-vic".into(), role: Role::Viewer, password_hash: None },
+    ];
+    config.console.decisions = Some(dir.path().join("out/decisions.jsonl"));
+    config.console.dispositions = Some(dir.path().join("dispositions.jsonl"));
+    config.console.audit_file = Some(dir.path().join("audit.jsonl"));
+    let console = weir::console::start(&config.console, &config.lists, config.kafka.as_ref()).unwrap();
+    let addr = console.addr;
+    fn as_user(user: &str) -> [(&'static str, &str); 1] {
+        [("X-Forwarded-User", user)]
+    }
+
+    assert_eq!(http(addr, "GET", "/", None, &[], None).status, 303, "no header: the login");
+    let login = http(addr, "GET", "/login", None, &[], None);
+    assert!(login.body.contains("single sign-on") && !login.body.contains("type=\"password\""), "{}", login.body);
+    assert_eq!(http(addr, "POST", "/login", None, &[], Some("user=sso-ana&password=x")).status, 400);
+    assert_eq!(http(addr, "GET", "/", None, &as_user("mallory"), None).status, 303, "an unknown user: the login");
+    let queue = http(addr, "GET", "/", None, &as_user("sso-ana"), None);
+    assert_eq!(queue.status, 200);
+    assert!(queue.body.contains("sso-ana <small>(analyst)</small>"), "{}", queue.body);
+    let at = queue.body.find("/cases/").unwrap() + 7;
+    let case = &queue.body[at..at + 36];
+    let path = format!("/cases/{case}/resolve");
+    let csrf = csrf_of(&queue.body);
+    // The viewer's token is not the analyst's; without one, refused.
+    let viewer_csrf = csrf_of(&http(addr, "GET", "/", None, &as_user("sso-vic"), None).body);
+    assert_ne!(csrf, viewer_csrf);
+    for form in ["verdict=legitimate".to_owned(), format!("verdict=legitimate&csrf={viewer_csrf}")] {
+        assert_eq!(http(addr, "POST", &path, None, &as_user("sso-ana"), Some(&form)).status, 403, "{form}");
+    }
+    let form = format!("verdict=legitimate&csrf={viewer_csrf}");
+    assert_eq!(
+        http(addr, "POST", &path, None, &as_user("sso-vic"), Some(&form)).status,
+        403,
+        "a viewer may not resolve"
+    );
+    assert!(!dir.path().join("dispositions.jsonl").exists(), "nothing refused was written");
+    let form = format!("verdict=legitimate&note=own+purchases&csrf={csrf}");
+    assert_eq!(http(addr, "POST", &path, None, &as_user("sso-ana"), Some(&form)).status, 303);
+    let verdicts = lines_of(&dir.path().join("dispositions.jsonl"));
+    assert_eq!((verdicts.len(), verdicts[0]["analyst"].as_str()), (1, Some("sso-ana")));
 }

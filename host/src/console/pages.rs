@@ -248,13 +248,21 @@ struct ErrorPage<'a> {
 struct LoginPage<'a> {
     error: Option<&'a str>,
     user: &'a str,
+    /// Users come through the single sign-on proxy: no password form.
+    proxy: bool,
+}
+
+impl App {
+    fn proxied(&self) -> bool {
+        self.console.proxy_user_header.as_deref().is_some_and(|h| !h.is_empty())
+    }
 }
 
 async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if app.who(&headers).is_some() {
         return Redirect::to("/").into_response();
     }
-    render(&LoginPage { error: None, user: "" })
+    render(&LoginPage { error: None, user: "", proxy: app.proxied() })
 }
 
 #[derive(Deserialize)]
@@ -273,6 +281,10 @@ async fn login(
 ) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "the request came from another site").into_response();
+    }
+    if app.proxied() {
+        return (StatusCode::BAD_REQUEST, "this console signs users in through the single sign-on proxy")
+            .into_response();
     }
     if form.user.len() > 128 || form.password.len() > 1024 {
         return (StatusCode::BAD_REQUEST, "the name or the password is too long").into_response();
@@ -307,7 +319,7 @@ async fn login(
             audit.outcome = "refused";
             audit.detail = Some(message.clone());
             app.audit(audit).await;
-            (status, render(&LoginPage { error: Some(&message), user: &form.user })).into_response()
+            (status, render(&LoginPage { error: Some(&message), user: &form.user, proxy: false })).into_response()
         }
     }
 }
