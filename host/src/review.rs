@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use weir_sdk::Money;
 
-pub use read::{Files, ReadError, read_published};
+pub use read::{Files, ReadError, Record, Source, case_topics, read_published};
 pub use write::append_lines;
 
 use crate::events::{
@@ -137,7 +137,7 @@ pub struct Case {
 }
 
 /// What the cases are folded from; any order.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Published {
     pub decisions: Vec<DecisionEvent>,
     pub unlocks: Vec<AccountUnlocked>,

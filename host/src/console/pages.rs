@@ -463,6 +463,7 @@ async fn queue(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<
     let mut matching: Vec<&Case> = snapshot
         .cases
         .iter()
+        .map(|c| &**c)
         .filter(|c| state == "all" || c.state.as_str() == state)
         .filter(|c| c.max_score >= min_score)
         .filter(|c| q.account.is_empty() || c.account_id == q.account)

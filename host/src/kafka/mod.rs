@@ -48,6 +48,7 @@ pub mod admin;
 pub mod changelog;
 mod committer;
 pub mod config;
+pub mod follow;
 mod hop;
 mod intake;
 pub mod lists;

@@ -88,34 +88,104 @@ fn read_files(decisions: &Path, files: &Files, with_confirmations: bool) -> Resu
     Ok(published)
 }
 
-fn read_topics(kafka: &KafkaConfig, with_confirmations: bool) -> Result<Published, ReadError> {
-    let mut published = Published::default();
-    let read = |topic: &str| {
-        crate::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
-            .map_err(|e| failed(format!("cannot read `{topic}`"))(e.into()))
-    };
-    let t = &kafka.topics;
-    for topic in [&t.transaction_verified, &t.fraud_suspected, &t.account_locked] {
-        for (n, record) in read(topic)?.iter().enumerate() {
-            if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(record)
-                && unlock.event_type == ACCOUNT_UNLOCKED
-            {
-                published.unlocks.push(unlock);
-                continue;
+/// Which of weir's topics a record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A decision topic: decisions, and on the account-locked topic the unlocks weir accepted.
+    Decisions,
+    /// The dispositions topic.
+    Dispositions,
+    /// weir's input: the customers' confirmations (the rest is passed over).
+    Input,
+}
+
+/// One record that cases are folded from.
+#[derive(Debug)]
+pub enum Record {
+    Decision(crate::events::DecisionEvent),
+    Unlock(AccountUnlocked),
+    Disposition(crate::events::CaseResolved),
+    Confirmation(CustomerConfirmation),
+}
+
+impl Record {
+    /// What `payload`, read from `source`, gives the cases: `None` for an
+    /// input record that is no confirmation; an error for a record that is
+    /// not what its topic holds.
+    pub fn of(source: Source, payload: &[u8]) -> Result<Option<Record>, String> {
+        match source {
+            Source::Decisions => {
+                if let Ok(unlock) = serde_json::from_slice::<AccountUnlocked>(payload)
+                    && unlock.event_type == ACCOUNT_UNLOCKED
+                {
+                    return Ok(Some(Record::Unlock(unlock)));
+                }
+                serde_json::from_slice(payload)
+                    .map(|d| Some(Record::Decision(d)))
+                    .map_err(|e| format!("not a weir decision: {e}"))
             }
-            let decision = serde_json::from_slice(record)
-                .map_err(|e| failed(format!("`{topic}`, record {}: not a weir decision", n + 1))(e.into()))?;
-            published.decisions.push(decision);
+            Source::Dispositions => parse_disposition(payload)
+                .map(|r| Some(Record::Disposition(r)))
+                .map_err(|e| format!("not a disposition: {e}")),
+            // Only a confirmation says who verified it: the rest is not parsed.
+            Source::Input if !payload.windows(13).any(|w| w == b"\"verified_by\"") => Ok(None),
+            Source::Input => Ok(match parse_input(payload, MAX_EVENT_BYTES) {
+                Ok(InputEvent::CustomerConfirmation(c)) => Some(Record::Confirmation(c)),
+                _ => None,
+            }),
         }
     }
-    let topic = &t.dispositions;
-    for (n, record) in read(topic)?.iter().enumerate() {
-        let r = parse_disposition(record)
-            .map_err(|e| failed(format!("`{topic}`, record {}: not a disposition", n + 1))(e.into()))?;
-        published.dispositions.push(r);
+
+    /// The account it is about.
+    pub fn account(&self) -> &str {
+        match self {
+            Record::Decision(d) => &d.account_id,
+            Record::Unlock(u) => &u.account_id,
+            Record::Disposition(r) => &r.account_id,
+            Record::Confirmation(c) => &c.account_id,
+        }
     }
+}
+
+impl Published {
+    pub fn push(&mut self, record: Record) {
+        match record {
+            Record::Decision(d) => self.decisions.push(d),
+            Record::Unlock(u) => self.unlocks.push(u),
+            Record::Disposition(r) => self.dispositions.push(r),
+            Record::Confirmation(c) => self.confirmations.push(c),
+        }
+    }
+}
+
+/// weir's topics the cases are folded from, and what each holds; the input
+/// only `with_confirmations`.
+pub fn case_topics(kafka: &KafkaConfig, with_confirmations: bool) -> Vec<(&str, Source)> {
+    let t = &kafka.topics;
+    let mut topics = vec![
+        (t.transaction_verified.as_str(), Source::Decisions),
+        (t.fraud_suspected.as_str(), Source::Decisions),
+        (t.account_locked.as_str(), Source::Decisions),
+        (t.dispositions.as_str(), Source::Dispositions),
+    ];
     if with_confirmations {
-        published.confirmations = confirmations(read(&t.input)?.iter().map(Vec::as_slice));
+        topics.push((t.input.as_str(), Source::Input));
+    }
+    topics
+}
+
+fn read_topics(kafka: &KafkaConfig, with_confirmations: bool) -> Result<Published, ReadError> {
+    let mut published = Published::default();
+    for (topic, source) in case_topics(kafka, with_confirmations) {
+        let records = crate::kafka::read_range(kafka, topic, Bound::Edge, Bound::Edge)
+            .map_err(|e| failed(format!("cannot read `{topic}`"))(e.into()))?;
+        for (n, payload) in records.iter().enumerate() {
+            let record =
+                Record::of(source, payload).map_err(|e| failed(format!("`{topic}`, record {}", n + 1))(e.into()))?;
+            if let Some(record) = record {
+                published.push(record);
+            }
+        }
     }
     Ok(published)
 }
@@ -124,10 +194,8 @@ fn read_topics(kafka: &KafkaConfig, with_confirmations: bool) -> Result<Publishe
 /// confirmations (transactions, unlocks, malformed ones) are passed over.
 fn confirmations<'a>(records: impl Iterator<Item = &'a [u8]>) -> Vec<CustomerConfirmation> {
     records
-        // Only a confirmation says who verified it: the rest is not parsed.
-        .filter(|r| r.windows(13).any(|w| w == b"\"verified_by\""))
-        .filter_map(|r| match parse_input(r, MAX_EVENT_BYTES) {
-            Ok(InputEvent::CustomerConfirmation(c)) => Some(c),
+        .filter_map(|r| match Record::of(Source::Input, r) {
+            Ok(Some(Record::Confirmation(c))) => Some(c),
             _ => None,
         })
         .collect()
