@@ -33,17 +33,12 @@ impl Kind {
 }
 
 /// Where the console's records go.
-#[derive(Debug, Clone)]
 pub enum Sink {
-    Kafka(Box<KafkaConfig>),
+    /// weir's topics, through one kept idempotent producer.
+    Kafka(Box<KafkaConfig>, crate::kafka::Publisher),
     /// The embedded pipeline's files: verdicts, weir's input (unlocks), the
     /// lists file, and the audit log.
-    Files {
-        dispositions: Option<PathBuf>,
-        input: Option<PathBuf>,
-        lists: Option<PathBuf>,
-        audit: Option<PathBuf>,
-    },
+    Files { dispositions: Option<PathBuf>, input: Option<PathBuf>, lists: Option<PathBuf>, audit: Option<PathBuf> },
 }
 
 /// A record could not be written.
@@ -58,7 +53,7 @@ impl Sink {
     /// Where records of `kind` go, as the pages name it.
     pub fn place(&self, kind: Kind) -> Option<String> {
         match self {
-            Sink::Kafka(k) => Some(format!("topic {}", self.topic(k, kind))),
+            Sink::Kafka(k, _) => Some(format!("topic {}", self.topic(k, kind))),
             Sink::Files { dispositions, input, lists, audit } => {
                 let path = match kind {
                     Kind::Disposition => dispositions,
@@ -85,16 +80,11 @@ impl Sink {
     pub fn write(&self, kind: Kind, key: &str, line: &str) -> Result<String, WriteError> {
         let failed = |problem: String| WriteError { what: kind.what(), problem };
         match self {
-            Sink::Kafka(k) => {
+            Sink::Kafka(k, publisher) => {
                 let topic = self.topic(k, kind);
-                let record = [(key, line.as_bytes())];
-                // Verdicts and unlocks once only (an idempotent producer);
-                // a list change or an audit record written twice changes nothing.
-                let at = match kind {
-                    Kind::Disposition | Kind::Unlock => crate::kafka::publish_all(k, topic, record),
-                    Kind::ListChange | Kind::Audit => crate::kafka::publish_changes(k, topic, record),
-                }
-                .map_err(|e| failed(format!("topic `{topic}`: {e}")))?;
+                let at = publisher
+                    .publish(topic, key, line.as_bytes())
+                    .map_err(|e| failed(format!("topic `{topic}`: {e}")))?;
                 Ok(format!("{} partition {} offset {}", at.topic, at.partition, at.offset))
             }
             Sink::Files { .. } => {

@@ -204,7 +204,9 @@ pub fn start(
             }
             let lists = LiveLists::new(format!("kafka:{}", kafka.topics.lists), list_limits.clone());
             crate::kafka::lists::start(kafka, lists.clone(), &stop).map_err(|e| ConsoleError::Lists(e.to_string()))?;
-            (actions::Sink::Kafka(Box::new(kafka.clone())), crate::review::Files::default(), lists)
+            let publisher = crate::kafka::Publisher::new(kafka)
+                .map_err(|e| ConsoleError::Config(format!("cannot make a Kafka producer: {e}")))?;
+            (actions::Sink::Kafka(Box::new(kafka.clone()), publisher), crate::review::Files::default(), lists)
         }
         None => {
             let Some(decisions) = c.decisions.clone() else {

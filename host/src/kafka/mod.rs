@@ -68,7 +68,7 @@ use rdkafka::error::KafkaError;
 
 pub use self::admin::create_topics;
 pub use self::config::{KafkaConfig, KafkaConfigError, TopicsConfig};
-pub use self::publish::{Published, publish, publish_all, publish_changes, publish_input};
+pub use self::publish::{Published, Publisher, publish, publish_all, publish_changes, publish_input};
 pub use self::range::{Bound, read_range};
 use crate::engine::{Policy, RuleSet, RuleStats};
 use crate::events::DecisionType;

@@ -66,7 +66,7 @@ pub fn publish_all<'a>(
     records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<Published, KafkaError> {
     let producer = config.client_config().set("enable.idempotence", "true").create_with_context(Delivery::default())?;
-    send_all(producer, topic, records)
+    send_all(&producer, topic, records)
 }
 
 /// [`publish_all`] for records a duplicate of which changes nothing (list
@@ -85,11 +85,31 @@ pub fn publish_changes<'a>(
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "1")
         .create_with_context(Delivery::default())?;
-    send_all(producer, topic, records)
+    send_all(&producer, topic, records)
+}
+
+/// An idempotent producer kept for many writes, one at a time (the
+/// console's actions): it obtains its producer id once, not per write.
+pub struct Publisher {
+    producer: Mutex<BaseProducer<Delivery>>,
+}
+
+impl Publisher {
+    pub fn new(config: &KafkaConfig) -> Result<Publisher, KafkaError> {
+        let producer =
+            config.client_config().set("enable.idempotence", "true").create_with_context(Delivery::default())?;
+        Ok(Publisher { producer: Mutex::new(producer) })
+    }
+
+    /// Writes one record and waits until the broker has it.
+    pub fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<Published, KafkaError> {
+        let producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        send_all(&producer, topic, [(key, payload)])
+    }
 }
 
 fn send_all<'a>(
-    producer: BaseProducer<Delivery>,
+    producer: &BaseProducer<Delivery>,
     topic: &str,
     records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<Published, KafkaError> {
@@ -112,7 +132,7 @@ fn send_all<'a>(
     // Polled until every report is in: `flush` would wait in steps of 100 ms.
     let deadline = std::time::Instant::now() + PATIENCE;
     let delivered = |p: &BaseProducer<Delivery>| p.context().0.lock().unwrap_or_else(|e| e.into_inner()).len();
-    while delivered(&producer) < sent && std::time::Instant::now() < deadline {
+    while delivered(producer) < sent && std::time::Instant::now() < deadline {
         producer.poll(Duration::from_millis(5));
     }
     let reports = std::mem::take(&mut *producer.context().0.lock().unwrap_or_else(|p| p.into_inner()));
