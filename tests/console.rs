@@ -370,6 +370,17 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
     assert!(unescaped(&pages[1]).contains("by ana: <b>checked</b>"), "the analyst's note, escaped");
     assert!(unescaped(&pages[3]).contains(XSS_DEVICE), "the list entry, escaped");
 
+    // An analyst takes the entry off; the lists page says who did it, when.
+    let form = format!("csrf={analyst_csrf}&list=blocked-devices&value={}&note=cleared", enc(XSS_DEVICE));
+    let r = http(addr, "POST", "/lists/remove", Some(&analyst), &[], Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let removal = lines_of(&dir.path().join("lists.jsonl")).pop().unwrap();
+    assert_eq!((removal["action"].as_str(), removal["analyst"].as_str()), (Some("remove"), Some("ana")));
+    crate::kafka::wait_for("the removal on the lists page", Duration::from_secs(20), || {
+        let page = http(addr, "GET", "/lists", Some(&viewer), &[], None).body;
+        page.contains("<td>ana</td><td>remove</td><td><a href=\"/lists?list=blocked-devices\">")
+    });
+
     // Repeated bad logins are throttled, even for the right password after.
     // (Five failures per name or per address in the window: this address
     // already failed once above.)
@@ -512,6 +523,8 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     });
     let entry = text_of("#entries tbody tr");
     assert!(entry.contains("fp-console-laptop") && entry.contains("ana") && entry.contains("never"), "{entry}");
+    let change = text_of("#changes tbody tr");
+    assert!(change.contains("ana") && change.contains("add") && change.contains("fp-console-laptop"), "{change}");
     shot("lists.png");
 
     // The events, on the broker.

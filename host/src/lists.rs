@@ -323,6 +323,25 @@ pub struct ListsStatus {
     pub lists: Vec<ListSummary>,
     /// The snapshot's generation: one more per published change.
     pub generation: u64,
+    /// The last changes applied, oldest first: who changed what, when (for
+    /// the console; not in `/status`, which does not show the values).
+    #[serde(skip)]
+    pub recent: std::collections::VecDeque<AppliedChange>,
+}
+
+/// How many applied changes the status keeps.
+pub const KEPT_CHANGES: usize = 100;
+
+/// One change applied to the lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedChange {
+    pub list: String,
+    pub value: String,
+    pub action: crate::events::ListAction,
+    pub analyst: String,
+    /// When the analyst made it (ms since the epoch).
+    pub at_ms: i64,
+    pub expires_at_ms: Option<i64>,
 }
 
 /// One list in the status.
@@ -396,8 +415,21 @@ impl LiveLists {
     pub fn apply(&self, change: Result<ListChanged, Refusal>) {
         let mut w = self.working();
         let Working { set, status } = &mut *w;
-        match change.and_then(|c| set.apply(&c, &self.limits)) {
-            Ok(()) => status.applied += 1,
+        match change.and_then(|c| set.apply(&c, &self.limits).map(|()| c)) {
+            Ok(c) => {
+                status.applied += 1;
+                if status.recent.len() == KEPT_CHANGES {
+                    status.recent.pop_front();
+                }
+                status.recent.push_back(AppliedChange {
+                    at_ms: c.occurred_at_ms(),
+                    expires_at_ms: c.expires_at_ms(),
+                    list: c.list,
+                    value: c.value,
+                    action: c.action,
+                    analyst: c.analyst,
+                });
+            }
             Err(refusal) => {
                 status.refused += 1;
                 if status.refused <= LOGGED_REFUSALS || status.refused.is_multiple_of(1000) {

@@ -1027,6 +1027,8 @@ struct ListsPage<'a> {
     selected: Option<SelectedList>,
     list_name: String,
     refusals: Vec<String>,
+    /// (when, who, change, list, value, expires), newest first.
+    changes: Vec<(String, String, &'static str, String, String, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1078,6 +1080,21 @@ async fn lists_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
         selected,
         list_name: q.list.clone(),
         refusals: status.refusals.iter().map(|r| r.to_string()).collect(),
+        changes: status
+            .recent
+            .iter()
+            .rev()
+            .map(|c| {
+                (
+                    ms_text(c.at_ms),
+                    c.analyst.clone(),
+                    c.action.as_str(),
+                    c.list.clone(),
+                    c.value.clone(),
+                    c.expires_at_ms.map(ms_text).unwrap_or_default(),
+                )
+            })
+            .collect(),
     };
     render(&page)
 }
