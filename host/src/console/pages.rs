@@ -308,17 +308,21 @@ async fn login(
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
         Err(e) => {
-            let (status, message) = match e {
+            let (status, message) = match &e {
                 LoginError::Refused => (StatusCode::UNAUTHORIZED, "The name or the password is wrong.".to_owned()),
                 LoginError::Throttled(wait) => (
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("Too many failed logins: try again in {} s.", wait.as_secs().max(1)),
                 ),
             };
-            let mut audit = AuditRecord::new(&form.user, "none", address(from), "login-refused", form.user.clone());
-            audit.outcome = "refused";
-            audit.detail = Some(message.clone());
-            app.audit(audit).await;
+            // A refused password is audited; a throttled attempt is not even
+            // checked, and not audited either, so guessing cannot fill the log.
+            if e == LoginError::Refused {
+                let mut audit = AuditRecord::new(&form.user, "none", address(from), "login-refused", form.user.clone());
+                audit.outcome = "refused";
+                audit.detail = Some(message.clone());
+                app.audit(audit).await;
+            }
             (status, render(&LoginPage { error: Some(&message), user: &form.user, proxy: false })).into_response()
         }
     }
