@@ -92,9 +92,9 @@ fn csrf_of(page: &str) -> String {
 }
 
 const PASSWORDS: [(&str, Role, &str); 3] = [
-    ("vic", Role::Viewer, "viewer pass 1"),
-    ("ana", Role::Analyst, "analyst pass 2"),
-    ("ada", Role::Admin, "admin pass 3"),
+    ("viewer-3", Role::Viewer, "viewer pass 1"),
+    ("analyst-7", Role::Analyst, "analyst pass 2"),
+    ("admin-1", Role::Admin, "admin pass 3"),
 ];
 
 fn users() -> Vec<UserConfig> {
@@ -190,9 +190,9 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
     let console = weir::console::start(&config.console, &config.lists, config.kafka.as_ref()).unwrap();
     let addr = console.addr;
 
-    let viewer = login(addr, "vic", "viewer pass 1");
-    let analyst = login(addr, "ana", "analyst pass 2");
-    let admin = login(addr, "ada", "admin pass 3");
+    let viewer = login(addr, "viewer-3", "viewer pass 1");
+    let analyst = login(addr, "analyst-7", "analyst pass 2");
+    let admin = login(addr, "admin-1", "admin pass 3");
     let queue = http(addr, "GET", "/", Some(&viewer), &[], None);
     assert_eq!(queue.status, 200);
     let case_of = |account: &str| {
@@ -318,7 +318,7 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
     assert_eq!(verdicts.len(), 1);
     assert_eq!(
         (verdicts[0]["account_id"].as_str(), verdicts[0]["analyst"].as_str(), verdicts[0]["verdict"].as_str()),
-        (Some("acct-x"), Some("ana"), Some("fraud"))
+        (Some("acct-x"), Some("analyst-7"), Some("fraud"))
     );
     let audit = lines_of(&dir.path().join("audit.jsonl"));
     let resolve = audit.iter().find(|a| a["action"] == "case-resolve").expect("the verdict is audited");
@@ -329,7 +329,7 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
             resolve["before"]["state"].as_str(),
             resolve["after"]["state"].as_str()
         ),
-        (Some("ana"), Some(case_x.as_str()), Some("open"), Some("fraud"))
+        (Some("analyst-7"), Some(case_x.as_str()), Some("open"), Some("fraud"))
     );
     assert!(
         audit.iter().filter(|a| a["action"] == "login").count() >= 3
@@ -367,7 +367,7 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
         "the blocklist rule's evidence, escaped:\n{}",
         pages[2]
     );
-    assert!(unescaped(&pages[1]).contains("by ana: <b>checked</b>"), "the analyst's note, escaped");
+    assert!(unescaped(&pages[1]).contains("by analyst-7: <b>checked</b>"), "the analyst's note, escaped");
     assert!(unescaped(&pages[3]).contains(XSS_DEVICE), "the list entry, escaped");
 
     // An analyst takes the entry off; the lists page says who did it, when.
@@ -375,22 +375,22 @@ fn every_route_refuses_the_unauthenticated_the_wrong_role_and_forged_forms() {
     let r = http(addr, "POST", "/lists/remove", Some(&analyst), &[], Some(&form));
     assert_eq!(r.status, 303, "{}", r.body);
     let removal = lines_of(&dir.path().join("lists.jsonl")).pop().unwrap();
-    assert_eq!((removal["action"].as_str(), removal["analyst"].as_str()), (Some("remove"), Some("ana")));
+    assert_eq!((removal["action"].as_str(), removal["analyst"].as_str()), (Some("remove"), Some("analyst-7")));
     crate::kafka::wait_for("the removal on the lists page", Duration::from_secs(20), || {
         let page = http(addr, "GET", "/lists", Some(&viewer), &[], None).body;
-        page.contains("<td>ana</td><td>remove</td><td><a href=\"/lists?list=blocked-devices\">")
+        page.contains("<td>analyst-7</td><td>remove</td><td><a href=\"/lists?list=blocked-devices\">")
     });
 
     // Repeated bad logins are throttled, even for the right password after.
     // (Five failures per name or per address in the window: this address
     // already failed once above.)
     let mut refused = 0;
-    while http(addr, "POST", "/login", None, &[], Some("user=vic&password=guess")).status == 401 {
+    while http(addr, "POST", "/login", None, &[], Some("user=viewer-3&password=guess")).status == 401 {
         refused += 1;
         assert!(refused <= 5, "a sixth failed login is still checked");
     }
     assert_eq!(refused, 4, "the fifth failure from this address is the last one checked");
-    let r = http(addr, "POST", "/login", None, &[], Some("user=vic&password=viewer+pass+1"));
+    let r = http(addr, "POST", "/login", None, &[], Some("user=viewer-3&password=viewer+pass+1"));
     assert_eq!(r.status, 429, "throttled: {}", r.body);
     assert!(r.body.contains("Too many failed logins"), "{}", r.body);
 
@@ -467,7 +467,7 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     tab.navigate_to(&format!("{base}/")).unwrap().wait_until_navigated().unwrap();
     assert!(tab.get_url().ends_with("/login"), "{}", tab.get_url());
     tab.wait_for_element("#user").unwrap().click().unwrap();
-    tab.type_str("ana").unwrap();
+    tab.type_str("analyst-7").unwrap();
     tab.wait_for_element("#password").unwrap().click().unwrap();
     tab.type_str("analyst pass 2").unwrap();
     tab.press_key("Enter").unwrap();
@@ -522,9 +522,9 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
         tab.find_element("#entries").is_ok_and(|e| e.get_inner_text().is_ok_and(|t| t.contains("fp-console-laptop")))
     });
     let entry = text_of("#entries tbody tr");
-    assert!(entry.contains("fp-console-laptop") && entry.contains("ana") && entry.contains("never"), "{entry}");
+    assert!(entry.contains("fp-console-laptop") && entry.contains("analyst-7") && entry.contains("never"), "{entry}");
     let change = text_of("#changes tbody tr");
-    assert!(change.contains("ana") && change.contains("add") && change.contains("fp-console-laptop"), "{change}");
+    assert!(change.contains("analyst-7") && change.contains("add") && change.contains("fp-console-laptop"), "{change}");
     shot("lists.png");
 
     // The events, on the broker.
@@ -538,21 +538,21 @@ fn an_analyst_works_a_case_in_chromium_and_weir_applies_what_they_did() {
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     assert_eq!(
         (&verdicts[0]["account_id"], &verdicts[0]["verdict"], &verdicts[0]["analyst"], &verdicts[0]["pattern"]),
-        (&"acct-c1".into(), &"fraud".into(), &"ana".into(), &"card-testing".into())
+        (&"acct-c1".into(), &"fraud".into(), &"analyst-7".into(), &"card-testing".into())
     );
     assert_eq!(verdicts[0]["transaction_ids"], serde_json::json!(["tx-c-4", "tx-c-5"]));
     let unlocks: Vec<_> = read("in").into_iter().filter(|e| e["event_type"] == "AccountUnlocked").collect();
     assert_eq!(unlocks.len(), 1);
-    assert_eq!((&unlocks[0]["transaction_id"], &unlocks[0]["analyst"]), (&"tx-c-4".into(), &"ana".into()));
+    assert_eq!((&unlocks[0]["transaction_id"], &unlocks[0]["analyst"]), (&"tx-c-4".into(), &"analyst-7".into()));
     let changes = read("lists");
     assert_eq!(changes.len(), 1);
     assert_eq!(
         (&changes[0]["list"], &changes[0]["value"], &changes[0]["action"], &changes[0]["analyst"]),
-        (&"blocked-devices".into(), &"fp-console-laptop".into(), &"add".into(), &"ana".into())
+        (&"blocked-devices".into(), &"fp-console-laptop".into(), &"add".into(), &"analyst-7".into())
     );
     let audit = read("audit");
     let actions: Vec<&str> =
-        audit.iter().filter(|a| a["user"] == "ana").map(|a| a["action"].as_str().unwrap()).collect();
+        audit.iter().filter(|a| a["user"] == "analyst-7").map(|a| a["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["login", "case-resolve", "account-unlock", "list-add"], "{audit:?}");
 
     // weir applies them: the device is blocked, the account unlocked.
@@ -607,8 +607,8 @@ fn the_proxy_header_signs_in_configured_users_only() {
     config.console.listen = "127.0.0.1:0".into();
     config.console.proxy_user_header = Some("X-Forwarded-User".into());
     config.console.users = vec![
-        UserConfig { name: "sso-ana".into(), role: Role::Analyst, password_hash: None },
-        UserConfig { name: "sso-vic".into(), role: Role::Viewer, password_hash: None },
+        UserConfig { name: "sso-analyst".into(), role: Role::Analyst, password_hash: None },
+        UserConfig { name: "sso-viewer".into(), role: Role::Viewer, password_hash: None },
     ];
     config.console.decisions = Some(dir.path().join("out/decisions.jsonl"));
     config.console.dispositions = Some(dir.path().join("dispositions.jsonl"));
@@ -622,30 +622,30 @@ fn the_proxy_header_signs_in_configured_users_only() {
     assert_eq!(http(addr, "GET", "/", None, &[], None).status, 303, "no header: the login");
     let login = http(addr, "GET", "/login", None, &[], None);
     assert!(login.body.contains("single sign-on") && !login.body.contains("type=\"password\""), "{}", login.body);
-    assert_eq!(http(addr, "POST", "/login", None, &[], Some("user=sso-ana&password=x")).status, 400);
+    assert_eq!(http(addr, "POST", "/login", None, &[], Some("user=sso-analyst&password=x")).status, 400);
     assert_eq!(http(addr, "GET", "/", None, &as_user("mallory"), None).status, 303, "an unknown user: the login");
-    let queue = http(addr, "GET", "/", None, &as_user("sso-ana"), None);
+    let queue = http(addr, "GET", "/", None, &as_user("sso-analyst"), None);
     assert_eq!(queue.status, 200);
-    assert!(queue.body.contains("sso-ana <small>(analyst)</small>"), "{}", queue.body);
+    assert!(queue.body.contains("sso-analyst <small>(analyst)</small>"), "{}", queue.body);
     let at = queue.body.find("/cases/").unwrap() + 7;
     let case = &queue.body[at..at + 36];
     let path = format!("/cases/{case}/resolve");
     let csrf = csrf_of(&queue.body);
     // The viewer's token is not the analyst's; without one, refused.
-    let viewer_csrf = csrf_of(&http(addr, "GET", "/", None, &as_user("sso-vic"), None).body);
+    let viewer_csrf = csrf_of(&http(addr, "GET", "/", None, &as_user("sso-viewer"), None).body);
     assert_ne!(csrf, viewer_csrf);
     for form in ["verdict=legitimate".to_owned(), format!("verdict=legitimate&csrf={viewer_csrf}")] {
-        assert_eq!(http(addr, "POST", &path, None, &as_user("sso-ana"), Some(&form)).status, 403, "{form}");
+        assert_eq!(http(addr, "POST", &path, None, &as_user("sso-analyst"), Some(&form)).status, 403, "{form}");
     }
     let form = format!("verdict=legitimate&csrf={viewer_csrf}");
     assert_eq!(
-        http(addr, "POST", &path, None, &as_user("sso-vic"), Some(&form)).status,
+        http(addr, "POST", &path, None, &as_user("sso-viewer"), Some(&form)).status,
         403,
         "a viewer may not resolve"
     );
     assert!(!dir.path().join("dispositions.jsonl").exists(), "nothing refused was written");
     let form = format!("verdict=legitimate&note=own+purchases&csrf={csrf}");
-    assert_eq!(http(addr, "POST", &path, None, &as_user("sso-ana"), Some(&form)).status, 303);
+    assert_eq!(http(addr, "POST", &path, None, &as_user("sso-analyst"), Some(&form)).status, 303);
     let verdicts = lines_of(&dir.path().join("dispositions.jsonl"));
-    assert_eq!((verdicts.len(), verdicts[0]["analyst"].as_str()), (1, Some("sso-ana")));
+    assert_eq!((verdicts.len(), verdicts[0]["analyst"].as_str()), (1, Some("sso-analyst")));
 }

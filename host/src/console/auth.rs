@@ -266,30 +266,33 @@ mod tests {
 
     #[test]
     fn a_password_logs_in_and_repeated_failures_are_throttled() {
-        let users =
-            [UserConfig { name: "ana".into(), role: Role::Analyst, password_hash: Some(hash_password("s3cret pass")) }];
+        let users = [UserConfig {
+            name: "analyst-7".into(),
+            role: Role::Analyst,
+            password_hash: Some(hash_password("s3cret pass")),
+        }];
         let auth = Auth::new(&users, false, limits()).unwrap();
         let from: IpAddr = "127.0.0.1".parse().unwrap();
-        let (token, session) = auth.login("ana", "s3cret pass", from).unwrap();
-        assert_eq!((session.user.as_str(), session.role), ("ana", Role::Analyst));
+        let (token, session) = auth.login("analyst-7", "s3cret pass", from).unwrap();
+        assert_eq!((session.user.as_str(), session.role), ("analyst-7", Role::Analyst));
         assert_eq!(auth.session(&token).unwrap().csrf, session.csrf);
-        assert_eq!(auth.login("ana", "wrong", from).unwrap_err(), LoginError::Refused);
+        assert_eq!(auth.login("analyst-7", "wrong", from).unwrap_err(), LoginError::Refused);
         assert_eq!(auth.login("nobody", "s3cret pass", from).unwrap_err(), LoginError::Refused);
-        assert_eq!(auth.login("ana", "wrong", from).unwrap_err(), LoginError::Refused);
+        assert_eq!(auth.login("analyst-7", "wrong", from).unwrap_err(), LoginError::Refused);
         // Three failures from this address: even the right password waits.
-        assert!(matches!(auth.login("ana", "s3cret pass", from), Err(LoginError::Throttled(_))));
+        assert!(matches!(auth.login("analyst-7", "s3cret pass", from), Err(LoginError::Throttled(_))));
         auth.logout(&token);
         assert!(auth.session(&token).is_none());
     }
 
     #[test]
     fn bad_user_configurations_are_refused_naming_the_user() {
-        let no_hash = [UserConfig { name: "bo".into(), role: Role::Viewer, password_hash: None }];
+        let no_hash = [UserConfig { name: "viewer-9".into(), role: Role::Viewer, password_hash: None }];
         let e = Auth::new(&no_hash, false, limits()).err().unwrap().to_string();
-        assert!(e.contains("`bo` has no password_hash"), "{e}");
+        assert!(e.contains("`viewer-9` has no password_hash"), "{e}");
         assert!(Auth::new(&no_hash, true, limits()).is_ok());
-        let bad = [UserConfig { name: "cy".into(), role: Role::Admin, password_hash: Some("plain".into()) }];
+        let bad = [UserConfig { name: "admin-9".into(), role: Role::Admin, password_hash: Some("plain".into()) }];
         let e = Auth::new(&bad, false, limits()).err().unwrap().to_string();
-        assert!(e.contains("`cy`: password_hash is not a PHC string"), "{e}");
+        assert!(e.contains("`admin-9`: password_hash is not a PHC string"), "{e}");
     }
 }
