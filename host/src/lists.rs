@@ -483,6 +483,14 @@ impl LiveLists {
     }
 }
 
+/// A time in ms since the epoch as RFC 3339 (the ms themselves if out of range).
+pub fn time_text(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// The change a line or a record holds, or why it is refused (`at` says where it was).
 pub fn read_change(payload: &[u8], at: impl FnOnce() -> String) -> Result<ListChanged, Refusal> {
     parse_list_change(payload).map_err(|e| Refusal { what: at(), reason: e.to_string() })

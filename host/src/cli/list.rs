@@ -325,8 +325,8 @@ impl ShowArgs {
                         .iter()
                         .map(|(value, e)| {
                             serde_json::json!({
-                                "value": value, "expires_at": e.expires_at_ms.map(shown_time),
-                                "analyst": e.analyst, "added_at": shown_time(e.added_at_ms),
+                                "value": value, "expires_at": e.expires_at_ms.map(weir::lists::time_text),
+                                "analyst": e.analyst, "added_at": weir::lists::time_text(e.added_at_ms),
                             })
                         })
                         .collect();
@@ -335,13 +335,15 @@ impl ShowArgs {
                     let version = version.unwrap_or_else(|| "none (empty)".to_owned());
                     println!("list {name}: {} entries, version {version}", entries.len());
                     for (value, e) in entries {
-                        let expires =
-                            e.expires_at_ms.map(|ms| format!(" until {}", shown_time(ms))).unwrap_or_default();
+                        let expires = e
+                            .expires_at_ms
+                            .map(|ms| format!(" until {}", weir::lists::time_text(ms)))
+                            .unwrap_or_default();
                         println!(
                             "  {}{expires}  (by {} at {})",
                             weir::events::shown(value, 256),
                             weir::events::shown(&e.analyst, 256),
-                            shown_time(e.added_at_ms)
+                            weir::lists::time_text(e.added_at_ms)
                         );
                     }
                 }
@@ -349,14 +351,6 @@ impl ShowArgs {
         }
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// An event time in ms as RFC 3339.
-fn shown_time(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 fn export(args: &SourceArgs) -> anyhow::Result<ExitCode> {

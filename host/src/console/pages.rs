@@ -1042,13 +1042,6 @@ struct ListsQuery {
     done: String,
 }
 
-fn ms_text(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 async fn lists_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<ListsQuery>) -> Response {
     let s = match app.reader(&headers, Role::Viewer) {
         Ok(s) => s,
@@ -1068,8 +1061,8 @@ async fn lists_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
                 .map(|(v, e)| EntryView {
                     value: v.to_owned(),
                     analyst: e.analyst.clone(),
-                    added: ms_text(e.added_at_ms),
-                    expires: e.expires_at_ms.map(ms_text).unwrap_or_else(|| "never".to_owned()),
+                    added: crate::lists::time_text(e.added_at_ms),
+                    expires: e.expires_at_ms.map(crate::lists::time_text).unwrap_or_else(|| "never".to_owned()),
                 })
                 .collect(),
             more,
@@ -1090,12 +1083,12 @@ async fn lists_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Q
             .rev()
             .map(|c| {
                 (
-                    ms_text(c.at_ms),
+                    crate::lists::time_text(c.at_ms),
                     c.analyst.clone(),
                     c.action.as_str(),
                     c.list.clone(),
                     c.value.clone(),
-                    c.expires_at_ms.map(ms_text).unwrap_or_default(),
+                    c.expires_at_ms.map(crate::lists::time_text).unwrap_or_default(),
                 )
             })
             .collect(),
@@ -1149,11 +1142,6 @@ async fn audit_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
             return app.problem(&s, StatusCode::INTERNAL_SERVER_ERROR, "Cannot read the audit log", &e.to_string());
         }
     };
-    let field = |v: &serde_json::Value, k: &str| match &v[k] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    };
     let rows = records
         .iter()
         .rev()
@@ -1161,13 +1149,13 @@ async fn audit_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok())
         .map(|v| {
             (
-                field(&v, "occurred_at"),
-                format!("{} ({})", field(&v, "user"), field(&v, "role")),
-                field(&v, "action"),
-                field(&v, "target"),
-                field(&v, "before"),
-                field(&v, "after"),
-                format!("{} {}", field(&v, "outcome"), field(&v, "detail")),
+                text(&v["occurred_at"]),
+                format!("{} ({})", text(&v["user"]), text(&v["role"])),
+                text(&v["action"]),
+                text(&v["target"]),
+                text(&v["before"]),
+                text(&v["after"]),
+                format!("{} {}", text(&v["outcome"]), text(&v["detail"])),
             )
         })
         .collect();
@@ -1272,7 +1260,7 @@ fn instance_view(addr: &str, status: Result<serde_json::Value, String>) -> Insta
         .rev()
         .take(RECENT_SHOWN)
         .map(|w| {
-            let at = w["at"].as_f64().map(|t| ms_text((t * 1000.0) as i64)).unwrap_or_default();
+            let at = w["at"].as_f64().map(|t| crate::lists::time_text((t * 1000.0) as i64)).unwrap_or_default();
             let changes = w["changes"]
                 .as_array()
                 .into_iter()
@@ -1360,7 +1348,7 @@ fn reports_in(dir: &std::path::Path) -> Vec<(String, String)> {
         .take(100)
         .map(|(t, name)| {
             let ms = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            (name, ms_text(ms))
+            (name, crate::lists::time_text(ms))
         })
         .collect()
 }
