@@ -1,6 +1,6 @@
 //! Fuzzing what a producer or a deployer hands weir: input events, the
 //! embedded input reader (records around and far over the size limit),
-//! manifests, case files, rule components, and rules directories whose
+//! manifests, case files, rule components, ONNX models, and rules directories whose
 //! package files may be links, pipes, directories or sparse files. A target
 //! must never panic (nor hang), whatever the bytes; refusing them with an
 //! error is the right answer.
@@ -213,6 +213,25 @@ fn case_files() {
                     let _ = prior.to_event("p");
                 }
             }
+        }
+    });
+}
+
+/// ONNX models: small exported ones (LightGBM, a forest with its ZipMap,
+/// a regressor, an MLP), mutated, loaded by the reader rules use and, when
+/// they load, scored and explained on rows of zeros, NaNs and extremes.
+#[test]
+fn models() {
+    fuzz("model", corpus("model"), |bytes| {
+        if let Ok(model) = weir_sdk::model::Model::load(bytes) {
+            let n = model.features();
+            for value in [0.0, f32::NAN, f32::MAX, -f32::INFINITY, 1.5] {
+                let row = vec![value; n];
+                let _ = model.run(&row, |out| out.len());
+                let _ = model.score(&row);
+                let _ = model.top_contributions(&row, 3);
+            }
+            let _ = model.score(&[]);
         }
     });
 }

@@ -47,6 +47,10 @@
 //! - `kafka`: `weir run` on a real broker — exactly once across crashes,
 //!   rebalances and a broker outage; dead letters; state follows the account;
 //!   limits; the chaos run.
+//! - `models`: ONNX models in rules — scores equal onnxruntime's for
+//!   LightGBM, a random forest, XGBoost and an MLP (natively and in the
+//!   sandbox), explanations name the features, a model is part of its
+//!   package's version, and a broken model is refused at deploy.
 //! - `fuzz`: seeded, time-bounded mutation fuzzing of events, the input
 //!   reader, manifests, case files and components over the committed corpus.
 //!
@@ -68,6 +72,7 @@ mod fuzz;
 mod idle_deploy;
 mod kafka;
 mod lists;
+mod models;
 mod native_rules;
 mod params;
 mod pipeline;

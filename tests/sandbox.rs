@@ -139,7 +139,7 @@ fn component_for_another_contract_version_is_refused_naming_it() {
     let err = refusal(&guest("future-contract"));
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.2.0"), "{text}");
+    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.3.0"), "{text}");
     assert!(text.contains("rebuild the rule"), "{text}");
 }
 
@@ -185,7 +185,7 @@ fn rules_built_for_the_first_contract_still_run() {
 }
 
 /// A rule built for `weir:rule@2.0.0`, before 2.1.0 added `distinct`,
-/// runs unchanged: its imports and its export resolve to 2.2.0's.
+/// runs unchanged: its imports and its export resolve to 2.3.0's.
 #[test]
 fn rules_built_for_contract_2_0_still_run() {
     let engine = Engine::new().unwrap();

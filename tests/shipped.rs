@@ -27,7 +27,7 @@ fn every_shipped_rule_passes_its_sandbox_cases() {
             "{} has no case that fires",
             rule.name
         );
-        let reports = run_cases(&engine, rule.component, rule.manifest, &spec, &cases).unwrap();
+        let reports = run_cases(&engine, rule.component, rule.manifest, None, &spec, &cases).unwrap();
         for r in reports {
             assert!(r.failure.is_none(), "{} / {}: {}", rule.name, r.name, r.failure.unwrap());
         }

@@ -49,7 +49,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use crate::engine::{
-    ERROR_KINDS, Engine, Evaluator, LoadError, LoadedRule, PARAMS_REFUSED, Policy, RuleError, RuleSet, content_hash,
+    ERROR_KINDS, Engine, Evaluator, LoadError, LoadedRule, PARAMS_REFUSED, Policy, RuleError, RuleSet, package_hash,
 };
 use crate::events::{InputEvent, InputPosition, Merchant, RuleOutcome, RuleResult, TransactionRecorded};
 use crate::lists::ListSet;
@@ -228,6 +228,7 @@ pub fn run_cases(
     engine: &Engine,
     component: &[u8],
     manifest_text: &str,
+    model: Option<std::sync::Arc<[u8]>>,
     base: &RuleSpec,
     file: &CaseFile,
 ) -> Result<Vec<CaseReport>, CasesError> {
@@ -241,12 +242,13 @@ pub fn run_cases(
             .clone()
             .with_params(&case.params)
             .map_err(|error| CasesError::CaseParams { case: case.name.clone(), error })?;
-        let rule: LoadedRule = match engine.load(spec.clone(), component, manifest_text) {
+        let rule: LoadedRule = match engine.load_with_model(spec.clone(), component, manifest_text, model.clone()) {
             Ok(rule) => rule,
             // The declaration refuses the case's parameters: the rule does
             // not run, and the case passes only if it expects just that.
             Err(LoadError::Params(problems)) if !case.params.is_empty() => {
-                let result = refused_params(&spec, component, manifest_text, &problems.join("; "));
+                let version = package_hash(component, manifest_text, model.as_deref());
+                let result = refused_params(&spec, &version, &problems.join("; "));
                 reports.push(CaseReport { name: case.name.clone(), failure: compare(&case.expect, &result), result });
                 continue;
             }
@@ -300,10 +302,10 @@ pub fn run_cases(
 
 /// The result a case records when the rule's declaration refused its
 /// parameters: an error of kind `parameter`.
-fn refused_params(spec: &RuleSpec, component: &[u8], manifest: &str, problems: &str) -> RuleResult {
+fn refused_params(spec: &RuleSpec, version: &str, problems: &str) -> RuleResult {
     RuleResult {
         rule_id: spec.id.as_str().into(),
-        rule_version: content_hash(component, manifest).into(),
+        rule_version: version.into(),
         version_label: spec.version_label.as_str().into(),
         mode: spec.mode,
         outcome: RuleOutcome::Error,

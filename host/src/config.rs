@@ -18,6 +18,7 @@
 //! lock_score = 150           # total score that locks (unset: scores never lock)
 //! confirmation_window_days = 30  # a customer's "it was me" is accepted this long after the suspicion
 //! rule_fuel_average = 15000  # fuel a rule may use per evaluation on average (over its last 1 000) before it is quarantined
+//! model_fuel_average = 250000  # the same for a rule that scores a model (`[model]` in its manifest)
 //!
 //! [embedded]
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
@@ -218,6 +219,11 @@ pub enum ConfigError {
         max = crate::manifest::MAX_FUEL
     )]
     RuleFuelAverage(u64),
+    #[error(
+        "`policy.model_fuel_average` = {0}: must be between 1 and {max} (the most one evaluation may use)",
+        max = crate::manifest::MAX_FUEL
+    )]
+    ModelFuelAverage(u64),
     #[error("`policy.lock_score` ({lock}) is below `policy.suspect_score` ({suspect})")]
     LockBelowSuspect { lock: u32, suspect: u32 },
     #[error(transparent)]
@@ -303,6 +309,9 @@ impl Config {
         if let Some(v) = lookup("WEIR_RULE_FUEL_AVERAGE") {
             self.policy.rule_fuel_average = number("WEIR_RULE_FUEL_AVERAGE", v)?;
         }
+        if let Some(v) = lookup("WEIR_MODEL_FUEL_AVERAGE") {
+            self.policy.model_fuel_average = number("WEIR_MODEL_FUEL_AVERAGE", v)?;
+        }
         if let Some(v) = lookup("WEIR_BATCH_SIZE") {
             self.embedded.batch_size = number("WEIR_BATCH_SIZE", v)?;
         }
@@ -340,6 +349,10 @@ impl Config {
         if !(1..=crate::manifest::MAX_FUEL).contains(&fuel_average) {
             return Err(ConfigError::RuleFuelAverage(fuel_average));
         }
+        let model_average = self.policy.model_fuel_average;
+        if !(1..=crate::manifest::MAX_FUEL).contains(&model_average) {
+            return Err(ConfigError::ModelFuelAverage(model_average));
+        }
         if let Some(lock) = self.policy.lock_score
             && lock < self.policy.suspect_score
         {
@@ -368,6 +381,12 @@ mod tests {
         c.policy.rule_fuel_average = 0;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("`policy.rule_fuel_average` = 0: must be between 1 and 5000000"), "{err}");
+        c.policy.rule_fuel_average = 15_000;
+        c.apply_env(|v| (v == "WEIR_MODEL_FUEL_AVERAGE").then(|| "400000".to_owned())).unwrap();
+        assert_eq!(c.policy.model_fuel_average, 400_000);
+        c.policy.model_fuel_average = 6_000_000;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`policy.model_fuel_average` = 6000000: must be between 1 and 5000000"), "{err}");
     }
 
     #[test]

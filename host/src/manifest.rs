@@ -18,6 +18,9 @@
 //!
 //! [params]                   # handed to the rule; tables flatten to dotted names
 //! window_secs = 3600
+//!
+//! [model]                    # a rule that scores a machine-learning model
+//! file = "fraud-gbm.onnx"    # ONNX, next to the manifest; part of the version
 //! ```
 //!
 //! Parsing is strict (unknown keys are errors that name the key and file);
@@ -48,6 +51,13 @@ pub const DEFAULT_MEMORY_MIB: u32 = 32;
 /// a second; a bare loop is faster) that is at most 1.25 ms of one core,
 /// a fortieth of the 50 ms p99 latency target.
 pub const MAX_FUEL: u64 = 5_000_000;
+/// Default fuel granted once per rule instance for reading its model
+/// (`limits.model_fuel`): loading the 300-tree benchmark model takes about
+/// a tenth of it.
+pub const DEFAULT_MODEL_FUEL: u64 = 2_000_000_000;
+/// The most a manifest may grant for reading a model: about 5 s of one
+/// core at the slowest rate measured, once per instance.
+pub const MAX_MODEL_FUEL: u64 = 20_000_000_000;
 pub const MAX_MEMORY_MIB: u32 = 1024;
 
 /// The manifest file as written.
@@ -59,6 +69,16 @@ pub struct RawManifest {
     pub limits: RawLimits,
     #[serde(default)]
     pub params: toml::Table,
+    #[serde(default)]
+    pub model: Option<RawModel>,
+}
+
+/// `[model]`: the package's machine-learning model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The ONNX file, next to the manifest.
+    pub file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +110,7 @@ pub struct RawLimits {
     pub state_kib: Option<usize>,
     pub state_keys: Option<usize>,
     pub state_series: Option<usize>,
+    pub model_fuel: Option<u64>,
 }
 
 /// A validated manifest.
@@ -111,6 +132,10 @@ pub struct RuleSpec {
     pub entity: Option<Entity>,
     /// Flattened parameters, sorted by name.
     pub params: Vec<(String, ParamValue)>,
+    /// The model's file name, relative to the manifest (`[model] file`).
+    pub model: Option<String>,
+    /// Fuel granted once per instance for reading the model.
+    pub model_fuel: u64,
 }
 
 /// The longest `rule.version` label (it is shown in tables and logs).
@@ -140,6 +165,12 @@ pub enum ManifestError {
         "`rule.component` = {0:?}: give the file name only (like \"velocity.wasm\"), in the manifest's directory; paths are not allowed"
     )]
     BadComponent(String),
+    #[error(
+        "`model.file` = {0:?}: give the file name only (like \"fraud-gbm.onnx\"), in the manifest's directory; paths are not allowed"
+    )]
+    BadModel(String),
+    #[error("`limits.model_fuel` = {0}: must be between 1 and {MAX_MODEL_FUEL}")]
+    BadModelFuel(u64),
     #[error("`rule.entity` = {0:?}: use one of \"device\", \"merchant\", \"counterparty\" or \"card\"")]
     BadEntity(String),
     #[error("`params.{name}`: {problem}")]
@@ -212,6 +243,17 @@ impl RuleSpec {
         if !is_bare_file_name(&component) {
             return Err(ManifestError::BadComponent(component));
         }
+        let model = match raw.model {
+            Some(m) if !is_bare_file_name(&m.file) || m.file == component => {
+                return Err(ManifestError::BadModel(m.file));
+            }
+            Some(m) => Some(m.file),
+            None => None,
+        };
+        let model_fuel = raw.limits.model_fuel.unwrap_or(DEFAULT_MODEL_FUEL);
+        if model_fuel == 0 || model_fuel > MAX_MODEL_FUEL {
+            return Err(ManifestError::BadModelFuel(model_fuel));
+        }
         let entity = match raw.rule.entity {
             None => None,
             Some(name) => Some(Entity::parse(&name).ok_or(ManifestError::BadEntity(name))?),
@@ -230,6 +272,8 @@ impl RuleSpec {
             state_quota,
             entity,
             params,
+            model,
+            model_fuel,
         })
     }
 
@@ -370,6 +414,23 @@ mod tests {
         let err = RuleSpec::parse(text).unwrap_err().to_string();
         assert!(err.starts_with("line 5, column 6: ") && err.contains("`limits.fuel`"), "{err}");
         assert!(err.contains("expected u64") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_model_is_a_bare_file_name_beside_the_manifest() {
+        let spec = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[model]\nfile='gbm.onnx'\n").unwrap();
+        assert_eq!(spec.model.as_deref(), Some("gbm.onnx"));
+        assert_eq!(spec.model_fuel, DEFAULT_MODEL_FUEL);
+        assert_eq!(RuleSpec::parse("[rule]\nid='x'\nversion='1'\n").unwrap().model, None);
+        for bad in ["../gbm.onnx", "/etc/passwd", "sub/m.onnx", ".m.onnx", "x.wasm", ""] {
+            let text = format!("[rule]\nid='x'\nversion='1'\n[model]\nfile={bad:?}\n");
+            let err = RuleSpec::parse(&text).unwrap_err().to_string();
+            assert!(err.contains("model.file"), "{bad:?}: {err}");
+        }
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[model]\nfile='m.onnx'\npath='y'\n").unwrap_err();
+        assert!(err.to_string().contains("path"), "{err}");
+        let err = RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[limits]\nmodel_fuel=0\n").unwrap_err();
+        assert!(err.to_string().contains("limits.model_fuel"), "{err}");
     }
 
     #[test]

@@ -6,9 +6,15 @@
 //! copy of the SDK (`weir-sdk/`, the sources this weir was built with,
 //! embedded in the binary), so it builds wherever it is moved and whether
 //! or not weir's source tree is still around.
+//! With `model`, the crate's rule scores an ONNX model instead: it
+//! computes four features, scores the starter model it comes with
+//! (`model.onnx`, a small LightGBM classifier trained on synthetic
+//! transactions by `scripts/models/starter.py`: to be replaced by a model
+//! trained on the bank's own features) and explains what it flags.
 //! `build` compiles a rule crate for `wasm32-wasip2` (adding the target to
 //! the toolchain if it is missing) and lays out a deployable package
-//! (`<id>.toml` + `<id>.wasm` + `<id>.cases.toml`) in `target/weir/`.
+//! (`<id>.toml` + `<id>.wasm` + `<id>.cases.toml`, and the model file when
+//! the manifest names one) in `target/weir/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,6 +109,21 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
 /// With `sdk`, the crate depends on the SDK at that path (for work on the
 /// SDK itself); without, it gets its own copy in `weir-sdk/`.
 pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
+    new_rule_of(parent, name, sdk, Kind::Rule)
+}
+
+/// What `weir rule new` writes: a plain rule, or one that scores a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rule,
+    Model,
+}
+
+/// The starter model a model rule crate comes with (see the module docs).
+pub const STARTER_MODEL: &[u8] = include_bytes!("../assets/starter-model.onnx");
+
+/// [`new_rule`], of either kind.
+pub fn new_rule_of(parent: &Path, name: &str, sdk: Option<&Path>, kind: Kind) -> Result<PathBuf, ScaffoldError> {
     check_name(name)?;
     let dir = parent.join(name);
     if dir.exists() {
@@ -117,13 +138,21 @@ pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf
         None => SDK_DIR.to_owned(),
     };
     std::fs::create_dir_all(dir.join("src")).map_err(io("create", &dir))?;
+    let (lib, manifest, cases) = match kind {
+        Kind::Rule => (LIB_RS, RULE_TOML, CASES_TOML),
+        Kind::Model => (MODEL_LIB_RS, MODEL_RULE_TOML, MODEL_CASES_TOML),
+    };
     let mut files = vec![
-        ("Cargo.toml".to_owned(), cargo_toml(name, &sdk_dependency)),
-        ("src/lib.rs".to_owned(), LIB_RS.replace("{name}", name)),
-        ("rule.toml".to_owned(), RULE_TOML.replace("{name}", name)),
-        ("cases.toml".to_owned(), CASES_TOML.to_owned()),
+        ("Cargo.toml".to_owned(), cargo_toml(name, &sdk_dependency, kind)),
+        ("src/lib.rs".to_owned(), lib.replace("{name}", name)),
+        ("rule.toml".to_owned(), manifest.replace("{name}", name)),
+        ("cases.toml".to_owned(), cases.to_owned()),
         (".gitignore".to_owned(), "/target\n".to_owned()),
     ];
+    if kind == Kind::Model {
+        let path = dir.join("model.onnx");
+        std::fs::write(&path, STARTER_MODEL).map_err(io("write", &path))?;
+    }
     if sdk.is_none() {
         files.extend(SDK_FILES.iter().map(|(path, text)| (format!("{SDK_DIR}/{path}"), (*text).to_owned())));
     }
@@ -137,7 +166,8 @@ pub fn new_rule(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf
     Ok(dir)
 }
 
-fn cargo_toml(name: &str, sdk: &str) -> String {
+fn cargo_toml(name: &str, sdk: &str, kind: Kind) -> String {
+    let features = if kind == Kind::Model { ", features = [\"model\"]" } else { "" };
     format!(
         r#"[package]
 name = "{name}"
@@ -150,7 +180,7 @@ crate-type = ["cdylib", "rlib"]
 
 [dependencies]
 # The weir SDK, copied into the crate by `weir rule new` (`weir-sdk/`).
-weir-sdk = {{ path = {sdk:?} }}
+weir-sdk = {{ path = {sdk:?}{features} }}
 
 # A standalone workspace: the rule builds on its own, wherever it is.
 [workspace]
@@ -281,6 +311,120 @@ transaction = { amount = 18900, after_secs = 18000 }
 outcome = "suspect"
 "#;
 
+const MODEL_LIB_RS: &str = r#"//! `{name}`: scores each purchase with the package's model and suspects
+//! those it scores at or above `threshold`.
+//!
+//! The model (`model.onnx`, named in rule.toml's `[model]`) takes four
+//! features, computed here the same way in training and in serving:
+//! the amount in major units, the hour of day (UTC, event time), the
+//! account's transactions in the hour before, and whether the merchant is
+//! new to the account (1 or 0). The starter model was trained on synthetic
+//! transactions; train yours on the features this rule computes, export it
+//! to ONNX (float input of shape [N, 4]) and replace the file: the rule
+//! needs no rebuild, and the new model is a new version of the rule.
+
+use std::time::Duration;
+
+use weir_sdk::prelude::*;
+
+const PARAMS: &[Param] = &[Param::float("threshold", 0.8)
+    .range_float(0.0, 1.0)
+    .doc("Suspect purchases the model scores at or above this probability of fraud.")];
+
+/// The features' names, in the model's column order (they name the
+/// evidence of a flagged purchase).
+pub const FEATURES: [&str; 4] = ["amount", "hour", "count_1h", "new_merchant"];
+
+/// The row the model scores, from the transaction and the account's state.
+pub fn features(tx: &Transaction, ctx: &mut Context) -> [f32; 4] {
+    let amount = tx.amount.minor_units as f32 / 100.0;
+    let hour = (tx.occurred_at_ms.rem_euclid(86_400_000) / 3_600_000) as f32;
+    let before = ctx.window_count("tx", Duration::from_secs(3600)) as f32;
+    ctx.window_add("tx", 1);
+    let new_merchant = if ctx.last_seen("merchants", &tx.merchant.id).is_none() { 1.0 } else { 0.0 };
+    ctx.distinct_add("merchants", &tx.merchant.id);
+    [amount, hour, before, new_merchant]
+}
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    let threshold: f64 = ctx.param("threshold")?;
+    let row = features(tx, ctx);
+    let model = ctx.model()?;
+    let p = model.score(&row)?;
+    if f64::from(p) < threshold {
+        return Ok(Verdict::pass());
+    }
+    Ok(Verdict::suspect("MODEL_SCORE", "the model scores this purchase as likely fraud")
+        .with_model(model, &row, &FEATURES, p))
+}
+
+weir_sdk::rule!(evaluate, params = PARAMS);
+
+#[cfg(test)]
+mod tests {
+    use super::RULE;
+    use weir_sdk::testing::{Harness, tx};
+
+    fn harness() -> Harness {
+        Harness::new(RULE).manifest(include_str!("../rule.toml")).model(concat!(env!("CARGO_MANIFEST_DIR"), "/model.onnx"))
+    }
+
+    #[test]
+    fn a_large_purchase_at_night_at_a_new_merchant_is_suspected_and_explained() {
+        let mut h = harness();
+        // 19:42 UTC plus 5 hours is 00:42 UTC.
+        let night = tx().amount(60_000, "EUR").after_secs(5 * 3600).build();
+        let verdict = h.run(&night).unwrap();
+        assert_eq!(verdict.reason_code, "MODEL_SCORE");
+        let score: f32 = verdict.evidence("model.score").unwrap().parse().unwrap();
+        assert!(score >= 0.8, "{score}");
+        assert!(verdict.evidence.iter().any(|e| e.name == "model.amount"), "{:?}", verdict.evidence);
+    }
+
+    #[test]
+    fn an_ordinary_evening_purchase_passes() {
+        let mut h = harness();
+        assert!(h.run(&tx().amount(3_000, "EUR").build()).unwrap().is_pass());
+    }
+}
+"#;
+
+const MODEL_RULE_TOML: &str = r#"[rule]
+id = "{name}"
+version = "0.1.0"
+description = "Suspects purchases its model scores as likely fraud."
+mode = "shadow"            # try it on live traffic first; "enforce" when ready
+failure = "fail-open"
+
+[limits]
+fuel = 1000000
+memory_mib = 16
+
+[params]
+threshold = 0.8
+
+[model]
+file = "model.onnx"        # ONNX, next to this file; part of the rule's version
+"#;
+
+const MODEL_CASES_TOML: &str = r#"# Sandbox cases: `weir rule test target/weir/<name>.wasm cases.toml`.
+# Transactions default to a EUR 189.00 concert-ticket purchase at
+# 2026-11-28T19:42:07Z; `after_secs` moves event time forward.
+
+[[case]]
+name = "a large purchase at night at a new merchant is suspected"
+transaction = { amount = 60000, after_secs = 18000 }
+[case.expect]
+outcome = "suspect"
+reason_code = "MODEL_SCORE"
+
+[[case]]
+name = "an ordinary evening purchase passes"
+transaction = { amount = 3000 }
+[case.expect]
+outcome = "pass"
+"#;
+
 /// Builds the rule crate in `dir` for wasm and writes the package
 /// (manifest, component, self-test cases) to `dir/target/weir/`. Returns the manifest path of the package.
 pub fn build_rule(dir: &Path) -> Result<PathBuf, ScaffoldError> {
@@ -316,6 +460,10 @@ pub fn build_rule(dir: &Path) -> Result<PathBuf, ScaffoldError> {
     if cases.is_file() {
         let target = out.join(format!("{}.cases.toml", spec.id));
         std::fs::copy(&cases, &target).map_err(io("copy", &cases))?;
+    }
+    if let Some(model) = &spec.model {
+        let source = dir.join(model);
+        std::fs::copy(&source, out.join(model)).map_err(io("copy", &source))?;
     }
     let package = out.join(format!("{}.toml", spec.id));
     std::fs::copy(&manifest_path, &package).map_err(io("copy", &manifest_path))?;

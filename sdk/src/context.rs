@@ -42,6 +42,11 @@ pub trait AccountHost {
         false
     }
     fn history(&self, limit: u32) -> Vec<PastTransaction>;
+    /// The rule package's model, loaded. A host without one has none.
+    #[cfg(feature = "model")]
+    fn model(&self) -> Option<&crate::model::Model> {
+        None
+    }
     /// The same, in the wire encoding (`crate::wire`), appended to `out`.
     fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
         let history = self.history(limit);
@@ -118,6 +123,27 @@ mod imports {
     }
 }
 
+/// The package's model, loaded once per instance from the host's
+/// `model.bytes` (whose first call grants the load its own fuel).
+#[cfg(all(target_family = "wasm", feature = "model"))]
+pub(crate) fn wasm_model() -> Result<&'static crate::model::Model, crate::model::ModelError> {
+    use crate::model::{Model, ModelError};
+    thread_local! {
+        static MODEL: std::cell::OnceCell<Result<&'static Model, ModelError>> = const { std::cell::OnceCell::new() };
+    }
+    MODEL.with(|cell| {
+        cell.get_or_init(|| {
+            let bytes = crate::bindings::weir::rule::model::bytes();
+            if bytes.is_empty() {
+                return Err(ModelError::Missing);
+            }
+            // Kept for the life of the instance, as the parameters are.
+            Model::load(&bytes).map(|m| &*Box::leak(Box::new(m)))
+        })
+        .clone()
+    })
+}
+
 fn window_ms(window: Duration) -> u64 {
     u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
@@ -126,6 +152,19 @@ impl<'a> Context<'a> {
     /// The current transaction's event time, in ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// The model in the rule's package (`[model] file` in its manifest),
+    /// loaded and checked once per rule instance: score rows with
+    /// [`crate::model::Model::score`]. An error says why there is none (no
+    /// model in the package, or one that cannot be loaded); `?` makes it
+    /// the rule's error.
+    #[cfg(feature = "model")]
+    pub fn model(&self) -> Result<&crate::model::Model, crate::model::ModelError> {
+        #[cfg(target_family = "wasm")]
+        return wasm_model();
+        #[cfg(not(target_family = "wasm"))]
+        return self.host.model().ok_or(crate::model::ModelError::Missing);
     }
 
     /// All of this rule version's parameters, with their checked readers

@@ -125,6 +125,8 @@
 
 mod context;
 pub mod limits;
+#[cfg(feature = "model")]
+pub mod model;
 mod params;
 pub mod state;
 mod types;
@@ -149,7 +151,7 @@ pub use types::{
 };
 
 /// The contract version this SDK builds rules for (the WIT package version).
-pub const CONTRACT_VERSION: &str = "2.2.0";
+pub const CONTRACT_VERSION: &str = "2.3.0";
 
 /// The signature of a rule: one function from a transaction and its account
 /// context to a verdict.
@@ -218,6 +220,15 @@ pub mod __private {
     /// Runs `f` on a transaction handed over by the host (wire-encoded),
     /// hands the explanation of a verdict to the host, and returns its outcome.
     pub fn run(bytes: Vec<u8>, f: crate::RuleFn) -> Result<wit::Outcome, ()> {
+        // The package's model is read before anything else, so the host
+        // can have it checked at deploy by evaluating an empty input.
+        #[cfg(feature = "model")]
+        if let Err(e) = crate::context::wasm_model()
+            && e != crate::model::ModelError::Missing
+        {
+            verdict::fail(&e.to_string());
+            return Err(());
+        }
         TX.with_borrow_mut(|tx| {
             if let Err(e) = crate::wire::decode_transaction_into(&bytes, tx) {
                 verdict::fail(&e.to_string());

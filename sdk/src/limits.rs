@@ -24,6 +24,14 @@ pub const EVIDENCE_VALUE_MAX: usize = 256;
 pub const ERROR_MESSAGE_MAX: usize = 512;
 /// How much of one log line is kept, in bytes.
 pub const LOG_LINE_MAX: usize = 1024;
+/// How the errors of a rule's model reader begin (`weir_sdk::model`): the
+/// host refuses a package whose rule fails reading its model with one.
+pub const MODEL_ERROR_PREFIXES: [&str; 3] = ["invalid model: ", "unsupported model: ", "model too large: "];
+
+/// Whether a rule's error message is its model reader's.
+pub fn is_model_error(message: &str) -> bool {
+    MODEL_ERROR_PREFIXES.iter().any(|p| message.starts_with(p))
+}
 
 /// The longest window of event time a rule can query, in seconds (31
 /// days): series points older than this are not kept. A declared window

@@ -49,6 +49,9 @@ pub struct MemoryAccount {
     /// Runtime lists: list → value → expiry (event time, ms since the
     /// epoch; `None`: never). See [`Harness::list`].
     pub lists: HashMap<String, HashMap<String, Option<i64>>>,
+    /// The package's model, loaded (see [`Harness::model`]).
+    #[cfg(feature = "model")]
+    pub model: Option<crate::model::Model>,
 }
 
 impl AccountHost for MemoryAccount {
@@ -85,6 +88,10 @@ impl AccountHost for MemoryAccount {
     }
     fn history(&self, limit: u32) -> Vec<PastTransaction> {
         self.history.recent(limit).cloned().collect()
+    }
+    #[cfg(feature = "model")]
+    fn model(&self) -> Option<&crate::model::Model> {
+        self.model.as_ref()
     }
     fn log(&mut self, level: LogLevel, message: &str) {
         self.logs.push((level, message.to_owned()))
@@ -135,6 +142,22 @@ impl Harness {
     pub fn list<const N: usize>(mut self, list: &str, values: [&str; N]) -> Self {
         let entries = self.account.lists.entry(list.to_owned()).or_default();
         entries.extend(values.iter().map(|v| ((*v).to_owned(), None)));
+        self
+    }
+
+    /// Gives the rule its package's model, as the host does from the
+    /// manifest's `[model] file`: the same reader and the same scores as in
+    /// the sandbox.
+    ///
+    /// # Panics
+    /// If the file cannot be read or the model is refused (the message says
+    /// why, as a deploy would).
+    #[cfg(feature = "model")]
+    pub fn model(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read the model {}: {e}", path.display()));
+        let model = crate::model::Model::load(&bytes).unwrap_or_else(|e| panic!("the model {}: {e}", path.display()));
+        self.account.model = Some(model);
         self
     }
 

@@ -38,6 +38,10 @@ pub enum LoadError {
     Params(Vec<String>),
     #[error("{0}")]
     Declaration(String),
+    /// The package's model, read in the sandbox by the rule itself, is
+    /// refused: what the rule's model reader said.
+    #[error("the model: {0}")]
+    Model(String),
 }
 
 /// The kinds of rule error a self-test case can expect

@@ -95,9 +95,11 @@ impl Evaluator {
     }
 
     pub fn new(rules: &RuleSet, policy: Policy) -> Evaluator {
-        let average = policy.rule_fuel_average;
-        let slots: Vec<Slot> =
-            rules.rules().iter().map(|r| Slot::new(r.clone(), RuleStats::default(), average)).collect();
+        let slots: Vec<Slot> = rules
+            .rules()
+            .iter()
+            .map(|r| Slot::new(r.clone(), RuleStats::default(), policy.fuel_average_of(r)))
+            .collect();
         Evaluator {
             kinds: Evaluator::kinds_of(&slots),
             slots,
@@ -200,8 +202,8 @@ impl Evaluator {
             .iter()
             .map(|r| match old.remove(&r.spec.id) {
                 Some(slot) if slot.rule.hash == r.hash => slot.renewed(r.clone()),
-                Some(slot) => Slot::new(r.clone(), slot.stats, self.policy.rule_fuel_average),
-                None => Slot::new(r.clone(), RuleStats::default(), self.policy.rule_fuel_average),
+                Some(slot) => Slot::new(r.clone(), slot.stats, self.policy.fuel_average_of(r)),
+                None => Slot::new(r.clone(), RuleStats::default(), self.policy.fuel_average_of(r)),
             })
             .collect();
         self.kinds = Evaluator::kinds_of(&self.slots);

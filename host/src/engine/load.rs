@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use weir_sdk::{NativeRule, Params};
 
 use super::params::{Parameters, declaration};
 use super::rule::Code;
-use super::{LoadError, LoadedRule, cache, content_hash, wasm};
+use super::{LoadError, LoadedRule, cache, package_hash, wasm};
 use crate::manifest::RuleSpec;
 
 /// Compiles rule packages, and keeps what it compiled.
@@ -32,6 +32,24 @@ pub struct Engine {
     sandbox: wasm::Sandbox,
     components: Mutex<HashMap<String, wasmtime::component::Component>>,
     cache: Option<cache::CompileCache>,
+}
+
+/// Has the rule read its model, in its sandbox, as it will in every
+/// instance: a rule built with the SDK's `model` feature reads it before
+/// the transaction, so an evaluation of an empty input loads the model and
+/// then fails on the input. A model error, a trap or running out of fuel
+/// or memory while reading refuses the package with what the rule said; a
+/// rule that does not read its model is not refused for it.
+fn probe_model(mut instance: wasm::Instance, fuel: u64) -> Result<(), LoadError> {
+    let mut call = super::call::CallCtx::default();
+    let (result, _) = instance.evaluate(wasm::Input::Encoded(&[]), &mut call, fuel);
+    match result {
+        Err(super::RuleError::Returned(message)) if weir_sdk::limits::is_model_error(&message) => {
+            Err(LoadError::Model(message))
+        }
+        Err(super::RuleError::Returned(_)) | Ok(_) => Ok(()),
+        Err(e) => Err(LoadError::Model(format!("the rule stopped while reading it: {e}"))),
+    }
 }
 
 /// How a rule's code was obtained.
@@ -88,14 +106,31 @@ impl Engine {
     /// The manifest's parameters are checked against the rule's declaration
     /// first (the cheapest check, and the one an analyst most often fails);
     /// the loaded rule runs with the declared defaults filled in.
-    pub fn load(&self, mut spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+    pub fn load(&self, spec: RuleSpec, component: &[u8], manifest: &str) -> Result<LoadedRule, LoadError> {
+        self.load_with_model(spec, component, manifest, None)
+    }
+
+    /// [`Engine::load`] for a package that carries a model (`[model]`):
+    /// its bytes are handed to the rule through the contract's `model`
+    /// import and are part of the version hash ([`package_hash`]).
+    pub fn load_with_model(
+        &self,
+        mut spec: RuleSpec,
+        component: &[u8],
+        manifest: &str,
+        model: Option<Arc<[u8]>>,
+    ) -> Result<LoadedRule, LoadError> {
         let parameters = Parameters::resolve(declaration(component)?, &spec.params)?;
         spec.params = parameters.values();
         let (code, compilation) = self.component(component)?;
-        let compiled = self.sandbox.prepare(&spec, &code)?;
+        let hash = package_hash(component, manifest, model.as_deref());
+        let compiled = self.sandbox.prepare(&spec, &code)?.with_model(model);
         // Instantiate once now, so a rule that cannot start is refused at load.
-        compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
-        Ok(LoadedRule::new(spec, parameters, content_hash(component, manifest), compilation, Code::Wasm(compiled)))
+        let instance = compiled.instantiate().map_err(|e| LoadError::Link(e.to_string()))?;
+        if compiled.has_model() {
+            probe_model(instance, compiled.fuel())?;
+        }
+        Ok(LoadedRule::new(spec, parameters, hash, compilation, Code::Wasm(compiled)))
     }
 
     /// The compiled component for `bytes`: from memory, from the disk

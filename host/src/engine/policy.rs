@@ -35,6 +35,9 @@ pub struct Policy {
     /// quarantined (default [`super::FUEL_AVERAGE_MAX`]). Raise it to run
     /// a costly rule (a model, say) at the cost of throughput.
     pub rule_fuel_average: u64,
+    /// The same for a rule whose package carries a model (default
+    /// [`super::MODEL_FUEL_AVERAGE_MAX`]).
+    pub model_fuel_average: u64,
 }
 
 impl Default for Policy {
@@ -44,6 +47,7 @@ impl Default for Policy {
             lock_score: None,
             confirmation_window_days: 30,
             rule_fuel_average: super::FUEL_AVERAGE_MAX,
+            model_fuel_average: super::MODEL_FUEL_AVERAGE_MAX,
         }
     }
 }
@@ -57,6 +61,12 @@ pub struct Combined {
 }
 
 impl Policy {
+    /// The fuel average `rule` may use before it is quarantined: the
+    /// model rules' or the others'.
+    pub fn fuel_average_of(&self, rule: &super::LoadedRule) -> u64 {
+        if rule.spec.model.is_some() { self.model_fuel_average } else { self.rule_fuel_average }
+    }
+
     /// [`Policy::confirmation_window_days`] in ms.
     pub fn confirmation_window_ms(&self) -> i64 {
         i64::from(self.confirmation_window_days) * 86_400_000

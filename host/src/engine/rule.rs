@@ -16,9 +16,22 @@ use crate::manifest::RuleSpec;
 /// component bytes and the manifest text together, so a parameter change is
 /// a new version too.
 pub fn content_hash(component: &[u8], manifest: &str) -> String {
+    package_hash(component, manifest, None)
+}
+
+/// [`content_hash`] of a package that may carry a model: the model's bytes
+/// are hashed too, so a retrained model is a new version (and a package's
+/// signature, made over this hash, covers it). Without a model it is
+/// [`content_hash`].
+pub fn package_hash(component: &[u8], manifest: &str, model: Option<&[u8]>) -> String {
     let mut h = Sha256::new();
     h.update((component.len() as u64).to_le_bytes());
     h.update(component);
+    if let Some(model) = model {
+        h.update(b"\0model\0");
+        h.update((model.len() as u64).to_le_bytes());
+        h.update(model);
+    }
     h.update(manifest.as_bytes());
     let digest = h.finalize();
     let mut out = String::with_capacity(7 + 64);

@@ -44,6 +44,11 @@ pub const FUEL_WINDOW: usize = 1000;
 /// ([`crate::manifest::MAX_FUEL`]) is a third of the window's allowance, so
 /// a rule that needs it now and then is not quarantined for it.
 pub const FUEL_AVERAGE_MAX: u64 = 15_000;
+/// [`FUEL_AVERAGE_MAX`] for a rule that scores a model
+/// (`policy.model_fuel_average` sets another): the model target is 50 000
+/// decisions a second per core, 20 µs a decision, or 80 000 units at the
+/// slowest fuel rate measured.
+pub const MODEL_FUEL_AVERAGE_MAX: u64 = 250_000;
 /// A rule's failures are logged at most once per this long; the log line
 /// says how many were not.
 const WARN_EVERY: Duration = Duration::from_secs(10);

@@ -32,6 +32,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 256 << 10;
 pub const MAX_CASES_BYTES: u64 = 1 << 20;
 /// The largest signature file read: a signature is 128 hex digits.
 pub const MAX_SIGNATURE_BYTES: u64 = 4 << 10;
+/// The largest model file read: a 300-tree gradient-boosted model is about
+/// 1 MiB; the rule reads it into its own memory, under its memory cap.
+pub const MAX_MODEL_BYTES: u64 = 64 << 20;
 
 /// A package's files, read whole.
 #[derive(Debug, Clone)]
@@ -44,7 +47,9 @@ pub struct PackageFiles {
     /// Self-test cases: (path, text).
     pub cases: Option<(PathBuf, String)>,
     pub signature: Option<String>,
-    /// The version this package would run as (see [`crate::engine::content_hash`]).
+    /// The model (`[model] file`): its path and bytes.
+    pub model: Option<(PathBuf, std::sync::Arc<[u8]>)>,
+    /// The version this package would run as (see [`crate::engine::package_hash`]).
     pub hash: String,
 }
 
@@ -79,6 +84,7 @@ const MANIFEST: Kind = Kind { what: "manifest", max: MAX_MANIFEST_BYTES };
 const COMPONENT: Kind = Kind { what: "component", max: MAX_COMPONENT_BYTES };
 const CASES: Kind = Kind { what: "self-test cases file", max: MAX_CASES_BYTES };
 const SIGNATURE: Kind = Kind { what: "signature", max: MAX_SIGNATURE_BYTES };
+const MODEL: Kind = Kind { what: "model", max: MAX_MODEL_BYTES };
 
 /// What a file type is, for a refusal.
 fn describe(file_type: std::fs::FileType) -> &'static str {
@@ -182,8 +188,15 @@ impl PackageFiles {
         };
         let cases = read_optional(sibling(manifest_path, ".cases.toml"), CASES)?;
         let signature = read_optional(sibling(manifest_path, ".sig"), SIGNATURE)?.map(|(_, s)| s);
-        let hash = crate::engine::content_hash(&component, &manifest);
-        Ok(PackageFiles {
+        let model = match &spec.model {
+            Some(file) => {
+                let path = manifest_path.parent().unwrap_or(Path::new(".")).join(file);
+                let bytes = read_regular(&path, MODEL).map_err(|p| unreadable(&path, p))?;
+                Some((path, std::sync::Arc::from(bytes)))
+            }
+            None => None,
+        };
+        let mut package = PackageFiles {
             manifest_path: manifest_path.to_owned(),
             manifest,
             spec,
@@ -191,8 +204,21 @@ impl PackageFiles {
             component,
             cases,
             signature,
-            hash,
-        })
+            model,
+            hash: String::new(),
+        };
+        package.rehash();
+        Ok(package)
+    }
+
+    /// Computes [`PackageFiles::hash`] again, after a change to a file.
+    pub fn rehash(&mut self) {
+        self.hash = crate::engine::package_hash(&self.component, &self.manifest, self.model_bytes());
+    }
+
+    /// The model's bytes, if the package has one.
+    pub fn model_bytes(&self) -> Option<&[u8]> {
+        self.model.as_ref().map(|(_, bytes)| &bytes[..])
     }
 
     /// Whether any of the package's files was modified within `window`
@@ -201,6 +227,7 @@ impl PackageFiles {
         let mut paths = vec![self.manifest_path.clone(), self.component_path.clone()];
         paths.extend(self.cases.as_ref().map(|(p, _)| p.clone()));
         paths.push(sibling(&self.manifest_path, ".sig"));
+        paths.extend(self.model.as_ref().map(|(p, _)| p.clone()));
         paths
             .iter()
             .filter_map(|p| std::fs::symlink_metadata(p).and_then(|m| m.modified()).ok())

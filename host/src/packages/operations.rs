@@ -94,7 +94,7 @@ pub fn deploy(
         package.manifest = doc.to_string();
         package.spec =
             RuleSpec::parse(&package.manifest).map_err(|error| PackageError::Manifest { path: path(), error })?;
-        package.hash = crate::engine::content_hash(&package.component, &package.manifest);
+        package.rehash();
         signature_dropped = package.signature.take().is_some();
     }
     let rule = validator.validate(&package).map_err(refused)?;

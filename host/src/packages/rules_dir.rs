@@ -16,6 +16,9 @@ pub fn install(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let target = dir.join(name(&package.manifest_path));
     let mut files: Vec<(PathBuf, &[u8])> = vec![(dir.join(&package.spec.component), &package.component)];
+    if let (Some(file), Some(bytes)) = (&package.spec.model, package.model_bytes()) {
+        files.push((dir.join(file), bytes));
+    }
     let mut stale = Vec::new();
     let cases_target = sibling(&target, ".cases.toml");
     match &package.cases {
@@ -62,6 +65,9 @@ pub fn archive(package: &PackageFiles, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&target)?;
     let manifest = target.join(format!("{}.toml", package.spec.id));
     std::fs::write(target.join(&package.spec.component), &package.component)?;
+    if let (Some(file), Some(bytes)) = (&package.spec.model, package.model_bytes()) {
+        std::fs::write(target.join(file), bytes)?;
+    }
     if let Some((_, cases)) = &package.cases {
         std::fs::write(sibling(&manifest, ".cases.toml"), cases)?;
     }

@@ -149,17 +149,21 @@ impl Validator {
         {
             return Err(Refusal::EntityRule { entity });
         }
-        let rule = self.engine.load(package.spec.clone(), &package.component, &package.manifest).map_err(
-            |error: LoadError| {
+        let model = package.model.as_ref().map(|(_, bytes)| bytes.clone());
+        let rule = self
+            .engine
+            .load_with_model(package.spec.clone(), &package.component, &package.manifest, model)
+            .map_err(|error: LoadError| {
                 // A parameter the declaration refuses is the manifest's fault:
-                // the refusal names the manifest, not the component.
-                let path = match error {
-                    LoadError::Params(_) => &package.manifest_path,
+                // the refusal names the manifest, not the component; a model
+                // refused names the model.
+                let path = match (&error, &package.model) {
+                    (LoadError::Params(_), _) => &package.manifest_path,
+                    (LoadError::Model(_), Some((path, _))) => path,
                     _ => &package.component_path,
                 };
                 Refusal::Component { path: path.clone(), error }
-            },
-        )?;
+            })?;
         if let Some((path, text)) = &package.cases {
             match self_test(&self.engine, package, path, text) {
                 Err(refusal) if !cases_refuse => tracing::warn!(
@@ -177,7 +181,8 @@ impl Validator {
 fn self_test(engine: &Engine, package: &PackageFiles, path: &Path, text: &str) -> Result<(), Refusal> {
     let file: CaseFile = toml::from_str(text)
         .map_err(|e| Refusal::CasesFile { path: path.to_owned(), error: toml_error_text(&e, text) })?;
-    let reports = run_cases(engine, &package.component, &package.manifest, &package.spec, &file)
+    let model = package.model.as_ref().map(|(_, bytes)| bytes.clone());
+    let reports = run_cases(engine, &package.component, &package.manifest, model, &package.spec, &file)
         .map_err(|problem| Refusal::Cases { path: path.to_owned(), problem })?;
     let cases: Vec<String> =
         reports.iter().filter_map(|r| r.failure.as_ref().map(|why| format!("{:?}: {why}", r.name))).collect();

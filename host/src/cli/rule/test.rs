@@ -71,8 +71,17 @@ impl TestArgs {
         if file.cases.is_empty() {
             bail!("{} has no [[case]]", self.cases.display());
         }
+        let model = match &spec.model {
+            Some(file) => {
+                let path = manifest_path.parent().unwrap_or(std::path::Path::new(".")).join(file);
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("cannot read the model {}", path.display()))?;
+                Some(std::sync::Arc::from(bytes))
+            }
+            None => None,
+        };
         let engine = Engine::new()?;
-        let reports = run_cases(&engine, &component, &manifest_text, &spec, &file)
+        let reports = run_cases(&engine, &component, &manifest_text, model, &spec, &file)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.module.display()))?;
         println!("{} {} ({} cases, in the sandbox)", spec.id, spec.version_label, reports.len());
         let mut failed = 0;

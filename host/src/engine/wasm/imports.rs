@@ -1,5 +1,5 @@
 //! The host side of the contracts' imports — `account`, `distinct`,
-//! `params`, `verdict` and `log`, and `lists` — for both `weir:rule@2.2.0` (which also
+//! `params`, `verdict` and `log`, `lists` and `model` — for both `weir:rule@2.3.0` (which also
 //! serves rules built for 2.0.0) and `weir:rule@1.0.0`, all acting on the
 //! instance's [`RuleHost`].
 //!
@@ -65,6 +65,28 @@ pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Resu
     let mut lists = linker.instance(&format!("weir:rule/lists@{}", super::CONTRACT_VERSION))?;
     lists.func_wrap("contains", |store, (list, value): (WasmStr, WasmStr)| {
         with_name_and_member(store, list, value, |call, list, value| (call.list_contains(list, value),))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Defines `weir:rule/model.bytes`: the package's model, and, on the
+/// first call in an instance, the load grant (`limits.model_fuel`) added
+/// to the evaluation's fuel, so reading the model once is not paid from
+/// the per-transaction budget. Later calls grant nothing.
+pub(super) fn define_model(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut model = linker.instance(&format!("weir:rule/model@{}", super::CONTRACT_VERSION))?;
+    model.func_wrap("bytes", |mut store: StoreContextMut<'_, RuleHost>, (): ()| {
+        let host = store.data_mut();
+        let bytes = host.model.as_deref().map(<[u8]>::to_vec).unwrap_or_default();
+        if !bytes.is_empty() && !std::mem::replace(&mut host.model_granted, true) {
+            let grant = host.model_fuel;
+            host.granted = host.granted.saturating_add(grant);
+            let fuel = store.get_fuel()?;
+            store.set_fuel(fuel.saturating_add(grant))?;
+        }
+        Ok((bytes,))
     })?;
     linker.allow_shadowing(false);
     Ok(())
@@ -170,6 +192,13 @@ impl v2::weir::rule::distinct::Host for RuleHost {
 
     fn last_seen(&mut self, name: String, member: String) -> Option<i64> {
         self.call.last_seen(&name, &member)
+    }
+}
+
+/// Shadowed by [`define_model`], which also grants the load fuel.
+impl v2::weir::rule::model::Host for RuleHost {
+    fn bytes(&mut self) -> Vec<u8> {
+        self.model.as_deref().map(<[u8]>::to_vec).unwrap_or_default()
     }
 }
 

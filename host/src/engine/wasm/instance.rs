@@ -35,6 +35,10 @@ pub struct Compiled {
     pub(super) fuel: u64,
     pub(super) memory_bytes: usize,
     pub(super) rule_id: Arc<str>,
+    /// The package's model file, handed over by the `model` import, and
+    /// the fuel its first reading in an instance is granted.
+    pub(super) model: Option<Arc<[u8]>>,
+    pub(super) model_fuel: u64,
 }
 
 /// One live instance of a rule, in its own store.
@@ -67,12 +71,26 @@ impl Compiled {
             fuel: spec.fuel,
             memory_bytes: spec.memory_mib as usize * 1024 * 1024,
             rule_id: spec.id.as_str().into(),
+            model: self.model.clone(),
+            model_fuel: spec.model_fuel,
         }
+    }
+
+    /// Whether the package carries a model.
+    pub(crate) fn has_model(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// The same rule with the package's model.
+    pub(crate) fn with_model(self, model: Option<Arc<[u8]>>) -> Compiled {
+        Compiled { model, ..self }
     }
 
     /// A fresh instance in its own store.
     pub fn instantiate(&self) -> Result<Instance, RuleError> {
-        let host = RuleHost::new(self.params.clone(), self.rule_id.clone(), self.memory_bytes);
+        let mut host = RuleHost::new(self.params.clone(), self.rule_id.clone(), self.memory_bytes);
+        host.model = self.model.clone();
+        host.model_fuel = self.model_fuel;
         let engine = match &self.pre {
             Pre::V1(pre) => pre.engine(),
             Pre::V2(pre) => pre.engine(),
@@ -109,12 +127,18 @@ impl Instance {
         let host = self.store.data_mut();
         std::mem::swap(&mut host.call, call);
         host.log_lines = 0;
+        host.granted = 0;
         if let Err(e) = self.store.set_fuel(fuel) {
             std::mem::swap(&mut self.store.data_mut().call, call);
             return (Err(RuleError::Instantiate(e.to_string())), 0);
         }
         let result = self.call_evaluate(tx);
-        let used = fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
+        // What the rule used of its per-evaluation fuel: reading the model,
+        // once per instance, runs on its own grant and is not counted
+        // against the rule's average.
+        let granted = self.store.data().granted;
+        let used =
+            fuel.saturating_add(granted).saturating_sub(self.store.get_fuel().unwrap_or(0)).saturating_sub(granted);
         let host = self.store.data_mut();
         host.explained = None;
         host.failed = None;

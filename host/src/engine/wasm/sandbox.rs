@@ -12,7 +12,7 @@ use wasmtime::Config;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::contract::{self, Contract, v1, v2};
-use super::imports::define_account_v2;
+use super::imports::{define_account_v2, define_model};
 use super::instance::{Compiled, Pre};
 use super::store::RuleHost;
 use crate::engine::{LoadError, cache};
@@ -71,7 +71,16 @@ impl Sandbox {
             Contract::V1 => Pre::V1(v1::RulePre::new(pre).map_err(link)?),
             Contract::V2 => Pre::V2(v2::RulePre::new(pre).map_err(link)?),
         };
-        Ok(Compiled { pre, params: Arc::from([]), fuel: 0, memory_bytes: 0, rule_id: Arc::from("") }.with_spec(spec))
+        let compiled = Compiled {
+            pre,
+            params: Arc::from([]),
+            fuel: 0,
+            memory_bytes: 0,
+            rule_id: Arc::from(""),
+            model: None,
+            model_fuel: 0,
+        };
+        Ok(compiled.with_spec(spec))
     }
 }
 
@@ -103,5 +112,6 @@ fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<RuleHost>> {
     v2::Rule::add_to_linker::<RuleHost, HasSelf<RuleHost>>(&mut linker, |host| host)?;
     v1::Rule::add_to_linker::<RuleHost, HasSelf<RuleHost>>(&mut linker, |host| host)?;
     define_account_v2(&mut linker)?;
+    define_model(&mut linker)?;
     Ok(linker)
 }

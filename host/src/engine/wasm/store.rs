@@ -45,6 +45,12 @@ pub(crate) struct RuleHost {
     /// ([`super::imports`]).
     pub(super) name_buffer: String,
     pub(super) value_buffer: String,
+    /// The package's model, for the `model` import; whether this instance
+    /// has had its load grant, and the fuel granted in this evaluation.
+    pub(super) model: Option<Arc<[u8]>>,
+    pub(super) model_fuel: u64,
+    pub(super) model_granted: bool,
+    pub(super) granted: u64,
 }
 
 /// A memory cap that remembers whether it refused a growth, so an
@@ -120,6 +126,10 @@ impl RuleHost {
             failed: None,
             name_buffer: String::new(),
             value_buffer: String::new(),
+            model: None,
+            model_fuel: 0,
+            model_granted: false,
+            granted: 0,
         }
     }
 

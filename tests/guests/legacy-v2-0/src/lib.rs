@@ -1,6 +1,6 @@
 //! A rule built for `weir:rule@2.0.0` (the frozen WIT in `host/wit/v2.0`),
 //! directly with wit-bindgen, as the SDK built rules before 2.1.0 added the
-//! `distinct` interface. The host binds 2.2.0 and must keep running it.
+//! `distinct` interface. The host binds 2.3.0 and must keep running it.
 //!
 //! Each transaction adds to the series `n` and stores its own size in the
 //! key `previous`; the third within an hour is suspected (`V2_0_BURST`,

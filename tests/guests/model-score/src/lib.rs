@@ -1,0 +1,40 @@
+//! A test rule that scores its package's model: the transaction carries
+//! the row as attributes `f0`, `f1`, … (a float each; a missing one is
+//! NaN) and `row` to say it carries one. Its verdict scores 1 point with the model's probability, exactly
+//! (`p`, as Rust prints an `f32`, which reads back to the same value), and
+//! the model's explanation when the transaction has `explain`; a
+//! transaction without `row` passes unscored.
+
+use weir_sdk::prelude::*;
+
+pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
+    if !tx.attributes.iter().any(|(k, _)| k == "row") {
+        return Ok(Verdict::pass());
+    }
+    let model = ctx.model()?;
+    let mut row = vec![f32::NAN; model.features()];
+    for (name, value) in &tx.attributes {
+        if let Some(i) = name.strip_prefix('f').and_then(|i| i.parse::<usize>().ok())
+            && i < row.len()
+        {
+            row[i] = value.parse().map_err(|_| Error::msg(format!("attribute {name} is not a number")))?;
+        }
+    }
+    let p = model.score(&row)?;
+    let verdict = Verdict::score(1, "MODEL", "scored by the model").with("p", p);
+    // A rule would explain the transactions it flags; this one explains
+    // when asked to.
+    if !tx.attributes.iter().any(|(k, _)| k == "explain") {
+        return Ok(verdict);
+    }
+    Ok(verdict.with_model(model, &row, names(row.len()), p))
+}
+
+/// The features' names, `f0`, `f1`, …, made once.
+fn names(n: usize) -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| (0..n).map(|i| &*String::leak(format!("f{i}"))).collect());
+    &names[..n.min(names.len())]
+}
+
+weir_sdk::rule!(evaluate);

@@ -1,0 +1,263 @@
+//! Models in rules: weir's ONNX reader scores exactly as onnxruntime does
+//! (LightGBM, a scikit-learn random forest, XGBoost and an MLP, exported
+//! by onnxmltools and skl2onnx in a Python environment built from PyPI),
+//! natively and inside the sandbox; a package's model is part of its
+//! version; a broken model is refused at deploy naming the problem.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use weir::cases::CaseTx;
+use weir::engine::{Engine, package_hash};
+use weir::manifest::RuleSpec;
+use weir::state::AccountState;
+use weir_sdk::model::Model;
+
+use crate::util::{evaluator, guest, position, tempdir};
+
+/// The largest difference from onnxruntime's probabilities allowed.
+const TOLERANCE: f32 = 1e-5;
+const MODELS: [&str; 4] = ["lightgbm", "random-forest", "xgboost", "mlp"];
+
+/// The reference models and onnxruntime's scores, made once per test run
+/// by `scripts/models/parity.py` in the project's Python environment.
+fn reference() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let venv = Command::new("bash").arg(root.join("scripts/models/venv.sh")).output().unwrap();
+        assert!(venv.status.success(), "the Python environment: {}", String::from_utf8_lossy(&venv.stderr));
+        let python = String::from_utf8(venv.stdout).unwrap().lines().last().unwrap().to_owned();
+        let dir = root.join("target/model-parity");
+        let made = Command::new(python)
+            .arg(root.join("scripts/models/parity.py"))
+            .arg(&dir)
+            .args(["--rows", "10000", "--trees", "100", "--depth", "6"])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "parity.py: {}", String::from_utf8_lossy(&made.stderr));
+        dir
+    })
+}
+
+fn floats(path: &Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+struct Reference {
+    bytes: Vec<u8>,
+    rows: Vec<f32>,
+    expected: Vec<f32>,
+}
+
+fn load(name: &str) -> Reference {
+    let dir = reference();
+    Reference {
+        bytes: std::fs::read(dir.join(format!("{name}.onnx"))).unwrap(),
+        rows: floats(&dir.join(format!("{name}.rows.f32"))),
+        expected: floats(&dir.join(format!("{name}.expected.f32"))),
+    }
+}
+
+#[test]
+fn scores_equal_onnxruntime_for_four_kinds_of_model() {
+    for name in MODELS {
+        let r = load(name);
+        let model = Model::load(&r.bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (features, outputs) = (model.features(), model.outputs());
+        assert_eq!((features, outputs), (30, 2), "{name}");
+        let rows = r.rows.len() / features;
+        assert_eq!(rows, 10_000, "{name}");
+        let (mut worst, mut mismatches) = (0f32, 0);
+        for (row, expected) in r.rows.chunks_exact(features).zip(r.expected.chunks_exact(outputs)) {
+            let got = model.run(row, |out| out.to_vec()).unwrap();
+            for (g, e) in got.iter().zip(expected) {
+                let d = (g - e).abs();
+                worst = worst.max(d);
+                mismatches += usize::from(d > TOLERANCE || d.is_nan());
+            }
+        }
+        assert_eq!(
+            mismatches, 0,
+            "{name}: {mismatches} values differ from onnxruntime by more than {TOLERANCE} (worst {worst})"
+        );
+        eprintln!("{name}: {rows} rows, worst difference from onnxruntime {worst:e}");
+    }
+}
+
+/// The row as the `model-score` guest reads it: attributes `f0`, `f1`, …
+/// (a missing value left out), `row`, and `explain` (every tenth).
+fn transaction(id: usize, row: &[f32]) -> weir::events::TransactionRecorded {
+    let mut attributes: std::collections::BTreeMap<String, String> =
+        row.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, v)| (format!("f{i}"), v.to_string())).collect();
+    attributes.insert("row".into(), "1".into());
+    if id.is_multiple_of(10) {
+        attributes.insert("explain".into(), "1".into());
+    }
+    CaseTx { attributes, after_secs: Some(id as i64), ..CaseTx::default() }.to_event(&format!("tx-{id}"))
+}
+
+fn model_manifest(id: &str) -> String {
+    format!("[rule]\nid = \"{id}\"\nversion = \"1\"\ncomponent = \"model-score.wasm\"\n[model]\nfile = \"{id}.onnx\"\n")
+}
+
+#[test]
+fn in_the_sandbox_a_rule_scores_its_packages_model_as_onnxruntime_does() {
+    let engine = Engine::new().unwrap();
+    let component = guest("model-score");
+    for name in MODELS {
+        let r = load(name);
+        let manifest = model_manifest(name);
+        let model: Arc<[u8]> = Arc::from(r.bytes.clone());
+        let rule =
+            engine.load_with_model(RuleSpec::parse(&manifest).unwrap(), &component, &manifest, Some(model)).unwrap();
+        assert_eq!(&*rule.hash, package_hash(&component, &manifest, Some(&r.bytes)), "{name}");
+        let mut ev = evaluator(vec![rule]);
+        let mut worst = 0f32;
+        // Every row, every tenth explained.
+        for (i, (row, expected)) in r.rows.chunks_exact(30).zip(r.expected.chunks_exact(2)).enumerate() {
+            let d = ev.decide(&transaction(i, row), &mut AccountState::default(), position(i as i64));
+            let result = &d.rules[0];
+            assert_eq!(result.error, None, "{name} row {i}");
+            let p =
+                result.evidence.iter().find(|e| e.name == "p").unwrap_or_else(|| panic!("{name} row {i}: {result:?}"));
+            let p: f32 = p.value.parse().unwrap();
+            worst = worst.max((p - expected[1]).abs());
+            if i.is_multiple_of(10) {
+                let score = result.evidence.iter().find(|e| e.name == "model.score").unwrap();
+                assert_eq!(score.value, format!("{p:.4}"), "{name} row {i}");
+            }
+        }
+        assert!(worst <= TOLERANCE, "{name}: worst difference {worst}");
+        let (_, stats) = ev.stats().next().unwrap();
+        eprintln!(
+            "{name}: in the sandbox, worst difference from onnxruntime {worst:e}; {} fuel units an evaluation",
+            stats.fuel / stats.invocations
+        );
+    }
+}
+
+#[test]
+fn a_tree_models_decision_names_the_features_that_moved_it() {
+    let r = load("lightgbm");
+    let engine = Engine::new().unwrap();
+    let manifest = model_manifest("lightgbm");
+    let component = guest("model-score");
+    let rule = engine
+        .load_with_model(RuleSpec::parse(&manifest).unwrap(), &component, &manifest, Some(Arc::from(r.bytes.clone())))
+        .unwrap();
+    let model = Model::load(&r.bytes).unwrap();
+    let mut ev = evaluator(vec![rule]);
+    let row = &r.rows[..30];
+    let d = ev.decide(&transaction(0, row), &mut AccountState::default(), position(0));
+    let explained: Vec<(String, String)> = d.rules[0]
+        .evidence
+        .iter()
+        .filter(|e| e.name.starts_with("model.f"))
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    let expected: Vec<(String, String)> =
+        model.top_contributions(row, 3).into_iter().map(|(i, c)| (format!("model.f{i}"), format!("{c:+.4}"))).collect();
+    assert_eq!(explained.len(), 3, "{:?}", d.rules[0].evidence);
+    assert_eq!(explained, expected);
+    // The contributions and the bias add up to the raw score: the logit of
+    // the probability.
+    let c = model.contributions(row).unwrap();
+    let p = model.score(row).unwrap();
+    let raw = c.bias + c.per_feature.iter().sum::<f32>();
+    assert!((raw - (p / (1.0 - p)).ln()).abs() < 1e-3, "raw {raw}, p {p}");
+}
+
+/// A package directory with the `model-score` rule and `model` as its
+/// model file.
+fn package(dir: &Path, model: &[u8]) -> PathBuf {
+    std::fs::write(dir.join("model-score.wasm"), guest("model-score")).unwrap();
+    std::fs::write(dir.join("scorer.onnx"), model).unwrap();
+    let manifest = dir.join("scorer.toml");
+    std::fs::write(
+        &manifest,
+        "[rule]\nid = \"scorer\"\nversion = \"1\"\ncomponent = \"model-score.wasm\"\n[model]\nfile = \"scorer.onnx\"\n",
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn a_broken_or_hostile_model_is_refused_at_deploy_naming_the_problem() {
+    let dir = tempdir();
+    let validator = weir::packages::Validator::new(Engine::new().unwrap(), weir::packages::Trust::default());
+    let good = load("random-forest").bytes;
+    let manifest = package(dir.path(), &good);
+    let loaded = validator.load(&manifest).unwrap();
+    // The model is part of the version: the same rule with another model
+    // is another version.
+    let other = package(dir.path(), &load("xgboost").bytes);
+    assert_ne!(validator.load(&other).unwrap().hash, loaded.hash);
+
+    let refusal = |model: &[u8]| {
+        let manifest = package(dir.path(), model);
+        validator.load(&manifest).err().map(|r| r.to_string()).unwrap_or_else(|| "accepted".into())
+    };
+    let e = refusal(b"this is not a model");
+    assert!(e.contains("scorer.onnx") && e.contains("invalid model: not an ONNX model"), "{e}");
+    // Truncated.
+    let e = refusal(&good[..good.len() / 2]);
+    assert!(e.contains("invalid model"), "{e}");
+    // A model whose reading needs more memory than the rule may have: a
+    // tree ensemble claiming a billion nodes in a small file is refused by
+    // its bounds; a file larger than the rule's memory stops the rule.
+    let big = vec![0u8; 40 << 20];
+    let e = refusal(&big);
+    assert!(e.contains("scorer.onnx") && (e.contains("memory") || e.contains("invalid model")), "{e}");
+    // Missing.
+    std::fs::remove_file(dir.path().join("scorer.onnx")).unwrap();
+    let e = validator.load(&manifest).err().unwrap().to_string();
+    assert!(e.contains("scorer.onnx") && e.contains("no such file"), "{e}");
+}
+
+/// `weir rule new NAME --model`: a crate whose rule scores its starter
+/// model passes its own tests natively, builds into a package that carries
+/// the model, passes its cases in the sandbox, and is accepted at deploy.
+#[test]
+fn a_new_model_rule_builds_tests_and_deploys_as_is() {
+    let dir = tempdir();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut path = vec![];
+    path.extend(cargo.parent().map(Path::to_path_buf));
+    path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    let run = |program: &Path, args: &[&str], cwd: &Path| {
+        // The SDK's dependencies compile once per machine, as in the
+        // README's walkthrough.
+        let o = Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .env("PATH", std::env::join_paths(&path).unwrap())
+            .env("CARGO_TARGET_DIR", root.join("target/readme-walkthrough"))
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{} {args:?}:\n{text}", program.display());
+        text
+    };
+    let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+    let out = run(&weir, &["rule", "new", "fraud-score", "--model"], dir.path());
+    assert!(out.contains("scores them with model.onnx"), "{out}");
+    let crate_dir = dir.path().join("fraud-score");
+    assert_eq!(std::fs::read(crate_dir.join("model.onnx")).unwrap(), weir::scaffold::STARTER_MODEL);
+    let out = run(&cargo, &["test"], &crate_dir);
+    assert!(out.contains("2 passed; 0 failed"), "{out}");
+    run(&weir, &["rule", "build"], &crate_dir);
+    let package = crate_dir.join("target/weir");
+    assert!(package.join("model.onnx").is_file(), "the package carries the model");
+    let out = run(&weir, &["rule", "test", "target/weir/fraud-score.wasm", "cases.toml"], &crate_dir);
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    let validator = weir::packages::Validator::new(Engine::new().unwrap(), weir::packages::Trust::default());
+    let rule = validator.load(&package.join("fraud-score.toml")).unwrap();
+    let model = std::fs::read(package.join("model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(package.join("fraud-score.toml")).unwrap();
+    let component = std::fs::read(package.join("fraud-score.wasm")).unwrap();
+    assert_eq!(&*rule.hash, package_hash(&component, &manifest, Some(&model)));
+}
