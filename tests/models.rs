@@ -244,20 +244,48 @@ fn a_new_model_rule_builds_tests_and_deploys_as_is() {
     };
     let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
     let out = run(&weir, &["rule", "new", "fraud-score", "--model"], dir.path());
-    assert!(out.contains("scores them with model.onnx"), "{out}");
+    assert!(out.contains("scores them with fraud-score.onnx"), "{out}");
     let crate_dir = dir.path().join("fraud-score");
-    assert_eq!(std::fs::read(crate_dir.join("model.onnx")).unwrap(), weir::scaffold::STARTER_MODEL);
+    assert_eq!(std::fs::read(crate_dir.join("fraud-score.onnx")).unwrap(), weir::scaffold::STARTER_MODEL);
     let out = run(&cargo, &["test"], &crate_dir);
     assert!(out.contains("2 passed; 0 failed"), "{out}");
     run(&weir, &["rule", "build"], &crate_dir);
     let package = crate_dir.join("target/weir");
-    assert!(package.join("model.onnx").is_file(), "the package carries the model");
+    assert!(package.join("fraud-score.onnx").is_file(), "the package carries the model");
     let out = run(&weir, &["rule", "test", "target/weir/fraud-score.wasm", "cases.toml"], &crate_dir);
     assert!(out.contains("2 passed, 0 failed"), "{out}");
     let validator = weir::packages::Validator::new(Engine::new().unwrap(), weir::packages::Trust::default());
     let rule = validator.load(&package.join("fraud-score.toml")).unwrap();
-    let model = std::fs::read(package.join("model.onnx")).unwrap();
+    let model = std::fs::read(package.join("fraud-score.onnx")).unwrap();
     let manifest = std::fs::read_to_string(package.join("fraud-score.toml")).unwrap();
     let component = std::fs::read(package.join("fraud-score.wasm")).unwrap();
     assert_eq!(&*rule.hash, package_hash(&component, &manifest, Some(&model)));
+}
+
+/// Two rules in one rules directory cannot share a model file: deploying
+/// the second would replace the first one's model under it.
+#[test]
+fn a_deploy_that_would_overwrite_another_rules_model_is_refused() {
+    let dir = tempdir();
+    let rules = dir.path().join("rules");
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    for d in [&rules, &first, &second] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let validator = weir::packages::Validator::new(Engine::new().unwrap(), weir::packages::Trust::default());
+    let forest = load("random-forest").bytes;
+    weir::packages::deploy(&package(&first, &forest), &rules, None, &validator).unwrap();
+    // Another rule, with its own component but the same model file name.
+    std::fs::write(second.join("other.wasm"), guest("model-score")).unwrap();
+    std::fs::write(second.join("scorer.onnx"), load("xgboost").bytes).unwrap();
+    let manifest = second.join("other-scorer.toml");
+    std::fs::write(
+        &manifest,
+        "[rule]\nid = \"other-scorer\"\nversion = \"1\"\ncomponent = \"other.wasm\"\n[model]\nfile = \"scorer.onnx\"\n",
+    )
+    .unwrap();
+    let e = weir::packages::deploy(&manifest, &rules, None, &validator).unwrap_err().to_string();
+    assert!(e.contains("`scorer.onnx`, the file of another rule (`scorer`)") && e.contains("model"), "{e}");
+    assert_eq!(std::fs::read(rules.join("scorer.onnx")).unwrap(), forest, "the first rule's model is untouched");
+    assert!(!rules.join("other-scorer.toml").exists());
 }

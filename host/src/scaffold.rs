@@ -8,7 +8,7 @@
 //! or not weir's source tree is still around.
 //! With `model`, the crate's rule scores an ONNX model instead: it
 //! computes four features, scores the starter model it comes with
-//! (`model.onnx`, a small LightGBM classifier trained on synthetic
+//! (`<name>.onnx`, a small LightGBM classifier trained on synthetic
 //! transactions by `scripts/models/starter.py`: to be replaced by a model
 //! trained on the bank's own features) and explains what it flags.
 //! `build` compiles a rule crate for `wasm32-wasip2` (adding the target to
@@ -150,7 +150,7 @@ pub fn new_rule_of(parent: &Path, name: &str, sdk: Option<&Path>, kind: Kind) ->
         (".gitignore".to_owned(), "/target\n".to_owned()),
     ];
     if kind == Kind::Model {
-        let path = dir.join("model.onnx");
+        let path = dir.join(format!("{name}.onnx"));
         std::fs::write(&path, STARTER_MODEL).map_err(io("write", &path))?;
     }
     if sdk.is_none() {
@@ -314,14 +314,14 @@ outcome = "suspect"
 const MODEL_LIB_RS: &str = r#"//! `{name}`: scores each purchase with the package's model and suspects
 //! those it scores at or above `threshold`.
 //!
-//! The model (`model.onnx`, named in rule.toml's `[model]`) takes four
+//! The model (`{name}.onnx`, named in rule.toml's `[model]`) takes four
 //! features, computed here the same way in training and in serving:
 //! the amount in major units, the hour of day (UTC, event time), the
 //! account's transactions in the hour before, and whether the merchant is
 //! new to the account (1 or 0). The starter model was trained on synthetic
 //! transactions; train yours on the features this rule computes, export it
-//! to ONNX (float input of shape [N, 4]) and replace the file: the rule
-//! needs no rebuild, and the new model is a new version of the rule.
+//! to ONNX (float input of shape [N, 4]) and replace the file: the rule's
+//! code is not recompiled, and the new model is a new version of the rule.
 
 use std::time::Duration;
 
@@ -366,7 +366,7 @@ mod tests {
     use weir_sdk::testing::{Harness, tx};
 
     fn harness() -> Harness {
-        Harness::new(RULE).manifest(include_str!("../rule.toml")).model(concat!(env!("CARGO_MANIFEST_DIR"), "/model.onnx"))
+        Harness::new(RULE).manifest(include_str!("../rule.toml")).model(concat!(env!("CARGO_MANIFEST_DIR"), "/{name}.onnx"))
     }
 
     #[test]
@@ -404,7 +404,7 @@ memory_mib = 16
 threshold = 0.8
 
 [model]
-file = "model.onnx"        # ONNX, next to this file; part of the rule's version
+file = "{name}.onnx"       # ONNX, next to this file; part of the rule's version
 "#;
 
 const MODEL_CASES_TOML: &str = r#"# Sandbox cases: `weir rule test target/weir/<name>.wasm cases.toml`.

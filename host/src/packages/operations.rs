@@ -37,6 +37,14 @@ pub enum PackageError {
     Manifest { path: PathBuf, error: ManifestError },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// Another package in the rules directory already uses a file of this
+    /// one's name (its component or its model): installing would replace
+    /// that package's file under it.
+    #[error(
+        "the rules directory {} already has `{file}`, the file of another rule (`{other}`); give this package's {what} another name",
+        dir.display()
+    )]
+    FileTaken { dir: PathBuf, file: String, what: &'static str, other: String },
     /// `weir rule seal` on a directory without packages, without `--empty`.
     #[error("{} holds no package; sealing it signs an empty rule set, which needs --empty", .0.display())]
     EmptySet(PathBuf),
@@ -98,6 +106,7 @@ pub fn deploy(
         signature_dropped = package.signature.take().is_some();
     }
     let rule = validator.validate(&package).map_err(refused)?;
+    check_files_free(&package.spec, dir)?;
     let target = dir.join(format!("{}.toml", rule.spec.id));
     let previous = PackageFiles::read(&target).ok();
     if previous.as_ref().is_some_and(|p| p.hash == package.hash) {
@@ -110,6 +119,29 @@ pub fn deploy(
     let manifest = install(&PackageFiles { manifest_path: target, ..package }, dir).map_err(io(dir))?;
     let replaced = previous.map(Box::new);
     Ok((Deployed::Installed { spec: rule.spec.clone(), hash, manifest, replaced }, signature_dropped))
+}
+
+/// Refuses a package whose component or model has the name of another
+/// rule's component or model in `dir`: the install would overwrite it, and
+/// that rule would run with this package's file (for a model, silently, as
+/// a new version of itself).
+fn check_files_free(spec: &RuleSpec, dir: &Path) -> Result<(), PackageError> {
+    let ours = [("component", Some(&spec.component)), ("model", spec.model.as_ref())];
+    for manifest in manifests(dir).map_err(io(dir))? {
+        // Read as the watcher reads it: a regular file within its cap.
+        let Ok(bytes) = super::files::read_capped(&manifest, "manifest", super::MAX_MANIFEST_BYTES) else { continue };
+        let Ok(other) = RuleSpec::parse(&String::from_utf8_lossy(&bytes)) else { continue };
+        if other.id == spec.id {
+            continue;
+        }
+        let theirs = [Some(&other.component), other.model.as_ref()];
+        for (what, file) in ours {
+            if let Some(file) = file.filter(|f| theirs.contains(&Some(*f))) {
+                return Err(PackageError::FileTaken { dir: dir.to_owned(), file: file.clone(), what, other: other.id });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a rollback did: `to` is running now, `replaced` was (archived).

@@ -21,7 +21,7 @@ pub struct NewArgs {
     #[arg(long)]
     pub sdk: Option<PathBuf>,
     /// Make a rule that scores a machine-learning model: it computes four
-    /// features, scores the ONNX model it comes with (`model.onnx`, a
+    /// features, scores the ONNX model it comes with (`NAME.onnx`, a
     /// starter to replace with your own) and explains what it flags.
     #[arg(long)]
     pub model: bool,
@@ -38,10 +38,11 @@ impl NewArgs {
         if self.model {
             println!(
                 "\nThe rule it holds is a working example: it computes four features (amount, hour, transactions\n\
-                 in the hour before, new merchant), scores them with model.onnx and suspects what scores at or\n\
+                 in the hour before, new merchant), scores them with {0}.onnx and suspects what scores at or\n\
                  above `threshold` (0.8), reason MODEL_SCORE, naming the features that moved the score. The\n\
                  model is a starter trained on synthetic data: train yours on the features `features()`\n\
-                 computes, export it to ONNX and replace model.onnx (no rebuild needed)."
+                 computes, export it to ONNX and replace {0}.onnx (the rule's code is not recompiled).",
+                self.name
             );
         } else {
             println!(
@@ -53,7 +54,7 @@ impl NewArgs {
         println!("\nNext:");
         println!("  cd {}", dir.display());
         println!("  cargo test                      # the rule's unit tests, natively");
-        let model = if self.model { " + model.onnx" } else { "" };
+        let model = if self.model { format!(" + {}.onnx", self.name) } else { String::new() };
         println!(
             "  weir rule build                 # → target/weir/{0}.toml + {0}.wasm + {0}.cases.toml{model}",
             self.name
