@@ -289,3 +289,55 @@ fn a_deploy_that_would_overwrite_another_rules_model_is_refused() {
     assert_eq!(std::fs::read(rules.join("scorer.onnx")).unwrap(), forest, "the first rule's model is untouched");
     assert!(!rules.join("other-scorer.toml").exists());
 }
+
+/// Reading the model once per instance is free; a rule that traps to have
+/// its instance, and so its model, made again pays for every read again
+/// and is quarantined for its cost, though only a third of its
+/// evaluations fail (under the failure share that quarantines).
+#[test]
+fn a_rule_that_traps_to_reload_its_model_pays_for_it() {
+    let r = load("lightgbm");
+    let engine = Engine::new().unwrap();
+    let manifest = model_manifest("lightgbm");
+    let rule = engine
+        .load_with_model(
+            RuleSpec::parse(&manifest).unwrap(),
+            &guest("model-score"),
+            &manifest,
+            Some(Arc::from(r.bytes)),
+        )
+        .unwrap();
+    let mut ev = evaluator(vec![rule]);
+    let row = &r.rows[..30];
+    let mut quarantined_at = None;
+    for i in 0..300 {
+        let mut tx = transaction(i + 1, row);
+        if i % 3 == 2 {
+            tx.attributes.insert("trap".into(), "1".into());
+        }
+        let d = ev.decide(&tx, &mut AccountState::default(), position(i as i64));
+        if d.rules[0].error.as_deref().is_some_and(|e| e.contains("quarantined")) {
+            quarantined_at = Some(i);
+            let why = d.rules[0].error.clone().unwrap();
+            assert!(why.contains("fuel units"), "quarantined for its cost: {why}");
+            break;
+        }
+    }
+    assert!(quarantined_at.is_some(), "a rule reloading its model every third evaluation is quarantined");
+
+    // The same rule without traps runs on: its one read is not counted.
+    let r = load("lightgbm");
+    let rule = engine
+        .load_with_model(
+            RuleSpec::parse(&manifest).unwrap(),
+            &guest("model-score"),
+            &manifest,
+            Some(Arc::from(r.bytes)),
+        )
+        .unwrap();
+    let mut ev = evaluator(vec![rule]);
+    for i in 0..300 {
+        let d = ev.decide(&transaction(i + 1, row), &mut AccountState::default(), position(i as i64));
+        assert_eq!(d.rules[0].error, None, "evaluation {i}");
+    }
+}

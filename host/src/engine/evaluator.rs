@@ -401,7 +401,7 @@ impl Pass<'_> {
             Code::Wasm(_) if self.fuel_left == 0 => (Err(RuleError::BudgetSpent), 0),
             Code::Wasm(compiled) => {
                 let fuel = compiled.fuel().min(self.fuel_left);
-                self.run_wasm(compiled, &mut slot.instance, fuel)
+                self.run_wasm(compiled, &mut slot.instance, &mut slot.model_read, fuel)
             }
             Code::Native { rule, params } => {
                 let tx = self.inputs.sdk(self.tx, self.facts);
@@ -419,10 +419,16 @@ impl Pass<'_> {
     /// Runs a wasm rule in its live instance (made now if it has none),
     /// with `fuel`; a failure other than a returned error drops the
     /// instance.
+    ///
+    /// Reading the model runs on its own grant: the first read of a slot's
+    /// rule is not counted against its fuel average, a read again (the
+    /// instance was dropped after a trap) is (`model_read` says which), so
+    /// a rule that traps to have its model read again and again pays for it.
     fn run_wasm(
         &mut self,
         compiled: &wasm::Compiled,
         instance: &mut Option<wasm::Instance>,
+        model_read: &mut bool,
         fuel: u64,
     ) -> (Result<Verdict, RuleError>, u64) {
         let live = match instance {
@@ -437,7 +443,10 @@ impl Pass<'_> {
         } else {
             wasm::Input::Encoded(self.inputs.encoded(self.tx, self.facts))
         };
-        let (result, fuel) = live.evaluate(input, self.call, fuel);
+        let (result, mut fuel) = live.evaluate(input, self.call, fuel);
+        if live.load_fuel() > 0 && std::mem::replace(model_read, true) {
+            fuel = fuel.saturating_add(live.load_fuel());
+        }
         if result.as_ref().is_err_and(|e| !matches!(e, RuleError::Returned(_))) {
             // A trapped instance is poisoned: start the next evaluation afresh.
             *instance = None;

@@ -142,6 +142,9 @@ pub(super) struct Slot {
     /// Each evaluation's wall time in nanoseconds, when timing is on
     /// ([`super::Evaluator::time_evaluations`]).
     pub(super) nanos: Vec<u32>,
+    /// Whether an instance of this version has read its model: a read
+    /// again is counted against the fuel average.
+    pub(super) model_read: bool,
 }
 
 impl Slot {
@@ -158,6 +161,7 @@ impl Slot {
             warned_at: None,
             unlogged: 0,
             nanos: Vec::new(),
+            model_read: false,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Compiled {
 pub struct Instance {
     store: Store<RuleHost>,
     bindings: Bindings,
+    /// Fuel the last evaluation spent on its model load grant.
+    load_fuel: u64,
 }
 
 enum Bindings {
@@ -101,7 +103,7 @@ impl Compiled {
             Pre::V2(pre) => pre.instantiate(&mut store).map(Bindings::V2),
         };
         let bindings = bindings.map_err(|e| store.data().classify(e, self.fuel))?;
-        Ok(Instance { store, bindings })
+        Ok(Instance { store, bindings, load_fuel: 0 })
     }
 
     pub fn fuel(&self) -> u64 {
@@ -110,6 +112,12 @@ impl Compiled {
 }
 
 impl Instance {
+    /// The fuel the last evaluation spent reading the model on its load
+    /// grant (0 when it did not read it).
+    pub(crate) fn load_fuel(&self) -> u64 {
+        self.load_fuel
+    }
+
     /// Whether this instance speaks the first contract, which takes the
     /// transaction as a record ([`Input::Record`]) rather than encoded.
     pub(crate) fn is_legacy(&self) -> bool {
@@ -137,8 +145,9 @@ impl Instance {
         // once per instance, runs on its own grant and is not counted
         // against the rule's average.
         let granted = self.store.data().granted;
-        let used =
-            fuel.saturating_add(granted).saturating_sub(self.store.get_fuel().unwrap_or(0)).saturating_sub(granted);
+        let total = fuel.saturating_add(granted).saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let used = total.saturating_sub(granted);
+        self.load_fuel = total - used;
         let host = self.store.data_mut();
         host.explained = None;
         host.failed = None;

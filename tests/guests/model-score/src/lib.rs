@@ -2,8 +2,9 @@
 //! the row as attributes `f0`, `f1`, … (a float each; a missing one is
 //! NaN) and `row` to say it carries one. Its verdict scores 1 point with the model's probability, exactly
 //! (`p`, as Rust prints an `f32`, which reads back to the same value), and
-//! the model's explanation when the transaction has `explain`; a
-//! transaction without `row` passes unscored.
+//! the model's explanation when the transaction has `explain`; it panics
+//! when the transaction has `trap`; a transaction without `row` passes
+//! unscored.
 
 use weir_sdk::prelude::*;
 
@@ -12,6 +13,10 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         return Ok(Verdict::pass());
     }
     let model = ctx.model()?;
+    if tx.attributes.iter().any(|(k, _)| k == "trap") {
+        // A rule that traps, so that its instance (and its model) is made again.
+        panic!("asked to trap");
+    }
     let mut row = vec![f32::NAN; model.features()];
     for (name, value) in &tx.attributes {
         if let Some(i) = name.strip_prefix('f').and_then(|i| i.parse::<usize>().ok())
