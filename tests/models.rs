@@ -86,6 +86,14 @@ fn scores_equal_onnxruntime_for_four_kinds_of_model() {
     }
 }
 
+/// The `model-score` rule with the model `bytes`, as the package `id`.
+fn scorer(engine: &Engine, id: &str, bytes: &[u8]) -> weir::engine::LoadedRule {
+    let manifest = model_manifest(id);
+    engine
+        .load_with_model(RuleSpec::parse(&manifest).unwrap(), &guest("model-score"), &manifest, Some(Arc::from(bytes)))
+        .unwrap()
+}
+
 /// The row as the `model-score` guest reads it: attributes `f0`, `f1`, …
 /// (a missing value left out), `row`, and `explain` (every tenth).
 fn transaction(id: usize, row: &[f32]) -> weir::events::TransactionRecorded {
@@ -109,9 +117,7 @@ fn in_the_sandbox_a_rule_scores_its_packages_model_as_onnxruntime_does() {
     for name in MODELS {
         let r = load(name);
         let manifest = model_manifest(name);
-        let model: Arc<[u8]> = Arc::from(r.bytes.clone());
-        let rule =
-            engine.load_with_model(RuleSpec::parse(&manifest).unwrap(), &component, &manifest, Some(model)).unwrap();
+        let rule = scorer(&engine, name, &r.bytes);
         assert_eq!(&*rule.hash, package_hash(&component, &manifest, Some(&r.bytes)), "{name}");
         let mut ev = evaluator(vec![rule]);
         let mut worst = 0f32;
@@ -142,11 +148,7 @@ fn in_the_sandbox_a_rule_scores_its_packages_model_as_onnxruntime_does() {
 fn a_tree_models_decision_names_the_features_that_moved_it() {
     let r = load("lightgbm");
     let engine = Engine::new().unwrap();
-    let manifest = model_manifest("lightgbm");
-    let component = guest("model-score");
-    let rule = engine
-        .load_with_model(RuleSpec::parse(&manifest).unwrap(), &component, &manifest, Some(Arc::from(r.bytes.clone())))
-        .unwrap();
+    let rule = scorer(&engine, "lightgbm", &r.bytes);
     let model = Model::load(&r.bytes).unwrap();
     let mut ev = evaluator(vec![rule]);
     let row = &r.rows[..30];
@@ -298,16 +300,7 @@ fn a_deploy_that_would_overwrite_another_rules_model_is_refused() {
 fn a_rule_that_traps_to_reload_its_model_pays_for_it() {
     let r = load("lightgbm");
     let engine = Engine::new().unwrap();
-    let manifest = model_manifest("lightgbm");
-    let rule = engine
-        .load_with_model(
-            RuleSpec::parse(&manifest).unwrap(),
-            &guest("model-score"),
-            &manifest,
-            Some(Arc::from(r.bytes)),
-        )
-        .unwrap();
-    let mut ev = evaluator(vec![rule]);
+    let mut ev = evaluator(vec![scorer(&engine, "lightgbm", &r.bytes)]);
     let row = &r.rows[..30];
     let mut quarantined_at = None;
     for i in 0..300 {
@@ -326,16 +319,7 @@ fn a_rule_that_traps_to_reload_its_model_pays_for_it() {
     assert!(quarantined_at.is_some(), "a rule reloading its model every third evaluation is quarantined");
 
     // The same rule without traps runs on: its one read is not counted.
-    let r = load("lightgbm");
-    let rule = engine
-        .load_with_model(
-            RuleSpec::parse(&manifest).unwrap(),
-            &guest("model-score"),
-            &manifest,
-            Some(Arc::from(r.bytes)),
-        )
-        .unwrap();
-    let mut ev = evaluator(vec![rule]);
+    let mut ev = evaluator(vec![scorer(&engine, "lightgbm", &r.bytes)]);
     for i in 0..300 {
         let d = ev.decide(&transaction(i + 1, row), &mut AccountState::default(), position(i as i64));
         assert_eq!(d.rules[0].error, None, "evaluation {i}");

@@ -136,18 +136,8 @@ pub fn float_data(t: &TensorProto, node: &str) -> Result<Vec<f32>, ModelError> {
             Ok(t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
         }
         onnx::FLOAT => Ok(t.float_data.clone()),
-        onnx::DOUBLE if !t.raw_data.is_empty() => Ok(t
-            .raw_data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect()),
-        onnx::DOUBLE => Ok(t.double_data.iter().map(|&d| d as f32).collect()),
-        onnx::INT64 if !t.raw_data.is_empty() => Ok(t
-            .raw_data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect()),
-        onnx::INT64 => Ok(t.int64_data.iter().map(|&d| d as f32).collect()),
+        onnx::DOUBLE => Ok(t.doubles().into_iter().map(|d| d as f32).collect()),
+        onnx::INT64 => Ok(t.int64s().into_iter().map(|d| d as f32).collect()),
         onnx::INT32 => Ok(t.int32_data.iter().map(|&d| d as f32).collect()),
         other => Err(ModelError::Unsupported(format!(
             "tensor `{}` (near `{node}`) has data type {other}; float, double and integer tensors are read",
@@ -494,6 +484,13 @@ impl<'g> Compiler<'g> {
         Ok(())
     }
 
+    /// A node whose output is its first input, as it is.
+    fn copy(&mut self, node: &'g NodeProto) -> Result<(), ModelError> {
+        let a = self.input(node, 0)?;
+        let shape = self.shape(a).to_vec();
+        self.push(node, Step::Copy { a }, shape)
+    }
+
     fn unsupported(node: &NodeProto) -> ModelError {
         ModelError::Unsupported(format!(
             "operator `{}{}{}` (node `{}`); weir runs TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler, ZipMap, \
@@ -541,13 +538,9 @@ impl<'g> Compiler<'g> {
                 }
                 Ok(())
             }
-            (true, "ZipMap") => {
-                // The map of class to probability is read as the vector of
-                // probabilities in class order.
-                let a = self.input(node, 0)?;
-                let shape = self.shape(a).to_vec();
-                self.push(node, Step::Copy { a }, shape)
-            }
+            // The map of class to probability is read as the vector of
+            // probabilities in class order.
+            (true, "ZipMap") | (false, "Identity") => self.copy(node),
             (true, "Scaler") => {
                 let a = self.input(node, 0)?;
                 let shape = self.shape(a).to_vec();
@@ -658,19 +651,12 @@ impl<'g> Compiler<'g> {
                 let width = (*shape.last().unwrap_or(&1)).max(1);
                 self.push(node, Step::Softmax { a, width }, shape)
             }
-            (false, "Identity") => {
-                let a = self.input(node, 0)?;
-                let shape = self.shape(a).to_vec();
-                self.push(node, Step::Copy { a }, shape)
-            }
             (false, "Cast") => {
                 let to = attr(node, "to").map(|a| a.i).unwrap_or(0);
                 if to != i64::from(onnx::FLOAT) {
                     return Err(bad(format!("casts to data type {to}; only casts to float are supported")));
                 }
-                let a = self.input(node, 0)?;
-                let shape = self.shape(a).to_vec();
-                self.push(node, Step::Copy { a }, shape)
+                self.copy(node)
             }
             (false, "Flatten") => {
                 let a = self.input(node, 0)?;
@@ -691,15 +677,7 @@ impl<'g> Compiler<'g> {
                     .get(1)
                     .and_then(|n| self.initializers.get(n.as_str()))
                     .ok_or_else(|| bad("the target shape must be a constant".into()))?;
-                let dims: Vec<i64> = if target.int64_data.is_empty() {
-                    target
-                        .raw_data
-                        .chunks_exact(8)
-                        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                        .collect()
-                } else {
-                    target.int64_data.clone()
-                };
+                let dims = target.int64s();
                 let total = shape_len(&shape);
                 let mut new = Vec::with_capacity(dims.len());
                 let mut unknown = None;

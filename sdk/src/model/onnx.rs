@@ -115,6 +115,32 @@ pub struct TensorProto {
     pub data_location: i32,
 }
 
+impl TensorProto {
+    /// A double tensor's values, from `raw_data` (little-endian) or
+    /// `double_data`.
+    pub fn doubles(&self) -> Vec<f64> {
+        if self.raw_data.is_empty() {
+            return self.double_data.clone();
+        }
+        self.raw_data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    }
+
+    /// An int64 tensor's values, from `raw_data` (little-endian) or
+    /// `int64_data`.
+    pub fn int64s(&self) -> Vec<i64> {
+        if self.raw_data.is_empty() {
+            return self.int64_data.clone();
+        }
+        self.raw_data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    }
+}
+
 /// `ValueInfoProto`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ValueInfo {

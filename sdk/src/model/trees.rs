@@ -149,12 +149,7 @@ impl<'a> Attributes<'a> {
         let Some(t) = self.get(&format!("{name}_as_tensor")).and_then(|a| a.t.as_ref()) else { return Ok(Vec::new()) };
         match t.data_type {
             FLOAT => super::graph::float_data(t, self.1).map(|v| v.into_iter().map(f64::from).collect()),
-            DOUBLE if !t.double_data.is_empty() => Ok(t.double_data.clone()),
-            DOUBLE => Ok(t
-                .raw_data
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()),
+            DOUBLE => Ok(t.doubles()),
             other => Err(self.bad(&format!("`{name}_as_tensor` has data type {other}; float or double expected"))),
         }
     }
