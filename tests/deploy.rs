@@ -147,7 +147,7 @@ pub fn deploy_steps(rules: &Path, addr: &str, work: &Path, partitions: usize) ->
     let mut refused = Vec::new();
     let bad: [(&str, Vec<u8>, Option<&str>, &str); 4] = [
         ("3.0.0-broken", [b"\0asm\x0d\0\x01\0".as_slice(), &[0xff; 600]].concat(), None, "does not compile"),
-        ("4.0.0-future", future, None, "weir:rule@2.3.0"),
+        ("4.0.0-future", future, None, "weir:rule@2.4.0"),
         ("5.0.0-truncated", real[..real.len() / 2].to_vec(), None, "does not compile"),
         (
             "6.0.0-failing-self-test",

@@ -325,3 +325,105 @@ fn a_rule_that_traps_to_reload_its_model_pays_for_it() {
         assert_eq!(d.rules[0].error, None, "evaluation {i}");
     }
 }
+
+/// `weir features` writes, for each transaction a model rule scored, the
+/// row the rule handed its model in the sandbox, the model's score and the
+/// label; before there is a model, the rows alone. The backtest measures
+/// the same scores without a threshold: labels that put every fraud above
+/// every legitimate score make both areas 1.
+#[test]
+fn weir_features_writes_the_rows_a_rule_scores_and_the_backtest_measures_them() {
+    let dir = tempdir();
+    let r = load("random-forest");
+    let native = Model::load(&r.bytes).unwrap();
+    let rows: Vec<&[f32]> = r.rows.chunks_exact(30).filter(|row| row.iter().all(|v| !v.is_nan())).take(600).collect();
+    let scores: Vec<f32> = rows.iter().map(|row| native.score(row).unwrap()).collect();
+    let mut sorted = scores.clone();
+    sorted.sort_by(f32::total_cmp);
+    let cut = sorted[sorted.len() * 9 / 10];
+    assert!(cut > sorted[0], "the scores differ");
+    let history: String =
+        rows.iter().enumerate().map(|(i, row)| serde_json::to_string(&transaction(i, row)).unwrap() + "\n").collect();
+    let labels: String = std::iter::once("transaction_id,label\n".to_owned())
+        .chain(
+            scores.iter().enumerate().map(|(i, &s)| format!("tx-{i},{}\n", if s >= cut { "fraud" } else { "legit" })),
+        )
+        .collect();
+    std::fs::write(dir.path().join("history.jsonl"), history).unwrap();
+    std::fs::write(dir.path().join("labels.csv"), labels).unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir(&pkg).unwrap();
+    let manifest = package(&pkg, &r.bytes);
+    let names: Vec<String> = (0..30).map(|i| format!("\"x{i}\"")).collect();
+    let text = std::fs::read_to_string(&manifest).unwrap() + &format!("features = [{}]\n", names.join(", "));
+    std::fs::write(&manifest, text).unwrap();
+
+    let features = |out: &str| {
+        let o = crate::util::weir(
+            &["features", "pkg/scorer.toml", "--input", "history.jsonl", "--labels", "labels.csv", "--out", out],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", crate::util::text(&o));
+        (std::fs::read_to_string(dir.path().join(out)).unwrap(), crate::util::text(&o))
+    };
+    let (table, said) = features("table.csv");
+    assert!(said.contains("600 rows of 30 features from 600 transactions, 600 labelled (60 fraud)"), "{said}");
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..3], ["transaction_id", "account_id", "occurred_at"]);
+    assert_eq!(header[3], "x0");
+    assert_eq!(header[32..], ["x29", "score", "label"]);
+    let mut n = 0;
+    for (i, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[0], format!("tx-{i}"));
+        let row: Vec<f32> = cells[3..33].iter().map(|c| c.parse().unwrap()).collect();
+        assert_eq!(row, rows[i], "row {i}: the features as served");
+        let score: f32 = cells[33].parse().unwrap();
+        assert!((score - scores[i]).abs() <= TOLERANCE, "row {i}: {score} against {}", scores[i]);
+        assert_eq!(cells[34], if scores[i] >= cut { "1" } else { "0" }, "row {i}");
+        n += 1;
+    }
+    assert_eq!(n, 600);
+
+    // The backtest measures the rule's scores: the labels rank every fraud
+    // first.
+    let o = crate::util::weir(
+        &[
+            "backtest",
+            "--baseline",
+            "pkg",
+            "--candidate",
+            "pkg",
+            "--input",
+            "history.jsonl",
+            "--labels",
+            "labels.csv",
+            "--json",
+            "report.json",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", crate::util::text(&o));
+    assert!(crate::util::stdout(&o).contains("PR-AUC"), "{}", crate::util::stdout(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let model = &report["labels"]["candidate"]["models"]["scorer"];
+    assert_eq!((model["scored"].as_u64(), model["fraud"].as_u64()), (Some(600), Some(60)), "{model}");
+    assert_eq!((model["pr_auc"].as_f64(), model["roc_auc"].as_f64()), (Some(1.0), Some(1.0)), "{model}");
+    let top = &model["at_budget"][2];
+    assert_eq!(
+        (top["budget"].as_f64(), top["alerts"].as_u64(), top["precision"].as_f64()),
+        (Some(0.01), Some(6), Some(1.0))
+    );
+
+    // Before there is a model: the same rows, no score.
+    std::fs::remove_file(pkg.join("scorer.onnx")).unwrap();
+    let (table, said) = features("rows.csv");
+    assert!(said.contains("has no model file yet"), "{said}");
+    let first = table.lines().nth(1).unwrap();
+    let cells: Vec<&str> = first.split(',').collect();
+    assert_eq!(cells[3..33].iter().map(|c| c.parse::<f32>().unwrap()).collect::<Vec<_>>(), rows[0]);
+    assert_eq!(cells[33], "", "no score without a model");
+    assert_eq!(table.lines().count(), 601);
+}

@@ -139,7 +139,7 @@ fn component_for_another_contract_version_is_refused_naming_it() {
     let err = refusal(&guest("future-contract"));
     assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.3.0"), "{text}");
+    assert!(text.contains("weir:rule@3.0.0") && text.contains("weir:rule@2.4.0"), "{text}");
     assert!(text.contains("rebuild the rule"), "{text}");
 }
 

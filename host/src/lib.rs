@@ -47,6 +47,7 @@ pub mod console;
 pub mod demo;
 pub mod engine;
 pub mod events;
+pub mod features;
 pub mod http;
 pub mod kafka;
 pub mod lists;

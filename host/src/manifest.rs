@@ -21,6 +21,7 @@
 //!
 //! [model]                    # a rule that scores a machine-learning model
 //! file = "fraud-gbm.onnx"    # ONNX, next to the manifest; part of the version
+//! features = ["amount", "hour"]  # the columns of `weir features`' training table
 //! ```
 //!
 //! Parsing is strict (unknown keys are errors that name the key and file);
@@ -79,6 +80,10 @@ pub struct RawManifest {
 pub struct RawModel {
     /// The ONNX file, next to the manifest.
     pub file: String,
+    /// The names of the model's input features, in column order: the
+    /// header of the training table `weir features` writes.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,7 +141,14 @@ pub struct RuleSpec {
     pub model: Option<String>,
     /// Fuel granted once per instance for reading the model.
     pub model_fuel: u64,
+    /// The model's feature names, in column order (`[model] features`;
+    /// empty when not given).
+    pub model_features: Vec<String>,
 }
+
+/// The most feature names `[model] features` may give (the SDK's model
+/// reader takes at most as many features).
+pub const MAX_MODEL_FEATURES: usize = 10_000;
 
 /// The longest `rule.version` label (it is shown in tables and logs).
 pub const MAX_VERSION_BYTES: usize = 64;
@@ -171,6 +183,10 @@ pub enum ManifestError {
     BadModel(String),
     #[error("`limits.model_fuel` = {0}: must be between 1 and {MAX_MODEL_FUEL}")]
     BadModelFuel(u64),
+    #[error(
+        "`model.features`: {0}; give each feature's name once, in the model's column order, with ASCII letters, digits, `_`, `.` and `-` (at most 64 characters, at most {MAX_MODEL_FEATURES} names)"
+    )]
+    BadModelFeatures(String),
     #[error("`rule.entity` = {0:?}: use one of \"device\", \"merchant\", \"counterparty\" or \"card\"")]
     BadEntity(String),
     #[error("`params.{name}`: {problem}")]
@@ -243,12 +259,15 @@ impl RuleSpec {
         if !is_bare_file_name(&component) {
             return Err(ManifestError::BadComponent(component));
         }
-        let model = match raw.model {
+        let (model, model_features) = match raw.model {
             Some(m) if !is_bare_file_name(&m.file) || m.file == component => {
                 return Err(ManifestError::BadModel(m.file));
             }
-            Some(m) => Some(m.file),
-            None => None,
+            Some(m) => {
+                check_feature_names(&m.features)?;
+                (Some(m.file), m.features)
+            }
+            None => (None, Vec::new()),
         };
         let model_fuel = raw.limits.model_fuel.unwrap_or(DEFAULT_MODEL_FUEL);
         if model_fuel == 0 || model_fuel > MAX_MODEL_FUEL {
@@ -274,6 +293,7 @@ impl RuleSpec {
             params,
             model,
             model_fuel,
+            model_features,
         })
     }
 
@@ -351,6 +371,29 @@ fn flatten_params(table: &toml::Table) -> Result<Vec<(String, ParamValue)>, Mani
     weir_sdk::params_from_toml(table).map_err(|p| ManifestError::BadParam { name: p.name, problem: p.detail })
 }
 
+/// Refuses `[model] features` that would not make a training table's
+/// header: too many, a duplicate, or a name that is empty, long or not
+/// plain ASCII.
+fn check_feature_names(names: &[String]) -> Result<(), ManifestError> {
+    if names.len() > MAX_MODEL_FEATURES {
+        return Err(ManifestError::BadModelFeatures(format!("{} names", names.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if name.is_empty() || name.len() > 64 || !plain {
+            return Err(ManifestError::BadModelFeatures(format!(
+                "{:?} is not a feature name",
+                crate::events::shown(name, 64)
+            )));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(ManifestError::BadModelFeatures(format!("{name:?} is given twice")));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +465,14 @@ mod tests {
         assert_eq!(spec.model.as_deref(), Some("gbm.onnx"));
         assert_eq!(spec.model_fuel, DEFAULT_MODEL_FUEL);
         assert_eq!(RuleSpec::parse("[rule]\nid='x'\nversion='1'\n").unwrap().model, None);
+        let spec =
+            RuleSpec::parse("[rule]\nid='x'\nversion='1'\n[model]\nfile='m.onnx'\nfeatures=['amount','count_1h']\n");
+        assert_eq!(spec.unwrap().model_features, ["amount", "count_1h"]);
+        for (bad, why) in [("['a','a']", "twice"), ("['a b']", "not a feature name"), ("['']", "not a feature name")] {
+            let text = format!("[rule]\nid='x'\nversion='1'\n[model]\nfile='m.onnx'\nfeatures={bad}\n");
+            let err = RuleSpec::parse(&text).unwrap_err().to_string();
+            assert!(err.contains("model.features") && err.contains(why), "{bad}: {err}");
+        }
         for bad in ["../gbm.onnx", "/etc/passwd", "sub/m.onnx", ".m.onnx", "x.wasm", ""] {
             let text = format!("[rule]\nid='x'\nversion='1'\n[model]\nfile={bad:?}\n");
             let err = RuleSpec::parse(&text).unwrap_err().to_string();

@@ -332,7 +332,8 @@ const PARAMS: &[Param] = &[Param::float("threshold", 0.8)
     .doc("Suspect purchases the model scores at or above this probability of fraud.")];
 
 /// The features' names, in the model's column order (they name the
-/// evidence of a flagged purchase).
+/// evidence of a flagged purchase; rule.toml's `[model] features` gives
+/// the same names to the columns of `weir features`' training table).
 pub const FEATURES: [&str; 4] = ["amount", "hour", "count_1h", "new_merchant"];
 
 /// The row the model scores, from the transaction and the account's state.
@@ -349,13 +350,14 @@ pub fn features(tx: &Transaction, ctx: &mut Context) -> [f32; 4] {
 pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     let threshold: f64 = ctx.param("threshold")?;
     let row = features(tx, ctx);
-    let model = ctx.model()?;
-    let p = model.score(&row)?;
+    // `ctx.score` also hands the row to `weir features`, which writes the
+    // training table from exactly what the rule serves.
+    let p = ctx.score(&row)?;
     if f64::from(p) < threshold {
         return Ok(Verdict::pass());
     }
     Ok(Verdict::suspect("MODEL_SCORE", "the model scores this purchase as likely fraud")
-        .with_model(model, &row, &FEATURES, p))
+        .with_model(ctx.model()?, &row, &FEATURES, p))
 }
 
 weir_sdk::rule!(evaluate, params = PARAMS);
@@ -405,6 +407,7 @@ threshold = 0.8
 
 [model]
 file = "{name}.onnx"       # ONNX, next to this file; part of the rule's version
+features = ["amount", "hour", "count_1h", "new_merchant"]  # its input columns, for `weir features`
 "#;
 
 const MODEL_CASES_TOML: &str = r#"# Sandbox cases: `weir rule test target/weir/<name>.wasm cases.toml`.

@@ -47,6 +47,13 @@ pub trait AccountHost {
     fn model(&self) -> Option<&crate::model::Model> {
         None
     }
+    /// Keeps the row a rule scored with [`Context::score`] and its score,
+    /// as a recording host does (`weir features`). A host that does not
+    /// record ignores it.
+    #[cfg(feature = "model")]
+    fn scored(&mut self, row: &[f32], score: Option<f32>) {
+        let _ = (row, score);
+    }
     /// The same, in the wire encoding (`crate::wire`), appended to `out`.
     fn history_encoded(&self, limit: u32, out: &mut Vec<u8>) {
         let history = self.history(limit);
@@ -126,6 +133,12 @@ mod imports {
 /// The package's model, loaded once per instance from the host's
 /// `model.bytes` (whose first call grants the load its own fuel).
 #[cfg(all(target_family = "wasm", feature = "model"))]
+thread_local! {
+    /// Whether the host keeps the rows this instance scores (`model.recording`).
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(all(target_family = "wasm", feature = "model"))]
 pub(crate) fn wasm_model() -> Result<&'static crate::model::Model, crate::model::ModelError> {
     use crate::model::{Model, ModelError};
     thread_local! {
@@ -134,6 +147,8 @@ pub(crate) fn wasm_model() -> Result<&'static crate::model::Model, crate::model:
     MODEL.with(|cell| {
         cell.get_or_init(|| {
             let bytes = crate::bindings::weir::rule::model::bytes();
+            // Asked once: the host records for the life of the instance or never.
+            RECORDING.set(crate::bindings::weir::rule::model::recording());
             if bytes.is_empty() {
                 return Err(ModelError::Missing);
             }
@@ -165,6 +180,25 @@ impl<'a> Context<'a> {
         return wasm_model();
         #[cfg(not(target_family = "wasm"))]
         return self.host.model().ok_or(crate::model::ModelError::Missing);
+    }
+
+    /// Scores `row` with the package's model ([`crate::model::Model::score`]):
+    /// the way a model rule should score, because a host that records
+    /// (`weir features` writing a training table, `weir backtest` measuring
+    /// scores) is handed the row and the score, so a model is trained on
+    /// exactly the features the rule serves. Without a model in the
+    /// package, a recording host still gets the row, and the error is
+    /// [`crate::model::ModelError::Missing`].
+    #[cfg(feature = "model")]
+    pub fn score(&mut self, row: &[f32]) -> Result<f32, crate::model::ModelError> {
+        let scored = self.model().and_then(|model| model.score(row));
+        #[cfg(target_family = "wasm")]
+        if RECORDING.get() {
+            crate::bindings::weir::rule::model::scored(row, scored.as_ref().ok().copied());
+        }
+        #[cfg(not(target_family = "wasm"))]
+        self.host.scored(row, scored.as_ref().ok().copied());
+        scored
     }
 
     /// All of this rule version's parameters, with their checked readers

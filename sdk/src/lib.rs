@@ -151,7 +151,7 @@ pub use types::{
 };
 
 /// The contract version this SDK builds rules for (the WIT package version).
-pub const CONTRACT_VERSION: &str = "2.3.0";
+pub const CONTRACT_VERSION: &str = "2.4.0";
 
 /// The signature of a rule: one function from a transaction and its account
 /// context to a verdict.

@@ -52,6 +52,10 @@ pub struct MemoryAccount {
     /// The package's model, loaded (see [`Harness::model`]).
     #[cfg(feature = "model")]
     pub model: Option<crate::model::Model>,
+    /// The last row the rule scored with [`crate::Context::score`], and its
+    /// score: what `weir features` writes to the training table.
+    #[cfg(feature = "model")]
+    pub scored: Option<(Vec<f32>, Option<f32>)>,
 }
 
 impl AccountHost for MemoryAccount {
@@ -92,6 +96,10 @@ impl AccountHost for MemoryAccount {
     #[cfg(feature = "model")]
     fn model(&self) -> Option<&crate::model::Model> {
         self.model.as_ref()
+    }
+    #[cfg(feature = "model")]
+    fn scored(&mut self, row: &[f32], score: Option<f32>) {
+        self.scored = Some((row.to_vec(), score));
     }
     fn log(&mut self, level: LogLevel, message: &str) {
         self.logs.push((level, message.to_owned()))

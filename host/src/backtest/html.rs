@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use crate::events::DecisionType;
 
 use super::report::{Changes, Cost, LabelReport, Outcome, Report, Side};
+use super::scores::ALERT_BUDGETS;
 use super::svg::{bar_chart, line_chart, score_chart};
 use super::text::rate;
 
@@ -194,6 +195,32 @@ fn labels(h: &mut String, l: &LabelReport) {
                 c.true_negatives,
                 c.false_negatives
             );
+        }
+    }
+    h.push_str("</table>\n");
+    h.push_str(
+        "<h3>Scores without a threshold</h3>\n<p>The decisions ranked by outcome (locked, suspected, verified), then by risk score; each model rule by its score.</p>\n",
+    );
+    h.push_str("<table><tr><th class=\"l\"></th><th>PR-AUC</th><th>ROC-AUC</th>");
+    for b in ALERT_BUDGETS {
+        let _ = write!(h, "<th>precision, top {0}%</th><th>recall, top {0}%</th>", b * 100.0);
+    }
+    h.push_str("</tr>\n");
+    for (name, q) in [("baseline", &l.baseline), ("candidate", &l.candidate)] {
+        let rows = std::iter::once((format!("{name} decisions"), &q.ranking))
+            .chain(q.models.iter().map(|(id, s)| (format!("{name}: {id}"), s)));
+        for (row, s) in rows {
+            let _ = write!(
+                h,
+                "<tr><th class=\"l\">{}</th><td>{}</td><td>{}</td>",
+                esc(&row),
+                rate(s.pr_auc),
+                rate(s.roc_auc)
+            );
+            for b in &s.at_budget {
+                let _ = write!(h, "<td>{}</td><td>{}</td>", rate(b.precision), rate(b.recall));
+            }
+            h.push_str("</tr>\n");
         }
     }
     h.push_str("</table>\n");

@@ -101,7 +101,8 @@ impl Labels {
         self.by_transaction.is_empty()
     }
 
-    pub(super) fn get(&self, transaction_id: &str) -> Option<&Label> {
+    /// The label of `transaction_id`, if the file gives one.
+    pub fn get(&self, transaction_id: &str) -> Option<&Label> {
         self.by_transaction.get(transaction_id)
     }
 }

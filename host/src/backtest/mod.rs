@@ -21,7 +21,9 @@
 //! (counts by transition, and every one with both sides' reasons and the
 //! evidence of the rules that did not pass); with a labels
 //! file, precision, recall and false-positive rate per rule and for the
-//! whole decision; hits over event time and the score distribution for the
+//! whole decision, and threshold-free measures (PR-AUC, ROC-AUC,
+//! precision and recall at alert budgets) of the decisions as a ranking
+//! and of each model rule's scores ([`ScoreQuality`]); hits over event time and the score distribution for the
 //! charts. What evaluations cost — time (mean, p99) and fuel — is kept apart
 //! ([`Cost`]) from the report that must be reproducible: time is measured,
 //! and fuel depends on the rule instance's history (its allocator's state),
@@ -42,6 +44,7 @@
 //! - `labels`: the labels file — what each transaction really was.
 //! - `run`: the two rule sets over the history, each on its own thread.
 //! - `shadow`: the shadow report over published decisions.
+//! - `scores`: the threshold-free measures of a score against the labels.
 //! - `tally`: one side's decisions, counted; `compare`: the pairs of
 //!   decisions, compared.
 //! - `report`: the serializable report and the measured cost.
@@ -55,6 +58,7 @@ mod html;
 mod labels;
 mod report;
 mod run;
+mod scores;
 mod shadow;
 mod svg;
 mod tally;
@@ -69,5 +73,6 @@ pub use report::{
     Side, WarmUp,
 };
 pub use run::{RulesUnder, run, run_warmed_up};
+pub use scores::{ALERT_BUDGETS, AtBudget, ScoreQuality};
 pub use shadow::shadow;
 pub use text::render_text;

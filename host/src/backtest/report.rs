@@ -11,6 +11,8 @@ use crate::engine::ParamLine;
 use crate::events::{DecisionType, Evidence, RuleMode, RuleOutcome, RuleResult};
 use crate::record::Counters;
 
+use super::scores::ScoreQuality;
+
 /// How many changed decisions the report shows as examples (the JSON
 /// report holds every one in [`Changes::all`]).
 pub const EXAMPLES: usize = 20;
@@ -177,6 +179,14 @@ pub struct Quality {
     pub decision: Confusion,
     /// A rule flags fraud when its verdict is score, suspect or lock.
     pub rules: BTreeMap<String, Confusion>,
+    /// The decisions as a ranking — by outcome (locked, suspected,
+    /// verified), then by risk score — measured without a threshold, to
+    /// set the rules next to a model.
+    pub ranking: ScoreQuality,
+    /// Each model rule's scores (`Context::score`), without a threshold:
+    /// by rule id; none for rules that score no model.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ScoreQuality>,
 }
 
 /// A confusion matrix and the rates people read from it.

@@ -175,7 +175,13 @@ fn decide_side(
             }
             chunk.push(match processed {
                 Processed::Decided(decision) => {
-                    side.tally.count(&decision, labels.and_then(|l| l.get(&decision.transaction_id)));
+                    let label = labels.and_then(|l| l.get(&decision.transaction_id));
+                    side.tally.count(&decision, label);
+                    for (rule_id, _, score) in side.evaluator.scored() {
+                        if let Some(score) = score {
+                            side.tally.count_score(rule_id, score, &decision.transaction_id, label);
+                        }
+                    }
                     Some(decision)
                 }
                 _ => None,
@@ -201,6 +207,7 @@ impl Running {
         let (rules_dir, rules) = (under.dir, under.rules);
         let mut evaluator = Evaluator::new(rules, policy.clone());
         evaluator.time_evaluations();
+        evaluator.record_scores();
         if let Some(lists) = &under.lists {
             evaluator.set_lists(1, lists.clone());
         }

@@ -8,6 +8,7 @@ use crate::events::{DecisionEvent, DecisionType, RuleOutcome};
 
 use super::labels::Label;
 use super::report::{BUCKET_MS, Confusion, Quality, RuleReport, Side};
+use super::scores::Scores;
 
 /// What one side decided, counted: everything of the report but the cost.
 pub(super) struct Tally {
@@ -21,6 +22,9 @@ pub(super) struct Tally {
     hits_by_hour: BTreeMap<String, BTreeMap<i64, u64>>,
     confusion: Confusion,
     rule_confusion: BTreeMap<String, Confusion>,
+    /// With labels: the decisions as a ranking, and each model rule's scores.
+    ranking: Scores,
+    model_scores: BTreeMap<String, Scores>,
 }
 
 impl Tally {
@@ -34,6 +38,8 @@ impl Tally {
             hits_by_hour: BTreeMap::new(),
             confusion: Confusion::default(),
             rule_confusion: BTreeMap::new(),
+            ranking: Scores::default(),
+            model_scores: BTreeMap::new(),
         }
     }
 
@@ -44,6 +50,12 @@ impl Tally {
         let fraud = label.map(|l| matches!(l, Label::Fraud(_)));
         if let Some(fraud) = fraud {
             self.confusion.add(d.event_type != DecisionType::TransactionVerified, fraud);
+            let outcome = match d.event_type {
+                DecisionType::TransactionVerified => 0.0,
+                DecisionType::FraudSuspected => 1.0,
+                DecisionType::AccountLocked => 2.0,
+            };
+            self.ranking.add(outcome * 1e9 + f64::from(d.score), fraud, &d.transaction_id);
         }
         for r in &d.rules {
             let id = r.rule_id.as_str();
@@ -59,6 +71,18 @@ impl Tally {
             if let Some(fraud) = fraud {
                 self.rule_confusion.entry(id.to_owned()).or_default().add(hit, fraud);
             }
+        }
+    }
+
+    /// Counts a model rule's score for a decided transaction with `label`.
+    pub(super) fn count_score(&mut self, rule_id: &str, score: f32, transaction_id: &str, label: Option<&Label>) {
+        let Some(label) = label else { return };
+        let fraud = matches!(label, Label::Fraud(_));
+        if !self.model_scores.contains_key(rule_id) {
+            self.model_scores.insert(rule_id.to_owned(), Scores::default());
+        }
+        if let Some(scores) = self.model_scores.get_mut(rule_id) {
+            scores.add(f64::from(score), fraud, transaction_id);
         }
     }
 
@@ -81,6 +105,8 @@ impl Tally {
         let quality = Quality {
             decision: self.confusion.finish(),
             rules: self.rule_confusion.into_iter().map(|(id, c)| (id, c.finish())).collect(),
+            ranking: self.ranking.finish(),
+            models: self.model_scores.into_iter().map(|(id, s)| (id, s.finish())).collect(),
         };
         let side = Side {
             rules_dir: self.rules_dir,

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use crate::events::DecisionType;
 
 use super::report::{Changes, Cost, LabelReport, Outcome, Side};
+use super::scores::ALERT_BUDGETS;
 
 /// The report as a terminal table.
 pub fn render_text(outcome: &Outcome) -> String {
@@ -172,6 +173,22 @@ fn labels(out: &mut String, l: &LabelReport) {
                 rate(c.recall),
                 rate(c.false_positive_rate)
             );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nScores without a threshold (decisions ranked by outcome, then risk score; models by their score):"
+    );
+    let budgets: Vec<String> = ALERT_BUDGETS.iter().map(|b| format!("top {}%", b * 100.0)).collect();
+    let _ =
+        writeln!(out, "  {:<24} {:>8} {:>8}   precision / recall at {}", "", "PR-AUC", "ROC-AUC", budgets.join(", "));
+    for (name, q) in [("baseline", &l.baseline), ("candidate", &l.candidate)] {
+        let rows = std::iter::once((format!("{name} decisions"), &q.ranking))
+            .chain(q.models.iter().map(|(id, s)| (format!("  {id}"), s)));
+        for (row, s) in rows {
+            let at: Vec<String> =
+                s.at_budget.iter().map(|b| format!("{} / {}", rate(b.precision), rate(b.recall))).collect();
+            let _ = writeln!(out, "  {:<24} {:>8} {:>8}   {}", row, rate(s.pr_auc), rate(s.roc_auc), at.join(", "));
         }
     }
 }

@@ -12,6 +12,7 @@ mod backtest;
 mod case;
 mod console;
 mod demo;
+mod features;
 mod list;
 mod print;
 mod report;
@@ -74,6 +75,16 @@ pub enum Command {
     /// decisions with examples, per-rule hits and, with --labels, precision,
     /// recall and false-positive rate. Judge a shadowed rule before promoting it.
     ShadowReport(shadow_report::ShadowReportArgs),
+    /// Write a model rule's training table: its features over history, as it computes them when it serves.
+    ///
+    /// Runs the rule in the sandbox over a history (JSON lines) and writes
+    /// one CSV line per transaction it scored: the transaction's id,
+    /// account and time, the features the rule handed to its model (columns
+    /// named by the manifest's `[model] features`), the model's score
+    /// (empty before there is a model) and, with --labels, the label. Train
+    /// on it, export the model to ONNX, put it in the package: the model is
+    /// served exactly the features it was trained on.
+    Features(features::FeaturesArgs),
     /// Write, build, test, deploy and roll back a rule.
     #[command(subcommand)]
     Rule(rule::RuleCommand),
@@ -117,6 +128,7 @@ impl Command {
             Command::Run(args) => args.run(),
             Command::Backtest(args) => args.run(),
             Command::ShadowReport(args) => args.run(),
+            Command::Features(args) => args.run(),
             Command::Rule(command) => command.run(),
             Command::Case(command) => command.run(),
             Command::List(command) => command.run(),

@@ -69,6 +69,9 @@ pub struct Evaluator {
     kinds: Vec<Entity>,
     /// The generation of the runtime lists in `call`.
     lists_generation: u64,
+    /// Whether model rules hand over the rows they score
+    /// ([`Evaluator::record_scores`]).
+    recording: bool,
 }
 
 /// The key entity state is kept under, next to accounts: the kind and the
@@ -112,6 +115,7 @@ impl Evaluator {
             entity_results: Vec::new(),
             entity_tx: String::new(),
             lists_generation: 0,
+            recording: false,
         }
     }
 
@@ -133,7 +137,7 @@ impl Evaluator {
     pub fn decide_entity(&mut self, kind: Entity, tx: &TransactionRecorded, entity: &mut AccountState) {
         let now_ms = tx.occurred_at_ms();
         let timing = self.sampled();
-        let Evaluator { slots, call, inputs, log_failures, entity_results, entity_tx, .. } = self;
+        let Evaluator { slots, call, inputs, log_failures, entity_results, entity_tx, recording, .. } = self;
         if *entity_tx != tx.transaction_id {
             entity_results.clear();
             entity_tx.clear();
@@ -152,6 +156,7 @@ impl Evaluator {
             log_failures: *log_failures,
             fuel_left: TRANSACTION_FUEL,
             explained: 0,
+            recording: *recording,
         };
         for (slot, result) in slots.iter_mut().zip(entity_results.iter_mut()) {
             if slot.rule.spec.entity == Some(kind) {
@@ -235,6 +240,30 @@ impl Evaluator {
         self.log_failures = false;
     }
 
+    /// Has model rules hand over the row of features they score and the
+    /// score, for each transaction from now on ([`Evaluator::scored`]):
+    /// for `weir features` and the backtest's score metrics; off in the
+    /// pipelines. Rules built for contract 2.4.0 or later and scoring with
+    /// `Context::score` do; others hand over nothing.
+    pub fn record_scores(&mut self) {
+        self.recording = true;
+        for slot in &mut self.slots {
+            if let Some(instance) = &mut slot.instance {
+                instance.record_scores();
+            }
+        }
+    }
+
+    /// What each model rule scored for the transaction decided last, while
+    /// recording: (rule id, row of features, score — none when the package
+    /// has no model yet).
+    pub fn scored(&self) -> impl Iterator<Item = (&str, &[f32], Option<f32>)> {
+        self.slots.iter().filter_map(|s| {
+            let (row, score) = s.scored.as_ref()?;
+            Some((s.rule.spec.id.as_str(), row.as_slice(), *score))
+        })
+    }
+
     /// Keeps each evaluation's wall time from now on (see
     /// [`Evaluator::timings`]); off in the pipelines.
     pub fn time_evaluations(&mut self) {
@@ -283,7 +312,7 @@ impl Evaluator {
     ) -> DecisionEvent {
         let now_ms = tx.occurred_at_ms();
         let timing = self.sampled();
-        let Evaluator { slots, policy, call, inputs, log_failures, entity_results, entity_tx, .. } = self;
+        let Evaluator { slots, policy, call, inputs, log_failures, entity_results, entity_tx, recording, .. } = self;
         if *entity_tx != tx.transaction_id {
             entity_results.clear();
         }
@@ -302,6 +331,7 @@ impl Evaluator {
             log_failures: *log_failures,
             fuel_left: TRANSACTION_FUEL,
             explained: 0,
+            recording: *recording,
         };
         let mut results = Vec::with_capacity(slots.len());
         for (i, slot) in slots.iter_mut().enumerate() {
@@ -352,6 +382,8 @@ struct Pass<'a> {
     /// The bytes of the explanations recorded so far
     /// ([`super::DECISION_EXPLANATIONS_MAX`]).
     explained: usize,
+    /// Whether model rules' scored rows are kept ([`Evaluator::record_scores`]).
+    recording: bool,
 }
 
 impl Pass<'_> {
@@ -394,6 +426,7 @@ impl Pass<'_> {
     /// fuel: its verdict, and the fuel it used. A quarantined rule is not
     /// run; nor is a wasm rule once the transaction's fuel is spent.
     fn run(&mut self, slot: &mut Slot) -> (Result<Verdict, RuleError>, u64) {
+        slot.scored = None;
         if let Some(quarantined) = slot.quarantined() {
             return (Err(quarantined), 0);
         }
@@ -401,7 +434,11 @@ impl Pass<'_> {
             Code::Wasm(_) if self.fuel_left == 0 => (Err(RuleError::BudgetSpent), 0),
             Code::Wasm(compiled) => {
                 let fuel = compiled.fuel().min(self.fuel_left);
-                self.run_wasm(compiled, &mut slot.instance, &mut slot.model_read, fuel)
+                let (verdict, fuel) = self.run_wasm(compiled, &mut slot.instance, &mut slot.model_read, fuel);
+                if self.recording {
+                    slot.scored = slot.instance.as_mut().and_then(wasm::Instance::take_scored);
+                }
+                (verdict, fuel)
             }
             Code::Native { rule, params } => {
                 let tx = self.inputs.sdk(self.tx, self.facts);
@@ -434,7 +471,12 @@ impl Pass<'_> {
         let live = match instance {
             Some(live) => live,
             None => match compiled.instantiate() {
-                Ok(fresh) => instance.insert(fresh),
+                Ok(mut fresh) => {
+                    if self.recording {
+                        fresh.record_scores();
+                    }
+                    instance.insert(fresh)
+                }
                 Err(e) => return (Err(e), 0),
             },
         };

@@ -145,6 +145,9 @@ pub(super) struct Slot {
     /// Whether an instance of this version has read its model: a read
     /// again is counted against the fuel average.
     pub(super) model_read: bool,
+    /// The row the rule scored in its last evaluation and the score, while
+    /// the evaluator records ([`super::Evaluator::record_scores`]).
+    pub(super) scored: Option<wasm::Scored>,
 }
 
 impl Slot {
@@ -162,6 +165,7 @@ impl Slot {
             unlogged: 0,
             nanos: Vec::new(),
             model_read: false,
+            scored: None,
         }
     }
 

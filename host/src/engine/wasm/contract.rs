@@ -1,10 +1,10 @@
 //! The rule contracts this host runs, and the checks that a component is a
 //! rule built for one of them.
 //!
-//! Two contracts are bound here: `weir:rule@2.3.0` (`sdk/wit/rule.wit`,
+//! Two contracts are bound here: `weir:rule@2.4.0` (`sdk/wit/rule.wit`,
 //! what the SDK builds; it also runs rules built for 2.0.0, whose imports
-//! and export wasmtime resolves to 2.3.0's by semver, as it does 2.1.0's
-//! and 2.2.0's) and the frozen `weir:rule@1.0.0` (`host/wit/v1`).
+//! and export wasmtime resolves to 2.4.0's by semver, as it does 2.1.0's
+//! to 2.3.0's) and the frozen `weir:rule@1.0.0` (`host/wit/v1`).
 //! A component is refused at load, naming what it found, if it is not a
 //! component, exports no evaluator, was built for another contract
 //! version, or imports anything beyond its contract and WASI.
@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 
 use crate::engine::LoadError;
 
-/// The current contract, `weir:rule@2.3.0`.
+/// The current contract, `weir:rule@2.4.0`.
 pub(super) mod v2 {
     wasmtime::component::bindgen!({
         path: "../sdk/wit",
@@ -116,11 +116,12 @@ mod tests {
         assert_eq!(contract_of("2.1.0"), Some(Contract::V2));
         assert_eq!(contract_of("2.2.0"), Some(Contract::V2));
         assert_eq!(contract_of("2.3.0"), Some(Contract::V2));
+        assert_eq!(contract_of("2.4.0"), Some(Contract::V2));
         assert_eq!(contract_of("1.0.0"), Some(Contract::V1), "rules built with the first SDK still run");
         assert_eq!(contract_of("3.0.0"), None);
         assert_eq!(contract_of("0.9.0"), None);
         assert_eq!(contract_of("1.1.0"), None, "the first contract is frozen at 1.0.0");
-        assert_eq!(contract_of("2.4.0"), None, "a newer minor may use imports this host lacks");
+        assert_eq!(contract_of("2.5.0"), None, "a newer minor may use imports this host lacks");
         assert_eq!(contract_of("garbage"), None);
     }
 

@@ -1,5 +1,5 @@
 //! The host side of the contracts' imports — `account`, `distinct`,
-//! `params`, `verdict` and `log`, `lists` and `model` — for both `weir:rule@2.3.0` (which also
+//! `params`, `verdict` and `log`, `lists` and `model` — for both `weir:rule@2.4.0` (which also
 //! serves rules built for 2.0.0) and `weir:rule@1.0.0`, all acting on the
 //! instance's [`RuleHost`].
 //!
@@ -70,10 +70,12 @@ pub(super) fn define_account_v2(linker: &mut Linker<RuleHost>) -> wasmtime::Resu
     Ok(())
 }
 
-/// Defines `weir:rule/model.bytes`: the package's model, and, on the
+/// Defines `weir:rule/model`: `bytes`, the package's model, and, on the
 /// first call in an instance, the load grant (`limits.model_fuel`) added
 /// to the evaluation's fuel, so reading the model once is not paid from
-/// the per-transaction budget. Later calls grant nothing.
+/// the per-transaction budget (later calls grant nothing); `recording` and
+/// `scored`, which keep the row a rule scored only when the evaluator
+/// records ([`crate::engine::Evaluator::record_scores`]).
 pub(super) fn define_model(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut model = linker.instance(&format!("weir:rule/model@{}", super::CONTRACT_VERSION))?;
@@ -87,6 +89,14 @@ pub(super) fn define_model(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()
             store.set_fuel(fuel.saturating_add(grant))?;
         }
         Ok((bytes,))
+    })?;
+    model.func_wrap("recording", |store: StoreContextMut<'_, RuleHost>, (): ()| Ok((store.data().recording,)))?;
+    model.func_wrap("scored", |mut store: StoreContextMut<'_, RuleHost>, (row, score): (Vec<f32>, Option<f32>)| {
+        let host = store.data_mut();
+        if host.recording {
+            host.scored = Some((row, score));
+        }
+        Ok(())
     })?;
     linker.allow_shadowing(false);
     Ok(())
@@ -199,6 +209,14 @@ impl v2::weir::rule::distinct::Host for RuleHost {
 impl v2::weir::rule::model::Host for RuleHost {
     fn bytes(&mut self) -> Vec<u8> {
         self.model.as_deref().map(<[u8]>::to_vec).unwrap_or_default()
+    }
+    fn recording(&mut self) -> bool {
+        self.recording
+    }
+    fn scored(&mut self, row: Vec<f32>, score: Option<f32>) {
+        if self.recording {
+            self.scored = Some((row, score));
+        }
     }
 }
 

@@ -118,6 +118,19 @@ impl Instance {
         self.load_fuel
     }
 
+    /// Has the rule's `model.recording` say yes from now on (a rule asks
+    /// once, when it first reads its model): the rows it scores are kept
+    /// ([`Instance::take_scored`]).
+    pub(crate) fn record_scores(&mut self) {
+        self.store.data_mut().recording = true;
+    }
+
+    /// The row the last evaluation scored and its score, if the rule
+    /// handed one over while recording.
+    pub(crate) fn take_scored(&mut self) -> Option<super::store::Scored> {
+        self.store.data_mut().scored.take()
+    }
+
     /// Whether this instance speaks the first contract, which takes the
     /// transaction as a record ([`Input::Record`]) rather than encoded.
     pub(crate) fn is_legacy(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The wasm sandbox: compiling, checking, instantiating and calling rule
 //! components with wasmtime.
 //!
-//! Two contracts are linked: `weir:rule@2.3.0` (`sdk/wit/rule.wit`, what
+//! Two contracts are linked: `weir:rule@2.4.0` (`sdk/wit/rule.wit`, what
 //! the SDK builds, which also runs rules built for 2.0.0), where the transaction and the history cross as one
 //! wire-encoded byte string and a verdict's explanation is handed over only
 //! when there is one; and the frozen `weir:rule@1.0.0` (`host/wit/v1`), so
@@ -34,3 +34,4 @@ pub(crate) use convert::transaction_to_wit;
 pub(crate) use instance::Input;
 pub use instance::{Compiled, Instance};
 pub use sandbox::Sandbox;
+pub use store::Scored;

@@ -51,7 +51,15 @@ pub(crate) struct RuleHost {
     pub(super) model_fuel: u64,
     pub(super) model_granted: bool,
     pub(super) granted: u64,
+    /// Whether `model.recording` says yes, and the row and score the rule
+    /// handed over by `model.scored` in this evaluation.
+    pub(super) recording: bool,
+    pub(super) scored: Option<Scored>,
 }
+
+/// A row of features a model rule scored, and the model's score (none
+/// without a model): what `model.scored` hands the host.
+pub type Scored = (Vec<f32>, Option<f32>);
 
 /// A memory cap that remembers whether it refused a growth, so an
 /// allocation failure is reported as the limit it is.
@@ -130,6 +138,8 @@ impl RuleHost {
             model_fuel: 0,
             model_granted: false,
             granted: 0,
+            recording: false,
+            scored: None,
         }
     }
 

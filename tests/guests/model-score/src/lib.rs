@@ -4,7 +4,8 @@
 //! (`p`, as Rust prints an `f32`, which reads back to the same value), and
 //! the model's explanation when the transaction has `explain`; it panics
 //! when the transaction has `trap`; a transaction without `row` passes
-//! unscored.
+//! unscored. It scores with `Context::score`, so a recording host (`weir
+//! features`, the backtest) is handed each row and score.
 
 use weir_sdk::prelude::*;
 
@@ -12,12 +13,18 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     if !tx.attributes.iter().any(|(k, _)| k == "row") {
         return Ok(Verdict::pass());
     }
-    let model = ctx.model()?;
     if tx.attributes.iter().any(|(k, _)| k == "trap") {
+        ctx.model()?;
         // A rule that traps, so that its instance (and its model) is made again.
         panic!("asked to trap");
     }
-    let mut row = vec![f32::NAN; model.features()];
+    // Without a model in the package the row is as long as its attributes
+    // say (`weir features` before there is a model).
+    let width = match ctx.model() {
+        Ok(model) => model.features(),
+        Err(_) => tx.attributes.iter().filter(|(k, _)| k.starts_with('f')).count(),
+    };
+    let mut row = vec![f32::NAN; width];
     for (name, value) in &tx.attributes {
         if let Some(i) = name.strip_prefix('f').and_then(|i| i.parse::<usize>().ok())
             && i < row.len()
@@ -25,7 +32,8 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
             row[i] = value.parse().map_err(|_| Error::msg(format!("attribute {name} is not a number")))?;
         }
     }
-    let p = model.score(&row)?;
+    let p = ctx.score(&row)?;
+    let model = ctx.model()?;
     let verdict = Verdict::score(1, "MODEL", "scored by the model").with("p", p);
     // A rule would explain the transactions it flags; this one explains
     // when asked to.
