@@ -15,8 +15,9 @@
 //! them, the rule's.
 //!
 //! A package whose model file does not exist yet still runs: the rule
-//! hands over its row and then fails for want of a model, a failure that
-//! is expected here and not counted. A rule built for a contract before
+//! hands over its row, and `Context::score` gives it 0 (a model that finds
+//! nothing), so the rule goes on and keeps its state for the account's
+//! next transactions exactly as it will when it serves. A rule built for a contract before
 //! 2.4.0, or one that scores without `Context::score`, hands over nothing:
 //! the table stays empty and the summary says so.
 

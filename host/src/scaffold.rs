@@ -466,7 +466,17 @@ pub fn build_rule(dir: &Path) -> Result<PathBuf, ScaffoldError> {
     }
     if let Some(model) = &spec.model {
         let source = dir.join(model);
-        std::fs::copy(&source, out.join(model)).map_err(io("copy", &source))?;
+        if source.is_file() {
+            std::fs::copy(&source, out.join(model)).map_err(io("copy", &source))?;
+        } else {
+            // Before there is a model: `weir features` writes the training
+            // table from such a package; deploy refuses it.
+            let _ = std::fs::remove_file(out.join(model));
+            eprintln!(
+                "rule.toml names the model {model}, which is not in {} yet: the package has none                  (`weir features` runs it to write a training table; deploy refuses it)",
+                dir.display()
+            );
+        }
     }
     let package = out.join(format!("{}.toml", spec.id));
     std::fs::copy(&manifest_path, &package).map_err(io("copy", &manifest_path))?;

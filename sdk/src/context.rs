@@ -186,15 +186,22 @@ impl<'a> Context<'a> {
     /// the way a model rule should score, because a host that records
     /// (`weir features` writing a training table, `weir backtest` measuring
     /// scores) is handed the row and the score, so a model is trained on
-    /// exactly the features the rule serves. Without a model in the
-    /// package, a recording host still gets the row, and the error is
-    /// [`crate::model::ModelError::Missing`].
+    /// exactly the features the rule serves.
+    ///
+    /// Without a model in the package the error is
+    /// [`crate::model::ModelError::Missing`], except for a recording host
+    /// (a training table written before there is a model): it gets the row,
+    /// and the score is 0, so the rule goes on as with a model that finds
+    /// nothing, and the state it keeps for the next transactions is kept.
     #[cfg(feature = "model")]
     pub fn score(&mut self, row: &[f32]) -> Result<f32, crate::model::ModelError> {
         let scored = self.model().and_then(|model| model.score(row));
         #[cfg(target_family = "wasm")]
         if RECORDING.get() {
             crate::bindings::weir::rule::model::scored(row, scored.as_ref().ok().copied());
+            if scored == Err(crate::model::ModelError::Missing) {
+                return Ok(0.0);
+            }
         }
         #[cfg(not(target_family = "wasm"))]
         self.host.scored(row, scored.as_ref().ok().copied());

@@ -33,14 +33,13 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
         }
     }
     let p = ctx.score(&row)?;
-    let model = ctx.model()?;
     let verdict = Verdict::score(1, "MODEL", "scored by the model").with("p", p);
     // A rule would explain the transactions it flags; this one explains
     // when asked to.
     if !tx.attributes.iter().any(|(k, _)| k == "explain") {
         return Ok(verdict);
     }
-    Ok(verdict.with_model(model, &row, names(row.len()), p))
+    Ok(verdict.with_model(ctx.model()?, &row, names(row.len()), p))
 }
 
 /// The features' names, `f0`, `f1`, …, made once.
