@@ -148,7 +148,7 @@ pub struct RuleSpec {
 
 /// The most feature names `[model] features` may give (the SDK's model
 /// reader takes at most as many features).
-pub const MAX_MODEL_FEATURES: usize = 10_000;
+pub const MAX_MODEL_FEATURES: usize = weir_sdk::limits::MAX_SCORED_FEATURES;
 
 /// The longest `rule.version` label (it is shown in tables and logs).
 pub const MAX_VERSION_BYTES: usize = 64;

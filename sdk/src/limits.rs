@@ -24,6 +24,11 @@ pub const EVIDENCE_VALUE_MAX: usize = 256;
 pub const ERROR_MESSAGE_MAX: usize = 512;
 /// How much of one log line is kept, in bytes.
 pub const LOG_LINE_MAX: usize = 1024;
+/// The longest row of features a host keeps from a rule (`model.scored`):
+/// as many as a model may take (`weir_sdk::model::MAX_FEATURES`). A longer
+/// row stops the rule.
+pub const MAX_SCORED_FEATURES: usize = 10_000;
+
 /// How the errors of a rule's model reader begin (`weir_sdk::model`): the
 /// host refuses a package whose rule fails reading its model with one.
 pub const MODEL_ERROR_PREFIXES: [&str; 3] = ["invalid model: ", "unsupported model: ", "model too large: "];

@@ -426,7 +426,9 @@ impl Pass<'_> {
     /// fuel: its verdict, and the fuel it used. A quarantined rule is not
     /// run; nor is a wasm rule once the transaction's fuel is spent.
     fn run(&mut self, slot: &mut Slot) -> (Result<Verdict, RuleError>, u64) {
-        slot.scored = None;
+        if self.recording {
+            slot.scored = None;
+        }
         if let Some(quarantined) = slot.quarantined() {
             return (Err(quarantined), 0);
         }

@@ -57,7 +57,7 @@ pub use trees::Contributions;
 /// The largest model file read.
 pub const MAX_MODEL_BYTES: usize = 64 << 20;
 /// The most features a model may take.
-pub const MAX_FEATURES: usize = 10_000;
+pub const MAX_FEATURES: usize = crate::limits::MAX_SCORED_FEATURES;
 /// The most tree nodes in one ensemble.
 pub const MAX_TREE_NODES: usize = 4_000_000;
 pub use graph::{MAX_COST, MAX_ELEMENTS, MAX_GRAPH_NODES};

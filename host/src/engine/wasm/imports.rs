@@ -92,6 +92,13 @@ pub(super) fn define_model(linker: &mut Linker<RuleHost>) -> wasmtime::Result<()
     })?;
     model.func_wrap("recording", |store: StoreContextMut<'_, RuleHost>, (): ()| Ok((store.data().recording,)))?;
     model.func_wrap("scored", |mut store: StoreContextMut<'_, RuleHost>, (row, score): (Vec<f32>, Option<f32>)| {
+        if row.len() > weir_sdk::limits::MAX_SCORED_FEATURES {
+            return Err(wasmtime::Error::msg(format!(
+                "the rule scored a row of {} features; at most {} are kept",
+                row.len(),
+                weir_sdk::limits::MAX_SCORED_FEATURES
+            )));
+        }
         let host = store.data_mut();
         if host.recording {
             host.scored = Some((row, score));
@@ -214,7 +221,7 @@ impl v2::weir::rule::model::Host for RuleHost {
         self.recording
     }
     fn scored(&mut self, row: Vec<f32>, score: Option<f32>) {
-        if self.recording {
+        if self.recording && row.len() <= weir_sdk::limits::MAX_SCORED_FEATURES {
             self.scored = Some((row, score));
         }
     }
