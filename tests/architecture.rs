@@ -157,6 +157,7 @@ const HOST_LAYERS: &[&str] = &[
     "pipeline",
     "kafka",
     "backtest",
+    "features",
     // The review cases folded from what the pipelines published, and the
     // analysts' console over them.
     "review",
