@@ -487,3 +487,32 @@ fn the_fraud_model_example_runs_end_to_end() {
     let recall = |side: &str| enforce["labels"][side]["decision"]["recall"].as_f64().unwrap();
     assert!(recall("candidate") > recall("baseline"), "{}", enforce["labels"]);
 }
+
+/// A recording host keeps a scored row of up to 10 000 features; a wider
+/// one stops the rule. A host that does not record keeps nothing, and the
+/// same rule's error is then its model's.
+#[test]
+fn a_scored_row_wider_than_the_host_keeps_stops_the_rule_only_while_recording() {
+    let engine = Engine::new().unwrap();
+    let wide = |width: usize| {
+        let attributes = [("row", "1".to_owned()), ("width", width.to_string())];
+        let attributes = attributes.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        CaseTx { attributes, ..CaseTx::default() }.to_event(&format!("tx-{width}"))
+    };
+    let bound = weir_sdk::limits::MAX_SCORED_FEATURES;
+    let mut live = evaluator(vec![scorer(&engine, "wide", weir::scaffold::STARTER_MODEL)]);
+    let d = live.decide(&wide(bound + 1), &mut AccountState::default(), position(0));
+    let e = d.rules[0].error.clone().unwrap();
+    assert!(e.contains("the model takes 4 features") && !e.contains("are kept"), "{e}");
+    assert_eq!(live.scored().count(), 0, "not recording: nothing kept");
+
+    let mut recording = evaluator(vec![scorer(&engine, "wide", weir::scaffold::STARTER_MODEL)]);
+    recording.record_scores();
+    let d = recording.decide(&wide(bound), &mut AccountState::default(), position(0));
+    let (_, row, score) = recording.scored().next().unwrap_or_else(|| panic!("{:?}", d.rules[0]));
+    assert_eq!((row.len(), score), (bound, None), "kept, unscored: the model takes 4");
+    let d = recording.decide(&wide(bound + 1), &mut AccountState::default(), position(1));
+    let e = d.rules[0].error.clone().unwrap();
+    assert!(e.contains(&format!("a row of {} features; at most {bound} are kept", bound + 1)), "{e}");
+    assert_eq!(recording.scored().count(), 0);
+}

@@ -168,7 +168,9 @@ impl RuleHost {
         if self.limiter.refused {
             return memory_limit();
         }
-        RuleError::Trap { trap: err.to_string(), panic }
+        // A host function's error (a refused import call): its own message,
+        // not wasmtime's backtrace around it.
+        RuleError::Trap { trap: clean(&err.root_cause().to_string(), ERROR_MESSAGE_MAX).into_owned(), panic }
     }
 }
 

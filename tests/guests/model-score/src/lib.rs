@@ -4,7 +4,8 @@
 //! (`p`, as Rust prints an `f32`, which reads back to the same value), and
 //! the model's explanation when the transaction has `explain`; it panics
 //! when the transaction has `trap`; a transaction without `row` passes
-//! unscored. It scores with `Context::score`, so a recording host (`weir
+//! unscored; `width` makes the row that wide, whatever the model takes.
+//! It scores with `Context::score`, so a recording host (`weir
 //! features`, the backtest) is handed each row and score.
 
 use weir_sdk::prelude::*;
@@ -20,9 +21,11 @@ pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     }
     // Without a model in the package the row is as long as its attributes
     // say (`weir features` before there is a model).
-    let width = match ctx.model() {
-        Ok(model) => model.features(),
-        Err(_) => tx.attributes.iter().filter(|(k, _)| k.starts_with('f')).count(),
+    let width = match (tx.attributes.iter().find(|(k, _)| k == "width"), ctx.model()) {
+        // A row as wide as asked, whatever the model takes.
+        (Some((_, width)), _) => width.parse().map_err(|_| Error::msg("width is not a number"))?,
+        (None, Ok(model)) => model.features(),
+        (None, Err(_)) => tx.attributes.iter().filter(|(k, _)| k.starts_with('f')).count(),
     };
     let mut row = vec![f32::NAN; width];
     for (name, value) in &tx.attributes {
