@@ -92,14 +92,7 @@ impl BacktestArgs {
         let started = Instant::now();
         let records = self.history(&config)?.read()?;
         let read = started.elapsed();
-        let lists = match &self.lists {
-            Some(path) => Some(
-                weir::lists::follow_file(path.clone(), config.lists.limits(), false)
-                    .with_context(|| format!("cannot read the lists file {}", path.display()))?
-                    .current(),
-            ),
-            None => None,
-        };
+        let lists = lists_snapshot(&config, self.lists.as_deref())?;
         let baseline = RulesUnder { dir: &baseline_dir, rules: &baseline, lists: lists.clone() };
         let candidate = RulesUnder { dir: &self.candidate, rules: &candidate, lists };
         let outcome = match warm_up_until {
@@ -141,6 +134,18 @@ impl BacktestArgs {
             _ => bail!("give the history with --input FILE or --topic TOPIC"),
         })
     }
+}
+
+/// The runtime lists of a lists file, as they are now (`--lists` of the
+/// commands that run rules over history); none without one.
+pub(super) fn lists_snapshot(
+    config: &Config,
+    path: Option<&Path>,
+) -> anyhow::Result<Option<std::sync::Arc<weir::lists::ListSet>>> {
+    let Some(path) = path else { return Ok(None) };
+    let lists = weir::lists::follow_file(path.to_owned(), config.lists.limits(), false)
+        .with_context(|| format!("cannot read the lists file {}", path.display()))?;
+    Ok(Some(lists.current()))
 }
 
 /// The rules in `dir`, as a running weir would load them, and the refused

@@ -50,14 +50,7 @@ impl FeaturesArgs {
             "-" => History::Stdin.read()?,
             path => History::File(Path::new(path)).read()?,
         };
-        let lists = match &self.lists {
-            Some(path) => Some(
-                weir::lists::follow_file(path.clone(), config.lists.limits(), false)
-                    .with_context(|| format!("cannot read the lists file {}", path.display()))?
-                    .current(),
-            ),
-            None => None,
-        };
+        let lists = super::backtest::lists_snapshot(&config, self.lists.as_deref())?;
         let summary = if self.out.as_os_str() == "-" {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             write_table(&rule, &records, &config.policy, labels.as_ref(), lists, &mut out)?
