@@ -269,8 +269,10 @@ fn entity_stream(n: usize, hot: f64, seed: u64) -> Vec<TransactionRecorded> {
         .collect()
 }
 
-/// Entity rules: one stream decided by the six account rules alone and by
-/// all nine shipped rules (the entity rules on every transaction), through
+/// Entity rules: one stream decided by the six account rules alone, by the
+/// seven shipped account rules (the six and `blocklist`: the shipped
+/// deployment without its entity rules) and by all ten shipped rules (the
+/// three entity rules on every transaction), through
 /// the pipelines' own step (`record::decide`) from a state warmed up by
 /// 20 000 earlier transactions; and the same with one merchant taking 30 %
 /// of the transactions (a hot key: its distinct set of cards and its
@@ -279,6 +281,11 @@ fn entity(c: &mut Criterion) {
     let engine = Engine::new().expect("engine");
     let all = RuleSet::new(load_shipped(&engine).expect("shipped rules load")).expect("set");
     let accounts_only = RuleSet::new(account_rules(&engine)).expect("set");
+    // The shipped deployment without its entity rules: the six and
+    // `blocklist`, so against `all-rules` only the entity rules differ.
+    let mut without_entities = load_shipped(&engine).expect("shipped rules load");
+    without_entities.retain(|r| r.spec.entity.is_none());
+    let without_entities = RuleSet::new(without_entities).expect("set");
     let mut group = c.benchmark_group("entity");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(20);
@@ -297,6 +304,7 @@ fn entity(c: &mut Criterion) {
         let native_accounts = RuleSet::new(native_accounts).expect("set");
         let sets = [
             ("account-rules", &accounts_only),
+            ("all-account-rules", &without_entities),
             ("all-rules", &all),
             ("+device", &device),
             ("+payee", &payee),

@@ -24,7 +24,7 @@ use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 
-use crate::engine::{Evaluator, RuleStats, entity_id, entity_key};
+use crate::engine::{Evaluator, RuleStats};
 use crate::events::{
     AccountUnlocked, DecisionEvent, DecisionType, InputEvent, InputPosition, InvalidEvent, TransactionRecorded,
     dead_letter_reason,
@@ -69,8 +69,8 @@ pub trait Accounts {
     fn entity_rules(&mut self, evaluator: &mut Evaluator, tx: &TransactionRecorded) -> Result<(), Self::Error> {
         for k in 0..evaluator.entity_kinds().len() {
             let kind = evaluator.entity_kinds()[k];
-            if let Some(id) = entity_id(kind, tx) {
-                let entity = self.account(&entity_key(kind, id))?;
+            if let Some(key) = evaluator.entity_key(kind, tx) {
+                let entity = self.account(key)?;
                 evaluator.decide_entity(kind, tx, entity);
             }
         }

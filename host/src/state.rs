@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use weir_sdk::PastTransaction;
 use weir_sdk::state::{HISTORY_LEN, History, RuleState};
 
-use crate::events::{AccountUnlocked, CustomerConfirmation, HostFacts, TransactionRecorded};
+use crate::events::{AccountUnlocked, CustomerConfirmation, HostFacts, SharedStr, TransactionRecorded};
 
 /// The most confirmed merchants kept per account; further confirmations are
 /// logged and not kept.
@@ -154,8 +154,9 @@ pub(crate) struct Changes {
     all: bool,
     /// The lock or the confirmed merchants.
     meta: bool,
-    /// Rule ids whose state changed.
-    rules: Vec<String>,
+    /// Rule ids whose state changed (shared with the rule: noting a change
+    /// copies a pointer, and the same rule is recognised by it first).
+    rules: Vec<SharedStr>,
     /// History entries recorded since, newest last (at most [`HISTORY_LEN`] matter).
     history: u64,
     /// Suspicion slots written since, one bit per slot.
@@ -383,9 +384,9 @@ impl AccountState {
     }
 
     /// Notes that the rule `id`'s state changed.
-    pub fn rule_changed(&mut self, id: &str) {
-        if !self.changes.all && !self.changes.rules.iter().any(|r| r == id) {
-            self.changes.rules.push(id.to_owned());
+    pub fn rule_changed(&mut self, id: &SharedStr) {
+        if !self.changes.all && !self.changes.rules.contains(id) {
+            self.changes.rules.push(id.clone());
         }
     }
 
@@ -418,7 +419,7 @@ impl AccountState {
         if changes.all {
             parts.extend(self.rules.iter().map(|(id, state)| rule_part(id, Some(state))));
         } else {
-            parts.extend(changes.rules.iter().map(|id| rule_part(id, self.rules.get(id))));
+            parts.extend(changes.rules.iter().map(|id| rule_part(id, self.rules.get(id.as_str()))));
         }
         let fresh = if changes.all { self.history.len() as u64 } else { changes.history.min(HISTORY_LEN as u64) };
         for (age, transaction) in self.history.recent(fresh as u32).enumerate() {
@@ -618,7 +619,7 @@ mod tests {
             s.record_history(weir_sdk::PastTransaction::from(&tx().id(&format!("tx-{i}")).build()));
             if i == 5 {
                 s.rules.entry("velocity".into()).or_default().set("k", "v");
-                s.rule_changed("velocity");
+                s.rule_changed(&"velocity".into());
             }
             let parts = s.take_changes();
             let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
@@ -638,7 +639,7 @@ mod tests {
 
         // A rule whose state became empty, and the lock.
         s.rules.get_mut("velocity").unwrap().remove("k");
-        s.rule_changed("velocity");
+        s.rule_changed(&"velocity".into());
         s.set_lock(Lock { transaction_id: "tx-39".into(), occurred_at_ms: 1, reason: "r".into() });
         apply(&mut store, s.take_changes());
         assert!(!store.contains_key("r/velocity"), "an empty rule state is deleted");

@@ -72,13 +72,27 @@ pub struct Evaluator {
     /// Whether model rules hand over the rows they score
     /// ([`Evaluator::record_scores`]).
     recording: bool,
+    /// The buffer [`Evaluator::entity_key`] writes keys into.
+    key: String,
 }
 
 /// The key entity state is kept under, next to accounts: the kind and the
 /// id after a control character, which no account id may hold, so an
 /// entity never shares a key with an account.
 pub fn entity_key(kind: Entity, id: &str) -> String {
-    format!("\u{1}{kind}\u{1}{id}")
+    let mut key = String::new();
+    entity_key_into(kind, id, &mut key);
+    key
+}
+
+/// [`entity_key`], written into `key` (cleared first), so the hot path
+/// reuses one buffer.
+pub fn entity_key_into(kind: Entity, id: &str, key: &mut String) {
+    key.clear();
+    key.push('\u{1}');
+    key.push_str(kind.name());
+    key.push('\u{1}');
+    key.push_str(id);
 }
 
 /// The transaction's id of the entity `kind`, if it has one.
@@ -116,6 +130,7 @@ impl Evaluator {
             entity_tx: String::new(),
             lists_generation: 0,
             recording: false,
+            key: String::new(),
         }
     }
 
@@ -123,6 +138,14 @@ impl Evaluator {
     /// their passes run ([`Entity::ALL`]'s).
     pub fn entity_kinds(&self) -> &[Entity] {
         &self.kinds
+    }
+
+    /// The key the state of `tx`'s entity of `kind` is kept under
+    /// ([`entity_key`]), if it has one; written into a buffer the
+    /// evaluator reuses, so finding an entity allocates nothing.
+    pub fn entity_key(&mut self, kind: Entity, tx: &TransactionRecorded) -> Option<&str> {
+        entity_key_into(kind, entity_id(kind, tx)?, &mut self.key);
+        Some(&self.key)
     }
 
     fn kinds_of(slots: &[Slot]) -> Vec<Entity> {
@@ -413,7 +436,7 @@ impl Pass<'_> {
             None => {}
         }
         if changed {
-            account.rule_changed(id);
+            account.rule_changed(&slot.rule.id);
         }
         slot.count(&verdict, fuel, &self.tx.transaction_id, self.log_failures);
         let mut result = rule_result(&slot.rule, verdict);

@@ -172,7 +172,7 @@ mod tests {
         };
         let mut read = AccountState::decode(&whole).unwrap();
         read.rules.get_mut("velocity").unwrap().set("k", "new");
-        read.rule_changed("velocity");
+        read.rule_changed(&"velocity".into());
         let mut restore = Restore::default();
         restore.apply(b"acct-1", Some(&whole));
         for (key, value) in records("acct-1", &mut read) {

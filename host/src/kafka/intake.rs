@@ -19,6 +19,7 @@
 //! - **Shutdown**: what was handed over is decided and committed, then the
 //!   member leaves the group.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -275,31 +276,49 @@ fn cached_watermarks<C: ConsumerContext>(
         .then_some((low, high))
 }
 
-/// Pauses the assigned input partitions in `full` and resumes the others
-/// (the records of a paused partition stay in Kafka until it is resumed).
-fn pause_full<C: ConsumerContext>(consumer: &BaseConsumer<C>, input: &str, full: &std::collections::BTreeSet<i32>) {
-    let assigned: Vec<i32> = consumer
+/// Pauses the assigned input partitions in `full` and resumes those this
+/// intake paused that are no longer full; `paused` is what it paused
+/// before, and becomes what it has paused now. A partition it never paused
+/// is never resumed, so nothing is asked of the consumer for partitions
+/// that were never full.
+fn pause_full<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    input: &str,
+    full: &BTreeSet<i32>,
+    paused: &mut BTreeSet<i32>,
+) {
+    let assigned: BTreeSet<i32> = consumer
         .assignment()
         .map(|tpl| tpl.elements().iter().filter(|e| e.topic() == input).map(|e| e.partition()).collect())
         .unwrap_or_default();
-    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
-    for p in assigned {
-        if full.contains(&p) {
-            pause.add_partition(input, p)
-        } else {
-            resume.add_partition(input, p)
-        };
-    }
-    if pause.count() > 0
-        && let Err(e) = consumer.pause(&pause)
+    let (to_pause, to_resume) = pause_plan(&assigned, full, paused);
+    let list = |partitions: &[i32]| {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(input, *p);
+        }
+        tpl
+    };
+    if !to_pause.is_empty()
+        && let Err(e) = consumer.pause(&list(&to_pause))
     {
         tracing::warn!(error = %e, "pausing full input partitions failed");
     }
-    if resume.count() > 0
-        && let Err(e) = consumer.resume(&resume)
+    if !to_resume.is_empty()
+        && let Err(e) = consumer.resume(&list(&to_resume))
     {
         tracing::warn!(error = %e, "resuming input partitions failed");
     }
+    *paused = to_pause.into_iter().collect();
+}
+
+/// What [`pause_full`] asks of the consumer: pause every assigned partition
+/// that is full (again, since a partition assigned anew starts unpaused),
+/// and resume the assigned ones paused before that are full no more.
+fn pause_plan(assigned: &BTreeSet<i32>, full: &BTreeSet<i32>, paused: &BTreeSet<i32>) -> (Vec<i32>, Vec<i32>) {
+    let pause = assigned.intersection(full).copied().collect();
+    let resume = paused.difference(full).filter(|p| assigned.contains(p)).copied().collect();
+    (pause, resume)
 }
 
 /// The partition numbers (tasks) of a list of topic partitions, each once.
@@ -406,12 +425,13 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
     let context = consumer.context();
     consumer.subscribe(&context.topology.topics())?;
     let mut ends_told = Instant::now();
+    let mut paused = BTreeSet::new();
     while !shutdown.load(Ordering::Relaxed) {
         if context.link.rewind_requested() {
             context.routing().rewind(consumer, &context.topology, &context.link);
         }
         if let Some(full) = context.full.take_changed() {
-            pause_full(consumer, &context.topology.input, &full);
+            pause_full(consumer, &context.topology.input, &full, &mut paused);
         }
         if context.topology.routes() && ends_told.elapsed() >= ENDS_EVERY {
             ends_told = Instant::now();
@@ -461,4 +481,30 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
     tracing::info!("weir is leaving the group");
     consumer.unsubscribe();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::pause_plan;
+
+    fn set(partitions: &[i32]) -> BTreeSet<i32> {
+        partitions.iter().copied().collect()
+    }
+
+    #[test]
+    fn only_partitions_the_intake_paused_are_resumed() {
+        let assigned = set(&[0, 1, 2, 3]);
+        // Nothing full, nothing paused: the consumer is asked nothing.
+        assert_eq!(pause_plan(&assigned, &set(&[]), &set(&[])), (vec![], vec![]));
+        // 1 fills: only it is paused.
+        assert_eq!(pause_plan(&assigned, &set(&[1]), &set(&[])), (vec![1], vec![]));
+        // 2 fills while 1 is still full: both paused (again), none resumed.
+        assert_eq!(pause_plan(&assigned, &set(&[1, 2]), &set(&[1])), (vec![1, 2], vec![]));
+        // 1 drains: only 1 is resumed, not 0 and 3, which were never paused.
+        assert_eq!(pause_plan(&assigned, &set(&[2]), &set(&[1, 2])), (vec![2], vec![1]));
+        // A paused partition revoked since is neither paused nor resumed.
+        assert_eq!(pause_plan(&set(&[0, 1]), &set(&[2]), &set(&[2])), (vec![], vec![]));
+    }
 }
