@@ -87,7 +87,7 @@ pub fn entity_key(kind: Entity, id: &str) -> String {
 
 /// [`entity_key`], written into `key` (cleared first), so the hot path
 /// reuses one buffer.
-pub fn entity_key_into(kind: Entity, id: &str, key: &mut String) {
+fn entity_key_into(kind: Entity, id: &str, key: &mut String) {
     key.clear();
     key.push('\u{1}');
     key.push_str(kind.name());
