@@ -16,6 +16,9 @@
 //!   one-second warm-up (default 15).
 //! - `WEIR_BENCH_COMMIT_INTERVAL_MS`: weir's `kafka.commit_interval_ms`
 //!   (default: weir's default).
+//! - `WEIR_BENCH_CLIENT`: librdkafka properties for every weir client
+//!   (`kafka.client`), as `key=value` pairs, comma separated (e.g.
+//!   `fetch.wait.max.ms=20`), to measure a client setting.
 //! - `WEIR_BENCH_WORKERS`: weir's decide workers in the latency, backlog
 //!   and restore steps (default: weir's, a worker per core).
 //! - `WEIR_BENCH_PARTITIONS`: partitions of every topic (default 4).
@@ -1540,6 +1543,11 @@ impl WeirProcess {
         kafka.partitions = partitions();
         kafka.workers = workers.or_else(|| std::env::var("WEIR_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()));
         kafka.commit_interval_ms = env_or("WEIR_BENCH_COMMIT_INTERVAL_MS", kafka.commit_interval_ms);
+        // librdkafka properties for every weir client (`kafka.client`).
+        for pair in std::env::var("WEIR_BENCH_CLIENT").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').expect("WEIR_BENCH_CLIENT: key=value pairs, comma separated");
+            kafka.client.insert(key.trim().to_owned(), toml::Value::String(value.trim().to_owned()));
+        }
         // The entity hop, when asked for: every transaction with a routed
         // entity visits its entity's partition before its decision.
         if let Ok(kinds) = std::env::var("WEIR_BENCH_ENTITIES") {

@@ -162,7 +162,9 @@ impl Evaluator {
         let timing = self.sampled();
         let Evaluator { slots, call, inputs, log_failures, entity_results, entity_tx, recording, .. } = self;
         if *entity_tx != tx.transaction_id {
-            entity_results.clear();
+            // Results of another transaction (its decision never came): dropped.
+            // Usually there are none, `decide` took them.
+            entity_results.iter_mut().for_each(|r| *r = None);
             entity_tx.clear();
             entity_tx.push_str(&tx.transaction_id);
         }

@@ -490,8 +490,13 @@ impl<'a> Worker<'a> {
                 let entity = &mut hop.entities[index];
                 for task in entity.release(topology.partitions) {
                     let id = entity_id(*kind, &task.tx).expect("routed for its entity");
+                    // One allocation for the key, which the touched set
+                    // keeps; a copy only for an entity seen the first time.
                     let key = entity_key(*kind, id);
-                    let state = accounts.entry(key.clone()).or_default();
+                    if !accounts.contains_key(&key) {
+                        accounts.insert(key.clone(), AccountState::default());
+                    }
+                    let state = accounts.get_mut(&key).expect("inserted above");
                     let results = self.evaluator.entity_verdict(*kind, &task.tx, state);
                     touched.insert(key);
                     let account = task.tx.account_id.into_bytes();
