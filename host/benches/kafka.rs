@@ -26,7 +26,10 @@
 //!   0 skips the step).
 //! - `WEIR_BENCH_ONLY`: run only these steps, comma separated, of
 //!   `throughput` (steps 1 to 3), `latency` (4), `backlog` (5), `restore`
-//!   (6), `lists` (7) (default: all but `restore` and `lists`).
+//!   (6), `lists` (7), `clients` (the generator and reader of the
+//!   latency step at each of its rates without weir, reading the records
+//!   themselves: the broker's CPU that is the bench's own) (default: all
+//!   but `restore`, `lists` and `clients`).
 //! - `WEIR_BENCH_LIST_CHANGES`: list changes the `lists` step times
 //!   (default 30): each is produced to the lists topic, and the clock runs
 //!   until both of two running instances show its version in /status;
@@ -227,6 +230,13 @@ fn main() {
         let l = latency(&bench, &lat_recs, warm, *rate);
         eprintln!("      {}", l.line());
         latencies.push(l);
+    }
+    for rate in rates.iter().filter(|_| step("clients")) {
+        eprintln!("[4/6] the bench's own clients at {rate}/s, without weir");
+        let recs = records((*rate * latency_secs) as usize + *rate as usize);
+        let (cpu, read) = clients_only(&bench, &recs, *rate);
+        let per_100k = cpu.map_or_else(|| "unknown".to_owned(), |c| format!("{:.1} s", c / read as f64 * 100_000.0));
+        eprintln!("      {read} records produced and read; broker CPU per 100 000 records: {per_100k}");
     }
     let restore_accounts: usize = env_or("WEIR_BENCH_RESTORE_ACCOUNTS", 1_000_000);
     let restore = step("restore").then(|| {
@@ -1052,28 +1062,7 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
     let acks = Acks::new(base, n);
     let producer = bench.producer(&acks, &[]);
     let input = weir.kafka.topics.input.clone();
-    let period_ns = 1_000_000_000 / rate;
-    let t0 = Instant::now();
-    let mut i = 0;
-    let mut max_lag_ns = 0;
-    let mut checked = Instant::now();
-    while i < n {
-        let due = ((t0.elapsed().as_nanos() as u64 / period_ns) as usize + 1).min(n);
-        while i < due {
-            sent_ns[i].store(ns_since(base), Ordering::SeqCst);
-            send(&producer, &input, recs[i].key.as_bytes(), recs[i].payload.as_bytes(), i);
-            i += 1;
-        }
-        let lag = (t0.elapsed().as_nanos() as u64).saturating_sub((i as u64 - 1) * period_ns);
-        if i > warm {
-            max_lag_ns = max_lag_ns.max(lag);
-        }
-        if checked.elapsed() > Duration::from_millis(500) {
-            weir.check_alive();
-            checked = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let max_lag_ns = produce_paced(&producer, &input, recs, rate, warm, base, &sent_ns, || weir.check_alive());
     producer.flush(Duration::from_secs(60)).expect("flushing the load generator");
     acks.check(n, "the load generator");
     let window = sent_ns[n - 1].load(Ordering::SeqCst) - sent_ns[warm].load(Ordering::SeqCst);
@@ -1094,6 +1083,85 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
     let hwm_kb = weir.vm_hwm_kb();
     weir.terminate();
     Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s }
+}
+
+/// Produces `recs` to `topic` at `rate` a second on a monotonic schedule
+/// (a record every 1/rate s, sent in the millisecond it is due), noting
+/// when each was sent in `sent_ns`; calls `tick` every half second. The
+/// largest lag behind the schedule after the first `warm` records.
+#[allow(clippy::too_many_arguments)] // the schedule's parts, all needed
+fn produce_paced(
+    producer: &ThreadedProducer<AckContext>,
+    topic: &str,
+    recs: &[Rec],
+    rate: u64,
+    warm: usize,
+    base: Instant,
+    sent_ns: &[AtomicU64],
+    mut tick: impl FnMut(),
+) -> u64 {
+    let n = recs.len();
+    let period_ns = 1_000_000_000 / rate;
+    let t0 = Instant::now();
+    let mut i = 0;
+    let mut max_lag_ns = 0;
+    let mut checked = Instant::now();
+    while i < n {
+        let due = ((t0.elapsed().as_nanos() as u64 / period_ns) as usize + 1).min(n);
+        while i < due {
+            sent_ns[i].store(ns_since(base), Ordering::SeqCst);
+            send(producer, topic, recs[i].key.as_bytes(), recs[i].payload.as_bytes(), i);
+            i += 1;
+        }
+        let lag = (t0.elapsed().as_nanos() as u64).saturating_sub((i as u64 - 1) * period_ns);
+        if i > warm {
+            max_lag_ns = max_lag_ns.max(lag);
+        }
+        if checked.elapsed() > Duration::from_millis(500) {
+            tick();
+            checked = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    max_lag_ns
+}
+
+/// The bench's own clients without weir: the load generator at `rate`
+/// (as in the latency step) and a `read_committed` reader like the
+/// latency step's, reading the records themselves, as it would read
+/// weir's decisions. The broker's CPU seconds over the run, and the
+/// records read: what the latency step's broker figure holds that is not
+/// weir's.
+fn clients_only(bench: &Bench, recs: &[Rec], rate: u64) -> (Option<f64>, usize) {
+    let topic = format!("{}-in", bench.prefix(&format!("cli{rate}")));
+    bench.create_topics(&[&topic]);
+    let n = recs.len();
+    let reader = bench.reader(std::slice::from_ref(&topic));
+    let reader_timeout = Duration::from_secs(n as u64 / rate + 240);
+    let reading = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut count = 0;
+        while count < n {
+            assert!(started.elapsed() < reader_timeout, "clients reader: only {count} of {n} records read");
+            match reader.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(_)) => count += 1,
+                Some(Err(e)) => panic!("clients reader: {e}"),
+            }
+        }
+        count
+    });
+    let base = Instant::now();
+    let sent_ns: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let broker_before = broker_cpu();
+    let acks = Acks::new(base, n);
+    let producer = bench.producer(&acks, &[]);
+    produce_paced(&producer, &topic, recs, rate, 0, base, &sent_ns, || {});
+    producer.flush(Duration::from_secs(60)).expect("flushing the load generator");
+    acks.check(n, "the load generator");
+    let read = reading.join().unwrap_or_else(|_| panic!("the clients reader failed (see above)"));
+    let broker_cpu_s = broker_before.zip(broker_cpu()).map(|(before, after)| after - before);
+    (broker_cpu_s, read)
 }
 
 // --------------------------------------------------------------- backlog
