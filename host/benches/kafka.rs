@@ -1139,17 +1139,8 @@ fn clients_only(bench: &Bench, recs: &[Rec], rate: u64) -> (Option<f64>, usize) 
     let reader = bench.reader(std::slice::from_ref(&topic));
     let reader_timeout = Duration::from_secs(n as u64 / rate + 240);
     let reading = std::thread::spawn(move || {
-        let started = Instant::now();
-        let mut count = 0;
-        while count < n {
-            assert!(started.elapsed() < reader_timeout, "clients reader: only {count} of {n} records read");
-            match reader.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(_)) => count += 1,
-                Some(Err(e)) => panic!("clients reader: {e}"),
-            }
-        }
-        count
+        read_records(&reader, n, "clients reader", reader_timeout, || {});
+        n
     });
     let base = Instant::now();
     let sent_ns: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
@@ -1500,18 +1491,24 @@ fn restore(bench: &Bench, transactions: usize, accounts: usize) -> RestoreRun {
 
 /// Reads `count` decisions with `reader`, checking that `weir` still runs.
 fn read_decisions(reader: &BaseConsumer, count: usize, what: &str, weir: &mut WeirProcess) {
+    read_records(reader, count, what, STEP_TIMEOUT, || weir.check_alive());
+}
+
+/// Reads `count` records with `reader` within `timeout`, calling `tick`
+/// every half second.
+fn read_records(reader: &BaseConsumer, count: usize, what: &str, timeout: Duration, mut tick: impl FnMut()) {
     let started = Instant::now();
     let mut n = 0;
     let mut checked = Instant::now();
     while n < count {
-        assert!(started.elapsed() < STEP_TIMEOUT, "{what}: only {n} of {count} decisions in {STEP_TIMEOUT:?}");
+        assert!(started.elapsed() < timeout, "{what}: only {n} of {count} records in {timeout:?}");
         match reader.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(_)) => n += 1,
-            Some(Err(e)) => panic!("reading decisions: {e}"),
+            Some(Err(e)) => panic!("{what}: {e}"),
         }
         if checked.elapsed() > Duration::from_millis(500) {
-            weir.check_alive();
+            tick();
             checked = Instant::now();
         }
     }
