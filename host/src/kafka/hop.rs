@@ -12,7 +12,10 @@
 //!   [`Progress`] of input `p` (what the router has read, the event time it
 //!   has passed, whether it is at the end). The next offset to route is
 //!   task state ([`RouterMeta`]), so a transaction read again after a crash
-//!   is not routed twice;
+//!   is not routed twice. A task or progress for an entity partition on
+//!   this instance is also handed over in memory ([`Memo`]), linked to the
+//!   router's previous task there, so it is taken in before its copy
+//!   comes back through Kafka and never out of the router's order;
 //! - **holds the entities** of `by-<kind>` partition `p`
 //!   ([`EntityPartition`]): tasks wait in (event time, transaction id)
 //!   order until every input partition's progress has passed them, then run
@@ -59,6 +62,17 @@ pub(super) fn order_time(tx: &TransactionRecorded, record_ms: Option<i64>) -> i6
     record_ms.map_or(at, |r| at.min(r))
 }
 
+/// The partition of a kind's topic that keeps entity `id`: CRC-32 of the
+/// id modulo the partition count, which is librdkafka's default
+/// partitioner for a keyed record (`consistent_random`). The router names
+/// it on the record, so the task lands where it is handed over in memory
+/// whatever `partitioner` the producer is given.
+pub(super) fn entity_partition(id: &str, partitions: i32) -> i32 {
+    let n = partitions.max(1).unsigned_abs();
+    // The remainder is below `partitions`, an i32.
+    (crc32fast::hash(id.as_bytes()) % n) as i32
+}
+
 /// The kind's index in [`Entity::ALL`], its bit in a mask.
 pub(super) fn bit(kind: Entity) -> u8 {
     1 << Entity::ALL.iter().position(|k| *k == kind).expect("a kind of Entity::ALL")
@@ -73,7 +87,9 @@ pub(super) struct Progress {
     /// Every later transaction of the partition is expected at or after this
     /// event time (ms): the latest seen less the grace. `None`: none seen.
     pub watermark: Option<i64>,
-    /// Whether the router had read the partition to its end.
+    /// Whether the router had read the partition to its end: then it held
+    /// nothing back. Written by versions before an idle partition passed
+    /// a time instead (its watermark); still read from their records.
     pub at_end: bool,
 }
 
@@ -203,12 +219,39 @@ pub(super) struct EntityMeta {
     /// The next offset of the partition to read: what comes before was
     /// taken in (released, answered late, or waiting).
     pub consumed: i64,
+    /// Per input partition: the input offset of the last task taken in,
+    /// from Kafka or from memory.
+    pub taken: BTreeMap<i32, i64>,
+}
+
+impl EntityMeta {
+    /// Reads the state as written, by this version or by one before
+    /// `taken` was kept.
+    pub(super) fn decode(bytes: &[u8]) -> Option<EntityMeta> {
+        #[derive(Deserialize)]
+        struct Before {
+            progress: BTreeMap<i32, Progress>,
+            released: Option<(i64, String)>,
+            consumed: i64,
+        }
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            let b: Before = postcard::from_bytes(bytes).ok()?;
+            Some(EntityMeta {
+                progress: b.progress,
+                released: b.released,
+                consumed: b.consumed,
+                taken: BTreeMap::new(),
+            })
+        })
+    }
 }
 
 /// A transaction waiting for its turn at its entity.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Task {
-    pub hop_offset: i64,
+    /// Where it was read from the kind's topic; `None` for one handed over
+    /// in memory whose copy was not read yet.
+    pub hop_offset: Option<i64>,
     pub partition: i32,
     pub offset: i64,
     /// When it is applied ([`order_time`]).
@@ -227,6 +270,21 @@ pub(super) struct EntityPartition {
     waiting: BTreeMap<Order, Task>,
     /// The offsets of the tasks waiting.
     waiting_offsets: BTreeSet<i64>,
+    /// Tasks waiting that were handed over in memory and whose copies were
+    /// not read yet: (input partition, offset) → their place in `waiting`.
+    unanchored: HashMap<(i32, i64), Order>,
+    /// Per input partition: memos that came before the one they follow.
+    ahead: HashMap<i32, VecDeque<Memo>>,
+    /// Per input partition: the furthest position of its progress read
+    /// from Kafka since the partition was restored (so every task it
+    /// routed before that was read too).
+    read_progress: HashMap<i32, i64>,
+    /// The next offset to read when the partition was restored: until the
+    /// records before it are read again (the tasks that waited then among
+    /// them), memos wait.
+    replay_until: i64,
+    /// The next offset to read, of what was read since the restore.
+    read_next: i64,
     /// Whether `meta` changed since it was last written.
     pub changed: bool,
     /// Tasks answered late since the last count was taken.
@@ -235,38 +293,167 @@ pub(super) struct EntityPartition {
 
 impl EntityPartition {
     pub(super) fn new(meta: EntityMeta) -> EntityPartition {
-        EntityPartition { meta, ..EntityPartition::default() }
+        EntityPartition { replay_until: meta.consumed, meta, ..EntityPartition::default() }
     }
 
-    /// Takes in a task read at `hop_offset`: it waits, or it is returned to
-    /// be answered now, unrun, because a later one was applied already; or
-    /// it is dropped, having been taken in before a restart.
-    pub(super) fn arrive(&mut self, task: Task) -> Option<Task> {
+    /// Whether what was read before a restart has been read again, so a
+    /// memo cannot pass a task that waited then.
+    fn replayed(&self) -> bool {
+        self.read_next >= self.replay_until
+    }
+
+    /// Takes in a task read from the kind's topic: it waits, or it is
+    /// added to `late` to be answered now, unrun, because a later one was
+    /// applied already; or it is dropped, having been taken in before (from
+    /// memory, or before a restart). Memos it was the missing link for are
+    /// taken in after it.
+    pub(super) fn arrive(&mut self, task: Task, late: &mut Vec<Task>) {
+        let from = task.partition;
+        let replayed = self.replayed();
+        self.take(task, late);
+        if replayed || !self.replayed() {
+            self.drain(from, late);
+        } else {
+            self.drain_all(late);
+        }
+    }
+
+    fn take(&mut self, task: Task, late: &mut Vec<Task>) {
+        let key = (task.partition, task.offset);
+        // Read before a restart (the committed offset is the oldest task
+        // that waited then).
+        let read_before = task.hop_offset.is_some_and(|h| h < self.meta.consumed);
+        if let Some(hop_offset) = task.hop_offset {
+            self.skip(hop_offset);
+            if let Some(order) = self.unanchored.remove(&key) {
+                // The copy of a task taken in from memory that still waits:
+                // from now on a restart reads it again from here.
+                if let Some(waiting) = self.waiting.get_mut(&order) {
+                    waiting.hop_offset = Some(hop_offset);
+                    self.waiting_offsets.insert(hop_offset);
+                }
+                return;
+            }
+        }
         let order = (task.at, task.tx.transaction_id.clone(), task.partition, task.offset);
         let before_released = self.meta.released.as_ref().is_some_and(|(t, id)| (order.0, &order.1) <= (*t, id));
-        let seen = task.hop_offset < self.meta.consumed;
-        self.skip(task.hop_offset);
-        if before_released {
-            if seen {
-                return None;
-            }
-            self.late += 1;
-            return Some(task);
+        let last = self.meta.taken.get(&task.partition).copied();
+        let seen = read_before || last.is_some_and(|l| task.offset <= l);
+        if last.is_none_or(|l| task.offset > l) {
+            self.meta.taken.insert(task.partition, task.offset);
+            self.changed = true;
         }
-        self.waiting_offsets.insert(task.hop_offset);
+        if before_released {
+            if !seen {
+                self.late += 1;
+                late.push(task);
+            }
+            return;
+        }
+        match task.hop_offset {
+            Some(h) => {
+                self.waiting_offsets.insert(h);
+            }
+            None => {
+                self.unanchored.insert(key, order.clone());
+            }
+        }
         self.waiting.insert(order, task);
-        None
+    }
+
+    /// Takes in a memo of input partition `from`'s router, handed over in
+    /// memory: once it follows what was taken in from that router, else
+    /// when what it follows comes (at most [`AHEAD_MAX`] wait; one past
+    /// that is left to its copy in Kafka). Tasks answered late go to
+    /// `late`.
+    pub(super) fn memo(&mut self, from: i32, memo: Memo, late: &mut Vec<Task>) {
+        let ahead = self.ahead.entry(from).or_default();
+        if ahead.len() >= AHEAD_MAX {
+            return;
+        }
+        ahead.push_back(memo);
+        self.drain(from, late);
+    }
+
+    /// Takes in, in order, the memos of every router that now follow what
+    /// was taken in.
+    fn drain_all(&mut self, late: &mut Vec<Task>) {
+        let routers: Vec<i32> = self.ahead.keys().copied().collect();
+        for from in routers {
+            self.drain(from, late);
+        }
+    }
+
+    /// Takes in, in order, the memos of `from`'s router that now follow
+    /// what was taken in.
+    fn drain(&mut self, from: i32, late: &mut Vec<Task>) {
+        if !self.replayed() {
+            return;
+        }
+        loop {
+            let last = self.meta.taken.get(&from).copied();
+            // Whether every task the router sent here before it took the
+            // input partition was read.
+            let read_to = self.read_progress.get(&from).copied();
+            let before_read = |since: i64| read_to.is_some_and(|r| r >= since);
+            let Some(ahead) = self.ahead.get_mut(&from) else { return };
+            let Some(front) = ahead.front() else { return };
+            match front {
+                // Its copy came first: taken in already.
+                Memo::Task { task, .. } if last.is_some_and(|l| task.offset <= l) => {
+                    ahead.pop_front();
+                }
+                // It follows the last task taken in from this router, or it
+                // is the router's first here and all before it was read.
+                Memo::Task { prev, since, .. }
+                    if (prev.is_some() && *prev == last) || (prev.is_none() && before_read(*since)) =>
+                {
+                    let Some(Memo::Task { task, .. }) = ahead.pop_front() else { return };
+                    self.take(*task, late);
+                }
+                // The task it follows is not in yet.
+                Memo::Task { .. } => return,
+                // Every task the router sent here before it is in.
+                Memo::Progress { last: Some(sent), progress, .. } if last.is_some_and(|l| *sent <= l) => {
+                    let progress = *progress;
+                    ahead.pop_front();
+                    self.meta.progress.entry(from).or_default().merge(progress);
+                    self.changed = true;
+                }
+                Memo::Progress { last: None, since, progress } if before_read(*since) => {
+                    let progress = *progress;
+                    ahead.pop_front();
+                    self.meta.progress.entry(from).or_default().merge(progress);
+                    self.changed = true;
+                }
+                // Which tasks it covers is not known here: its copy in
+                // Kafka brings it.
+                Memo::Progress { last: None, .. } => {
+                    ahead.pop_front();
+                }
+                Memo::Progress { .. } => return,
+            }
+        }
     }
 
     /// Takes in a router's progress read at `hop_offset`.
-    pub(super) fn progress(&mut self, hop_offset: i64, partition: i32, progress: Progress) {
+    pub(super) fn progress(&mut self, hop_offset: i64, partition: i32, progress: Progress, late: &mut Vec<Task>) {
         self.meta.progress.entry(partition).or_default().merge(progress);
+        let read = self.read_progress.entry(partition).or_insert(progress.position);
+        *read = (*read).max(progress.position);
+        let replayed = self.replayed();
         self.skip(hop_offset);
+        if replayed || !self.replayed() {
+            self.drain(partition, late);
+        } else {
+            self.drain_all(late);
+        }
     }
 
     /// Counts the record at `hop_offset` as taken in.
     pub(super) fn skip(&mut self, hop_offset: i64) {
         self.meta.consumed = self.meta.consumed.max(hop_offset + 1);
+        self.read_next = self.read_next.max(hop_offset + 1);
         self.changed = true;
     }
 
@@ -286,7 +473,10 @@ impl EntityPartition {
                 break;
             }
             let ((at, id, _, _), task) = entry.remove_entry();
-            self.waiting_offsets.remove(&task.hop_offset);
+            match task.hop_offset {
+                Some(h) => self.waiting_offsets.remove(&h),
+                None => self.unanchored.remove(&(task.partition, task.offset)).is_some(),
+            };
             self.meta.released = Some((at, id));
             out.push(task);
         }
@@ -339,35 +529,104 @@ impl Full {
     }
 }
 
-/// Verdicts handed from one worker to another in memory, so a transaction
-/// whose entity partition is on this instance is decided without waiting
-/// for its verdict's round trip through Kafka. The verdict is produced to
-/// the verdicts topic all the same (a restart reads it there); the copy
-/// read later finds its transaction decided, or holds its offset until it
-/// is. A worker posts only after its output (the verdict, the entity's new
-/// state) is in its outbox, and the committer takes every outbox at once,
-/// so a decision never commits before the verdict it used. Each post
-/// carries the sender's count of resets: a verdict of work a failed
-/// transaction undid is not taken.
+/// The most memos an entity partition keeps per router while waiting for
+/// the one they follow; one past that is left to its copy in Kafka.
+pub(super) const AHEAD_MAX: usize = 8192;
+
+/// One item of a router's stream to one entity partition, handed over in
+/// memory when the partition is on this instance (see [`Mail`]). Its copy
+/// goes through Kafka all the same. Memos link to the router's previous
+/// task to the same partition, so the partition takes in a router's tasks
+/// and progress in the router's order, whichever way each came first.
+#[derive(Debug, Clone)]
+pub(super) enum Memo {
+    /// A task; `prev`: the input offset of the router's previous task to
+    /// this partition since it took the input partition, if any; `since`:
+    /// where it took the input partition (what it routed before that went
+    /// through Kafka only).
+    Task { task: Box<Task>, prev: Option<i64>, since: i64 },
+    /// The router's progress; `last`: its last task to this partition
+    /// before it since it took the input partition, if any; `since` as for
+    /// a task.
+    Progress { last: Option<i64>, since: i64, progress: Progress },
+}
+
+/// What one worker hands another in memory.
 #[derive(Debug)]
+pub(super) enum Post {
+    /// A verdict for the receiver's input partition `partition`.
+    Verdict { partition: i32, verdict: Verdict },
+    /// A memo of input partition `from`'s router for the receiver's
+    /// partition `target` of the kind at `kind` (its index in the
+    /// topology).
+    Memo { kind: usize, target: i32, from: i32, memo: Memo },
+}
+
+/// Verdicts and routed tasks handed from one worker to another in memory,
+/// so a transaction whose entity partition is on this instance is applied
+/// and decided without waiting for the round trips through Kafka. Both
+/// are produced all the same (a restart reads them there); a copy read
+/// later is recognized and not taken in twice. A worker posts only after
+/// its output (the task and the router's position, or the verdict and the
+/// entity's new state) is in its outbox, and the committer takes every
+/// outbox at once, so nothing commits before what it used. Each post
+/// carries the sender's count of resets: one of work a failed transaction
+/// undid is not taken. A post wakes its receiver.
 pub(super) struct Mail {
-    boxes: Vec<Mutex<Vec<(u64, i32, Verdict)>>>,
+    boxes: Vec<Mutex<Vec<(u64, Post)>>>,
+    /// Per partition: whether its task is restored on this instance, so a
+    /// router hands over in memory only what a worker here takes.
+    held: Vec<AtomicBool>,
+    /// Each worker's channel, to wake it; emptied when the intake stops,
+    /// so the workers see their channels close.
+    wake: Mutex<Vec<std::sync::mpsc::SyncSender<super::worker::ToWorker>>>,
 }
 
 impl Mail {
-    pub(super) fn new(workers: usize) -> Mail {
-        Mail { boxes: (0..workers).map(|_| Mutex::default()).collect() }
+    pub(super) fn new(workers: usize, partitions: i32) -> Mail {
+        Mail {
+            boxes: (0..workers).map(|_| Mutex::default()).collect(),
+            held: (0..partitions.max(0)).map(|_| AtomicBool::new(false)).collect(),
+            wake: Mutex::default(),
+        }
     }
 
-    /// Posts to `worker` the verdict for its input partition `partition`.
-    pub(super) fn post(&self, worker: usize, resets: u64, partition: i32, verdict: Verdict) {
-        if let Some(b) = self.boxes.get(worker) {
-            b.lock().unwrap_or_else(|e| e.into_inner()).push((resets, partition, verdict));
+    /// Marks whether partition `p`'s task is restored on this instance.
+    pub(super) fn hold(&self, p: i32, held: bool) {
+        if let Some(h) = usize::try_from(p).ok().and_then(|p| self.held.get(p)) {
+            h.store(held, Ordering::Release);
+        }
+    }
+
+    /// Whether partition `p`'s task is restored on this instance (a memo
+    /// for one that is not would be dropped; one sent while it is being
+    /// restored may be, and its copy in Kafka is read instead).
+    pub(super) fn holds(&self, p: i32) -> bool {
+        usize::try_from(p).ok().and_then(|p| self.held.get(p)).is_some_and(|h| h.load(Ordering::Acquire))
+    }
+
+    /// Wakes worker `i` through `channel` when something is posted to it.
+    pub(super) fn wake_with(&self, channel: std::sync::mpsc::SyncSender<super::worker::ToWorker>) {
+        self.wake.lock().unwrap_or_else(|e| e.into_inner()).push(channel);
+    }
+
+    /// Stops waking the workers.
+    pub(super) fn close(&self) {
+        self.wake.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Posts `posts` to `worker` and wakes it.
+    pub(super) fn post(&self, worker: usize, resets: u64, posts: impl IntoIterator<Item = Post>) {
+        let Some(b) = self.boxes.get(worker) else { return };
+        b.lock().unwrap_or_else(|e| e.into_inner()).extend(posts.into_iter().map(|p| (resets, p)));
+        if let Some(channel) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).get(worker) {
+            // A full channel wakes it anyway; a closed one has stopped.
+            let _ = channel.try_send(super::worker::ToWorker::Mail);
         }
     }
 
     /// Takes what was posted to `worker`.
-    pub(super) fn take(&self, worker: usize) -> Vec<(u64, i32, Verdict)> {
+    pub(super) fn take(&self, worker: usize) -> Vec<(u64, Post)> {
         match self.boxes.get(worker) {
             Some(b) => std::mem::take(&mut *b.lock().unwrap_or_else(|e| e.into_inner())),
             None => Vec::new(),
@@ -546,39 +805,207 @@ mod tests {
     }
 
     fn task(hop_offset: i64, partition: i32, at_secs: i64, id: &str) -> Task {
+        read_task(Some(hop_offset), partition, hop_offset, at_secs, id)
+    }
+
+    /// A task of input `partition` at `offset`, read from the kind's topic
+    /// at `hop_offset` or (`None`) handed over in memory.
+    fn read_task(hop_offset: Option<i64>, partition: i32, offset: i64, at_secs: i64, id: &str) -> Task {
         let case = crate::cases::CaseTx { after_secs: Some(at_secs), ..Default::default() };
         let tx = case.to_event(id);
-        Task { hop_offset, partition, offset: hop_offset, at: order_time(&tx, None), tx }
+        Task { hop_offset, partition, offset, at: order_time(&tx, None), tx }
+    }
+
+    impl EntityPartition {
+        /// Takes in one task read from Kafka; the one answered late, if so.
+        fn arrive_one(&mut self, task: Task) -> Option<Task> {
+            let mut late = Vec::new();
+            self.arrive(task, &mut late);
+            assert!(late.len() <= 1);
+            late.pop()
+        }
+
+        fn memo_one(&mut self, from: i32, memo: Memo) -> Vec<Task> {
+            let mut late = Vec::new();
+            self.memo(from, memo, &mut late);
+            late
+        }
+    }
+
+    fn ids(tasks: Vec<Task>) -> Vec<String> {
+        tasks.into_iter().map(|t| t.tx.transaction_id).collect()
     }
 
     #[test]
     fn tasks_are_released_in_event_time_order_once_every_partition_passed_them() {
         let mut e = EntityPartition::default();
-        assert!(e.arrive(task(0, 0, 30, "c")).is_none());
-        assert!(e.arrive(task(1, 1, 10, "a")).is_none());
-        assert!(e.arrive(task(2, 0, 20, "b")).is_none());
+        assert!(e.arrive_one(task(0, 0, 30, "c")).is_none());
+        assert!(e.arrive_one(task(1, 1, 10, "a")).is_none());
+        assert!(e.arrive_one(task(2, 0, 20, "b")).is_none());
         let at = |secs: i64| e_ms(secs);
-        e.progress(3, 0, Progress { position: 2, watermark: Some(at(30)), at_end: false });
+        e.progress(3, 0, Progress { position: 2, watermark: Some(at(30)), at_end: false }, &mut Vec::new());
         assert!(e.release(2).is_empty(), "partition 1 has not reported");
-        e.progress(4, 1, Progress { position: 1, watermark: Some(at(25)), at_end: false });
+        e.progress(4, 1, Progress { position: 1, watermark: Some(at(25)), at_end: false }, &mut Vec::new());
         let ids: Vec<String> = e.release(2).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(e.commit_offset(), 0, "c still waits");
         // One older than what was released comes late: answered now.
-        assert!(e.arrive(task(5, 1, 15, "late")).is_some());
+        assert!(e.arrive_one(task(5, 1, 15, "late")).is_some());
         assert_eq!(e.late, 1);
-        e.progress(6, 1, Progress { position: 2, watermark: Some(at(25)), at_end: true });
+        e.progress(6, 1, Progress { position: 2, watermark: Some(at(25)), at_end: true }, &mut Vec::new());
         assert!(e.release(2).is_empty(), "partition 0 has not passed c's event time");
-        e.progress(7, 0, Progress { position: 2, watermark: Some(at(30)), at_end: true });
+        e.progress(7, 0, Progress { position: 2, watermark: Some(at(30)), at_end: true }, &mut Vec::new());
         let ids: Vec<String> = e.release(2).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["c"], "a partition at its end holds nothing back");
         assert_eq!(e.commit_offset(), 8);
         // After a restart from the committed state, what was taken in is not
         // taken in again.
         let mut again = EntityPartition::new(e.meta.clone());
-        assert!(again.arrive(task(2, 0, 20, "b")).is_none());
-        assert!(again.arrive(task(5, 1, 15, "late")).is_none());
+        assert!(again.arrive_one(task(2, 0, 20, "b")).is_none());
+        assert!(again.arrive_one(task(5, 1, 15, "late")).is_none());
         assert_eq!(again.waiting() + again.late as usize, 0);
+    }
+
+    #[test]
+    fn a_task_handed_over_in_memory_is_taken_in_once_and_its_copy_keeps_its_place_for_a_restart() {
+        let mut e = EntityPartition::default();
+        let at = |secs: i64| e_ms(secs);
+        // Router 0's first task here comes through Kafka; the memos after it
+        // link to it.
+        assert!(e.arrive_one(read_task(Some(0), 0, 10, 10, "a")).is_none());
+        let memo = |offset: i64, prev: i64, secs: i64, id: &str| Memo::Task {
+            task: Box::new(read_task(None, 0, offset, secs, id)),
+            prev: Some(prev),
+            since: 0,
+        };
+        assert!(e.memo_one(0, memo(11, 10, 20, "b")).is_empty());
+        assert!(e.memo_one(0, memo(13, 11, 30, "c")).is_empty());
+        assert_eq!(e.waiting(), 3, "both memos follow what was taken in");
+        assert_eq!(e.meta.taken.get(&0), Some(&13));
+        e.memo_one(
+            0,
+            Memo::Progress {
+                last: Some(13),
+                since: 0,
+                progress: Progress { position: 14, watermark: Some(at(25)), at_end: false },
+            },
+        );
+        e.memo_one(
+            1,
+            Memo::Progress {
+                last: Some(-1),
+                since: 0,
+                progress: Progress { position: 0, watermark: None, at_end: true },
+            },
+        );
+        assert_eq!(e.meta.taken.get(&1), None);
+        assert!(e.release(2).is_empty(), "router 1's progress follows a task not taken in: it waits");
+        e.progress(1, 1, Progress { position: 0, watermark: None, at_end: true }, &mut Vec::new());
+        assert_eq!(ids(e.release(2)), ["a", "b"], "router 0's progress from memory, router 1's from Kafka");
+        assert_eq!(e.commit_offset(), 2, "c was not read from Kafka yet: the next offset");
+        // The copies come: b's (released) is dropped, c's (waiting) anchors it.
+        assert!(e.arrive_one(read_task(Some(2), 0, 11, 20, "b")).is_none());
+        assert!(e.arrive_one(read_task(Some(3), 0, 13, 30, "c")).is_none());
+        assert_eq!((e.waiting(), e.late), (1, 0));
+        assert_eq!(e.commit_offset(), 3, "a restart reads c again");
+        // After a restart from the committed state: b's copy is not taken in
+        // again, c's waits again.
+        let mut again = EntityPartition::new(e.meta.clone());
+        assert!(again.arrive_one(read_task(Some(2), 0, 11, 20, "b")).is_none());
+        assert!(again.arrive_one(read_task(Some(3), 0, 13, 30, "c")).is_none());
+        assert_eq!((again.waiting(), again.late), (1, 0));
+        // Memos wait until what was read before the restart is read again:
+        // c, which waited then, must not be passed.
+        let mut restarted = EntityPartition::new(e.meta.clone());
+        let d = Memo::Task { task: Box::new(read_task(None, 0, 20, 40, "d")), prev: Some(13), since: 0 };
+        assert!(restarted.memo_one(0, d).is_empty());
+        assert_eq!(restarted.waiting(), 0);
+        assert!(restarted.arrive_one(read_task(Some(3), 0, 13, 30, "c")).is_none());
+        assert_eq!(restarted.waiting(), 2, "c read again, then d");
+    }
+
+    #[test]
+    fn a_memo_waits_for_the_task_it_follows_and_one_the_router_cannot_place_is_left_to_kafka() {
+        let mut e = EntityPartition::default();
+        let at = |secs: i64| e_ms(secs);
+        // The router's first task since it took the partition: it does not
+        // know the one before, so its copy in Kafka decides.
+        let first = Memo::Task { task: Box::new(read_task(None, 0, 5, 10, "a")), prev: None, since: 3 };
+        e.memo_one(0, first);
+        e.memo_one(0, Memo::Task { task: Box::new(read_task(None, 0, 7, 20, "b")), prev: Some(5), since: 3 });
+        e.memo_one(
+            0,
+            Memo::Progress {
+                last: Some(7),
+                since: 3,
+                progress: Progress { position: 8, watermark: Some(at(30)), at_end: false },
+            },
+        );
+        assert_eq!(e.waiting(), 0, "nothing is taken in out of the router's order");
+        assert!(e.meta.progress.is_empty());
+        // A progress from a router that sent nothing here since it started:
+        // which tasks it covers is unknown, so it is dropped.
+        e.memo_one(
+            1,
+            Memo::Progress { last: None, since: 3, progress: Progress { position: 3, watermark: None, at_end: true } },
+        );
+        assert!(!e.meta.progress.contains_key(&1));
+        // The first task's copy comes: the memos after it follow.
+        assert!(e.arrive_one(read_task(Some(0), 0, 5, 10, "a")).is_none());
+        assert_eq!(e.waiting(), 2);
+        assert_eq!(e.meta.progress.get(&0).map(|p| p.position), Some(8));
+        e.progress(1, 1, Progress { position: 3, watermark: None, at_end: true }, &mut Vec::new());
+        // Router 1's progress from where it started was read: its first
+        // task here since then comes in memory.
+        e.memo_one(1, Memo::Task { task: Box::new(read_task(None, 1, 3, 40, "d")), prev: None, since: 3 });
+        assert_eq!(e.meta.taken.get(&1), Some(&3));
+        assert_eq!(ids(e.release(2)), ["a", "b"]);
+        // A task from memory older than what was released comes late, once.
+        let late =
+            e.memo_one(0, Memo::Task { task: Box::new(read_task(None, 0, 9, 15, "late")), prev: Some(7), since: 3 });
+        assert_eq!(ids(late), ["late"]);
+        assert!(e.arrive_one(read_task(Some(2), 0, 9, 15, "late")).is_none(), "its copy is not answered again");
+        assert_eq!(e.late, 1);
+    }
+
+    #[test]
+    fn entity_state_written_before_it_kept_what_was_taken_is_read() {
+        #[derive(Serialize)]
+        struct Before {
+            progress: BTreeMap<i32, Progress>,
+            released: Option<(i64, String)>,
+            consumed: i64,
+        }
+        let progress = BTreeMap::from([(2, Progress { position: 4, watermark: Some(9), at_end: false })]);
+        let before = Before { progress: progress.clone(), released: Some((9, "t".into())), consumed: 17 };
+        let bytes = postcard::to_allocvec(&before).unwrap();
+        let meta = EntityMeta::decode(&bytes).unwrap();
+        assert_eq!((meta.progress, meta.released, meta.consumed), (progress, Some((9, "t".into())), 17));
+        assert!(meta.taken.is_empty());
+        let now = EntityMeta { taken: BTreeMap::from([(2, 3)]), ..EntityMeta::default() };
+        assert_eq!(EntityMeta::decode(&postcard::to_allocvec(&now).unwrap()), Some(now));
+    }
+
+    #[test]
+    fn the_entity_partition_is_librdkafkas_for_the_key() {
+        for partitions in 1..=24 {
+            for i in 0..200 {
+                let id = format!("device-{i}-{}", "x".repeat(i % 7));
+                // SAFETY: librdkafka's consistent partitioner reads only the
+                // key (it ignores the topic and the opaques).
+                let theirs = unsafe {
+                    rdkafka::bindings::rd_kafka_msg_partitioner_consistent(
+                        std::ptr::null(),
+                        id.as_ptr().cast(),
+                        id.len(),
+                        partitions,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    )
+                };
+                assert_eq!(entity_partition(&id, partitions), theirs, "{id} of {partitions}");
+            }
+        }
     }
 
     fn e_ms(secs: i64) -> i64 {

@@ -342,7 +342,7 @@ pub fn run(
     let outboxes: Vec<Arc<Outbox>> = (0..n).map(|_| Arc::default()).collect();
     let doorbell = Arc::new(Doorbell::default());
     let full = Arc::new(hop::Full::default());
-    let mail = Arc::new(hop::Mail::new(n));
+    let mail = Arc::new(hop::Mail::new(n, partitions));
     let mut workers = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
@@ -357,6 +357,7 @@ pub fn run(
             (outbox.clone(), doorbell.clone(), full.clone(), mail.clone()),
         )?);
         let (to_worker, from_intake) = std::sync::mpsc::sync_channel(4);
+        mail.wake_with(to_worker.clone());
         senders.push(to_worker);
         receivers.push(from_intake);
     }
@@ -375,7 +376,7 @@ pub fn run(
     let entities: Vec<&str> = topology.kinds.iter().map(|(k, _)| k.name()).collect();
     tracing::info!(group = %config.group_id, transactional_id = %config.transactional_id(), input = %config.topics.input, workers = n, ?entities, "weir is consuming");
     let workers = workers.into_iter().zip(receivers).collect();
-    run_threads(&consumer, committer, workers, &link, shutdown)
+    run_threads(&consumer, committer, workers, (&link, &mail), shutdown)
 }
 
 /// Runs the committer (on its runtime) and the workers on threads of their
@@ -386,7 +387,7 @@ fn run_threads(
     consumer: &BaseConsumer<intake::IntakeContext>,
     committer: committer::Committer<'_, intake::IntakeContext>,
     workers: Vec<(worker::Worker<'_>, Receiver<worker::ToWorker>)>,
-    link: &committer::Link,
+    (link, mail): (&committer::Link, &hop::Mail),
     shutdown: &AtomicBool,
 ) -> Result<KafkaSummary, KafkaRunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -415,6 +416,8 @@ fn run_threads(
         link.stop();
         let summary = committer.join().expect("the committer does not panic");
         consumer.context().close();
+        // The workers' channels close with the intake's senders and these.
+        mail.close();
         let mut worker_error = None;
         for thread in worker_threads {
             if let Err(e) = thread.join().expect("a worker does not panic") {

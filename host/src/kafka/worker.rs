@@ -29,7 +29,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::hop::{self, Awaiting, EntityPartition, Full, Mail, Pending, Progress, RouterMeta, Task, Verdict};
+use super::hop::{
+    self, Awaiting, EntityMeta, EntityPartition, Full, Mail, Memo, Pending, Post, Progress, RouterMeta, Task, Verdict,
+};
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{
     Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, OutRecord, Outbox, Output, Record, Source, Topology,
@@ -73,6 +75,8 @@ pub(super) enum ToWorker {
     /// Where input partitions end, as far as the consumer knows:
     /// (partition, low, high watermark). For the entity hop's progress.
     Ends(Vec<(i32, i64, i64)>),
+    /// Another worker posted to this one's [`Mail`].
+    Mail,
 }
 
 pub(super) struct Worker<'a> {
@@ -94,11 +98,14 @@ pub(super) struct Worker<'a> {
     hops: HashMap<i32, TaskHop>,
     /// Where full input partitions are marked for the intake to pause.
     full: Arc<Full>,
-    /// Verdicts for other workers' partitions, handed over in memory.
+    /// Verdicts and tasks for other workers' partitions, handed over in
+    /// memory.
     mail: Arc<Mail>,
-    /// Verdicts to post once this chunk's output is in the outbox:
-    /// (worker, input partition, verdict).
-    outgoing: Vec<(usize, i32, Verdict)>,
+    /// Memos of this chunk's routers, for the entity partitions they go
+    /// to: (kind's index, partition, input partition, memo).
+    memos: Vec<(usize, i32, i32, Memo)>,
+    /// Posts to other workers once this chunk's output is in the outbox.
+    outgoing: Vec<(usize, Post)>,
     /// Resets (failed transactions) so far; the same count in every worker.
     resets: u64,
 }
@@ -112,7 +119,18 @@ struct TaskHop {
     latest: Option<i64>,
     /// The progress last sent to the entities' partitions.
     sent: Option<Progress>,
-    at_end: bool,
+    /// Per (kind's index, entity partition): the input offset of the last
+    /// task routed there since the task came here, to link memos.
+    last_sent: HashMap<(usize, i32), i64>,
+    /// The next input offset to route when the task came here.
+    since: i64,
+    /// The position at which the intake last found the partition at its
+    /// end, and when (wall clock, ms), if it did in its last report.
+    end_seen: Option<(i64, i64)>,
+    /// While the partition is idle at its end: the time (wall clock, ms)
+    /// of the report before the last, before which every record sent has
+    /// arrived (see [`TaskHop::progress`]).
+    idle_since: Option<i64>,
     /// Whether its queue of records waiting for verdicts is full (the
     /// intake pauses the input partition).
     full: bool,
@@ -122,18 +140,33 @@ struct TaskHop {
 }
 
 impl TaskHop {
-    /// What the router tells the entities' partitions. A full partition
-    /// reads nothing more until its queue drains, so holding the entities
-    /// back for what it might still send would hold its own verdicts back
-    /// for good: it waives its grace and passes its latest time (what it
-    /// reads later at or before that time comes late).
+    /// What the router tells the entities' partitions: it has passed the
+    /// latest time it read, less the grace.
+    ///
+    /// A full partition reads nothing more until its queue drains, so
+    /// holding the entities back for what it might still send would hold
+    /// its own verdicts back for good: it waives its grace and passes its
+    /// latest time (what it reads later at or before that time comes late).
+    ///
+    /// A partition idle at its end has read everything sent before the
+    /// report before the last (a record on its way then would have arrived
+    /// by the last), and what comes later is ordered no later than when it
+    /// was sent ([`hop::order_time`]): it passes that time too (wall clock,
+    /// without the grace, so an idle partition never holds the entities
+    /// back for long). What comes later dated before it (a record on its
+    /// way longer than a report, a producer's clock behind weir's, a
+    /// transaction recorded long after it happened) comes late, as it did
+    /// when a partition at its end passed everything.
     fn progress(&self, grace_ms: i64) -> Progress {
-        let watermark = if self.full {
+        let mut watermark = if self.full {
             self.latest.map(|t| t.saturating_add(1))
         } else {
             self.latest.map(|t| t.saturating_sub(grace_ms))
         };
-        Progress { position: self.router.routed, watermark, at_end: self.at_end }
+        if let Some(since) = self.idle_since {
+            watermark = watermark.max(Some(since));
+        }
+        Progress { position: self.router.routed, watermark, at_end: false }
     }
 }
 
@@ -173,6 +206,7 @@ impl<'a> Worker<'a> {
             hops: HashMap::new(),
             full,
             mail,
+            memos: Vec::new(),
             outgoing: Vec::new(),
             resets: 0,
         })
@@ -199,6 +233,7 @@ impl<'a> Worker<'a> {
                     for p in &partitions {
                         self.assigned.remove(p);
                         self.states.remove(p);
+                        self.mail.hold(*p, false);
                         if self.hops.remove(p).is_some_and(|h| h.full) {
                             self.full.set(*p, false);
                         }
@@ -208,10 +243,12 @@ impl<'a> Worker<'a> {
                 ToWorker::Reset => {
                     self.resets += 1;
                     self.mail.take(self.index);
+                    self.memos.clear();
                     self.outgoing.clear();
                     self.assigned.clear();
                     self.states.clear();
                     for (p, hop) in self.hops.drain() {
+                        self.mail.hold(p, false);
                         if hop.full {
                             self.full.set(p, false);
                         }
@@ -222,39 +259,62 @@ impl<'a> Worker<'a> {
                     let _ = done.send(());
                 }
                 ToWorker::Ends(ends) => self.ends(ends, stop)?,
+                ToWorker::Mail => {}
             }
             self.read_mail();
         }
     }
 
-    /// Takes the verdicts other workers handed over for this worker's
-    /// partitions and decides what they complete.
+    /// Takes the verdicts and memos other workers handed over for this
+    /// worker's partitions and decides what they complete.
     fn read_mail(&mut self) {
         let mail = self.mail.take(self.index);
         if mail.is_empty() {
             return;
         }
         let mut tasks = HashSet::default();
-        for (resets, p, verdict) in mail {
+        let mut out = Output::default();
+        for (resets, post) in mail {
             // Of work a failed transaction undid: its copy in Kafka, if
             // any, is read again.
             if resets != self.resets {
                 continue;
             }
-            if let Some(hop) = self.hops.get_mut(&p) {
-                hop.awaiting.verdict(None, verdict);
-                tasks.insert(p);
+            match post {
+                Post::Verdict { partition, verdict } => {
+                    if let Some(hop) = self.hops.get_mut(&partition) {
+                        hop.awaiting.verdict(None, verdict);
+                        tasks.insert(partition);
+                    }
+                }
+                Post::Memo { kind, target, from, memo } => {
+                    if self.take_memo(kind, target, from, memo, &mut out) {
+                        tasks.insert(target);
+                    }
+                }
             }
         }
-        if tasks.is_empty() {
+        if tasks.is_empty() && out.is_empty() {
             return;
         }
-        let mut out = Output::default();
         let mut touched = HashMap::new();
         self.advance(&tasks, &mut out, &mut touched);
         if !out.is_empty() {
             self.finish(out, touched, None, Instant::now());
         }
+    }
+
+    /// Takes in a memo for this worker's entity partition `target` of the
+    /// kind at `kind`; a task it answers late gets its verdict in `out`.
+    /// False when the partition is not this worker's (or not restored yet:
+    /// the memo's copy in Kafka is read instead).
+    fn take_memo(&mut self, kind: usize, target: i32, from: i32, memo: Memo, out: &mut Output) -> bool {
+        let Some(entity) = self.hops.get_mut(&target).and_then(|h| h.entities.get_mut(kind)) else { return false };
+        let mut late = Vec::new();
+        entity.memo(from, memo, &mut late);
+        let kind = self.topology.kinds[kind].0;
+        answer_late(target, kind, late, out);
+        true
     }
 
     /// Decides a chunk of records and puts its output in the outbox.
@@ -310,6 +370,7 @@ impl<'a> Worker<'a> {
     /// What the consumer says of where input partitions end: a partition
     /// read to its end holds the entities' event time back no more.
     fn ends(&mut self, ends: Vec<(i32, i64, i64)>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let mut tasks = HashSet::default();
         for (p, low, high) in ends {
             if !self.assigned.contains_key(&p) {
@@ -321,8 +382,15 @@ impl<'a> Worker<'a> {
                 hop.router.routed = low;
             }
             // A paused partition is not fetched from: the consumer's end of
-            // it is stale, and more will come once it is resumed.
-            hop.at_end = !hop.full && hop.router.routed >= high;
+            // it is stale, and more will come once it is resumed. The
+            // consumer's end is as of its last fetch, and a record sent just
+            // before may still be on its way: the partition counts as idle
+            // (see `TaskHop::progress`) only once it was found at its end at
+            // the same position twice, a report apart.
+            let at_end = !hop.full && hop.router.routed >= high;
+            let routed = hop.router.routed;
+            hop.idle_since = hop.end_seen.filter(|(seen, _)| at_end && *seen == routed).map(|(_, when)| when);
+            hop.end_seen = at_end.then_some((routed, now_ms));
             tasks.insert(p);
         }
         let mut out = Output::default();
@@ -357,19 +425,27 @@ impl<'a> Worker<'a> {
                 .topology
                 .kinds
                 .iter()
-                .map(|(kind, _)| EntityPartition::new(read(&meta, &entity_meta_name(*kind))))
+                .map(|(kind, _)| {
+                    let bytes = meta.get(&entity_meta_name(*kind));
+                    EntityPartition::new(bytes.and_then(|b| EntityMeta::decode(b)).unwrap_or_default())
+                })
                 .collect();
+            let since = router.routed;
             let hop = TaskHop {
                 router,
                 router_changed: false,
                 latest: None,
                 sent: None,
-                at_end: false,
+                last_sent: HashMap::new(),
+                since,
+                end_seen: None,
+                idle_since: None,
                 full: false,
                 entities,
                 awaiting: Awaiting::starting_at(start),
             };
             self.hops.insert(p, hop);
+            self.mail.hold(p, true);
         }
         Ok(())
     }
@@ -387,25 +463,37 @@ impl<'a> Worker<'a> {
             hop.latest = hop.latest.max(Some(at));
             let accounts = self.states.get(&p).expect("restored above");
             let duplicate = hop.awaiting.is_queued(&tx.transaction_id) || seen_before(accounts, tx);
-            for (kind, _) in self.topology.kinds.iter().filter(|_| !duplicate) {
+            for (index, (kind, _)) in self.topology.kinds.iter().enumerate().filter(|_| !duplicate) {
                 let Some(id) = entity_id(*kind, tx) else { continue };
                 expects |= hop::bit(*kind);
                 if fresh {
+                    let target = hop::entity_partition(id, self.topology.partitions);
                     out.records.push(OutRecord {
                         destination: Destination::Entity(*kind),
                         partition: p,
-                        target: None,
+                        target: Some(target),
                         key: Some(id.as_bytes().to_vec()),
                         payload: Some(hop::Record::task(p, record.offset, at, &record.payload)),
                         headers: Headers::None,
                     });
+                    let prev = hop.last_sent.insert((index, target), record.offset);
+                    if self.mail.holds(target) {
+                        let task = Box::new(Task {
+                            hop_offset: None,
+                            partition: p,
+                            offset: record.offset,
+                            at,
+                            tx: tx.clone(),
+                        });
+                        self.memos.push((index, target, p, Memo::Task { task, prev, since: hop.since }));
+                    }
                 }
             }
         }
         if fresh {
             hop.router.routed = record.offset + 1;
             hop.router_changed = true;
-            hop.at_end = false;
+            hop.idle_since = None;
         }
         hop.awaiting.push(Pending { record, parsed, expects });
     }
@@ -423,7 +511,7 @@ impl<'a> Worker<'a> {
                 let task = match parse_input(tx, usize::MAX) {
                     Ok(InputEvent::Transaction(tx)) => {
                         let at = at.unwrap_or_else(|| tx.occurred_at_ms());
-                        Task { hop_offset: record.offset, partition, offset, at, tx }
+                        Task { hop_offset: Some(record.offset), partition, offset, at, tx }
                     }
                     _ => {
                         // Never routed by weir; its account must not wait.
@@ -438,13 +526,15 @@ impl<'a> Worker<'a> {
                         return;
                     }
                 };
-                if let Some(late) = entity.arrive(task) {
-                    let account = late.tx.account_id.into_bytes();
-                    let verdict = Verdict { offset: late.offset, kind, results: Vec::new() };
-                    out.records.push(verdict_record(p, late.partition, &verdict, Some(account)));
-                }
+                let mut late = Vec::new();
+                entity.arrive(task, &mut late);
+                answer_late(p, kind, late, out);
             }
-            Some(hop::Record::Progress { partition, progress }) => entity.progress(record.offset, partition, progress),
+            Some(hop::Record::Progress { partition, progress }) => {
+                let mut late = Vec::new();
+                entity.progress(record.offset, partition, progress, &mut late);
+                answer_late(p, kind, late, out);
+            }
             None => {
                 tracing::warn!(
                     partition = p,
@@ -461,7 +551,7 @@ impl<'a> Worker<'a> {
     /// has passed against their entities, decides the transactions whose
     /// verdicts are all in, and records the task's positions.
     fn advance(&mut self, tasks: &HashSet<i32>, out: &mut Output, touched: &mut HashMap<i32, HashSet<String>>) {
-        let topology = &*self.topology;
+        let topology = self.topology.clone();
         let mut late = 0;
         // Verdicts for input partitions of this instance, to hand over.
         let mut handed: Vec<(i32, Verdict)> = Vec::new();
@@ -471,7 +561,7 @@ impl<'a> Worker<'a> {
             if hop.sent != Some(progress) {
                 hop.sent = Some(progress);
                 let payload = hop::Record::progress(p, &progress);
-                for (kind, _) in &topology.kinds {
+                for (index, (kind, _)) in topology.kinds.iter().enumerate() {
                     for target in 0..topology.partitions {
                         out.records.push(OutRecord {
                             destination: Destination::Entity(*kind),
@@ -481,9 +571,28 @@ impl<'a> Worker<'a> {
                             payload: Some(payload.clone()),
                             headers: Headers::None,
                         });
+                        if self.mail.holds(target) {
+                            let last = hop.last_sent.get(&(index, target)).copied();
+                            self.memos.push((index, target, p, Memo::Progress { last, since: hop.since, progress }));
+                        }
                     }
                 }
             }
+        }
+        // The routers' memos: this worker's entity partitions take theirs
+        // now; the other workers' are posted once this output is delivered.
+        let mut tasks = tasks.clone();
+        let workers = self.config.workers();
+        for (kind, target, from, memo) in std::mem::take(&mut self.memos) {
+            let owner = super::worker_of(target, workers);
+            if owner != self.index {
+                self.outgoing.push((owner, Post::Memo { kind, target, from, memo }));
+            } else if self.take_memo(kind, target, from, memo, out) {
+                tasks.insert(target);
+            }
+        }
+        for &p in &tasks {
+            let Some(hop) = self.hops.get_mut(&p) else { continue };
             let accounts = self.states.get_mut(&p).expect("restored with its hop");
             let touched = touched.entry(p).or_default();
             for (index, (kind, _)) in topology.kinds.iter().enumerate() {
@@ -523,12 +632,11 @@ impl<'a> Worker<'a> {
         }
         // This worker's own partitions take their verdicts now (they commit
         // in this chunk's output); the other workers' once it is delivered.
-        let workers = self.config.workers();
         let mut deciding: Vec<i32> = tasks.iter().copied().collect();
         for (partition, verdict) in handed {
             let owner = super::worker_of(partition, workers);
             if owner != self.index {
-                self.outgoing.push((owner, partition, verdict));
+                self.outgoing.push((owner, Post::Verdict { partition, verdict }));
             } else if let Some(hop) = self.hops.get_mut(&partition) {
                 hop.awaiting.verdict(None, verdict);
                 if !tasks.contains(&partition) && !deciding.contains(&partition) {
@@ -672,8 +780,14 @@ impl<'a> Worker<'a> {
             }
         }
         self.deliver(out);
-        for (worker, partition, verdict) in self.outgoing.drain(..) {
-            self.mail.post(worker, self.resets, partition, verdict);
+        if !self.outgoing.is_empty() {
+            let mut posts = std::mem::take(&mut self.outgoing);
+            posts.sort_by_key(|(worker, _)| *worker);
+            let mut posts = posts.into_iter().peekable();
+            while let Some(&(worker, _)) = posts.peek() {
+                let to_worker = std::iter::from_fn(|| posts.next_if(|(w, _)| *w == worker).map(|(_, post)| post));
+                self.mail.post(worker, self.resets, to_worker);
+            }
         }
     }
 
@@ -798,6 +912,16 @@ struct PartitionAccounts<'a> {
     /// The entity rules' results from the entity hop (when entities are
     /// routed, entity rules never run here).
     given: Option<Vec<RuleResult>>,
+}
+
+/// Answers tasks that came too late to be applied in order: their entity
+/// rules pass them unrun, and the verdict goes to their input partition.
+fn answer_late(task: i32, kind: Entity, late: Vec<Task>, out: &mut Output) {
+    for task_late in late {
+        let account = task_late.tx.account_id.into_bytes();
+        let verdict = Verdict { offset: task_late.offset, kind, results: Vec::new() };
+        out.records.push(verdict_record(task, task_late.partition, &verdict, Some(account)));
+    }
 }
 
 /// The changelog name of a kind's [`EntityMeta`].
