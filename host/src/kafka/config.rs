@@ -62,8 +62,9 @@ pub struct KafkaConfig {
     /// event-time order (ms). Entities apply a transaction once every input
     /// partition has passed its event time by this much; a transaction that
     /// comes later than that passes its entity rules unrun, and is counted.
-    /// A partition idle at its end passes the time (weir's clock) of the
-    /// report before the last of where it ends, without the grace.
+    /// A partition idle at its end passes its latest event time plus the
+    /// time it has been idle, without the grace, and after a second,
+    /// everything.
     pub entity_grace_ms: u64,
     /// The most records of one input partition that may wait for their
     /// entities' verdicts in memory. A partition that reaches it is paused

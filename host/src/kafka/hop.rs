@@ -87,9 +87,10 @@ pub(super) struct Progress {
     /// Every later transaction of the partition is expected at or after this
     /// event time (ms): the latest seen less the grace. `None`: none seen.
     pub watermark: Option<i64>,
-    /// Whether the router had read the partition to its end: then it held
-    /// nothing back. Written by versions before an idle partition passed
-    /// a time instead (its watermark); still read from their records.
+    /// Whether the partition holds nothing back: it has been idle at its
+    /// end for a second, or its router read nothing since it took it
+    /// (versions before wrote it whenever the router had read the
+    /// partition to its end).
     pub at_end: bool,
 }
 

@@ -52,6 +52,10 @@ use weir_sdk::Entity;
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 /// How long a worker waits for records before it looks for new rules.
 const IDLE: Duration = Duration::from_millis(50);
+/// How long an input partition idle at its end holds the entities back
+/// at most, on a stream replayed faster than the clock (see
+/// [`TaskHop::progress`]).
+const IDLE_HOLDS_NOTHING: Duration = Duration::from_secs(1);
 /// The most of an input record's key a dead letter keeps (keys are account
 /// ids, at most 256 bytes when valid).
 const DEAD_LETTER_KEY_MAX: usize = 1024;
@@ -117,6 +121,8 @@ struct TaskHop {
     /// The latest event time of input transactions read since the task
     /// came here.
     latest: Option<i64>,
+    /// When the transaction of `latest` was sent (its record's timestamp).
+    latest_sent: i64,
     /// The progress last sent to the entities' partitions.
     sent: Option<Progress>,
     /// Per (kind's index, entity partition): the input offset of the last
@@ -125,12 +131,15 @@ struct TaskHop {
     /// The next input offset to route when the task came here.
     since: i64,
     /// The position at which the intake last found the partition at its
-    /// end, and when (wall clock, ms), if it did in its last report.
-    end_seen: Option<(i64, i64)>,
+    /// end, when it first found it there and when it last did (wall
+    /// clock, ms), if it did in its last report.
+    end_seen: Option<(i64, i64, i64)>,
     /// While the partition is idle at its end: the time (wall clock, ms)
     /// of the report before the last, before which every record sent has
     /// arrived (see [`TaskHop::progress`]).
     idle_since: Option<i64>,
+    /// Whether it has been idle at its end for [`IDLE_HOLDS_NOTHING`].
+    idle_long: bool,
     /// Whether its queue of records waiting for verdicts is full (the
     /// intake pauses the input partition).
     full: bool,
@@ -150,23 +159,35 @@ impl TaskHop {
     ///
     /// A partition idle at its end has read everything sent before the
     /// report before the last (a record on its way then would have arrived
-    /// by the last), and what comes later is ordered no later than when it
-    /// was sent ([`hop::order_time`]): it passes that time too (wall clock,
-    /// without the grace, so an idle partition never holds the entities
-    /// back for long). What comes later dated before it (a record on its
-    /// way longer than a report, a producer's clock behind weir's, a
-    /// transaction recorded long after it happened) comes late, as it did
-    /// when a partition at its end passed everything.
+    /// by the last). A live stream's event time runs on with the clock, so
+    /// it passes its latest time plus the time from when that transaction
+    /// was sent to that report (without the grace): on a live stream an
+    /// idle partition holds the entities back for about two reports, and
+    /// a burst sent to every partition at once is applied in its order.
+    /// A stream replayed faster than the clock would wait at its end for
+    /// the clock to catch up with its gaps, so a partition idle for
+    /// [`IDLE_HOLDS_NOTHING`], or that read nothing since it came here,
+    /// holds nothing back. What comes later dated before what was passed
+    /// (a record on its way longer than a report, a transaction recorded
+    /// long after it happened) comes late, as it did when a partition found
+    /// at its end once passed everything.
     fn progress(&self, grace_ms: i64) -> Progress {
         let mut watermark = if self.full {
             self.latest.map(|t| t.saturating_add(1))
         } else {
             self.latest.map(|t| t.saturating_sub(grace_ms))
         };
+        let mut at_end = false;
         if let Some(since) = self.idle_since {
-            watermark = watermark.max(Some(since));
+            match self.latest {
+                Some(latest) if !self.idle_long => {
+                    let idle = since.saturating_sub(self.latest_sent).max(0);
+                    watermark = watermark.max(Some(latest.saturating_add(idle)));
+                }
+                _ => at_end = true,
+            }
         }
-        Progress { position: self.router.routed, watermark, at_end: false }
+        Progress { position: self.router.routed, watermark, at_end }
     }
 }
 
@@ -389,8 +410,11 @@ impl<'a> Worker<'a> {
             // the same position twice, a report apart.
             let at_end = !hop.full && hop.router.routed >= high;
             let routed = hop.router.routed;
-            hop.idle_since = hop.end_seen.filter(|(seen, _)| at_end && *seen == routed).map(|(_, when)| when);
-            hop.end_seen = at_end.then_some((routed, now_ms));
+            let idle = hop.end_seen.filter(|(seen, _, _)| at_end && *seen == routed);
+            hop.idle_since = idle.map(|(_, _, last)| last);
+            hop.idle_long = idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING.as_millis() as i64);
+            let first = idle.map_or(now_ms, |(_, first, _)| first);
+            hop.end_seen = at_end.then_some((routed, first, now_ms));
             tasks.insert(p);
         }
         let mut out = Output::default();
@@ -435,11 +459,13 @@ impl<'a> Worker<'a> {
                 router,
                 router_changed: false,
                 latest: None,
+                latest_sent: 0,
                 sent: None,
                 last_sent: HashMap::new(),
                 since,
                 end_seen: None,
                 idle_since: None,
+                idle_long: false,
                 full: false,
                 entities,
                 awaiting: Awaiting::starting_at(start),
@@ -460,7 +486,10 @@ impl<'a> Worker<'a> {
         let fresh = record.offset >= hop.router.routed;
         if let Ok(InputEvent::Transaction(tx)) = &parsed {
             let at = hop::order_time(tx, record.timestamp_ms);
-            hop.latest = hop.latest.max(Some(at));
+            if hop.latest.is_none_or(|l| at > l) {
+                hop.latest = Some(at);
+                hop.latest_sent = record.timestamp_ms.unwrap_or(at);
+            }
             let accounts = self.states.get(&p).expect("restored above");
             let duplicate = hop.awaiting.is_queued(&tx.transaction_id) || seen_before(accounts, tx);
             for (index, (kind, _)) in self.topology.kinds.iter().enumerate().filter(|_| !duplicate) {
@@ -494,6 +523,7 @@ impl<'a> Worker<'a> {
             hop.router.routed = record.offset + 1;
             hop.router_changed = true;
             hop.idle_since = None;
+            hop.idle_long = false;
         }
         hop.awaiting.push(Pending { record, parsed, expects });
     }
