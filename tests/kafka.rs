@@ -9,7 +9,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use weir::events::{DecisionEvent, DecisionType};
+use weir::events::{DecisionEvent, DecisionType, TransactionRecorded};
 use weir_testkit::{Broker, WeirProcess, kafka_script, read_committed, read_to_end};
 
 use crate::util::{card_testing, decide_embedded, decide_embedded_with, tempdir};
@@ -710,6 +710,53 @@ fn assert_exactly_once(got: &[DecisionEvent], reference: &HashMap<String, Decisi
     assert!(got.iter().all(|d| reference.contains_key(&d.transaction_id)), "only the transactions sent are decided");
 }
 
+/// Starts weir (`a`) routing devices, merchants and counterparties, with
+/// `tweak` applied to its Kafka configuration, and waits until it joined.
+fn start_with_entities(setup: &Setup, tweak: impl FnOnce(&mut weir::kafka::KafkaConfig)) -> WeirProcess {
+    let mut config = setup.weir_config("a");
+    let kafka = config.kafka.as_mut().unwrap();
+    kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
+    tweak(kafka);
+    weir::kafka::create_topics(kafka, &Default::default()).unwrap();
+    let path = setup.dir.path().join("a.toml");
+    weir_testkit::config::write(&config, &path);
+    let a = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path("a"), "info");
+    wait_for("weir to join", Duration::from_secs(60), || setup.log("a").contains("partitions assigned"));
+    a
+}
+
+/// Sends `txs` live, `chunk` at a time with `pause(i)` after chunk `i`,
+/// each dated when its chunk is sent (a millisecond apart; a transaction
+/// dated after 2099 keeps its date). One producer sends them all, as a
+/// bank's service keeps one: what it sends is on its way for
+/// milliseconds. Returns the lines sent.
+fn send_live(
+    setup: &Setup,
+    txs: &mut [TransactionRecorded],
+    chunk: usize,
+    pause: impl Fn(usize) -> Duration,
+) -> Vec<String> {
+    let producer: BaseProducer =
+        broker().client().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap();
+    let input = setup.topic("in");
+    let mut lines = Vec::new();
+    for (i, part) in txs.chunks_mut(chunk).enumerate() {
+        let now = time::OffsetDateTime::now_utc();
+        for (j, tx) in part.iter_mut().enumerate() {
+            if tx.occurred_at.year() < 2099 {
+                tx.occurred_at = now + time::Duration::milliseconds(j as i64);
+            }
+            let line = serde_json::to_string(tx).unwrap();
+            producer.send(BaseRecord::to(&input).key(&tx.account_id).payload(&line)).unwrap();
+            lines.push(line);
+        }
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(pause(i));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    lines
+}
+
 /// Two ways the entity hop could hold a partition's decisions back for
 /// good, on a real broker, with the stream produced live (each transaction
 /// dated when it is sent, as in production). A transaction dated 2099 is
@@ -723,16 +770,10 @@ fn assert_exactly_once(got: &[DecisionEvent], reference: &HashMap<String, Decisi
 fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new("entity-bounds");
-    let mut config = setup.weir_config("a");
-    let kafka = config.kafka.as_mut().unwrap();
-    kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
-    kafka.entity_grace_ms = 86_400_000;
-    kafka.entity_max_waiting = 8;
-    weir::kafka::create_topics(kafka, &Default::default()).unwrap();
-    let path = setup.dir.path().join("a.toml");
-    weir_testkit::config::write(&config, &path);
-    let mut a = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path("a"), "info");
-    wait_for("weir to join", Duration::from_secs(60), || setup.log("a").contains("partitions assigned"));
+    let mut a = start_with_entities(&setup, |kafka| {
+        kafka.entity_grace_ms = 86_400_000;
+        kafka.entity_max_waiting = 8;
+    });
 
     let mut txs = crate::entities::stream(600, 29);
     let future = weir::cases::CaseTx {
@@ -743,27 +784,10 @@ fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
     };
     txs.insert(10, future.to_event("tx-future"));
     assert!(txs[10].occurred_at.year() >= 2099, "{}", txs[10].occurred_at);
-    let mut lines = Vec::new();
-    let producer: BaseProducer =
-        broker().client().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap();
-    let input = setup.topic("in");
     // About 600 a second: faster than a partition's grace of a day lets its
     // entities release, so the queues fill up between two reports of where
     // the partitions end.
-    for chunk in txs.chunks_mut(20) {
-        let now = time::OffsetDateTime::now_utc();
-        for (j, tx) in chunk.iter_mut().enumerate() {
-            if tx.transaction_id != "tx-future" {
-                tx.occurred_at = now + time::Duration::milliseconds(j as i64);
-            }
-            let line = serde_json::to_string(tx).unwrap();
-            producer.send(BaseRecord::to(&input).key(&tx.account_id).payload(&line)).unwrap();
-            lines.push(line);
-        }
-        producer.poll(Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    let lines = send_live(&setup, &mut txs, 20, |_| Duration::from_millis(30));
     let reference = decide_embedded(&lines).1;
     setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
     a.terminate(STOP_DEADLINE);
@@ -811,36 +835,12 @@ fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
 fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new("entity-live");
-    let mut config = setup.weir_config("a");
-    let kafka = config.kafka.as_mut().unwrap();
-    kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
-    weir::kafka::create_topics(kafka, &Default::default()).unwrap();
-    let path = setup.dir.path().join("a.toml");
-    weir_testkit::config::write(&config, &path);
-    let mut a = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path("a"), "info");
-    wait_for("weir to join", Duration::from_secs(60), || setup.log("a").contains("partitions assigned"));
-
-    // One producer for the stream, as a bank's service keeps one: what it
-    // sends is on its way for milliseconds, not for a report.
-    let producer: BaseProducer =
-        broker().client().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap();
-    let input = setup.topic("in");
+    let mut a = start_with_entities(&setup, |_| {});
     let mut txs = crate::entities::stream(1200, 31);
-    let mut lines = Vec::new();
-    for (i, chunk) in txs.chunks_mut(12).enumerate() {
-        let now = time::OffsetDateTime::now_utc();
-        for (j, tx) in chunk.iter_mut().enumerate() {
-            tx.occurred_at = now + time::Duration::milliseconds(j as i64);
-            let line = serde_json::to_string(tx).unwrap();
-            producer.send(BaseRecord::to(&input).key(&tx.account_id).payload(&line)).unwrap();
-            lines.push(line);
-        }
-        producer.poll(Duration::ZERO);
-        // Now and then the stream pauses for longer than a report of where
-        // the partitions end, so they go idle between bursts.
-        std::thread::sleep(Duration::from_millis(if i % 10 == 9 { 400 } else { 15 }));
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    // Now and then the stream pauses for longer than a report of where the
+    // partitions end, so they go idle between bursts.
+    let pause = |i: usize| Duration::from_millis(if i % 10 == 9 { 400 } else { 15 });
+    let lines = send_live(&setup, &mut txs, 12, pause);
     let reference = decide_embedded(&lines).1;
     setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
     a.terminate(STOP_DEADLINE);

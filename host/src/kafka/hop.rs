@@ -312,10 +312,20 @@ impl EntityPartition {
         let from = task.partition;
         let replayed = self.replayed();
         self.take(task, late);
+        self.drain_after_read(from, replayed, late);
+    }
+
+    /// After a record of router `from` was read: takes in its memos that
+    /// now follow, or every router's when that read finished the replay
+    /// (`replayed`: whether it was finished before).
+    fn drain_after_read(&mut self, from: i32, replayed: bool, late: &mut Vec<Task>) {
         if replayed || !self.replayed() {
             self.drain(from, late);
         } else {
-            self.drain_all(late);
+            let routers: Vec<i32> = self.ahead.keys().copied().collect();
+            for from in routers {
+                self.drain(from, late);
+            }
         }
     }
 
@@ -374,15 +384,6 @@ impl EntityPartition {
         }
         ahead.push_back(memo);
         self.drain(from, late);
-    }
-
-    /// Takes in, in order, the memos of every router that now follow what
-    /// was taken in.
-    fn drain_all(&mut self, late: &mut Vec<Task>) {
-        let routers: Vec<i32> = self.ahead.keys().copied().collect();
-        for from in routers {
-            self.drain(from, late);
-        }
     }
 
     /// Takes in, in order, the memos of `from`'s router that now follow
@@ -444,11 +445,7 @@ impl EntityPartition {
         *read = (*read).max(progress.position);
         let replayed = self.replayed();
         self.skip(hop_offset);
-        if replayed || !self.replayed() {
-            self.drain(partition, late);
-        } else {
-            self.drain_all(late);
-        }
+        self.drain_after_read(partition, replayed, late);
     }
 
     /// Counts the record at `hop_offset` as taken in.
