@@ -3,7 +3,8 @@
 //! sooner than `commit_interval_ms` after the previous one started.
 //!
 //! A transaction takes every worker's outbox whole, produces its records
-//! (decisions, dead letters, and the newest record of each changelog key),
+//! (decisions, dead letters, changelog and entity hop records, less those
+//! the rest of the transaction makes needless: [`super::trim`]),
 //! sends the partitions' next offsets with the consumer group's metadata,
 //! and commits. A failed transaction is aborted and the intake is asked to
 //! rewind every partition to its committed offsets (the workers drop what
@@ -32,6 +33,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, retry};
+use super::trim::Keep;
 use super::{
     Destination, Doorbell, Headers, KafkaConfig, KafkaRunError, KafkaSummary, OutRecord, Outbox, Output, Source,
     Topology,
@@ -322,26 +324,16 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         let started = Instant::now();
         let mut produced = 0usize;
         self.producer.begin_transaction()?;
-        // A changelog key written several times in this transaction: only
-        // its newest record is produced.
-        let mut newest: HashMap<(i32, &[u8]), (usize, usize)> = HashMap::new();
-        for (w, out) in outputs.iter().enumerate() {
-            for (i, r) in out.records.iter().enumerate() {
-                if r.destination == Destination::Changelog
-                    && let Some(key) = &r.key
-                {
-                    newest.insert((r.partition, key.as_slice()), (w, i));
+        // What a later record or a decision of this transaction makes
+        // needless is left out (see `trim`).
+        let plan = super::trim::plan(outputs);
+        for (out, keep) in outputs.iter().zip(&plan) {
+            for (r, keep) in out.records.iter().zip(keep) {
+                match keep {
+                    Keep::Yes => self.produce(r)?,
+                    Keep::No => continue,
+                    Keep::With(payload) => self.produce(&super::trim::with_payload(r, payload.clone()))?,
                 }
-            }
-        }
-        for (w, out) in outputs.iter().enumerate() {
-            for (i, r) in out.records.iter().enumerate() {
-                if r.destination == Destination::Changelog
-                    && r.key.as_ref().is_some_and(|k| newest.get(&(r.partition, k.as_slice())) != Some(&(w, i)))
-                {
-                    continue;
-                }
-                self.produce(r)?;
                 produced += 1;
             }
         }

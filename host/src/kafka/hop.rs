@@ -98,7 +98,7 @@ impl Progress {
     /// Takes in a report that may be older or newer: the watermark only
     /// grows; the position and whether it is at the end come from the
     /// newest report (at one position, the end is the later news).
-    fn merge(&mut self, other: Progress) {
+    pub(super) fn merge(&mut self, other: Progress) {
         self.watermark = self.watermark.max(other.watermark);
         if other.position > self.position || (other.position == self.position && other.at_end) {
             self.position = other.position;

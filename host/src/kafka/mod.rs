@@ -55,6 +55,7 @@ pub mod lists;
 pub mod publish;
 pub mod range;
 mod retry;
+mod trim;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -204,7 +205,7 @@ struct Record {
 }
 
 /// Where an output record goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Destination {
     Decision(DecisionType),
     DeadLetter,
@@ -250,6 +251,11 @@ struct OutRecord {
     /// `None`: a tombstone.
     payload: Option<Vec<u8>>,
     headers: Headers,
+    /// For the entity hop's task and verdict records: the input record
+    /// (partition, offset) they carry. They serve only until that record is
+    /// decided, so the committer leaves them out of a Kafka transaction that
+    /// also commits its decision (see `committer::Trim`).
+    carries: Option<(i32, i64)>,
 }
 
 /// What a worker decided since the committer last took its output.

@@ -504,6 +504,7 @@ impl<'a> Worker<'a> {
                         key: Some(id.as_bytes().to_vec()),
                         payload: Some(hop::Record::task(p, record.offset, at, &record.payload)),
                         headers: Headers::None,
+                        carries: Some((p, record.offset)),
                     });
                     let prev = hop.last_sent.insert((index, target), record.offset);
                     if self.mail.holds(target) {
@@ -600,6 +601,7 @@ impl<'a> Worker<'a> {
                             key: None,
                             payload: Some(payload.clone()),
                             headers: Headers::None,
+                            carries: None,
                         });
                         if self.mail.holds(target) {
                             let last = hop.last_sent.get(&(index, target)).copied();
@@ -740,6 +742,7 @@ impl<'a> Worker<'a> {
                     key: Some(decision.account_id.into_bytes()),
                     payload: Some(payload),
                     headers: Headers::Decision { id: decision.event_id, event_type: decision.event_type },
+                    carries: None,
                 });
             }
             Processed::DeadLetter(reason) => {
@@ -758,6 +761,7 @@ impl<'a> Worker<'a> {
                     key,
                     payload: Some(payload),
                     headers: Headers::DeadLetter { reason, offset: record.offset, size, truncated },
+                    carries: None,
                 });
             }
             Processed::Unlocked(unlock) => {
@@ -771,6 +775,7 @@ impl<'a> Worker<'a> {
                     key: Some(unlock.account_id.into_bytes()),
                     payload: Some(payload),
                     headers: Headers::Unlocked { id: unlock.event_id },
+                    carries: None,
                 });
             }
             Processed::Confirmation | Processed::Duplicate => {}
@@ -797,6 +802,7 @@ impl<'a> Worker<'a> {
                     key: Some(key),
                     payload: value,
                     headers: Headers::None,
+                    carries: None,
                 });
             }
         }
@@ -968,6 +974,7 @@ fn meta_record(task: i32, name: &str, value: &impl serde::Serialize) -> OutRecor
         key: Some(changelog::meta_key(name)),
         payload: Some(postcard::to_allocvec(value).expect("task state serializes")),
         headers: Headers::None,
+        carries: None,
     }
 }
 
@@ -981,6 +988,7 @@ fn verdict_record(task: i32, partition: i32, verdict: &Verdict, account: Option<
         key: account,
         payload: Some(verdict.write()),
         headers: Headers::None,
+        carries: Some((partition, verdict.offset)),
     }
 }
 
