@@ -428,11 +428,9 @@ impl EntityPartition {
                     self.meta.progress.entry(from).or_default().merge(progress);
                     self.changed = true;
                 }
-                // Which tasks it covers is not known here: its copy in
-                // Kafka brings it.
-                Memo::Progress { last: None, .. } => {
-                    ahead.pop_front();
-                }
+                // It waits for what the router sent here before it took the
+                // input partition (its first progress then goes to Kafka at
+                // once), or for the task it follows.
                 Memo::Progress { .. } => return,
             }
         }
@@ -941,8 +939,8 @@ mod tests {
         );
         assert_eq!(e.waiting(), 0, "nothing is taken in out of the router's order");
         assert!(e.meta.progress.is_empty());
-        // A progress from a router that sent nothing here since it started:
-        // which tasks it covers is unknown, so it is dropped.
+        // A progress from a router that sent nothing here since it started
+        // waits until what the router sent before it started was read.
         e.memo_one(
             1,
             Memo::Progress { last: None, since: 3, progress: Progress { position: 3, watermark: None, at_end: true } },
@@ -952,9 +950,11 @@ mod tests {
         assert!(e.arrive_one(read_task(Some(0), 0, 5, 10, "a")).is_none());
         assert_eq!(e.waiting(), 2);
         assert_eq!(e.meta.progress.get(&0).map(|p| p.position), Some(8));
-        e.progress(1, 1, Progress { position: 3, watermark: None, at_end: true }, &mut Vec::new());
-        // Router 1's progress from where it started was read: its first
-        // task here since then comes in memory.
+        e.progress(1, 1, Progress { position: 3, watermark: None, at_end: false }, &mut Vec::new());
+        // Router 1's progress from where it started was read: the progress
+        // that waited is taken in (at the same position, the end is the
+        // later news), and its first task here since then comes in memory.
+        assert_eq!(e.meta.progress.get(&1).map(|p| p.at_end), Some(true));
         e.memo_one(1, Memo::Task { task: Box::new(read_task(None, 1, 3, 40, "d")), prev: None, since: 3 });
         assert_eq!(e.meta.taken.get(&1), Some(&3));
         assert_eq!(ids(e.release(2)), ["a", "b"]);

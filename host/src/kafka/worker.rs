@@ -56,6 +56,13 @@ const IDLE: Duration = Duration::from_millis(50);
 /// at most, on a stream replayed faster than the clock (see
 /// [`TaskHop::progress`]).
 const IDLE_HOLDS_NOTHING: Duration = Duration::from_secs(1);
+
+/// How often a router writes its progress to Kafka for an entity partition
+/// that takes it in memory (an entity partition elsewhere gets every
+/// change). The copy in Kafka serves a restart and an entity partition
+/// that could not take a memo (not restored yet, or too far behind); its
+/// first after the router takes its partition is written at once.
+const PROGRESS_TO_KAFKA_EVERY: Duration = Duration::from_secs(1);
 /// The most of an input record's key a dead letter keeps (keys are account
 /// ids, at most 256 bytes when valid).
 const DEAD_LETTER_KEY_MAX: usize = 1024;
@@ -125,6 +132,9 @@ struct TaskHop {
     latest_sent: i64,
     /// The progress last sent to the entities' partitions.
     sent: Option<Progress>,
+    /// When progress was last written to Kafka for the partitions held
+    /// here, and what.
+    written: Option<(Instant, Progress)>,
     /// Per (kind's index, entity partition): the input offset of the last
     /// task routed there since the task came here, to link memos.
     last_sent: HashMap<(usize, i32), i64>,
@@ -461,6 +471,7 @@ impl<'a> Worker<'a> {
                 latest: None,
                 latest_sent: 0,
                 sent: None,
+                written: None,
                 last_sent: HashMap::new(),
                 since,
                 end_seen: None,
@@ -589,25 +600,39 @@ impl<'a> Worker<'a> {
         for &p in tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
             let progress = hop.progress(topology.grace_ms);
-            if hop.sent != Some(progress) {
-                hop.sent = Some(progress);
-                let payload = hop::Record::progress(p, &progress);
-                for (index, (kind, _)) in topology.kinds.iter().enumerate() {
-                    for target in 0..topology.partitions {
-                        out.records.push(OutRecord {
-                            destination: Destination::Entity(*kind),
-                            partition: p,
-                            target: Some(target),
-                            key: None,
-                            payload: Some(payload.clone()),
-                            headers: Headers::None,
-                            carries: None,
-                        });
-                        if self.mail.holds(target) {
-                            let last = hop.last_sent.get(&(index, target)).copied();
-                            self.memos.push((index, target, p, Memo::Progress { last, since: hop.since, progress }));
-                        }
+            // Partitions held here take it in memory when it changes, and
+            // their copy in Kafka only now and then: a Kafka transaction
+            // with no other record for the hop's topics then touches none
+            // of them. Partitions elsewhere get every change.
+            let changed = hop.sent != Some(progress);
+            let due = hop.written.is_none_or(|(at, w)| w != progress && at.elapsed() >= PROGRESS_TO_KAFKA_EVERY);
+            if !changed && !due {
+                continue;
+            }
+            hop.sent = Some(progress);
+            if due {
+                hop.written = Some((Instant::now(), progress));
+            }
+            let payload = hop::Record::progress(p, &progress);
+            for (index, (kind, _)) in topology.kinds.iter().enumerate() {
+                for target in 0..topology.partitions {
+                    let held = self.mail.holds(target);
+                    if held && changed {
+                        let last = hop.last_sent.get(&(index, target)).copied();
+                        self.memos.push((index, target, p, Memo::Progress { last, since: hop.since, progress }));
                     }
+                    if held && !due {
+                        continue;
+                    }
+                    out.records.push(OutRecord {
+                        destination: Destination::Entity(*kind),
+                        partition: p,
+                        target: Some(target),
+                        key: None,
+                        payload: Some(payload.clone()),
+                        headers: Headers::None,
+                        carries: None,
+                    });
                 }
             }
         }
