@@ -17,10 +17,10 @@
 //!   transaction), carrying them all merged (`hop::Progress::merge`: the
 //!   watermark only grows, the position is the newest). An entity
 //!   partition that reads it ends where it would have ended reading them
-//!   all; it only releases nothing earlier than that record.
+//!   all, only not before it has read that record.
 //!
 //! At 5 000 transactions/s with three entity kinds and every entity on its
-//! instance, a transaction's records fall by about a third (BENCHMARKS.md,
+//! instance, a transaction's records fall by about two fifths (BENCHMARKS.md,
 //! "Fewer records per transaction").
 
 use std::collections::HashMap;
@@ -37,6 +37,14 @@ pub(super) enum Keep {
     No,
     /// Produce it with this payload instead (a merged progress record).
     With(Vec<u8>),
+}
+
+/// A router's last progress record to an entity partition so far: where
+/// it is (outbox, record), all of them merged, and how many there were.
+struct LastProgress {
+    at: (usize, usize),
+    merged: Progress,
+    count: usize,
 }
 
 /// For each outbox, what to do with each of its records, in order.
@@ -56,7 +64,7 @@ pub(super) fn plan(outputs: &[Output]) -> Vec<Vec<Keep>> {
     // The newest record of each changelog key, and the last progress record
     // of each router to each entity partition with what it merges.
     let mut newest: HashMap<(i32, &[u8]), (usize, usize)> = HashMap::new();
-    let mut progress: HashMap<(Destination, Option<i32>, i32), (usize, usize, Progress, usize)> = HashMap::new();
+    let mut progress: HashMap<(Destination, Option<i32>, i32), LastProgress> = HashMap::new();
     for (w, out) in outputs.iter().enumerate() {
         for (i, r) in out.records.iter().enumerate() {
             if r.carries.is_some_and(|(p, offset)| decided.get(&p).is_some_and(|d| offset < *d)) {
@@ -73,19 +81,23 @@ pub(super) fn plan(outputs: &[Output]) -> Vec<Vec<Keep>> {
                     let Some(hop::Record::Progress { partition, progress: p }) = hop::Record::read(payload) else {
                         continue;
                     };
-                    let entry = progress.entry((r.destination, r.target, partition)).or_insert((w, i, p, 0));
-                    if entry.3 > 0 {
-                        keep[entry.0][entry.1] = Keep::No;
-                        entry.2.merge(p);
-                        (entry.0, entry.1) = (w, i);
+                    let last = progress.entry((r.destination, r.target, partition)).or_insert(LastProgress {
+                        at: (w, i),
+                        merged: p,
+                        count: 0,
+                    });
+                    if last.count > 0 {
+                        keep[last.at.0][last.at.1] = Keep::No;
+                        last.merged.merge(p);
+                        last.at = (w, i);
                     }
-                    entry.3 += 1;
+                    last.count += 1;
                 }
                 _ => {}
             }
         }
     }
-    for ((_, _, partition), (w, i, merged, count)) in progress {
+    for ((_, _, partition), LastProgress { at: (w, i), merged, count }) in progress {
         if count > 1 {
             let own = outputs[w].records[i].payload.as_deref().and_then(hop::Record::read);
             if own != Some(hop::Record::Progress { partition, progress: merged }) {
@@ -133,6 +145,10 @@ mod tests {
         }
     }
 
+    fn output(records: Vec<OutRecord>) -> Output {
+        Output { records, ..Output::default() }
+    }
+
     fn progress(position: i64, watermark: i64, at_end: bool) -> Progress {
         Progress { position, watermark: Some(watermark), at_end }
     }
@@ -158,15 +174,13 @@ mod tests {
 
     #[test]
     fn tasks_and_verdicts_of_records_decided_in_the_transaction_are_left_out() {
-        let mut a = Output::default();
         // Input partition 0 decided up to offset 12 (the next is 12): its
         // tasks and verdicts at 10 and 11 go, the one at 12 stays.
-        a.records = vec![task(0, 10, 1), task(0, 11, 1), task(0, 12, 1), decision(0), decision(0)];
+        let mut a = output(vec![task(0, 10, 1), task(0, 11, 1), task(0, 12, 1), decision(0), decision(0)]);
         a.offsets.insert((Source::Input, 0), 12);
-        let mut b = Output::default();
         // Verdicts from another worker's entity partition: for partition 0
         // (decided above), and for partition 2 (not decided here).
-        b.records = vec![verdict(1, 0, 11), verdict(1, 0, 12), verdict(1, 2, 5), task(2, 5, 1)];
+        let b = output(vec![verdict(1, 0, 11), verdict(1, 0, 12), verdict(1, 2, 5), task(2, 5, 1)]);
         let plan = plan(&[a, b]);
         use Keep::*;
         assert_eq!(plan[0], [No, No, Yes, Yes, Yes]);
@@ -175,13 +189,12 @@ mod tests {
 
     #[test]
     fn a_changelog_key_keeps_its_newest_record() {
-        let mut a = Output::default();
-        a.records = vec![
+        let a = output(vec![
             record(Destination::Changelog, 0, 0, Some(b"k1"), vec![1]),
             record(Destination::Changelog, 0, 0, Some(b"k2"), vec![2]),
             record(Destination::Changelog, 1, 1, Some(b"k1"), vec![3]),
             record(Destination::Changelog, 0, 0, Some(b"k1"), vec![4]),
-        ];
+        ]);
         use Keep::*;
         assert_eq!(plan(&[a]), [vec![No, Yes, Yes, Yes]]);
     }
@@ -192,8 +205,7 @@ mod tests {
         let p = |position, watermark, at_end| {
             record(kind, 0, 3, None, hop::Record::progress(0, &progress(position, watermark, at_end)))
         };
-        let mut a = Output::default();
-        a.records = vec![
+        let a = output(vec![
             // Router 0 to entity partition 3: an idle report with a high
             // watermark, a task, then a later position with a lower one.
             p(10, 5_000, false),
@@ -203,7 +215,7 @@ mod tests {
             record(kind, 0, 2, None, hop::Record::progress(0, &progress(11, 4_000, false))),
             // Another router to partition 3: its own.
             record(kind, 1, 3, None, hop::Record::progress(1, &progress(7, 3_000, false))),
-        ];
+        ]);
         let plan = plan(&[a]);
         let merged = hop::Record::progress(0, &progress(11, 5_000, false));
         use Keep::*;
@@ -214,8 +226,7 @@ mod tests {
     fn the_same_progress_twice_is_kept_as_the_last_record() {
         let kind = Destination::Entity(Entity::Merchant);
         let same = hop::Record::progress(0, &progress(4, 100, true));
-        let mut a = Output::default();
-        a.records = vec![record(kind, 0, 1, None, same.clone()), record(kind, 0, 1, None, same)];
+        let a = output(vec![record(kind, 0, 1, None, same.clone()), record(kind, 0, 1, None, same)]);
         use Keep::*;
         assert_eq!(plan(&[a]), [vec![No, Yes]]);
     }
