@@ -16,6 +16,9 @@
 //!   one-second warm-up (default 15).
 //! - `WEIR_BENCH_COMMIT_INTERVAL_MS`: weir's `kafka.commit_interval_ms`
 //!   (default: weir's default).
+//! - `WEIR_BENCH_BATCH_MAX_RECORDS`: weir's `kafka.batch_max_records` (the
+//!   records a worker's outbox holds before the worker waits for the
+//!   committer; default: weir's).
 //! - `WEIR_BENCH_CLIENT`: librdkafka properties for every weir client
 //!   (`kafka.client`), as `key=value` pairs, comma separated (e.g.
 //!   `fetch.wait.max.ms=20`), to measure a client setting.
@@ -1608,6 +1611,7 @@ impl WeirProcess {
         kafka.partitions = partitions();
         kafka.workers = workers.or_else(|| std::env::var("WEIR_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()));
         kafka.commit_interval_ms = env_or("WEIR_BENCH_COMMIT_INTERVAL_MS", kafka.commit_interval_ms);
+        kafka.batch_max_records = env_or("WEIR_BENCH_BATCH_MAX_RECORDS", kafka.batch_max_records);
         // librdkafka properties for every weir client (`kafka.client`).
         for pair in std::env::var("WEIR_BENCH_CLIENT").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').expect("WEIR_BENCH_CLIENT: key=value pairs, comma separated");
