@@ -330,9 +330,9 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         for (out, keep) in outputs.iter().zip(&plan) {
             for (r, keep) in out.records.iter().zip(keep) {
                 match keep {
-                    Keep::Yes => self.produce(r)?,
+                    Keep::Yes => self.produce(r, r.payload.as_deref())?,
                     Keep::No => continue,
-                    Keep::With(payload) => self.produce(&super::trim::with_payload(r, payload.clone()))?,
+                    Keep::With(payload) => self.produce(r, Some(payload))?,
                 }
                 produced += 1;
             }
@@ -385,7 +385,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
     }
 
-    fn produce(&self, r: &OutRecord) -> Result<(), KafkaError> {
+    /// Produces `r` with `payload` (its own, or one [`super::trim`] merged).
+    fn produce(&self, r: &OutRecord, payload: Option<&[u8]>) -> Result<(), KafkaError> {
         let topics = &self.config.topics;
         let topic = match r.destination {
             Destination::Decision(t) => topics.decisions(t),
@@ -398,8 +399,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         if let Some(k) = &r.key {
             record = record.key(k.as_slice());
         }
-        if let Some(p) = &r.payload {
-            record = record.payload(p.as_slice());
+        if let Some(p) = payload {
+            record = record.payload(p);
         }
         match &r.headers {
             Headers::None => {}

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use super::hop::{self, Progress};
-use super::{Destination, OutRecord, Output, Source};
+use super::{Destination, Output, Source};
 
 /// What to do with one record of an outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,23 +108,11 @@ pub(super) fn plan(outputs: &[Output]) -> Vec<Vec<Keep>> {
     keep
 }
 
-/// `r` with another payload.
-pub(super) fn with_payload(r: &OutRecord, payload: Vec<u8>) -> OutRecord {
-    OutRecord {
-        destination: r.destination,
-        partition: r.partition,
-        target: r.target,
-        key: r.key.clone(),
-        payload: Some(payload),
-        headers: super::Headers::None,
-        carries: r.carries,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::DecisionType;
+    use crate::kafka::OutRecord;
     use weir_sdk::Entity;
 
     fn record(
