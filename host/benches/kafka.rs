@@ -24,6 +24,9 @@
 //!   `fetch.wait.max.ms=20`), to measure a client setting.
 //! - `WEIR_BENCH_WORKERS`: weir's decide workers in the latency, backlog
 //!   and restore steps (default: weir's, a worker per core).
+//! - `WEIR_BENCH_INSTANCES`: weir instances in the latency step, members
+//!   of one group (default 1); the partitions, and with the entity hop the
+//!   entities, spread over them. The peak RSS reported is the largest.
 //! - `WEIR_BENCH_PARTITIONS`: partitions of every topic (default 4).
 //! - `WEIR_BENCH_BACKLOG`: records of the backlog step (default 4 × N;
 //!   0 skips the step).
@@ -61,6 +64,10 @@
 //!   `weir` binary (e.g. a build of an earlier commit) and a rules directory
 //!   it accepts; its throughput is measured in the same run, with its own
 //!   defaults, for a before/after.
+//! - `WEIR_BENCH_PERF=<file>`: the backlog step records weir with `perf
+//!   record -F 499 --call-graph dwarf` into that file from SIGCONT until
+//!   the last backlog decision is read (the drain, nothing else), for
+//!   `perf report -i <file>`.
 //! - `WEIR_BENCH_WEIR_LOG`: weir's log filter (default `info`), e.g.
 //!   `weir::kafka=debug` for a line per transaction; with
 //!   `WEIR_BENCH_KEEP_LOGS=1` the working directory with weir's logs is kept
@@ -1016,7 +1023,14 @@ fn histogram() -> Histogram<u64> {
 /// Produces `recs` at `rate`/s to a running weir; the first `warm` are not
 /// measured.
 fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
-    let mut weir = WeirProcess::prepare(bench, &format!("lat{rate}"), None);
+    let step = format!("lat{rate}");
+    let mut weir = WeirProcess::prepare(bench, &step, None);
+    // More members of the group, when asked for: partitions (and, with the
+    // entity hop, the entities) spread over them.
+    let instances: usize = env_or("WEIR_BENCH_INSTANCES", 1);
+    assert!(instances >= 1, "WEIR_BENCH_INSTANCES must be at least 1");
+    let mut others: Vec<WeirProcess> =
+        (1..instances).map(|i| WeirProcess::prepare_instance(bench, &step, &format!("bench-{i}"), None)).collect();
     let n = recs.len();
     let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
     let index: HashMap<String, usize> =
@@ -1061,11 +1075,26 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
 
     weir.spawn();
     weir.wait_for_log("partitions assigned", Duration::from_secs(120));
+    for other in &mut others {
+        other.spawn();
+        other.wait_for_log("partitions assigned", Duration::from_secs(120));
+    }
+    if !others.is_empty() {
+        // The rebalance that gave the later members their partitions is
+        // over once each has restored them.
+        for w in std::iter::once(&mut weir).chain(others.iter_mut()) {
+            w.wait_for_log("state restored from the changelog", Duration::from_secs(120));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
     let broker_before = broker_cpu();
     let acks = Acks::new(base, n);
     let producer = bench.producer(&acks, &[]);
     let input = weir.kafka.topics.input.clone();
-    let max_lag_ns = produce_paced(&producer, &input, recs, rate, warm, base, &sent_ns, || weir.check_alive());
+    let max_lag_ns = produce_paced(&producer, &input, recs, rate, warm, base, &sent_ns, || {
+        weir.check_alive();
+        others.iter_mut().for_each(WeirProcess::check_alive);
+    });
     producer.flush(Duration::from_secs(60)).expect("flushing the load generator");
     acks.check(n, "the load generator");
     let window = sent_ns[n - 1].load(Ordering::SeqCst) - sent_ns[warm].load(Ordering::SeqCst);
@@ -1079,11 +1108,15 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
     // Wait for the reader, checking on weir.
     while !reading.is_finished() {
         weir.check_alive();
+        others.iter_mut().for_each(WeirProcess::check_alive);
         std::thread::sleep(Duration::from_millis(200));
     }
     let (e2e, duplicates) = reading.join().unwrap_or_else(|_| panic!("the latency reader failed (see above)"));
     let broker_cpu_s = broker_before.zip(broker_cpu()).map(|(before, after)| after - before);
-    let hwm_kb = weir.vm_hwm_kb();
+    let hwm_kb = others.iter_mut().map(WeirProcess::vm_hwm_kb).fold(weir.vm_hwm_kb(), u64::max);
+    for other in &mut others {
+        other.terminate();
+    }
     weir.terminate();
     Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s }
 }
@@ -1224,11 +1257,25 @@ fn backlog(bench: &Bench, recs: &[Rec]) -> Backlog {
     bench.preproduce(&weir.kafka.topics.input, rest);
     let (weir_before, broker_before) = (cpu_secs(pid).expect("weir's CPU time"), broker_cpu());
     let threads_before = thread_cpu(pid);
+    let perf = std::env::var_os("WEIR_BENCH_PERF").map(|out| {
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,32768", "-p", &pid.to_string(), "-o"])
+            .arg(out)
+            .spawn()
+            .expect("WEIR_BENCH_PERF: running perf");
+        // perf attaches within this while weir is stopped.
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    });
     let started = Instant::now();
     signal(pid, "CONT");
     let decisions = decided(rest);
     read(decisions, "the backlog", &mut weir);
     let wall_s = started.elapsed().as_secs_f64();
+    if let Some(mut perf) = perf {
+        signal(perf.id(), "INT");
+        let _ = perf.wait();
+    }
     let weir_cpu_s = cpu_secs(pid).expect("weir's CPU time") - weir_before;
     let mut threads: BTreeMap<&'static str, f64> = BTreeMap::new();
     for ((kind, after), (_, before)) in thread_cpu(pid).into_iter().zip(threads_before) {
@@ -1604,9 +1651,15 @@ impl WeirProcess {
     /// Writes weir.toml from weir's own configuration type (the test kit)
     /// and creates weir's topics.
     fn prepare(bench: &Bench, step: &str, workers: Option<usize>) -> WeirProcess {
+        Self::prepare_instance(bench, step, "bench", workers)
+    }
+
+    /// As [`WeirProcess::prepare`], as the group member `instance` of the
+    /// step (another instance shares the step's topics and group).
+    fn prepare_instance(bench: &Bench, step: &str, instance: &str, workers: Option<usize>) -> WeirProcess {
         let p = bench.prefix(step);
         let rules = bench.dir.path().join("rules");
-        let mut config = weir_testkit::config::kafka(&bench.broker, &p, "bench", &rules);
+        let mut config = weir_testkit::config::kafka(&bench.broker, &p, instance, &rules);
         let kafka = config.kafka.as_mut().expect("a Kafka configuration");
         kafka.partitions = partitions();
         kafka.workers = workers.or_else(|| std::env::var("WEIR_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()));
@@ -1622,11 +1675,12 @@ impl WeirProcess {
         if let Ok(kinds) = std::env::var("WEIR_BENCH_ENTITIES") {
             kafka.entities = kinds.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
         }
-        let path = bench.dir.path().join(format!("{step}.toml"));
+        let name = if instance == "bench" { step.to_owned() } else { format!("{step}-{instance}") };
+        let path = bench.dir.path().join(format!("{name}.toml"));
         weir_testkit::config::write(&config, &path);
         let binary = std::env::var_os("WEIR_BENCH_WEIR_BIN")
             .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")), PathBuf::from);
-        Self::with_config(bench, step, binary, path, config.kafka.expect("a Kafka configuration"))
+        Self::with_config(bench, &name, binary, path, config.kafka.expect("a Kafka configuration"))
     }
 
     /// Another build's `weir` (the baseline), with its own defaults: only

@@ -129,6 +129,10 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
     stop: &'a AtomicBool,
     /// Deleting the entity hop's committed records (none without a hop).
     purge: Option<Purge>,
+    /// The offset this instance last committed for each partition, while
+    /// nothing can have moved it since (forgotten at every flush: a
+    /// rebalance).
+    committed: HashMap<(Source, i32), i64>,
 }
 
 /// The entity hop's records below the committed offsets, deleted from its
@@ -168,6 +172,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             link,
             summary: KafkaSummary::default(),
             renewals: Vec::new(),
+            committed: HashMap::new(),
             purge: match (topology.kinds.is_empty(), config.hop_purge_interval_ms) {
                 (true, _) | (_, 0) => None,
                 (false, ms) => Some(Purge {
@@ -226,6 +231,9 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
                 biased;
                 request = self.requests.recv() => match request {
                     Some(Request::Flush(ack)) => {
+                        // Partitions may move after this: a new owner may
+                        // commit them.
+                        self.committed.clear();
                         let ok = self.commit()?;
                         let _ = ack.send(ok);
                         continue;
@@ -261,9 +269,11 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         let span = tracing::debug_span!("transaction", number);
         let started = Instant::now();
         match span.in_scope(|| self.transact(&outputs)) {
-            Ok(()) => {
-                self.hooks.observe_commit(started.elapsed());
-                self.summary.transactions_committed += 1;
+            Ok(ran) => {
+                if ran {
+                    self.hooks.observe_commit(started.elapsed());
+                    self.summary.transactions_committed += 1;
+                }
                 if let Some(purge) = self.purge.as_mut() {
                     for ((source, p), o) in outputs.iter().flat_map(|out| &out.offsets) {
                         if *source != Source::Input {
@@ -319,14 +329,21 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
     }
 
-    /// Produces the outputs and commits them with their offsets.
-    fn transact(&mut self, outputs: &[Output]) -> Result<(), KafkaError> {
+    /// Produces the outputs and commits them with their offsets. False if
+    /// there was nothing to commit (no record, no offset that moved): no
+    /// transaction then.
+    fn transact(&mut self, outputs: &[Output]) -> Result<bool, KafkaError> {
         let started = Instant::now();
         let mut produced = 0usize;
-        self.producer.begin_transaction()?;
         // What a later record or a decision of this transaction makes
         // needless is left out (see `trim`).
         let plan = super::trim::plan(outputs);
+        let has_records = plan.iter().flatten().any(|k| !matches!(k, Keep::No));
+        let moved = offsets_to_send(outputs, &self.committed, has_records);
+        if moved.is_empty() && !has_records {
+            return Ok(false);
+        }
+        self.producer.begin_transaction()?;
         for (out, keep) in outputs.iter().zip(&plan) {
             for (r, keep) in out.records.iter().zip(keep) {
                 match keep {
@@ -339,10 +356,8 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         }
         let sent = started.elapsed();
         let mut offsets = TopicPartitionList::new();
-        for out in outputs {
-            for ((source, p), o) in &out.offsets {
-                offsets.add_partition_offset(self.topology.topic(*source), *p, Offset::Offset(*o))?;
-            }
+        for &((source, p), o) in &moved {
+            offsets.add_partition_offset(self.topology.topic(source), p, Offset::Offset(o))?;
         }
         if offsets.count() > 0 {
             let metadata = self.consumer.group_metadata().ok_or(KafkaError::NoMessageReceived)?;
@@ -365,17 +380,19 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         loop {
             match self.producer.commit_transaction(self.patience()) {
                 Ok(()) => {
+                    self.committed.extend(moved);
                     let ms = |d: Duration| d.as_secs_f64() * 1e3;
                     tracing::debug!(
                         records = produced,
                         input = outputs.iter().map(|o| o.counters.records).sum::<u64>(),
+                        offsets = offsets.count(),
                         produce_ms = ms(sent),
                         offsets_ms = ms(offsets_sent - sent),
                         deliveries_ms = ms(delivered - offsets_sent),
                         commit_ms = ms(started.elapsed() - delivered),
                         "transaction committed"
                     );
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && !self.stopping() => {
                     tracing::warn!(error = %e, "commit of the transaction will be retried");
@@ -511,6 +528,25 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
     }
 }
 
+/// The offsets a transaction of `outputs` commits: those that differ
+/// from what this instance last committed (`committed`). An offset
+/// committed again changes nothing but costs the broker a write, and with
+/// the entity hop most of a transaction's partitions (the hop's topics,
+/// whose committed offset is the oldest task or verdict still waiting)
+/// stay where they were. A transaction with records but no offset that
+/// moved sends them all anyway: the offsets carry the consumer group's
+/// generation, which is what fences an instance that lost its partitions
+/// (the broker refuses them, and the transaction fails).
+fn offsets_to_send(
+    outputs: &[Output],
+    committed: &HashMap<(Source, i32), i64>,
+    has_records: bool,
+) -> Vec<((Source, i32), i64)> {
+    let all = outputs.iter().flat_map(|out| out.offsets.iter().map(|(k, o)| (*k, *o)));
+    let moved: Vec<((Source, i32), i64)> = all.clone().filter(|(k, o)| committed.get(k) != Some(o)).collect();
+    if moved.is_empty() && has_records { all.collect() } else { moved }
+}
+
 /// Takes a worker's output, and lets a worker that waits for it go on.
 fn take(outbox: &Outbox) -> Output {
     let mut output = outbox.output.lock().unwrap_or_else(|e| e.into_inner());
@@ -574,5 +610,40 @@ fn send(
             }
             Err((e, _)) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_sdk::Entity;
+
+    fn output(offsets: &[((Source, i32), i64)]) -> Output {
+        Output { offsets: offsets.iter().copied().collect(), ..Output::default() }
+    }
+
+    #[test]
+    fn only_offsets_that_moved_are_committed_unless_none_did_and_records_need_fencing() {
+        let device = Source::Entity(Entity::Device);
+        let outputs = [
+            output(&[((Source::Input, 0), 120), ((device, 0), 40), ((Source::Verdicts, 0), 7)]),
+            output(&[((Source::Input, 1), 90), ((device, 1), 12)]),
+        ];
+        let mut committed = HashMap::new();
+        // Nothing committed yet: all of them.
+        assert_eq!(offsets_to_send(&outputs, &committed, true).len(), 5);
+        committed.extend(offsets_to_send(&outputs, &committed, true));
+
+        // The inputs moved, the hop's partitions did not.
+        let next = [
+            output(&[((Source::Input, 0), 150), ((device, 0), 40), ((Source::Verdicts, 0), 7)]),
+            output(&[((Source::Input, 1), 91), ((device, 1), 12)]),
+        ];
+        assert_eq!(offsets_to_send(&next, &committed, true), vec![((Source::Input, 0), 150), ((Source::Input, 1), 91)]);
+
+        // Nothing moved: nothing to commit without records; with records,
+        // every offset again (they carry the group's generation).
+        assert!(offsets_to_send(&outputs, &committed, false).is_empty());
+        assert_eq!(offsets_to_send(&outputs, &committed, true).len(), 5);
     }
 }
