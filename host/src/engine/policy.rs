@@ -73,47 +73,76 @@ impl Policy {
     }
 
     pub fn combine(&self, results: &[RuleResult], existing_lock: Option<&Lock>) -> Combined {
-        let enforced: Vec<&RuleResult> = results.iter().filter(|r| enforced(r)).collect();
-        let score = enforced.iter().map(|r| r.score).fold(0u32, u32::saturating_add);
-        let describe = |r: &RuleResult| {
-            if r.outcome == RuleOutcome::Error {
-                format!("{}: rule failed ({})", r.rule_id, r.error.as_deref().unwrap_or("unknown error"))
-            } else {
-                format!("{}: {} {}", r.rule_id, r.reason_code, r.message).trim_end().to_owned()
-            }
-        };
-        let locks: Vec<String> =
-            enforced.iter().filter(|r| r.outcome == RuleOutcome::Lock).map(|r| describe(r)).collect();
+        let score = results.iter().filter(|r| enforced(r)).map(|r| r.score).fold(0u32, u32::saturating_add);
+        let locks = |r: &&RuleResult| enforced(r) && r.outcome == RuleOutcome::Lock;
         let score_locks = self.lock_score.is_some_and(|t| score >= t);
-        if !locks.is_empty() || score_locks {
-            let mut reasons = locks;
-            if score_locks {
-                reasons.push(format!("risk score {score} reached the lock threshold {}", self.lock_score.unwrap_or(0)));
-            }
+        if results.iter().any(|r| locks(&r)) || score_locks {
+            // The reason is built in one string, in the order: the lock
+            // already there, each locking rule, the score.
+            let mut reason = String::new();
             if let Some(lock) = existing_lock {
-                reasons.insert(
-                    0,
-                    format!("ACCOUNT_ALREADY_LOCKED: locked by transaction {} ({})", lock.transaction_id, lock.reason),
+                part(
+                    &mut reason,
+                    format_args!(
+                        "ACCOUNT_ALREADY_LOCKED: locked by transaction {} ({})",
+                        lock.transaction_id, lock.reason
+                    ),
                 );
-                return Combined { event_type: DecisionType::FraudSuspected, score, reason: Some(reasons.join("; ")) };
             }
-            return Combined { event_type: DecisionType::AccountLocked, score, reason: Some(reasons.join("; ")) };
+            for r in results.iter().filter(locks) {
+                describe(&mut reason, r);
+            }
+            if score_locks {
+                part(
+                    &mut reason,
+                    format_args!("risk score {score} reached the lock threshold {}", self.lock_score.unwrap_or(0)),
+                );
+            }
+            let event_type =
+                if existing_lock.is_some() { DecisionType::FraudSuspected } else { DecisionType::AccountLocked };
+            return Combined { event_type, score, reason: Some(reason) };
         }
-        let mut suspects: Vec<String> = enforced
-            .iter()
-            .filter(|r| {
-                r.outcome == RuleOutcome::Suspect
-                    || (r.outcome == RuleOutcome::Error && r.failure_policy == Some(FailurePolicy::FailClosed))
-            })
-            .map(|r| describe(r))
-            .collect();
-        if score >= self.suspect_score {
-            suspects.push(format!("risk score {score} reached the suspect threshold {}", self.suspect_score));
+        let suspects = |r: &&RuleResult| {
+            enforced(r)
+                && (r.outcome == RuleOutcome::Suspect
+                    || (r.outcome == RuleOutcome::Error && r.failure_policy == Some(FailurePolicy::FailClosed)))
+        };
+        let score_suspects = score >= self.suspect_score;
+        if !score_suspects && !results.iter().any(|r| suspects(&r)) {
+            return Combined { event_type: DecisionType::TransactionVerified, score, reason: None };
         }
-        if !suspects.is_empty() {
-            return Combined { event_type: DecisionType::FraudSuspected, score, reason: Some(suspects.join("; ")) };
+        let mut reason = String::new();
+        for r in results.iter().filter(suspects) {
+            describe(&mut reason, r);
         }
-        Combined { event_type: DecisionType::TransactionVerified, score, reason: None }
+        if score_suspects {
+            part(&mut reason, format_args!("risk score {score} reached the suspect threshold {}", self.suspect_score));
+        }
+        Combined { event_type: DecisionType::FraudSuspected, score, reason: Some(reason) }
+    }
+}
+
+/// Appends one part of a decision's reason, after "; " if it is not the
+/// first.
+fn part(reason: &mut String, text: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
+    if !reason.is_empty() {
+        reason.push_str("; ");
+    }
+    let _ = reason.write_fmt(text);
+}
+
+/// Appends a rule's part of a decision's reason: its id and what it said,
+/// without trailing whitespace (a verdict without a message), or that it
+/// failed and why.
+fn describe(reason: &mut String, r: &RuleResult) {
+    if r.outcome == RuleOutcome::Error {
+        part(reason, format_args!("{}: rule failed ({})", r.rule_id, r.error.as_deref().unwrap_or("unknown error")));
+    } else {
+        let start = if reason.is_empty() { 0 } else { reason.len() + 2 };
+        part(reason, format_args!("{}: {} {}", r.rule_id, r.reason_code, r.message));
+        let kept = reason[start..].trim_end().len();
+        reason.truncate(start + kept);
     }
 }
 
@@ -180,6 +209,77 @@ mod tests {
         let c = p.combine(&[closed], None);
         assert_eq!(c.event_type, DecisionType::FraudSuspected);
         assert!(c.reason.unwrap().contains("ran out of fuel"));
+    }
+
+    /// The reason as it was written before it was built in one string:
+    /// each part formatted on its own, trimmed, joined with "; ".
+    fn reason_joined(p: &Policy, results: &[RuleResult], lock: Option<&Lock>) -> Option<String> {
+        let enforced: Vec<&RuleResult> = results.iter().filter(|r| enforced(r)).collect();
+        let score = enforced.iter().map(|r| r.score).fold(0u32, u32::saturating_add);
+        let describe = |r: &RuleResult| {
+            if r.outcome == RuleOutcome::Error {
+                format!("{}: rule failed ({})", r.rule_id, r.error.as_deref().unwrap_or("unknown error"))
+            } else {
+                format!("{}: {} {}", r.rule_id, r.reason_code, r.message).trim_end().to_owned()
+            }
+        };
+        let mut locks: Vec<String> =
+            enforced.iter().filter(|r| r.outcome == RuleOutcome::Lock).map(|r| describe(r)).collect();
+        let score_locks = p.lock_score.is_some_and(|t| score >= t);
+        if !locks.is_empty() || score_locks {
+            if score_locks {
+                locks.push(format!("risk score {score} reached the lock threshold {}", p.lock_score.unwrap_or(0)));
+            }
+            if let Some(lock) = lock {
+                let already =
+                    format!("ACCOUNT_ALREADY_LOCKED: locked by transaction {} ({})", lock.transaction_id, lock.reason);
+                locks.insert(0, already);
+            }
+            return Some(locks.join("; "));
+        }
+        let mut suspects: Vec<String> = enforced
+            .iter()
+            .filter(|r| {
+                r.outcome == RuleOutcome::Suspect
+                    || (r.outcome == RuleOutcome::Error && r.failure_policy == Some(FailurePolicy::FailClosed))
+            })
+            .map(|r| describe(r))
+            .collect();
+        if score >= p.suspect_score {
+            suspects.push(format!("risk score {score} reached the suspect threshold {}", p.suspect_score));
+        }
+        (!suspects.is_empty()).then(|| suspects.join("; "))
+    }
+
+    #[test]
+    fn the_reason_is_each_part_trimmed_and_joined() {
+        let lock = Lock { transaction_id: "tx-1".into(), occurred_at_ms: 0, reason: "card testing".into() };
+        let mut blank = result("blank", RuleMode::Enforce, RuleOutcome::Suspect, 10);
+        blank.message = String::new();
+        let mut spaces = result("spaces", RuleMode::Enforce, RuleOutcome::Lock, 0);
+        spaces.message = "trailing  \t".into();
+        let mut empty = result("empty", RuleMode::Enforce, RuleOutcome::Suspect, 0);
+        (empty.reason_code, empty.message) = (String::new(), " ".into());
+        let mut failed = result("failed", RuleMode::Enforce, RuleOutcome::Error, 0);
+        failed.failure_policy = Some(FailurePolicy::FailClosed);
+        let cases: Vec<Vec<RuleResult>> = vec![
+            vec![],
+            vec![blank.clone()],
+            vec![empty.clone()],
+            vec![empty.clone(), blank.clone(), failed.clone()],
+            vec![result("s", RuleMode::Enforce, RuleOutcome::Score, 60), blank.clone()],
+            vec![blank.clone(), spaces.clone(), result("l", RuleMode::Enforce, RuleOutcome::Lock, 0)],
+            vec![result("shadow", RuleMode::Shadow, RuleOutcome::Lock, 0), failed],
+            vec![result("s", RuleMode::Enforce, RuleOutcome::Score, 120), empty],
+        ];
+        for policy in [Policy::default(), Policy { lock_score: Some(100), ..Policy::default() }] {
+            for results in &cases {
+                for held in [None, Some(&lock)] {
+                    let combined = policy.combine(results, held);
+                    assert_eq!(combined.reason, reason_joined(&policy, results, held), "{results:?} {held:?}");
+                }
+            }
+        }
     }
 
     #[test]
