@@ -857,6 +857,32 @@ fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
     assert!(entity_hits > 0, "the entity rules saw across accounts");
 }
 
+/// A burst into an instance idle for longer than a second, as when an
+/// upstream outage ends: every partition receives its share within
+/// milliseconds, but the partition read first must not release its tasks
+/// past the others, which had been idle long enough to hold nothing back
+/// and have not read theirs yet. None comes late, and every decision is
+/// the embedded run's.
+#[test]
+fn a_burst_into_an_idle_instance_reaches_its_entities_in_order() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("entity-burst");
+    let mut a = start_with_entities(&setup, |_| {});
+    // Idle at the end of every partition for well over a second.
+    wait_for("the partitions to be restored", Duration::from_secs(60), || {
+        setup.log("a").matches("state restored from the changelog").count() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut txs = crate::entities::stream(1200, 37);
+    let lines = send_live(&setup, &mut txs, 1200, |_| Duration::ZERO);
+    let reference = decide_embedded(&lines).1;
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
+    a.terminate(STOP_DEADLINE);
+    let log = setup.log("a");
+    assert!(!log.contains("later than `kafka.entity_grace_ms`"), "a transaction came late:\n{log}");
+    assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
+}
+
 /// On the real broker, across a weir restart: card testing locks an account;
 /// an analyst unlocks it with `weir case unlock` (to the input topic); the
 /// next card testing locks it again, exactly once, and the unlock is written

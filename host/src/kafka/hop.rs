@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::Entity;
@@ -454,11 +454,17 @@ impl EntityPartition {
     }
 
     /// The tasks every one of the `partitions` input partitions has passed,
-    /// in order.
-    pub(super) fn release(&mut self, partitions: i32) -> Vec<Task> {
+    /// in order. A router whose progress says it holds nothing back holds
+    /// back at its watermark instead while `trusts_end` says no (see
+    /// [`Mail::trusts_end`]).
+    pub(super) fn release(&mut self, partitions: i32, trusts_end: impl Fn(i32) -> bool) -> Vec<Task> {
         let mut frontier = i64::MAX;
         for p in 0..partitions {
-            match self.meta.progress.get(&p).and_then(Progress::passed) {
+            let passed = self.meta.progress.get(&p).and_then(|progress| match progress.at_end && !trusts_end(p) {
+                true => progress.watermark,
+                false => progress.passed(),
+            });
+            match passed {
                 Some(passed) => frontier = frontier.min(passed),
                 None => return Vec::new(),
             }
@@ -576,6 +582,12 @@ pub(super) struct Mail {
     /// Each worker's channel, to wake it; emptied when the intake stops,
     /// so the workers see their channels close.
     wake: Mutex<Vec<std::sync::mpsc::SyncSender<super::worker::ToWorker>>>,
+    /// When (wall clock, ms) a router here last read a record after
+    /// passing everything (see [`Mail::trusts_end`]); `i64::MIN`: never.
+    woke_at: AtomicI64,
+    /// Per input partition whose router is here: the report since which
+    /// it has been found idle at its end; `i64::MIN` while it is not.
+    idle_since: Vec<AtomicI64>,
 }
 
 impl Mail {
@@ -584,7 +596,42 @@ impl Mail {
             boxes: (0..workers).map(|_| Mutex::default()).collect(),
             held: (0..partitions.max(0)).map(|_| AtomicBool::new(false)).collect(),
             wake: Mutex::default(),
+            woke_at: AtomicI64::new(i64::MIN),
+            idle_since: (0..partitions.max(0)).map(|_| AtomicI64::new(i64::MIN)).collect(),
         }
+    }
+
+    /// A router here read a record, at `now_ms`, after its progress had
+    /// said it holds nothing back.
+    pub(super) fn woke(&self, now_ms: i64) {
+        self.woke_at.fetch_max(now_ms, Ordering::AcqRel);
+    }
+
+    /// Router `p`, here, has been idle at its end since the report at
+    /// `since` (`None`: it is not idle).
+    pub(super) fn router_idle(&self, p: i32, since: Option<i64>) {
+        if let Some(at) = usize::try_from(p).ok().and_then(|p| self.idle_since.get(p)) {
+            at.store(since.unwrap_or(i64::MIN), Ordering::Release);
+        }
+    }
+
+    /// Whether router `p`'s progress saying it holds nothing back (idle
+    /// at its end for a second, or having read nothing since it took its
+    /// partition) may be taken at its word, at `now_ms`. Not for a second
+    /// after a router here woke up, unless `p` has been found at its end
+    /// again since: a burst into an idle instance reaches every partition
+    /// within milliseconds, and the partition read first must not release
+    /// its tasks past the others' before they have read theirs. A router
+    /// elsewhere is taken at its word (its wake is not known here).
+    pub(super) fn trusts_end(&self, p: i32, now_ms: i64) -> bool {
+        let woke = self.woke_at.load(Ordering::Acquire);
+        if woke == i64::MIN || now_ms.saturating_sub(woke) >= super::worker::IDLE_HOLDS_NOTHING_MS || !self.holds(p) {
+            return true;
+        }
+        usize::try_from(p)
+            .ok()
+            .and_then(|p| self.idle_since.get(p))
+            .is_none_or(|since| since.load(Ordering::Acquire) >= woke)
     }
 
     /// Marks whether partition `p`'s task is restored on this instance.
@@ -833,6 +880,46 @@ mod tests {
     }
 
     #[test]
+    fn a_router_at_its_end_holds_back_at_its_watermark_while_its_word_is_not_taken() {
+        let mut e = EntityPartition::default();
+        let at = |secs: i64| e_ms(secs);
+        // Router 1 was idle at its end: it holds nothing back.
+        e.progress(0, 1, Progress { position: 5, watermark: Some(at(10)), at_end: true }, &mut Vec::new());
+        // Router 0 wakes with a burst; router 1 has not read its share yet.
+        assert!(e.arrive_one(task(1, 0, 20, "a")).is_none());
+        e.progress(2, 0, Progress { position: 8, watermark: Some(at(30)), at_end: false }, &mut Vec::new());
+        assert!(e.release(2, |p| p != 1).is_empty(), "router 1's end is not taken at its word: it holds at 10");
+        // Router 1 reads its share, dated before router 0's.
+        assert!(e.arrive_one(task(3, 1, 15, "b")).is_none(), "b is not late");
+        e.progress(4, 1, Progress { position: 6, watermark: Some(at(25)), at_end: false }, &mut Vec::new());
+        assert_eq!(ids(e.release(2, |p| p != 1)), ["b", "a"]);
+        // Taken at its word, an end passes everything.
+        assert!(e.arrive_one(task(5, 0, 40, "c")).is_none());
+        e.progress(6, 0, Progress { position: 9, watermark: Some(at(45)), at_end: false }, &mut Vec::new());
+        e.progress(7, 1, Progress { position: 6, watermark: Some(at(25)), at_end: true }, &mut Vec::new());
+        assert!(e.release(2, |p| p != 1).is_empty(), "router 1 holds at 25, c is at 40");
+        assert_eq!(ids(e.release(2, |_| true)), ["c"]);
+    }
+
+    #[test]
+    fn a_router_is_taken_at_its_end_unless_one_here_woke_since_it_was_found_there() {
+        let mail = Mail::new(1, 3);
+        for p in 0..3 {
+            mail.hold(p, true);
+        }
+        mail.router_idle(1, Some(1_000));
+        assert!(mail.trusts_end(1, 5_000), "nothing woke");
+        mail.woke(4_000);
+        assert!(!mail.trusts_end(1, 4_500), "found at its end before the wake");
+        assert!(mail.trusts_end(1, 5_000), "a second after the wake");
+        mail.router_idle(1, Some(4_100));
+        assert!(mail.trusts_end(1, 4_500), "found at its end again since");
+        assert!(!mail.trusts_end(2, 4_500), "never found at its end");
+        mail.hold(2, false);
+        assert!(mail.trusts_end(2, 4_500), "a router elsewhere is taken at its word");
+    }
+
+    #[test]
     fn tasks_are_released_in_event_time_order_once_every_partition_passed_them() {
         let mut e = EntityPartition::default();
         assert!(e.arrive_one(task(0, 0, 30, "c")).is_none());
@@ -840,18 +927,18 @@ mod tests {
         assert!(e.arrive_one(task(2, 0, 20, "b")).is_none());
         let at = |secs: i64| e_ms(secs);
         e.progress(3, 0, Progress { position: 2, watermark: Some(at(30)), at_end: false }, &mut Vec::new());
-        assert!(e.release(2).is_empty(), "partition 1 has not reported");
+        assert!(e.release(2, |_| true).is_empty(), "partition 1 has not reported");
         e.progress(4, 1, Progress { position: 1, watermark: Some(at(25)), at_end: false }, &mut Vec::new());
-        let ids: Vec<String> = e.release(2).into_iter().map(|t| t.tx.transaction_id).collect();
+        let ids: Vec<String> = e.release(2, |_| true).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(e.commit_offset(), 0, "c still waits");
         // One older than what was released comes late: answered now.
         assert!(e.arrive_one(task(5, 1, 15, "late")).is_some());
         assert_eq!(e.late, 1);
         e.progress(6, 1, Progress { position: 2, watermark: Some(at(25)), at_end: true }, &mut Vec::new());
-        assert!(e.release(2).is_empty(), "partition 0 has not passed c's event time");
+        assert!(e.release(2, |_| true).is_empty(), "partition 0 has not passed c's event time");
         e.progress(7, 0, Progress { position: 2, watermark: Some(at(30)), at_end: true }, &mut Vec::new());
-        let ids: Vec<String> = e.release(2).into_iter().map(|t| t.tx.transaction_id).collect();
+        let ids: Vec<String> = e.release(2, |_| true).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["c"], "a partition at its end holds nothing back");
         assert_eq!(e.commit_offset(), 8);
         // After a restart from the committed state, what was taken in is not
@@ -895,9 +982,9 @@ mod tests {
             },
         );
         assert_eq!(e.meta.taken.get(&1), None);
-        assert!(e.release(2).is_empty(), "router 1's progress follows a task not taken in: it waits");
+        assert!(e.release(2, |_| true).is_empty(), "router 1's progress follows a task not taken in: it waits");
         e.progress(1, 1, Progress { position: 0, watermark: None, at_end: true }, &mut Vec::new());
-        assert_eq!(ids(e.release(2)), ["a", "b"], "router 0's progress from memory, router 1's from Kafka");
+        assert_eq!(ids(e.release(2, |_| true)), ["a", "b"], "router 0's progress from memory, router 1's from Kafka");
         assert_eq!(e.commit_offset(), 2, "c was not read from Kafka yet: the next offset");
         // The copies come: b's (released) is dropped, c's (waiting) anchors it.
         assert!(e.arrive_one(read_task(Some(2), 0, 11, 20, "b")).is_none());
@@ -957,7 +1044,7 @@ mod tests {
         assert_eq!(e.meta.progress.get(&1).map(|p| p.at_end), Some(true));
         e.memo_one(1, Memo::Task { task: Box::new(read_task(None, 1, 3, 40, "d")), prev: None, since: 3 });
         assert_eq!(e.meta.taken.get(&1), Some(&3));
-        assert_eq!(ids(e.release(2)), ["a", "b"]);
+        assert_eq!(ids(e.release(2, |_| true)), ["a", "b"]);
         // A task from memory older than what was released comes late, once.
         let late =
             e.memo_one(0, Memo::Task { task: Box::new(read_task(None, 0, 9, 15, "late")), prev: Some(7), since: 3 });

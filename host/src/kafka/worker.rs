@@ -55,7 +55,9 @@ const IDLE: Duration = Duration::from_millis(50);
 /// How long an input partition idle at its end holds the entities back
 /// at most, on a stream replayed faster than the clock (see
 /// [`TaskHop::progress`]).
-const IDLE_HOLDS_NOTHING: Duration = Duration::from_secs(1);
+const IDLE_HOLDS_NOTHING: Duration = Duration::from_millis(IDLE_HOLDS_NOTHING_MS as u64);
+/// [`IDLE_HOLDS_NOTHING`] in ms.
+pub(super) const IDLE_HOLDS_NOTHING_MS: i64 = 1000;
 
 /// How often a router writes its progress to Kafka for an entity partition
 /// that takes it in memory (an entity partition elsewhere gets every
@@ -401,7 +403,7 @@ impl<'a> Worker<'a> {
     /// What the consumer says of where input partitions end: a partition
     /// read to its end holds the entities' event time back no more.
     fn ends(&mut self, ends: Vec<(i32, i64, i64)>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = wall_ms();
         let mut tasks = HashSet::default();
         for (p, low, high) in ends {
             if !self.assigned.contains_key(&p) {
@@ -422,6 +424,7 @@ impl<'a> Worker<'a> {
             let routed = hop.router.routed;
             let idle = hop.end_seen.filter(|(seen, _, _)| at_end && *seen == routed);
             hop.idle_since = idle.map(|(_, _, last)| last);
+            self.mail.router_idle(p, hop.idle_since);
             hop.idle_long = idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING.as_millis() as i64);
             let first = idle.map_or(now_ms, |(_, first, _)| first);
             hop.end_seen = at_end.then_some((routed, first, now_ms));
@@ -495,6 +498,9 @@ impl<'a> Worker<'a> {
         let parsed = parse_input(&record.payload, self.config.max_event_bytes);
         let mut expects = 0;
         let fresh = record.offset >= hop.router.routed;
+        // Whether its progress said it holds nothing back (see
+        // `TaskHop::progress`): reading a record now wakes it.
+        let was_at_end = hop.idle_since.is_some() && (hop.idle_long || hop.latest.is_none());
         if let Ok(InputEvent::Transaction(tx)) = &parsed {
             let at = hop::order_time(tx, record.timestamp_ms);
             if hop.latest.is_none_or(|l| at > l) {
@@ -536,6 +542,10 @@ impl<'a> Worker<'a> {
             hop.router_changed = true;
             hop.idle_since = None;
             hop.idle_long = false;
+            self.mail.router_idle(p, None);
+            if was_at_end {
+                self.mail.woke(wall_ms());
+            }
         }
         hop.awaiting.push(Pending { record, parsed, expects });
     }
@@ -648,13 +658,14 @@ impl<'a> Worker<'a> {
                 tasks.insert(target);
             }
         }
+        let now_ms = wall_ms();
         for &p in &tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
             let accounts = self.states.get_mut(&p).expect("restored with its hop");
             let touched = touched.entry(p).or_default();
             for (index, (kind, _)) in topology.kinds.iter().enumerate() {
                 let entity = &mut hop.entities[index];
-                for task in entity.release(topology.partitions) {
+                for task in entity.release(topology.partitions, |r| self.mail.trusts_end(r, now_ms)) {
                     let id = entity_id(*kind, &task.tx).expect("routed for its entity");
                     // One allocation for the key, which the touched set
                     // keeps; a copy only for an entity seen the first time.
@@ -1048,4 +1059,10 @@ impl Accounts for PartitionAccounts<'_> {
         }
         Ok(())
     }
+}
+
+/// The wall clock in ms since the epoch (the intake's reports of where
+/// partitions end, and a router's wake, are timed by it).
+fn wall_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
