@@ -52,11 +52,9 @@ use weir_sdk::Entity;
 const RESTORE_PATIENCE: Duration = Duration::from_secs(300);
 /// How long a worker waits for records before it looks for new rules.
 const IDLE: Duration = Duration::from_millis(50);
-/// How long an input partition idle at its end holds the entities back
+/// How long (ms) an input partition idle at its end holds the entities back
 /// at most, on a stream replayed faster than the clock (see
 /// [`TaskHop::progress`]).
-const IDLE_HOLDS_NOTHING: Duration = Duration::from_millis(IDLE_HOLDS_NOTHING_MS as u64);
-/// [`IDLE_HOLDS_NOTHING`] in ms.
 pub(super) const IDLE_HOLDS_NOTHING_MS: i64 = 1000;
 
 /// How often a router writes its progress to Kafka for an entity partition
@@ -150,7 +148,7 @@ struct TaskHop {
     /// of the report before the last, before which every record sent has
     /// arrived (see [`TaskHop::progress`]).
     idle_since: Option<i64>,
-    /// Whether it has been idle at its end for [`IDLE_HOLDS_NOTHING`].
+    /// Whether it has been idle at its end for [`IDLE_HOLDS_NOTHING_MS`].
     idle_long: bool,
     /// Whether its queue of records waiting for verdicts is full (the
     /// intake pauses the input partition).
@@ -178,7 +176,7 @@ impl TaskHop {
     /// a burst sent to every partition at once is applied in its order.
     /// A stream replayed faster than the clock would wait at its end for
     /// the clock to catch up with its gaps, so a partition idle for
-    /// [`IDLE_HOLDS_NOTHING`], or that read nothing since it came here,
+    /// [`IDLE_HOLDS_NOTHING_MS`], or that read nothing since it came here,
     /// holds nothing back. What comes later dated before what was passed
     /// (a record on its way longer than a report, a transaction recorded
     /// long after it happened) comes late, as it did when a partition found
@@ -425,7 +423,7 @@ impl<'a> Worker<'a> {
             let idle = hop.end_seen.filter(|(seen, _, _)| at_end && *seen == routed);
             hop.idle_since = idle.map(|(_, _, last)| last);
             self.mail.router_idle(p, hop.idle_since);
-            hop.idle_long = idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING.as_millis() as i64);
+            hop.idle_long = idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING_MS);
             let first = idle.map_or(now_ms, |(_, first, _)| first);
             hop.end_seen = at_end.then_some((routed, first, now_ms));
             tasks.insert(p);
@@ -847,8 +845,7 @@ impl<'a> Worker<'a> {
             self.hooks.observe_batch(started.elapsed());
             self.hooks.observe_evaluations(&mut self.evaluator);
             if let Some(ms) = newest_ms {
-                let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-                self.hooks.observe_decision_latency((now_ms as i64 - ms) as f64 / 1000.0);
+                self.hooks.observe_decision_latency((wall_ms() - ms) as f64 / 1000.0);
             }
         }
         self.deliver(out);
@@ -1062,7 +1059,8 @@ impl Accounts for PartitionAccounts<'_> {
 }
 
 /// The wall clock in ms since the epoch (the intake's reports of where
-/// partitions end, and a router's wake, are timed by it).
+/// partitions end, a router's wake and a decision's latency are timed by
+/// it).
 fn wall_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
