@@ -460,9 +460,8 @@ impl EntityPartition {
     pub(super) fn release(&mut self, partitions: i32, trusts_end: impl Fn(i32) -> bool) -> Vec<Task> {
         let mut frontier = i64::MAX;
         for p in 0..partitions {
-            let passed = self.meta.progress.get(&p).and_then(|progress| match progress.at_end && !trusts_end(p) {
-                true => progress.watermark,
-                false => progress.passed(),
+            let passed = self.meta.progress.get(&p).and_then(|progress| {
+                if progress.at_end && !trusts_end(p) { progress.watermark } else { progress.passed() }
             });
             match passed {
                 Some(passed) => frontier = frontier.min(passed),

@@ -538,9 +538,10 @@ impl<'a> Worker<'a> {
         if fresh {
             hop.router.routed = record.offset + 1;
             hop.router_changed = true;
-            hop.idle_since = None;
+            if hop.idle_since.take().is_some() {
+                self.mail.router_idle(p, None);
+            }
             hop.idle_long = false;
-            self.mail.router_idle(p, None);
             if was_at_end {
                 self.mail.woke(wall_ms());
             }
