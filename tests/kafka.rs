@@ -825,6 +825,34 @@ fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
     assert!(log.contains("the partition's queue drained"), "and was read again:\n{log}");
 }
 
+/// A full partition passes only what is dated before its latest time (see
+/// `TaskHop::progress`), so it could wait for good if more than half its
+/// queue were dated at that time: here every transaction carries the same
+/// date, as in a file dated by the day, and `entity_max_waiting = 8`.
+/// Every transaction is decided exactly once, as embedded, none late.
+#[test]
+fn a_full_queue_dated_alike_still_drains() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("entity-alike");
+    let mut a = start_with_entities(&setup, |kafka| kafka.entity_max_waiting = 8);
+    let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let lines: Vec<String> = crate::entities::stream(300, 41)
+        .into_iter()
+        .map(|mut tx| {
+            tx.occurred_at = day;
+            serde_json::to_string(&tx).unwrap()
+        })
+        .collect();
+    weir_testkit::produce_by_account(broker(), &setup.topic("in"), &lines);
+    let reference = decide_embedded(&lines).1;
+    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
+    a.terminate(STOP_DEADLINE);
+    let log = setup.log("a");
+    assert!(log.contains("reached `kafka.entity_max_waiting`"), "a partition filled up:\n{log}");
+    assert!(!log.contains("later than `kafka.entity_grace_ms`"), "a transaction came late:\n{log}");
+    assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
+}
+
 /// A live stream in event-time order, sent a few transactions at a time
 /// while weir runs with the entity hop, its tasks and progress handed over
 /// in memory: a partition read to its end holds no task back until it has

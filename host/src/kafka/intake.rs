@@ -19,7 +19,7 @@
 //! - **Shutdown**: what was handed over is decided and committed, then the
 //!   member leaves the group.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,11 @@ const POLL: Duration = Duration::from_millis(100);
 /// How often the workers learn which input partitions were read to their
 /// end (for the entity hop's progress).
 const ENDS_EVERY: Duration = Duration::from_millis(100);
+/// librdkafka's `fetch.wait.max.ms` unless the `client` table sets it.
+const FETCH_WAIT_DEFAULT_MS: u64 = 500;
+/// How much longer than the fetch wait a resumed partition's end goes
+/// untold when the consumer's end of it does not move (see [`Resumed`]).
+const RESUMED_MARGIN: Duration = Duration::from_millis(500);
 
 /// The consumer's context: the routing to the workers, which the rebalance
 /// callbacks (run inside `poll`, on the intake's thread) use too.
@@ -59,6 +64,8 @@ pub(super) struct IntakeContext {
     stop: Arc<AtomicBool>,
     /// Where the consumer lag is reported.
     hooks: crate::telemetry::Hooks,
+    /// How long a resumed partition's end may go untold (see [`Resumed`]).
+    resumed_wait: Duration,
 }
 
 struct Routing {
@@ -188,13 +195,17 @@ impl Routing {
     }
 
     /// Hands every pending record over, then tells each worker where its
-    /// input partitions end, as far as the consumer knows.
-    fn tell_ends<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str) {
+    /// input partitions end, as far as the consumer knows (not yet for
+    /// partitions just resumed, see [`Resumed`]).
+    fn tell_ends<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str, resumed: &mut Resumed) {
         self.hand_over();
         let assigned = consumer.assignment().map(|tpl| tasks(&tpl)).unwrap_or_default();
         let mut per_worker: Vec<Vec<(i32, i64, i64)>> = vec![Vec::new(); self.workers.len()];
         for p in assigned {
-            if let Some((low, high)) = cached_watermarks(consumer, input, p) {
+            let ends = cached_watermarks(consumer, input, p);
+            if let Some((low, high)) = ends
+                && resumed.told(p, high)
+            {
                 per_worker[self.worker_of(p)].push((p, low, high));
             }
         }
@@ -276,6 +287,43 @@ fn cached_watermarks<C: ConsumerContext>(
         .then_some((low, high))
 }
 
+/// Input partitions resumed after a pause whose end the workers are not
+/// told yet. A paused partition is not fetched from, so the consumer's end
+/// of it stays as it was before the pause until a fetch includes it again,
+/// which waits for the fetch in flight (up to `fetch.wait.max.ms`). Told
+/// that stale end, a worker would find the partition idle at it while
+/// records sent during the pause wait in Kafka, and those would come late
+/// at their entities. So a resumed partition's end is told again once
+/// the consumer's end of it moves, or, if nothing was sent meanwhile and
+/// it does not move, once a fetch must have included it.
+#[derive(Debug, Default)]
+struct Resumed {
+    /// Per partition: when it was resumed and the consumer's end of it then.
+    since: BTreeMap<i32, (Instant, Option<i64>)>,
+    /// How long after its resume a partition's end stays untold at most.
+    wait: Duration,
+}
+
+impl Resumed {
+    fn resumed<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str, partitions: &[i32]) {
+        for p in partitions {
+            let high = cached_watermarks(consumer, input, *p).map(|(_, high)| high);
+            self.since.insert(*p, (Instant::now(), high));
+        }
+    }
+
+    /// Whether partition `p`'s end, `high` as the consumer knows it, may be
+    /// told now.
+    fn told(&mut self, p: i32, high: i64) -> bool {
+        let Some((at, then)) = self.since.get(&p) else { return true };
+        if *then == Some(high) && at.elapsed() < self.wait {
+            return false;
+        }
+        self.since.remove(&p);
+        true
+    }
+}
+
 /// Pauses the assigned input partitions in `full` and resumes those this
 /// intake paused that are no longer full; `paused` is what it paused
 /// before, and becomes what it has paused now. A partition it never paused
@@ -286,6 +334,7 @@ fn pause_full<C: ConsumerContext>(
     input: &str,
     full: &BTreeSet<i32>,
     paused: &mut BTreeSet<i32>,
+    resumed: &mut Resumed,
 ) {
     let assigned: BTreeSet<i32> = consumer
         .assignment()
@@ -304,10 +353,11 @@ fn pause_full<C: ConsumerContext>(
     {
         tracing::warn!(error = %e, "pausing full input partitions failed");
     }
-    if !to_resume.is_empty()
-        && let Err(e) = consumer.resume(&list(&to_resume))
-    {
-        tracing::warn!(error = %e, "resuming input partitions failed");
+    if !to_resume.is_empty() {
+        match consumer.resume(&list(&to_resume)) {
+            Ok(()) => resumed.resumed(consumer, input, &to_resume),
+            Err(e) => tracing::warn!(error = %e, "resuming input partitions failed"),
+        }
     }
     *paused = to_pause.into_iter().collect();
 }
@@ -392,6 +442,11 @@ pub(super) fn consumer(
     hooks: crate::telemetry::Hooks,
 ) -> Result<BaseConsumer<IntakeContext>, KafkaRunError> {
     let statistics_ms = if hooks.observing() { "5000" } else { "0" };
+    let fetch_wait_ms = config
+        .client_config()
+        .get("fetch.wait.max.ms")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(FETCH_WAIT_DEFAULT_MS);
     let pending = workers.iter().map(|_| Vec::with_capacity(CHUNK)).collect();
     let context = IntakeContext {
         topology,
@@ -401,6 +456,7 @@ pub(super) fn consumer(
         closed: AtomicBool::new(false),
         stop,
         hooks,
+        resumed_wait: Duration::from_millis(fetch_wait_ms) + RESUMED_MARGIN,
     };
     let consumer: BaseConsumer<IntakeContext> = config
         .client_config()
@@ -426,16 +482,17 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
     consumer.subscribe(&context.topology.topics())?;
     let mut ends_told = Instant::now();
     let mut paused = BTreeSet::new();
+    let mut resumed = Resumed { wait: context.resumed_wait, ..Resumed::default() };
     while !shutdown.load(Ordering::Relaxed) {
         if context.link.rewind_requested() {
             context.routing().rewind(consumer, &context.topology, &context.link);
         }
         if let Some(full) = context.full.take_changed() {
-            pause_full(consumer, &context.topology.input, &full, &mut paused);
+            pause_full(consumer, &context.topology.input, &full, &mut paused, &mut resumed);
         }
         if context.topology.routes() && ends_told.elapsed() >= ENDS_EVERY {
             ends_told = Instant::now();
-            context.routing().tell_ends(consumer, &context.topology.input);
+            context.routing().tell_ends(consumer, &context.topology.input, &mut resumed);
         }
         let idle = context.routing().pending.iter().all(Vec::is_empty);
         match consumer.poll(if idle { POLL } else { Duration::ZERO }) {
@@ -486,8 +543,9 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
 
-    use super::pause_plan;
+    use super::{Resumed, pause_plan};
 
     fn set(partitions: &[i32]) -> BTreeSet<i32> {
         partitions.iter().copied().collect()
@@ -506,5 +564,25 @@ mod tests {
         assert_eq!(pause_plan(&assigned, &set(&[2]), &set(&[1, 2])), (vec![2], vec![1]));
         // A paused partition revoked since is neither paused nor resumed.
         assert_eq!(pause_plan(&set(&[0, 1]), &set(&[2]), &set(&[2])), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_resumed_partitions_end_is_told_once_it_moves_or_a_fetch_must_have_come() {
+        let mut resumed = Resumed { wait: Duration::from_millis(600), ..Resumed::default() };
+        let now = Instant::now();
+        resumed.since.insert(1, (now, Some(40)));
+        resumed.since.insert(2, (now, Some(70)));
+        resumed.since.insert(3, (now - Duration::from_millis(601), Some(90)));
+        // Never paused: told.
+        assert!(resumed.told(0, 10));
+        // The consumer's end has not moved since the resume: not told.
+        assert!(!resumed.told(1, 40));
+        assert!(!resumed.told(1, 40));
+        // It moved: told from now on.
+        assert!(resumed.told(2, 75));
+        assert!(resumed.told(2, 75));
+        // It did not move, but a fetch must have included it by now.
+        assert!(resumed.told(3, 90));
+        assert_eq!(resumed.since.keys().copied().collect::<Vec<_>>(), vec![1]);
     }
 }

@@ -130,6 +130,8 @@ struct TaskHop {
     latest: Option<i64>,
     /// When the transaction of `latest` was sent (its record's timestamp).
     latest_sent: i64,
+    /// How many transactions read since `latest` last grew are dated at it.
+    at_latest: usize,
     /// The progress last sent to the entities' partitions.
     sent: Option<Progress>,
     /// When progress was last written to Kafka for the partitions held
@@ -164,8 +166,14 @@ impl TaskHop {
     ///
     /// A full partition reads nothing more until its queue drains, so
     /// holding the entities back for what it might still send would hold
-    /// its own verdicts back for good: it waives its grace and passes its
-    /// latest time (what it reads later at or before that time comes late).
+    /// its own verdicts back for good: it waives its grace and passes what
+    /// is dated before its latest time (what it reads later before that
+    /// time comes late). Not that time itself: transactions sent in the
+    /// same millisecond share it, and those it has not read yet would come
+    /// late behind other partitions' that were released. Only when more
+    /// than half of `max_waiting` is dated at that time (a file of
+    /// transactions dated by the day) does it pass that time too, since
+    /// its queue could otherwise never drain to half.
     ///
     /// A partition idle at its end has read everything sent before the
     /// report before the last (a record on its way then would have arrived
@@ -181,11 +189,13 @@ impl TaskHop {
     /// (a record on its way longer than a report, a transaction recorded
     /// long after it happened) comes late, as it did when a partition found
     /// at its end once passed everything.
-    fn progress(&self, grace_ms: i64) -> Progress {
-        let mut watermark = if self.full {
+    fn progress(&self, grace_ms: i64, max_waiting: usize) -> Progress {
+        let mut watermark = if !self.full {
+            self.latest.map(|t| t.saturating_sub(grace_ms))
+        } else if self.at_latest > max_waiting / 2 {
             self.latest.map(|t| t.saturating_add(1))
         } else {
-            self.latest.map(|t| t.saturating_sub(grace_ms))
+            self.latest
         };
         let mut at_end = false;
         if let Some(since) = self.idle_since {
@@ -471,6 +481,7 @@ impl<'a> Worker<'a> {
                 router_changed: false,
                 latest: None,
                 latest_sent: 0,
+                at_latest: 0,
                 sent: None,
                 written: None,
                 last_sent: HashMap::new(),
@@ -504,6 +515,9 @@ impl<'a> Worker<'a> {
             if hop.latest.is_none_or(|l| at > l) {
                 hop.latest = Some(at);
                 hop.latest_sent = record.timestamp_ms.unwrap_or(at);
+                hop.at_latest = 1;
+            } else if hop.latest == Some(at) {
+                hop.at_latest += 1;
             }
             let accounts = self.states.get(&p).expect("restored above");
             let duplicate = hop.awaiting.is_queued(&tx.transaction_id) || seen_before(accounts, tx);
@@ -608,7 +622,7 @@ impl<'a> Worker<'a> {
         let mut handed: Vec<(i32, Verdict)> = Vec::new();
         for &p in tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
-            let progress = hop.progress(topology.grace_ms);
+            let progress = hop.progress(topology.grace_ms, topology.max_waiting);
             // Partitions held here take it in memory when it changes, and
             // their copy in Kafka only now and then: a Kafka transaction
             // with no other record for the hop's topics then touches none
