@@ -202,8 +202,7 @@ impl Routing {
         let assigned = consumer.assignment().map(|tpl| tasks(&tpl)).unwrap_or_default();
         let mut per_worker: Vec<Vec<(i32, i64, i64)>> = vec![Vec::new(); self.workers.len()];
         for p in assigned {
-            let ends = cached_watermarks(consumer, input, p);
-            if let Some((low, high)) = ends
+            if let Some((low, high)) = cached_watermarks(consumer, input, p)
                 && resumed.told(p, high)
             {
                 per_worker[self.worker_of(p)].push((p, low, high));
@@ -296,7 +295,7 @@ fn cached_watermarks<C: ConsumerContext>(
 /// at their entities. So a resumed partition's end is told again once
 /// the consumer's end of it moves, or, if nothing was sent meanwhile and
 /// it does not move, once a fetch must have included it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Resumed {
     /// Per partition: when it was resumed and the consumer's end of it then.
     since: BTreeMap<i32, (Instant, Option<i64>)>,
@@ -305,6 +304,10 @@ struct Resumed {
 }
 
 impl Resumed {
+    fn new(wait: Duration) -> Resumed {
+        Resumed { since: BTreeMap::new(), wait }
+    }
+
     fn resumed<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, input: &str, partitions: &[i32]) {
         for p in partitions {
             let high = cached_watermarks(consumer, input, *p).map(|(_, high)| high);
@@ -482,7 +485,7 @@ pub(super) fn run(consumer: &BaseConsumer<IntakeContext>, shutdown: &AtomicBool)
     consumer.subscribe(&context.topology.topics())?;
     let mut ends_told = Instant::now();
     let mut paused = BTreeSet::new();
-    let mut resumed = Resumed { wait: context.resumed_wait, ..Resumed::default() };
+    let mut resumed = Resumed::new(context.resumed_wait);
     while !shutdown.load(Ordering::Relaxed) {
         if context.link.rewind_requested() {
             context.routing().rewind(consumer, &context.topology, &context.link);
@@ -568,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_resumed_partitions_end_is_told_once_it_moves_or_a_fetch_must_have_come() {
-        let mut resumed = Resumed { wait: Duration::from_millis(600), ..Resumed::default() };
+        let mut resumed = Resumed::new(Duration::from_millis(600));
         let now = Instant::now();
         resumed.since.insert(1, (now, Some(40)));
         resumed.since.insert(2, (now, Some(70)));
