@@ -1,8 +1,11 @@
 //! Machine-learning models in a rule: an ONNX file in the rule's package,
 //! scored inside the rule's sandbox (feature `model`).
 //!
-//! ```ignore
+//! ```no_run
+//! use std::time::Duration;
 //! use weir_sdk::prelude::*;
+//!
+//! const HOUR: Duration = Duration::from_secs(3600);
 //!
 //! pub fn evaluate(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
 //!     let features = [tx.amount.minor_units as f32, ctx.window_count("tx", HOUR) as f32];
