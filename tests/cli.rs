@@ -246,12 +246,11 @@ fn readme_walkthrough_runs_verbatim() {
     // Builds share one target directory across runs, so the SDK's
     // dependencies compile once per machine rather than once per run.
     let target = repo_root().join("target/readme-walkthrough");
-    let o = Command::new("bash")
+    let o = weir_testkit::without_package_env(&mut Command::new("bash"))
         .args(["-euo", "pipefail", "-c", block])
         .current_dir(&work)
         .env("PATH", std::env::join_paths(path).unwrap())
         .env("CARGO_TARGET_DIR", &target)
-        .env_remove("CARGO_MANIFEST_DIR")
         .output()
         .unwrap();
     let (out, err) = (stdout(&o), String::from_utf8_lossy(&o.stderr));

@@ -232,13 +232,12 @@ fn run<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &Path, args: &[S], 
     let mut path = vec![];
     path.extend(cargo().parent().map(Path::to_path_buf));
     path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
-    let o = Command::new(program)
+    let o = weir_testkit::without_package_env(&mut Command::new(program))
         .args(args)
         .current_dir(cwd)
         .env("PATH", std::env::join_paths(&path).unwrap())
         .env("WEIR", env!("CARGO_BIN_EXE_weir"))
         .env("CARGO_TARGET_DIR", root.join("target/readme-walkthrough"))
-        .env_remove("CARGO_MANIFEST_DIR")
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));

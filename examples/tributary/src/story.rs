@@ -865,22 +865,7 @@ fn built_weir(args: &[&str]) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
     build.current_dir(repo_root()).args(args);
-    // Under `cargo test`, this process has the variables cargo sets for a
-    // test of this package. Some dependencies' build scripts read them
-    // (ring's reads CARGO_MANIFEST_DIR), so passing them on would make the
-    // nested cargo rebuild those dependencies and everything above them,
-    // minutes of work inside a workspace test run that is otherwise a no-op.
-    for (name, _) in std::env::vars_os() {
-        let is_package_var = name.to_str().is_some_and(|n| {
-            n.starts_with("CARGO_PKG_")
-                || n.starts_with("CARGO_BIN_")
-                || n.starts_with("CARGO_MANIFEST_")
-                || matches!(n, "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR")
-        });
-        if is_package_var {
-            build.env_remove(name);
-        }
-    }
+    weir_testkit::without_package_env(&mut build);
     if dir.ends_with("release") {
         build.arg("--release");
     }

@@ -9,7 +9,9 @@
 //!   SIGTERM and a deadline, its log's tail printed when a test fails;
 //! - [`read_committed`] and [`read_to_end`]: readers of committed records
 //!   that stop at an expected count, or at the end of every partition;
-//! - [`jsonl`]: the records of a JSON-lines file.
+//! - [`jsonl`]: the records of a JSON-lines file;
+//! - [`without_package_env`]: a cargo run from a test, without the
+//!   variables cargo set for the test's own package.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,28 @@ use rdkafka::{Offset, TopicPartitionList};
 /// The workspace's root directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository exists")
+}
+
+/// Removes from `cmd`'s environment the variables cargo sets for a test
+/// process of one package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`,
+/// `CARGO_BIN_EXE_*`, `OUT_DIR`, ...), for a cargo (or a script running
+/// cargo) started from a test. Some dependencies' build scripts read them
+/// (ring's reads `CARGO_MANIFEST_DIR`), so passing them on makes the nested
+/// cargo rebuild those dependencies and everything above them: minutes of
+/// work inside a workspace test run that is otherwise a no-op.
+pub fn without_package_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let is_package_var = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || n.starts_with("CARGO_BIN_")
+                || n.starts_with("CARGO_MANIFEST_")
+                || matches!(n, "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR")
+        });
+        if is_package_var {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// A topic prefix no other run and no other test of this run uses.
