@@ -48,8 +48,9 @@ pub struct Evaluator {
     slots: Vec<Slot>,
     policy: Policy,
     /// Reused from transaction to transaction, so deciding allocates
-    /// nothing for them once they have grown.
-    call: CallCtx,
+    /// nothing for them once they have grown. Boxed: an evaluation
+    /// borrows it by swapping a pointer ([`wasm::Instance::evaluate`]).
+    call: Box<CallCtx>,
     inputs: Inputs,
     /// Every how many transactions the rules' evaluation times are kept (0:
     /// never; 1: always, for backtests), and transactions decided so far.
@@ -121,7 +122,7 @@ impl Evaluator {
             kinds: Evaluator::kinds_of(&slots),
             slots,
             policy,
-            call: CallCtx::default(),
+            call: Box::default(),
             inputs: Inputs::default(),
             sample_every: 0,
             tick: 0,
@@ -398,7 +399,7 @@ struct Pass<'a> {
     now_ms: i64,
     facts: HostFacts,
     inputs: &'a mut Inputs,
-    call: &'a mut CallCtx,
+    call: &'a mut Box<CallCtx>,
     /// Whether this transaction's evaluation times are kept.
     timing: bool,
     log_failures: bool,
@@ -469,7 +470,7 @@ impl Pass<'_> {
             }
             Code::Native { rule, params } => {
                 let tx = self.inputs.sdk(self.tx, self.facts);
-                let mut ctx = Context::native(self.call, params, self.now_ms);
+                let mut ctx = Context::native(&mut **self.call, params, self.now_ms);
                 let verdict = (rule.evaluate)(tx, &mut ctx).map(Verdict::from_sdk).map_err(|e| {
                     RuleError::Returned(
                         weir_sdk::limits::clean(e.message(), weir_sdk::limits::ERROR_MESSAGE_MAX).into_owned(),

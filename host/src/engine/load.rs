@@ -41,7 +41,7 @@ pub struct Engine {
 /// or memory while reading refuses the package with what the rule said; a
 /// rule that does not read its model is not refused for it.
 fn probe_model(mut instance: wasm::Instance, fuel: u64) -> Result<(), LoadError> {
-    let mut call = super::call::CallCtx::default();
+    let mut call = Box::<super::call::CallCtx>::default();
     let (result, _) = instance.evaluate(wasm::Input::Encoded(&[]), &mut call, fuel);
     match result {
         Err(super::RuleError::Returned(message)) if weir_sdk::limits::is_model_error(&message) => {

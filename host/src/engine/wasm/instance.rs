@@ -142,7 +142,7 @@ impl Instance {
     pub(crate) fn evaluate(
         &mut self,
         tx: Input<'_>,
-        call: &mut CallCtx,
+        call: &mut Box<CallCtx>,
         fuel: u64,
     ) -> (Result<Verdict, RuleError>, u64) {
         let host = self.store.data_mut();

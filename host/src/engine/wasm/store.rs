@@ -34,8 +34,9 @@ pub(crate) struct RuleHost {
     stderr: MemoryOutputPipe,
     pub(super) params: Arc<[(String, ParamValue)]>,
     pub(super) rule_id: Arc<str>,
-    /// The account state of the transaction being evaluated.
-    pub(super) call: CallCtx,
+    /// The account state of the transaction being evaluated, boxed so
+    /// lending it in and out of an evaluation swaps a pointer.
+    pub(super) call: Box<CallCtx>,
     pub(super) log_lines: u32,
     /// What a `weir:rule@2` rule said through `verdict.explain` or
     /// `verdict.fail` during the evaluation.
@@ -128,7 +129,7 @@ impl RuleHost {
             stderr,
             params,
             rule_id,
-            call: CallCtx::default(),
+            call: Box::default(),
             log_lines: 0,
             explained: None,
             failed: None,
