@@ -283,18 +283,26 @@ fn kill_nine_mid_stream_and_restart_keeps_decisions_exact() {
     let lines = stream(3000, 5);
     setup.produce(&lines);
     let reference = embedded_reference(&lines);
+    let mut config = setup.weir_config("a");
+    config.kafka.as_mut().unwrap().workers = Some(2);
     for round in 1..=3 {
-        let mut weir = setup.start("a");
+        let mut weir = setup.start_with("a", &config);
         let target = reference.len() * round / 4;
         setup.wait_for_decisions(target, Duration::from_secs(90));
         weir.crash();
     }
-    let mut weir = setup.start("a");
+    let mut weir = setup.start_with("a", &config);
     setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
     weir.terminate(STOP_DEADLINE);
     let got = setup.all_decisions();
     assert_exactly_once_and_equal(&got, &reference);
     assert!(got.iter().any(|d| d.event_type == DecisionType::AccountLocked), "state-dependent rules fired");
+    // Every start that joined restored a worker's two partitions (four
+    // over two workers) together, on their assignment.
+    let log = setup.log("a");
+    let restores: Vec<&str> = log.lines().filter(|l| l.contains("state restored from the changelog")).collect();
+    assert!(restores.len() >= 4, "at least the first start restored its four partitions:\n{log}");
+    assert!(restores.iter().all(|l| l.contains("together=2")), "read two at a time:\n{}", restores.join("\n"));
 }
 
 #[test]

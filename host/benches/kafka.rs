@@ -130,9 +130,11 @@
 //!    `read_committed` consumer reads the whole changelog (the raw rate);
 //!    then weir starts again and a few records reach every partition, so
 //!    each worker restores its partitions from the changelog. weir logs
-//!    each partition's restore (accounts, records, ms); a worker restores
-//!    its partitions one after another and the workers run in parallel, so
-//!    the restore's wall time is the largest per-worker sum.
+//!    each partition's restore (accounts, records, ms, and how many
+//!    partitions it read `together`); a worker restores an assignment's
+//!    partitions at once (a build before this, one after another) and the
+//!    workers run in parallel, so the restore's wall time is the largest
+//!    per-worker sum.
 //!
 //! Rates: "overall" is the records over the time from start (subscribe or
 //! spawn, so including weir's start-up: compiling the rules, joining the
@@ -1528,10 +1530,15 @@ fn restore(bench: &Bench, transactions: usize, accounts: usize) -> RestoreRun {
         let at = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 1;
         line[at..].split(|c: char| !c.is_ascii_digit()).next().and_then(|v| v.parse().ok()).unwrap_or(0)
     };
+    // A worker reads the partitions of an assignment together: each of
+    // their lines gives the time of them all (`together` of them); a build
+    // before read them one after another, a line's time its own.
     let mut per_worker: HashMap<u64, u64> = HashMap::new();
     let (mut accounts, mut records) = (0, 0);
     for line in &lines {
-        *per_worker.entry(field(line, "worker")).or_default() += field(line, "ms");
+        let together = if line.contains("together=") { field(line, "together").max(1) } else { 1 };
+        let share = field(line, "ms") / together;
+        *per_worker.entry(field(line, "worker")).or_default() += share;
         accounts += field(line, "accounts");
         records += field(line, "records");
     }

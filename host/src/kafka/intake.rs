@@ -11,8 +11,8 @@
 //!   everything decided is committed ([`Link::flush`]), then the workers drop
 //!   the partitions' state. Their new owner starts from the committed offsets.
 //! - **Assigned partitions**: the owning workers learn each partition's
-//!   committed offset (where decisions resume), and restore its state before
-//!   its first record.
+//!   committed offset (where decisions resume), and restore their state at
+//!   once, before their first records.
 //! - **A failed transaction** ([`Link::rewind_requested`]): the workers drop
 //!   everything not committed, every assigned partition is sought back to its
 //!   committed offset, and the pipeline goes on from there.

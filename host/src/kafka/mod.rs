@@ -9,7 +9,8 @@
 //!   rebalances (a revoked partition's work is committed first, then its
 //!   state dropped) and rewinds after a failed transaction;
 //! - **decide workers** (`worker`) own their partitions' account state,
-//!   restored from the changelog before a partition's first record, and turn
+//!   restored from the changelog on assignment (all of a worker's new
+//!   partitions at once, before their first records), and turn
 //!   records into output — decisions, dead letters, the changed parts of
 //!   account state for the changelog, the next input offsets — through the
 //!   same per-record core as the embedded pipeline ([`crate::record`]);

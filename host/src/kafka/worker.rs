@@ -3,8 +3,9 @@
 //!
 //! The intake sends a worker chunks of records and, in the same channel, the
 //! changes of its assignment, so a message always applies after the records
-//! sent before it. Before a partition's first record the worker reads the
-//! partition's state back from the changelog. Each record goes through the
+//! sent before it. On an assignment the worker reads the state of all its
+//! new partitions back from the changelog at once, before their first
+//! records. Each record goes through the
 //! per-record core ([`crate::record::process`]); after a chunk, the worker
 //! puts the chunk's output — decisions, dead letters, the changed parts of
 //! the accounts it touched, the partitions' next offsets — into its
@@ -227,6 +228,9 @@ impl<'a> Worker<'a> {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
+            // A partition read to its end is known by a fetch that comes
+            // back empty: it waits this long on the broker, not 500 ms.
+            .set("fetch.wait.max.ms", "10")
             .create()?;
         let mut evaluator = Evaluator::new(rules, policy.clone());
         if hooks.observing() {
@@ -269,7 +273,11 @@ impl<'a> Worker<'a> {
             };
             match message {
                 ToWorker::Records(records) => self.decide(records, stop)?,
-                ToWorker::Assign(partitions) => self.assigned.extend(partitions),
+                ToWorker::Assign(partitions) => {
+                    let fresh: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+                    self.assigned.extend(partitions);
+                    self.restore_all(&fresh, stop)?;
+                }
                 ToWorker::Revoke(partitions) => {
                     for p in &partitions {
                         self.assigned.remove(p);
@@ -447,12 +455,30 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Reads a partition's state back before its first record.
+    /// Reads a partition's state back before its first record, if it was
+    /// not read on its assignment.
     fn ensure_restored(&mut self, p: i32, stop: &AtomicBool) -> Result<(), KafkaRunError> {
-        if self.states.contains_key(&p) {
+        self.restore_all(&[p], stop)
+    }
+
+    /// Reads the state of those of `partitions` not restored yet back from
+    /// the changelog, all at once ([`Worker::restore`]), and sets up their
+    /// tasks: on their assignment, so the first record of each waits for
+    /// none of them.
+    fn restore_all(&mut self, partitions: &[i32], stop: &AtomicBool) -> Result<(), KafkaRunError> {
+        let missing: Vec<i32> = partitions.iter().copied().filter(|p| !self.states.contains_key(p)).collect();
+        if missing.is_empty() {
             return Ok(());
         }
-        let (accounts, meta) = self.restore(p, stop)?;
+        for (p, restored) in self.restore(&missing, stop)? {
+            self.install(p, restored);
+        }
+        Ok(())
+    }
+
+    /// Takes a restored partition's accounts and, with the entity hop, its
+    /// router's and entity partitions' state.
+    fn install(&mut self, p: i32, (accounts, meta): changelog::Restored) {
         self.states.insert(p, accounts);
         if self.topology.routes() {
             fn read<T: serde::de::DeserializeOwned + Default>(
@@ -496,7 +522,6 @@ impl<'a> Worker<'a> {
             self.hops.insert(p, hop);
             self.mail.hold(p, true);
         }
-        Ok(())
     }
 
     /// Reads input record: routes a transaction to its entities (unless it
@@ -925,63 +950,97 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Reads a partition's account states back from the changelog.
-    fn restore(&mut self, partition: i32, stop: &AtomicBool) -> Result<changelog::Restored, KafkaRunError> {
+    /// Reads the account states of `partitions` back from the changelog,
+    /// all at once with one consumer, each to its end: a worker's
+    /// partitions read together take about as long as the largest of them,
+    /// where one after another each paid a fetch's round trips and its
+    /// end's wait on its own.
+    fn restore(
+        &mut self,
+        partitions: &[i32],
+        stop: &AtomicBool,
+    ) -> Result<Vec<(i32, changelog::Restored)>, KafkaRunError> {
         let topic = &self.config.topics.changelog;
-        let err = |problem: String| KafkaRunError::Restore { topic: topic.clone(), partition, problem };
+        let first = partitions.first().copied().unwrap_or_default();
+        let err = |partition: i32, problem: String| KafkaRunError::Restore { topic: topic.clone(), partition, problem };
         let started = Instant::now();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Beginning).map_err(|e| err(e.to_string()))?;
-        self.restorer.assign(&tpl).map_err(|e| err(e.to_string()))?;
-        // The broker may be away or electing a leader: wait for it.
-        let what = "reading the changelog's end";
-        let (low, high) = retry(stop, what, RESTORE_PATIENCE, || {
-            self.restorer.fetch_watermarks(topic, partition, ATTEMPT_TIMEOUT).map_err(Attempt::Again)
-        })
-        .map_err(|g| match g {
-            GaveUp::Stopping => KafkaRunError::Stopped(what),
-            GaveUp::Failed(e) => err(e.to_string()),
-        })?;
-        let mut restore = changelog::Restore::default();
-        let mut records = 0u64;
-        if high > low {
-            loop {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(KafkaRunError::Stopped("restoring state from the changelog"));
-                }
-                if started.elapsed() > RESTORE_PATIENCE {
-                    let waited = RESTORE_PATIENCE.as_secs();
-                    return Err(err(format!("not finished after {waited} s (high watermark {high})")));
-                }
-                match self.restorer.poll(Duration::from_millis(500)) {
-                    Some(Ok(m)) => {
-                        if let Some(key) = m.key() {
-                            restore.apply(key, m.payload());
-                            records += 1;
-                        }
-                        if m.offset() + 1 >= high {
-                            break;
-                        }
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => {
-                        tracing::warn!(partition, error = %e, "a changelog record could not be read while restoring")
-                    }
-                    None => {}
-                }
+        for &p in partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| err(p, e.to_string()))?;
+        }
+        self.restorer.assign(&tpl).map_err(|e| err(first, e.to_string()))?;
+        // Per partition: its restore, the records read, and the offset it
+        // ends at (the high watermark when reading began).
+        let mut reading: BTreeMap<i32, (changelog::Restore, u64, i64)> = BTreeMap::new();
+        // The partitions not read to their end yet.
+        let mut open = HashSet::default();
+        for &p in partitions {
+            // The broker may be away or electing a leader: wait for it.
+            let what = "reading the changelog's end";
+            let (low, high) = retry(stop, what, RESTORE_PATIENCE, || {
+                self.restorer.fetch_watermarks(topic, p, ATTEMPT_TIMEOUT).map_err(Attempt::Again)
+            })
+            .map_err(|g| match g {
+                GaveUp::Stopping => KafkaRunError::Stopped(what),
+                GaveUp::Failed(e) => err(p, e.to_string()),
+            })?;
+            reading.insert(p, (changelog::Restore::default(), 0, high));
+            if high > low {
+                open.insert(p);
             }
         }
-        let (accounts, meta) = restore.finish_with_meta().map_err(|e| err(e.to_string()))?;
-        self.restorer.unassign().map_err(|e| err(e.to_string()))?;
-        tracing::info!(
-            partition,
-            worker = self.index,
-            accounts = accounts.len(),
-            records,
-            ms = started.elapsed().as_millis() as u64,
-            "state restored from the changelog"
-        );
-        Ok((accounts, meta))
+        while !open.is_empty() {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(KafkaRunError::Stopped("restoring state from the changelog"));
+            }
+            if started.elapsed() > RESTORE_PATIENCE {
+                let waited = RESTORE_PATIENCE.as_secs();
+                let p = open.iter().copied().min().unwrap_or(first);
+                return Err(err(p, format!("not finished after {waited} s")));
+            }
+            match self.restorer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    // What a partition read to its end still fetches is
+                    // newer than its end when reading began: left alone.
+                    let p = m.partition();
+                    let Some((restore, records, high)) = reading.get_mut(&p).filter(|_| open.contains(&p)) else {
+                        continue;
+                    };
+                    if let Some(key) = m.key() {
+                        restore.apply(key, m.payload());
+                        *records += 1;
+                    }
+                    if m.offset() + 1 >= *high {
+                        open.remove(&p);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "a changelog record could not be read while restoring")
+                }
+                None => {}
+            }
+        }
+        self.restorer.unassign().map_err(|e| err(first, e.to_string()))?;
+        let ms = started.elapsed().as_millis() as u64;
+        let together = partitions.len();
+        let mut restored = Vec::with_capacity(together);
+        for (p, (restore, records, _)) in reading {
+            let (accounts, meta) = restore.finish_with_meta().map_err(|e| err(p, e.to_string()))?;
+            tracing::info!(
+                partition = p,
+                worker = self.index,
+                accounts = accounts.len(),
+                records,
+                ms,
+                together,
+                "state restored from the changelog"
+            );
+            restored.push((p, (accounts, meta)));
+        }
+        Ok(restored)
     }
 }
 
