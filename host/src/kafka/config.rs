@@ -63,8 +63,9 @@ pub struct KafkaConfig {
     /// partition has passed its event time by this much; a transaction that
     /// comes later than that passes its entity rules unrun, and is counted.
     /// A partition idle at its end passes its latest event time plus the
-    /// time it has been idle, without the grace, and after a second,
-    /// everything.
+    /// time it has been idle, less how long records have lately been on
+    /// their way to weir, without the grace; a replayed stream (dated well
+    /// before it was sent) idle for a second passes everything.
     pub entity_grace_ms: u64,
     /// The most records of one input partition that may wait for their
     /// entities' verdicts in memory. A partition that reaches it is paused

@@ -87,8 +87,9 @@ pub(super) struct Progress {
     /// Every later transaction of the partition is expected at or after this
     /// event time (ms): the latest seen less the grace. `None`: none seen.
     pub watermark: Option<i64>,
-    /// Whether the partition holds nothing back: it has been idle at its
-    /// end for a second, or its router read nothing since it took it
+    /// Whether the partition holds nothing back: it is a replayed stream
+    /// idle at its end for a second, or its router read nothing since it
+    /// took it
     /// (versions before wrote it whenever the router had read the
     /// partition to its end).
     pub at_end: bool,
@@ -455,13 +456,17 @@ impl EntityPartition {
 
     /// The tasks every one of the `partitions` input partitions has passed,
     /// in order. A router whose progress says it holds nothing back holds
-    /// back at its watermark instead while `trusts_end` says no (see
-    /// [`Mail::trusts_end`]).
-    pub(super) fn release(&mut self, partitions: i32, trusts_end: impl Fn(i32) -> bool) -> Vec<Task> {
+    /// back at its watermark instead while `trusts_end(router, position)`
+    /// says no (see [`Mail::trusts_end`]).
+    pub(super) fn release(&mut self, partitions: i32, trusts_end: impl Fn(i32, i64) -> bool) -> Vec<Task> {
         let mut frontier = i64::MAX;
         for p in 0..partitions {
             let passed = self.meta.progress.get(&p).and_then(|progress| {
-                if progress.at_end && !trusts_end(p) { progress.watermark } else { progress.passed() }
+                if progress.at_end && !trusts_end(p, progress.position) {
+                    progress.watermark
+                } else {
+                    progress.passed()
+                }
             });
             match passed {
                 Some(passed) => frontier = frontier.min(passed),
@@ -530,6 +535,52 @@ impl Full {
     }
 }
 
+/// How late records reach a worker after they were sent (their
+/// timestamps), lately: the largest delay seen in the current window of
+/// [`Delivery::WINDOW_MS`] and the one before, at most
+/// [`Delivery::MAX_MS`]. A partition found at its end has read what was
+/// sent up to this long before (see `TaskHop::progress`): on a quiet
+/// machine that is less than a report of where the partitions end, but a
+/// loaded broker can take seconds to append what a producer sent, and
+/// judged by a report alone, the records it held back came late at their
+/// entities.
+#[derive(Debug, Default)]
+pub(super) struct Delivery {
+    started: i64,
+    current: i64,
+    previous: i64,
+}
+
+impl Delivery {
+    /// How long a window lasts (ms).
+    pub(super) const WINDOW_MS: i64 = 5_000;
+    /// The most a delay counts for (ms): a backlog read after an outage
+    /// is not a delivery delay, and a producer's clock may be wrong.
+    pub(super) const MAX_MS: i64 = 3_000;
+
+    /// A record sent at `sent_ms` arrived at `now_ms`.
+    pub(super) fn observe(&mut self, now_ms: i64, sent_ms: i64) {
+        self.rotate(now_ms);
+        let delay = now_ms.saturating_sub(sent_ms).clamp(0, Delivery::MAX_MS);
+        self.current = self.current.max(delay);
+    }
+
+    /// The largest delay seen in this window and the one before.
+    pub(super) fn lately(&mut self, now_ms: i64) -> i64 {
+        self.rotate(now_ms);
+        self.current.max(self.previous)
+    }
+
+    fn rotate(&mut self, now_ms: i64) {
+        let age = now_ms.saturating_sub(self.started);
+        if age >= Delivery::WINDOW_MS {
+            self.previous = if age >= 2 * Delivery::WINDOW_MS { 0 } else { self.current };
+            self.current = 0;
+            self.started = now_ms;
+        }
+    }
+}
+
 /// The most memos an entity partition keeps per router while waiting for
 /// the one they follow; one past that is left to its copy in Kafka.
 pub(super) const AHEAD_MAX: usize = 8192;
@@ -587,6 +638,13 @@ pub(super) struct Mail {
     /// Per input partition whose router is here: the report since which
     /// it has been found idle at its end; `i64::MIN` while it is not.
     idle_since: Vec<AtomicI64>,
+    /// Per input partition whose router is here: the next offset it
+    /// routes, so an end it claimed at an earlier position is known to be
+    /// out of date (see [`Mail::trusts_end`]).
+    routed: Vec<AtomicI64>,
+    /// Per worker: how late records have reached it lately (see
+    /// [`Delivery`]).
+    delivery: Vec<AtomicI64>,
 }
 
 impl Mail {
@@ -597,6 +655,8 @@ impl Mail {
             wake: Mutex::default(),
             woke_at: AtomicI64::new(i64::MIN),
             idle_since: (0..partitions.max(0)).map(|_| AtomicI64::new(i64::MIN)).collect(),
+            routed: (0..partitions.max(0)).map(|_| AtomicI64::new(0)).collect(),
+            delivery: (0..workers).map(|_| AtomicI64::new(0)).collect(),
         }
     }
 
@@ -614,23 +674,57 @@ impl Mail {
         }
     }
 
-    /// Whether router `p`'s progress saying it holds nothing back (idle
-    /// at its end for a second, or having read nothing since it took its
-    /// partition) may be taken at its word, at `now_ms`. Not for a second
-    /// after a router here woke up, unless `p` has been found at its end
-    /// again since: a burst into an idle instance reaches every partition
-    /// within milliseconds, and the partition read first must not release
-    /// its tasks past the others' before they have read theirs. A router
-    /// elsewhere is taken at its word (its wake is not known here).
-    pub(super) fn trusts_end(&self, p: i32, now_ms: i64) -> bool {
-        let woke = self.woke_at.load(Ordering::Acquire);
-        if woke == i64::MIN || now_ms.saturating_sub(woke) >= super::worker::IDLE_HOLDS_NOTHING_MS || !self.holds(p) {
+    /// Worker `worker` has lately received records up to `delay_ms` after
+    /// they were sent.
+    pub(super) fn delivered(&self, worker: usize, delay_ms: i64) {
+        if let Some(d) = self.delivery.get(worker) {
+            d.store(delay_ms, Ordering::Release);
+        }
+    }
+
+    /// How long a record sent to this instance's input may still be on its
+    /// way: the latest delay any worker here has seen lately (see
+    /// [`Delivery`]), at least a report of where the partitions end.
+    pub(super) fn delivery_allowance(&self) -> i64 {
+        let seen = self.delivery.iter().map(|d| d.load(Ordering::Acquire)).max().unwrap_or(0);
+        seen.max(super::intake::ENDS_EVERY_MS)
+    }
+
+    /// Router `p`, here, routes `routed` next.
+    pub(super) fn router_at(&self, p: i32, routed: i64) {
+        if let Some(at) = usize::try_from(p).ok().and_then(|p| self.routed.get(p)) {
+            at.store(routed, Ordering::Release);
+        }
+    }
+
+    /// Whether router `p`'s progress saying it holds nothing back (a
+    /// replay idle at its end for a second, or having read nothing since it
+    /// took its partition), claimed at `position`, may be taken at its
+    /// word, at `now_ms`. A router elsewhere is taken at its word (what it read
+    /// since, and its wake, are not known here). A router here is not once
+    /// it has read past `position`: its claim is out of date, and the
+    /// progress that replaces it may still be on its way (a worker hands
+    /// it over only once its output is in the outbox, which waits for the
+    /// committer when the broker is slow); before, such a claim was taken
+    /// a second after the wake, and a slow broker made tasks of the
+    /// router's burst come late. Nor for a second after a router here
+    /// woke up, unless `p` has been found at its end again since: a burst
+    /// into an idle instance reaches every partition within milliseconds,
+    /// and the partition read first must not release its tasks past the
+    /// others' before they have read theirs.
+    pub(super) fn trusts_end(&self, p: i32, position: i64, now_ms: i64) -> bool {
+        if !self.holds(p) {
             return true;
         }
-        usize::try_from(p)
-            .ok()
-            .and_then(|p| self.idle_since.get(p))
-            .is_none_or(|since| since.load(Ordering::Acquire) >= woke)
+        let slot = usize::try_from(p).ok();
+        if slot.and_then(|p| self.routed.get(p)).is_some_and(|r| r.load(Ordering::Acquire) > position) {
+            return false;
+        }
+        let woke = self.woke_at.load(Ordering::Acquire);
+        if woke == i64::MIN || now_ms.saturating_sub(woke) >= super::worker::IDLE_HOLDS_NOTHING_MS {
+            return true;
+        }
+        slot.and_then(|p| self.idle_since.get(p)).is_none_or(|since| since.load(Ordering::Acquire) >= woke)
     }
 
     /// Marks whether partition `p`'s task is restored on this instance.
@@ -887,17 +981,17 @@ mod tests {
         // Router 0 wakes with a burst; router 1 has not read its share yet.
         assert!(e.arrive_one(task(1, 0, 20, "a")).is_none());
         e.progress(2, 0, Progress { position: 8, watermark: Some(at(30)), at_end: false }, &mut Vec::new());
-        assert!(e.release(2, |p| p != 1).is_empty(), "router 1's end is not taken at its word: it holds at 10");
+        assert!(e.release(2, |p, _| p != 1).is_empty(), "router 1's end is not taken at its word: it holds at 10");
         // Router 1 reads its share, dated before router 0's.
         assert!(e.arrive_one(task(3, 1, 15, "b")).is_none(), "b is not late");
         e.progress(4, 1, Progress { position: 6, watermark: Some(at(25)), at_end: false }, &mut Vec::new());
-        assert_eq!(ids(e.release(2, |p| p != 1)), ["b", "a"]);
+        assert_eq!(ids(e.release(2, |p, _| p != 1)), ["b", "a"]);
         // Taken at its word, an end passes everything.
         assert!(e.arrive_one(task(5, 0, 40, "c")).is_none());
         e.progress(6, 0, Progress { position: 9, watermark: Some(at(45)), at_end: false }, &mut Vec::new());
         e.progress(7, 1, Progress { position: 6, watermark: Some(at(25)), at_end: true }, &mut Vec::new());
-        assert!(e.release(2, |p| p != 1).is_empty(), "router 1 holds at 25, c is at 40");
-        assert_eq!(ids(e.release(2, |_| true)), ["c"]);
+        assert!(e.release(2, |p, _| p != 1).is_empty(), "router 1 holds at 25, c is at 40");
+        assert_eq!(ids(e.release(2, |_, _| true)), ["c"]);
     }
 
     #[test]
@@ -907,15 +1001,53 @@ mod tests {
             mail.hold(p, true);
         }
         mail.router_idle(1, Some(1_000));
-        assert!(mail.trusts_end(1, 5_000), "nothing woke");
+        assert!(mail.trusts_end(1, 0, 5_000), "nothing woke");
         mail.woke(4_000);
-        assert!(!mail.trusts_end(1, 4_500), "found at its end before the wake");
-        assert!(mail.trusts_end(1, 5_000), "a second after the wake");
+        assert!(!mail.trusts_end(1, 0, 4_500), "found at its end before the wake");
+        assert!(mail.trusts_end(1, 0, 5_000), "a second after the wake");
         mail.router_idle(1, Some(4_100));
-        assert!(mail.trusts_end(1, 4_500), "found at its end again since");
-        assert!(!mail.trusts_end(2, 4_500), "never found at its end");
+        assert!(mail.trusts_end(1, 0, 4_500), "found at its end again since");
+        assert!(!mail.trusts_end(2, 0, 4_500), "never found at its end");
         mail.hold(2, false);
-        assert!(mail.trusts_end(2, 4_500), "a router elsewhere is taken at its word");
+        assert!(mail.trusts_end(2, 0, 4_500), "a router elsewhere is taken at its word");
+    }
+
+    #[test]
+    fn the_delivery_allowance_is_the_largest_delay_of_the_last_two_windows_within_bounds() {
+        let w = Delivery::WINDOW_MS;
+        let mut d = Delivery::default();
+        d.observe(100_000, 99_700);
+        d.observe(100_010, 100_000);
+        assert_eq!(d.lately(100_020), 300);
+        d.observe(100_000 + w, 100_000 + w - 20);
+        assert_eq!(d.lately(100_000 + w), 300, "the window before still counts");
+        assert_eq!(d.lately(100_000 + 2 * w), 20, "then it is forgotten");
+        assert_eq!(d.lately(100_000 + 4 * w), 0, "and a quiet time forgets all");
+        d.observe(200_000, 100_000);
+        assert_eq!(d.lately(200_000), Delivery::MAX_MS, "a backlog counts for at most the bound");
+        let mut d = Delivery::default();
+        d.observe(1_000, 9_000);
+        assert_eq!(d.lately(1_000), 0, "a record stamped ahead of this clock");
+
+        let mail = Mail::new(2, 1);
+        assert_eq!(mail.delivery_allowance(), crate::kafka::intake::ENDS_EVERY_MS, "at least a report");
+        mail.delivered(1, 900);
+        mail.delivered(0, 40);
+        assert_eq!(mail.delivery_allowance(), 900, "the latest of any worker");
+    }
+
+    #[test]
+    fn an_end_claimed_before_the_router_read_on_is_not_taken_at_its_word() {
+        let mail = Mail::new(1, 2);
+        mail.hold(0, true);
+        mail.router_at(0, 7);
+        assert!(mail.trusts_end(0, 7, 1_000), "still at the position it claimed its end at");
+        mail.router_at(0, 8);
+        assert!(!mail.trusts_end(0, 7, 1_000), "it read on: the claim is out of date");
+        assert!(!mail.trusts_end(0, 7, 60_000), "however long ago the claim was made");
+        assert!(mail.trusts_end(0, 8, 60_000), "its next claim, at its new position");
+        mail.router_at(1, 9);
+        assert!(mail.trusts_end(1, 3, 1_000), "a router elsewhere is taken at its word");
     }
 
     #[test]
@@ -926,18 +1058,18 @@ mod tests {
         assert!(e.arrive_one(task(2, 0, 20, "b")).is_none());
         let at = |secs: i64| e_ms(secs);
         e.progress(3, 0, Progress { position: 2, watermark: Some(at(30)), at_end: false }, &mut Vec::new());
-        assert!(e.release(2, |_| true).is_empty(), "partition 1 has not reported");
+        assert!(e.release(2, |_, _| true).is_empty(), "partition 1 has not reported");
         e.progress(4, 1, Progress { position: 1, watermark: Some(at(25)), at_end: false }, &mut Vec::new());
-        let ids: Vec<String> = e.release(2, |_| true).into_iter().map(|t| t.tx.transaction_id).collect();
+        let ids: Vec<String> = e.release(2, |_, _| true).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(e.commit_offset(), 0, "c still waits");
         // One older than what was released comes late: answered now.
         assert!(e.arrive_one(task(5, 1, 15, "late")).is_some());
         assert_eq!(e.late, 1);
         e.progress(6, 1, Progress { position: 2, watermark: Some(at(25)), at_end: true }, &mut Vec::new());
-        assert!(e.release(2, |_| true).is_empty(), "partition 0 has not passed c's event time");
+        assert!(e.release(2, |_, _| true).is_empty(), "partition 0 has not passed c's event time");
         e.progress(7, 0, Progress { position: 2, watermark: Some(at(30)), at_end: true }, &mut Vec::new());
-        let ids: Vec<String> = e.release(2, |_| true).into_iter().map(|t| t.tx.transaction_id).collect();
+        let ids: Vec<String> = e.release(2, |_, _| true).into_iter().map(|t| t.tx.transaction_id).collect();
         assert_eq!(ids, ["c"], "a partition at its end holds nothing back");
         assert_eq!(e.commit_offset(), 8);
         // After a restart from the committed state, what was taken in is not
@@ -981,9 +1113,13 @@ mod tests {
             },
         );
         assert_eq!(e.meta.taken.get(&1), None);
-        assert!(e.release(2, |_| true).is_empty(), "router 1's progress follows a task not taken in: it waits");
+        assert!(e.release(2, |_, _| true).is_empty(), "router 1's progress follows a task not taken in: it waits");
         e.progress(1, 1, Progress { position: 0, watermark: None, at_end: true }, &mut Vec::new());
-        assert_eq!(ids(e.release(2, |_| true)), ["a", "b"], "router 0's progress from memory, router 1's from Kafka");
+        assert_eq!(
+            ids(e.release(2, |_, _| true)),
+            ["a", "b"],
+            "router 0's progress from memory, router 1's from Kafka"
+        );
         assert_eq!(e.commit_offset(), 2, "c was not read from Kafka yet: the next offset");
         // The copies come: b's (released) is dropped, c's (waiting) anchors it.
         assert!(e.arrive_one(read_task(Some(2), 0, 11, 20, "b")).is_none());
@@ -1043,7 +1179,7 @@ mod tests {
         assert_eq!(e.meta.progress.get(&1).map(|p| p.at_end), Some(true));
         e.memo_one(1, Memo::Task { task: Box::new(read_task(None, 1, 3, 40, "d")), prev: None, since: 3 });
         assert_eq!(e.meta.taken.get(&1), Some(&3));
-        assert_eq!(ids(e.release(2, |_| true)), ["a", "b"]);
+        assert_eq!(ids(e.release(2, |_, _| true)), ["a", "b"]);
         // A task from memory older than what was released comes late, once.
         let late =
             e.memo_one(0, Memo::Task { task: Box::new(read_task(None, 0, 9, 15, "late")), prev: Some(7), since: 3 });

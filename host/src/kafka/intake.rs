@@ -39,9 +39,10 @@ use super::{KafkaConfig, KafkaRunError, Record, Topology};
 const CHUNK: usize = 256;
 /// How long one poll waits for a record when nothing is pending.
 const POLL: Duration = Duration::from_millis(100);
-/// How often the workers learn which input partitions were read to their
-/// end (for the entity hop's progress).
-const ENDS_EVERY: Duration = Duration::from_millis(100);
+/// How often (ms) the workers learn which input partitions were read to
+/// their end (for the entity hop's progress).
+pub(super) const ENDS_EVERY_MS: i64 = 100;
+const ENDS_EVERY: Duration = Duration::from_millis(ENDS_EVERY_MS as u64);
 /// librdkafka's `fetch.wait.max.ms` unless the `client` table sets it.
 const FETCH_WAIT_DEFAULT_MS: u64 = 500;
 /// How much longer than the fetch wait a resumed partition's end goes

@@ -31,7 +31,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::hop::{
-    self, Awaiting, EntityMeta, EntityPartition, Full, Mail, Memo, Pending, Post, Progress, RouterMeta, Task, Verdict,
+    self, Awaiting, Delivery, EntityMeta, EntityPartition, Full, Mail, Memo, Pending, Post, Progress, RouterMeta, Task,
+    Verdict,
 };
 use super::retry::{ATTEMPT_TIMEOUT, Attempt, GaveUp, retry};
 use super::{
@@ -120,6 +121,8 @@ pub(super) struct Worker<'a> {
     outgoing: Vec<(usize, Post)>,
     /// Resets (failed transactions) so far; the same count in every worker.
     resets: u64,
+    /// How late input records have reached this worker lately.
+    delivery: Delivery,
 }
 
 /// A task's part in the entity hop (see [`hop`]).
@@ -178,19 +181,23 @@ impl TaskHop {
     ///
     /// A partition idle at its end has read everything sent before the
     /// report before the last (a record on its way then would have arrived
-    /// by the last). A live stream's event time runs on with the clock, so
-    /// it passes its latest time plus the time from when that transaction
-    /// was sent to that report (without the grace): on a live stream an
-    /// idle partition holds the entities back for about two reports, and
-    /// a burst sent to every partition at once is applied in its order.
-    /// A stream replayed faster than the clock would wait at its end for
-    /// the clock to catch up with its gaps, so a partition idle for
-    /// [`IDLE_HOLDS_NOTHING_MS`], or that read nothing since it came here,
-    /// holds nothing back. What comes later dated before what was passed
-    /// (a record on its way longer than a report, a transaction recorded
-    /// long after it happened) comes late, as it did when a partition found
-    /// at its end once passed everything.
-    fn progress(&self, grace_ms: i64, max_waiting: usize) -> Progress {
+    /// by the last), and before the last report less `allowance`, how long
+    /// records have lately been on their way ([`Mail::delivery_allowance`]:
+    /// a loaded broker can take seconds). A live stream's event time runs
+    /// on with the clock, so it passes its latest time plus the time from
+    /// when that transaction was sent to the earlier of the two (without
+    /// the grace): on a live stream an idle partition holds the entities
+    /// back for about two reports, or the allowance, and a burst sent to
+    /// every partition at once is applied in its order. A stream replayed
+    /// faster than the clock (dated well before it was sent) would wait at
+    /// its end for the clock to catch up with its gaps, so such a
+    /// partition idle for [`IDLE_HOLDS_NOTHING_MS`], or one that read
+    /// nothing since it came here, holds nothing back. What comes later
+    /// dated before what was passed (a record on its way longer than the
+    /// allowance, a transaction recorded long after it happened) comes
+    /// late, as it did when a partition found at its end once passed
+    /// everything.
+    fn progress(&self, grace_ms: i64, max_waiting: usize, allowance: i64) -> Progress {
         let mut watermark = if !self.full {
             self.latest.map(|t| t.saturating_sub(grace_ms))
         } else if self.at_latest > max_waiting / 2 {
@@ -200,6 +207,10 @@ impl TaskHop {
         };
         let mut at_end = false;
         if let Some(since) = self.idle_since {
+            let since = match self.end_seen {
+                Some((_, _, last)) => since.min(last.saturating_sub(allowance)),
+                None => since,
+            };
             match self.latest {
                 Some(latest) if !self.idle_long => {
                     let idle = since.saturating_sub(self.latest_sent).max(0);
@@ -254,6 +265,7 @@ impl<'a> Worker<'a> {
             memos: Vec::new(),
             outgoing: Vec::new(),
             resets: 0,
+            delivery: Delivery::default(),
         })
     }
 
@@ -383,6 +395,7 @@ impl<'a> Worker<'a> {
         // The decision latency, from the chunk's last record's timestamp.
         let newest_ms = records.last().and_then(|r| r.timestamp_ms);
         let started = Instant::now();
+        let arrived = if self.topology.routes() { wall_ms() } else { 0 };
         for record in records {
             if !self.topology.routes() {
                 let (p, offset) = (record.partition, record.offset);
@@ -394,7 +407,7 @@ impl<'a> Worker<'a> {
             }
             tasks.insert(record.partition);
             match record.source {
-                Source::Input => self.route(record, &mut out),
+                Source::Input => self.route(record, arrived, &mut out),
                 Source::Entity(kind) => self.take_in(kind, record, &mut out),
                 Source::Verdicts => {
                     let hop = self.hops.get_mut(&record.partition).expect("restored above");
@@ -410,6 +423,7 @@ impl<'a> Worker<'a> {
             }
         }
         if self.topology.routes() {
+            self.mail.delivered(self.index, self.delivery.lately(arrived));
             self.advance(&tasks, &mut out, &mut touched);
         }
         self.finish(out, touched, newest_ms, started);
@@ -420,6 +434,7 @@ impl<'a> Worker<'a> {
     /// read to its end holds the entities' event time back no more.
     fn ends(&mut self, ends: Vec<(i32, i64, i64)>, stop: &AtomicBool) -> Result<(), KafkaRunError> {
         let now_ms = wall_ms();
+        self.mail.delivered(self.index, self.delivery.lately(now_ms));
         let mut tasks = HashSet::default();
         for (p, low, high) in ends {
             if !self.assigned.contains_key(&p) {
@@ -429,6 +444,7 @@ impl<'a> Worker<'a> {
             let hop = self.hops.get_mut(&p).expect("restored above");
             if hop.router.routed < low {
                 hop.router.routed = low;
+                self.mail.router_at(p, low);
             }
             // A paused partition is not fetched from: the consumer's end of
             // it is stale, and more will come once it is resumed. The
@@ -441,7 +457,10 @@ impl<'a> Worker<'a> {
             let idle = hop.end_seen.filter(|(seen, _, _)| at_end && *seen == routed);
             hop.idle_since = idle.map(|(_, _, last)| last);
             self.mail.router_idle(p, hop.idle_since);
-            hop.idle_long = idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING_MS);
+            // Only a stream behind the clock (a replay) needs it: a live
+            // one's idle bound runs on with the clock (see `TaskHop::progress`).
+            let replay = hop.latest.is_some_and(|l| hop.latest_sent.saturating_sub(l) > IDLE_HOLDS_NOTHING_MS);
+            hop.idle_long = replay && idle.is_some_and(|(_, first, _)| now_ms - first >= IDLE_HOLDS_NOTHING_MS);
             let first = idle.map_or(now_ms, |(_, first, _)| first);
             hop.end_seen = at_end.then_some((routed, first, now_ms));
             tasks.insert(p);
@@ -520,13 +539,15 @@ impl<'a> Worker<'a> {
                 awaiting: Awaiting::starting_at(start),
             };
             self.hops.insert(p, hop);
+            self.mail.router_at(p, since);
             self.mail.hold(p, true);
         }
     }
 
     /// Reads input record: routes a transaction to its entities (unless it
     /// was routed before a restart) and queues it for its decision.
-    fn route(&mut self, record: Record, out: &mut Output) {
+    /// `arrived`: when its chunk reached this worker (wall clock, ms).
+    fn route(&mut self, record: Record, arrived: i64, out: &mut Output) {
         let p = record.partition;
         let hop = self.hops.get_mut(&p).expect("restored above");
         let parsed = parse_input(&record.payload, self.config.max_event_bytes);
@@ -537,6 +558,9 @@ impl<'a> Worker<'a> {
         let was_at_end = hop.idle_since.is_some() && (hop.idle_long || hop.latest.is_none());
         if let Ok(InputEvent::Transaction(tx)) = &parsed {
             let at = hop::order_time(tx, record.timestamp_ms);
+            if fresh && let Some(sent) = record.timestamp_ms {
+                self.delivery.observe(arrived, sent);
+            }
             if hop.latest.is_none_or(|l| at > l) {
                 hop.latest = Some(at);
                 hop.latest_sent = record.timestamp_ms.unwrap_or(at);
@@ -576,6 +600,7 @@ impl<'a> Worker<'a> {
         }
         if fresh {
             hop.router.routed = record.offset + 1;
+            self.mail.router_at(p, record.offset + 1);
             hop.router_changed = true;
             if hop.idle_since.take().is_some() {
                 self.mail.router_idle(p, None);
@@ -645,9 +670,10 @@ impl<'a> Worker<'a> {
         let mut late = 0;
         // Verdicts for input partitions of this instance, to hand over.
         let mut handed: Vec<(i32, Verdict)> = Vec::new();
+        let allowance = self.mail.delivery_allowance();
         for &p in tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
-            let progress = hop.progress(topology.grace_ms, topology.max_waiting);
+            let progress = hop.progress(topology.grace_ms, topology.max_waiting, allowance);
             // Partitions held here take it in memory when it changes, and
             // their copy in Kafka only now and then: a Kafka transaction
             // with no other record for the hop's topics then touches none
@@ -703,7 +729,8 @@ impl<'a> Worker<'a> {
             let touched = touched.entry(p).or_default();
             for (index, (kind, _)) in topology.kinds.iter().enumerate() {
                 let entity = &mut hop.entities[index];
-                for task in entity.release(topology.partitions, |r| self.mail.trusts_end(r, now_ms)) {
+                for task in entity.release(topology.partitions, |r, position| self.mail.trusts_end(r, position, now_ms))
+                {
                     let id = entity_id(*kind, &task.tx).expect("routed for its entity");
                     // One allocation for the key, which the touched set
                     // keeps; a copy only for an entity seen the first time.
