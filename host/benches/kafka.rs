@@ -111,7 +111,9 @@
 //!    `transaction_id` from each decision and records arrival minus send
 //!    time in an HDR histogram (µs). The send time is the actual `send`
 //!    call; the pacer's worst lag behind its schedule is reported, so
-//!    coordinated omission would show.
+//!    coordinated omission would show. With the entity hop, the
+//!    transactions weir's logs count as late at their entities (their
+//!    entity rules passed unrun) are reported too.
 //! 5. weir backlog: a warm weir (defaults, fresh topics) decides a first
 //!    tenth of the records and is then stopped with SIGSTOP, as a service
 //!    that went offline; the rest, the backlog, is produced while it is
@@ -401,10 +403,11 @@ fn main() {
             verdict(
                 p99 <= target && l.hwm_kb < 200 * 1024,
                 &format!(
-                    "p99 {p99:.1} ms ({:+.0} %), {} decisions measured, {} duplicates",
+                    "p99 {p99:.1} ms ({:+.0} %), {} decisions measured, {} duplicates, {} late at their entities",
                     (p99 / target - 1.0) * 100.0,
                     l.e2e.len(),
-                    l.duplicates
+                    l.duplicates,
+                    l.late
                 )
             )
         );
@@ -995,6 +998,9 @@ struct Latency {
     /// over the run, when the broker is a local process.
     decisions: usize,
     broker_cpu_s: Option<f64>,
+    /// Transactions that came late at their entities (their entity rules
+    /// passed them unrun), counted from the instances' logs.
+    late: u64,
 }
 
 impl Latency {
@@ -1120,7 +1126,20 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
         other.terminate();
     }
     weir.terminate();
-    Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s }
+    let late = std::iter::once(&weir)
+        .chain(&others)
+        .map(|w| late_in_log(&std::fs::read_to_string(&w.log).unwrap_or_default()))
+        .sum();
+    Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s, late }
+}
+
+/// The transactions weir's log counts as late at their entities: the sum
+/// of `late=` on its lines saying they came later than the grace allows.
+fn late_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("later than `kafka.entity_grace_ms`"))
+        .filter_map(|l| l.rsplit("late=").next()?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Produces `recs` to `topic` at `rate` a second on a monotonic schedule
