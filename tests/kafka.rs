@@ -805,11 +805,7 @@ fn a_transaction_dated_in_the_future_and_a_full_queue_hold_no_partition_back() {
     // comes late (its entity rules pass it unrun, and weir counts it).
     // Those, and later ones at the same entities (which then miss it in
     // their counts), may differ from the embedded run; few do.
-    let late: usize = log
-        .lines()
-        .filter(|l| l.contains("later than `kafka.entity_grace_ms`"))
-        .filter_map(|l| l.rsplit("late=").next()?.trim().parse::<usize>().ok())
-        .sum();
+    let late = weir_testkit::entity_late(&log) as usize;
     let got = setup.all_decisions();
     assert_exactly_once(&got, &reference);
     let differ: Vec<&str> = got

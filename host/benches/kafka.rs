@@ -1128,18 +1128,9 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
     weir.terminate();
     let late = std::iter::once(&weir)
         .chain(&others)
-        .map(|w| late_in_log(&std::fs::read_to_string(&w.log).unwrap_or_default()))
+        .map(|w| weir_testkit::entity_late(&std::fs::read_to_string(&w.log).unwrap_or_default()))
         .sum();
     Latency { rate, e2e, ack, achieved_rate, max_lag_ns, duplicates, hwm_kb, decisions: expected, broker_cpu_s, late }
-}
-
-/// The transactions weir's log counts as late at their entities: the sum
-/// of `late=` on its lines saying they came later than the grace allows.
-fn late_in_log(log: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("later than `kafka.entity_grace_ms`"))
-        .filter_map(|l| l.rsplit("late=").next()?.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// Produces `recs` to `topic` at `rate` a second on a monotonic schedule

@@ -286,6 +286,16 @@ pub fn tail(log: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The transactions a weir log counts as late at their entities (their
+/// entity rules passed them unrun): the sum of `late=` on its lines saying
+/// they came later than `kafka.entity_grace_ms` allows.
+pub fn entity_late(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("later than `kafka.entity_grace_ms`"))
+        .filter_map(|l| l.rsplit("late=").next()?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// One committed record.
 #[derive(Debug, Clone)]
 pub struct Committed {
