@@ -125,6 +125,9 @@ pub(super) struct Committer<'a, C: ConsumerContext> {
     rules: Vec<Vec<(String, RuleStats)>>,
     /// When the producer was last replaced after being fenced.
     renewals: Vec<Instant>,
+    /// Transactions in a row that failed on a call to the transaction
+    /// coordinator timing out.
+    coordinator_timeouts: u32,
     /// Set when weir is asked to stop: waits for the broker give up.
     stop: &'a AtomicBool,
     /// Deleting the entity hop's committed records (none without a hop).
@@ -172,6 +175,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             link,
             summary: KafkaSummary::default(),
             renewals: Vec::new(),
+            coordinator_timeouts: 0,
             committed: HashMap::new(),
             purge: match (topology.kinds.is_empty(), config.hop_purge_interval_ms) {
                 (true, _) | (_, 0) => None,
@@ -270,6 +274,7 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
         let started = Instant::now();
         match span.in_scope(|| self.transact(&outputs)) {
             Ok(ran) => {
+                self.coordinator_timeouts = 0;
                 if ran {
                     self.hooks.observe_commit(started.elapsed());
                     self.summary.transactions_committed += 1;
@@ -295,7 +300,21 @@ impl<'a, C: ConsumerContext> Committer<'a, C> {
             Err(e) => {
                 tracing::warn!(error = %e, "transaction failed, aborting and rewinding");
                 self.summary.transactions_aborted += 1;
-                self.abort()?;
+                let timed_out = e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut);
+                self.coordinator_timeouts = if timed_out { self.coordinator_timeouts + 1 } else { 0 };
+                if self.coordinator_timeouts >= ABORT_ATTEMPTS && !self.stopping() {
+                    // After a broker restart librdkafka can keep each new
+                    // request to the transaction coordinator queued on a
+                    // connection that never comes back (as for an abort,
+                    // below): every transaction then times out the same way.
+                    // A new producer connects afresh, and registering it
+                    // aborts the open transaction.
+                    tracing::warn!(transactional_id = %self.config.transactional_id(), timeouts = self.coordinator_timeouts, "transactions keep timing out at the transaction coordinator; a new producer takes over the transactional id");
+                    self.coordinator_timeouts = 0;
+                    self.producer = transactional_producer(self.config, self.stop)?;
+                } else {
+                    self.abort()?;
+                }
                 Ok(false)
             }
         }
