@@ -45,6 +45,10 @@
 //!   transactions are drawn over (default 1 000 000), and
 //!   `WEIR_BENCH_RESTORE_TRANSACTIONS` how many (default three per account,
 //!   so that about 95 % of the accounts have one).
+//! - `WEIR_BENCH_LATENCY_DUMP=<file>`: the latency step writes each
+//!   measured decision to `<file>-<rate>`, a line each in the order sent:
+//!   when it was sent (µs from the step's start), its latency (µs) and its
+//!   transaction id, to see when the slow ones came.
 //! - `WEIR_BENCH_KEEP_TOPICS=1`: keep the bench's topics (deleted by default).
 //! - `WEIR_BENCH_ENTITIES`: entity kinds this weir routes (`kafka.entities`,
 //!   comma-separated, e.g. `device,counterparty,merchant`): the shipped
@@ -1051,8 +1055,11 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
     let reader = bench.reader(&weir.decision_topics());
     let reader_timeout = Duration::from_secs(n as u64 / rate + 240);
     let sent = sent_ns.clone();
+    let dump =
+        std::env::var_os("WEIR_BENCH_LATENCY_DUMP").map(|d| PathBuf::from(format!("{}-{rate}", d.to_string_lossy())));
     let reading = std::thread::spawn(move || {
         let mut hist = histogram();
+        let mut each = Vec::new();
         let mut seen = vec![false; n];
         let (mut count, mut duplicates) = (0, 0u64);
         while count < expected {
@@ -1073,10 +1080,18 @@ fn latency(bench: &Bench, recs: &[Rec], warm: usize, rate: u64) -> Latency {
                     assert!(at > 0, "{} decided before it was sent", d.transaction_id);
                     if i >= warm {
                         hist.saturating_record(arrived.saturating_sub(at) / 1000);
+                        if dump.is_some() {
+                            each.push((at / 1000, arrived.saturating_sub(at) / 1000, d.transaction_id));
+                        }
                     }
                 }
                 Some(Err(e)) => panic!("latency reader: {e}"),
             }
+        }
+        if let Some(dump) = dump {
+            each.sort_unstable();
+            let lines: String = each.iter().map(|(at, us, tx)| format!("{at} {us} {tx}\n")).collect();
+            std::fs::write(&dump, lines).unwrap_or_else(|e| panic!("writing {}: {e}", dump.display()));
         }
         (hist, duplicates)
     });
