@@ -538,8 +538,9 @@ impl Full {
 /// How late records reach a worker after they were sent (their
 /// timestamps), lately: the largest delay seen in the current window of
 /// [`Delivery::WINDOW_MS`] and the one before, at most
-/// [`Delivery::MAX_MS`]. A partition found at its end has read what was
-/// sent up to this long before (see `TaskHop::progress`): on a quiet
+/// [`Delivery::MAX_MS`]. A partition found at its end is taken to have
+/// read what was sent up to twice this long before
+/// ([`Mail::delivery_allowance`], `TaskHop::progress`): on a quiet
 /// machine that is less than a report of where the partitions end, but a
 /// loaded broker can take seconds to append what a producer sent, and
 /// judged by a report alone, the records it held back came late at their

@@ -181,8 +181,8 @@ impl TaskHop {
     ///
     /// A partition idle at its end has read everything sent before the
     /// report before the last (a record on its way then would have arrived
-    /// by the last), and before the last report less `allowance`, how long
-    /// records have lately been on their way ([`Mail::delivery_allowance`]:
+    /// by the last), and before the last report less `allowance`, twice how
+    /// long records have lately been on their way ([`Mail::delivery_allowance`]:
     /// a loaded broker can take seconds). A live stream's event time runs
     /// on with the clock, so it passes its latest time plus the time from
     /// when that transaction was sent to the earlier of the two (without
