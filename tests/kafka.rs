@@ -857,32 +857,65 @@ fn a_full_queue_dated_alike_still_drains() {
     assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
 }
 
+/// Runs an entity scenario whose promise is that none comes late, for
+/// records delivered within weir's delivery allowance (`hop::Delivery`):
+/// `scenario` sends its stream to weir started on `setup` and returns the
+/// embedded run's decisions. When weir reports transactions late and every
+/// one of them took longer than [`STALLED_MS`] from being sent to reaching
+/// it, the run tested the machine, not the promise: the test's producer,
+/// the broker and weir share two cores with the rest of the suite, and a
+/// stall of theirs has held records back for 4 s, longer than the
+/// allowance's bound of 3 s. Such a run says so and runs once more on
+/// fresh topics; a second one fails, as does any transaction late within
+/// the bound. Returns the decisions of the run that counted.
+fn in_order_unless_stalled(
+    name: &str,
+    scenario: impl Fn(&Setup) -> HashMap<String, DecisionEvent>,
+) -> Vec<DecisionEvent> {
+    for attempt in 1..=2 {
+        let setup = Setup::new(name);
+        let mut a = start_with_entities(&setup, |_| {});
+        let reference = scenario(&setup);
+        setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
+        a.terminate(STOP_DEADLINE);
+        let log = setup.log("a");
+        let delays = weir_testkit::entity_late_delays(&log);
+        if delays.is_empty() {
+            let got = setup.all_decisions();
+            assert_exactly_once_and_equal(&got, &reference);
+            return got;
+        }
+        let stalled = delays.iter().all(|&d| d > STALLED_MS);
+        assert!(stalled && attempt == 1, "transactions came late, on their way {delays:?} ms:\n{log}");
+        eprintln!("{name}: late transactions on their way {delays:?} ms, longer than {STALLED_MS} ms: once more");
+    }
+    unreachable!("the second attempt returns or fails")
+}
+
+/// How long a record on its way means the machine stalled (ms): this
+/// machine delivers the tests' records within tens of milliseconds, and
+/// weir allows for twice what it saw lately.
+const STALLED_MS: u64 = 1_000;
+
 /// A live stream in event-time order, sent a few transactions at a time
 /// while weir runs with the entity hop, its tasks and progress handed over
 /// in memory: a partition read to its end holds no task back until it has
 /// stayed there a report, so a transaction still on its way to one
 /// partition is not passed by a later one of another. None comes late, and
-/// every decision is the embedded run's. The promise holds for records
-/// delivered within weir's delivery allowance (`hop::Delivery`), so the
-/// test has the broker to itself: with other tests' instances on it as
+/// every decision is the embedded run's (see [`in_order_unless_stalled`]).
+/// The test has the broker to itself: with other tests' instances on it as
 /// well, this machine's broker has taken up to 4 s to append a burst.
 #[test]
 fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    let setup = Setup::new("entity-live");
-    let mut a = start_with_entities(&setup, |_| {});
-    let mut txs = crate::entities::stream(1200, 31);
-    // Now and then the stream pauses for longer than a report of where the
-    // partitions end, so they go idle between bursts.
-    let pause = |i: usize| Duration::from_millis(if i % 10 == 9 { 400 } else { 15 });
-    let lines = send_live(&setup, &mut txs, 12, pause);
-    let reference = decide_embedded(&lines).1;
-    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
-    a.terminate(STOP_DEADLINE);
-    let log = setup.log("a");
-    assert!(!log.contains("later than `kafka.entity_grace_ms`"), "a transaction came late:\n{log}");
-    let got = setup.all_decisions();
-    assert_exactly_once_and_equal(&got, &reference);
+    let got = in_order_unless_stalled("entity-live", |setup| {
+        let mut txs = crate::entities::stream(1200, 31);
+        // Now and then the stream pauses for longer than a report of where
+        // the partitions end, so they go idle between bursts.
+        let pause = |i: usize| Duration::from_millis(if i % 10 == 9 { 400 } else { 15 });
+        let lines = send_live(setup, &mut txs, 12, pause);
+        decide_embedded(&lines).1
+    });
     let entity_hits = got
         .iter()
         .flat_map(|d| &d.rules)
@@ -897,26 +930,21 @@ fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
 /// milliseconds, but the partition read first must not release its tasks
 /// past the others, which had been idle long enough to hold nothing back
 /// and have not read theirs yet. None comes late, and every decision is
-/// the embedded run's. The broker is the test's alone, as for the live
-/// stream above.
+/// the embedded run's (see [`in_order_unless_stalled`]). The broker is
+/// the test's alone, as for the live stream above.
 #[test]
 fn a_burst_into_an_idle_instance_reaches_its_entities_in_order() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    let setup = Setup::new("entity-burst");
-    let mut a = start_with_entities(&setup, |_| {});
-    // Idle at the end of every partition for well over a second.
-    wait_for("the partitions to be restored", Duration::from_secs(60), || {
-        setup.log("a").matches("state restored from the changelog").count() >= 2
+    in_order_unless_stalled("entity-burst", |setup| {
+        // Idle at the end of every partition for well over a second.
+        wait_for("the partitions to be restored", Duration::from_secs(60), || {
+            setup.log("a").matches("state restored from the changelog").count() >= 2
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        let mut txs = crate::entities::stream(1200, 37);
+        let lines = send_live(setup, &mut txs, 1200, |_| Duration::ZERO);
+        decide_embedded(&lines).1
     });
-    std::thread::sleep(Duration::from_millis(2500));
-    let mut txs = crate::entities::stream(1200, 37);
-    let lines = send_live(&setup, &mut txs, 1200, |_| Duration::ZERO);
-    let reference = decide_embedded(&lines).1;
-    setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
-    a.terminate(STOP_DEADLINE);
-    let log = setup.log("a");
-    assert!(!log.contains("later than `kafka.entity_grace_ms`"), "a transaction came late:\n{log}");
-    assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
 }
 
 /// On the real broker, across a weir restart: card testing locks an account;

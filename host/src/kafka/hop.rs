@@ -258,6 +258,12 @@ pub(super) struct Task {
     pub offset: i64,
     /// When it is applied ([`order_time`]).
     pub at: i64,
+    /// How long after it was sent (its record's timestamp) its input
+    /// record reached the router, in ms, for a task handed over in
+    /// memory; `None` for one read from the kind's topic. Said of a task
+    /// that comes late: the allowance holds only for what is delivered
+    /// within it.
+    pub delay: Option<i64>,
     pub tx: TransactionRecorded,
 }
 
@@ -954,7 +960,7 @@ mod tests {
     fn read_task(hop_offset: Option<i64>, partition: i32, offset: i64, at_secs: i64, id: &str) -> Task {
         let case = crate::cases::CaseTx { after_secs: Some(at_secs), ..Default::default() };
         let tx = case.to_event(id);
-        Task { hop_offset, partition, offset, at: order_time(&tx, None), tx }
+        Task { hop_offset, partition, offset, at: order_time(&tx, None), delay: None, tx }
     }
 
     impl EntityPartition {

@@ -123,6 +123,9 @@ pub(super) struct Worker<'a> {
     resets: u64,
     /// How late input records have reached this worker lately.
     delivery: Delivery,
+    /// The longest time a task that came late since the last warning took
+    /// to reach weir (see [`answer_late`]).
+    late_delay_ms: i64,
 }
 
 /// A task's part in the entity hop (see [`hop`]).
@@ -266,6 +269,7 @@ impl<'a> Worker<'a> {
             outgoing: Vec::new(),
             resets: 0,
             delivery: Delivery::default(),
+            late_delay_ms: 0,
         })
     }
 
@@ -374,7 +378,7 @@ impl<'a> Worker<'a> {
         let mut late = Vec::new();
         entity.memo(from, memo, &mut late);
         let kind = self.topology.kinds[kind].0;
-        answer_late(target, kind, late, out);
+        self.late_delay_ms = self.late_delay_ms.max(answer_late(target, kind, late, out));
         true
     }
 
@@ -591,6 +595,7 @@ impl<'a> Worker<'a> {
                             partition: p,
                             offset: record.offset,
                             at,
+                            delay: record.timestamp_ms.map(|sent| arrived.saturating_sub(sent)),
                             tx: tx.clone(),
                         });
                         self.memos.push((index, target, p, Memo::Task { task, prev, since: hop.since }));
@@ -626,7 +631,7 @@ impl<'a> Worker<'a> {
                 let task = match parse_input(tx, usize::MAX) {
                     Ok(InputEvent::Transaction(tx)) => {
                         let at = at.unwrap_or_else(|| tx.occurred_at_ms());
-                        Task { hop_offset: Some(record.offset), partition, offset, at, tx }
+                        Task { hop_offset: Some(record.offset), partition, offset, at, delay: None, tx }
                     }
                     _ => {
                         // Never routed by weir; its account must not wait.
@@ -643,12 +648,12 @@ impl<'a> Worker<'a> {
                 };
                 let mut late = Vec::new();
                 entity.arrive(task, &mut late);
-                answer_late(p, kind, late, out);
+                self.late_delay_ms = self.late_delay_ms.max(answer_late(p, kind, late, out));
             }
             Some(hop::Record::Progress { partition, progress }) => {
                 let mut late = Vec::new();
                 entity.progress(record.offset, partition, progress, &mut late);
-                answer_late(p, kind, late, out);
+                self.late_delay_ms = self.late_delay_ms.max(answer_late(p, kind, late, out));
             }
             None => {
                 tracing::warn!(
@@ -758,8 +763,14 @@ impl<'a> Worker<'a> {
         }
         out.counters.entity_late += late;
         if late > 0 {
+            // How long the latest of them was on its way, next to how long
+            // an idle partition allows for (see `TaskHop::progress`): a
+            // record on its way longer than the allowance can come late.
+            let delay_ms = std::mem::take(&mut self.late_delay_ms);
             tracing::warn!(
                 late,
+                delay_ms,
+                allowance_ms = allowance,
                 "transactions came later than `kafka.entity_grace_ms` allows: their entity rules passed them unrun"
             );
         }
@@ -1086,12 +1097,20 @@ struct PartitionAccounts<'a> {
 
 /// Answers tasks that came too late to be applied in order: their entity
 /// rules pass them unrun, and the verdict goes to their input partition.
-fn answer_late(task: i32, kind: Entity, late: Vec<Task>, out: &mut Output) {
+///
+/// Returns the longest a late one took from being sent to reaching weir
+/// (see [`Task::delay`]; for one read from the kind's topic, from its
+/// order time to now, which is at least that), 0 when none came late.
+fn answer_late(task: i32, kind: Entity, late: Vec<Task>, out: &mut Output) -> i64 {
+    let now_ms = if late.is_empty() { 0 } else { wall_ms() };
+    let mut longest = 0;
     for task_late in late {
+        longest = longest.max(task_late.delay.unwrap_or_else(|| now_ms.saturating_sub(task_late.at)));
         let account = task_late.tx.account_id.into_bytes();
         let verdict = Verdict { offset: task_late.offset, kind, results: Vec::new() };
         out.records.push(verdict_record(task, task_late.partition, &verdict, Some(account)));
     }
+    longest
 }
 
 /// The changelog name of a kind's [`EntityMeta`].

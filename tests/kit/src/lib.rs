@@ -296,6 +296,20 @@ pub fn entity_late(log: &str) -> u64 {
         .sum()
 }
 
+/// Per line of a weir log saying transactions came later than
+/// `kafka.entity_grace_ms` allows: the longest any of them was on its way
+/// to weir (its `delay_ms=`, ms; 0 if the line has none). Empty: none
+/// came late.
+pub fn entity_late_delays(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("later than `kafka.entity_grace_ms`"))
+        .map(|l| {
+            let field = l.rsplit("delay_ms=").next().and_then(|v| v.split_whitespace().next());
+            field.and_then(|v| v.parse().ok()).unwrap_or(0)
+        })
+        .collect()
+}
+
 /// One committed record.
 #[derive(Debug, Clone)]
 pub struct Committed {
