@@ -14,6 +14,10 @@
 //!   separated, one run each (default `1000,5000`).
 //! - `WEIR_BENCH_LATENCY_SECS`: how long each latency run produces, after a
 //!   one-second warm-up (default 15).
+//! - `WEIR_BENCH_WARM_SECS`: that warm-up, in seconds (default 1). A fresh
+//!   weir on fresh topics takes up to two seconds with the entity hop to
+//!   reach its steady pace (BENCHMARKS.md, "A fresh broker's day"); a
+//!   longer warm-up leaves that start-up out of the measured window.
 //! - `WEIR_BENCH_COMMIT_INTERVAL_MS`: weir's `kafka.commit_interval_ms`
 //!   (default: weir's default).
 //! - `WEIR_BENCH_BATCH_MAX_RECORDS`: weir's `kafka.batch_max_records` (the
@@ -109,8 +113,8 @@
 //! 4. weir latency: a fresh topic set and a running weir (defaults); records
 //!    are produced at a fixed rate (1 000/s, then 5 000/s, in small bursts
 //!    every ~1 ms on a monotonic schedule, `linger.ms=5`), the first second
-//!    of them as an unmeasured warm-up, then `WEIR_BENCH_LATENCY_SECS` of
-//!    them measured. A reader thread (`read_committed`,
+//!    of them (`WEIR_BENCH_WARM_SECS`) as an unmeasured warm-up, then
+//!    `WEIR_BENCH_LATENCY_SECS` of them measured. A reader thread (`read_committed`,
 //!    `fetch.wait.max.ms=10` so its own long poll adds nothing) takes the
 //!    `transaction_id` from each decision and records arrival minus send
 //!    time in an HDR histogram (µs). The send time is the actual `send`
@@ -201,6 +205,7 @@ fn main() {
         .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("WEIR_BENCH_RATES: {s:?} is not a number")))
         .collect();
     let latency_secs: u64 = env_or("WEIR_BENCH_LATENCY_SECS", 15);
+    let warm_secs: u64 = env_or("WEIR_BENCH_WARM_SECS", 1);
     let backlog_n: usize = env_or("WEIR_BENCH_BACKLOG", 4 * n);
     let only = std::env::var("WEIR_BENCH_ONLY").unwrap_or_else(|_| "throughput,latency,backlog".into());
     let step = |name: &str| only.split(',').any(|s| s.trim() == name);
@@ -208,7 +213,10 @@ fn main() {
     assert!(rates.iter().all(|r| *r > 0), "WEIR_BENCH_RATES must be positive");
     let load_before = read("/proc/loadavg");
     let bench = Bench::new();
-    eprintln!("weir kafka bench: broker {}, N = {n}, latency at {rates:?}/s for {latency_secs} s each", bench.broker);
+    eprintln!(
+        "weir kafka bench: broker {}, N = {n}, latency at {rates:?}/s for {latency_secs} s each after {warm_secs} s",
+        bench.broker
+    );
 
     let recs = records(n);
     let expected = recs.iter().filter(|r| r.tx_id.is_some()).count();
@@ -243,7 +251,7 @@ fn main() {
     let mut latencies = Vec::new();
     for (i, rate) in rates.iter().enumerate().filter(|_| step("latency")) {
         eprintln!("[4/6] weir latency at {rate}/s ({}/{})", i + 1, rates.len());
-        let warm = *rate as usize; // one second
+        let warm = (*rate * warm_secs) as usize;
         let lat_recs = records((*rate * latency_secs) as usize + warm);
         let l = latency(&bench, &lat_recs, warm, *rate);
         eprintln!("      {}", l.line());
