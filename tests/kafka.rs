@@ -866,8 +866,9 @@ fn a_full_queue_dated_alike_still_drains() {
 /// the broker and weir share two cores with the rest of the suite, and a
 /// stall of theirs has held records back for 4 s, longer than the
 /// allowance's bound of 3 s. Such a run says so and runs once more on
-/// fresh topics; a second one fails, as does any transaction late within
-/// the bound. Returns the decisions of the run that counted.
+/// fresh topics; a second one fails, as does any transaction late that
+/// reached weir within [`STALLED_MS`]. Returns the decisions of the run
+/// that counted.
 fn in_order_unless_stalled(
     name: &str,
     scenario: impl Fn(&Setup) -> HashMap<String, DecisionEvent>,

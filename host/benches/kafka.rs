@@ -114,12 +114,12 @@
 //!    are produced at a fixed rate (1 000/s, then 5 000/s, in small bursts
 //!    every ~1 ms on a monotonic schedule, `linger.ms=5`), the first second
 //!    of them (`WEIR_BENCH_WARM_SECS`) as an unmeasured warm-up, then
-//!    `WEIR_BENCH_LATENCY_SECS` of them measured. A reader thread (`read_committed`,
-//!    `fetch.wait.max.ms=10` so its own long poll adds nothing) takes the
-//!    `transaction_id` from each decision and records arrival minus send
-//!    time in an HDR histogram (µs). The send time is the actual `send`
-//!    call; the pacer's worst lag behind its schedule is reported, so
-//!    coordinated omission would show. With the entity hop, the
+//!    `WEIR_BENCH_LATENCY_SECS` of them measured. A reader thread
+//!    (`read_committed`, `fetch.wait.max.ms=10` so its own long poll adds
+//!    nothing) takes the `transaction_id` from each decision and records
+//!    arrival minus send time in an HDR histogram (µs). The send time is
+//!    the actual `send` call; the pacer's worst lag behind its schedule is
+//!    reported, so coordinated omission would show. With the entity hop, the
 //!    transactions weir's logs count as late at their entities (their
 //!    entity rules passed unrun) are reported too.
 //! 5. weir backlog: a warm weir (defaults, fresh topics) decides a first

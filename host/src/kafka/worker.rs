@@ -763,9 +763,9 @@ impl<'a> Worker<'a> {
         }
         out.counters.entity_late += late;
         if late > 0 {
-            // How long the latest of them was on its way, next to how long
-            // an idle partition allows for (see `TaskHop::progress`): a
-            // record on its way longer than the allowance can come late.
+            // The longest any of them was on its way, next to how long an
+            // idle partition allows for (see `TaskHop::progress`): a record
+            // on its way longer than the allowance can come late.
             let delay_ms = std::mem::take(&mut self.late_delay_ms);
             tracing::warn!(
                 late,
