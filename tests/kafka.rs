@@ -721,7 +721,17 @@ fn assert_exactly_once(got: &[DecisionEvent], reference: &HashMap<String, Decisi
 /// Starts weir (`a`) routing devices, merchants and counterparties, with
 /// `tweak` applied to its Kafka configuration, and waits until it joined.
 fn start_with_entities(setup: &Setup, tweak: impl FnOnce(&mut weir::kafka::KafkaConfig)) -> WeirProcess {
+    start_with_entities_listening(setup, tweak, None)
+}
+
+/// As [`start_with_entities`], with the status endpoint on `status`.
+fn start_with_entities_listening(
+    setup: &Setup,
+    tweak: impl FnOnce(&mut weir::kafka::KafkaConfig),
+    status: Option<&str>,
+) -> WeirProcess {
     let mut config = setup.weir_config("a");
+    config.status.listen = status.map(str::to_owned);
     let kafka = config.kafka.as_mut().unwrap();
     kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
     tweak(kafka);
@@ -855,6 +865,30 @@ fn a_full_queue_dated_alike_still_drains() {
     assert!(log.contains("reached `kafka.entity_max_waiting`"), "a partition filled up:\n{log}");
     assert!(!log.contains("later than `kafka.entity_grace_ms`"), "a transaction came late:\n{log}");
     assert_exactly_once_and_equal(&setup.all_decisions(), &reference);
+}
+
+/// With the entity hop, `/metrics` says how long weir allows a record to
+/// be on its way before an idle partition passes it (the gauge an operator
+/// reads next to a late warning's `delay_ms`): set by the decide workers,
+/// so at least a report (0.1 s) and at most the bound (3 s), where a gauge
+/// never set would read 0.
+#[test]
+fn metrics_with_the_entity_hop_include_the_delivery_allowance() {
+    let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("entity-metrics");
+    let addr = crate::deploy::free_addr();
+    let mut a = start_with_entities_listening(&setup, |_| {}, Some(&addr));
+    let lines: Vec<String> =
+        crate::entities::stream(300, 43).iter().map(|tx| serde_json::to_string(tx).unwrap()).collect();
+    weir_testkit::produce_by_account(broker(), &setup.topic("in"), &lines);
+    setup.wait_for_decisions(decide_embedded(&lines).1.len(), Duration::from_secs(90));
+    let metrics = crate::deploy::get_text(&addr, "/metrics");
+    a.terminate(STOP_DEADLINE);
+    let allowance = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_entity_delivery_allowance_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(allowance.is_some_and(|s| (0.1..=3.0).contains(&s)), "allowance {allowance:?}:\n{metrics}");
 }
 
 /// Runs an entity scenario whose promise is that none comes late, for

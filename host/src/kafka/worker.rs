@@ -676,6 +676,7 @@ impl<'a> Worker<'a> {
         // Verdicts for input partitions of this instance, to hand over.
         let mut handed: Vec<(i32, Verdict)> = Vec::new();
         let allowance = self.mail.delivery_allowance();
+        self.hooks.set_delivery_allowance(allowance);
         for &p in tasks {
             let Some(hop) = self.hops.get_mut(&p) else { continue };
             let progress = hop.progress(topology.grace_ms, topology.max_waiting, allowance);

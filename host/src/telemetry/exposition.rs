@@ -49,6 +49,12 @@ impl Metrics {
             "Records on the input partition not yet consumed, from librdkafka's statistics (Kafka only)",
             self.consumer_lag.clone(),
         );
+        registry.register(
+            "weir_entity_delivery_allowance_seconds",
+            "How long the entity hop allows a record to be on its way before an idle partition passes it: \
+             twice the largest delay from a record's timestamp to weir lately, 0.1 to 3 s (Kafka with kafka.entities)",
+            self.delivery_allowance.clone(),
+        );
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
@@ -201,12 +207,14 @@ mod tests {
         metrics.record(&crate::record::Counters { records: 3, entity_late: 2, ..Default::default() }, &stats);
         metrics.observe_commit(Duration::from_millis(5));
         metrics.set_consumer_lag(2, 40);
+        metrics.set_delivery_allowance(250);
         let text = metrics.exposition(None);
         assert!(text.contains("weir_records_total 3"), "{text}");
         assert!(text.contains("weir_entity_late_total 2"), "{text}");
         assert!(text.contains("weir_rule_invocations_total{rule=\"velocity\"} 3"), "{text}");
         assert!(text.contains("weir_commit_seconds_count 1"), "{text}");
         assert!(text.contains("weir_consumer_lag{partition=\"2\"} 40"), "{text}");
+        assert!(text.contains("weir_entity_delivery_allowance_seconds 0.25"), "{text}");
         // A label value with a quote, a backslash and a line feed.
         let family: Family<Labels, Gauge> = Family::default();
         family.get_or_create(&vec![("version", "2.0 \"beta\"\\x\ny".to_owned())]).set(1);

@@ -96,6 +96,13 @@ impl Hooks {
         }
     }
 
+    /// The entity hop's delivery allowance, in ms (Kafka).
+    pub fn set_delivery_allowance(&self, ms: i64) {
+        if let Some(m) = &self.metrics {
+            m.set_delivery_allowance(ms);
+        }
+    }
+
     /// Whether anything reads what is observed (a status endpoint).
     pub fn observing(&self) -> bool {
         self.metrics.is_some()

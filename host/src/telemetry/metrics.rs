@@ -6,11 +6,13 @@
 //! The histograms are of per-rule evaluation time (one transaction in
 //! [`EVALUATION_SAMPLE`]), batch decide and commit time and — on Kafka —
 //! the time from an input record's timestamp to its decision; the consumer
-//! lag per partition comes from librdkafka's statistics. The same families
+//! lag per partition comes from librdkafka's statistics, and the entity
+//! hop's delivery allowance from the decide workers. The same families
 //! exist on Kafka and embedded.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::metrics::family::Family;
@@ -55,6 +57,9 @@ pub struct Metrics {
     pub(super) decision_latency: Histogram,
     /// Records not yet consumed, per input partition (Kafka).
     pub(super) consumer_lag: Family<Labels, Gauge>,
+    /// How long the entity hop allows a record to be on its way (seconds;
+    /// Kafka with `kafka.entities` only, else 0).
+    pub(super) delivery_allowance: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -69,6 +74,7 @@ impl Default for Metrics {
             batch: Histogram::new(exponential_buckets(1e-4, 2.0, 15)),
             decision_latency: Histogram::new(exponential_buckets(1e-3, 2.0, 15)),
             consumer_lag: Family::default(),
+            delivery_allowance: Gauge::default(),
         }
     }
 }
@@ -117,5 +123,10 @@ impl Metrics {
     /// The consumer's lag on an input partition, in records.
     pub fn set_consumer_lag(&self, partition: i32, lag: i64) {
         self.consumer_lag.get_or_create(&vec![("partition", partition.to_string())]).set(lag);
+    }
+
+    /// The entity hop's delivery allowance, in ms.
+    pub fn set_delivery_allowance(&self, ms: i64) {
+        self.delivery_allowance.set(ms as f64 / 1000.0);
     }
 }
