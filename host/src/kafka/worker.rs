@@ -124,7 +124,7 @@ pub(super) struct Worker<'a> {
     /// How late input records have reached this worker lately.
     delivery: Delivery,
     /// The longest time a task that came late since the last warning took
-    /// to reach weir (see [`answer_late`]).
+    /// to reach weir (see [`Worker::answer_late`]).
     late_delay_ms: i64,
 }
 
@@ -369,6 +369,23 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Answers tasks that came too late to be applied in order: their
+    /// entity rules pass them unrun, and the verdict goes to their input
+    /// partition. Keeps the longest a late one took from being sent to
+    /// reaching weir for the next warning (see [`Task::delay`]; for one
+    /// read from the kind's topic, from its order time to now, which is at
+    /// least that).
+    fn answer_late(&mut self, task: i32, kind: Entity, late: Vec<Task>, out: &mut Output) {
+        let now_ms = if late.is_empty() { 0 } else { wall_ms() };
+        for task_late in late {
+            let delay = task_late.delay.unwrap_or_else(|| now_ms.saturating_sub(task_late.at));
+            self.late_delay_ms = self.late_delay_ms.max(delay);
+            let account = task_late.tx.account_id.into_bytes();
+            let verdict = Verdict { offset: task_late.offset, kind, results: Vec::new() };
+            out.records.push(verdict_record(task, task_late.partition, &verdict, Some(account)));
+        }
+    }
+
     /// Takes in a memo for this worker's entity partition `target` of the
     /// kind at `kind`; a task it answers late gets its verdict in `out`.
     /// False when the partition is not this worker's (or not restored yet:
@@ -378,7 +395,7 @@ impl<'a> Worker<'a> {
         let mut late = Vec::new();
         entity.memo(from, memo, &mut late);
         let kind = self.topology.kinds[kind].0;
-        self.late_delay_ms = self.late_delay_ms.max(answer_late(target, kind, late, out));
+        self.answer_late(target, kind, late, out);
         true
     }
 
@@ -648,12 +665,12 @@ impl<'a> Worker<'a> {
                 };
                 let mut late = Vec::new();
                 entity.arrive(task, &mut late);
-                self.late_delay_ms = self.late_delay_ms.max(answer_late(p, kind, late, out));
+                self.answer_late(p, kind, late, out);
             }
             Some(hop::Record::Progress { partition, progress }) => {
                 let mut late = Vec::new();
                 entity.progress(record.offset, partition, progress, &mut late);
-                self.late_delay_ms = self.late_delay_ms.max(answer_late(p, kind, late, out));
+                self.answer_late(p, kind, late, out);
             }
             None => {
                 tracing::warn!(
@@ -1094,24 +1111,6 @@ struct PartitionAccounts<'a> {
     /// The entity rules' results from the entity hop (when entities are
     /// routed, entity rules never run here).
     given: Option<Vec<RuleResult>>,
-}
-
-/// Answers tasks that came too late to be applied in order: their entity
-/// rules pass them unrun, and the verdict goes to their input partition.
-///
-/// Returns the longest a late one took from being sent to reaching weir
-/// (see [`Task::delay`]; for one read from the kind's topic, from its
-/// order time to now, which is at least that), 0 when none came late.
-fn answer_late(task: i32, kind: Entity, late: Vec<Task>, out: &mut Output) -> i64 {
-    let now_ms = if late.is_empty() { 0 } else { wall_ms() };
-    let mut longest = 0;
-    for task_late in late {
-        longest = longest.max(task_late.delay.unwrap_or_else(|| now_ms.saturating_sub(task_late.at)));
-        let account = task_late.tx.account_id.into_bytes();
-        let verdict = Verdict { offset: task_late.offset, kind, results: Vec::new() };
-        out.records.push(verdict_record(task, task_late.partition, &verdict, Some(account)));
-    }
-    longest
 }
 
 /// The changelog name of a kind's [`EntityMeta`].
