@@ -239,7 +239,8 @@ impl KafkaConfig {
         format!("{}-{}", self.group_id, self.instance_id())
     }
 
-    /// Decide workers to run.
+    /// Decide workers to run. Unset, the CPUs available, which on Linux
+    /// reads the cgroup's files on every call: ask once per run.
     pub fn workers(&self) -> usize {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).clamp(1, 64)
     }

@@ -667,6 +667,13 @@ impl Mail {
         }
     }
 
+    /// The decide workers it serves: the count the run started with, so
+    /// an owner is found without asking the system again (which reads the
+    /// cgroup's files on every call).
+    pub(super) fn workers(&self) -> usize {
+        self.boxes.len()
+    }
+
     /// A router here read a record, at `now_ms`, after its progress had
     /// said it holds nothing back.
     pub(super) fn woke(&self, now_ms: i64) {

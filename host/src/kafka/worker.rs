@@ -736,7 +736,7 @@ impl<'a> Worker<'a> {
         // The routers' memos: this worker's entity partitions take theirs
         // now; the other workers' are posted once this output is delivered.
         let mut tasks = tasks.clone();
-        let workers = self.config.workers();
+        let workers = self.mail.workers();
         for (kind, target, from, memo) in std::mem::take(&mut self.memos) {
             let owner = super::worker_of(target, workers);
             if owner != self.index {
