@@ -667,11 +667,11 @@ impl Mail {
         }
     }
 
-    /// The decide workers it serves: the count the run started with, so
-    /// an owner is found without asking the system again (which reads the
-    /// cgroup's files on every call).
-    pub(super) fn workers(&self) -> usize {
-        self.boxes.len()
+    /// The decide worker that owns partition `p` of every topic, among the
+    /// workers the run started with (as the intake finds it; asking the
+    /// configuration instead reads the cgroup's files on every call).
+    pub(super) fn worker_of(&self, p: i32) -> usize {
+        super::worker_of(p, self.boxes.len())
     }
 
     /// A router here read a record, at `now_ms`, after its progress had

@@ -736,9 +736,8 @@ impl<'a> Worker<'a> {
         // The routers' memos: this worker's entity partitions take theirs
         // now; the other workers' are posted once this output is delivered.
         let mut tasks = tasks.clone();
-        let workers = self.mail.workers();
         for (kind, target, from, memo) in std::mem::take(&mut self.memos) {
-            let owner = super::worker_of(target, workers);
+            let owner = self.mail.worker_of(target);
             if owner != self.index {
                 self.outgoing.push((owner, Post::Memo { kind, target, from, memo }));
             } else if self.take_memo(kind, target, from, memo, out) {
@@ -796,7 +795,7 @@ impl<'a> Worker<'a> {
         // in this chunk's output); the other workers' once it is delivered.
         let mut deciding: Vec<i32> = tasks.iter().copied().collect();
         for (partition, verdict) in handed {
-            let owner = super::worker_of(partition, workers);
+            let owner = self.mail.worker_of(partition);
             if owner != self.index {
                 self.outgoing.push((owner, Post::Verdict { partition, verdict }));
             } else if let Some(hop) = self.hops.get_mut(&partition) {
