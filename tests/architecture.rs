@@ -146,6 +146,7 @@ const HOST_LAYERS: &[&str] = &[
     // What one record, one case file, one package, one store is.
     "store",
     "record",
+    "entity_order",
     "cases",
     "scaffold",
     "demo",

@@ -1,9 +1,11 @@
 //! Entity state: features per device and per beneficiary equal a
 //! brute-force oracle recomputed from the input, over windows of 1 hour,
 //! 24 hours and 7 days — in the embedded pipeline (in one run, and split
-//! over two runs that share the store) and in a backtest; the shipped
+//! over two runs that share the store) and in a backtest, for an input in
+//! event-time order and for one whose accounts are interleaved out of it
+//! (through a crash between applying and deciding, too); the shipped
 //! entity rules flag exactly what the oracle says; Kafka refuses entity
-//! rules until entity state has partitions of its own.
+//! rules of kinds it does not route.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Cursor;
@@ -23,15 +25,18 @@ const HOUR: i64 = 3_600;
 const WINDOWS: [(i64, &str); 3] = [(1, "h1"), (24, "h24"), (168, "h168")];
 
 /// A native entity rule that reports the distinct accounts its entity saw
-/// in each window, on every transaction with the entity (a suspicion, so
-/// that a backtest against no rules lists every one).
+/// in each window, and how many transactions it saw in all (which a
+/// transaction applied twice would change), on every transaction with the
+/// entity (a suspicion, so that a backtest against no rules lists every one).
 fn probe(tx: &Transaction, ctx: &mut Context) -> Result<Verdict, Error> {
     ctx.distinct_add("accounts", &tx.account_id);
+    let seen = ctx.get("seen").map_or(0, |n| n.parse::<u64>().unwrap()) + 1;
+    ctx.set("seen", seen);
     let mut verdict = Verdict::suspect("PROBE", "entity features");
     for (hours, name) in WINDOWS {
         verdict = verdict.with(name, ctx.distinct_count("accounts", Duration::from_secs(hours as u64 * 3_600)));
     }
-    Ok(verdict)
+    Ok(verdict.with("seen", seen))
 }
 
 fn probe_rule(id: &str, entity: &str) -> LoadedRule {
@@ -97,7 +102,7 @@ pub(crate) struct Expected {
 /// transactions up to it in the input that share its entity.
 pub(crate) fn oracle(txs: &[TransactionRecorded]) -> HashMap<String, Expected> {
     let distinct = |earlier: &[&TransactionRecorded], now: i64| -> Evidence {
-        WINDOWS
+        let mut features: Evidence = WINDOWS
             .iter()
             .map(|&(hours, name)| {
                 let inside: HashSet<&str> = earlier
@@ -107,7 +112,9 @@ pub(crate) fn oracle(txs: &[TransactionRecorded]) -> HashMap<String, Expected> {
                     .collect();
                 (name.to_owned(), inside.len().to_string())
             })
-            .collect()
+            .collect();
+        features.push(("seen".to_owned(), earlier.len().to_string()));
+        features
     };
     let mut out = HashMap::new();
     for (i, tx) in txs.iter().enumerate() {
@@ -185,13 +192,40 @@ pub(crate) fn mismatches(oracle: &HashMap<String, Expected>, got: &HashMap<Strin
     (n, differing)
 }
 
+/// `txs` (in event-time order) as two streams, the accounts of one
+/// interleaved with the other's `lag` transactions behind, as two Kafka
+/// partitions one of which lags: each account's transactions stay in
+/// order, the whole is not.
+pub(crate) fn interleaved(txs: &[TransactionRecorded], lag: usize) -> Vec<TransactionRecorded> {
+    let (ahead, behind): (Vec<_>, Vec<_>) =
+        txs.iter().cloned().partition(|t| t.account_id.bytes().last().is_some_and(|b| b % 2 == 0));
+    let mut out = Vec::with_capacity(txs.len());
+    let mut behind = behind.into_iter();
+    for (i, tx) in ahead.into_iter().enumerate() {
+        out.push(tx);
+        if i >= lag {
+            out.extend(behind.next());
+        }
+    }
+    out.extend(behind);
+    out
+}
+
 fn lines(txs: &[TransactionRecorded]) -> String {
     txs.iter().map(|t| serde_json::to_string(t).unwrap() + "\n").collect()
 }
 
-fn decide_embedded(input: &str, out: &OutputPaths) {
+fn decide_embedded(input: &str, out: &OutputPaths) -> weir::pipeline::Summary {
+    decide_embedded_with(Cursor::new(input.as_bytes().to_vec()), out, &PipelineOptions::default()).unwrap()
+}
+
+fn decide_embedded_with(
+    input: impl std::io::Read + Send,
+    out: &OutputPaths,
+    opts: &PipelineOptions,
+) -> Result<weir::pipeline::Summary, weir::pipeline::PipelineError> {
     let mut ev = Evaluator::new(&entity_rules(), Policy::default());
-    run_embedded(Cursor::new(input.as_bytes().to_vec()), &mut ev, out, &PipelineOptions::default(), |_| {}).unwrap();
+    run_embedded(input, &mut ev, out, opts, |_| {})
 }
 
 fn embedded_features(out: &OutputPaths) -> HashMap<String, Expected> {
@@ -234,6 +268,15 @@ fn entity_features_equal_a_brute_force_oracle_embedded_and_across_runs() {
 fn a_backtest_gives_the_oracles_entity_features() {
     let txs = stream(2_000, 11);
     let oracle = oracle(&txs);
+    let got = backtest_features(&txs);
+    let with_entity = oracle.values().filter(|e| !e.probes.is_empty()).count();
+    assert_eq!(got.len(), with_entity, "every transaction with an entity changed");
+    let (n, first) = mismatches(&oracle, &got);
+    assert_eq!(n, 0, "{first:#?}");
+}
+
+/// The entity features a backtest of `txs` (in their order) gives.
+fn backtest_features(txs: &[TransactionRecorded]) -> HashMap<String, Expected> {
     let records: Vec<Vec<u8>> = txs.iter().map(|t| serde_json::to_vec(t).unwrap()).collect();
     let (none, rules) = (RuleSet::new(Vec::new()).unwrap(), entity_rules());
     let dir = tempdir();
@@ -241,7 +284,7 @@ fn a_backtest_gives_the_oracles_entity_features() {
     let outcome = weir::backtest::run(&records, under(&none), under(&rules), &Policy::default(), None);
     // Against no rules, every transaction with an entity is a change (the
     // probes suspect it), and the change lists the candidate's hits.
-    let got: HashMap<String, Expected> = outcome
+    outcome
         .report
         .changes
         .all
@@ -253,11 +296,110 @@ fn a_backtest_gives_the_oracles_entity_features() {
             });
             (change.transaction_id.clone(), observed(hits))
         })
+        .collect()
+}
+
+/// An input whose accounts are interleaved out of event-time order (as a
+/// lagging Kafka partition's are) has its entities applied in event-time
+/// order, as Kafka applies them: the embedded run and a backtest give the
+/// oracle's features, computed over the input in event-time order, and the
+/// decisions come in input order. A copy of a transaction waiting is not
+/// applied again.
+#[test]
+fn an_input_out_of_event_time_order_gives_the_oracles_features_embedded_and_in_a_backtest() {
+    let txs = stream(2_500, 23);
+    let oracle = oracle(&txs);
+    let mut input = interleaved(&txs, 40);
+    // Three transactions published twice while the first copy waits: each
+    // is applied to its entities once (the probes count what they saw).
+    for k in [100, 700, 1_500] {
+        input.insert(k + 5, input[k].clone());
+    }
+    let dir = tempdir();
+    let out = OutputPaths::in_dir(dir.path());
+    let summary = decide_embedded(&lines(&input), &out);
+    assert_eq!(summary.entity_late, 0);
+    assert_eq!(summary.duplicates, 3);
+    let (n, first) = mismatches(&oracle, &embedded_features(&out));
+    assert_eq!(n, 0, "embedded: {first:#?}");
+    let decisions = weir_testkit::jsonl::<DecisionEvent>(&out.decisions);
+    assert_eq!(decisions.len(), txs.len(), "each transaction decided once");
+    assert!(decisions.windows(2).all(|w| w[0].input.offset < w[1].input.offset), "decisions in input order");
+    let (n, first) = mismatches(&oracle, &backtest_features(&input));
+    assert_eq!(n, 0, "backtest: {first:#?}");
+    // Taken in input order, the features would differ.
+    let (n, _) = mismatches(&oracle, &self::oracle(&input));
+    assert!(n > 100, "the interleaving changes what input order sees: {n}");
+}
+
+/// A run that stops (its input fails) after committing transactions
+/// applied to their entities but waiting behind older ones: the rerun
+/// takes their results from the store, applies none twice (the probes
+/// count what their entities saw), and decides each once. A queue shorter
+/// than the input's disorder makes transactions late: their entity rules
+/// pass them unrun, and they are counted.
+#[test]
+fn a_stop_between_applying_and_deciding_applies_nothing_twice_and_a_short_queue_counts_the_late() {
+    let txs = stream(1_500, 29);
+    let oracle = oracle(&txs);
+    let input = lines(&interleaved(&txs, 30));
+    let opts = PipelineOptions { batch_size: 50, entity_max_waiting: 150, ..PipelineOptions::default() };
+    let dir = tempdir();
+    let out = OutputPaths::in_dir(&dir.path().join("stopped"));
+    let failing = FailAfter { inner: Cursor::new(input.as_bytes().to_vec()), left: input.len() / 2 };
+    assert!(decide_embedded_with(failing, &out, &opts).is_err(), "the input failed");
+    {
+        let store = weir::store::StateStore::open(&out.state).unwrap();
+        let order = store.reader().unwrap().entity_order().unwrap();
+        assert!(!order.held.is_empty(), "transactions applied and not decided were committed");
+        assert!(order.released.is_some());
+    }
+    let summary = decide_embedded_with(Cursor::new(input.as_bytes().to_vec()), &out, &opts).unwrap();
+    assert_eq!(summary.entity_late, 0);
+    let decisions = weir_testkit::jsonl::<DecisionEvent>(&out.decisions);
+    assert_eq!(decisions.len(), txs.len(), "each transaction decided once");
+    let (n, first) = mismatches(&oracle, &embedded_features(&out));
+    assert_eq!(n, 0, "over the stop: {first:#?}");
+    let store = weir::store::StateStore::open(&out.state).unwrap();
+    assert!(store.reader().unwrap().entity_order().unwrap().held.is_empty(), "nothing is left held");
+
+    // A queue of 10 is shorter than the disorder: some come late.
+    let short = OutputPaths::in_dir(&dir.path().join("short"));
+    let opts = PipelineOptions { entity_max_waiting: 10, ..PipelineOptions::default() };
+    let summary = decide_embedded_with(Cursor::new(input.as_bytes().to_vec()), &short, &opts).unwrap();
+    assert!(summary.entity_late > 0, "late: {}", summary.entity_late);
+    let decisions = weir_testkit::jsonl::<DecisionEvent>(&short.decisions);
+    assert_eq!(decisions.len(), txs.len(), "late ones are decided too");
+    let with_entity: HashSet<&str> = txs
+        .iter()
+        .filter(|t| t.device_fingerprint.is_some() || t.counterparty_account.is_some())
+        .map(|t| t.transaction_id.as_str())
         .collect();
-    let with_entity = oracle.values().filter(|e| !e.probes.is_empty()).count();
-    assert_eq!(got.len(), with_entity, "every transaction with an entity changed");
-    let (n, first) = mismatches(&oracle, &got);
-    assert_eq!(n, 0, "{first:#?}");
+    let unrun = decisions
+        .iter()
+        .filter(|d| with_entity.contains(d.transaction_id.as_str()) && from_results(&d.rules).probes.is_empty())
+        .count();
+    // Every transaction goes to its merchant too (merchant-new-cards), so
+    // the late count includes some with neither probe's entity.
+    assert!(unrun > 0 && unrun as u64 <= summary.entity_late, "late transactions' probes pass unrun: {unrun}");
+}
+
+/// Reads `left` bytes of `inner`, then fails.
+struct FailAfter {
+    inner: Cursor<Vec<u8>>,
+    left: usize,
+}
+
+impl std::io::Read for FailAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("the input failed"));
+        }
+        let n = buf.len().min(self.left);
+        let read = self.inner.read(&mut buf[..n])?;
+        self.left -= read;
+        Ok(read)
+    }
 }
 
 #[test]

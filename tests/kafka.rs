@@ -655,7 +655,10 @@ fn entity_rules_on_kafka_through_crashes_and_a_rebalance_equal_the_oracle_and_th
     let _shared = BROKER_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new("entities");
     let txs = crate::entities::stream(1_500, 13);
-    let lines: Vec<String> = txs.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
+    // Out of event-time order across accounts, as a lagging partition's
+    // producer would send it: each partition in order within the grace.
+    let input = crate::entities::interleaved(&txs, 30);
+    let lines: Vec<String> = input.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
     let mut oracle = crate::entities::oracle(&txs);
     for expected in oracle.values_mut() {
         // The probes are native rules; on Kafka the shipped (wasm) ones run.
@@ -666,6 +669,9 @@ fn entity_rules_on_kafka_through_crashes_and_a_rebalance_equal_the_oracle_and_th
         let mut config = setup.weir_config(instance);
         let kafka = config.kafka.as_mut().unwrap();
         kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
+        // The interleaving puts a partition's transactions up to hours out
+        // of order.
+        kafka.entity_grace_ms = 86_400_000;
         let path = setup.dir.path().join(format!("{instance}.toml"));
         weir_testkit::config::write(&config, &path);
         WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path(instance), "info")

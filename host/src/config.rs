@@ -24,6 +24,7 @@
 //! output = "weir-out"        # decisions.jsonl, dead-letters.jsonl, state.redb
 //! batch_size = 4000          # records per atomic batch (more while a commit runs)
 //! max_event_bytes = 1048576  # larger records are dead-lettered
+//! entity_max_waiting = 20000 # records that wait for their entities, in order, before the oldest is applied
 //!
 //! [lists]                    # runtime block and allow lists (`weir list`)
 //! file = "lists.jsonl"       # embedded: the list changes, followed while running (on Kafka: kafka.topics.lists)
@@ -189,6 +190,10 @@ pub struct EmbeddedConfig {
     pub batch_size: usize,
     /// Records larger than this are dead-lettered.
     pub max_event_bytes: usize,
+    /// With entity rules: records that may wait in input order while
+    /// transactions are applied to their entities in event-time order
+    /// ([`crate::entity_order`]); past it, the oldest is applied.
+    pub entity_max_waiting: usize,
 }
 
 impl Default for EmbeddedConfig {
@@ -197,6 +202,7 @@ impl Default for EmbeddedConfig {
             output: PathBuf::from("weir-out"),
             batch_size: 4000,
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
+            entity_max_waiting: crate::entity_order::DEFAULT_LIMIT,
         }
     }
 }
@@ -341,6 +347,9 @@ impl Config {
         }
         if self.embedded.max_event_bytes < 256 {
             return Err(ConfigError::TooSmall { key: "embedded.max_event_bytes", min: 256 });
+        }
+        if self.embedded.entity_max_waiting == 0 {
+            return Err(ConfigError::TooSmall { key: "embedded.entity_max_waiting", min: 1 });
         }
         if let Some(kafka) = &self.kafka {
             kafka.validate()?;

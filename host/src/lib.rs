@@ -46,6 +46,7 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod engine;
+pub mod entity_order;
 pub mod events;
 pub mod features;
 pub mod http;

@@ -24,6 +24,13 @@
 //! leaves no half-written batch behind and the rerun decides it again —
 //! once. A rerun over input that was already decided writes nothing new and
 //! counts nothing twice. Rules are swapped only between two batches.
+//!
+//! With entity rules, records wait in input order while their transactions
+//! are applied to their entities in event-time order, as on Kafka
+//! ([`crate::entity_order`]): a batch commits the state of what was applied
+//! and decides what reached the head of the queue; the results of a
+//! transaction applied but not decided yet commit with it, and a rerun
+//! takes them from there.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -36,11 +43,12 @@ use std::time::{Duration, Instant};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::engine::{Evaluator, RuleStats};
+use crate::entity_order::{Done, EntityOrder};
 use crate::events::{
     DeadLetter, InputEvent, InputPosition, InvalidEvent, TRUNCATED_PAYLOAD_BYTES, TransactionRecorded, parse_input,
 };
 use crate::live::TookEffect;
-use crate::record::{Accounts, Counters, Processed, process, read_line, rule_stats};
+use crate::record::{Accounts, Counters, Processed, read_line, rule_stats};
 use crate::state::AccountState;
 use crate::store::{BatchCommit, SinkOffsets, StateStore, StoreError, StoreReader};
 use crate::telemetry::Hooks;
@@ -76,6 +84,14 @@ pub struct PipelineOptions {
     pub input_name: String,
     /// Live rules to swap to between batches, and counters to report.
     pub hooks: Hooks,
+    /// With entity rules: records that may wait for their entities in
+    /// input order before the oldest is applied.
+    pub entity_max_waiting: usize,
+    /// The input is a live stream (standard input): when it pauses, every
+    /// transaction waiting for its entities is applied and decided. A file
+    /// does not pause; its records wait until the queue is full or the
+    /// file ends, so its order does not depend on how fast it was read.
+    pub live: bool,
 }
 
 impl Default for PipelineOptions {
@@ -85,6 +101,8 @@ impl Default for PipelineOptions {
             max_event_bytes: crate::events::MAX_EVENT_BYTES,
             input_name: "stdin".to_owned(),
             hooks: Hooks::default(),
+            entity_max_waiting: crate::entity_order::DEFAULT_LIMIT,
+            live: false,
         }
     }
 }
@@ -209,6 +227,10 @@ struct Sealed {
     dead_letters: Vec<u8>,
     accounts: Vec<(String, Vec<crate::state::Part>)>,
     decided: Vec<String>,
+    /// The entity order's changes: see [`BatchCommit`].
+    entity_held: Vec<(String, Vec<crate::events::RuleResult>)>,
+    entity_unheld: Vec<String>,
+    entity_released: Option<(i64, String)>,
 }
 
 /// Runs the embedded pipeline over `input` until it ends.
@@ -229,7 +251,13 @@ pub fn run_embedded(
         }
     }
     let store = StateStore::open(&out.state)?;
-    let committed = store.reader()?.offsets()?;
+    let (committed, ordered) = {
+        let reader = store.reader()?;
+        (reader.offsets()?, reader.entity_order()?)
+    };
+    let mut order = EntityOrder::new(opts.entity_max_waiting);
+    let released = ordered.released.clone();
+    order.restore(ordered.released, ordered.held);
     let mut decisions = SinkFile::open(&out.decisions, committed.decisions, &out.state)?;
     let mut dead = SinkFile::open(&out.dead_letters, committed.dead_letters, &out.state)?;
     let max_event_bytes = opts.max_event_bytes;
@@ -257,6 +285,8 @@ pub fn run_embedded(
             recent: VecDeque::new(),
             counters: Counters::default(),
             batches: 0,
+            order,
+            released,
         };
         let decided = decider.run(lines_rx, &sealed_tx, &idle, batch_size, started, &mut on_batch);
         drop(sealed_tx);
@@ -349,6 +379,9 @@ fn commit_batches(
             accounts: batch.accounts.iter().map(|(id, parts)| (id.as_str(), parts.as_slice())).collect(),
             decided: batch.decided.iter().map(String::as_str).collect(),
             offsets,
+            entity_held: &batch.entity_held,
+            entity_unheld: &batch.entity_unheld,
+            entity_released: batch.entity_released.as_ref(),
         };
         store.commit(&commit)?;
         hooks.observe_commit(started.elapsed());
@@ -369,6 +402,11 @@ struct Decider<'a> {
     recent: VecDeque<HashSet<String>>,
     counters: Counters,
     batches: u64,
+    /// Records waiting for their transactions' entities, in input order;
+    /// each keeps what its dead letter would need.
+    order: EntityOrder<Option<Raw>>,
+    /// The last transaction applied to its entities, as last committed.
+    released: Option<(i64, String)>,
 }
 
 /// The accounts of one batch: the cache, backed by a snapshot of the store.
@@ -423,14 +461,15 @@ impl Decider<'_> {
         let mut generation = 0;
         let mut last_line: i64 = 0;
         let mut eof = false;
-        while !eof {
+        loop {
             let batch_started = Instant::now();
             self.between_batches(&mut generation, last_line, idle);
             let reader = self.store.reader()?;
             let mut batch = Sealed::default();
             let mut dirty = HashSet::new();
             let mut in_batch = 0usize;
-            while let Some(chunk) = self.next_chunk(&lines, in_batch, &mut eof)? {
+            let mut sealed_early = false;
+            while let Some(chunk) = if eof { None } else { self.next_chunk(&lines, in_batch, &mut eof)? } {
                 if in_batch == 0 {
                     // An empty batch waited for input: rules published
                     // meanwhile (a deploy while idle) decide its first record.
@@ -440,14 +479,26 @@ impl Decider<'_> {
                 let full = in_batch >= batch_size && idle.load(Ordering::Acquire);
                 let largest = in_batch >= batch_size * MAX_BATCH_FACTOR;
                 if full || largest || batch.dead_letters.len() >= BATCH_DEAD_LETTER_BYTES {
+                    sealed_early = true;
                     break;
                 }
             }
-            if in_batch == 0 && eof {
+            // The input ended (what it held back is decided a batch at a
+            // time, so deciding and committing still overlap), or a live
+            // stream paused (all of it: nothing waits for more).
+            let flushed = if eof {
+                self.flush(&reader, &mut dirty, &mut batch, batch_size.saturating_sub(in_batch).max(1))?
+            } else if self.opts.live && !sealed_early {
+                self.flush(&reader, &mut dirty, &mut batch, usize::MAX)?
+            } else {
+                0
+            };
+            if in_batch == 0 && flushed == 0 && eof {
                 break;
             }
             drop(reader);
             self.take_changes(&dirty, &mut batch);
+            self.take_order(&mut batch);
             self.opts.hooks.observe_batch(batch_started.elapsed());
             // Busy from the hand-over to the end of the commit.
             idle.store(false, Ordering::Release);
@@ -533,27 +584,44 @@ impl Decider<'_> {
     ) -> Result<usize, PipelineError> {
         let records = chunk.len();
         let mut accounts = BatchAccounts { cache: &mut self.accounts, reader, recent: &mut self.recent, dirty };
+        let counters = &mut self.counters;
+        let mut done = |done: Done<Option<Raw>>, _: &Evaluator| write_done(done, counters, batch);
+        let now_ms = now_ms();
         for line in chunk {
             *last_line = line.number;
             let position = InputPosition { topic: self.opts.input_name.clone(), partition: 0, offset: line.number };
-            let processed = process(self.evaluator, line.parsed, position.clone(), &mut accounts)?;
-            self.counters.count(&processed);
-            match processed {
-                Processed::Decided(decision) => {
-                    batch.decided.push(decision.transaction_id.clone());
-                    batch.decisions.push(*decision);
-                }
-                Processed::DeadLetter(reason) => {
-                    tracing::debug!(line = line.number, "dead-lettered: {reason}");
-                    let (kept, size) = line.raw.as_ref().map_or((&[][..], 0), |r| (r.kept.as_slice(), r.size));
-                    let letter = DeadLetter::of_record(reason, position, kept, size);
-                    serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
-                    batch.dead_letters.push(b'\n');
-                }
-                Processed::Confirmation | Processed::Unlocked(_) | Processed::Duplicate => {}
-            }
+            self.order.push(self.evaluator, &mut accounts, line.raw, line.parsed, position, now_ms, &mut done)?;
         }
         Ok(records)
+    }
+
+    /// Decides at most `max` records of the entity order's queue into
+    /// `batch`, applying what waits as needed; returns how many it decided.
+    fn flush(
+        &mut self,
+        reader: &StoreReader<'_>,
+        dirty: &mut HashSet<String>,
+        batch: &mut Sealed,
+        max: usize,
+    ) -> Result<usize, PipelineError> {
+        if self.order.is_empty() {
+            return Ok(0);
+        }
+        let mut accounts = BatchAccounts { cache: &mut self.accounts, reader, recent: &mut self.recent, dirty };
+        let counters = &mut self.counters;
+        let mut done = |done, _: &Evaluator| write_done(done, counters, batch);
+        Ok(self.order.flush(self.evaluator, &mut accounts, max, &mut done)?)
+    }
+
+    /// The entity order's changes since the last batch, for the committer.
+    fn take_order(&mut self, batch: &mut Sealed) {
+        batch.entity_held = self.order.take_held();
+        batch.entity_unheld = self.order.take_unheld();
+        self.counters.entity_late += self.order.take_late();
+        if self.order.released() != self.released.as_ref() {
+            self.released = self.order.released().cloned();
+            batch.entity_released = self.released.clone();
+        }
     }
 
     /// The state the batch changed, for the committer: each touched
@@ -577,6 +645,33 @@ impl Decider<'_> {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// Counts a record that came out of the entity order and writes what it
+/// came to into `batch`.
+fn write_done(done: Done<Option<Raw>>, counters: &mut Counters, batch: &mut Sealed) {
+    let Done { item: raw, position, processed } = done;
+    counters.count(&processed);
+    match processed {
+        Processed::Decided(decision) => {
+            batch.decided.push(decision.transaction_id.clone());
+            batch.decisions.push(*decision);
+        }
+        Processed::DeadLetter(reason) => {
+            tracing::debug!(line = position.offset, "dead-lettered: {reason}");
+            let (kept, size) = raw.as_ref().map_or((&[][..], 0), |r| (r.kept.as_slice(), r.size));
+            let letter = DeadLetter::of_record(reason, position, kept, size);
+            serde_json::to_writer(&mut batch.dead_letters, &letter).expect("dead letters serialize");
+            batch.dead_letters.push(b'\n');
+        }
+        Processed::Confirmation | Processed::Unlocked(_) | Processed::Duplicate => {}
+    }
+}
+
+/// The clock, in ms since the epoch: a transaction read now is applied to
+/// its entities no later than this.
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Waits until the committer has committed every batch it was given.

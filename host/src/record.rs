@@ -182,7 +182,9 @@ pub struct Counters {
     /// Analysts' unlocks applied to their account's state (no decision).
     pub unlocks: u64,
     /// Transactions that came to an entity later than `kafka.entity_grace_ms`
-    /// allows, once per entity: its rules passed them unrun (Kafka).
+    /// allows, once per entity (Kafka), or dated before one already
+    /// applied once `embedded.entity_max_waiting` records waited
+    /// ([`crate::entity_order`]): their entity rules passed them unrun.
     pub entity_late: u64,
 }
 

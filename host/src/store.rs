@@ -4,7 +4,10 @@
 //! [`crate::state`]: a batch writes the parts its transactions changed, not
 //! whole accounts); per transaction id, the fact that it was decided (so a
 //! rerun of the same input decides nothing twice); and the committed lengths
-//! of the embedded sink files. All three change in one redb write
+//! of the embedded sink files; and where the entity order stands
+//! ([`crate::entity_order`]): the last transaction applied to its entities,
+//! and the results of those applied whose decisions wait for a later batch.
+//! All of it changes in one redb write
 //! transaction per batch: the embedded counterpart of a Kafka transaction
 //! that commits decisions, state and offsets together. Accounts written as
 //! one whole record by earlier versions are still read, and replaced by
@@ -12,8 +15,11 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 
+use crate::events::RuleResult;
 use crate::state::{AccountState, Part};
 
 /// Whole-account records of earlier versions, read and replaced.
@@ -22,6 +28,11 @@ const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const PARTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("account_parts");
 const DECIDED: TableDefinition<&str, ()> = TableDefinition::new("decided");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Transactions applied to their entities, not decided yet: id → their
+/// entity rules' results (JSON).
+const ENTITY_HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("entity_held");
+/// `released` → (order time, id) of the last transaction applied (JSON).
+const ENTITY_ORDER: TableDefinition<&str, &[u8]> = TableDefinition::new("entity_order");
 
 /// A state store failure, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +61,19 @@ pub struct BatchCommit<'a> {
     pub accounts: Vec<(&'a str, &'a [Part])>,
     pub decided: Vec<&'a str>,
     pub offsets: SinkOffsets,
+    /// Transactions applied to their entities whose decisions wait: kept
+    /// until a later batch names them in `entity_unheld`.
+    pub entity_held: &'a [(String, Vec<RuleResult>)],
+    pub entity_unheld: &'a [String],
+    /// The last transaction applied to its entities, if it moved.
+    pub entity_released: Option<&'a (i64, String)>,
+}
+
+/// Where the entity order stood at the last commit.
+#[derive(Debug, Default)]
+pub struct EntityOrderState {
+    pub released: Option<(i64, String)>,
+    pub held: foldhash::HashMap<String, Vec<RuleResult>>,
 }
 
 impl StateStore {
@@ -62,6 +86,8 @@ impl StateStore {
         txn.open_table(PARTS).map_err(|e| err(&e))?;
         txn.open_table(DECIDED).map_err(|e| err(&e))?;
         txn.open_table(META).map_err(|e| err(&e))?;
+        txn.open_table(ENTITY_HELD).map_err(|e| err(&e))?;
+        txn.open_table(ENTITY_ORDER).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;
         Ok(StateStore { db, path: path.to_owned() })
     }
@@ -106,6 +132,21 @@ impl StateStore {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             meta.insert("sink.decisions", batch.offsets.decisions).map_err(|e| self.err(e))?;
             meta.insert("sink.dead_letters", batch.offsets.dead_letters).map_err(|e| self.err(e))?;
+            if !batch.entity_held.is_empty() || !batch.entity_unheld.is_empty() {
+                let mut held = txn.open_table(ENTITY_HELD).map_err(|e| self.err(e))?;
+                for (id, results) in batch.entity_held {
+                    let json = serde_json::to_vec(results).expect("rule results serialize");
+                    held.insert(id.as_str(), json.as_slice()).map_err(|e| self.err(e))?;
+                }
+                for id in batch.entity_unheld {
+                    held.remove(id.as_str()).map_err(|e| self.err(e))?;
+                }
+            }
+            if let Some(released) = batch.entity_released {
+                let json = serde_json::to_vec(released).expect("an order serializes");
+                let mut order = txn.open_table(ENTITY_ORDER).map_err(|e| self.err(e))?;
+                order.insert("released", json.as_slice()).map_err(|e| self.err(e))?;
+            }
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -142,6 +183,23 @@ impl StoreReader<'_> {
 
     pub fn is_decided(&self, transaction_id: &str) -> Result<bool, StoreError> {
         Ok(self.decided.get(transaction_id).map_err(|e| self.store.err(e))?.is_some())
+    }
+
+    /// Where the entity order stood at the last commit.
+    pub fn entity_order(&self) -> Result<EntityOrderState, StoreError> {
+        let unreadable = |e: &dyn std::fmt::Display| self.store.err(format!("the entity order is unreadable: {e}"));
+        let mut state = EntityOrderState::default();
+        let order = self.txn.open_table(ENTITY_ORDER).map_err(|e| self.store.err(e))?;
+        if let Some(json) = order.get("released").map_err(|e| self.store.err(e))? {
+            state.released = Some(serde_json::from_slice(json.value()).map_err(|e| unreadable(&e))?);
+        }
+        let held = self.txn.open_table(ENTITY_HELD).map_err(|e| self.store.err(e))?;
+        for entry in held.iter().map_err(|e| self.store.err(e))? {
+            let (id, json) = entry.map_err(|e| self.store.err(e))?;
+            let results = serde_json::from_slice(json.value()).map_err(|e| unreadable(&e))?;
+            state.held.insert(id.value().to_owned(), results);
+        }
+        Ok(state)
     }
 
     pub fn offsets(&self) -> Result<SinkOffsets, StoreError> {

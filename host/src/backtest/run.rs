@@ -1,7 +1,9 @@
 //! The backtest proper: a baseline and a candidate rule set over the same
 //! records, each deciding on its own thread against in-memory accounts
 //! through the pipelines' per-record core, their decisions paired record
-//! by record for the comparison.
+//! by record for the comparison. With entity rules, each side applies
+//! transactions to their entities in the order the embedded pipeline and
+//! Kafka do ([`crate::entity_order`]), its records waiting in input order.
 
 use std::sync::Arc;
 
@@ -11,8 +13,9 @@ use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::engine::{Evaluator, Policy, RuleSet, RuleStats};
+use crate::entity_order::{Done, EntityOrder};
 use crate::events::{DecisionEvent, InputEvent, InputPosition, InvalidEvent, MAX_EVENT_BYTES, parse_input};
-use crate::record::{Counters, MemoryAccounts, Processed, process};
+use crate::record::{Counters, MemoryAccounts, Processed};
 
 use super::compare::{Comparison, rfc3339};
 use super::error::BacktestError;
@@ -153,14 +156,10 @@ fn decide_side(
     to_compare: SyncSender<Chunk>,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
-    for (offset, record) in records.iter().enumerate() {
-        if record.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let position = InputPosition { topic: "backtest".to_owned(), partition: 0, offset: offset as i64 };
-        let parsed = parse_input(record, MAX_EVENT_BYTES);
-        let warming = warm_up_until.and_then(|until| event_time(&parsed).filter(|&t| t < until));
-        let Ok(processed) = process(&mut side.evaluator, parsed, position, &mut side.accounts);
+    let mut stopped = false;
+    let Running { tally, evaluator, accounts, .. } = side;
+    let mut done = |done: Done<Option<time::OffsetDateTime>>, evaluator: &Evaluator| {
+        let Done { item: warming, processed, .. } = done;
         if let Some(at) = warming {
             if let Some((_, warm)) = counted.as_mut() {
                 warm.records += 1;
@@ -176,10 +175,10 @@ fn decide_side(
             chunk.push(match processed {
                 Processed::Decided(decision) => {
                     let label = labels.and_then(|l| l.get(&decision.transaction_id));
-                    side.tally.count(&decision, label);
-                    for (rule_id, _, score) in side.evaluator.scored() {
+                    tally.count(&decision, label);
+                    for (rule_id, _, score) in evaluator.scored() {
                         if let Some(score) = score {
-                            side.tally.count_score(rule_id, score, &decision.transaction_id, label);
+                            tally.count_score(rule_id, score, &decision.transaction_id, label);
                         }
                     }
                     Some(decision)
@@ -187,11 +186,30 @@ fn decide_side(
                 _ => None,
             });
         }
-        if chunk.len() == CHUNK && to_compare.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-            return;
+        if chunk.len() == CHUNK && !stopped {
+            stopped = to_compare.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err();
         }
+    };
+    // A history is read at once: its records are dated before now, unless
+    // dated in the future.
+    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let mut order = EntityOrder::default();
+    for (offset, record) in records.iter().enumerate() {
+        if record.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let position = InputPosition { topic: "backtest".to_owned(), partition: 0, offset: offset as i64 };
+        let parsed = parse_input(record, MAX_EVENT_BYTES);
+        let warming = warm_up_until.and_then(|until| event_time(&parsed).filter(|&t| t < until));
+        let Ok(()) = order.push(evaluator, accounts, warming, parsed, position, now_ms, &mut done);
     }
-    let _ = to_compare.send(chunk);
+    let Ok(_) = order.flush(evaluator, accounts, usize::MAX, &mut done);
+    if let Some((input, _)) = counted.as_mut() {
+        input.entity_late += order.take_late();
+    }
+    if !stopped {
+        let _ = to_compare.send(chunk);
+    }
 }
 
 /// One side while the backtest runs.

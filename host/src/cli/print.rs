@@ -55,6 +55,12 @@ pub fn print_counters(c: &Counters) {
     if c.unlocks > 0 {
         println!("  {:<22} {:>9}   (analysts' unlocks; no decision)", "unlocks", c.unlocks);
     }
+    if c.entity_late > 0 {
+        println!(
+            "  {:<22} {:>9}   (dated before a transaction already applied to its entities; entity rules passed them unrun)",
+            "late to their entities", c.entity_late
+        );
+    }
 }
 
 /// The counters, a row per rule of `set` (invocations, hits, errors, fuel)

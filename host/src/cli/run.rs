@@ -98,6 +98,9 @@ impl RunArgs {
             batch_size: config.embedded.batch_size,
             max_event_bytes: config.embedded.max_event_bytes,
             hooks,
+            entity_max_waiting: config.embedded.entity_max_waiting,
+            // Standard input may be a live stream; a file is read through.
+            live: self.input == "-",
             ..PipelineOptions::default()
         };
         let summary = if self.input == "-" {

@@ -124,7 +124,7 @@ fn encode_records(encoder: &mut DescriptorEncoder, c: &Counters) -> std::fmt::Re
     counter(
         encoder,
         "weir_entity_late",
-        "Transactions that came to an entity later than kafka.entity_grace_ms allows; its rules passed them unrun",
+        "Transactions that came to an entity after a later one was applied there; its rules passed them unrun",
         r.entity_late,
     )?;
     counter(encoder, "weir_batches", "Batches committed (on Kafka: transactions)", c.batches)
