@@ -22,7 +22,9 @@
 //! run is repeated and the median reported), `WEIR_BENCH_DIR` (where the
 //! output goes; default the system's temporary directory),
 //! `WEIR_BENCH_WRITE_INPUT` (a directory: write the two inputs there as
-//! `1-round.jsonl` and `N-rounds.jsonl`, to feed other builds' `weir run`).
+//! `1-round.jsonl` and `N-rounds.jsonl`, to feed other builds' `weir run`),
+//! `WEIR_BENCH_ENTITY_MAX_WAITING` (`embedded.entity_max_waiting`, with
+//! entity rules).
 
 #![allow(clippy::unwrap_used)] // a benchmark or example stops at the first failure
 
@@ -101,7 +103,11 @@ fn run(engine: &Engine, input: &[u8], round_len: u64) -> Measured {
     }
     let set = RuleSet::new(rules).expect("a rule set");
     let mut evaluator = Evaluator::new(&set, Policy::default());
-    let opts = PipelineOptions { input_name: "bench.jsonl".to_owned(), ..PipelineOptions::default() };
+    let opts = PipelineOptions {
+        input_name: "bench.jsonl".to_owned(),
+        entity_max_waiting: env_or("WEIR_BENCH_ENTITY_MAX_WAITING", weir::entity_order::DEFAULT_LIMIT),
+        ..PipelineOptions::default()
+    };
     // The previous run's output is written back first, so it does not slow
     // this one down.
     let _ = std::process::Command::new("sync").status();
