@@ -98,6 +98,9 @@ pub struct EntityOrder<T> {
     restored: HashMap<String, Vec<RuleResult>>,
     /// Ids of transactions decided whose results the store holds.
     unheld: Vec<String>,
+    /// Sequence numbers of the transactions applied since the last
+    /// [`EntityOrder::take_held`].
+    fresh: Vec<u64>,
     late: u64,
 }
 
@@ -120,6 +123,7 @@ impl<T> EntityOrder<T> {
             released: None,
             restored: HashMap::default(),
             unheld: Vec::new(),
+            fresh: Vec::new(),
             late: 0,
         }
     }
@@ -263,6 +267,12 @@ impl<T> EntityOrder<T> {
             }
         }
         queued.entities = Entities::Applied { results, held: false };
+        if self.fresh.len() > 2 * self.limit {
+            // Nobody takes them (a backtest): those decided are dropped.
+            let first = self.first;
+            self.fresh.retain(|&s| s >= first);
+        }
+        self.fresh.push(sequence);
         self.released = Some((at, id));
         Ok(())
     }
@@ -318,7 +328,11 @@ impl<T> EntityOrder<T> {
     /// now on they count as held.
     pub fn take_held(&mut self) -> Vec<(String, Vec<RuleResult>)> {
         let mut held = Vec::new();
-        for queued in &mut self.queue {
+        for sequence in self.fresh.drain(..) {
+            // Decided already: the sequence is behind the queue's head.
+            let Some(queued) = sequence.checked_sub(self.first).and_then(|i| self.queue.get_mut(i as usize)) else {
+                continue;
+            };
             if let (Entities::Applied { results, held: h @ false }, Ok(InputEvent::Transaction(tx))) =
                 (&mut queued.entities, &queued.parsed)
             {
@@ -344,6 +358,12 @@ impl<T> EntityOrder<T> {
     pub fn take_late(&mut self) -> u64 {
         std::mem::take(&mut self.late)
     }
+}
+
+/// The clock, in ms since the epoch: what [`EntityOrder::push`] caps a
+/// transaction's order time at when it is read now.
+pub fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Accounts whose transaction's entity results are given: its entities

@@ -586,7 +586,7 @@ impl Decider<'_> {
         let mut accounts = BatchAccounts { cache: &mut self.accounts, reader, recent: &mut self.recent, dirty };
         let counters = &mut self.counters;
         let mut done = |done: Done<Option<Raw>>, _: &Evaluator| write_done(done, counters, batch);
-        let now_ms = now_ms();
+        let now_ms = crate::entity_order::now_ms();
         for line in chunk {
             *last_line = line.number;
             let position = InputPosition { topic: self.opts.input_name.clone(), partition: 0, offset: line.number };
@@ -666,12 +666,6 @@ fn write_done(done: Done<Option<Raw>>, counters: &mut Counters, batch: &mut Seal
         }
         Processed::Confirmation | Processed::Unlocked(_) | Processed::Duplicate => {}
     }
-}
-
-/// The clock, in ms since the epoch: a transaction read now is applied to
-/// its entities no later than this.
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Waits until the committer has committed every batch it was given.

@@ -192,7 +192,7 @@ fn decide_side(
     };
     // A history is read at once: its records are dated before now, unless
     // dated in the future.
-    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = crate::entity_order::now_ms();
     let mut order = EntityOrder::default();
     for (offset, record) in records.iter().enumerate() {
         if record.iter().all(u8::is_ascii_whitespace) {
