@@ -21,10 +21,15 @@
 //! rules pass it unrun, as on Kafka, and it is counted.
 //!
 //! The order time is the event time, but never later than the clock when
-//! the record was read: a transaction dated in the future (a wrong clock, a
-//! hostile producer) would otherwise hold every record behind it until the
-//! queue overflowed, and then make everything dated before it late. Kafka
-//! caps it at the record's timestamp.
+//! the record was read (Kafka caps it at the record's timestamp): on a live
+//! stream, whose event times follow the clock, a transaction dated in the
+//! future (a wrong clock, a hostile producer) would otherwise hold every
+//! record behind it until the queue overflowed, and then make late what is
+//! dated before its date. A replay of history, all of it dated before the
+//! clock, gains nothing from the cap: a transaction dated far ahead of the
+//! rest is held until the queue overflows, and what is read after it and
+//! dated before it then comes late, as on Kafka once its partition's queue
+//! is full.
 //!
 //! Applying a transaction's entities changes state that commits with the
 //! batch that is being decided, while the transaction itself may wait
