@@ -303,28 +303,30 @@ impl<T> EntityOrder<T> {
         accounts: &mut A,
         done: &mut impl FnMut(Done<T>, &Evaluator),
     ) -> Result<(), A::Error> {
-        {
-            let Queued { item, parsed, position, entities } = *self.queue.pop_front().expect("a head");
-            self.first += 1;
-            if let Ok(InputEvent::Transaction(tx)) = &parsed {
-                self.queued.remove(&tx.transaction_id);
-            }
-            let processed = match entities {
-                Entities::None => process(evaluator, parsed, position.clone(), accounts)?,
-                Entities::Applied { results, held } => {
-                    if held && let Ok(InputEvent::Transaction(tx)) = &parsed {
-                        self.unheld.push(tx.transaction_id.clone());
-                    }
-                    let given = &mut Given { accounts, results: Some(results) };
-                    process(evaluator, parsed, position.clone(), given)?
-                }
-                Entities::Late => {
-                    process(evaluator, parsed, position.clone(), &mut Given { accounts, results: Some(Vec::new()) })?
-                }
-                Entities::Waiting => unreachable!("the head is not waiting"),
-            };
-            done(Done { item, position, processed }, evaluator);
+        let Queued { item, parsed, position, entities } = *self.queue.pop_front().expect("a head");
+        self.first += 1;
+        if let Ok(InputEvent::Transaction(tx)) = &parsed {
+            self.queued.remove(&tx.transaction_id);
         }
+        let results = match entities {
+            Entities::None => None,
+            Entities::Applied { results, held } => {
+                if held && let Ok(InputEvent::Transaction(tx)) = &parsed {
+                    self.unheld.push(tx.transaction_id.clone());
+                }
+                Some(results)
+            }
+            // Its entity rules pass it unrun.
+            Entities::Late => Some(Vec::new()),
+            Entities::Waiting => unreachable!("the head is not waiting"),
+        };
+        let processed = match results {
+            None => process(evaluator, parsed, position.clone(), accounts)?,
+            Some(results) => {
+                process(evaluator, parsed, position.clone(), &mut Given { accounts, results: Some(results) })?
+            }
+        };
+        done(Done { item, position, processed }, evaluator);
         Ok(())
     }
 
