@@ -736,17 +736,28 @@ fn start_with_entities_listening(
     tweak: impl FnOnce(&mut weir::kafka::KafkaConfig),
     status: Option<&str>,
 ) -> WeirProcess {
-    let mut config = setup.weir_config("a");
+    start_instance_with_entities(setup, "a", tweak, status)
+}
+
+/// As [`start_with_entities_listening`], as instance `instance` of the
+/// group.
+fn start_instance_with_entities(
+    setup: &Setup,
+    instance: &str,
+    tweak: impl FnOnce(&mut weir::kafka::KafkaConfig),
+    status: Option<&str>,
+) -> WeirProcess {
+    let mut config = setup.weir_config(instance);
     config.status.listen = status.map(str::to_owned);
     let kafka = config.kafka.as_mut().unwrap();
     kafka.entities = vec!["device".into(), "merchant".into(), "counterparty".into()];
     tweak(kafka);
     weir::kafka::create_topics(kafka, &Default::default()).unwrap();
-    let path = setup.dir.path().join("a.toml");
+    let path = setup.dir.path().join(format!("{instance}.toml"));
     weir_testkit::config::write(&config, &path);
-    let a = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path("a"), "info");
-    wait_for("weir to join", Duration::from_secs(60), || setup.log("a").contains("partitions assigned"));
-    a
+    let weir = WeirProcess::start(Path::new(env!("CARGO_BIN_EXE_weir")), &path, &setup.log_path(instance), "info");
+    wait_for("weir to join", Duration::from_secs(60), || setup.log(instance).contains("partitions assigned"));
+    weir
 }
 
 /// Sends `txs` live, `chunk` at a time with `pause(i)` after chunk `i`,
@@ -899,8 +910,9 @@ fn metrics_with_the_entity_hop_include_the_delivery_allowance() {
 
 /// Runs an entity scenario whose promise is that none comes late, for
 /// records delivered within weir's delivery allowance (`hop::Delivery`):
-/// `scenario` sends its stream to weir started on `setup` and returns the
-/// embedded run's decisions. When weir reports transactions late and every
+/// `scenario` sends its stream to weir started on `setup` (as each of
+/// `instances`, members of one group) and returns the embedded run's
+/// decisions. When weir reports transactions late and every
 /// one of them took longer than [`STALLED_MS`] from being sent to reaching
 /// it, the run tested the machine, not the promise: the test's producer,
 /// the broker and weir share two cores with the rest of the suite, and a
@@ -911,15 +923,19 @@ fn metrics_with_the_entity_hop_include_the_delivery_allowance() {
 /// that counted.
 fn in_order_unless_stalled(
     name: &str,
+    instances: &[&str],
     scenario: impl Fn(&Setup) -> HashMap<String, DecisionEvent>,
 ) -> Vec<DecisionEvent> {
     for attempt in 1..=2 {
         let setup = Setup::new(name);
-        let mut a = start_with_entities(&setup, |_| {});
+        let mut running: Vec<WeirProcess> =
+            instances.iter().map(|i| start_instance_with_entities(&setup, i, |_| {}, None)).collect();
         let reference = scenario(&setup);
         setup.wait_for_decisions(reference.len(), Duration::from_secs(120));
-        a.terminate(STOP_DEADLINE);
-        let log = setup.log("a");
+        for weir in &mut running {
+            weir.terminate(STOP_DEADLINE);
+        }
+        let log: String = instances.iter().map(|i| setup.log(i)).collect();
         let delays = weir_testkit::entity_late_delays(&log);
         if delays.is_empty() {
             let got = setup.all_decisions();
@@ -949,7 +965,7 @@ const STALLED_MS: u64 = 1_000;
 #[test]
 fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    let got = in_order_unless_stalled("entity-live", |setup| {
+    let got = in_order_unless_stalled("entity-live", &["a"], |setup| {
         let mut txs = crate::entities::stream(1200, 31);
         // Now and then the stream pauses for longer than a report of where
         // the partitions end, so they go idle between bursts.
@@ -976,13 +992,36 @@ fn a_live_stream_in_event_time_order_reaches_its_entities_in_order() {
 #[test]
 fn a_burst_into_an_idle_instance_reaches_its_entities_in_order() {
     let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
-    in_order_unless_stalled("entity-burst", |setup| {
+    in_order_unless_stalled("entity-burst", &["a"], |setup| {
         // Idle at the end of every partition for well over a second.
         wait_for("the partitions to be restored", Duration::from_secs(60), || {
             setup.log("a").matches("state restored from the changelog").count() >= 2
         });
         std::thread::sleep(Duration::from_millis(2500));
         let mut txs = crate::entities::stream(1200, 37);
+        let lines = send_live(setup, &mut txs, 1200, |_| Duration::ZERO);
+        decide_embedded(&lines).1
+    });
+}
+
+/// The same burst into two idle instances of one group, which share the
+/// partitions and with them the entities: a task of one instance's router
+/// reaches an entity partition of the other through Kafka, after its
+/// instance's transaction, and the progress saying that router had read
+/// nothing (so held nothing back) must not let the other instance release
+/// its tasks past it meanwhile. None comes late, and every decision is the
+/// embedded run's.
+#[test]
+fn a_burst_into_two_idle_instances_reaches_their_entities_in_order() {
+    let _exclusive = BROKER_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    in_order_unless_stalled("entity-burst-two", &["a", "b"], |setup| {
+        // Both hold their share, restored, and are idle for well over a second.
+        wait_for("the group to settle over both instances", Duration::from_secs(90), || {
+            setup.log("b").contains("state restored from the changelog")
+                && setup.log("a").matches("partitions assigned").count() >= 2
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        let mut txs = crate::entities::stream(1200, 41);
         let lines = send_live(setup, &mut txs, 1200, |_| Duration::ZERO);
         decide_embedded(&lines).1
     });
