@@ -21,6 +21,7 @@ VERSION="${WEIR_KAFKA_VERSION:-$POM_VERSION}"
 WAIT_TIMEOUT="${WEIR_KAFKA_WAIT_TIMEOUT:-60}"
 STOP_TIMEOUT="${WEIR_KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${WEIR_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+GC_OPTS="${WEIR_KAFKA_GC_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35}"
 
 PIDFILE="$DATA/broker.pid"
 PROPS="$DATA/server.properties"
@@ -84,6 +85,9 @@ Environment:
   WEIR_KAFKA_VERSION          Kafka version from Maven Central (default $POM_VERSION,
                               pinned in scripts/kafka/pom.xml).
   WEIR_KAFKA_HEAP_OPTS        Broker heap (default "-Xmx512m -Xms256m").
+  WEIR_KAFKA_GC_OPTS          Broker garbage collector (default Kafka's own: "-XX:+UseG1GC
+                              -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35";
+                              e.g. "-XX:+UseZGC" to compare a collector in a benchmark).
   WEIR_KAFKA_WAIT_TIMEOUT     Seconds start/wait wait for readiness (default 60).
   WEIR_KAFKA_STOP_TIMEOUT     Seconds stop waits before SIGKILL (default 30).
 
@@ -341,10 +345,9 @@ cmd_start() {
   # New session: the broker outlives this script and ignores the caller's
   # terminal signals. bash writes its own pid, then execs java in place. The
   # lock fd (9) is closed so the broker does not hold the lock forever.
-  # shellcheck disable=SC2086,SC2016 # word-split HEAP_OPTS; inner bash expands $$
+  # shellcheck disable=SC2086,SC2016 # word-split HEAP_OPTS and GC_OPTS; inner bash expands $$
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
-    java $HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    java $HEAP_OPTS -server $GC_OPTS -XX:+ExplicitGCInvokesConcurrent \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$KDIR/log4j2.properties" "-Dkafka.logs.dir=$LOGDIR" \
     -cp "$LIB/*" kafka.Kafka "$PROPS" \
