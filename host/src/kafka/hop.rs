@@ -723,7 +723,7 @@ impl Mail {
     /// burst into idle instances reaches every partition within
     /// milliseconds, but its progress comes through Kafka only after its
     /// instance's transaction (taking its claim at once made two instances
-    /// answer 1 400 to 1 600 of a replayed burst's transactions late, their
+    /// answer 1 286 to 1 638 of a replayed burst's transactions late, their
     /// entity rules unrun). A router here is not once
     /// it has read past `position`: its claim is out of date, and the
     /// progress that replaces it may still be on its way (a worker hands
